@@ -1,0 +1,53 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// Every Herald target is compiled in Swift 6 mode with warnings treated as errors: a warning is a defect.
+let strictSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .treatAllWarnings(as: .error),
+]
+
+let package = Package(
+    name: "herald",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "HeraldCore", targets: ["HeraldCore"]),
+        .library(name: "HeraldClient", targets: ["HeraldClient"]),
+        .executable(name: "herald", targets: ["herald"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(
+            name: "HeraldCore",
+            dependencies: [
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(name: "HeraldLog", dependencies: ["HeraldCore"], swiftSettings: strictSettings),
+        .target(name: "HeraldProtocol", dependencies: ["HeraldCore"], swiftSettings: strictSettings),
+        .target(
+            name: "HeraldServer",
+            dependencies: ["HeraldCore", "HeraldLog", "HeraldProtocol"],
+            swiftSettings: strictSettings
+        ),
+        .target(name: "HeraldClient", dependencies: ["HeraldProtocol"], swiftSettings: strictSettings),
+        .executableTarget(
+            name: "herald",
+            dependencies: [
+                "HeraldCore",
+                "HeraldServer",
+                "HeraldClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "HeraldCoreTests", dependencies: ["HeraldCore"], swiftSettings: strictSettings),
+    ]
+)

@@ -1,0 +1,277 @@
+import Synchronization
+
+/// The typed in-process event bus: publish events, subscribe to topic patterns, count deliveries.
+///
+/// `publish` never blocks: each matching subscription has its own bounded queue with an overflow policy.
+/// Routing goes through a ``TopicTrie`` of patterns, with the result cached per topic until the set of
+/// subscriptions changes, so a publish to a known topic costs one dictionary lookup plus one short critical
+/// section per matching subscription.
+public final class EventBus: Sendable {
+    /// Live queue bounds, as PROTOCOL.md §4.1 sets them.
+    public static let bufferRange = 1...100_000
+    /// The subscriber name used when none is given.
+    public static let anonymousSubscriber = "anonymous"
+    /// How many topics' routes are cached before the cache starts over.
+    static let routeCacheLimit = 8192
+
+    private let routing = Mutex(Routing())
+
+    public init() {}
+
+    // MARK: Publishing
+
+    /// Offers `envelope` to every live subscription whose patterns and filter match its topic.
+    @discardableResult
+    public func publish(_ envelope: EventEnvelope) -> PublishResult {
+        let targets = routing.withLock { $0.route(envelope.topic) }
+        var result = PublishResult()
+        for target in targets {
+            if let filter = target.filter, !filter(envelope) { continue }
+            switch target.enqueue(envelope) {
+            case .delivered:
+                result.delivered += 1
+            case .deliveredLast:
+                result.delivered += 1
+                remove(target)
+            case .deliveredEvicting:
+                result.delivered += 1
+                result.dropped += 1
+            case .dropped:
+                result.dropped += 1
+            case .closed:
+                continue
+            }
+        }
+        return result
+    }
+
+    // MARK: Subscribing
+
+    /// Subscribes to the events whose topics match any of `patterns`.
+    ///
+    /// - Parameters:
+    ///   - subscriber: the name statistics are counted under; many subscriptions may share it.
+    ///   - buffer: how many events may wait for this subscription (1 to 100 000).
+    ///   - overflow: what happens to a new event when the buffer is full.
+    ///   - filter: runs on the publisher's task for each matching event; only events it accepts are queued
+    ///     (and given a sequence number). Keep it cheap.
+    public func subscribe(
+        _ patterns: [TopicPattern],
+        subscriber: String = EventBus.anonymousSubscriber,
+        buffer: Int = 100,
+        overflow: OverflowPolicy = .dropNewest,
+        filter: (@Sendable (EventEnvelope) -> Bool)? = nil
+    ) throws(SubscriptionError) -> Subscription {
+        try subscribe(patterns, subscriber: subscriber, buffer: buffer, overflow: overflow, limit: nil, filter: filter)
+    }
+
+    /// Subscribes to the events whose topics match any of `patterns`, given as text.
+    public func subscribe(
+        _ patterns: [String],
+        subscriber: String = EventBus.anonymousSubscriber,
+        buffer: Int = 100,
+        overflow: OverflowPolicy = .dropNewest,
+        filter: (@Sendable (EventEnvelope) -> Bool)? = nil
+    ) throws(SubscriptionError) -> Subscription {
+        try subscribe(
+            try Self.parse(patterns),
+            subscriber: subscriber,
+            buffer: buffer,
+            overflow: overflow,
+            limit: nil,
+            filter: filter
+        )
+    }
+
+    /// A subscription that takes the first matching event and then ends; await it with `first(where:)`
+    /// or a `for await` loop. It is registered when this returns, so a publish that follows is seen.
+    public func once(
+        _ patterns: [String],
+        subscriber: String = EventBus.anonymousSubscriber,
+        filter: (@Sendable (EventEnvelope) -> Bool)? = nil
+    ) throws(SubscriptionError) -> Subscription {
+        try subscribe(
+            try Self.parse(patterns),
+            subscriber: subscriber,
+            buffer: 1,
+            overflow: .dropNewest,
+            limit: 1,
+            filter: filter
+        )
+    }
+
+    func subscribe(
+        _ patterns: [TopicPattern],
+        subscriber: String,
+        buffer: Int,
+        overflow: OverflowPolicy,
+        limit: Int?,
+        filter: (@Sendable (EventEnvelope) -> Bool)?
+    ) throws(SubscriptionError) -> Subscription {
+        guard !patterns.isEmpty else { throw .invalidRequest("topics: at least one pattern is required") }
+        guard Self.bufferRange.contains(buffer) else {
+            throw .invalidRequest("buffer: must be from \(Self.bufferRange.lowerBound) to \(Self.bufferRange.upperBound)")
+        }
+        let storage = routing.withLock { routing in
+            routing.add(
+                subscriber: subscriber,
+                patterns: patterns,
+                buffer: buffer,
+                overflow: overflow,
+                limit: limit,
+                filter: filter
+            )
+        }
+        return Subscription(storage: storage, bus: self)
+    }
+
+    private static func parse(_ patterns: [String]) throws(SubscriptionError) -> [TopicPattern] {
+        var parsed: [TopicPattern] = []
+        parsed.reserveCapacity(patterns.count)
+        for text in patterns {
+            do {
+                parsed.append(try TopicPattern(text))
+            } catch {
+                throw .invalidTopic(error)
+            }
+        }
+        return parsed
+    }
+
+    // MARK: Removing
+
+    /// Removes every subscription of `subscriber`; returns how many there were.
+    @discardableResult
+    public func unsubscribeAll(subscriber: String) -> Int {
+        removeAll { $0.subscriber == subscriber }
+    }
+
+    /// Removes every subscription that has `pattern` among its patterns; returns how many there were.
+    @discardableResult
+    public func unsubscribeAll(pattern: TopicPattern) -> Int {
+        removeAll { $0.patterns.contains(pattern) }
+    }
+
+    func remove(_ storage: SubscriptionStorage) {
+        let removed = routing.withLock { $0.remove(storage) }
+        if removed { storage.finish() }
+    }
+
+    private func removeAll(where predicate: (SubscriptionStorage) -> Bool) -> Int {
+        let removed = routing.withLock { routing in
+            let matching = routing.subscriptions.values.filter(predicate)
+            for storage in matching { _ = routing.remove(storage) }
+            return matching
+        }
+        for storage in removed { storage.finish() }
+        return removed.count
+    }
+
+    // MARK: Inspecting
+
+    /// The names of the subscribers with a live subscription that matches events of `eventType`, with or
+    /// without a chain id, sorted.
+    public func subscribers(for eventType: String) -> [String] {
+        let all = routing.withLock { Array($0.subscriptions.values) }
+        let names = Set(all.filter { $0.patterns.contains { $0.matches(eventType: eventType) } }.map(\.subscriber))
+        return names.sorted()
+    }
+
+    /// How many live subscriptions the bus holds.
+    public var subscriptionCount: Int {
+        routing.withLock { $0.subscriptions.count }
+    }
+
+    // MARK: Statistics
+
+    /// The delivery statistics of `subscriber`, or `nil` if no subscription ever had that name.
+    public func deliveryStatistics(for subscriber: String) -> DeliveryStatistics? {
+        routing.withLock { $0.counters[subscriber] }?.snapshot
+    }
+
+    /// The delivery statistics of every subscriber name ever seen.
+    public func allDeliveryStatistics() -> [String: DeliveryStatistics] {
+        routing.withLock { $0.counters }.mapValues(\.snapshot)
+    }
+
+    /// Sets the statistics of `subscriber` back to zero; returns `false` if the name was never seen.
+    @discardableResult
+    public func resetDeliveryStatistics(for subscriber: String) -> Bool {
+        guard let counters = routing.withLock({ $0.counters[subscriber] }) else { return false }
+        counters.reset()
+        return true
+    }
+}
+
+extension EventBus {
+    /// Everything the bus's lock guards.
+    struct Routing: ~Copyable {
+        var trie = TopicTrie<SubscriptionStorage>()
+        var subscriptions: [UInt64: SubscriptionStorage] = [:]
+        /// Matching subscriptions per topic, in subscription order; dropped whenever subscriptions change.
+        var routes: [String: [SubscriptionStorage]] = [:]
+        /// Counters per subscriber name; kept after the name's last subscription goes (PROTOCOL.md §5).
+        var counters: [String: DeliveryCounters] = [:]
+        var nextID: UInt64 = 1
+
+        /// The route of the most recent topic: a stream of one event type skips hashing its topic.
+        var lastTopic = ""
+        var lastRoute: [SubscriptionStorage] = []
+
+        mutating func route(_ topic: String) -> [SubscriptionStorage] {
+            if topic == lastTopic { return lastRoute }
+            let route: [SubscriptionStorage]
+            if let cached = routes[topic] {
+                route = cached
+            } else {
+                route = trie.match(topic).sorted { $0.id < $1.id }
+                if routes.count >= EventBus.routeCacheLimit { routes.removeAll(keepingCapacity: true) }
+                routes[topic] = route
+            }
+            lastTopic = topic
+            lastRoute = route
+            return route
+        }
+
+        mutating func forgetRoutes() {
+            routes.removeAll(keepingCapacity: true)
+            lastTopic = ""
+            lastRoute = []
+        }
+
+        mutating func add(
+            subscriber: String,
+            patterns: [TopicPattern],
+            buffer: Int,
+            overflow: OverflowPolicy,
+            limit: Int?,
+            filter: (@Sendable (EventEnvelope) -> Bool)?
+        ) -> SubscriptionStorage {
+            let counters = self.counters[subscriber] ?? DeliveryCounters()
+            self.counters[subscriber] = counters
+            let storage = SubscriptionStorage(
+                id: nextID,
+                subscriber: subscriber,
+                patterns: patterns,
+                buffer: buffer,
+                overflow: overflow,
+                limit: limit,
+                filter: filter,
+                counters: counters
+            )
+            nextID += 1
+            subscriptions[storage.id] = storage
+            for pattern in patterns { trie.insert(pattern, storage) }
+            forgetRoutes()
+            return storage
+        }
+
+        /// Returns `false` if `storage` was already removed.
+        mutating func remove(_ storage: SubscriptionStorage) -> Bool {
+            guard subscriptions.removeValue(forKey: storage.id) != nil else { return false }
+            for pattern in storage.patterns { trie.remove(pattern, storage) }
+            forgetRoutes()
+            return true
+        }
+    }
+}

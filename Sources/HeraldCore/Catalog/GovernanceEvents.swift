@@ -1,0 +1,89 @@
+// The event catalog of EVENTS.md. Field names on the wire are exactly the producers' own; Swift names are
+// their camel-case forms. Documented in docs/events.md.
+
+/// `governance.proposal_created`: a governance proposal was opened.
+public struct GovernanceProposalCreated: CatalogEvent {
+    public static let eventType = "governance.proposal_created"
+
+    public var proposalId: String
+    public var repository: String
+    public var prNumber: Int
+    public var tier: String
+
+    public init(proposalId: String, repository: String, prNumber: Int, tier: String) {
+        self.proposalId = proposalId
+        self.repository = repository
+        self.prNumber = prNumber
+        self.tier = tier
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case proposalId = "proposal_id"
+        case repository
+        case prNumber = "pr_number"
+        case tier
+    }
+}
+
+/// `governance.proposal_voted`: a vote was cast on a proposal.
+public struct GovernanceProposalVoted: CatalogEvent {
+    public static let eventType = "governance.proposal_voted"
+
+    public var proposalId: String
+    public var voter: String
+    public var vote: String
+
+    public init(proposalId: String, voter: String, vote: String) {
+        self.proposalId = proposalId
+        self.voter = voter
+        self.vote = vote
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case proposalId = "proposal_id"
+        case voter
+        case vote
+    }
+}
+
+/// `governance.proposal_merged`: a proposal was merged.
+public struct GovernanceProposalMerged: CatalogEvent {
+    public static let eventType = "governance.proposal_merged"
+
+    public var proposalId: String
+    public var repository: String
+    public var prNumber: Int
+
+    public init(proposalId: String, repository: String, prNumber: Int) {
+        self.proposalId = proposalId
+        self.repository = repository
+        self.prNumber = prNumber
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case proposalId = "proposal_id"
+        case repository
+        case prNumber = "pr_number"
+    }
+}
+
+/// `governance.fork_detected`: a ruleset fork was detected.
+public struct GovernanceForkDetected: CatalogEvent {
+    public static let eventType = "governance.fork_detected"
+
+    public var forkId: String
+    public var rulesetVersion: String
+    public var adoptionCount: Int
+
+    public init(forkId: String, rulesetVersion: String, adoptionCount: Int) {
+        self.forkId = forkId
+        self.rulesetVersion = rulesetVersion
+        self.adoptionCount = adoptionCount
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case forkId = "fork_id"
+        case rulesetVersion = "ruleset_version"
+        case adoptionCount = "adoption_count"
+    }
+}

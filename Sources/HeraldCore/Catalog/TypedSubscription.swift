@@ -1,0 +1,64 @@
+/// A subscription to one catalog event type, yielding decoded payloads.
+///
+/// An event of that type whose payload does not decode (published by someone not using the catalog, on a
+/// broker without payload validation) is skipped; subscribe by pattern to see such events raw.
+public struct TypedSubscription<Event: CatalogEvent>: AsyncSequence, Sendable {
+    public typealias Element = TypedEvent<Event>
+    public typealias Failure = Never
+
+    /// The underlying subscription: cancel it to end this sequence.
+    public let subscription: Subscription
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(base: subscription.makeAsyncIterator())
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        var base: Subscription.Iterator
+
+        public mutating func next() async -> TypedEvent<Event>? {
+            await next(isolation: nil)
+        }
+
+        public mutating func next(isolation actor: isolated (any Actor)?) async -> TypedEvent<Event>? {
+            while let envelope = await base.next(isolation: actor) {
+                if let event = try? TypedEvent<Event>(envelope) { return event }
+            }
+            return nil
+        }
+    }
+}
+
+@available(*, unavailable)
+extension TypedSubscription.Iterator: Sendable {}
+
+extension EventBus {
+    /// Publishes a catalog event; its topic is its `eventType`, plus `.chainID` when given.
+    @discardableResult
+    public func publish<Event: CatalogEvent>(
+        _ event: Event,
+        chainID: Int64? = nil,
+        eventID: String? = nil,
+        key: String? = nil,
+        metadata: EventEnvelope.Metadata = [:]
+    ) throws(EnvelopeError) -> PublishResult {
+        publish(try EventEnvelope(event, chainID: chainID, eventID: eventID, key: key, metadata: metadata))
+    }
+
+    /// Subscribes to one catalog event type: on every chain (and without one) when `chainID` is `nil`,
+    /// else on that chain only.
+    public func subscribe<Event: CatalogEvent>(
+        _ type: Event.Type,
+        chainID: Int64? = nil,
+        subscriber: String = EventBus.anonymousSubscriber,
+        buffer: Int = 100,
+        overflow: OverflowPolicy = .dropNewest
+    ) throws(SubscriptionError) -> TypedSubscription<Event> {
+        let patterns =
+            if let chainID { [Topic.of(eventType: Event.eventType, chainID: chainID)] } else {
+                [Event.eventType, Event.eventType + ".*"]
+            }
+        let subscription = try subscribe(patterns, subscriber: subscriber, buffer: buffer, overflow: overflow)
+        return TypedSubscription(subscription: subscription)
+    }
+}

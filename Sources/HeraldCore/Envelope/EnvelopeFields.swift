@@ -1,0 +1,220 @@
+
+
+/// An envelope's fields before the broker's defaults are applied: what a publisher sent, validated.
+///
+/// The broker parses a publish into these, checks dedup and appends to the log, and only then seals them
+/// into an ``EventEnvelope`` with its producer, offset and partition, so the event is encoded exactly once.
+package struct EnvelopeFields: Sendable {
+    package static let maximumEventTypeBytes = 255
+    package static let maximumEventIDBytes = 128
+    package static let maximumKeyBytes = 255
+
+    package var eventType: String
+    package var eventID: String?
+    package var timestamp: String?
+    package var chainID: Int64?
+    package var key: String?
+    package var payload: RawJSON?
+    package var metadata: EventEnvelope.Metadata = [:]
+    package var offset: Int64?
+    package var partition: Int?
+
+    package init(eventType: String) {
+        self.eventType = eventType
+    }
+
+    /// Checks every rule of PROTOCOL.md §1 that the field values (not their JSON form) can break.
+    package func validate() throws(EnvelopeError) {
+        try Self.validateEventType(eventType)
+        if let eventID {
+            guard !eventID.isEmpty else { throw EnvelopeError(field: "event_id", "must not be empty") }
+            guard eventID.utf8.count <= Self.maximumEventIDBytes else {
+                throw EnvelopeError(field: "event_id", "longer than \(Self.maximumEventIDBytes) bytes")
+            }
+        }
+        if let timestamp, Timestamp.millisecondsSinceEpoch(timestamp) == nil {
+            throw EnvelopeError(field: "timestamp", "must be an RFC 3339 UTC timestamp such as 2026-11-23T08:00:00.123Z")
+        }
+        if let chainID, chainID < 0 {
+            throw EnvelopeError(field: "chain_id", "must be an integer from 0 to 9223372036854775807")
+        }
+        if let key, key.utf8.count > Self.maximumKeyBytes {
+            throw EnvelopeError(field: "key", "longer than \(Self.maximumKeyBytes) bytes")
+        }
+        if let offset, offset < 0 { throw EnvelopeError(field: "offset", "must not be negative") }
+        if let partition, partition < 0 { throw EnvelopeError(field: "partition", "must not be negative") }
+    }
+
+    /// Checks an `event_type`: lowercase words `[a-z0-9_]+` joined by `.`, 1 to 255 bytes, no wildcards.
+    package static func validateEventType(_ eventType: String) throws(EnvelopeError) {
+        let field = "event_type"
+        let utf8 = eventType.utf8
+        guard !utf8.isEmpty else { throw EnvelopeError(field: field, "must not be empty") }
+        guard utf8.count <= maximumEventTypeBytes else {
+            throw EnvelopeError(field: field, "longer than \(maximumEventTypeBytes) bytes")
+        }
+        var previous = UInt8(ascii: ".")
+        for byte in utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"):
+                break
+            case UInt8(ascii: "."):
+                if previous == UInt8(ascii: ".") {
+                    throw EnvelopeError(field: field, "empty word: '.' must separate two words")
+                }
+            case UInt8(ascii: "*"), UInt8(ascii: "#"):
+                throw EnvelopeError(field: field, "must not contain wildcards ('*' or '#')")
+            default:
+                throw EnvelopeError(
+                    field: field,
+                    "invalid character \(describe(byte)): words are lowercase letters, digits and '_'"
+                )
+            }
+            previous = byte
+        }
+        if previous == UInt8(ascii: ".") {
+            throw EnvelopeError(field: field, "empty word: '.' must separate two words")
+        }
+    }
+
+    private static func describe(_ byte: UInt8) -> String {
+        byte >= 0x20 && byte < 0x7F ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16))"
+    }
+}
+
+extension EnvelopeFields {
+    /// Parses one envelope object from JSON text and validates it.
+    package init(parsing buffer: UnsafeBufferPointer<UInt8>, form: EnvelopeForm) throws(EnvelopeError) {
+        var scanner = JSONScanner(buffer)
+        self = try EnvelopeFields(scanning: &scanner, form: form)
+        guard scanner.isAtEnd else { throw EnvelopeError(field: "", "trailing bytes after the envelope") }
+    }
+
+    /// Reads one envelope object at the scanner's position (inside a larger frame, say) and validates it.
+    package init(scanning scanner: inout JSONScanner, form: EnvelopeForm) throws(EnvelopeError) {
+        guard scanner.peek() == UInt8(ascii: "{") else { throw EnvelopeError(field: "", "must be a JSON object") }
+        var eventType: String?
+        var fields = EnvelopeFields(eventType: "")
+        var seen = Set<String>()
+        var failure: EnvelopeError?
+        do throws(JSONSyntaxError) {
+            try scanner.readObject { name, scanner throws(JSONSyntaxError) in
+                guard failure == nil else {
+                    try scanner.skipValue()
+                    return
+                }
+                guard seen.insert(name).inserted else {
+                    failure = .duplicateField(name)
+                    try scanner.skipValue()
+                    return
+                }
+                failure = try fields.read(field: name, from: &scanner, form: form, eventType: &eventType)
+            }
+        } catch {
+            throw .malformed(error)
+        }
+        if let failure { throw failure }
+        guard let eventType else { throw .required("event_type") }
+        fields.eventType = eventType
+        try fields.validate()
+        self = fields
+    }
+
+    /// Reads the value of field `name`; returns the envelope error it breaks, if any, having consumed it.
+    private mutating func read(
+        field name: String,
+        from scanner: inout JSONScanner,
+        form: EnvelopeForm,
+        eventType: inout String?
+    ) throws(JSONSyntaxError) -> EnvelopeError? {
+        func string(_ field: String) throws(JSONSyntaxError) -> Result<String, EnvelopeError> {
+            guard scanner.peek() == UInt8(ascii: "\"") else {
+                try scanner.skipValue()
+                return .failure(.wrongType(field, expected: "a string"))
+            }
+            return .success(try scanner.readString())
+        }
+        func integer(_ field: String, range: String) throws(JSONSyntaxError) -> Result<Int64, EnvelopeError> {
+            do throws(JSONIntegerError) {
+                return .success(try scanner.readNonNegativeInteger())
+            } catch .notANumber {
+                // Not a number at all: nothing was consumed, so pass over whatever value is there.
+                try scanner.skipValue()
+                return .failure(.wrongType(field, expected: "an integer"))
+            } catch .notAnInteger {
+                return .failure(.wrongType(field, expected: "an integer"))
+            } catch .malformed(let error) {
+                throw error
+            } catch {
+                return .failure(EnvelopeError(field: field, "must be an integer from \(range)"))
+            }
+        }
+        switch name {
+        case "event_type":
+            switch try string(name) {
+            case .success(let value): eventType = value
+            case .failure(let error): return error
+            }
+        case "event_id":
+            switch try string(name) {
+            case .success(let value): eventID = value
+            case .failure(let error): return error
+            }
+        case "timestamp":
+            switch try string(name) {
+            case .success(let value): timestamp = value
+            case .failure(let error): return error
+            }
+        case "key":
+            switch try string(name) {
+            case .success(let value): key = value
+            case .failure(let error): return error
+            }
+        case "chain_id":
+            switch try integer(name, range: "0 to 9223372036854775807") {
+            case .success(let value): chainID = value
+            case .failure(let error): return error
+            }
+        case "payload":
+            let range = try scanner.skipValue()
+            payload = RawJSON(unchecked: scanner.copyBytes(in: range))
+        case "metadata":
+            guard scanner.peek() == UInt8(ascii: "{") else {
+                try scanner.skipValue()
+                return .wrongType(name, expected: "an object of string values")
+            }
+            var failure: EnvelopeError?
+            var metadata = EventEnvelope.Metadata()
+            try scanner.readObject { entry, scanner throws(JSONSyntaxError) in
+                guard failure == nil else {
+                    try scanner.skipValue()
+                    return
+                }
+                guard scanner.peek() == UInt8(ascii: "\"") else {
+                    failure = .wrongType("metadata.\(entry)", expected: "a string")
+                    try scanner.skipValue()
+                    return
+                }
+                let value = try scanner.readString()
+                if metadata.updateValue(value, forKey: entry) != nil { failure = .duplicateField("metadata.\(entry)") }
+            }
+            if let failure { return failure }
+            self.metadata = metadata
+        case "offset", "partition":
+            guard form == .delivered else {
+                // Ignored on publish (PROTOCOL.md §1): the log assigns them.
+                try scanner.skipValue()
+                return nil
+            }
+            switch try integer(name, range: "0 to 9223372036854775807") {
+            case .success(let value):
+                if name == "offset" { offset = value } else { partition = Int(value) }
+            case .failure(let error): return error
+            }
+        default:
+            try scanner.skipValue()
+            return .unknownField(name)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,203 @@
+
+
+/// One event as PROTOCOL.md §1 defines it: validated, with every default applied, and encoded once.
+///
+/// The JSON form (`json`) is produced when the envelope is made and kept: every delivery of the event,
+/// to any number of subscribers, splices these bytes instead of encoding again. Copying an envelope copies
+/// one reference.
+public struct EventEnvelope: Sendable, Hashable, CustomStringConvertible {
+    /// The type of `metadata`: string values in publish order.
+    public typealias Metadata = EventMetadata
+
+    private let storage: Storage
+
+    /// The event's type, such as `block.new`.
+    public var eventType: String { storage.fields.eventType }
+    /// The event's id: as published, or a UUID v4 the broker assigned.
+    public var eventID: String { storage.fields.eventID }
+    /// RFC 3339 UTC: as published, or the time of acceptance with millisecond precision.
+    public var timestamp: String { storage.fields.timestamp }
+    /// The chain the event belongs to, when published with one.
+    public var chainID: Int64? { storage.fields.chainID }
+    /// The partition key: as published, else the decimal `chainID`, else `eventType`.
+    public var key: String { storage.fields.key }
+    /// The payload, byte-for-byte as published.
+    public var payload: RawJSON? { storage.fields.payload }
+    /// String metadata; the broker sets `producer` when it is absent.
+    public var metadata: Metadata { storage.fields.metadata }
+    /// The event's offset in its partition of the durable log, when it was stored.
+    public var offset: Int64? { storage.fields.offset }
+    /// The durable log partition the event was stored in, when it was stored.
+    public var partition: Int? { storage.fields.partition }
+    /// The routing key: `eventType`, or `eventType.chainID` (`block.new.138`).
+    public var topic: String { storage.topic }
+    /// The envelope's JSON text, encoded once when the envelope was made.
+    public var json: [UInt8] { storage.json }
+
+    /// Makes an envelope from its fields, validating each and applying the defaults of PROTOCOL.md §1.
+    public init(
+        eventType: String,
+        eventID: String? = nil,
+        timestamp: String? = nil,
+        chainID: Int64? = nil,
+        key: String? = nil,
+        payload: RawJSON? = nil,
+        metadata: Metadata = [:]
+    ) throws(EnvelopeError) {
+        var fields = EnvelopeFields(eventType: eventType)
+        fields.eventID = eventID
+        fields.timestamp = timestamp
+        fields.chainID = chainID
+        fields.key = key
+        fields.payload = payload
+        fields.metadata = metadata
+        try fields.validate()
+        self.init(sealing: fields)
+    }
+
+    /// Parses and validates an envelope from its JSON text.
+    ///
+    /// In the `.published` form `offset` and `partition` are ignored, as a publish must; in the
+    /// `.delivered` form (what a subscriber receives) they are kept.
+    public init(json: [UInt8], form: EnvelopeForm = .published) throws(EnvelopeError) {
+        let fields = try json.withUnsafeBufferPointer { buffer throws(EnvelopeError) in
+            try EnvelopeFields(parsing: buffer, form: form)
+        }
+        self.init(sealing: fields)
+    }
+
+    /// Applies the defaults still missing and encodes: the one place an envelope's JSON is produced.
+    package init(sealing fields: EnvelopeFields) {
+        var fields = fields
+        if fields.eventID == nil { fields.eventID = EventID.random() }
+        if fields.timestamp == nil { fields.timestamp = Timestamp.now() }
+        if fields.key == nil { fields.key = fields.chainID.map { String($0) } ?? fields.eventType }
+        storage = Storage(fields: Sealed(fields))
+    }
+
+    /// The same event as stored in the durable log at `offset` of `partition`.
+    public func stored(offset: Int64, partition: Int) -> EventEnvelope {
+        var fields = storage.fields.unsealed
+        fields.offset = offset
+        fields.partition = partition
+        return EventEnvelope(sealing: fields)
+    }
+
+    /// The same event with `metadata.producer` set to `producer`, unless the publisher already set one.
+    public func producedBy(_ producer: String) -> EventEnvelope {
+        guard metadata["producer"] == nil else { return self }
+        var fields = storage.fields.unsealed
+        fields.metadata["producer"] = producer
+        return EventEnvelope(sealing: fields)
+    }
+
+    public var description: String { String(decoding: json, as: UTF8.self) }
+
+    public static func == (lhs: EventEnvelope, rhs: EventEnvelope) -> Bool {
+        lhs.storage === rhs.storage || lhs.storage.json == rhs.storage.json
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(storage.json)
+    }
+}
+
+/// Which JSON form of an envelope is being read.
+public enum EnvelopeForm: Sendable {
+    /// What a publisher sends: `offset` and `partition` are ignored if present.
+    case published
+    /// What a subscriber receives: `offset` and `partition` are kept.
+    case delivered
+}
+
+extension EventEnvelope {
+    /// The fields with every default applied; immutable once made.
+    struct Sealed: Sendable {
+        let eventType: String
+        let eventID: String
+        let timestamp: String
+        let chainID: Int64?
+        let key: String
+        let payload: RawJSON?
+        let metadata: Metadata
+        let offset: Int64?
+        let partition: Int?
+
+        init(_ fields: EnvelopeFields) {
+            eventType = fields.eventType
+            eventID = fields.eventID!
+            timestamp = fields.timestamp!
+            chainID = fields.chainID
+            key = fields.key!
+            payload = fields.payload
+            metadata = fields.metadata
+            offset = fields.offset
+            partition = fields.partition
+        }
+
+        var unsealed: EnvelopeFields {
+            var fields = EnvelopeFields(eventType: eventType)
+            fields.eventID = eventID
+            fields.timestamp = timestamp
+            fields.chainID = chainID
+            fields.key = key
+            fields.payload = payload
+            fields.metadata = metadata
+            fields.offset = offset
+            fields.partition = partition
+            return fields
+        }
+    }
+
+    final class Storage: Sendable {
+        let fields: Sealed
+        let topic: String
+        let json: [UInt8]
+
+        init(fields: Sealed) {
+            self.fields = fields
+            topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
+            json = Storage.encode(fields)
+        }
+
+        private static func encode(_ fields: Sealed) -> [UInt8] {
+            var writer = JSONWriter(capacity: 160 + (fields.payload?.bytes.count ?? 0))
+            writer.append(raw: "{\"event_type\":")
+            writer.append(string: fields.eventType)
+            writer.append(raw: ",\"event_id\":")
+            writer.append(string: fields.eventID)
+            writer.append(raw: ",\"timestamp\":")
+            writer.append(string: fields.timestamp)
+            if let chainID = fields.chainID {
+                writer.append(raw: ",\"chain_id\":")
+                writer.append(integer: chainID)
+            }
+            writer.append(raw: ",\"key\":")
+            writer.append(string: fields.key)
+            if let payload = fields.payload {
+                writer.append(raw: ",\"payload\":")
+                writer.append(raw: payload.bytes)
+            }
+            if !fields.metadata.isEmpty {
+                writer.append(raw: ",\"metadata\":{")
+                for (index, (name, value)) in fields.metadata.enumerated() {
+                    if index > 0 { writer.append(raw: ",") }
+                    writer.append(string: name)
+                    writer.append(raw: ":")
+                    writer.append(string: value)
+                }
+                writer.append(raw: "}")
+            }
+            if let offset = fields.offset {
+                writer.append(raw: ",\"offset\":")
+                writer.append(integer: offset)
+            }
+            if let partition = fields.partition {
+                writer.append(raw: ",\"partition\":")
+                writer.append(integer: partition)
+            }
+            writer.append(raw: "}")
+            return writer.bytes
+        }
+    }
+}

@@ -1,0 +1,38 @@
+import OrderedCollections
+
+/// An envelope's `metadata`: string values by name, kept in the order they were published so the stored
+/// form reads as the publisher wrote it.
+public struct EventMetadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
+    private var entries: OrderedDictionary<String, String>
+
+    public init() {
+        entries = [:]
+    }
+
+    public init(dictionaryLiteral elements: (String, String)...) {
+        entries = OrderedDictionary(elements, uniquingKeysWith: { _, last in last })
+    }
+
+    /// The value under `name`; setting `nil` removes it.
+    public subscript(name: String) -> String? {
+        get { entries[name] }
+        set { entries[name] = newValue }
+    }
+
+    public var isEmpty: Bool { entries.isEmpty }
+    public var count: Int { entries.count }
+
+    /// Sets `value` under `name`, returning the value it replaced.
+    @discardableResult
+    public mutating func updateValue(_ value: String, forKey name: String) -> String? {
+        entries.updateValue(value, forKey: name)
+    }
+
+    public func makeIterator() -> some IteratorProtocol<(key: String, value: String)> {
+        entries.makeIterator()
+    }
+
+    public var description: String {
+        "[" + entries.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "]"
+    }
+}

@@ -1,0 +1,374 @@
+/// A forward-only reader over the bytes of one JSON text.
+///
+/// Hand-written because Herald must keep an event's `payload` byte-for-byte as published and must read the
+/// few envelope and frame fields it needs without building a general JSON tree: Foundation's decoders can
+/// do neither. It validates everything it passes over (RFC 8259 grammar, UTF-8, nesting depth), so a
+/// byte range it returns from ``skipValue()`` is known to be one well-formed JSON value.
+package struct JSONScanner: ~Copyable {
+    /// The deepest nesting of arrays and objects accepted inside one value; deeper input is refused
+    /// rather than risking unbounded work.
+    package static let maximumDepth = 512
+
+    private let bytes: UnsafeBufferPointer<UInt8>
+    package private(set) var position: Int = 0
+
+    package init(_ bytes: UnsafeBufferPointer<UInt8>) {
+        self.bytes = bytes
+    }
+
+    // MARK: Structure
+
+    package var isAtEnd: Bool {
+        mutating get {
+            skipWhitespace()
+            return position == bytes.count
+        }
+    }
+
+    /// The first byte of the next value, after white space, without consuming it.
+    package mutating func peek() -> UInt8? {
+        skipWhitespace()
+        return position < bytes.count ? bytes[position] : nil
+    }
+
+    /// Reads the members of an object, calling `body` with each key; `body` must consume the value.
+    package mutating func readObject(_ body: (String, inout JSONScanner) throws(JSONSyntaxError) -> Void)
+        throws(JSONSyntaxError)
+    {
+        try expect(UInt8(ascii: "{"), "an object")
+        if peek() == UInt8(ascii: "}") {
+            position += 1
+            return
+        }
+        while true {
+            guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
+            let key = try readString()
+            try expect(UInt8(ascii: ":"), "':'")
+            try body(key, &self)
+            switch peek() {
+            case UInt8(ascii: ","): position += 1
+            case UInt8(ascii: "}"):
+                position += 1
+                return
+            default: throw error("expected ',' or '}'")
+            }
+        }
+    }
+
+    /// Reads the elements of an array, calling `body` for each; `body` must consume the element.
+    package mutating func readArray(_ body: (inout JSONScanner) throws(JSONSyntaxError) -> Void)
+        throws(JSONSyntaxError)
+    {
+        try expect(UInt8(ascii: "["), "an array")
+        if peek() == UInt8(ascii: "]") {
+            position += 1
+            return
+        }
+        while true {
+            try body(&self)
+            switch peek() {
+            case UInt8(ascii: ","): position += 1
+            case UInt8(ascii: "]"):
+                position += 1
+                return
+            default: throw error("expected ',' or ']'")
+            }
+        }
+    }
+
+    // MARK: Scalars
+
+    /// Reads a string value and returns it decoded; rejects invalid UTF-8 and raw control characters.
+    package mutating func readString() throws(JSONSyntaxError) -> String {
+        try expect(UInt8(ascii: "\""), "a string")
+        let start = position
+        var hasEscapes = false
+        var isASCII = true
+        while true {
+            guard position < bytes.count else { throw error("unterminated string") }
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") { break }
+            if byte < 0x20 { throw error("control character in string") }
+            if byte == UInt8(ascii: "\\") {
+                hasEscapes = true
+                position += 2
+                continue
+            }
+            if byte >= 0x80 { isASCII = false }
+            position += 1
+        }
+        let end = position
+        position += 1
+        let raw = UnsafeBufferPointer(rebasing: bytes[start..<end])
+        if !hasEscapes {
+            if isASCII { return String(decoding: raw, as: UTF8.self) }
+            guard let string = String(validating: raw, as: UTF8.self) else { throw error("invalid UTF-8 in string") }
+            return string
+        }
+        return try unescape(raw, at: start)
+    }
+
+    /// Reads a number that must be an integer in `0...Int64.max`.
+    package mutating func readNonNegativeInteger() throws(JSONIntegerError) -> Int64 {
+        guard let first = peek(), first == UInt8(ascii: "-") || isDigit(first) else { throw .notANumber }
+        let start = position
+        do throws(JSONSyntaxError) {
+            try skipNumber()
+        } catch {
+            throw .malformed(error)
+        }
+        let literal = UnsafeBufferPointer(rebasing: bytes[start..<position])
+        if literal.contains(where: { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }) {
+            throw .notAnInteger
+        }
+        if literal[0] == UInt8(ascii: "-") {
+            // `-0` is zero; every other negative integer is out of range.
+            if literal.count == 2 && literal[1] == UInt8(ascii: "0") { return 0 }
+            throw .outOfRange
+        }
+        var value: Int64 = 0
+        for digit in literal {
+            let (shifted, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = shifted.addingReportingOverflow(Int64(digit &- UInt8(ascii: "0")))
+            if overflow1 || overflow2 { throw .outOfRange }
+            value = sum
+        }
+        return value
+    }
+
+    /// Reads `true` or `false`.
+    package mutating func readBool() throws(JSONSyntaxError) -> Bool {
+        switch peek() {
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return true
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return false
+        default: throw error("expected true or false")
+        }
+    }
+
+    /// Passes over one value of any kind, validating it, and returns the byte range it occupies.
+    @discardableResult
+    package mutating func skipValue() throws(JSONSyntaxError) -> Range<Int> {
+        guard peek() != nil else { throw error("expected a value") }
+        let start = position
+        // Containers are tracked on an explicit stack, not by recursion, so hostile nesting cannot
+        // exhaust the thread's stack; `true` marks an object.
+        var containers: [Bool] = []
+        while true {
+            // A value starts here.
+            guard let byte = peek() else { throw error("expected a value") }
+            switch byte {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                guard containers.count < Self.maximumDepth else {
+                    throw error("nesting deeper than \(Self.maximumDepth)")
+                }
+                let isObject = byte == UInt8(ascii: "{")
+                position += 1
+                containers.append(isObject)
+                let closing = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                if peek() == closing {
+                    position += 1
+                    containers.removeLast()
+                } else if isObject {
+                    try skipKey()
+                    continue
+                } else {
+                    continue
+                }
+            case UInt8(ascii: "\""): try skipString()
+            case UInt8(ascii: "t"): try expectLiteral("true")
+            case UInt8(ascii: "f"): try expectLiteral("false")
+            case UInt8(ascii: "n"): try expectLiteral("null")
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): try skipNumber()
+            default: throw error("unexpected character")
+            }
+            // After a value: close containers or move to the next element.
+            while let isObject = containers.last {
+                let closing = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                switch peek() {
+                case UInt8(ascii: ","):
+                    position += 1
+                    if isObject { try skipKey() }
+                case closing:
+                    position += 1
+                    containers.removeLast()
+                    continue
+                default:
+                    throw error(isObject ? "expected ',' or '}'" : "expected ',' or ']'")
+                }
+                break
+            }
+            if containers.isEmpty { return start..<position }
+        }
+    }
+
+    /// Reads `null`, returning whether it was there (without consuming anything otherwise).
+    package mutating func readNull() throws(JSONSyntaxError) -> Bool {
+        guard peek() == UInt8(ascii: "n") else { return false }
+        try expectLiteral("null")
+        return true
+    }
+
+    /// A copy of the bytes in `range`, such as a value's range from ``skipValue()``.
+    package func copyBytes(in range: Range<Int>) -> [UInt8] {
+        Array(UnsafeBufferPointer(rebasing: bytes[range]))
+    }
+
+    // MARK: Private
+
+    private mutating func skipKey() throws(JSONSyntaxError) {
+        guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
+        try skipString()
+        try expect(UInt8(ascii: ":"), "':'")
+    }
+
+    private mutating func skipString() throws(JSONSyntaxError) {
+        // Validation is the same as reading; short strings do not allocate.
+        _ = try readString()
+    }
+
+    private mutating func skipNumber() throws(JSONSyntaxError) {
+        if position < bytes.count && bytes[position] == UInt8(ascii: "-") { position += 1 }
+        guard position < bytes.count, isDigit(bytes[position]) else { throw error("invalid number") }
+        if bytes[position] == UInt8(ascii: "0") {
+            position += 1
+        } else {
+            skipDigits()
+        }
+        if position < bytes.count && bytes[position] == UInt8(ascii: ".") {
+            position += 1
+            guard position < bytes.count, isDigit(bytes[position]) else { throw error("invalid number") }
+            skipDigits()
+        }
+        if position < bytes.count && (bytes[position] == UInt8(ascii: "e") || bytes[position] == UInt8(ascii: "E")) {
+            position += 1
+            if position < bytes.count && (bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-")) {
+                position += 1
+            }
+            guard position < bytes.count, isDigit(bytes[position]) else { throw error("invalid number") }
+            skipDigits()
+        }
+    }
+
+    private mutating func skipDigits() {
+        while position < bytes.count && isDigit(bytes[position]) { position += 1 }
+    }
+
+    private func isDigit(_ byte: UInt8) -> Bool {
+        byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
+    }
+
+    private mutating func skipWhitespace() {
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x09, 0x0A, 0x0D: position += 1
+            default: return
+            }
+        }
+    }
+
+    private mutating func expect(_ byte: UInt8, _ what: String) throws(JSONSyntaxError) {
+        guard peek() == byte else { throw error("expected \(what)") }
+        position += 1
+    }
+
+    private mutating func expectLiteral(_ literal: StaticString) throws(JSONSyntaxError) {
+        let count = literal.utf8CodeUnitCount
+        guard position + count <= bytes.count else { throw error("invalid literal") }
+        let text = UnsafeBufferPointer(start: literal.utf8Start, count: count)
+        for index in 0..<count where bytes[position + index] != text[index] {
+            throw error("invalid literal")
+        }
+        position += count
+    }
+
+    private func error(_ message: String) -> JSONSyntaxError {
+        JSONSyntaxError(message: message, offset: position)
+    }
+
+    private func unescape(_ raw: UnsafeBufferPointer<UInt8>, at offset: Int) throws(JSONSyntaxError) -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity(raw.count)
+        var index = 0
+        func fail(_ message: String) -> JSONSyntaxError {
+            JSONSyntaxError(message: message, offset: offset + index)
+        }
+        func hex4(_ at: Int) throws(JSONSyntaxError) -> UInt32 {
+            guard at + 4 <= raw.count else { throw fail("invalid \\u escape") }
+            var value: UInt32 = 0
+            for byte in raw[at..<at + 4] {
+                let digit: UInt8
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+                default: throw fail("invalid \\u escape")
+                }
+                value = value << 4 | UInt32(digit)
+            }
+            return value
+        }
+        while index < raw.count {
+            let byte = raw[index]
+            guard byte == UInt8(ascii: "\\") else {
+                output.append(byte)
+                index += 1
+                continue
+            }
+            guard index + 1 < raw.count else { throw fail("invalid escape") }
+            let escaped = raw[index + 1]
+            index += 2
+            switch escaped {
+            case UInt8(ascii: "\""): output.append(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"): output.append(UInt8(ascii: "\\"))
+            case UInt8(ascii: "/"): output.append(UInt8(ascii: "/"))
+            case UInt8(ascii: "b"): output.append(0x08)
+            case UInt8(ascii: "f"): output.append(0x0C)
+            case UInt8(ascii: "n"): output.append(0x0A)
+            case UInt8(ascii: "r"): output.append(0x0D)
+            case UInt8(ascii: "t"): output.append(0x09)
+            case UInt8(ascii: "u"):
+                var scalar = try hex4(index)
+                index += 4
+                if (0xD800..<0xDC00).contains(scalar) {
+                    guard index + 6 <= raw.count, raw[index] == UInt8(ascii: "\\"), raw[index + 1] == UInt8(ascii: "u")
+                    else { throw fail("unpaired surrogate in \\u escape") }
+                    let low = try hex4(index + 2)
+                    guard (0xDC00..<0xE000).contains(low) else { throw fail("unpaired surrogate in \\u escape") }
+                    index += 6
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                } else if (0xDC00..<0xE000).contains(scalar) {
+                    throw fail("unpaired surrogate in \\u escape")
+                }
+                guard let unicode = Unicode.Scalar(scalar) else { throw fail("invalid \\u escape") }
+                output.append(contentsOf: UTF8.encode(unicode)!)
+            default: throw fail("invalid escape")
+            }
+        }
+        guard let string = String(validating: output, as: UTF8.self) else {
+            throw JSONSyntaxError(message: "invalid UTF-8 in string", offset: offset)
+        }
+        return string
+    }
+}
+
+/// Why a JSON text could not be read, and where.
+package struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertible {
+    package var message: String
+    package var offset: Int
+
+    package var description: String { "\(message) at byte \(offset)" }
+}
+
+/// Why a JSON value is not an integer in `0...Int64.max`.
+package enum JSONIntegerError: Error, Sendable, Equatable {
+    /// The next value is not a number; nothing was consumed.
+    case notANumber
+    /// The number is not valid JSON; the text is broken.
+    case malformed(JSONSyntaxError)
+    case notAnInteger
+    case outOfRange
+}

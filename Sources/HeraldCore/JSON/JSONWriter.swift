@@ -1,0 +1,69 @@
+/// Appends JSON text to a byte buffer: the one place Herald writes envelopes and frames by hand, so that
+/// an event is encoded once and its stored bytes can be spliced into every frame that carries it.
+package struct JSONWriter {
+    package var bytes: [UInt8]
+
+    package init(capacity: Int = 256) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    package mutating func append(raw: StaticString) {
+        bytes.append(contentsOf: UnsafeBufferPointer(start: raw.utf8Start, count: raw.utf8CodeUnitCount))
+    }
+
+    package mutating func append(raw: some Sequence<UInt8>) {
+        bytes.append(contentsOf: raw)
+    }
+
+    package mutating func append(integer: some BinaryInteger) {
+        // Decimal digits written in place, without going through String's allocation.
+        if integer < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = UInt64(integer.magnitude)
+        var digitCount = 1
+        var probe = magnitude
+        while probe >= 10 {
+            probe /= 10
+            digitCount += 1
+        }
+        let end = bytes.count + digitCount
+        bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: digitCount))
+        var index = end - 1
+        while magnitude > 0 {
+            bytes[index] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+            magnitude /= 10
+            index -= 1
+        }
+    }
+
+    /// Appends `string` as a quoted JSON string, escaping what RFC 8259 requires.
+    package mutating func append(string: String) {
+        bytes.append(UInt8(ascii: "\""))
+        var string = string
+        string.withUTF8 { utf8 in
+            var runStart = 0
+            for (index, byte) in utf8.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == 0x5C {
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
+                appendEscaped(byte)
+                runStart = index + 1
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...]))
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    private mutating func appendEscaped(_ byte: UInt8) {
+        switch byte {
+        case UInt8(ascii: "\""): append(raw: "\\\"")
+        case 0x5C: append(raw: "\\\\")
+        case 0x0A: append(raw: "\\n")
+        case 0x0D: append(raw: "\\r")
+        case 0x09: append(raw: "\\t")
+        default:
+            let hex: [UInt8] = Array("0123456789abcdef".utf8)
+            append(raw: "\\u00")
+            bytes.append(hex[Int(byte >> 4)])
+            bytes.append(hex[Int(byte & 0x0F)])
+        }
+    }
+}

@@ -1,0 +1,114 @@
+/// A subscription pattern over topics, with the semantics of AMQP topic exchanges (PROTOCOL.md §1).
+///
+/// Words are separated by `.`; `*` matches exactly one word and `#` zero or more. `block.new.*` matches
+/// `block.new.138` but not `block.new`; `block.#` matches both; `#.138` every event of chain 138.
+public struct TopicPattern: Sendable, Hashable, CustomStringConvertible {
+    public static let maximumBytes = 255
+
+    /// One word of a pattern.
+    package enum Word: Sendable, Hashable {
+        case literal(String)
+        case one
+        case any
+    }
+
+    /// The pattern as written.
+    public let text: String
+    /// The words, with runs of `#` folded into one (`#.#` means the same as `#`) so that matching stays
+    /// polynomial whatever a client sends.
+    package let words: [Word]
+
+    /// Parses and validates `text`: 1 to 255 bytes of words that are `*`, `#` or `[a-z0-9_]+`.
+    public init(_ text: String) throws(TopicPatternError) {
+        guard !text.isEmpty else { throw TopicPatternError(pattern: text, "must not be empty") }
+        guard text.utf8.count <= Self.maximumBytes else {
+            throw TopicPatternError(pattern: text, "longer than \(Self.maximumBytes) bytes")
+        }
+        var words: [Word] = []
+        for word in text.split(separator: ".", omittingEmptySubsequences: false) {
+            switch word {
+            case "": throw TopicPatternError(pattern: text, "empty word: '.' must separate two words")
+            case "*": words.append(.one)
+            case "#": if words.last != .any { words.append(.any) }
+            default:
+                for byte in word.utf8 {
+                    switch byte {
+                    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                        UInt8(ascii: "_"):
+                        continue
+                    case UInt8(ascii: "*"), UInt8(ascii: "#"):
+                        throw TopicPatternError(pattern: text, "'*' and '#' must be whole words")
+                    default:
+                        throw TopicPatternError(pattern: text, "words are lowercase letters, digits and '_'")
+                    }
+                }
+                words.append(.literal(String(word)))
+            }
+        }
+        self.text = text
+        self.words = words
+    }
+
+    public var description: String { text }
+
+    /// Whether `topic` (such as `block.new.138`) matches this pattern.
+    public func matches(_ topic: String) -> Bool {
+        let topicWords = topic.split(separator: ".", omittingEmptySubsequences: false)
+        return Self.matches(words[...], topicWords[...]) { pattern, word in pattern == word }
+    }
+
+    /// Whether this pattern matches some topic of events of `eventType`: the bare type, or the type followed
+    /// by any chain id.
+    public func matches(eventType: String) -> Bool {
+        if matches(eventType) { return true }
+        // One extra word standing for "any chain id": `*`, `#`, or a literal made of digits matches it.
+        let typeWords = eventType.split(separator: ".", omittingEmptySubsequences: false).map { Optional($0) }
+        return Self.matches(words[...], (typeWords + [nil])[...]) { pattern, word in
+            guard let word else {
+                let digits = pattern.utf8
+                return digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+                    && (digits.count == 1 || digits.first != UInt8(ascii: "0"))
+            }
+            return pattern == word
+        }
+    }
+
+    /// Backtracking match over words; runs of `#` were folded at parse time.
+    private static func matches<W>(
+        _ pattern: ArraySlice<Word>,
+        _ topic: ArraySlice<W>,
+        literal: (String, W) -> Bool
+    ) -> Bool {
+        guard let first = pattern.first else { return topic.isEmpty }
+        switch first {
+        case .any:
+            var rest = topic
+            while true {
+                if matches(pattern.dropFirst(), rest, literal: literal) { return true }
+                guard !rest.isEmpty else { return false }
+                rest = rest.dropFirst()
+            }
+        case .one:
+            guard !topic.isEmpty else { return false }
+            return matches(pattern.dropFirst(), topic.dropFirst(), literal: literal)
+        case .literal(let text):
+            guard let word = topic.first, literal(text, word) else { return false }
+            return matches(pattern.dropFirst(), topic.dropFirst(), literal: literal)
+        }
+    }
+}
+
+/// Why a topic pattern is invalid; on the wire, the `invalid_topic` error.
+public struct TopicPatternError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The pattern as given.
+    public let pattern: String
+    /// What is wrong with it.
+    public let message: String
+
+    package init(pattern: String, _ message: String) {
+        self.pattern = pattern
+        self.message = message
+    }
+
+    public var description: String { "pattern '\(pattern)': \(message)" }
+}
