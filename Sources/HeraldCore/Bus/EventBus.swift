@@ -31,8 +31,9 @@ public final class EventBus: Sendable {
             case .delivered:
                 result.delivered += 1
             case .deliveredLast:
+                // Its limit is reached: stop routing to it, but leave the queued event for its consumer.
                 result.delivered += 1
-                remove(target)
+                _ = routing.withLock { $0.remove(target) }
             case .deliveredEvicting:
                 result.delivered += 1
                 result.dropped += 1

@@ -73,28 +73,36 @@ public struct TopicPattern: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// Backtracking match over words; runs of `#` were folded at parse time.
+    /// Matches by dynamic programming over (pattern word, topic word): O(pattern × topic) whatever the
+    /// pattern, so a hostile `#.a.#.a…` cannot make matching exponential.
     private static func matches<W>(
         _ pattern: ArraySlice<Word>,
         _ topic: ArraySlice<W>,
         literal: (String, W) -> Bool
     ) -> Bool {
-        guard let first = pattern.first else { return topic.isEmpty }
-        switch first {
-        case .any:
-            var rest = topic
-            while true {
-                if matches(pattern.dropFirst(), rest, literal: literal) { return true }
-                guard !rest.isEmpty else { return false }
-                rest = rest.dropFirst()
+        let topic = Array(topic)
+        // matched[j]: the pattern words so far match the first j topic words.
+        var matched = [Bool](repeating: false, count: topic.count + 1)
+        matched[0] = true
+        for word in pattern {
+            var next = [Bool](repeating: false, count: topic.count + 1)
+            switch word {
+            case .any:
+                var any = false
+                for j in 0...topic.count {
+                    any = any || matched[j]
+                    next[j] = any
+                }
+            case .one:
+                for j in stride(from: 1, through: topic.count, by: 1) { next[j] = matched[j - 1] }
+            case .literal(let text):
+                for j in stride(from: 1, through: topic.count, by: 1) {
+                    next[j] = matched[j - 1] && literal(text, topic[j - 1])
+                }
             }
-        case .one:
-            guard !topic.isEmpty else { return false }
-            return matches(pattern.dropFirst(), topic.dropFirst(), literal: literal)
-        case .literal(let text):
-            guard let word = topic.first, literal(text, word) else { return false }
-            return matches(pattern.dropFirst(), topic.dropFirst(), literal: literal)
+            matched = next
         }
+        return matched[topic.count]
     }
 }
 

@@ -1,0 +1,230 @@
+import Testing
+
+@testable import HeraldCore
+
+@Suite struct EventBusTests {
+    // MARK: Routing
+
+    @Test func deliversToMatchingSubscriptionsOnly() async throws {
+        let bus = EventBus()
+        let blocks = try bus.subscribe(["block.new.*"], subscriber: "indexer")
+        let chain138 = try bus.subscribe(["#.138"], subscriber: "explorer")
+        let transactions = try bus.subscribe(["transaction.#"], subscriber: "mempool")
+        #expect(bus.publish(numberedEvent(1, chainID: 138)) == PublishResult(delivered: 2, dropped: 0))
+        #expect(bus.publish(numberedEvent(2, chainID: 1)) == PublishResult(delivered: 1, dropped: 0))
+        #expect(bus.publish(numberedEvent(3, chainID: nil)) == PublishResult())
+        #expect(await blocks.takeQueued().map(\.envelope.number) == [1, 2])
+        #expect(await chain138.takeQueued().map(\.envelope.number) == [1])
+        _ = transactions
+    }
+
+    @Test func overlappingPatternsOfOneSubscriptionDeliverOnce() async throws {
+        let bus = EventBus()
+        let subscription = try bus.subscribe(["block.#", "#.138", "block.new.138"])
+        #expect(bus.publish(numberedEvent(1)).delivered == 1)
+        #expect(await subscription.takeQueued().map(\.seq) == [1])
+    }
+
+    @Test func twoSubscriptionsOfOneSubscriberEachGetTheEvent() async throws {
+        let bus = EventBus()
+        let first = try bus.subscribe(["block.#"], subscriber: "indexer")
+        let second = try bus.subscribe(["#"], subscriber: "indexer")
+        #expect(bus.publish(numberedEvent(1)).delivered == 2)
+        #expect(await first.takeQueued().count == 1)
+        #expect(await second.takeQueued().count == 1)
+        #expect(bus.deliveryStatistics(for: "indexer") == DeliveryStatistics(successful: 2))
+    }
+
+    @Test func routeCacheFollowsSubscriptionChanges() async throws {
+        let bus = EventBus()
+        #expect(bus.publish(numberedEvent(1)).delivered == 0)
+        let subscription = try bus.subscribe(["block.new.138"])
+        #expect(bus.publish(numberedEvent(2)).delivered == 1)
+        let other = try bus.subscribe(["block.#"])
+        #expect(bus.publish(numberedEvent(3)).delivered == 2)
+        subscription.cancel()
+        #expect(bus.publish(numberedEvent(4)).delivered == 1)
+        other.cancel()
+        #expect(bus.publish(numberedEvent(5)).delivered == 0)
+    }
+
+    @Test func filterSelectsBeforeQueueing() async throws {
+        let bus = EventBus()
+        let even = try bus.subscribe(["#"], subscriber: "even") { $0.number % 2 == 0 }
+        for number in 1...6 { bus.publish(numberedEvent(number)) }
+        let taken = await even.takeQueued()
+        #expect(taken.map(\.envelope.number) == [2, 4, 6])
+        // Filtered-out events are not matches: no sequence gap.
+        #expect(taken.map(\.seq) == [1, 2, 3])
+    }
+
+    // MARK: Ordering
+
+    @Test func deliversInPublishOrder() async throws {
+        let bus = EventBus()
+        let subscription = try bus.subscribe(["#"], buffer: 10_000)
+        let count = 10_000
+        let consumer = Task {
+            var numbers: [Int] = []
+            for await envelope in subscription {
+                numbers.append(envelope.number)
+                if numbers.count == count { break }
+            }
+            return numbers
+        }
+        for number in 0..<count { bus.publish(numberedEvent(number)) }
+        #expect(await consumer.value == Array(0..<count))
+    }
+
+    // MARK: Overflow (PROTOCOL.md §4.1)
+
+    @Test func dropNewestKeepsTheQueueAndDropsTheNewEvent() async throws {
+        let bus = EventBus()
+        let subscription = try bus.subscribe(["#"], subscriber: "slow", buffer: 3, overflow: .dropNewest)
+        let results = (1...5).map { bus.publish(numberedEvent($0)) }
+        #expect(results.map(\.delivered) == [1, 1, 1, 0, 0])
+        #expect(results.map(\.dropped) == [0, 0, 0, 1, 1])
+        let taken = await subscription.takeQueued()
+        #expect(taken.map(\.envelope.number) == [1, 2, 3])
+        #expect(taken.map(\.seq) == [1, 2, 3])
+        bus.publish(numberedEvent(6))
+        // seq counts the two dropped events: the gap tells the subscriber it missed two.
+        #expect(await subscription.takeQueued().map(\.seq) == [6])
+        #expect(bus.deliveryStatistics(for: "slow") == DeliveryStatistics(successful: 4, failed: 0, channelFull: 2))
+    }
+
+    @Test func dropOldestEvictsToMakeRoom() async throws {
+        let bus = EventBus()
+        let subscription = try bus.subscribe(["#"], subscriber: "slow", buffer: 3, overflow: .dropOldest)
+        let results = (1...5).map { bus.publish(numberedEvent($0)) }
+        #expect(results.map(\.delivered) == [1, 1, 1, 1, 1])
+        #expect(results.map(\.dropped) == [0, 0, 0, 1, 1])
+        let taken = await subscription.takeQueued()
+        #expect(taken.map(\.envelope.number) == [3, 4, 5])
+        #expect(taken.map(\.seq) == [3, 4, 5])
+        #expect(bus.deliveryStatistics(for: "slow") == DeliveryStatistics(successful: 3, failed: 0, channelFull: 2))
+    }
+
+    @Test func aFullSubscriptionDoesNotAffectOthers() async throws {
+        let bus = EventBus()
+        let stalled = try bus.subscribe(["#"], subscriber: "stalled", buffer: 1)
+        let healthy = try bus.subscribe(["#"], subscriber: "healthy", buffer: 100)
+        for number in 1...50 { bus.publish(numberedEvent(number)) }
+        #expect(await healthy.takeQueued().map(\.envelope.number) == Array(1...50))
+        #expect(bus.deliveryStatistics(for: "stalled")?.channelFull == 49)
+        _ = stalled
+    }
+
+    @Test func rejectsBadOptions() {
+        let bus = EventBus()
+        #expect(throws: SubscriptionError.self) { try bus.subscribe([String](), subscriber: "x") }
+        #expect(throws: SubscriptionError.invalidRequest("buffer: must be from 1 to 100000")) {
+            try bus.subscribe(["#"], buffer: 0)
+        }
+        #expect(throws: SubscriptionError.invalidRequest("buffer: must be from 1 to 100000")) {
+            try bus.subscribe(["#"], buffer: 100_001)
+        }
+        do {
+            _ = try bus.subscribe(["block.new", "Block"])
+            Issue.record("an invalid pattern was accepted")
+        } catch {
+            #expect(error.isInvalidTopic)
+            #expect(error.message == "pattern 'Block': words are lowercase letters, digits and '_'")
+        }
+        #expect(bus.subscriptionCount == 0)
+    }
+
+    // MARK: once
+
+    @Test func onceTakesTheFirstMatchAndLeaves() async throws {
+        let bus = EventBus()
+        let first = try bus.once(["block.#"], subscriber: "waiter")
+        #expect(bus.subscriptionCount == 1)
+        #expect(bus.publish(numberedEvent(1)).delivered == 1)
+        // Removed as soon as it has its event.
+        #expect(bus.subscriptionCount == 0)
+        #expect(bus.publish(numberedEvent(2)).delivered == 0)
+        var received: [Int] = []
+        for await envelope in first { received.append(envelope.number) }
+        #expect(received == [1])
+    }
+
+    @Test func onceWithAFilterWaitsForAMatchingEvent() async throws {
+        let bus = EventBus()
+        let waiter = try bus.once(["#"]) { $0.number == 3 }
+        let result = Task { await waiter.first { _ in true }?.number }
+        for number in 1...5 { bus.publish(numberedEvent(number)) }
+        #expect(await result.value == 3)
+    }
+
+    // MARK: Removing
+
+    @Test func unsubscribeAllOfASubscriber() async throws {
+        let bus = EventBus()
+        let a = try bus.subscribe(["block.#"], subscriber: "indexer")
+        let b = try bus.subscribe(["tx.#"], subscriber: "indexer")
+        let c = try bus.subscribe(["#"], subscriber: "cache")
+        #expect(bus.unsubscribeAll(subscriber: "indexer") == 2)
+        #expect(bus.subscriptionCount == 1)
+        #expect(bus.publish(numberedEvent(1)).delivered == 1)
+        // A removed subscription's sequence ends.
+        var iterator = a.makeAsyncIterator()
+        #expect(await iterator.next() == nil)
+        _ = (b, c)
+    }
+
+    @Test func unsubscribeAllOfAPattern() async throws {
+        let bus = EventBus()
+        let a = try bus.subscribe(["block.#", "tx.#"], subscriber: "one")
+        let b = try bus.subscribe(["block.#"], subscriber: "two")
+        let c = try bus.subscribe(["block.new.*"], subscriber: "three")
+        #expect(bus.unsubscribeAll(pattern: try TopicPattern("block.#")) == 2)
+        #expect(bus.subscribers(for: "block.new") == ["three"])
+        _ = (a, b, c)
+    }
+
+    @Test func subscribersOfAnEventTypeAreSortedNames() async throws {
+        let bus = EventBus()
+        let subscriptions = try [
+            bus.subscribe(["block.new.*"], subscriber: "indexer"),
+            bus.subscribe(["block.#"], subscriber: "cache"),
+            bus.subscribe(["#.138"], subscriber: "explorer"),
+            bus.subscribe(["block.new"], subscriber: "cache"),
+            bus.subscribe(["transaction.#"], subscriber: "mempool"),
+        ]
+        #expect(bus.subscribers(for: "block.new") == ["cache", "explorer", "indexer"])
+        #expect(bus.subscribers(for: "transaction.pending") == ["explorer", "mempool"])
+        #expect(bus.subscribers(for: "peer.connected") == ["explorer"])
+        _ = subscriptions
+    }
+
+    // MARK: Statistics (PROTOCOL.md §5)
+
+    @Test func statisticsSurviveDepartureAndReset() async throws {
+        let bus = EventBus()
+        #expect(bus.deliveryStatistics(for: "indexer") == nil)
+        let subscription = try bus.subscribe(["#"], subscriber: "indexer", buffer: 2)
+        for number in 1...3 { bus.publish(numberedEvent(number)) }
+        _ = await subscription.takeQueued()
+        bus.publish(numberedEvent(4))
+        subscription.cancel()
+        // 2 taken, 1 dropped, 1 still queued at cancel.
+        let expected = DeliveryStatistics(successful: 2, failed: 1, channelFull: 1)
+        #expect(bus.deliveryStatistics(for: "indexer") == expected)
+        #expect(bus.allDeliveryStatistics() == ["indexer": expected])
+        #expect(bus.resetDeliveryStatistics(for: "indexer"))
+        #expect(bus.deliveryStatistics(for: "indexer") == DeliveryStatistics())
+        #expect(!bus.resetDeliveryStatistics(for: "nobody"))
+    }
+
+    @Test func statisticsAccumulateOverSubscriptionsOfOneName() async throws {
+        let bus = EventBus()
+        for round in 1...3 {
+            let subscription = try bus.subscribe(["#"], subscriber: "module")
+            bus.publish(numberedEvent(round))
+            _ = await subscription.takeQueued()
+            subscription.cancel()
+        }
+        #expect(bus.deliveryStatistics(for: "module")?.successful == 3)
+    }
+}

@@ -1,0 +1,191 @@
+import Testing
+
+@testable import HeraldCore
+
+@Suite struct EventEnvelopeTests {
+    private func parse(_ json: String, form: EnvelopeForm = .published) throws(EnvelopeError) -> EventEnvelope {
+        try EventEnvelope(json: Array(json.utf8), form: form)
+    }
+
+    private func error(_ json: String) -> EnvelopeError? {
+        do {
+            _ = try parse(json)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    // MARK: Defaults and derived fields
+
+    @Test func appliesDefaultsOnPublish() throws {
+        let envelope = try parse(#"{"event_type":"block.new","chain_id":138,"payload":{"block_number":1}}"#)
+        #expect(envelope.eventType == "block.new")
+        #expect(envelope.chainID == 138)
+        #expect(envelope.topic == "block.new.138")
+        #expect(envelope.key == "138")
+        #expect(envelope.eventID.utf8.count == 36)
+        #expect(Timestamp.millisecondsSinceEpoch(envelope.timestamp) != nil)
+        #expect(envelope.timestamp.utf8.count == 24)  // millisecond precision
+        #expect(envelope.offset == nil && envelope.partition == nil)
+        #expect(envelope.metadata.isEmpty)
+    }
+
+    @Test func keyDefaultsToEventTypeWithoutChain() throws {
+        let envelope = try parse(#"{"event_type":"notification"}"#)
+        #expect(envelope.topic == "notification")
+        #expect(envelope.key == "notification")
+        #expect(envelope.payload == nil)
+    }
+
+    @Test func keepsPublishedFields() throws {
+        let envelope = try parse(
+            #"{"event_type":"block.new","event_id":"abc","timestamp":"2026-11-23T08:00:00.123Z","chain_id":1,"key":"k","metadata":{"producer":"indexer","version":"1.0"}}"#
+        )
+        #expect(envelope.eventID == "abc")
+        #expect(envelope.timestamp == "2026-11-23T08:00:00.123Z")
+        #expect(envelope.key == "k")
+        #expect(envelope.metadata["producer"] == "indexer")
+        #expect(Array(envelope.metadata.map(\.key)) == ["producer", "version"])
+    }
+
+    @Test func keepsThePayloadByteForByte() throws {
+        let payload = #"{ "b" : [1, 2.50, "\u00e9"],"a":{} }"#
+        let envelope = try parse(#"{"event_type":"x","payload":"# + payload + "}")
+        #expect(envelope.payload?.bytes == Array(payload.utf8))
+        #expect(String(decoding: envelope.json, as: UTF8.self).contains(payload))
+    }
+
+    @Test func ignoresOffsetAndPartitionOnPublishButKeepsThemWhenDelivered() throws {
+        let json = #"{"event_type":"x","offset":41,"partition":3}"#
+        let published = try parse(json)
+        #expect(published.offset == nil && published.partition == nil)
+        let delivered = try parse(json, form: .delivered)
+        #expect(delivered.offset == 41 && delivered.partition == 3)
+        // Ignored means ignored: even a wrongly typed offset does not fail a publish.
+        #expect(error(#"{"event_type":"x","offset":"soon"}"#) == nil)
+    }
+
+    // MARK: The JSON form
+
+    @Test func encodesOnceInCanonicalOrder() throws {
+        let envelope = try EventEnvelope(
+            eventType: "block.new",
+            eventID: "id-1",
+            timestamp: "2026-11-23T08:00:00.123Z",
+            chainID: 138,
+            payload: try RawJSON(validating: #"{"block_number":12345}"#),
+            metadata: ["producer": "indexer"]
+        )
+        let expected =
+            #"{"event_type":"block.new","event_id":"id-1","timestamp":"2026-11-23T08:00:00.123Z","chain_id":138,"#
+            + #""key":"138","payload":{"block_number":12345},"metadata":{"producer":"indexer"}}"#
+        #expect(envelope.description == expected)
+        let stored = envelope.stored(offset: 41, partition: 3)
+        #expect(stored.description == String(expected.dropLast()) + #","offset":41,"partition":3}"#)
+        #expect(stored.eventID == envelope.eventID)
+    }
+
+    @Test func roundTripsThroughItsJSON() throws {
+        let original = try EventEnvelope(
+            eventType: "token.transfer",
+            eventID: "quote\"and\\slash",
+            chainID: 0,
+            key: "line\nbreak",
+            payload: try RawJSON(validating: "[1,{\"x\":null}]"),
+            metadata: ["tab": "a\tb", "unicode": "\u{1F600}"]
+        ).stored(offset: 9, partition: 1)
+        let parsed = try EventEnvelope(json: original.json, form: .delivered)
+        #expect(parsed == original)
+        #expect(parsed.eventID == "quote\"and\\slash")
+        #expect(parsed.key == "line\nbreak")
+        #expect(parsed.metadata["unicode"] == "\u{1F600}")
+    }
+
+    @Test func producedBySetsProducerOnlyWhenAbsent() throws {
+        let bare = try EventEnvelope(eventType: "x")
+        #expect(bare.producedBy("indexer").metadata["producer"] == "indexer")
+        let owned = try EventEnvelope(eventType: "x", metadata: ["producer": "node"])
+        #expect(owned.producedBy("indexer").metadata["producer"] == "node")
+    }
+
+    // MARK: Every rule of PROTOCOL.md §1
+
+    @Test(arguments: [
+        // event_type
+        (#"{}"#, "event_type: required"),
+        (#"{"event_type":""}"#, "event_type: must not be empty"),
+        (#"{"event_type":12}"#, "event_type: must be a string"),
+        (#"{"event_type":"Block.new"}"#, "event_type: invalid character 'B': words are lowercase letters, digits and '_'"),
+        (#"{"event_type":"block-new"}"#, "event_type: invalid character '-': words are lowercase letters, digits and '_'"),
+        (#"{"event_type":"block.*"}"#, "event_type: must not contain wildcards ('*' or '#')"),
+        (#"{"event_type":"block.#"}"#, "event_type: must not contain wildcards ('*' or '#')"),
+        (#"{"event_type":".block"}"#, "event_type: empty word: '.' must separate two words"),
+        (#"{"event_type":"block."}"#, "event_type: empty word: '.' must separate two words"),
+        (#"{"event_type":"block..new"}"#, "event_type: empty word: '.' must separate two words"),
+        ("{\"event_type\":\"" + String(repeating: "a", count: 256) + "\"}", "event_type: longer than 255 bytes"),
+        // event_id
+        (#"{"event_type":"x","event_id":""}"#, "event_id: must not be empty"),
+        (#"{"event_type":"x","event_id":7}"#, "event_id: must be a string"),
+        ("{\"event_type\":\"x\",\"event_id\":\"" + String(repeating: "i", count: 129) + "\"}", "event_id: longer than 128 bytes"),
+        // timestamp
+        (#"{"event_type":"x","timestamp":"yesterday"}"#, "timestamp: must be an RFC 3339 UTC timestamp such as 2026-11-23T08:00:00.123Z"),
+        (#"{"event_type":"x","timestamp":"2026-11-23T08:00:00+02:00"}"#, "timestamp: must be an RFC 3339 UTC timestamp such as 2026-11-23T08:00:00.123Z"),
+        (#"{"event_type":"x","timestamp":1700000000}"#, "timestamp: must be a string"),
+        // chain_id
+        (#"{"event_type":"x","chain_id":-1}"#, "chain_id: must be an integer from 0 to 9223372036854775807"),
+        (#"{"event_type":"x","chain_id":9223372036854775808}"#, "chain_id: must be an integer from 0 to 9223372036854775807"),
+        (#"{"event_type":"x","chain_id":1.5}"#, "chain_id: must be an integer"),
+        (#"{"event_type":"x","chain_id":"138"}"#, "chain_id: must be an integer"),
+        (#"{"event_type":"x","chain_id":null}"#, "chain_id: must be an integer"),
+        // key
+        (#"{"event_type":"x","key":1}"#, "key: must be a string"),
+        ("{\"event_type\":\"x\",\"key\":\"" + String(repeating: "k", count: 256) + "\"}", "key: longer than 255 bytes"),
+        // metadata
+        (#"{"event_type":"x","metadata":[]}"#, "metadata: must be an object of string values"),
+        (#"{"event_type":"x","metadata":{"a":1}}"#, "metadata.a: must be a string"),
+        (#"{"event_type":"x","metadata":{"a":"1","a":"2"}}"#, "metadata.a: appears more than once"),
+        // the object
+        (#"{"event_type":"x","extra":1}"#, "extra: unknown field"),
+        (#"{"event_type":"x","event_type":"y"}"#, "event_type: appears more than once"),
+        (#"[]"#, "must be a JSON object"),
+        (#"{"event_type":"x"} 1"#, "trailing bytes after the envelope"),
+    ])
+    func rejectsWithAPreciseMessage(_ json: String, _ message: String) {
+        #expect(error(json)?.description == message)
+    }
+
+    @Test(arguments: [#"{"event_type":"x""#, #"{"event_type":"x","payload":[1,}"#, #"{"event_type":"x",}"#, "{\"event_type\":\"x\",\"payload\":tru}"])
+    func rejectsMalformedJSON(_ json: String) throws {
+        let failure = try #require(error(json))
+        #expect(failure.field == "")
+        #expect(failure.message.hasPrefix("not valid JSON"))
+    }
+
+    @Test func acceptsBoundaryValues() throws {
+        let longType = String(repeating: "a", count: 127) + "." + String(repeating: "b", count: 127)
+        #expect(longType.utf8.count == 255)
+        #expect(throws: Never.self) { try EventEnvelope(eventType: longType) }
+        #expect(throws: Never.self) { try EventEnvelope(eventType: "x", eventID: String(repeating: "i", count: 128)) }
+        #expect(throws: Never.self) { try EventEnvelope(eventType: "x", key: String(repeating: "k", count: 255)) }
+        #expect(throws: Never.self) { try EventEnvelope(eventType: "x", chainID: Int64.max) }
+        #expect(throws: Never.self) { try EventEnvelope(eventType: "a_1.b2.c_") }
+        #expect(throws: Never.self) { try EventEnvelope(eventType: "x", key: "") }
+    }
+
+    @Test func directInitAppliesTheSameRules() {
+        #expect(throws: EnvelopeError(field: "chain_id", "must be an integer from 0 to 9223372036854775807")) {
+            try EventEnvelope(eventType: "x", chainID: -5)
+        }
+        #expect(throws: EnvelopeError(field: "event_type", "must not be empty")) { try EventEnvelope(eventType: "") }
+        #expect(throws: EnvelopeError.self) { try EventEnvelope(eventType: "x", timestamp: "now") }
+    }
+
+    @Test func rawJSONValidatesItsBytes() {
+        #expect(throws: Never.self) { try RawJSON(validating: " {\"a\": [1, 2]} ") }
+        #expect(throws: EnvelopeError.self) { try RawJSON(validating: "{\"a\":") }
+        #expect(throws: EnvelopeError(field: "payload", "trailing bytes after the JSON value")) {
+            try RawJSON(validating: "1 2")
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import Testing
+
+@testable import HeraldCore
+
+@Suite struct JSONScannerTests {
+    private func skip(_ text: String) throws(JSONSyntaxError) -> String {
+        let bytes = Array(text.utf8)
+        return try bytes.withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in
+            var scanner = JSONScanner(buffer)
+            let range = try scanner.skipValue()
+            guard scanner.isAtEnd else { throw JSONSyntaxError(message: "trailing", offset: scanner.position) }
+            return String(decoding: bytes[range], as: UTF8.self)
+        }
+    }
+
+    private func string(_ text: String) throws(JSONSyntaxError) -> String {
+        try Array(text.utf8).withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in
+            var scanner = JSONScanner(buffer)
+            return try scanner.readString()
+        }
+    }
+
+    @Test(arguments: [
+        "0", "-0", "12.5e-3", "1E+2", "true", "false", "null", "\"\"", "\"caf\u{e9}\"", "[]", "{}",
+        "[1,[2,[3,{\"a\":[]}]]]", "{\"a\":{\"b\":null},\"c\":[true,false]}", " \n\t{ \"a\" : 1 } ",
+    ])
+    func acceptsWellFormedValues(_ text: String) throws {
+        #expect(try skip(text) == text.trimmingWhitespace())
+    }
+
+    @Test(arguments: [
+        "", "01", "1.", ".5", "-", "1e", "+1", "tru", "nul", "\"abc", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{a:1}",
+        "[1 2]", "\"\u{01}\"", "\"\\x\"", "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"", "{\"a\":1]", "[1}", "1 2",
+    ])
+    func rejectsMalformedValues(_ text: String) {
+        #expect(throws: JSONSyntaxError.self) { try skip(text) }
+    }
+
+    @Test func rejectsInvalidUTF8() {
+        let bytes: [UInt8] = [0x22, 0xC3, 0x28, 0x22]  // an invalid two-byte sequence inside a string
+        #expect(throws: JSONSyntaxError.self) {
+            try bytes.withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in
+                var scanner = JSONScanner(buffer)
+                _ = try scanner.readString()
+            }
+        }
+    }
+
+    @Test func decodesEscapes() throws {
+        #expect(try string(#""a\"b\\c\/d\n\t\u00e9\ud83d\ude00""#) == "a\"b\\c/d\n\t\u{e9}\u{1F600}")
+    }
+
+    @Test func limitsNestingDepth() throws {
+        let deep = String(repeating: "[", count: JSONScanner.maximumDepth) + String(repeating: "]", count: JSONScanner.maximumDepth)
+        #expect(try skip(deep) == deep)
+        let tooDeep = "[" + deep + "]"
+        #expect(throws: JSONSyntaxError.self) { try skip(tooDeep) }
+        // Far deeper than any stack would survive with recursion: still a clean error.
+        let hostile = String(repeating: "[", count: 1_000_000)
+        #expect(throws: JSONSyntaxError.self) { try skip(hostile) }
+    }
+
+    @Test func readsNonNegativeIntegers() throws {
+        func integer(_ text: String) -> Result<Int64, JSONIntegerError> {
+            Array(text.utf8).withUnsafeBufferPointer { buffer in
+                var scanner = JSONScanner(buffer)
+                do throws(JSONIntegerError) {
+                    return .success(try scanner.readNonNegativeInteger())
+                } catch {
+                    return .failure(error)
+                }
+            }
+        }
+        #expect(integer("0") == .success(0))
+        #expect(integer("138") == .success(138))
+        #expect(integer("9223372036854775807") == .success(Int64.max))
+        #expect(integer("9223372036854775808") == .failure(.outOfRange))
+        #expect(integer("-1") == .failure(.outOfRange))
+        #expect(integer("-0") == .success(0))
+        #expect(integer("1.0") == .failure(.notAnInteger))
+        #expect(integer("1e3") == .failure(.notAnInteger))
+        #expect(integer("\"1\"") == .failure(.notANumber))
+    }
+
+    @Test func writerEscapesWhatJSONRequires() throws {
+        var writer = JSONWriter()
+        writer.append(string: "q\"b\\n\nt\tc\u{01}\u{e9}")
+        let text = String(decoding: writer.bytes, as: UTF8.self)
+        #expect(text == #""q\"b\\n\nt\tc\u0001é""#)
+        #expect(try string(text) == "q\"b\\n\nt\tc\u{01}\u{e9}")
+    }
+
+    @Test(arguments: [Int64(0), 7, 10, 99, 100, 123_456_789, Int64.max, -42, Int64.min])
+    func writerWritesIntegers(_ value: Int64) {
+        var writer = JSONWriter()
+        writer.append(integer: value)
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == String(value))
+    }
+}
+
+extension String {
+    fileprivate func trimmingWhitespace() -> String {
+        var scalars = Substring(self)
+        while let first = scalars.first, first.isWhitespace { scalars = scalars.dropFirst() }
+        while let last = scalars.last, last.isWhitespace { scalars = scalars.dropLast() }
+        return String(scalars)
+    }
+}
