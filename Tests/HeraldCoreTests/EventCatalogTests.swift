@@ -1,51 +1,126 @@
+import Foundation
 import Testing
 
 @testable import HeraldCore
 
-import Foundation
-
 /// One value of every catalog type, with the JSON field names EVENTS.md gives for it.
 let catalogSamples: [(event: any CatalogEvent, fields: Set<String>)] = {
     let hash = Hash(String(repeating: "ab", count: 32))!
-    let package = PackageChange(dnpName: "geth", version: "1.2", operation: .install, status: .progress, progress: 0.5, error: "none")
-    let system = SystemChange(type: .configChange, component: "node", data: .object(["k": .integer(1)]), timestamp: 1_700_000_000)
+    let package = PackageChange(
+        dnpName: "geth", version: "1.2", operation: .install, status: .progress, progress: 0.5, error: "none")
+    let system = SystemChange(
+        type: .configChange, component: "node", data: .object(["k": .integer(1)]), timestamp: 1_700_000_000)
     let packageFields: Set<String> = ["dnpName", "version", "operation", "status", "progress", "error"]
     let systemFields: Set<String> = ["type", "component", "data", "timestamp"]
     return [
-        (BlockNew(hash: "0xabc", blockNumber: 12345, timestamp: "2026-11-23T08:00:00Z", transactionCount: 100), ["hash", "block_number", "timestamp", "transaction_count"]),
+        (
+            BlockNew(hash: "0xabc", blockNumber: 12345, timestamp: "2026-11-23T08:00:00Z", transactionCount: 100),
+            ["hash", "block_number", "timestamp", "transaction_count"]
+        ),
         (BlockDisconnected(hash: hash, height: 7), ["hash", "height"]),
         (ChainReorg(oldTip: hash, newTip: hash), ["old_tip", "new_tip"]),
-        (TransactionPending(hash: "0x1", fromAddress: "0xa", toAddress: "0xb", feeRate: 2.5), ["hash", "from_address", "to_address", "fee_rate"]),
-        (TransactionConfirmed(hash: "0x1", blockNumber: 9, fromAddress: "0xa", toAddress: "0xb", status: .failed), ["hash", "block_number", "from_address", "to_address", "status"]),
-        (TokenTransfer(tokenAddress: "0xt", fromAddress: "0xa", toAddress: "0xb", amount: "123456789012345678901234567890", transactionHash: "0xh"), ["token_address", "from_address", "to_address", "amount", "transaction_hash"]),
-        (ContractVerified(address: "0xc", verificationStatus: "verified", verifiedAt: "2026-11-23T08:00:00Z"), ["address", "verification_status", "verified_at"]),
-        (ChainSync(network: "mainnet", syncing: true, progress: 0.97, peers: 12, blockHeight: 100), ["network", "syncing", "progress", "peers", "blockHeight"]),
-        (GovernanceProposalCreated(proposalId: "p1", repository: "r", prNumber: 4, tier: "t1"), ["proposal_id", "repository", "pr_number", "tier"]),
+        (
+            TransactionPending(hash: "0x1", fromAddress: "0xa", toAddress: "0xb", feeRate: 2.5),
+            ["hash", "from_address", "to_address", "fee_rate"]
+        ),
+        (
+            TransactionConfirmed(hash: "0x1", blockNumber: 9, fromAddress: "0xa", toAddress: "0xb", status: .failed),
+            ["hash", "block_number", "from_address", "to_address", "status"]
+        ),
+        (
+            TokenTransfer(
+                tokenAddress: "0xt", fromAddress: "0xa", toAddress: "0xb", amount: "123456789012345678901234567890",
+                transactionHash: "0xh"), ["token_address", "from_address", "to_address", "amount", "transaction_hash"]
+        ),
+        (
+            ContractVerified(address: "0xc", verificationStatus: "verified", verifiedAt: "2026-11-23T08:00:00Z"),
+            ["address", "verification_status", "verified_at"]
+        ),
+        (
+            ChainSync(network: "mainnet", syncing: true, progress: 0.97, peers: 12, blockHeight: 100),
+            ["network", "syncing", "progress", "peers", "blockHeight"]
+        ),
+        (
+            GovernanceProposalCreated(proposalId: "p1", repository: "r", prNumber: 4, tier: "t1"),
+            ["proposal_id", "repository", "pr_number", "tier"]
+        ),
         (GovernanceProposalVoted(proposalId: "p1", voter: "v", vote: "yes"), ["proposal_id", "voter", "vote"]),
-        (GovernanceProposalMerged(proposalId: "p1", repository: "r", prNumber: 4), ["proposal_id", "repository", "pr_number"]),
-        (GovernanceForkDetected(forkId: "f", rulesetVersion: "2", adoptionCount: 3), ["fork_id", "ruleset_version", "adoption_count"]),
-        (PeerConnected(peerAddr: "1.2.3.4:8333", transportType: "tcp", services: 1, version: 70016), ["peer_addr", "transport_type", "services", "version"]),
+        (
+            GovernanceProposalMerged(proposalId: "p1", repository: "r", prNumber: 4),
+            ["proposal_id", "repository", "pr_number"]
+        ),
+        (
+            GovernanceForkDetected(forkId: "f", rulesetVersion: "2", adoptionCount: 3),
+            ["fork_id", "ruleset_version", "adoption_count"]
+        ),
+        (
+            PeerConnected(peerAddr: "1.2.3.4:8333", transportType: "tcp", services: 1, version: 70016),
+            ["peer_addr", "transport_type", "services", "version"]
+        ),
         (PeerDisconnected(peerAddr: "1.2.3.4:8333", reason: "timeout"), ["peer_addr", "reason"]),
-        (PeerBanned(peerAddr: "1.2.3.4:8333", reason: "misbehaving", banDurationSeconds: 86400), ["peer_addr", "reason", "ban_duration_seconds"]),
-        (NetworkMessageReceived(peerAddr: "p", messageType: "inv", messageSize: 100, protocolVersion: 70016), ["peer_addr", "message_type", "message_size", "protocol_version"]),
+        (
+            PeerBanned(peerAddr: "1.2.3.4:8333", reason: "misbehaving", banDurationSeconds: 86400),
+            ["peer_addr", "reason", "ban_duration_seconds"]
+        ),
+        (
+            NetworkMessageReceived(peerAddr: "p", messageType: "inv", messageSize: 100, protocolVersion: 70016),
+            ["peer_addr", "message_type", "message_size", "protocol_version"]
+        ),
         (NetworkBroadcastStarted(messageType: "tx", targetPeers: 8), ["message_type", "target_peers"]),
-        (NetworkBroadcastCompleted(messageType: "tx", successful: 7, failed: 1), ["message_type", "successful", "failed"]),
+        (
+            NetworkBroadcastCompleted(messageType: "tx", successful: 7, failed: 1),
+            ["message_type", "successful", "failed"]
+        ),
         (ModuleLoaded(moduleName: "indexer", version: "1.0.0"), ["module_name", "version"]),
-        (ModuleUnloaded(moduleName: "indexer", version: "1.0.0", reason: .crashed), ["module_name", "version", "reason"]),
-        (ModuleReloaded(moduleName: "indexer", oldVersion: "1", newVersion: "2"), ["module_name", "old_version", "new_version"]),
+        (
+            ModuleUnloaded(moduleName: "indexer", version: "1.0.0", reason: .crashed),
+            ["module_name", "version", "reason"]
+        ),
+        (
+            ModuleReloaded(moduleName: "indexer", oldVersion: "1", newVersion: "2"),
+            ["module_name", "old_version", "new_version"]
+        ),
         (ModuleCrashed(moduleName: "indexer", error: "signal 9"), ["module_name", "error"]),
-        (ModuleHealthChanged(moduleName: "indexer", oldHealth: .healthy, newHealth: .degraded), ["module_name", "old_health", "new_health"]),
+        (
+            ModuleHealthChanged(moduleName: "indexer", oldHealth: .healthy, newHealth: .degraded),
+            ["module_name", "old_health", "new_health"]
+        ),
         (NodeStartupCompleted(durationMs: 1200, components: ["broker", "log"]), ["duration_ms", "components"]),
         (NodeShutdown(reason: "signal", timeoutSeconds: 5), ["reason", "timeout_seconds"]),
         (NodeShutdownCompleted(durationMs: 300), ["duration_ms"]),
         (ConfigLoaded(changedSections: ["ipc"], configJson: "{}"), ["changed_sections", "config_json"]),
-        (MaintenanceData(operation: .both, urgency: .high, reason: .lowDisk, targetAgeDays: 7, timeoutSeconds: 10), ["operation", "urgency", "reason", "target_age_days", "timeout_seconds"]),
-        (MaintenanceStarted(maintenanceType: "cleanup", estimatedDurationSeconds: 30), ["maintenance_type", "estimated_duration_seconds"]),
-        (MaintenanceCompleted(maintenanceType: "cleanup", success: true, durationMs: 25, results: .array([.string("ok"), .null, .bool(false), .number(1.5)])), ["maintenance_type", "success", "duration_ms", "results"]),
-        (HealthCheck(checkType: "full", nodeHealthy: true, healthReport: .object(["disk": .string("ok")])), ["check_type", "node_healthy", "health_report"]),
-        (ResourceDiskSpaceLow(availableBytes: 1, totalBytes: 100, percentFree: 1.0, diskPath: "/data"), ["available_bytes", "total_bytes", "percent_free", "disk_path"]),
-        (ResourceLimitWarning(resourceType: "consumer_lag", usagePercent: 120, currentUsage: 1200, limit: 1000, thresholdPercent: 100), ["resource_type", "usage_percent", "current_usage", "limit", "threshold_percent"]),
-        (PlatformNotification(id: "n1", type: .warning, title: "Disk", body: "Low", timestamp: 1_700_000_000, actions: [["label": .string("Open")]]), ["id", "type", "title", "body", "timestamp", "actions"]),
+        (
+            MaintenanceData(operation: .both, urgency: .high, reason: .lowDisk, targetAgeDays: 7, timeoutSeconds: 10),
+            ["operation", "urgency", "reason", "target_age_days", "timeout_seconds"]
+        ),
+        (
+            MaintenanceStarted(maintenanceType: "cleanup", estimatedDurationSeconds: 30),
+            ["maintenance_type", "estimated_duration_seconds"]
+        ),
+        (
+            MaintenanceCompleted(
+                maintenanceType: "cleanup", success: true, durationMs: 25,
+                results: .array([.string("ok"), .null, .bool(false), .number(1.5)])),
+            ["maintenance_type", "success", "duration_ms", "results"]
+        ),
+        (
+            HealthCheck(checkType: "full", nodeHealthy: true, healthReport: .object(["disk": .string("ok")])),
+            ["check_type", "node_healthy", "health_report"]
+        ),
+        (
+            ResourceDiskSpaceLow(availableBytes: 1, totalBytes: 100, percentFree: 1.0, diskPath: "/data"),
+            ["available_bytes", "total_bytes", "percent_free", "disk_path"]
+        ),
+        (
+            ResourceLimitWarning(
+                resourceType: "consumer_lag", usagePercent: 120, currentUsage: 1200, limit: 1000, thresholdPercent: 100),
+            ["resource_type", "usage_percent", "current_usage", "limit", "threshold_percent"]
+        ),
+        (
+            PlatformNotification(
+                id: "n1", type: .warning, title: "Disk", body: "Low", timestamp: 1_700_000_000,
+                actions: [["label": .string("Open")]]), ["id", "type", "title", "body", "timestamp", "actions"]
+        ),
         (PackageInstall(package), packageFields),
         (PackageUpdate(package), packageFields),
         (PackageRemove(package), packageFields),
@@ -83,7 +158,8 @@ let catalogSamples: [(event: any CatalogEvent, fields: Set<String>)] = {
         #expect(received.envelope.eventType == Event.eventType)
         #expect(received.envelope.topic == Event.eventType + ".138")
         // The wire names are exactly EVENTS.md's.
-        let object = try #require(JSONSerialization.jsonObject(with: Data(received.envelope.payload!.bytes)) as? [String: Any])
+        let object = try #require(
+            JSONSerialization.jsonObject(with: Data(received.envelope.payload!.bytes)) as? [String: Any])
         #expect(Set(object.keys) == fields)
         // And the payload passes validation.
         #expect(throws: Never.self) { try EventCatalog.validatePayload(of: received.envelope) }
@@ -116,7 +192,8 @@ let catalogSamples: [(event: any CatalogEvent, fields: Set<String>)] = {
     @Test func typedSubscriptionSkipsUndecodablePayloads() async throws {
         let bus = EventBus()
         let typed = try bus.subscribe(BlockNew.self, chainID: 1)
-        bus.publish(try EventEnvelope(eventType: "block.new", chainID: 1, payload: try RawJSON(validating: "{\"hash\":5}")))
+        bus.publish(
+            try EventEnvelope(eventType: "block.new", chainID: 1, payload: try RawJSON(validating: "{\"hash\":5}")))
         try bus.publish(BlockNew(hash: "good", blockNumber: 2), chainID: 1)
         var iterator = typed.makeAsyncIterator()
         #expect(await iterator.next()?.payload.hash == "good")
@@ -131,12 +208,28 @@ let catalogSamples: [(event: any CatalogEvent, fields: Set<String>)] = {
         ("block.new", #"{"hash":"0x1","block_number":"12"}"#, "payload.block_number: must be an integer"),
         ("block.new", #"{"hash":7,"block_number":12}"#, "payload.hash: must be a string"),
         ("block.new", #"{"hash":null,"block_number":12}"#, "payload.hash: must not be null"),
-        ("block.disconnected", #"{"hash":"0xABC","height":1}"#, "payload.hash: must be 64 lowercase hexadecimal characters"),
-        ("transaction.confirmed", #"{"hash":"h","block_number":1,"from_address":"a","to_address":"b","status":"ok"}"#, #"payload.status: must be one of "success", "failed""#),
-        ("chain.sync", #"{"network":"n","syncing":"yes","progress":1,"peers":1,"blockHeight":1}"#, "payload.syncing: must be a boolean"),
+        (
+            "block.disconnected", #"{"hash":"0xABC","height":1}"#,
+            "payload.hash: must be 64 lowercase hexadecimal characters"
+        ),
+        (
+            "transaction.confirmed",
+            #"{"hash":"h","block_number":1,"from_address":"a","to_address":"b","status":"ok"}"#,
+            #"payload.status: must be one of "success", "failed""#
+        ),
+        (
+            "chain.sync", #"{"network":"n","syncing":"yes","progress":1,"peers":1,"blockHeight":1}"#,
+            "payload.syncing: must be a boolean"
+        ),
         ("node.startup_completed", #"{"duration_ms":1,"components":"broker"}"#, "payload.components: must be an array"),
-        ("node.startup_completed", #"{"duration_ms":1,"components":["broker",2]}"#, "payload.components[1]: must be a string"),
-        ("notification", #"{"id":"1","type":"info","title":"t","body":"b","timestamp":1,"actions":[1]}"#, "payload.actions[0]: must be an object"),
+        (
+            "node.startup_completed", #"{"duration_ms":1,"components":["broker",2]}"#,
+            "payload.components[1]: must be a string"
+        ),
+        (
+            "notification", #"{"id":"1","type":"info","title":"t","body":"b","timestamp":1,"actions":[1]}"#,
+            "payload.actions[0]: must be an object"
+        ),
         ("validator.status", "[1]", "payload: must be an object"),
     ])
     func rejectsPayloadsThatBreakTheCatalog(_ eventType: String, _ payload: String?, _ message: String) throws {

@@ -116,8 +116,14 @@ import Testing
         (#"{}"#, "event_type: required"),
         (#"{"event_type":""}"#, "event_type: must not be empty"),
         (#"{"event_type":12}"#, "event_type: must be a string"),
-        (#"{"event_type":"Block.new"}"#, "event_type: invalid character 'B': words are lowercase letters, digits and '_'"),
-        (#"{"event_type":"block-new"}"#, "event_type: invalid character '-': words are lowercase letters, digits and '_'"),
+        (
+            #"{"event_type":"Block.new"}"#,
+            "event_type: invalid character 'B': words are lowercase letters, digits and '_'"
+        ),
+        (
+            #"{"event_type":"block-new"}"#,
+            "event_type: invalid character '-': words are lowercase letters, digits and '_'"
+        ),
         (#"{"event_type":"block.*"}"#, "event_type: must not contain wildcards ('*' or '#')"),
         (#"{"event_type":"block.#"}"#, "event_type: must not contain wildcards ('*' or '#')"),
         (#"{"event_type":".block"}"#, "event_type: empty word: '.' must separate two words"),
@@ -127,14 +133,26 @@ import Testing
         // event_id
         (#"{"event_type":"x","event_id":""}"#, "event_id: must not be empty"),
         (#"{"event_type":"x","event_id":7}"#, "event_id: must be a string"),
-        ("{\"event_type\":\"x\",\"event_id\":\"" + String(repeating: "i", count: 129) + "\"}", "event_id: longer than 128 bytes"),
+        (
+            "{\"event_type\":\"x\",\"event_id\":\"" + String(repeating: "i", count: 129) + "\"}",
+            "event_id: longer than 128 bytes"
+        ),
         // timestamp
-        (#"{"event_type":"x","timestamp":"yesterday"}"#, "timestamp: must be an RFC 3339 UTC timestamp such as 2026-11-23T08:00:00.123Z"),
-        (#"{"event_type":"x","timestamp":"2026-11-23T08:00:00+02:00"}"#, "timestamp: must be an RFC 3339 UTC timestamp such as 2026-11-23T08:00:00.123Z"),
+        (
+            #"{"event_type":"x","timestamp":"yesterday"}"#,
+            "timestamp: must be an RFC 3339 UTC timestamp such as 2026-11-23T08:00:00.123Z"
+        ),
+        (
+            #"{"event_type":"x","timestamp":"2026-11-23T08:00:00+02:00"}"#,
+            "timestamp: must be an RFC 3339 UTC timestamp such as 2026-11-23T08:00:00.123Z"
+        ),
         (#"{"event_type":"x","timestamp":1700000000}"#, "timestamp: must be a string"),
         // chain_id
         (#"{"event_type":"x","chain_id":-1}"#, "chain_id: must be an integer from 0 to 9223372036854775807"),
-        (#"{"event_type":"x","chain_id":9223372036854775808}"#, "chain_id: must be an integer from 0 to 9223372036854775807"),
+        (
+            #"{"event_type":"x","chain_id":9223372036854775808}"#,
+            "chain_id: must be an integer from 0 to 9223372036854775807"
+        ),
         (#"{"event_type":"x","chain_id":1.5}"#, "chain_id: must be an integer"),
         (#"{"event_type":"x","chain_id":"138"}"#, "chain_id: must be an integer"),
         (#"{"event_type":"x","chain_id":null}"#, "chain_id: must be an integer"),
@@ -155,7 +173,10 @@ import Testing
         #expect(error(json)?.description == message)
     }
 
-    @Test(arguments: [#"{"event_type":"x""#, #"{"event_type":"x","payload":[1,}"#, #"{"event_type":"x",}"#, "{\"event_type\":\"x\",\"payload\":tru}"])
+    @Test(arguments: [
+        #"{"event_type":"x""#, #"{"event_type":"x","payload":[1,}"#, #"{"event_type":"x",}"#,
+        "{\"event_type\":\"x\",\"payload\":tru}",
+    ])
     func rejectsMalformedJSON(_ json: String) throws {
         let failure = try #require(error(json))
         #expect(failure.field == "")

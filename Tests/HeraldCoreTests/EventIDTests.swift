@@ -11,11 +11,14 @@ import Testing
                 if [8, 13, 18, 23].contains(index) {
                     #expect(byte == UInt8(ascii: "-"))
                 } else {
-                    #expect((byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f")))
+                    #expect(
+                        (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                            || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f")))
                 }
             }
             #expect(id[14] == UInt8(ascii: "4"))  // version
-            #expect([UInt8(ascii: "8"), UInt8(ascii: "9"), UInt8(ascii: "a"), UInt8(ascii: "b")].contains(id[19]))  // variant
+            // The RFC 4122 variant.
+            #expect([UInt8(ascii: "8"), UInt8(ascii: "9"), UInt8(ascii: "a"), UInt8(ascii: "b")].contains(id[19]))
         }
     }
 

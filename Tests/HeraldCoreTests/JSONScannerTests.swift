@@ -51,7 +51,9 @@ import Testing
     }
 
     @Test func limitsNestingDepth() throws {
-        let deep = String(repeating: "[", count: JSONScanner.maximumDepth) + String(repeating: "]", count: JSONScanner.maximumDepth)
+        let deep =
+            String(repeating: "[", count: JSONScanner.maximumDepth)
+            + String(repeating: "]", count: JSONScanner.maximumDepth)
         #expect(try skip(deep) == deep)
         let tooDeep = "[" + deep + "]"
         #expect(throws: JSONSyntaxError.self) { try skip(tooDeep) }

@@ -2,7 +2,7 @@ import HeraldCore
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // In-process fan-out: one publisher, N subscribers, each subscription with a 100-event drop-newest buffer,
@@ -84,8 +84,9 @@ func runHerald(events: Int, subscribers: Int, envelopes: [EventEnvelope]) async 
             }
         }
         group.addTask {
-            let ring = envelopes.count
-            for index in 0..<events { bus.publish(envelopes[index % ring]) }
+            envelopes.withUnsafeBufferPointer { ring in
+                for index in 0..<events { bus.publish(ring[index % ring.count]) }
+            }
             // The end marker must not be dropped: retry until every subscription has queued it.
             var pending = subscribers
             while pending > 0 {
@@ -170,7 +171,9 @@ for scenario in scenarios {
             options.heraldOnly
             ? herald
             : await runAsyncStream(events: scenario.events, subscribers: scenario.subscribers, envelopes: envelopes)
-        if best == nil || herald.eventsPerSecond > best!.herald.eventsPerSecond { best = (herald, best?.stream ?? stream) }
+        if best == nil || herald.eventsPerSecond > best!.herald.eventsPerSecond {
+            best = (herald, best?.stream ?? stream)
+        }
         if stream.eventsPerSecond > best!.stream.eventsPerSecond { best!.stream = stream }
     }
     let (herald, stream) = best!

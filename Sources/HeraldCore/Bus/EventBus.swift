@@ -111,7 +111,8 @@ public final class EventBus: Sendable {
     ) throws(SubscriptionError) -> Subscription {
         guard !patterns.isEmpty else { throw .invalidRequest("topics: at least one pattern is required") }
         guard Self.bufferRange.contains(buffer) else {
-            throw .invalidRequest("buffer: must be from \(Self.bufferRange.lowerBound) to \(Self.bufferRange.upperBound)")
+            throw .invalidRequest(
+                "buffer: must be from \(Self.bufferRange.lowerBound) to \(Self.bufferRange.upperBound)")
         }
         let storage = routing.withLock { routing in
             routing.add(

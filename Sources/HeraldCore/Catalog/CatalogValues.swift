@@ -1,4 +1,5 @@
-/// The closed sets of string values the catalog's payloads use. Decoding any other value is an error that names/// the allowed ones, which is what payload validation reports.
+// The closed sets of string values the catalog's payloads use. Decoding any other value is an error that
+// names the allowed ones, which is what payload validation reports.
 
 /// The outcome of a confirmed transaction.
 public enum TransactionStatus: String, CatalogValue {

@@ -1,5 +1,3 @@
-
-
 /// An envelope's fields before the broker's defaults are applied: what a publisher sent, validated.
 ///
 /// The broker parses a publish into these, checks dedup and appends to the log, and only then seals them
@@ -33,7 +31,8 @@ package struct EnvelopeFields: Sendable {
             }
         }
         if let timestamp, Timestamp.millisecondsSinceEpoch(timestamp) == nil {
-            throw EnvelopeError(field: "timestamp", "must be an RFC 3339 UTC timestamp such as 2026-11-23T08:00:00.123Z")
+            throw EnvelopeError(
+                field: "timestamp", "must be an RFC 3339 UTC timestamp such as 2026-11-23T08:00:00.123Z")
         }
         if let chainID, chainID < 0 {
             throw EnvelopeError(field: "chain_id", "must be an integer from 0 to 9223372036854775807")

@@ -1,5 +1,3 @@
-
-
 /// One event as PROTOCOL.md §1 defines it: validated, with every default applied, and encoded once.
 ///
 /// The JSON form (`json`) is produced when the envelope is made and kept: every delivery of the event,

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// RFC 3339 UTC timestamps, the form of an envelope's `timestamp`.
@@ -89,7 +89,9 @@ public enum Timestamp {
             index += 1
             let fractionStart = index
             while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
-                if index - fractionStart < 3 { millisecond = millisecond * 10 + Int64(bytes[index] - UInt8(ascii: "0")) }
+                if index - fractionStart < 3 {
+                    millisecond = millisecond * 10 + Int64(bytes[index] - UInt8(ascii: "0"))
+                }
                 index += 1
             }
             let fractionDigits = index - fractionStart

@@ -93,7 +93,8 @@ package struct TopicTrie<Value: Hashable> {
     ) {
         if let any = node.any {
             // `#` swallows zero or more words: continue below it from every later position.
-            for next in index...words.count where visited.insert(Visit(node: ObjectIdentifier(any), index: next)).inserted {
+            for next in index...words.count
+            where visited.insert(Visit(node: ObjectIdentifier(any), index: next)).inserted {
                 collect(any, words, next, &result, &visited)
             }
         }

@@ -1,0 +1,34 @@
+# Herald's two commands for a new user: `make run` and `make test`. Everything else is for developers.
+# Each target installs what it needs itself (nothing beyond the Swift toolchain so far).
+
+SWIFT ?= swift
+FORMAT_PATHS = Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Sources
+
+.PHONY: build run test lint format bench clean
+
+build:
+	$(SWIFT) build
+
+# Starts the broker with its embedded defaults. Until the broker daemon lands (issue #3), `herald serve`
+# says plainly that it is not built and exits non-zero.
+run: build
+	$(SWIFT) run herald serve
+
+# Every test. Warnings are errors in every Herald target (Package.swift), so this is also the strict build.
+test: lint
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+lint:
+	$(SWIFT) format lint --strict --recursive $(FORMAT_PATHS)
+
+format:
+	$(SWIFT) format format --in-place --recursive $(FORMAT_PATHS)
+
+# The in-process benchmark (docs/benchmarks.md), built in release mode in its own package.
+bench:
+	cd Benchmarks && $(SWIFT) build -c release
+	Benchmarks/.build/release/InProcessBenchmark
+
+clean:
+	rm -rf .build Benchmarks/.build
