@@ -228,3 +228,28 @@ import Testing
         #expect(bus.deliveryStatistics(for: "module")?.successful == 3)
     }
 }
+
+@Suite struct ReadmeExampleTests {
+    /// The README's example, as written there, with its claims checked.
+    @Test func readmeExampleWorks() async throws {
+        let bus = EventBus()
+
+        let blocks = try bus.subscribe(BlockNew.self, subscriber: "indexer")
+        let printed = Task {
+            var lines: [String] = []
+            for await block in blocks {
+                lines.append("\(block.envelope.chainID ?? -1) \(block.payload.blockNumber)")
+                break
+            }
+            return lines
+        }
+
+        let chain138 = try bus.subscribe(["#.138"], subscriber: "explorer", buffer: 1000, overflow: .dropOldest)
+
+        let result = try bus.publish(BlockNew(hash: "0xabc", blockNumber: 12345), chainID: 138)
+        #expect(result == PublishResult(delivered: 2, dropped: 0))
+        #expect(await printed.value == ["138 12345"])
+        #expect(bus.deliveryStatistics(for: "indexer") == DeliveryStatistics(successful: 1))
+        #expect(await chain138.takeQueued().map(\.envelope.eventType) == ["block.new"])
+    }
+}
