@@ -47,6 +47,7 @@ import Testing
                     return numbers
                 }
             }
+            for subscription in subscriptions { await subscription.waitUntilParked() }
             await publishConcurrently(on: bus)
             return await group.reduce(into: []) { $0.append($1) }
         }
@@ -74,12 +75,15 @@ import Testing
                     var batch = Deque<SubscriptionDelivery>()
                     // Under drop-oldest the newest event is always queued, so the last seq always arrives.
                     while seqs.last != UInt64(Self.total), await subscription.nextBatch(into: &batch) {
+                        subscription.recordDelivered(batch.count)
                         seqs.append(contentsOf: batch.map(\.seq))
                         numbers.append(contentsOf: batch.map(\.envelope.number))
                     }
                     return (subscription.subscriber, seqs, numbers)
                 }
             }
+            // Every consumer is running (parked on its empty queue) before the first publish.
+            for subscription in subscriptions { await subscription.waitUntilParked() }
             await publishConcurrently(on: bus)
             return await group.reduce(into: []) { $0.append($1) }
         }
@@ -102,7 +106,7 @@ import Testing
         let churn = Task {
             var delivered = 0
             for round in 0..<rounds {
-                let subscription = try bus.subscribe(["block.#"], subscriber: "churn\(round % 3)", buffer: 8)
+                let subscription = try bus.subscribe(["block.tick.#"], subscriber: "churn\(round % 3)", buffer: 8)
                 // Its own tick guarantees the subscription has something to take.
                 bus.publish(numberedEvent(0, type: "block.tick"))
                 delivered += await subscription.takeQueued().count
@@ -112,7 +116,10 @@ import Testing
         }
         await publishConcurrently(on: bus)
         let delivered = try await churn.value
-        #expect(delivered >= rounds)
+        #expect(delivered == rounds)
+        let churned = (0..<3).compactMap { bus.deliveryStatistics(for: "churn\($0)") }
+        #expect(churned.map(\.successful).reduce(0, +) == UInt64(rounds))
+        #expect(churned.allSatisfy { $0.failed == 0 && $0.channelFull == 0 })
         #expect(bus.subscriptionCount == 1)
         #expect(await steady.takeQueued().count == Self.total)
         #expect(bus.deliveryStatistics(for: "steady")?.channelFull == 0)

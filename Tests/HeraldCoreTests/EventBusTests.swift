@@ -149,6 +149,16 @@ import Testing
         #expect(received == [1])
     }
 
+    @Test func onceCancelledBeforeItsEventIsTakenCountsItAsFailed() async throws {
+        let bus = EventBus()
+        let waiter = try bus.once(["#"], subscriber: "gave-up")
+        bus.publish(numberedEvent(1))
+        waiter.cancel()
+        var iterator = waiter.makeAsyncIterator()
+        #expect(await iterator.next() == nil)
+        #expect(bus.deliveryStatistics(for: "gave-up") == DeliveryStatistics(successful: 0, failed: 1, channelFull: 0))
+    }
+
     @Test func onceWithAFilterWaitsForAMatchingEvent() async throws {
         let bus = EventBus()
         let waiter = try bus.once(["#"]) { $0.number == 3 }
@@ -178,9 +188,14 @@ import Testing
         let a = try bus.subscribe(["block.#", "tx.#"], subscriber: "one")
         let b = try bus.subscribe(["block.#"], subscriber: "two")
         let c = try bus.subscribe(["block.new.*"], subscriber: "three")
-        #expect(bus.unsubscribeAll(pattern: try TopicPattern("block.#")) == 2)
+        bus.publish(numberedEvent(1))
+        // `block.#.#` matches what `block.#` matches, so it names the same pattern.
+        #expect(bus.unsubscribeAll(pattern: try TopicPattern("block.#.#")) == 2)
         #expect(bus.subscribers(for: "block.new") == ["three"])
-        _ = (a, b, c)
+        var iterator = a.makeAsyncIterator()
+        #expect(await iterator.next() == nil)
+        #expect(bus.deliveryStatistics(for: "one") == DeliveryStatistics(successful: 0, failed: 1, channelFull: 0))
+        _ = (b, c)
     }
 
     @Test func subscribersOfAnEventTypeAreSortedNames() async throws {
@@ -215,6 +230,18 @@ import Testing
         #expect(bus.resetDeliveryStatistics(for: "indexer"))
         #expect(bus.deliveryStatistics(for: "indexer") == DeliveryStatistics())
         #expect(!bus.resetDeliveryStatistics(for: "nobody"))
+    }
+
+    @Test func resetWhileSubscribedCountsFromZero() async throws {
+        let bus = EventBus()
+        let subscription = try bus.subscribe(["#"], subscriber: "live")
+        bus.publish(numberedEvent(1))
+        bus.publish(numberedEvent(2))
+        _ = await subscription.takeQueued()
+        #expect(bus.resetDeliveryStatistics(for: "live"))
+        bus.publish(numberedEvent(3))
+        _ = await subscription.takeQueued()
+        #expect(bus.deliveryStatistics(for: "live") == DeliveryStatistics(successful: 1))
     }
 
     @Test func statisticsAccumulateOverSubscriptionsOfOneName() async throws {

@@ -57,7 +57,8 @@ import Testing
     }
 
     @Test func ignoresOffsetAndPartitionOnPublishButKeepsThemWhenDelivered() throws {
-        let json = #"{"event_type":"x","offset":41,"partition":3}"#
+        let json =
+            #"{"event_type":"x","event_id":"e","timestamp":"2026-11-23T08:00:00Z","key":"x","offset":41,"partition":3}"#
         let published = try parse(json)
         #expect(published.offset == nil && published.partition == nil)
         let delivered = try parse(json, form: .delivered)
@@ -67,6 +68,29 @@ import Testing
     }
 
     // MARK: The JSON form
+
+    @Test func theDeliveredFormRequiresWhatTheBrokerAlwaysSets() {
+        let complete = #""event_type":"x","event_id":"e","timestamp":"2026-11-23T08:00:00Z","key":"k""#
+        #expect(throws: Never.self) { try parse("{" + complete + "}", form: .delivered) }
+        #expect(throws: EnvelopeError.required("event_id")) {
+            try parse(#"{"event_type":"x","timestamp":"2026-11-23T08:00:00Z","key":"k"}"#, form: .delivered)
+        }
+        #expect(throws: EnvelopeError.required("timestamp")) {
+            try parse(#"{"event_type":"x","event_id":"e","key":"k"}"#, form: .delivered)
+        }
+        #expect(throws: EnvelopeError.required("key")) {
+            try parse(#"{"event_type":"x","event_id":"e","timestamp":"2026-11-23T08:00:00Z"}"#, form: .delivered)
+        }
+    }
+
+    @Test func nullPayloadIsAValueButNullMetadataIsNot() throws {
+        let envelope = try parse(#"{"event_type":"x","payload":null}"#)
+        #expect(envelope.payload?.description == "null")
+        #expect(envelope.description.contains(#""payload":null"#))
+        #expect(
+            error(#"{"event_type":"x","metadata":null}"#)?.description == "metadata: must be an object of string values"
+        )
+    }
 
     @Test func encodesOnceInCanonicalOrder() throws {
         let envelope = try EventEnvelope(

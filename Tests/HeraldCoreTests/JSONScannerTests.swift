@@ -84,6 +84,24 @@ import Testing
         #expect(integer("\"1\"") == .failure(.notANumber))
     }
 
+    @Test func readsSignedIntegers() {
+        func integer(_ text: String) -> Result<Int64, JSONIntegerError> {
+            Array(text.utf8).withUnsafeBufferPointer { buffer in
+                var scanner = JSONScanner(buffer)
+                do throws(JSONIntegerError) {
+                    return .success(try scanner.readInteger())
+                } catch {
+                    return .failure(error)
+                }
+            }
+        }
+        #expect(integer("-42") == .success(-42))
+        #expect(integer("-9223372036854775808") == .success(Int64.min))
+        #expect(integer("-9223372036854775809") == .failure(.outOfRange))
+        #expect(integer("12.0") == .failure(.notAnInteger))
+        #expect(integer("true") == .failure(.notANumber))
+    }
+
     @Test func writerEscapesWhatJSONRequires() throws {
         var writer = JSONWriter()
         writer.append(string: "q\"b\\n\nt\tc\u{01}\u{e9}")

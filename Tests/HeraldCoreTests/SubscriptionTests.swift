@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 
 @testable import HeraldCore
@@ -12,7 +13,7 @@ import Testing
         #expect(bus.publish(numberedEvent(2)).delivered == 0)
     }
 
-    @Test func cancellingTheTaskRemovesIt() async throws {
+    @Test func cancellingAParkedTaskRemovesIt() async throws {
         let bus = EventBus()
         let subscription = try bus.subscribe(["#"], subscriber: "waiter")
         let consumer = Task {
@@ -20,20 +21,59 @@ import Testing
             for await _ in subscription { count += 1 }
             return count
         }
-        bus.publish(numberedEvent(1))
+        await subscription.waitUntilParked()
         consumer.cancel()
-        let consumed = await consumer.value
-        #expect(consumed <= 1)
+        #expect(await consumer.value == 0)
         #expect(bus.subscriptionCount == 0)
     }
 
-    @Test func cancelEndsAWaitingIterator() async throws {
+    @Test func cancellingATaskStopsItWhileEventsKeepArriving() async throws {
+        let bus = EventBus()
+        let subscription = try bus.subscribe(["#"], subscriber: "busy", buffer: 1000)
+        let consumed = Counter()
+        let consumer = Task {
+            for await _ in subscription { consumed.increment() }
+        }
+        let publisher = Task {
+            var number = 0
+            while !Task.isCancelled {
+                bus.publish(numberedEvent(number))
+                number += 1
+                if number % 64 == 0 { await Task.yield() }
+            }
+        }
+        while consumed.value < 1000 { await Task.yield() }
+        consumer.cancel()
+        await consumer.value
+        #expect(bus.subscriptionCount == 0)
+        publisher.cancel()
+        await publisher.value
+        let statistics = try #require(bus.deliveryStatistics(for: "busy"))
+        #expect(statistics.successful == UInt64(consumed.value))
+    }
+
+    @Test func cancelEndsAParkedIterator() async throws {
         let bus = EventBus()
         let subscription = try bus.subscribe(["#"])
         let consumer = Task { await subscription.first { _ in true } }
+        await subscription.waitUntilParked()
         subscription.cancel()
         #expect(await consumer.value == nil)
         #expect(bus.subscriptionCount == 0)
+    }
+
+    @Test func breakingOutOfABatchCountsTheRestAsFailed() async throws {
+        let bus = EventBus()
+        let subscription = try bus.subscribe(["#"], subscriber: "impatient", buffer: 10)
+        for number in 1...10 { bus.publish(numberedEvent(number)) }
+        var seen: [Int] = []
+        for await envelope in subscription {
+            seen.append(envelope.number)
+            if seen.count == 3 { break }
+        }
+        #expect(seen == [1, 2, 3])
+        #expect(
+            bus.deliveryStatistics(for: "impatient") == DeliveryStatistics(successful: 3, failed: 7, channelFull: 0))
     }
 
     @Test func cancelCountsQueuedEventsAsFailed() throws {
@@ -56,11 +96,11 @@ import Testing
         #expect(bus.subscriptionCount == 0)
     }
 
-    @Test func aWaitingConsumerIsWokenByAPublish() async throws {
+    @Test func aParkedConsumerIsWokenByAPublish() async throws {
         let bus = EventBus()
         let subscription = try bus.subscribe(["#"])
         let consumer = Task { await subscription.first { _ in true }?.number }
-        // Publish until the consumer has one; it may or may not be parked yet, and both paths must work.
+        await subscription.waitUntilParked()
         bus.publish(numberedEvent(7))
         #expect(await consumer.value == 7)
     }
@@ -73,5 +113,16 @@ import Testing
         #expect(second.subscriber == EventBus.anonymousSubscriber)
         #expect(first.patterns.map(\.text) == ["block.#", "#.138"])
         #expect(first.id != second.id)
+    }
+}
+
+/// A counter shared between a test and the task it watches.
+final class Counter: Sendable {
+    private let count = Mutex(0)
+
+    var value: Int { count.withLock { $0 } }
+
+    func increment() {
+        count.withLock { $0 += 1 }
     }
 }

@@ -16,10 +16,17 @@ extension EventEnvelope {
 }
 
 extension Subscription {
-    /// Takes everything queued now, with sequence numbers; the subscription must have events queued.
+    /// Takes everything queued (waiting for at least one event), with sequence numbers, and counts it as
+    /// delivered, as the broker's connection writer does after writing.
     func takeQueued() async -> [SubscriptionDelivery] {
         var batch = Deque<SubscriptionDelivery>()
         guard await nextBatch(into: &batch) else { return [] }
+        recordDelivered(batch.count)
         return Array(batch)
+    }
+
+    /// Waits until a consumer is parked on this subscription, so a test exercises the wake-up path.
+    func waitUntilParked() async {
+        while !storage.hasParkedConsumer { await Task.yield() }
     }
 }

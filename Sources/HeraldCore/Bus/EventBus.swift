@@ -14,6 +14,8 @@ public final class EventBus: Sendable {
     /// How many topics' routes are cached before the cache starts over.
     static let routeCacheLimit = 8192
 
+    /// Makes an empty bus.
+
     private let routing = Mutex(Routing())
 
     public init() {}
@@ -155,8 +157,10 @@ public final class EventBus: Sendable {
     }
 
     func remove(_ storage: SubscriptionStorage) {
-        let removed = routing.withLock { $0.remove(storage) }
-        if removed { storage.finish() }
+        _ = routing.withLock { $0.remove(storage) }
+        // Finish even if routing had already dropped it (a `once` that got its event): finishing is
+        // idempotent and counts whatever its consumer never took as failed.
+        storage.finish()
     }
 
     private func removeAll(where predicate: (SubscriptionStorage) -> Bool) -> Int {

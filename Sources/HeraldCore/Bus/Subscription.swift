@@ -36,52 +36,81 @@ public final class Subscription: AsyncSequence, Sendable {
 
     /// Waits for queued events and moves all of them, with their sequence numbers, into `buffer`; returns
     /// `false` once the subscription has ended. This is the batch interface the broker's connection writers
-    /// use; the iterator is built on it.
+    /// use; the iterator is built on it. The caller reports what it delivered with ``recordDelivered(_:)``
+    /// and what it took but could not deliver with ``recordFailed(_:)``.
     package func nextBatch(into buffer: inout Deque<SubscriptionDelivery>) async -> Bool {
         let ended = !(await storage.nextBatch(into: &buffer) { [self] in cancel() })
         if ended { cancel() }
         return !ended
     }
 
+    /// Counts `count` events as delivered to the subscriber (`successful`).
+    package func recordDelivered(_ count: Int) {
+        storage.recordDelivered(count)
+    }
+
+    /// Counts `count` taken events that never reached the subscriber (`failed`).
+    package func recordFailed(_ count: Int) {
+        storage.recordFailed(count)
+    }
+
+    /// Makes the iterator; a subscription supports one iterator at a time.
     public func makeAsyncIterator() -> Iterator {
         Iterator(subscription: self)
     }
 
     /// Takes a whole batch of queued events under one lock acquisition and hands them out one by one.
     public struct Iterator: AsyncIteratorProtocol {
-        private let subscription: Subscription
-        private let lifetime: IteratorLifetime
-        private var batch = Deque<SubscriptionDelivery>()
+        private let state: IteratorState
 
         init(subscription: Subscription) {
-            self.subscription = subscription
-            self.lifetime = IteratorLifetime(subscription)
+            state = IteratorState(subscription)
         }
 
+        /// The next event, waiting for one if none is queued; `nil` once the subscription has ended.
         public mutating func next() async -> EventEnvelope? {
             await next(isolation: nil)
         }
 
+        /// The next event, waiting for one if none is queued; `nil` once the subscription has ended.
         public mutating func next(isolation actor: isolated (any Actor)?) async -> EventEnvelope? {
-            if let delivery = batch.popFirst() { return delivery.envelope }
-            guard await subscription.nextBatch(into: &batch) else { return nil }
-            return batch.popFirst()?.envelope
+            await state.next(isolation: actor)
         }
     }
 }
 
-@available(*, unavailable)
-extension Subscription.Iterator: Sendable {}
-
-/// Ends the subscription when the iterator goes away, which is what ending a `for await` loop does.
-private final class IteratorLifetime {
+/// The iterator's batch, and the counting that goes with it. A class so that its `deinit` (the end of a
+/// `for await` loop) can count what was left and end the subscription.
+private final class IteratorState {
     private let subscription: Subscription
+    private var batch = Deque<SubscriptionDelivery>()
+    /// Events of the current batch handed out and not yet counted as `successful`.
+    private var handedOut = 0
 
     init(_ subscription: Subscription) {
         self.subscription = subscription
     }
 
+    /// Runs on the caller's isolation, so the non-`Sendable` state never crosses to another domain.
+    func next(isolation actor: isolated (any Actor)?) async -> EventEnvelope? {
+        if let delivery = batch.popFirst() {
+            handedOut += 1
+            return delivery.envelope
+        }
+        // Counted per batch, not per event, to keep atomics off the per-event path.
+        subscription.recordDelivered(handedOut)
+        handedOut = 0
+        guard await subscription.nextBatch(into: &batch), let delivery = batch.popFirst() else { return nil }
+        handedOut = 1
+        return delivery.envelope
+    }
+
     deinit {
+        subscription.recordDelivered(handedOut)
+        subscription.recordFailed(batch.count)
         subscription.cancel()
     }
 }
+
+@available(*, unavailable)
+extension Subscription.Iterator: Sendable {}

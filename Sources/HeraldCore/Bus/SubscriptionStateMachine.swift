@@ -100,6 +100,8 @@ struct SubscriptionStateMachine: ~Copyable {
         return false
     }
 
+    var hasWaiter: Bool { waiter != nil }
+
     /// Ends the subscription now, discarding what is queued; returns the number discarded and the consumer
     /// to resume.
     mutating func finish() -> (discarded: Int, resume: UnsafeContinuation<Void, Never>?) {

@@ -39,6 +39,9 @@ final class SubscriptionStorage: Sendable, Hashable {
     /// How many times a consumer that found its queue empty yields its thread and looks again before it
     /// parks. Tuned with `make bench` (docs/benchmarks.md).
     static let yieldsBeforeParking = 8
+    /// A consumer that sees fewer than this many new events yields (up to `yieldsForSmallBatch` times)
+    /// before taking the lock, so that it takes batches instead of contending with the publisher event by
+    /// event. Tuned with `make bench` (docs/benchmarks.md).
     static let smallBatch: UInt64 = 32
     static let yieldsForSmallBatch = 2
 
@@ -73,8 +76,9 @@ final class SubscriptionStorage: Sendable, Hashable {
         }
     }
 
-    /// Waits until events are queued and moves all of them into `buffer`; returns `false` when the
-    /// subscription has ended. `onCancel` runs if the waiting task is cancelled.
+    /// Waits until events are queued and moves all of them into `buffer` (replacing what it held); returns
+    /// `false` when the subscription has ended or the task is cancelled, in which case `onCancel` has run.
+    /// The caller counts what it delivers (``recordDelivered(_:)``, ``recordFailed(_:)``).
     func nextBatch(
         into buffer: inout Deque<SubscriptionDelivery>,
         onCancel: @escaping @Sendable () -> Void
@@ -83,6 +87,12 @@ final class SubscriptionStorage: Sendable, Hashable {
         var emptyChecks = 0
         var patience = 0
         while true {
+            // A cancelled consumer stops here even while events keep arriving; the handler below only
+            // covers a consumer that is parked.
+            if Task.isCancelled {
+                onCancel()
+                return false
+            }
             let mark = queuedMark.load(ordering: .acquiring)
             let taken = takenMark.load(ordering: .relaxed)
             if mark &- taken < Self.smallBatch && mark != taken && patience < Self.yieldsForSmallBatch {
@@ -93,8 +103,7 @@ final class SubscriptionStorage: Sendable, Hashable {
                 continue
             }
             switch state.withLock({ $0.drain(into: &buffer) }) {
-            case .drained(let count):
-                counters.successful.add(UInt64(count), ordering: .relaxed)
+            case .drained:
                 if let last = buffer.last { takenMark.store(last.seq, ordering: .relaxed) }
                 return true
             case .ended:
@@ -117,6 +126,21 @@ final class SubscriptionStorage: Sendable, Hashable {
                 }
             }
         }
+    }
+
+    /// Counts `count` events as handed to the subscriber.
+    func recordDelivered(_ count: Int) {
+        if count > 0 { counters.successful.add(UInt64(count), ordering: .relaxed) }
+    }
+
+    /// Counts `count` events taken from the queue that never reached the subscriber.
+    func recordFailed(_ count: Int) {
+        if count > 0 { counters.failed.add(UInt64(count), ordering: .relaxed) }
+    }
+
+    /// Whether a consumer is parked waiting for events (for tests that must reach that state).
+    var hasParkedConsumer: Bool {
+        state.withLock { $0.hasWaiter }
     }
 
     /// Ends the subscription, counting what was still queued as `failed`. Safe to call more than once.

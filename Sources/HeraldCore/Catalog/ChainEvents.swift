@@ -3,13 +3,19 @@
 
 /// `block.new`: a block was added to the chain (node `NewBlock`, explorer `block.new`).
 public struct BlockNew: CatalogEvent {
+    /// `block.new`.
     public static let eventType = "block.new"
 
+    /// `hash`.
     public var hash: String
+    /// `block_number`.
     public var blockNumber: Int
+    /// `timestamp` (optional).
     public var timestamp: String?
+    /// `transaction_count` (optional).
     public var transactionCount: Int?
 
+    /// Makes the payload from its fields.
     public init(hash: String, blockNumber: Int, timestamp: String? = nil, transactionCount: Int? = nil) {
         self.hash = hash
         self.blockNumber = blockNumber
@@ -27,11 +33,15 @@ public struct BlockNew: CatalogEvent {
 
 /// `block.disconnected`: a block left the best chain (node `BlockDisconnected`).
 public struct BlockDisconnected: CatalogEvent {
+    /// `block.disconnected`.
     public static let eventType = "block.disconnected"
 
+    /// `hash`.
     public var hash: Hash
+    /// `height`.
     public var height: Int
 
+    /// Makes the payload from its fields.
     public init(hash: Hash, height: Int) {
         self.hash = hash
         self.height = height
@@ -40,11 +50,15 @@ public struct BlockDisconnected: CatalogEvent {
 
 /// `chain.reorg`: the best chain changed tips (node `ChainReorg`).
 public struct ChainReorg: CatalogEvent {
+    /// `chain.reorg`.
     public static let eventType = "chain.reorg"
 
+    /// `old_tip`.
     public var oldTip: Hash
+    /// `new_tip`.
     public var newTip: Hash
 
+    /// Makes the payload from its fields.
     public init(oldTip: Hash, newTip: Hash) {
         self.oldTip = oldTip
         self.newTip = newTip
@@ -58,13 +72,19 @@ public struct ChainReorg: CatalogEvent {
 
 /// `transaction.pending`: a transaction entered the mempool (node `NewTransaction`, explorer `transaction.pending`).
 public struct TransactionPending: CatalogEvent {
+    /// `transaction.pending`.
     public static let eventType = "transaction.pending"
 
+    /// `hash`.
     public var hash: String
+    /// `from_address` (optional).
     public var fromAddress: String?
+    /// `to_address` (optional).
     public var toAddress: String?
+    /// `fee_rate` (optional).
     public var feeRate: Double?
 
+    /// Makes the payload from its fields.
     public init(hash: String, fromAddress: String? = nil, toAddress: String? = nil, feeRate: Double? = nil) {
         self.hash = hash
         self.fromAddress = fromAddress
@@ -82,14 +102,21 @@ public struct TransactionPending: CatalogEvent {
 
 /// `transaction.confirmed`: a transaction was included in a block (explorer).
 public struct TransactionConfirmed: CatalogEvent {
+    /// `transaction.confirmed`.
     public static let eventType = "transaction.confirmed"
 
+    /// `hash`.
     public var hash: String
+    /// `block_number`.
     public var blockNumber: Int
+    /// `from_address`.
     public var fromAddress: String
+    /// `to_address`.
     public var toAddress: String
+    /// `status`.
     public var status: TransactionStatus
 
+    /// Makes the payload from its fields.
     public init(hash: String, blockNumber: Int, fromAddress: String, toAddress: String, status: TransactionStatus) {
         self.hash = hash
         self.blockNumber = blockNumber
@@ -109,14 +136,21 @@ public struct TransactionConfirmed: CatalogEvent {
 
 /// `token.transfer`: a token moved between addresses (explorer).
 public struct TokenTransfer: CatalogEvent {
+    /// `token.transfer`.
     public static let eventType = "token.transfer"
 
+    /// `token_address`.
     public var tokenAddress: String
+    /// `from_address`.
     public var fromAddress: String
+    /// `to_address`.
     public var toAddress: String
-    public var amount: String  // decimal, arbitrary size
+    /// `amount`: decimal, arbitrary size.
+    public var amount: String
+    /// `transaction_hash`.
     public var transactionHash: String
 
+    /// Makes the payload from its fields.
     public init(tokenAddress: String, fromAddress: String, toAddress: String, amount: String, transactionHash: String) {
         self.tokenAddress = tokenAddress
         self.fromAddress = fromAddress
@@ -136,12 +170,17 @@ public struct TokenTransfer: CatalogEvent {
 
 /// `contract.verified`: a contract's source was verified (explorer).
 public struct ContractVerified: CatalogEvent {
+    /// `contract.verified`.
     public static let eventType = "contract.verified"
 
+    /// `address`.
     public var address: String
+    /// `verification_status`.
     public var verificationStatus: String
+    /// `verified_at`.
     public var verifiedAt: String
 
+    /// Makes the payload from its fields.
     public init(address: String, verificationStatus: String, verifiedAt: String) {
         self.address = address
         self.verificationStatus = verificationStatus
@@ -157,14 +196,21 @@ public struct ContractVerified: CatalogEvent {
 
 /// `chain.sync`: sync progress of a chain (platform `ChainEvent`).
 public struct ChainSync: CatalogEvent {
+    /// `chain.sync`.
     public static let eventType = "chain.sync"
 
+    /// `network`.
     public var network: String
+    /// `syncing`.
     public var syncing: Bool
+    /// `progress`.
     public var progress: Double
+    /// `peers`.
     public var peers: Int
+    /// `blockHeight`.
     public var blockHeight: Int
 
+    /// Makes the payload from its fields.
     public init(network: String, syncing: Bool, progress: Double, peers: Int, blockHeight: Int) {
         self.network = network
         self.syncing = syncing

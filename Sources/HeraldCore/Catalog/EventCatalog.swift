@@ -5,7 +5,7 @@
 #endif
 
 /// The registry of catalog events and the payload validator the broker runs when `validate_payloads` is on.
-public enum EventCatalog {
+public enum EventCatalog: Sendable {
     /// Every catalog type, in the order of `docs/events.md`.
     public static let all: [any CatalogEvent.Type] = [
         BlockNew.self, BlockDisconnected.self, ChainReorg.self, TransactionPending.self, TransactionConfirmed.self,
@@ -42,52 +42,8 @@ public enum EventCatalog {
 
     /// Checks `payload` against the catalog entry of `eventType`, if there is one.
     public static func validatePayload(_ payload: RawJSON?, eventType: String) throws(EnvelopeError) {
-        guard let type = byEventType[eventType] else { return }
+        guard let schema = schemas[eventType] else { return }
         guard let payload else { throw EnvelopeError(field: "payload", "required for \(eventType)") }
-        do {
-            _ = try decode(type, from: payload)
-        } catch let error as DecodingError {
-            throw envelopeError(for: error)
-        } catch {
-            throw EnvelopeError(field: "payload", "\(error)")
-        }
-    }
-
-    static func decode<Event: CatalogEvent>(_ type: Event.Type, from payload: RawJSON) throws -> Event {
-        try payload.decode(type)
-    }
-
-    /// Turns a decoding failure into the field and message of an `invalid_event` error.
-    static func envelopeError(for error: DecodingError) -> EnvelopeError {
-        func path(_ codingPath: [any CodingKey]) -> String {
-            codingPath.reduce("payload") { path, key in
-                if let index = key.intValue { return "\(path)[\(index)]" }
-                return "\(path).\(key.stringValue)"
-            }
-        }
-        switch error {
-        case .keyNotFound(let key, let context):
-            return EnvelopeError(field: path(context.codingPath + [key]), "required")
-        case .valueNotFound(_, let context):
-            return EnvelopeError(field: path(context.codingPath), "must not be null")
-        case .typeMismatch(let type, let context):
-            return EnvelopeError(field: path(context.codingPath), "must be \(describe(type))")
-        case .dataCorrupted(let context):
-            if context.codingPath.isEmpty { return EnvelopeError(field: "payload", "not valid JSON") }
-            return EnvelopeError(field: path(context.codingPath), context.debugDescription)
-        @unknown default:
-            return EnvelopeError(field: "payload", "\(error)")
-        }
-    }
-
-    private static func describe(_ type: Any.Type) -> String {
-        switch type {
-        case is String.Type: "a string"
-        case is Bool.Type: "a boolean"
-        case is Int.Type, is Int64.Type: "an integer"
-        case is Double.Type: "a number"
-        case is [Any].Type: "an array"
-        default: "an object"
-        }
+        try PayloadValidator(schema: schema).validate(payload)
     }
 }

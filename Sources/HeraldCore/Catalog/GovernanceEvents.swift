@@ -3,13 +3,19 @@
 
 /// `governance.proposal_created`: a governance proposal was opened.
 public struct GovernanceProposalCreated: CatalogEvent {
+    /// `governance.proposal_created`.
     public static let eventType = "governance.proposal_created"
 
+    /// `proposal_id`.
     public var proposalId: String
+    /// `repository`.
     public var repository: String
+    /// `pr_number`.
     public var prNumber: Int
+    /// `tier`.
     public var tier: String
 
+    /// Makes the payload from its fields.
     public init(proposalId: String, repository: String, prNumber: Int, tier: String) {
         self.proposalId = proposalId
         self.repository = repository
@@ -27,12 +33,17 @@ public struct GovernanceProposalCreated: CatalogEvent {
 
 /// `governance.proposal_voted`: a vote was cast on a proposal.
 public struct GovernanceProposalVoted: CatalogEvent {
+    /// `governance.proposal_voted`.
     public static let eventType = "governance.proposal_voted"
 
+    /// `proposal_id`.
     public var proposalId: String
+    /// `voter`.
     public var voter: String
+    /// `vote`.
     public var vote: String
 
+    /// Makes the payload from its fields.
     public init(proposalId: String, voter: String, vote: String) {
         self.proposalId = proposalId
         self.voter = voter
@@ -48,12 +59,17 @@ public struct GovernanceProposalVoted: CatalogEvent {
 
 /// `governance.proposal_merged`: a proposal was merged.
 public struct GovernanceProposalMerged: CatalogEvent {
+    /// `governance.proposal_merged`.
     public static let eventType = "governance.proposal_merged"
 
+    /// `proposal_id`.
     public var proposalId: String
+    /// `repository`.
     public var repository: String
+    /// `pr_number`.
     public var prNumber: Int
 
+    /// Makes the payload from its fields.
     public init(proposalId: String, repository: String, prNumber: Int) {
         self.proposalId = proposalId
         self.repository = repository
@@ -69,12 +85,17 @@ public struct GovernanceProposalMerged: CatalogEvent {
 
 /// `governance.fork_detected`: a ruleset fork was detected.
 public struct GovernanceForkDetected: CatalogEvent {
+    /// `governance.fork_detected`.
     public static let eventType = "governance.fork_detected"
 
+    /// `fork_id`.
     public var forkId: String
+    /// `ruleset_version`.
     public var rulesetVersion: String
+    /// `adoption_count`.
     public var adoptionCount: Int
 
+    /// Makes the payload from its fields.
     public init(forkId: String, rulesetVersion: String, adoptionCount: Int) {
         self.forkId = forkId
         self.rulesetVersion = rulesetVersion

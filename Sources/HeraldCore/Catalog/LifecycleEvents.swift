@@ -3,11 +3,15 @@
 
 /// `module.loaded`: a module finished starting: its first subscribe or `ready` (PROTOCOL.md §3).
 public struct ModuleLoaded: CatalogEvent {
+    /// `module.loaded`.
     public static let eventType = "module.loaded"
 
+    /// `module_name`.
     public var moduleName: String
+    /// `version`.
     public var version: String
 
+    /// Makes the payload from its fields.
     public init(moduleName: String, version: String) {
         self.moduleName = moduleName
         self.version = version
@@ -21,12 +25,17 @@ public struct ModuleLoaded: CatalogEvent {
 
 /// `module.unloaded`: the last connection of a loaded module closed.
 public struct ModuleUnloaded: CatalogEvent {
+    /// `module.unloaded`.
     public static let eventType = "module.unloaded"
 
+    /// `module_name`.
     public var moduleName: String
+    /// `version`.
     public var version: String
+    /// `reason`.
     public var reason: UnloadReason
 
+    /// Makes the payload from its fields.
     public init(moduleName: String, version: String, reason: UnloadReason) {
         self.moduleName = moduleName
         self.version = version
@@ -42,12 +51,17 @@ public struct ModuleUnloaded: CatalogEvent {
 
 /// `module.reloaded`: a module was restarted with a new version.
 public struct ModuleReloaded: CatalogEvent {
+    /// `module.reloaded`.
     public static let eventType = "module.reloaded"
 
+    /// `module_name`.
     public var moduleName: String
+    /// `old_version`.
     public var oldVersion: String
+    /// `new_version`.
     public var newVersion: String
 
+    /// Makes the payload from its fields.
     public init(moduleName: String, oldVersion: String, newVersion: String) {
         self.moduleName = moduleName
         self.oldVersion = oldVersion
@@ -63,11 +77,15 @@ public struct ModuleReloaded: CatalogEvent {
 
 /// `module.crashed`: a module's process exited non-zero or was killed by a signal.
 public struct ModuleCrashed: CatalogEvent {
+    /// `module.crashed`.
     public static let eventType = "module.crashed"
 
+    /// `module_name`.
     public var moduleName: String
-    public var error: String  // exit status or signal, and the last lines of its stderr
+    /// `error`: exit status or signal, and the last lines of its stderr.
+    public var error: String
 
+    /// Makes the payload from its fields.
     public init(moduleName: String, error: String) {
         self.moduleName = moduleName
         self.error = error
@@ -81,12 +99,17 @@ public struct ModuleCrashed: CatalogEvent {
 
 /// `module.health_changed`: a module's health changed.
 public struct ModuleHealthChanged: CatalogEvent {
+    /// `module.health_changed`.
     public static let eventType = "module.health_changed"
 
+    /// `module_name`.
     public var moduleName: String
+    /// `old_health`.
     public var oldHealth: ModuleHealth
+    /// `new_health`.
     public var newHealth: ModuleHealth
 
+    /// Makes the payload from its fields.
     public init(moduleName: String, oldHealth: ModuleHealth, newHealth: ModuleHealth) {
         self.moduleName = moduleName
         self.oldHealth = oldHealth
@@ -102,11 +125,15 @@ public struct ModuleHealthChanged: CatalogEvent {
 
 /// `node.startup_completed`: every module that should start is loaded, failed or timed out.
 public struct NodeStartupCompleted: CatalogEvent {
+    /// `node.startup_completed`.
     public static let eventType = "node.startup_completed"
 
+    /// `duration_ms`.
     public var durationMs: Int
+    /// `components`.
     public var components: [String]
 
+    /// Makes the payload from its fields.
     public init(durationMs: Int, components: [String]) {
         self.durationMs = durationMs
         self.components = components
@@ -120,11 +147,15 @@ public struct NodeStartupCompleted: CatalogEvent {
 
 /// `node.shutdown`: the node is shutting down.
 public struct NodeShutdown: CatalogEvent {
+    /// `node.shutdown`.
     public static let eventType = "node.shutdown"
 
+    /// `reason`.
     public var reason: String
+    /// `timeout_seconds`.
     public var timeoutSeconds: Int
 
+    /// Makes the payload from its fields.
     public init(reason: String, timeoutSeconds: Int) {
         self.reason = reason
         self.timeoutSeconds = timeoutSeconds
@@ -138,10 +169,13 @@ public struct NodeShutdown: CatalogEvent {
 
 /// `node.shutdown_completed`: the node finished shutting down.
 public struct NodeShutdownCompleted: CatalogEvent {
+    /// `node.shutdown_completed`.
     public static let eventType = "node.shutdown_completed"
 
+    /// `duration_ms`.
     public var durationMs: Int
 
+    /// Makes the payload from its fields.
     public init(durationMs: Int) {
         self.durationMs = durationMs
     }
@@ -153,11 +187,15 @@ public struct NodeShutdownCompleted: CatalogEvent {
 
 /// `config.loaded`: the configuration was read.
 public struct ConfigLoaded: CatalogEvent {
+    /// `config.loaded`.
     public static let eventType = "config.loaded"
 
+    /// `changed_sections`.
     public var changedSections: [String]
+    /// `config_json` (optional).
     public var configJson: String?
 
+    /// Makes the payload from its fields.
     public init(changedSections: [String], configJson: String? = nil) {
         self.changedSections = changedSections
         self.configJson = configJson

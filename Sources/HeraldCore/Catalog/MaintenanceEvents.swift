@@ -3,14 +3,21 @@
 
 /// `maintenance.data`: flush and/or clean up stored data (replaces StorageFlush and DataCleanup).
 public struct MaintenanceData: CatalogEvent {
+    /// `maintenance.data`.
     public static let eventType = "maintenance.data"
 
+    /// `operation`.
     public var operation: MaintenanceOperation
+    /// `urgency`.
     public var urgency: MaintenanceUrgency
+    /// `reason`.
     public var reason: MaintenanceReason
+    /// `target_age_days` (optional).
     public var targetAgeDays: Int?
+    /// `timeout_seconds` (optional).
     public var timeoutSeconds: Int?
 
+    /// Makes the payload from its fields.
     public init(
         operation: MaintenanceOperation,
         urgency: MaintenanceUrgency,
@@ -36,11 +43,15 @@ public struct MaintenanceData: CatalogEvent {
 
 /// `maintenance.started`: a maintenance task began.
 public struct MaintenanceStarted: CatalogEvent {
+    /// `maintenance.started`.
     public static let eventType = "maintenance.started"
 
+    /// `maintenance_type`.
     public var maintenanceType: String
+    /// `estimated_duration_seconds` (optional).
     public var estimatedDurationSeconds: Int?
 
+    /// Makes the payload from its fields.
     public init(maintenanceType: String, estimatedDurationSeconds: Int? = nil) {
         self.maintenanceType = maintenanceType
         self.estimatedDurationSeconds = estimatedDurationSeconds
@@ -54,13 +65,19 @@ public struct MaintenanceStarted: CatalogEvent {
 
 /// `maintenance.completed`: a maintenance task ended.
 public struct MaintenanceCompleted: CatalogEvent {
+    /// `maintenance.completed`.
     public static let eventType = "maintenance.completed"
 
+    /// `maintenance_type`.
     public var maintenanceType: String
+    /// `success`.
     public var success: Bool
+    /// `duration_ms`.
     public var durationMs: Int
+    /// `results` (optional).
     public var results: JSONValue?
 
+    /// Makes the payload from its fields.
     public init(maintenanceType: String, success: Bool, durationMs: Int, results: JSONValue? = nil) {
         self.maintenanceType = maintenanceType
         self.success = success
@@ -78,12 +95,17 @@ public struct MaintenanceCompleted: CatalogEvent {
 
 /// `health.check`: the result of a health check.
 public struct HealthCheck: CatalogEvent {
+    /// `health.check`.
     public static let eventType = "health.check"
 
+    /// `check_type`.
     public var checkType: String
+    /// `node_healthy`.
     public var nodeHealthy: Bool
+    /// `health_report` (optional).
     public var healthReport: JSONValue?
 
+    /// Makes the payload from its fields.
     public init(checkType: String, nodeHealthy: Bool, healthReport: JSONValue? = nil) {
         self.checkType = checkType
         self.nodeHealthy = nodeHealthy
@@ -99,13 +121,19 @@ public struct HealthCheck: CatalogEvent {
 
 /// `resource.disk_space_low`: free disk space fell below its threshold.
 public struct ResourceDiskSpaceLow: CatalogEvent {
+    /// `resource.disk_space_low`.
     public static let eventType = "resource.disk_space_low"
 
+    /// `available_bytes`.
     public var availableBytes: Int
+    /// `total_bytes`.
     public var totalBytes: Int
+    /// `percent_free`.
     public var percentFree: Double
+    /// `disk_path`.
     public var diskPath: String
 
+    /// Makes the payload from its fields.
     public init(availableBytes: Int, totalBytes: Int, percentFree: Double, diskPath: String) {
         self.availableBytes = availableBytes
         self.totalBytes = totalBytes
@@ -123,14 +151,21 @@ public struct ResourceDiskSpaceLow: CatalogEvent {
 
 /// `resource.limit_warning`: a resource passed its warning threshold (also consumer lag).
 public struct ResourceLimitWarning: CatalogEvent {
+    /// `resource.limit_warning`.
     public static let eventType = "resource.limit_warning"
 
+    /// `resource_type`.
     public var resourceType: String
+    /// `usage_percent`.
     public var usagePercent: Double
+    /// `current_usage`.
     public var currentUsage: Int
+    /// `limit`.
     public var limit: Int
+    /// `threshold_percent`.
     public var thresholdPercent: Double
 
+    /// Makes the payload from its fields.
     public init(resourceType: String, usagePercent: Double, currentUsage: Int, limit: Int, thresholdPercent: Double) {
         self.resourceType = resourceType
         self.usagePercent = usagePercent

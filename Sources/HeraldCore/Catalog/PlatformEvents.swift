@@ -3,15 +3,23 @@
 
 /// `notification`: a notification for the web UI (named so as not to clash with Foundation's `Notification`).
 public struct PlatformNotification: CatalogEvent {
+    /// `notification`.
     public static let eventType = "notification"
 
+    /// `id`.
     public var id: String
+    /// `type`.
     public var type: NotificationType
+    /// `title`.
     public var title: String
+    /// `body`.
     public var body: String
+    /// `timestamp`.
     public var timestamp: Int
+    /// `actions` (optional).
     public var actions: [[String: JSONValue]]?
 
+    /// Makes the payload from its fields.
     public init(
         id: String,
         type: NotificationType,
@@ -31,18 +39,23 @@ public struct PlatformNotification: CatalogEvent {
 
 /// `package.install`: progress of a package installation.
 public struct PackageInstall: CatalogEvent {
+    /// `package.install`.
     public static let eventType = "package.install"
 
+    /// The payload's fields, shared with the other events of this shape.
     public var change: PackageChange
 
+    /// Makes the payload from its fields.
     public init(_ change: PackageChange) {
         self.change = change
     }
 
+    /// Decodes the shared fields at the top level of the payload.
     public init(from decoder: any Decoder) throws {
         change = try PackageChange(from: decoder)
     }
 
+    /// Encodes the shared fields at the top level of the payload.
     public func encode(to encoder: any Encoder) throws {
         try change.encode(to: encoder)
     }
@@ -50,18 +63,23 @@ public struct PackageInstall: CatalogEvent {
 
 /// `package.update`: progress of a package update.
 public struct PackageUpdate: CatalogEvent {
+    /// `package.update`.
     public static let eventType = "package.update"
 
+    /// The payload's fields, shared with the other events of this shape.
     public var change: PackageChange
 
+    /// Makes the payload from its fields.
     public init(_ change: PackageChange) {
         self.change = change
     }
 
+    /// Decodes the shared fields at the top level of the payload.
     public init(from decoder: any Decoder) throws {
         change = try PackageChange(from: decoder)
     }
 
+    /// Encodes the shared fields at the top level of the payload.
     public func encode(to encoder: any Encoder) throws {
         try change.encode(to: encoder)
     }
@@ -69,18 +87,23 @@ public struct PackageUpdate: CatalogEvent {
 
 /// `package.remove`: progress of a package removal.
 public struct PackageRemove: CatalogEvent {
+    /// `package.remove`.
     public static let eventType = "package.remove"
 
+    /// The payload's fields, shared with the other events of this shape.
     public var change: PackageChange
 
+    /// Makes the payload from its fields.
     public init(_ change: PackageChange) {
         self.change = change
     }
 
+    /// Decodes the shared fields at the top level of the payload.
     public init(from decoder: any Decoder) throws {
         change = try PackageChange(from: decoder)
     }
 
+    /// Encodes the shared fields at the top level of the payload.
     public func encode(to encoder: any Encoder) throws {
         try change.encode(to: encoder)
     }
@@ -88,18 +111,23 @@ public struct PackageRemove: CatalogEvent {
 
 /// `system.restart`: a system restart.
 public struct SystemRestart: CatalogEvent {
+    /// `system.restart`.
     public static let eventType = "system.restart"
 
+    /// The payload's fields, shared with the other events of this shape.
     public var change: SystemChange
 
+    /// Makes the payload from its fields.
     public init(_ change: SystemChange) {
         self.change = change
     }
 
+    /// Decodes the shared fields at the top level of the payload.
     public init(from decoder: any Decoder) throws {
         change = try SystemChange(from: decoder)
     }
 
+    /// Encodes the shared fields at the top level of the payload.
     public func encode(to encoder: any Encoder) throws {
         try change.encode(to: encoder)
     }
@@ -107,18 +135,23 @@ public struct SystemRestart: CatalogEvent {
 
 /// `system.update`: a system update.
 public struct SystemUpdate: CatalogEvent {
+    /// `system.update`.
     public static let eventType = "system.update"
 
+    /// The payload's fields, shared with the other events of this shape.
     public var change: SystemChange
 
+    /// Makes the payload from its fields.
     public init(_ change: SystemChange) {
         self.change = change
     }
 
+    /// Decodes the shared fields at the top level of the payload.
     public init(from decoder: any Decoder) throws {
         change = try SystemChange(from: decoder)
     }
 
+    /// Encodes the shared fields at the top level of the payload.
     public func encode(to encoder: any Encoder) throws {
         try change.encode(to: encoder)
     }
@@ -126,18 +159,23 @@ public struct SystemUpdate: CatalogEvent {
 
 /// `config.changed`: a configuration change.
 public struct ConfigChanged: CatalogEvent {
+    /// `config.changed`.
     public static let eventType = "config.changed"
 
+    /// The payload's fields, shared with the other events of this shape.
     public var change: SystemChange
 
+    /// Makes the payload from its fields.
     public init(_ change: SystemChange) {
         self.change = change
     }
 
+    /// Decodes the shared fields at the top level of the payload.
     public init(from decoder: any Decoder) throws {
         change = try SystemChange(from: decoder)
     }
 
+    /// Encodes the shared fields at the top level of the payload.
     public func encode(to encoder: any Encoder) throws {
         try change.encode(to: encoder)
     }
@@ -145,18 +183,23 @@ public struct ConfigChanged: CatalogEvent {
 
 /// `validator.status`: validator status: any object.
 public struct ValidatorStatus: CatalogEvent {
+    /// `validator.status`.
     public static let eventType = "validator.status"
 
+    /// The payload object's members.
     public var fields: [String: JSONValue]
 
+    /// Makes the payload from its members.
     public init(_ fields: [String: JSONValue]) {
         self.fields = fields
     }
 
+    /// Decodes any JSON object.
     public init(from decoder: any Decoder) throws {
         fields = try decoder.singleValueContainer().decode([String: JSONValue].self)
     }
 
+    /// Encodes the members as one JSON object.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(fields)
@@ -165,18 +208,23 @@ public struct ValidatorStatus: CatalogEvent {
 
 /// `chain.data`: chain data: any object.
 public struct ChainData: CatalogEvent {
+    /// `chain.data`.
     public static let eventType = "chain.data"
 
+    /// The payload object's members.
     public var fields: [String: JSONValue]
 
+    /// Makes the payload from its members.
     public init(_ fields: [String: JSONValue]) {
         self.fields = fields
     }
 
+    /// Decodes any JSON object.
     public init(from decoder: any Decoder) throws {
         fields = try decoder.singleValueContainer().decode([String: JSONValue].self)
     }
 
+    /// Encodes the members as one JSON object.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(fields)
@@ -185,13 +233,20 @@ public struct ChainData: CatalogEvent {
 
 /// The payload of `package.install`, `package.update` and `package.remove`.
 public struct PackageChange: Codable, Sendable, Hashable {
+    /// `dnpName`.
     public var dnpName: String
+    /// `version`.
     public var version: String
+    /// `operation`.
     public var operation: PackageOperation
+    /// `status`.
     public var status: PackageStatus
+    /// `progress` (optional).
     public var progress: Double?
+    /// `error` (optional).
     public var error: String?
 
+    /// Makes the payload from its fields.
     public init(
         dnpName: String,
         version: String,
@@ -211,11 +266,16 @@ public struct PackageChange: Codable, Sendable, Hashable {
 
 /// The payload of `system.restart`, `system.update` and `config.changed`.
 public struct SystemChange: Codable, Sendable, Hashable {
+    /// `type`.
     public var type: SystemChangeType
+    /// `component`.
     public var component: String
+    /// `data` (optional).
     public var data: JSONValue?
+    /// `timestamp`.
     public var timestamp: Int
 
+    /// Makes the payload from its fields.
     public init(type: SystemChangeType, component: String, data: JSONValue? = nil, timestamp: Int) {
         self.type = type
         self.component = component

@@ -9,17 +9,21 @@ public struct TypedSubscription<Event: CatalogEvent>: AsyncSequence, Sendable {
     /// The underlying subscription: cancel it to end this sequence.
     public let subscription: Subscription
 
+    /// Makes the iterator; one at a time, as for ``Subscription``.
     public func makeAsyncIterator() -> Iterator {
         Iterator(base: subscription.makeAsyncIterator())
     }
 
+    /// Decodes each event of the underlying subscription.
     public struct Iterator: AsyncIteratorProtocol {
         var base: Subscription.Iterator
 
+        /// The next decodable event; `nil` once the subscription has ended.
         public mutating func next() async -> TypedEvent<Event>? {
             await next(isolation: nil)
         }
 
+        /// The next decodable event; `nil` once the subscription has ended.
         public mutating func next(isolation actor: isolated (any Actor)?) async -> TypedEvent<Event>? {
             while let envelope = await base.next(isolation: actor) {
                 if let event = try? TypedEvent<Event>(envelope) { return event }

@@ -57,9 +57,17 @@ public struct EventEnvelope: Sendable, Hashable, CustomStringConvertible {
     ///
     /// In the `.published` form `offset` and `partition` are ignored, as a publish must; in the
     /// `.delivered` form (what a subscriber receives) they are kept.
+    ///
+    /// A delivered envelope must carry `event_id`, `timestamp` and `key`, which the broker always sets; they
+    /// are never invented on the receiving side.
     public init(json: [UInt8], form: EnvelopeForm = .published) throws(EnvelopeError) {
         let fields = try json.withUnsafeBufferPointer { buffer throws(EnvelopeError) in
             try EnvelopeFields(parsing: buffer, form: form)
+        }
+        if form == .delivered {
+            if fields.eventID == nil { throw .required("event_id") }
+            if fields.timestamp == nil { throw .required("timestamp") }
+            if fields.key == nil { throw .required("key") }
         }
         self.init(sealing: fields)
     }
@@ -75,6 +83,7 @@ public struct EventEnvelope: Sendable, Hashable, CustomStringConvertible {
 
     /// The same event as stored in the durable log at `offset` of `partition`.
     public func stored(offset: Int64, partition: Int) -> EventEnvelope {
+        precondition(offset >= 0 && partition >= 0, "the log assigns non-negative offsets and partitions")
         var fields = storage.fields.unsealed
         fields.offset = offset
         fields.partition = partition

@@ -1,5 +1,5 @@
 /// Event identifiers the broker assigns: UUID version 4, lowercase and hyphenated (PROTOCOL.md §1).
-public enum EventID {
+public enum EventID: Sendable {
     /// A fresh random UUID v4 such as `6f1c2a4e-8d0b-4e55-9a52-3b7f0d2c9e11`.
     public static func random() -> String {
         var generator = SystemRandomNumberGenerator()

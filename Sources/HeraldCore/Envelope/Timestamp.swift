@@ -10,7 +10,7 @@
 ///
 /// Hand-written: the broker stamps every accepted event, and a formatter that allocates a calendar per call
 /// would sit on the publish path. Only UTC is accepted (`Z`, `z`, `+00:00` or `-00:00`), as PROTOCOL.md §1 asks.
-public enum Timestamp {
+public enum Timestamp: Sendable {
     /// The current time as `2026-11-23T08:00:00.123Z`: millisecond precision, UTC.
     public static func now() -> String {
         format(millisecondsSinceEpoch: currentMilliseconds())

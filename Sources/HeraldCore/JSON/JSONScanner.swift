@@ -108,8 +108,8 @@ package struct JSONScanner: ~Copyable {
         return try unescape(raw, at: start)
     }
 
-    /// Reads a number that must be an integer in `0...Int64.max`.
-    package mutating func readNonNegativeInteger() throws(JSONIntegerError) -> Int64 {
+    /// Reads a number that must be an integer (no fraction or exponent) in `Int64`'s range.
+    package mutating func readInteger() throws(JSONIntegerError) -> Int64 {
         guard let first = peek(), first == UInt8(ascii: "-") || isDigit(first) else { throw .notANumber }
         let start = position
         do throws(JSONSyntaxError) {
@@ -117,22 +117,31 @@ package struct JSONScanner: ~Copyable {
         } catch {
             throw .malformed(error)
         }
-        let literal = UnsafeBufferPointer(rebasing: bytes[start..<position])
+        var literal = UnsafeBufferPointer(rebasing: bytes[start..<position])
         if literal.contains(where: { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }) {
             throw .notAnInteger
         }
-        if literal[0] == UInt8(ascii: "-") {
-            // `-0` is zero; every other negative integer is out of range.
-            if literal.count == 2 && literal[1] == UInt8(ascii: "0") { return 0 }
-            throw .outOfRange
-        }
-        var value: Int64 = 0
+        let negative = literal[0] == UInt8(ascii: "-")
+        if negative { literal = UnsafeBufferPointer(rebasing: literal[1...]) }
+        var magnitude: UInt64 = 0
         for digit in literal {
-            let (shifted, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = shifted.addingReportingOverflow(Int64(digit &- UInt8(ascii: "0")))
+            let (shifted, overflow1) = magnitude.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = shifted.addingReportingOverflow(UInt64(digit &- UInt8(ascii: "0")))
             if overflow1 || overflow2 { throw .outOfRange }
-            value = sum
+            magnitude = sum
         }
+        if negative {
+            guard magnitude <= UInt64(Int64.max) + 1 else { throw .outOfRange }
+            return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
+        }
+        guard magnitude <= UInt64(Int64.max) else { throw .outOfRange }
+        return Int64(magnitude)
+    }
+
+    /// Reads a number that must be an integer in `0...Int64.max`.
+    package mutating func readNonNegativeInteger() throws(JSONIntegerError) -> Int64 {
+        let value = try readInteger()
+        guard value >= 0 else { throw .outOfRange }
         return value
     }
 

@@ -3,6 +3,7 @@
 /// Words are separated by `.`; `*` matches exactly one word and `#` zero or more. `block.new.*` matches
 /// `block.new.138` but not `block.new`; `block.#` matches both; `#.138` every event of chain 138.
 public struct TopicPattern: Sendable, Hashable, CustomStringConvertible {
+    /// The longest pattern accepted, in UTF-8 bytes.
     public static let maximumBytes = 255
 
     /// One word of a pattern.
@@ -50,6 +51,15 @@ public struct TopicPattern: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { text }
+
+    /// Patterns are equal when they match the same topics: `block.#.#` equals `block.#`.
+    public static func == (lhs: TopicPattern, rhs: TopicPattern) -> Bool {
+        lhs.words == rhs.words
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(words)
+    }
 
     /// Whether `topic` (such as `block.new.138`) matches this pattern.
     public func matches(_ topic: String) -> Bool {

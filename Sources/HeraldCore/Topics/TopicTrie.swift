@@ -3,7 +3,7 @@
 /// plus the `*` and `#` edges present on that path.
 ///
 /// Not thread-safe by itself; the bus keeps it inside its lock.
-package struct TopicTrie<Value: Hashable> {
+package struct TopicTrie<Value: Hashable>: ~Copyable {
     private final class Node {
         var literals: [Substring: Node] = [:]
         var one: Node?
