@@ -52,6 +52,25 @@ import Testing
         #expect(statistics.successful == UInt64(consumed.value))
     }
 
+    @Test func aCancelledLoopEndsAtOnceEvenWithEventsInHand() async throws {
+        let bus = EventBus()
+        let subscription = try bus.subscribe(["#"], subscriber: "quitter", buffer: 100)
+        for number in 1...5 { bus.publish(numberedEvent(number)) }
+        let consumer = Task {
+            var seen: [Int] = []
+            for await envelope in subscription {
+                seen.append(envelope.number)
+                withUnsafeCurrentTask { $0?.cancel() }
+                // More events arrive after the cancellation; none of them, nor the rest of the batch, is seen.
+                for number in 6...10 { bus.publish(numberedEvent(number)) }
+            }
+            return seen
+        }
+        #expect(await consumer.value == [1])
+        #expect(bus.subscriptionCount == 0)
+        #expect(bus.deliveryStatistics(for: "quitter") == DeliveryStatistics(successful: 1, failed: 9, channelFull: 0))
+    }
+
     @Test func cancelEndsAParkedIterator() async throws {
         let bus = EventBus()
         let subscription = try bus.subscribe(["#"])

@@ -93,6 +93,13 @@ private final class IteratorState {
 
     /// Runs on the caller's isolation, so the non-`Sendable` state never crosses to another domain.
     func next(isolation actor: isolated (any Actor)?) async -> EventEnvelope? {
+        if Task.isCancelled {
+            // Like AsyncStream: a cancelled task's loop ends now, not after the batch it holds.
+            subscription.recordFailed(batch.count)
+            batch.removeAll()
+            subscription.cancel()
+            return nil
+        }
         if let delivery = batch.popFirst() {
             handedOut += 1
             return delivery.envelope
