@@ -15,7 +15,7 @@ struct Options {
     var fanOutEvents = 200_000
     var subscribers = 100
     var payloadSize = 256
-    var rounds = 3
+    var rounds = 5
     var json = false
     /// For profiling: skip the AsyncStream baseline.
     var heraldOnly = false
@@ -162,43 +162,51 @@ let scenarios = [
     Scenario(name: "1->\(options.subscribers)", events: options.fanOutEvents, subscribers: options.subscribers),
 ]
 
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1
+        ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
 var lines: [String] = []
 for scenario in scenarios {
-    var best: (herald: Result, stream: Result)?
+    var herald: [Result] = []
+    var stream: [Result] = []
+    // Rounds alternate the two so that machine noise falls on both alike.
     for _ in 0..<options.rounds {
-        let herald = await runHerald(events: scenario.events, subscribers: scenario.subscribers, envelopes: envelopes)
-        let stream =
-            options.heraldOnly
-            ? herald
-            : await runAsyncStream(events: scenario.events, subscribers: scenario.subscribers, envelopes: envelopes)
-        if best == nil || herald.eventsPerSecond > best!.herald.eventsPerSecond {
-            best = (herald, best?.stream ?? stream)
+        herald.append(await runHerald(events: scenario.events, subscribers: scenario.subscribers, envelopes: envelopes))
+        if !options.heraldOnly {
+            stream.append(
+                await runAsyncStream(events: scenario.events, subscribers: scenario.subscribers, envelopes: envelopes)
+            )
         }
-        if stream.eventsPerSecond > best!.stream.eventsPerSecond { best!.stream = stream }
     }
-    let (herald, stream) = best!
-    let heraldRate = herald.eventsPerSecond
-    let streamRate = stream.eventsPerSecond
-    let heraldDropped = herald.published * scenario.subscribers - herald.delivered
-    let streamDropped = stream.published * scenario.subscribers - stream.delivered
+    let heraldRates = herald.map(\.eventsPerSecond)
+    let streamRates = stream.isEmpty ? heraldRates : stream.map(\.eventsPerSecond)
+    let published = scenario.events * scenario.subscribers
+    let heraldDropped = Int(median(herald.map { Double(published - $0.delivered) }))
+    let streamDropped = stream.isEmpty ? 0 : Int(median(stream.map { Double(published - $0.delivered) }))
+    let ratio = Double(Int(median(heraldRates) / median(streamRates) * 10)) / 10
     if options.json {
         lines.append(
             "{\"scenario\":\"\(scenario.name)\",\"payload_bytes\":\(options.payloadSize),\"published\":\(scenario.events),"
-                + "\"herald_delivered_per_s\":\(Int(heraldRate)),\"herald_dropped\":\(heraldDropped),"
-                + "\"asyncstream_delivered_per_s\":\(Int(streamRate)),\"asyncstream_dropped\":\(streamDropped),"
-                + "\"ratio\":\(Double(Int(heraldRate / streamRate * 10)) / 10)}"
+                + "\"rounds\":\(options.rounds),\"herald_median_per_s\":\(Int(median(heraldRates))),"
+                + "\"herald_best_per_s\":\(Int(heraldRates.max()!)),\"herald_median_dropped\":\(heraldDropped),"
+                + "\"asyncstream_median_per_s\":\(Int(median(streamRates))),"
+                + "\"asyncstream_best_per_s\":\(Int(streamRates.max()!)),"
+                + "\"asyncstream_median_dropped\":\(streamDropped),\"median_ratio\":\(ratio)}"
         )
     } else {
         lines.append(
-            "\(scenario.name): Herald \(format(heraldRate)) deliveries/s (\(heraldDropped) dropped) | "
-                + "AsyncStream \(format(streamRate)) deliveries/s (\(streamDropped) dropped) | "
-                + "ratio \(Double(Int(heraldRate / streamRate * 10)) / 10)x"
+            "\(scenario.name): Herald median \(format(median(heraldRates))), best \(format(heraldRates.max()!)) deliveries/s "
+                + "(median \(heraldDropped) dropped) | AsyncStream median \(format(median(streamRates))), "
+                + "best \(format(streamRates.max()!)) (median \(streamDropped) dropped) | ratio of medians \(ratio)x"
         )
     }
 }
 if !options.json {
     print(
-        "in-process, \(options.payloadSize)-byte payloads, buffer 100 drop-newest, best of \(options.rounds) rounds "
+        "in-process, \(options.payloadSize)-byte payloads, buffer 100 drop-newest, \(options.rounds) rounds "
             + "(\(options.events) events 1->1, \(options.fanOutEvents) events 1->\(options.subscribers))"
     )
 }

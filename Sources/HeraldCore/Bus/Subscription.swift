@@ -74,7 +74,9 @@ public final class Subscription: AsyncSequence, Sendable {
 
         /// The next event, waiting for one if none is queued; `nil` once the subscription has ended.
         public mutating func next(isolation actor: isolated (any Actor)?) async -> EventEnvelope? {
-            await state.next(isolation: actor)
+            // The per-event path stays synchronous; only refilling the batch awaits.
+            if let envelope = state.takeFromBatch() { return envelope }
+            return await state.refill(isolation: actor)
         }
     }
 }
@@ -83,33 +85,37 @@ public final class Subscription: AsyncSequence, Sendable {
 /// `for await` loop) can count what was left and end the subscription.
 private final class IteratorState {
     private let subscription: Subscription
-    private var batch = Deque<SubscriptionDelivery>()
+    // Only the one iterator owning this object touches these, never concurrently; dynamic exclusivity
+    // checks on them would cost more than the rest of handing out an event.
+    @exclusivity(unchecked) private var batch = Deque<SubscriptionDelivery>()
     /// Events of the current batch handed out and not yet counted as `successful`.
-    private var handedOut = 0
+    @exclusivity(unchecked) private var handedOut = 0
 
     init(_ subscription: Subscription) {
         self.subscription = subscription
     }
 
-    /// Runs on the caller's isolation, so the non-`Sendable` state never crosses to another domain.
-    func next(isolation actor: isolated (any Actor)?) async -> EventEnvelope? {
+    /// The next event of the batch in hand, if any; `nil` also when the task is cancelled, which ends the
+    /// subscription at once (as AsyncStream does), counting the rest of the batch as `failed`.
+    func takeFromBatch() -> EventEnvelope? {
         if Task.isCancelled {
-            // Like AsyncStream: a cancelled task's loop ends now, not after the batch it holds.
             subscription.recordFailed(batch.count)
             batch.removeAll()
-            subscription.cancel()
             return nil
         }
-        if let delivery = batch.popFirst() {
-            handedOut += 1
-            return delivery.envelope
-        }
+        guard let delivery = batch.popFirst() else { return nil }
+        handedOut += 1
+        return delivery.envelope
+    }
+
+    /// Counts the batch just handed out and waits for the next one; runs on the caller's isolation, so the
+    /// non-`Sendable` state never crosses to another domain.
+    func refill(isolation actor: isolated (any Actor)?) async -> EventEnvelope? {
         // Counted per batch, not per event, to keep atomics off the per-event path.
         subscription.recordDelivered(handedOut)
         handedOut = 0
-        guard await subscription.nextBatch(into: &batch), let delivery = batch.popFirst() else { return nil }
-        handedOut = 1
-        return delivery.envelope
+        guard await subscription.nextBatch(into: &batch) else { return nil }
+        return takeFromBatch()
     }
 
     deinit {
