@@ -238,6 +238,18 @@ let catalogSamples: [(event: any CatalogEvent, fields: Set<String>)] = {
         #expect(hashes == ["a", "end"])
     }
 
+    @Test func typedOnceWaitsForTheFirstDecodableEvent() async throws {
+        let bus = EventBus()
+        let loaded = try bus.once(ModuleLoaded.self, subscriber: "waiter")
+        bus.publish(try EventEnvelope(eventType: "module.loaded", payload: try RawJSON(validating: "{}")))
+        try bus.publish(ModuleLoaded(moduleName: "indexer", version: "1.0.0"))
+        try bus.publish(ModuleLoaded(moduleName: "cache", version: "2.0.0"))
+        var names: [String] = []
+        for await event in loaded { names.append(event.payload.moduleName) }
+        #expect(names == ["indexer"])
+        #expect(bus.subscriptionCount == 0)
+    }
+
     @Test func typedSubscriptionSkipsUndecodablePayloads() async throws {
         let bus = EventBus()
         let typed = try bus.subscribe(BlockNew.self, chainID: 1)

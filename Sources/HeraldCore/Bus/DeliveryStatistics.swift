@@ -11,6 +11,7 @@ public struct DeliveryStatistics: Sendable, Hashable, Codable {
     /// drop-oldest).
     public var channelFull: UInt64
 
+    /// Statistics with the given counts.
     public init(successful: UInt64 = 0, failed: UInt64 = 0, channelFull: UInt64 = 0) {
         self.successful = successful
         self.failed = failed

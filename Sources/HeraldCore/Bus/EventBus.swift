@@ -14,10 +14,9 @@ public final class EventBus: Sendable {
     /// How many topics' routes are cached before the cache starts over.
     static let routeCacheLimit = 8192
 
-    /// Makes an empty bus.
-
     private let routing = Mutex(Routing())
 
+    /// Makes an empty bus.
     public init() {}
 
     // MARK: Publishing
@@ -89,18 +88,20 @@ public final class EventBus: Sendable {
     /// A subscription that takes the first matching event and then ends; await it with `first(where:)`
     /// or a `for await` loop. It is registered when this returns, so a publish that follows is seen.
     public func once(
+        _ patterns: [TopicPattern],
+        subscriber: String = EventBus.anonymousSubscriber,
+        filter: (@Sendable (EventEnvelope) -> Bool)? = nil
+    ) throws(SubscriptionError) -> Subscription {
+        try subscribe(patterns, subscriber: subscriber, buffer: 1, overflow: .dropNewest, limit: 1, filter: filter)
+    }
+
+    /// ``once(_:subscriber:filter:)`` with the patterns given as text.
+    public func once(
         _ patterns: [String],
         subscriber: String = EventBus.anonymousSubscriber,
         filter: (@Sendable (EventEnvelope) -> Bool)? = nil
     ) throws(SubscriptionError) -> Subscription {
-        try subscribe(
-            try Self.parse(patterns),
-            subscriber: subscriber,
-            buffer: 1,
-            overflow: .dropNewest,
-            limit: 1,
-            filter: filter
-        )
+        try once(try Self.parse(patterns), subscriber: subscriber, filter: filter)
     }
 
     func subscribe(

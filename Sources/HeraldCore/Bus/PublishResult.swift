@@ -6,6 +6,7 @@ public struct PublishResult: Sendable, Hashable {
     /// their oldest under `dropOldest` (which also counts the new event as delivered).
     public var dropped: Int
 
+    /// A result with the given counts.
     public init(delivered: Int = 0, dropped: Int = 0) {
         self.delivered = delivered
         self.dropped = dropped

@@ -7,7 +7,9 @@ import DequeModule
 /// is called, when the bus removes it (``EventBus/unsubscribeAll(subscriber:)``), after its one event for
 /// ``EventBus/once(_:subscriber:filter:)``, or when the last reference to it goes. One iterator at a time.
 public final class Subscription: AsyncSequence, Sendable {
+    /// Each element is one event.
     public typealias Element = EventEnvelope
+    /// A subscription ends; it never fails.
     public typealias Failure = Never
 
     let storage: SubscriptionStorage

@@ -1,13 +1,19 @@
 /// Any JSON value, for the catalog fields whose producers send free-form data (`results`, `health_report`,
 /// `data`, `actions`, and the `validator.status` and `chain.data` payloads).
 public enum JSONValue: Codable, Sendable, Hashable {
+    /// `null`.
     case null
+    /// `true` or `false`.
     case bool(Bool)
     /// A number written without fraction or exponent that fits 64 bits.
     case integer(Int64)
+    /// Any other number.
     case number(Double)
+    /// A string.
     case string(String)
+    /// An array.
     case array([JSONValue])
+    /// An object.
     case object([String: JSONValue])
 
     public init(from decoder: any Decoder) throws {

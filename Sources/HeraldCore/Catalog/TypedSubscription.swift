@@ -3,7 +3,9 @@
 /// An event of that type whose payload does not decode (published by someone not using the catalog, on a
 /// broker without payload validation) is skipped; subscribe by pattern to see such events raw.
 public struct TypedSubscription<Event: CatalogEvent>: AsyncSequence, Sendable {
+    /// Each element is one event with its decoded payload.
     public typealias Element = TypedEvent<Event>
+    /// A subscription ends; it never fails.
     public typealias Failure = Never
 
     /// The underlying subscription: cancel it to end this sequence.
@@ -49,6 +51,25 @@ extension EventBus {
         publish(try EventEnvelope(event, chainID: chainID, eventID: eventID, key: key, metadata: metadata))
     }
 
+    /// The first event of one catalog event type whose payload decodes (on `chainID` only, when given); the
+    /// subscription is registered when this returns.
+    public func once<Event: CatalogEvent>(
+        _ type: Event.Type,
+        chainID: Int64? = nil,
+        subscriber: String = EventBus.anonymousSubscriber
+    ) throws(SubscriptionError) -> TypedSubscription<Event> {
+        let subscription = try once(Self.patterns(for: Event.self, chainID: chainID), subscriber: subscriber) {
+            (try? TypedEvent<Event>($0)) != nil
+        }
+        return TypedSubscription(subscription: subscription)
+    }
+
+    /// The patterns of one catalog event type: the bare type and the type on any chain, or on one chain.
+    private static func patterns<Event: CatalogEvent>(for type: Event.Type, chainID: Int64?) -> [String] {
+        if let chainID { return [Topic.of(eventType: Event.eventType, chainID: chainID)] }
+        return [Event.eventType, Event.eventType + ".*"]
+    }
+
     /// Subscribes to one catalog event type: on every chain (and without one) when `chainID` is `nil`,
     /// else on that chain only.
     public func subscribe<Event: CatalogEvent>(
@@ -58,11 +79,12 @@ extension EventBus {
         buffer: Int = 100,
         overflow: OverflowPolicy = .dropNewest
     ) throws(SubscriptionError) -> TypedSubscription<Event> {
-        let patterns =
-            if let chainID { [Topic.of(eventType: Event.eventType, chainID: chainID)] } else {
-                [Event.eventType, Event.eventType + ".*"]
-            }
-        let subscription = try subscribe(patterns, subscriber: subscriber, buffer: buffer, overflow: overflow)
+        let subscription = try subscribe(
+            Self.patterns(for: Event.self, chainID: chainID),
+            subscriber: subscriber,
+            buffer: buffer,
+            overflow: overflow
+        )
         return TypedSubscription(subscription: subscription)
     }
 }

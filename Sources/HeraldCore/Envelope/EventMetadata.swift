@@ -5,10 +5,12 @@ import OrderedCollections
 public struct EventMetadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
     private var entries: OrderedDictionary<String, String>
 
+    /// Empty metadata.
     public init() {
         entries = [:]
     }
 
+    /// Metadata from a literal, in the literal's order; a repeated name keeps its last value.
     public init(dictionaryLiteral elements: (String, String)...) {
         entries = OrderedDictionary(elements, uniquingKeysWith: { _, last in last })
     }
@@ -19,7 +21,9 @@ public struct EventMetadata: Sendable, Hashable, Sequence, ExpressibleByDictiona
         set { entries[name] = newValue }
     }
 
+    /// Whether there is no metadata.
     public var isEmpty: Bool { entries.isEmpty }
+    /// How many names there are.
     public var count: Int { entries.count }
 
     /// Sets `value` under `name`, returning the value it replaced.
@@ -28,6 +32,7 @@ public struct EventMetadata: Sendable, Hashable, Sequence, ExpressibleByDictiona
         entries.updateValue(value, forKey: name)
     }
 
+    /// The entries in publish order.
     public func makeIterator() -> some IteratorProtocol<(key: String, value: String)> {
         entries.makeIterator()
     }
