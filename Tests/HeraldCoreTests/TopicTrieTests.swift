@@ -56,6 +56,24 @@ import Testing
         }
     }
 
+    /// Routing costs what matches, not what exists: ten thousand patterns that cannot match a topic do not
+    /// change how many nodes its lookup enters.
+    @Test func lookupCostDoesNotGrowWithNonMatchingPatterns() throws {
+        var trie = TopicTrie<Int>()
+        trie.insert(try TopicPattern("block.new.*"), 0)
+        trie.insert(try TopicPattern("#.138"), 1)
+        let before = trie.matchCountingNodes("block.new.138")
+        #expect(before.values == [0, 1])
+        for index in 0..<10_000 {
+            trie.insert(try TopicPattern("chain\(index).new.*"), 100 + index)
+            trie.insert(try TopicPattern("block.other\(index).#"), 20_000 + index)
+        }
+        #expect(trie.count == 20_002)
+        let after = trie.matchCountingNodes("block.new.138")
+        #expect(after.values == [0, 1])
+        #expect(after.nodes == before.nodes)
+    }
+
     @Test func hostilePatternsStayPolynomial() throws {
         // Without memoising `#` visits, this pattern against this topic takes exponential time.
         var trie = TopicTrie<Int>()

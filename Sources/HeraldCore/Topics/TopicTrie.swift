@@ -71,11 +71,18 @@ package struct TopicTrie<Value: Hashable>: ~Copyable {
 
     /// Every value whose pattern matches `topic`, each once.
     package func match(_ topic: String) -> Set<Value> {
+        matchCountingNodes(topic).values
+    }
+
+    /// ``match(_:)``, also returning how many trie nodes the lookup entered: the measure of its cost, which
+    /// tests use to show that it does not grow with patterns that cannot match.
+    package func matchCountingNodes(_ topic: String) -> (values: Set<Value>, nodes: Int) {
         var result = Set<Value>()
         let words = topic.split(separator: ".", omittingEmptySubsequences: false)
         var visited = Set<Visit>()
-        Self.collect(root, words, 0, &result, &visited)
-        return result
+        var nodes = 0
+        Self.collect(root, words, 0, &result, &visited, &nodes)
+        return (result, nodes)
     }
 
     /// A `#` node entered at a word index; remembered so that patterns with several `#` never revisit it.
@@ -89,20 +96,22 @@ package struct TopicTrie<Value: Hashable>: ~Copyable {
         _ words: [Substring],
         _ index: Int,
         _ result: inout Set<Value>,
-        _ visited: inout Set<Visit>
+        _ visited: inout Set<Visit>,
+        _ nodes: inout Int
     ) {
+        nodes += 1
         if let any = node.any {
             // `#` swallows zero or more words: continue below it from every later position.
             for next in index...words.count
             where visited.insert(Visit(node: ObjectIdentifier(any), index: next)).inserted {
-                collect(any, words, next, &result, &visited)
+                collect(any, words, next, &result, &visited, &nodes)
             }
         }
         guard index < words.count else {
             result.formUnion(node.values)
             return
         }
-        if let child = node.literals[words[index]] { collect(child, words, index + 1, &result, &visited) }
-        if let one = node.one { collect(one, words, index + 1, &result, &visited) }
+        if let child = node.literals[words[index]] { collect(child, words, index + 1, &result, &visited, &nodes) }
+        if let one = node.one { collect(one, words, index + 1, &result, &visited, &nodes) }
     }
 }
