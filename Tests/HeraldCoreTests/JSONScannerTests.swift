@@ -62,16 +62,24 @@ import Testing
         #expect(throws: JSONSyntaxError.self) { try skip(hostile) }
     }
 
+    /// Reads one integer from `text` with `read`, as a `Result` so tables can compare errors.
+    private func integer(
+        _ text: String,
+        _ read: (inout JSONScanner) throws(JSONIntegerError) -> Int64
+    ) -> Result<Int64, JSONIntegerError> {
+        Array(text.utf8).withUnsafeBufferPointer { buffer in
+            var scanner = JSONScanner(buffer)
+            do throws(JSONIntegerError) {
+                return .success(try read(&scanner))
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+
     @Test func readsNonNegativeIntegers() throws {
         func integer(_ text: String) -> Result<Int64, JSONIntegerError> {
-            Array(text.utf8).withUnsafeBufferPointer { buffer in
-                var scanner = JSONScanner(buffer)
-                do throws(JSONIntegerError) {
-                    return .success(try scanner.readNonNegativeInteger())
-                } catch {
-                    return .failure(error)
-                }
-            }
+            self.integer(text) { scanner throws(JSONIntegerError) in try scanner.readNonNegativeInteger() }
         }
         #expect(integer("0") == .success(0))
         #expect(integer("138") == .success(138))
@@ -86,14 +94,7 @@ import Testing
 
     @Test func readsSignedIntegers() {
         func integer(_ text: String) -> Result<Int64, JSONIntegerError> {
-            Array(text.utf8).withUnsafeBufferPointer { buffer in
-                var scanner = JSONScanner(buffer)
-                do throws(JSONIntegerError) {
-                    return .success(try scanner.readInteger())
-                } catch {
-                    return .failure(error)
-                }
-            }
+            self.integer(text) { scanner throws(JSONIntegerError) in try scanner.readInteger() }
         }
         #expect(integer("-42") == .success(-42))
         #expect(integer("-9223372036854775808") == .success(Int64.min))

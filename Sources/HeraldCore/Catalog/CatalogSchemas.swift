@@ -182,49 +182,31 @@ extension EventCatalog {
             .required("timestamp", .integer),
             .optional("actions", .array(.object)),
         ]),
-        "package.install": PayloadSchema(fields: [
-            .required("dnpName", .string),
-            .required("version", .string),
-            .required("operation", .oneOf(["install", "update", "remove", "restart"])),
-            .required("status", .oneOf(["started", "progress", "completed", "error"])),
-            .optional("progress", .number),
-            .optional("error", .string),
-        ]),
-        "package.update": PayloadSchema(fields: [
-            .required("dnpName", .string),
-            .required("version", .string),
-            .required("operation", .oneOf(["install", "update", "remove", "restart"])),
-            .required("status", .oneOf(["started", "progress", "completed", "error"])),
-            .optional("progress", .number),
-            .optional("error", .string),
-        ]),
-        "package.remove": PayloadSchema(fields: [
-            .required("dnpName", .string),
-            .required("version", .string),
-            .required("operation", .oneOf(["install", "update", "remove", "restart"])),
-            .required("status", .oneOf(["started", "progress", "completed", "error"])),
-            .optional("progress", .number),
-            .optional("error", .string),
-        ]),
-        "system.restart": PayloadSchema(fields: [
-            .required("type", .oneOf(["restart", "update", "config-change"])),
-            .required("component", .string),
-            .optional("data", .any),
-            .required("timestamp", .integer),
-        ]),
-        "system.update": PayloadSchema(fields: [
-            .required("type", .oneOf(["restart", "update", "config-change"])),
-            .required("component", .string),
-            .optional("data", .any),
-            .required("timestamp", .integer),
-        ]),
-        "config.changed": PayloadSchema(fields: [
-            .required("type", .oneOf(["restart", "update", "config-change"])),
-            .required("component", .string),
-            .optional("data", .any),
-            .required("timestamp", .integer),
-        ]),
+        "package.install": packageChange,
+        "package.update": packageChange,
+        "package.remove": packageChange,
+        "system.restart": systemChange,
+        "system.update": systemChange,
+        "config.changed": systemChange,
         "validator.status": .anyObject,
         "chain.data": .anyObject,
     ]
+
+    /// The schema shared by `package.install`, `package.update` and `package.remove`.
+    private static let packageChange = PayloadSchema(fields: [
+        .required("dnpName", .string),
+        .required("version", .string),
+        .required("operation", .oneOf(["install", "update", "remove", "restart"])),
+        .required("status", .oneOf(["started", "progress", "completed", "error"])),
+        .optional("progress", .number),
+        .optional("error", .string),
+    ])
+
+    /// The schema shared by `system.restart`, `system.update` and `config.changed`.
+    private static let systemChange = PayloadSchema(fields: [
+        .required("type", .oneOf(["restart", "update", "config-change"])),
+        .required("component", .string),
+        .optional("data", .any),
+        .required("timestamp", .integer),
+    ])
 }
