@@ -234,3 +234,52 @@ import Testing
         }
     }
 }
+
+@Suite struct EventEnvelopeFuzzTests {
+    static let seeds = [
+        #"{"event_type":"block.new","chain_id":138,"payload":{"block_number":12345,"hash":"0xabc"},"metadata":{"producer":"indexer"}}"#,
+        #"{"event_type":"notification","event_id":"n-1","timestamp":"2026-11-23T08:00:00.123Z","key":"k","payload":[1,2.5e3,"\u00e9",null,true,{"a":{}}]}"#,
+        #"{"event_type":"x","payload":"\ud83d\ude00 \"quoted\" \\ back","offset":4,"partition":1}"#,
+    ]
+
+    /// Whatever bytes arrive, parsing either fails with an `EnvelopeError` or yields an envelope whose own
+    /// JSON parses back to an equal envelope: no crash, no half-valid state, no encoding the parser rejects.
+    @Test func mutatedEnvelopesParseOrFailCleanly() throws {
+        var generator = SplitMix(seed: 7)
+        let alphabet =
+            Array(#"{}[]:,"\.-+eE0123456789 abtrufnlsx_#*"#.utf8) + [0x00, 0x1F, 0x7F, 0xC3, 0xA9, 0xFF, 0xED, 0xA0]
+        var parsed = 0
+        var rejected = 0
+        for round in 0..<20_000 {
+            var bytes = Array(Self.seeds[round % Self.seeds.count].utf8)
+            for _ in 0..<(1 + generator.next(upTo: 4)) {
+                let position = generator.next(upTo: bytes.count)
+                switch generator.next(upTo: 3) {
+                case 0: bytes[position] = alphabet[generator.next(upTo: alphabet.count)]
+                case 1: bytes.remove(at: position)
+                default: bytes.insert(alphabet[generator.next(upTo: alphabet.count)], at: position)
+                }
+                if bytes.isEmpty { bytes = [0x7B] }
+            }
+            do {
+                let envelope = try EventEnvelope(json: bytes)
+                let again = try EventEnvelope(json: envelope.json, form: .delivered)
+                #expect(again == envelope, "\(String(decoding: bytes, as: UTF8.self))")
+                parsed += 1
+            } catch {
+                #expect(!error.description.isEmpty)
+                rejected += 1
+            }
+        }
+        // Both outcomes were exercised, so the test explores the parser rather than one path of it.
+        #expect(parsed > 500)
+        #expect(rejected > 5_000)
+    }
+
+    @Test func truncationsOfAValidEnvelopeAreRejected() throws {
+        let bytes = Array(Self.seeds[0].utf8)
+        for length in 0..<bytes.count {
+            #expect(throws: EnvelopeError.self) { try EventEnvelope(json: Array(bytes[..<length])) }
+        }
+    }
+}
