@@ -2,9 +2,9 @@
 # Each target installs what it needs itself (nothing beyond the Swift toolchain so far).
 
 SWIFT ?= swift
-FORMAT_PATHS = Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Sources
+FORMAT_PATHS = Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Sources Fuzz/Package.swift Fuzz/Sources
 
-.PHONY: build run test lint format bench clean
+.PHONY: build run test lint format bench fuzz clean
 
 build:
 	$(SWIFT) build
@@ -30,5 +30,13 @@ bench:
 	cd Benchmarks && $(SWIFT) build -c release
 	Benchmarks/.build/release/InProcessBenchmark
 
+# Coverage-guided fuzzing of the envelope parser and payload validator for FUZZ_SECONDS (default 300).
+# The leak report at exit concerns one-time global tables and is switched off.
+FUZZ_SECONDS ?= 300
+fuzz:
+	cd Fuzz && $(SWIFT) build -c release
+	mkdir -p Fuzz/.build/corpus && cp Fuzz/corpus/* Fuzz/.build/corpus/
+	ASAN_OPTIONS=detect_leaks=0 Fuzz/.build/release/FuzzEnvelope Fuzz/.build/corpus -max_total_time=$(FUZZ_SECONDS) -max_len=4096
+
 clean:
-	rm -rf .build Benchmarks/.build
+	rm -rf .build Benchmarks/.build Fuzz/.build
