@@ -47,5 +47,10 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "HeraldCoreTests", dependencies: ["HeraldCore"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "HeraldProtocolTests",
+            dependencies: ["HeraldProtocol", "HeraldCore"],
+            swiftSettings: strictSettings
+        ),
     ]
 )

@@ -221,6 +221,11 @@ package struct JSONScanner: ~Copyable {
         return true
     }
 
+    /// A scanner over just the bytes in `range`, such as a value's range from ``skipValue()``.
+    package func scanner(over range: Range<Int>) -> JSONScanner {
+        JSONScanner(UnsafeBufferPointer(rebasing: bytes[range]))
+    }
+
     /// A copy of the bytes in `range`, such as a value's range from ``skipValue()``.
     package func copyBytes(in range: Range<Int>) -> [UInt8] {
         Array(UnsafeBufferPointer(rebasing: bytes[range]))
@@ -369,6 +374,11 @@ package struct JSONScanner: ~Copyable {
 package struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertible {
     package var message: String
     package var offset: Int
+
+    package init(message: String, offset: Int) {
+        self.message = message
+        self.offset = offset
+    }
 
     package var description: String { "\(message) at byte \(offset)" }
 }

@@ -1,0 +1,235 @@
+import HeraldCore
+
+extension ClientRequest {
+    /// Parses one frame's JSON object. Errors carry the request's `id` when it could be read, and, for a
+    /// publish without `id`, the event's `event_id` when it had one (PROTOCOL.md §2.2, §9).
+    package static func parse(_ frame: UnsafeBufferPointer<UInt8>) -> Result<ClientRequest, ProtocolError> {
+        let fields: RequestFields
+        do throws(ProtocolError) {
+            fields = try RequestFields(frame: frame)
+        } catch {
+            return .failure(error)
+        }
+        let id: RequestID?
+        do throws(ProtocolError) {
+            id = try requestID(fields)
+        } catch {
+            return .failure(error)
+        }
+        do throws(ProtocolError) {
+            return .success(ClientRequest(id: id, operation: try operation(fields, id: id)))
+        } catch {
+            var error = error
+            error.requestID = id
+            if id == nil, case .invalidEvent = error.code, let bytes = fields.bytes("event") {
+                error.eventID = eventID(in: bytes)
+            }
+            return .failure(error)
+        }
+    }
+
+    /// Parses a frame held in an array.
+    package static func parse(_ frame: [UInt8]) -> Result<ClientRequest, ProtocolError> {
+        frame.withUnsafeBufferPointer { parse($0) }
+    }
+
+    private static func requestID(_ fields: RequestFields) throws(ProtocolError) -> RequestID? {
+        guard var scanner = fields.scanner("id") else { return nil }
+        if scanner.peek() == UInt8(ascii: "\"") {
+            guard let text = try? scanner.readString() else { throw ProtocolError(.badFrame, "id: not valid JSON") }
+            return .string(text)
+        }
+        do throws(JSONIntegerError) {
+            return .integer(try scanner.readInteger())
+        } catch {
+            throw .invalidRequest("id", "must be an integer or a string")
+        }
+    }
+
+    private static func operation(_ fields: RequestFields, id: RequestID?) throws(ProtocolError) -> Operation {
+        guard fields.has("op") else { throw ProtocolError(.badFrame, "op: required") }
+        guard let op = try? fields.string("op") else { throw ProtocolError(.badFrame, "op: must be a string") }
+        if let duplicate = fields.duplicate { throw .invalidRequest(duplicate, "appears more than once") }
+        switch op {
+        case "hello": return .hello(try hello(fields))
+        case "subscribe": return .subscribe(try subscribe(fields))
+        case "unsubscribe": return .unsubscribe(subscription: try subscription(fields))
+        case "publish": return .publish(try publish(fields))
+        case "ready": return .ready
+        case "ack":
+            let seqs = try fields.array("seq", required: true) { scanner, name throws(ProtocolError) in
+                UInt64(try RequestFields.integer(&scanner, name, in: 1...Int64.max))
+            }
+            guard let seqs, !seqs.isEmpty else { throw .invalidRequest("seq", "must not be empty") }
+            return .ack(subscription: try subscription(fields), seqs: seqs)
+        case "nack":
+            return .nack(
+                Nack(
+                    subscription: try subscription(fields),
+                    seq: UInt64(try fields.integer("seq", in: 1...Int64.max, required: true)!),
+                    delayMs: try fields.integer("delay_ms", in: 0...86_400_000),
+                    deadLetter: try fields.bool("dead_letter") ?? false
+                )
+            )
+        case "stats":
+            let module = try fields.string("module")
+            if let module { try validateModuleName(module, field: "module") }
+            return .stats(module: module)
+        case "subscribers":
+            let eventType = try fields.string("event_type", required: true)!
+            do throws(EnvelopeError) {
+                try EnvelopeFields.validateEventType(eventType)
+            } catch {
+                throw ProtocolError(.invalidRequest, error.description)
+            }
+            return .subscribers(eventType: eventType)
+        case "ping": return .ping
+        case "pong": return .pong
+        case "bye": return .bye
+        default: throw ProtocolError(.unknownOp, "op: unknown operation '\(op)'")
+        }
+    }
+
+    private static func hello(_ fields: RequestFields) throws(ProtocolError) -> Hello {
+        let version = try fields.integer("protocol", in: Int64.min...Int64.max, required: true)!
+        guard version == 1 else {
+            throw ProtocolError(.unsupportedProtocol, "protocol: \(version) is not supported; this broker speaks 1")
+        }
+        guard let moduleBytes = fields.bytes("module") else { throw .invalidRequest("module", "required") }
+        let module: RequestFields
+        do throws(ProtocolError) {
+            module = try RequestFields(frame: moduleBytes)
+        } catch {
+            throw .invalidRequest("module", "must be an object")
+        }
+        let name = try prefixed("module", module.string("name", required: true))!
+        try validateModuleName(name, field: "module.name")
+        let moduleVersion = try prefixed("module", module.string("version", required: true))!
+        guard !moduleVersion.isEmpty, moduleVersion.utf8.count <= 64 else {
+            throw .invalidRequest("module.version", "must be 1 to 64 bytes")
+        }
+        let instance = try prefixed("module", module.string("instance"))
+        if let instance, instance.isEmpty || instance.utf8.count > 64 {
+            throw .invalidRequest("module.instance", "must be 1 to 64 bytes")
+        }
+        return Hello(
+            moduleName: name, moduleVersion: moduleVersion, instance: instance, token: try fields.string("token"))
+    }
+
+    /// Rewrites `field: problem` errors of a nested object as `outer.field: problem`.
+    private static func prefixed<T>(_ outer: String, _ value: @autoclosure () throws(ProtocolError) -> T)
+        throws(ProtocolError) -> T
+    {
+        do throws(ProtocolError) {
+            return try value()
+        } catch {
+            var error = error
+            if error.code == .invalidRequest { error.message = "\(outer).\(error.message)" }
+            throw error
+        }
+    }
+
+    private static func subscribe(_ fields: RequestFields) throws(ProtocolError) -> Subscribe {
+        let topics = try fields.array("topics", required: true) { scanner, name throws(ProtocolError) in
+            guard scanner.peek() == UInt8(ascii: "\""), let text = try? scanner.readString() else {
+                throw .invalidRequest(name, "must be a string")
+            }
+            do throws(TopicPatternError) {
+                return try TopicPattern(text)
+            } catch {
+                throw ProtocolError(.invalidTopic, error.description)
+            }
+        }!
+        guard (1...maximumTopics).contains(topics.count) else {
+            throw .invalidRequest("topics", "must hold 1 to \(maximumTopics) patterns")
+        }
+        let buffer = try fields.integer(
+            "buffer",
+            in: Int64(EventBus.bufferRange.lowerBound)...Int64(EventBus.bufferRange.upperBound)
+        )
+        var overflow: OverflowPolicy?
+        if let name = try fields.string("overflow") {
+            guard let policy = OverflowPolicy(wireName: name) else {
+                throw .invalidRequest("overflow", "must be \"drop_newest\" or \"drop_oldest\"")
+            }
+            overflow = policy
+        }
+        let group = try fields.string("group")
+        if let group { try validateModuleName(group, field: "group") }
+        let from = try startPosition(fields)
+        let maxInFlight = try fields.integer("max_in_flight", in: 1...100_000)
+        let ackWaitMs = try fields.integer("ack_wait_ms", in: 1...86_400_000)
+        if group == nil {
+            // These shape a durable subscription; on a live one they would silently mean nothing.
+            for field in ["from", "max_in_flight", "ack_wait_ms"] where fields.has(field) {
+                throw .invalidRequest(field, "only applies with group")
+            }
+        }
+        return Subscribe(
+            topics: topics,
+            buffer: buffer.map { Int($0) },
+            overflow: overflow,
+            group: group,
+            from: from,
+            maxInFlight: maxInFlight.map { Int($0) },
+            ackWaitMs: ackWaitMs.map { Int($0) }
+        )
+    }
+
+    private static func startPosition(_ fields: RequestFields) throws(ProtocolError) -> StartPosition? {
+        guard var scanner = fields.scanner("from") else { return nil }
+        let shape = #"must be "latest", "earliest", {"offset": n} or {"time": "RFC 3339"}"#
+        if scanner.peek() == UInt8(ascii: "\"") {
+            switch try? scanner.readString() {
+            case "latest": return .latest
+            case "earliest": return .earliest
+            default: throw .invalidRequest("from", shape)
+            }
+        }
+        guard let bytes = fields.bytes("from"), let object = try? RequestFields(frame: bytes),
+            object.ranges.count == 1
+        else { throw .invalidRequest("from", shape) }
+        if object.has("offset") {
+            return .offset(try prefixed("from", object.integer("offset", in: 0...Int64.max))!)
+        }
+        if object.has("time") {
+            let text = try prefixed("from", object.string("time"))!
+            guard let milliseconds = Timestamp.millisecondsSinceEpoch(text) else {
+                throw .invalidRequest("from.time", "must be an RFC 3339 UTC timestamp")
+            }
+            return .time(millisecondsSinceEpoch: milliseconds)
+        }
+        throw .invalidRequest("from", shape)
+    }
+
+    private static func subscription(_ fields: RequestFields) throws(ProtocolError) -> UInt64 {
+        UInt64(try fields.integer("subscription", in: 1...Int64.max, required: true)!)
+    }
+
+    private static func publish(_ fields: RequestFields) throws(ProtocolError) -> EnvelopeFields {
+        guard let bytes = fields.bytes("event") else { throw .invalidRequest("event", "required") }
+        do throws(EnvelopeError) {
+            return try EnvelopeFields(parsing: bytes, form: .published)
+        } catch {
+            throw .invalidEvent(error)
+        }
+    }
+
+    /// The `event_id` of an event object that failed validation, if it has a readable one.
+    private static func eventID(in bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        guard let event = try? RequestFields(frame: bytes) else { return nil }
+        return try? event.string("event_id")
+    }
+
+    /// Module and group names: 1 to 64 of `[a-z0-9_-]`.
+    static func validateModuleName(_ name: String, field: String) throws(ProtocolError) {
+        let valid =
+            (1...64).contains(name.utf8.count)
+            && name.utf8.allSatisfy { byte in
+                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+                    || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                    || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+            }
+        guard valid else { throw .invalidRequest(field, "must be 1 to 64 of a-z, 0-9, '_' and '-'") }
+    }
+}

@@ -1,0 +1,124 @@
+import HeraldCore
+
+/// The top-level fields of one request object, as byte ranges of its frame, read on demand: the frame is
+/// scanned once, and only the fields an operation needs are parsed.
+struct RequestFields {
+    let frame: UnsafeBufferPointer<UInt8>
+    private(set) var ranges: [String: Range<Int>] = [:]
+    private(set) var duplicate: String?
+
+    /// Scans the frame's object; throws `bad_frame` when it is not one JSON object.
+    init(frame: UnsafeBufferPointer<UInt8>) throws(ProtocolError) {
+        self.frame = frame
+        var scanner = JSONScanner(frame)
+        guard scanner.peek() == UInt8(ascii: "{") else { throw ProtocolError(.badFrame, "not a JSON object") }
+        var ranges: [String: Range<Int>] = [:]
+        var duplicate: String?
+        do throws(JSONSyntaxError) {
+            try scanner.readObject { name, scanner throws(JSONSyntaxError) in
+                let range = try scanner.skipValue()
+                if ranges[name] == nil { ranges[name] = range } else if duplicate == nil { duplicate = name }
+            }
+            guard scanner.isAtEnd else { throw JSONSyntaxError(message: "trailing bytes", offset: scanner.position) }
+        } catch {
+            throw ProtocolError(.badFrame, "not valid JSON: \(error)")
+        }
+        self.ranges = ranges
+        self.duplicate = duplicate
+    }
+
+    func has(_ name: String) -> Bool { ranges[name] != nil }
+
+    /// A scanner over the value of field `name`.
+    func scanner(_ name: String) -> JSONScanner? {
+        ranges[name].map { JSONScanner(UnsafeBufferPointer(rebasing: frame[$0])) }
+    }
+
+    /// The bytes of field `name`'s value.
+    func bytes(_ name: String) -> UnsafeBufferPointer<UInt8>? {
+        ranges[name].map { UnsafeBufferPointer(rebasing: frame[$0]) }
+    }
+
+    func string(_ name: String, required: Bool = false) throws(ProtocolError) -> String? {
+        guard var scanner = scanner(name) else {
+            if required { throw .invalidRequest(name, "required") }
+            return nil
+        }
+        guard scanner.peek() == UInt8(ascii: "\"") else { throw .invalidRequest(name, "must be a string") }
+        do throws(JSONSyntaxError) {
+            return try scanner.readString()
+        } catch {
+            throw ProtocolError(.badFrame, "not valid JSON: \(error)")
+        }
+    }
+
+    func integer(_ name: String, in range: ClosedRange<Int64>, required: Bool = false) throws(ProtocolError) -> Int64? {
+        guard var scanner = scanner(name) else {
+            if required { throw .invalidRequest(name, "required") }
+            return nil
+        }
+        return try Self.integer(&scanner, name, in: range)
+    }
+
+    static func integer(_ scanner: inout JSONScanner, _ name: String, in range: ClosedRange<Int64>)
+        throws(ProtocolError) -> Int64
+    {
+        let value: Int64
+        do throws(JSONIntegerError) {
+            value = try scanner.readInteger()
+        } catch .outOfRange {
+            throw .invalidRequest(name, "must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        } catch {
+            throw .invalidRequest(name, "must be an integer")
+        }
+        guard range.contains(value) else {
+            throw .invalidRequest(name, "must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    func bool(_ name: String) throws(ProtocolError) -> Bool? {
+        guard var scanner = scanner(name) else { return nil }
+        guard let next = scanner.peek(), next == UInt8(ascii: "t") || next == UInt8(ascii: "f") else {
+            throw .invalidRequest(name, "must be a boolean")
+        }
+        do throws(JSONSyntaxError) {
+            return try scanner.readBool()
+        } catch {
+            throw .invalidRequest(name, "must be a boolean")
+        }
+    }
+
+    /// The elements of array field `name`, each read by `element`.
+    func array<Element>(
+        _ name: String,
+        required: Bool = false,
+        _ element: (inout JSONScanner, String) throws(ProtocolError) -> Element
+    ) throws(ProtocolError) -> [Element]? {
+        guard var scanner = scanner(name) else {
+            if required { throw .invalidRequest(name, "required") }
+            return nil
+        }
+        guard scanner.peek() == UInt8(ascii: "[") else { throw .invalidRequest(name, "must be an array") }
+        var elements: [Element] = []
+        var failure: ProtocolError?
+        do throws(JSONSyntaxError) {
+            try scanner.readArray { scanner throws(JSONSyntaxError) in
+                let range = try scanner.skipValue()
+                guard failure == nil else { return }
+                // Each element is read from its own bytes, so a failure part-way through one cannot
+                // disturb the scan of the array.
+                var elementScanner = scanner.scanner(over: range)
+                do throws(ProtocolError) {
+                    elements.append(try element(&elementScanner, "\(name)[\(elements.count)]"))
+                } catch {
+                    failure = error
+                }
+            }
+        } catch {
+            throw ProtocolError(.badFrame, "not valid JSON: \(error)")
+        }
+        if let failure { throw failure }
+        return elements
+    }
+}

@@ -1,0 +1,14 @@
+/// A request's `id`: an integer or a string, echoed in every reply to that request (PROTOCOL.md §2.1).
+public enum RequestID: Sendable, Hashable, CustomStringConvertible {
+    /// An integer id, such as `"id": 7`.
+    case integer(Int64)
+    /// A string id, such as `"id": "req-7"`.
+    case string(String)
+
+    public var description: String {
+        switch self {
+        case .integer(let value): String(value)
+        case .string(let value): "\"\(value)\""
+        }
+    }
+}
