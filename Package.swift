@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         .target(
@@ -32,7 +33,12 @@ let package = Package(
         .target(name: "HeraldProtocol", dependencies: ["HeraldCore"], swiftSettings: strictSettings),
         .target(
             name: "HeraldServer",
-            dependencies: ["HeraldCore", "HeraldLog", "HeraldProtocol"],
+            dependencies: [
+                "HeraldCore",
+                "HeraldLog",
+                "HeraldProtocol",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(name: "HeraldClient", dependencies: ["HeraldProtocol"], swiftSettings: strictSettings),
@@ -47,6 +53,8 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "HeraldCoreTests", dependencies: ["HeraldCore"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "HeraldServerTests", dependencies: ["HeraldServer", "HeraldCore"], swiftSettings: strictSettings),
         .testTarget(
             name: "HeraldProtocolTests",
             dependencies: ["HeraldProtocol", "HeraldCore"],

@@ -1,0 +1,173 @@
+import HeraldCore
+
+/// The broker's configuration (PROTOCOL.md §8, `docs/configuration.md`): every option with the default that
+/// lets `herald serve` run with no file.
+public struct HeraldConfiguration: Sendable, Equatable {
+    /// Where the broker keeps its socket, log and module data.
+    public var dataDirectory = "./herald-data"
+    /// Whether events of catalog types must carry the catalog's payload fields.
+    public var validatePayloads = false
+    /// The IPC socket.
+    public var ipc = IPC()
+    /// The HTTP and WebSocket gateway.
+    public var http = HTTP()
+    /// The durable log.
+    public var log = Log()
+    /// Consumer groups.
+    public var groups = Groups()
+    /// The module supervisor.
+    public var modules = Modules()
+    /// Tokens and their permissions; none by default.
+    public var tokens: [Token] = []
+
+    /// The defaults.
+    public init() {}
+
+    /// `[ipc]`.
+    public struct IPC: Sendable, Equatable {
+        /// The Unix socket; empty means `<data_dir>/herald.sock`.
+        public var socket = ""
+        /// An optional TCP listener, `host:port`; empty means off.
+        public var tcp = ""
+        /// The largest frame in either direction, announced in `welcome`.
+        public var maxFrame = 1_048_576
+        /// How long a connection may stay silent before the broker pings it.
+        public var heartbeatMs = 10_000
+        /// Live and durable subscriptions per connection.
+        public var maxSubscriptions = 256
+        /// Events per second per connection; 0 means unlimited.
+        public var publishRate = 0
+    }
+
+    /// `[http]`.
+    public struct HTTP: Sendable, Equatable {
+        /// The HTTP listener, `host:port`; port 0 asks for any free port.
+        public var listen = "127.0.0.1:7480"
+    }
+
+    /// `[log]`.
+    public struct Log: Sendable, Equatable {
+        /// Partitions of the durable log.
+        public var partitions = 8
+        /// When appends reach the disk.
+        public var fsync = FsyncPolicy.batch
+        /// Topics stored in the log; `[]` keeps nothing.
+        public var persist = ["#"]
+        /// Segments older than this are removed; 0 keeps them regardless of age.
+        public var retentionDays = 7
+        /// The log's size limit; 0 means no limit.
+        public var retentionBytes: Int64 = 10_737_418_240
+        /// How long an `event_id` is remembered for deduplication.
+        public var dedupWindowMs = 120_000
+    }
+
+    /// The `fsync` policy of the log.
+    public enum FsyncPolicy: String, Sendable, Equatable, CaseIterable {
+        /// Every append is on disk before it is acknowledged.
+        case always
+        /// Group commit: appends are flushed together.
+        case batch
+        /// The operating system decides.
+        case never
+    }
+
+    /// `[groups]`.
+    public struct Groups: Sendable, Equatable {
+        /// How long a delivery may stay unacknowledged before it is redelivered.
+        public var ackWaitMs = 30_000
+        /// Deliveries of one event before it goes to the dead-letter queue.
+        public var maxDeliver = 4
+        /// The waits before the second, third, … delivery.
+        public var backoffMs = [1000, 2000, 4000]
+        /// Unacknowledged deliveries per member.
+        public var maxInFlight = 1000
+        /// Lag in events that raises an alert.
+        public var lagAlertEvents = 1000
+        /// Lag in age that raises an alert.
+        public var lagAlertMs = 300_000
+    }
+
+    /// `[modules]`.
+    public struct Modules: Sendable, Equatable {
+        /// Where module folders with a `module.toml` live.
+        public var directory = "./modules"
+        /// How long a started module has to become loaded.
+        public var startupTimeoutMs = 30_000
+        /// How long a module has to stop before SIGKILL.
+        public var shutdownTimeoutMs = 5000
+    }
+
+    /// One `[[auth.tokens]]` entry.
+    public struct Token: Sendable, Equatable {
+        /// A name for logs and metrics.
+        public var name: String
+        /// The secret a client presents.
+        public var secret: String
+        /// Topics this token may publish to.
+        public var publish: [TopicPattern]
+        /// Topics this token may subscribe to.
+        public var subscribe: [TopicPattern]
+
+        /// A token with its permissions.
+        public init(name: String, secret: String, publish: [TopicPattern], subscribe: [TopicPattern]) {
+            self.name = name
+            self.secret = secret
+            self.publish = publish
+            self.subscribe = subscribe
+        }
+    }
+
+    /// The socket path in effect: `ipc.socket`, or `<data_dir>/herald.sock`.
+    public var socketPath: String {
+        ipc.socket.isEmpty ? dataDirectory + "/herald.sock" : ipc.socket
+    }
+
+    /// Checks the rules that join several options: binding HTTP beyond loopback needs tokens.
+    public func validate() throws(ConfigurationError) {
+        guard let address = HostPort(http.listen) else {
+            throw ConfigurationError(key: "http.listen", "must be host:port")
+        }
+        if !address.isLoopback && tokens.isEmpty {
+            throw ConfigurationError(
+                key: "http.listen",
+                "\(http.listen) is not a loopback address; configure [[auth.tokens]] before exposing the broker"
+            )
+        }
+    }
+}
+
+/// Why a configuration is refused; `description` is the one line `herald serve` prints before exiting.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The offending key, such as `ipc.max_frame`; empty for the file as a whole.
+    public let key: String
+    /// What is wrong with it.
+    public let message: String
+
+    init(key: String, _ message: String) {
+        self.key = key
+        self.message = message
+    }
+
+    public var description: String { key.isEmpty ? "configuration: \(message)" : "configuration: \(key): \(message)" }
+}
+
+/// A `host:port` option.
+struct HostPort: Equatable {
+    let host: String
+    let port: Int
+
+    init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            return nil
+        }
+        self.host = host
+        self.port = port
+    }
+
+    var isLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}

@@ -1,0 +1,225 @@
+import Foundation
+import HeraldCore
+import Testing
+
+@testable import HeraldServer
+
+@Suite struct HeraldConfigurationTests {
+    /// PROTOCOL.md §8's example file, as a user would copy it.
+    static let example = """
+        data_dir = "./herald-data"
+        validate_payloads = false
+
+        [ipc]
+        socket = ""                  # default <data_dir>/herald.sock
+        tcp = ""                     # e.g. "127.0.0.1:7471"; off when empty
+        max_frame = 1048576
+        heartbeat_ms = 10000
+        max_subscriptions = 256
+        publish_rate = 0             # events per second per connection; 0 = unlimited
+
+        [http]
+        listen = "127.0.0.1:7480"
+
+        [log]
+        partitions = 8
+        fsync = "batch"              # always | batch | never
+        persist = ["#"]
+        retention_days = 7
+        retention_bytes = 10737418240
+        dedup_window_ms = 120000
+
+        [groups]
+        ack_wait_ms = 30000
+        max_deliver = 4
+        backoff_ms = [1000, 2000, 4000]
+        max_in_flight = 1000
+        lag_alert_events = 1000
+        lag_alert_ms = 300000
+
+        [modules]
+        dir = "./modules"
+        startup_timeout_ms = 30000
+        shutdown_timeout_ms = 5000
+
+        [[auth.tokens]]              # none by default
+        name = "explorer-ui"
+        token = "a-long-random-secret"
+        publish = ["notification"]
+        subscribe = ["#"]
+        """
+
+    @Test func anEmptyFileGivesTheDefaults() throws {
+        let configuration = try HeraldConfiguration().applying(toml: "")
+        #expect(configuration == HeraldConfiguration())
+        #expect(configuration.socketPath == "./herald-data/herald.sock")
+        #expect(configuration.http.listen == "127.0.0.1:7480")
+        #expect(configuration.modules.directory == "./modules")
+        #expect(configuration.tokens.isEmpty)
+        #expect(throws: Never.self) { try configuration.validate() }
+    }
+
+    @Test func theProtocolsExampleIsTheDefaultsPlusOneToken() throws {
+        let configuration = try HeraldConfiguration().applying(toml: Self.example)
+        var expected = HeraldConfiguration()
+        expected.tokens = [
+            .init(
+                name: "explorer-ui",
+                secret: "a-long-random-secret",
+                publish: [try TopicPattern("notification")],
+                subscribe: [try TopicPattern("#")]
+            )
+        ]
+        #expect(configuration == expected)
+    }
+
+    @Test func appliesEveryKindOfValue() throws {
+        let configuration = try HeraldConfiguration().applying(
+            toml: """
+                data_dir = "/var/lib/herald"
+                validate_payloads = true
+                [ipc]
+                socket = "/run/herald.sock"
+                tcp = "127.0.0.1:7471"
+                publish_rate = 5000
+                [log]
+                fsync = "always"
+                persist = ["block.#", "#.138"]
+                retention_bytes = 0
+                [groups]
+                backoff_ms = [10, 20]
+                """
+        )
+        #expect(configuration.dataDirectory == "/var/lib/herald")
+        #expect(configuration.validatePayloads)
+        #expect(configuration.socketPath == "/run/herald.sock")
+        #expect(configuration.ipc.tcp == "127.0.0.1:7471")
+        #expect(configuration.ipc.publishRate == 5000)
+        #expect(configuration.log.fsync == .always)
+        #expect(configuration.log.persist == ["block.#", "#.138"])
+        #expect(configuration.log.retentionBytes == 0)
+        #expect(configuration.groups.backoffMs == [10, 20])
+        // Untouched keys keep their defaults.
+        #expect(configuration.ipc.maxFrame == 1_048_576)
+    }
+
+    @Test func printedConfigurationReadsBackTheSame() throws {
+        var configuration = HeraldConfiguration()
+        configuration.dataDirectory = "/data/with \"quotes\" and \\ backslash"
+        configuration.log.persist = []
+        configuration.groups.backoffMs = [5]
+        configuration.log.fsync = .never
+        let printed = configuration.tomlDescription
+        #expect(try HeraldConfiguration().applying(toml: printed) == configuration)
+        #expect(printed.contains("[ipc]\nsocket = \"\"\n"))
+    }
+
+    @Test func printedConfigurationRedactsSecrets() throws {
+        let configuration = try HeraldConfiguration().applying(toml: Self.example)
+        let printed = configuration.tomlDescription
+        #expect(!printed.contains("a-long-random-secret"))
+        #expect(printed.contains("[[auth.tokens]]\nname = \"explorer-ui\"\ntoken = \"(redacted)\""))
+    }
+
+    @Test(arguments: [
+        ("colour = 1", "configuration: colour: unknown key"),
+        ("[ipc]\nmaxframe = 1", "configuration: ipc.maxframe: unknown key"),
+        ("[database]\nurl = \"x\"", "configuration: database: unknown key"),
+        ("ipc = 5", "configuration: ipc: must be a table"),
+        ("[ipc]\nmax_frame = \"big\"", "configuration: ipc.max_frame: must be an integer from 4096 to 67108864"),
+        ("[ipc]\nmax_frame = 100", "configuration: ipc.max_frame: must be an integer from 4096 to 67108864"),
+        ("[ipc]\nheartbeat_ms = 1.5", "configuration: ipc.heartbeat_ms: must be an integer from 100 to 3600000"),
+        ("[ipc]\ntcp = \"7471\"", "configuration: ipc.tcp: must be host:port, or empty for none"),
+        ("validate_payloads = \"yes\"", "configuration: validate_payloads: must be true or false"),
+        ("data_dir = \"\"", "configuration: data_dir: must not be empty"),
+        ("data_dir = 7", "configuration: data_dir: must be a string"),
+        ("[http]\nlisten = \"localhost\"", "configuration: http.listen: must be host:port"),
+        ("[log]\nfsync = \"sometimes\"", #"configuration: log.fsync: must be "always", "batch" or "never""#),
+        ("[log]\npersist = \"#\"", "configuration: log.persist: must be an array of topic patterns"),
+        (
+            "[log]\npersist = [\"block.*x\"]",
+            "configuration: log.persist[0]: pattern 'block.*x': '*' and '#' must be whole words"
+        ),
+        ("[log]\npartitions = 0", "configuration: log.partitions: must be an integer from 1 to 1024"),
+        ("[groups]\nbackoff_ms = []", "configuration: groups.backoff_ms: must be a non-empty array of integers"),
+        (
+            "[groups]\nbackoff_ms = [1, -2]",
+            "configuration: groups.backoff_ms[1]: must be an integer from 0 to 86400000"
+        ),
+        ("[auth]\nusers = []", "configuration: auth.users: unknown key"),
+        ("[[auth.tokens]]\ntoken = \"s\"", "configuration: auth.tokens[0].name: required, a non-empty string"),
+        (
+            "[[auth.tokens]]\nname = \"a\"\ntoken = \"s\"\nadmin = true",
+            "configuration: auth.tokens[0].admin: unknown key"
+        ),
+        (
+            "[[auth.tokens]]\nname = \"a\"\ntoken = \"s\"\nsubscribe = [\"Bad\"]",
+            "configuration: auth.tokens[0].subscribe[0]: pattern 'Bad': words are lowercase letters, digits and '_'"
+        ),
+        (
+            "[[auth.tokens]]\nname = \"a\"\ntoken = \"s\"\n[[auth.tokens]]\nname = \"a\"\ntoken = \"t\"",
+            "configuration: auth.tokens[1].name: 'a' is used by another token"
+        ),
+        (
+            "[[auth.tokens]]\nname = \"a\"\ntoken = \"s\"\n[[auth.tokens]]\nname = \"b\"\ntoken = \"s\"",
+            "configuration: auth.tokens[1].token: is the same secret as another token's"
+        ),
+    ])
+    func refusesBadConfigurationNamingTheKey(_ toml: String, _ message: String) {
+        do {
+            _ = try HeraldConfiguration().applying(toml: toml)
+            Issue.record("accepted: \(toml)")
+        } catch {
+            #expect(error.description == message)
+        }
+    }
+
+    @Test func invalidTOMLSaysWhere() {
+        do {
+            _ = try HeraldConfiguration().applying(toml: "[ipc]\nmax_frame = = 3")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.key == "")
+            #expect(error.description.hasPrefix("configuration: not valid TOML at line 2"))
+        }
+    }
+
+    @Test func exposingHTTPBeyondLoopbackNeedsTokens() throws {
+        var configuration = HeraldConfiguration()
+        configuration.http.listen = "0.0.0.0:7480"
+        #expect(throws: ConfigurationError.self) { try configuration.validate() }
+        configuration.tokens = [.init(name: "ui", secret: "s", publish: [], subscribe: [])]
+        #expect(throws: Never.self) { try configuration.validate() }
+        for loopback in ["127.0.0.1:0", "localhost:7480", "[::1]:7480", "127.1.2.3:80"] {
+            var local = HeraldConfiguration()
+            local.http.listen = loopback
+            #expect(throws: Never.self) { try local.validate() }
+        }
+    }
+
+    /// Every option is documented in docs/configuration.md (ARCHITECTURE.md: "Every option is documented").
+    @Test func everyKeyIsDocumented() throws {
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "../../docs/configuration.md"
+        )
+        let text = try String(contentsOf: docs, encoding: .utf8)
+        for key in HeraldConfiguration.keys {
+            #expect(text.contains("`\(key.name)`"), "docs/configuration.md does not document \(key.name)")
+        }
+        for key in ["auth.tokens", "name", "token", "publish", "subscribe"] {
+            #expect(text.contains("`\(key)`"))
+        }
+    }
+}
+
+extension HeraldConfigurationTests {
+    /// The documentation's example is exactly what the defaults print.
+    @Test func documentedExampleIsThePrintedDefaults() throws {
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "../../docs/configuration.md"
+        )
+        let text = try String(contentsOf: docs, encoding: .utf8)
+        let example = try #require(text.components(separatedBy: "```toml\n").last?.components(separatedBy: "```").first)
+        #expect(example == HeraldConfiguration().tomlDescription)
+    }
+}
