@@ -4,7 +4,7 @@
 SWIFT ?= swift
 FORMAT_PATHS = Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Sources Fuzz/Package.swift Fuzz/Sources
 
-.PHONY: build run test lint format bench fuzz clean
+.PHONY: build run test lint format bench fuzz tsan clean
 
 build:
 	$(SWIFT) build
@@ -26,8 +26,10 @@ format:
 	$(SWIFT) format format --in-place --recursive $(FORMAT_PATHS)
 
 # The in-process benchmark (docs/benchmarks.md), built in release mode in its own package.
+# SwiftPM can keep a stale build plan of the path dependency after source files are added or removed;
+# a clean rebuild fixes that.
 bench:
-	cd Benchmarks && $(SWIFT) build -c release
+	cd Benchmarks && ($(SWIFT) build -c release || ($(SWIFT) package clean && $(SWIFT) build -c release))
 	Benchmarks/.build/release/InProcessBenchmark
 
 # Coverage-guided fuzzing of the envelope parser and payload validator for FUZZ_SECONDS (default 300).
@@ -38,5 +40,10 @@ fuzz:
 	mkdir -p Fuzz/.build/corpus && cp Fuzz/corpus/* Fuzz/.build/corpus/
 	ASAN_OPTIONS=detect_leaks=0 Fuzz/.build/release/FuzzEnvelope Fuzz/.build/corpus -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 
+# Every test under ThreadSanitizer. HERALD_TSAN makes each StateLock tell TSan about its critical sections,
+# which it cannot see inside Linux's futex-based Mutex (Sources/HeraldCore/Concurrency/StateLock.swift).
+tsan:
+	$(SWIFT) test --sanitize=thread -Xswiftc -DHERALD_TSAN --scratch-path .build-tsan
+
 clean:
-	rm -rf .build Benchmarks/.build Fuzz/.build
+	rm -rf .build .build-tsan Benchmarks/.build Fuzz/.build

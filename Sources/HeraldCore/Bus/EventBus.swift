@@ -14,7 +14,7 @@ public final class EventBus: Sendable {
     /// How many topics' routes are cached before the cache starts over.
     static let routeCacheLimit = 8192
 
-    private let routing = Mutex(Routing())
+    private let routing = StateLock(Routing())
 
     /// Makes an empty bus.
     public init() {}

@@ -2,7 +2,7 @@ import DequeModule
 
 /// The state of one live subscription's bounded queue: pure decisions, no locking and no resuming.
 ///
-/// ``SubscriptionStorage`` holds it in a `Mutex` and carries out the returned actions (resuming a waiting
+/// ``SubscriptionStorage`` holds it in a ``StateLock`` and carries out the returned actions (resuming a waiting
 /// consumer, counting) after releasing the lock.
 struct SubscriptionStateMachine: ~Copyable {
     private enum Phase {

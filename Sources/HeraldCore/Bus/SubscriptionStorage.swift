@@ -11,7 +11,7 @@ final class SubscriptionStorage: Sendable, Hashable {
     let patterns: [TopicPattern]
     let filter: (@Sendable (EventEnvelope) -> Bool)?
     let counters: DeliveryCounters
-    private let state: Mutex<SubscriptionStateMachine>
+    private let state: StateLock<SubscriptionStateMachine>
     /// The sequence number of the last event queued, stored after each enqueue. A consumer that found the
     /// queue empty watches it without taking the lock, so polling does not contend with publishers.
     private let queuedMark = Atomic<UInt64>(0)
@@ -33,7 +33,7 @@ final class SubscriptionStorage: Sendable, Hashable {
         self.patterns = patterns
         self.filter = filter
         self.counters = counters
-        self.state = Mutex(SubscriptionStateMachine(capacity: buffer, overflow: overflow, limit: limit))
+        self.state = StateLock(SubscriptionStateMachine(capacity: buffer, overflow: overflow, limit: limit))
     }
 
     /// How many times a consumer that found its queue empty yields its thread and looks again before it
