@@ -9,8 +9,7 @@ FORMAT_PATHS = Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/S
 build:
 	$(SWIFT) build
 
-# Starts the broker with its embedded defaults. Until the broker daemon lands (issue #3), `herald serve`
-# says plainly that it is not built and exits non-zero.
+# Starts the broker with its embedded defaults (data in ./herald-data); Ctrl-C stops it cleanly.
 run: build
 	$(SWIFT) run herald serve
 

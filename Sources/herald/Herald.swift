@@ -4,27 +4,13 @@ import HeraldCore
 
 /// The `herald` command-line tool.
 @main
-struct Herald: ParsableCommand {
+struct Herald: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herald",
         abstract: "Herald, the event bus of a blockchain node and the services around it.",
         version: "0.1.0",
         subcommands: [Serve.self, Catalog.self]
     )
-}
-
-/// `herald serve`: the broker daemon. Not built yet; it says so instead of pretending.
-struct Serve: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the broker daemon (not built yet).")
-
-    func run() throws {
-        var standardError = StandardError()
-        print(
-            "herald serve: not built yet: the broker daemon (IPC socket, routing, modules) arrives with issue #3",
-            to: &standardError
-        )
-        throw ExitCode(2)
-    }
 }
 
 /// `herald catalog`: the event types Herald knows.
@@ -41,4 +27,11 @@ struct StandardError: TextOutputStream {
     mutating func write(_ string: String) {
         FileHandle.standardError.write(Data(string.utf8))
     }
+}
+
+/// Prints `message` as one line on standard error and exits with status 2.
+func fail(_ message: String) -> ExitCode {
+    var standardError = StandardError()
+    print("herald: \(message)", to: &standardError)
+    return ExitCode(2)
 }

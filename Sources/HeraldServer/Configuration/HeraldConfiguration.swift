@@ -148,6 +148,12 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
         self.message = message
     }
 
+    /// An error about the configuration file itself.
+    public init(file: String, _ message: String) {
+        self.key = ""
+        self.message = "\(file): \(message)"
+    }
+
     public var description: String { key.isEmpty ? "configuration: \(message)" : "configuration: \(key): \(message)" }
 }
 

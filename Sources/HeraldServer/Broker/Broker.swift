@@ -1,0 +1,30 @@
+import HeraldCore
+import Logging
+import Synchronization
+
+/// The broker's shared state: the configuration it runs with and the bus every connection publishes to
+/// and subscribes on.
+public final class Broker: Sendable {
+    /// The broker's name and version, announced in `welcome`.
+    public static let serverName = "herald"
+    public static let serverVersion = "0.1.0"
+
+    /// The configuration in effect.
+    public let configuration: HeraldConfiguration
+    /// The bus all live routing goes through.
+    public let bus: EventBus
+    let logger: Logger
+    private let sessions = Atomic<UInt64>(0)
+
+    /// A broker with `configuration`, logging to `logger`.
+    public init(configuration: HeraldConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.bus = EventBus()
+        self.logger = logger
+    }
+
+    /// A new session name for a `welcome`: `s-1`, `s-2`, …
+    func nextSession() -> String {
+        "s-\(sessions.add(1, ordering: .relaxed).newValue)"
+    }
+}

@@ -1,0 +1,249 @@
+import DequeModule
+import HeraldCore
+import HeraldProtocol
+import Logging
+import NIOCore
+
+/// One IPC connection: reads its requests in order and answers each before reading the next, while one
+/// task per live subscription writes that subscription's events as the connection can take them.
+struct IPCConnection {
+    let broker: Broker
+    let channel: NIOAsyncChannel<InboundFrame, ByteBuffer>
+
+    /// Serves the connection until the client leaves, breaks the protocol in a way that closes it, or the
+    /// task is cancelled (graceful shutdown). Never throws: one connection's failure is its own.
+    func run() async {
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                var session = IPCSession(broker: broker, outbound: outbound)
+                try await withThrowingDiscardingTaskGroup { group in
+                    defer { session.end() }
+                    for try await unit in inbound {
+                        guard try await session.handle(unit, deliveries: &group) else { break }
+                    }
+                }
+            }
+        } catch {
+            broker.logger.debug("ipc connection ended", metadata: ["ipc.error": "\(error)"])
+        }
+    }
+}
+
+/// The state of one connection's conversation: handshake, module name, subscriptions.
+struct IPCSession {
+    private let broker: Broker
+    private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private var module: String?
+    private var subscriptions: [UInt64: Subscription] = [:]
+    private var replies = FrameWriter()
+
+    init(broker: Broker, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+        self.broker = broker
+        self.outbound = outbound
+    }
+
+    /// Handles one frame; returns `false` when the connection must close (after flushing the replies).
+    mutating func handle(
+        _ unit: InboundFrame,
+        deliveries: inout ThrowingDiscardingTaskGroup<any Error>
+    ) async throws -> Bool {
+        let keepOpen: Bool
+        switch unit {
+        case .oversized(let length):
+            replies.error(FrameLength.validate(length, maximum: broker.configuration.ipc.maxFrame)!)
+            keepOpen = false
+        case .frame(let frame):
+            let parsed = frame.withUnsafeReadableBytes { bytes in
+                ClientRequest.parse(bytes.assumingMemoryBound(to: UInt8.self))
+            }
+            switch parsed {
+            case .success(let request):
+                keepOpen = respond(to: request, deliveries: &deliveries)
+            case .failure(let error):
+                keepOpen = fail(error)
+            }
+        }
+        if !replies.bytes.isEmpty { try await outbound.write(ByteBuffer(bytes: replies.take())) }
+        return keepOpen
+    }
+
+    /// Ends every subscription: what they still queue counts as `failed` (PROTOCOL.md §4.1).
+    mutating func end() {
+        for subscription in subscriptions.values { subscription.cancel() }
+        subscriptions.removeAll()
+    }
+
+    // MARK: Requests
+
+    private mutating func respond(
+        to request: ClientRequest,
+        deliveries: inout ThrowingDiscardingTaskGroup<any Error>
+    ) -> Bool {
+        let id = request.id
+        guard let module else {
+            guard case .hello(let hello) = request.operation else {
+                return fail(ProtocolError(.handshakeRequired, "the first frame must be hello", requestID: id))
+            }
+            return greet(hello, id: id)
+        }
+        switch request.operation {
+        case .hello:
+            return fail(ProtocolError(.invalidRequest, "hello: this connection already said hello", requestID: id))
+        case .subscribe(let subscribe):
+            return self.subscribe(subscribe, module: module, id: id, deliveries: &deliveries)
+        case .unsubscribe(let subscription):
+            guard let removed = subscriptions.removeValue(forKey: subscription) else {
+                return fail(
+                    ProtocolError(.unknownSubscription, "subscription: \(subscription) is not open", requestID: id)
+                )
+            }
+            removed.cancel()
+            replies.ok(id: id)
+        case .publish(let fields):
+            return publish(fields, module: module, id: id)
+        case .ready:
+            replies.ok(id: id)
+        case .ack, .nack:
+            return fail(
+                ProtocolError(
+                    .invalidRequest,
+                    "ack and nack need durable subscriptions; the durable log is not built yet",
+                    requestID: id
+                )
+            )
+        case .stats(let name):
+            if let name {
+                guard let statistics = broker.bus.deliveryStatistics(for: name) else {
+                    return fail(ProtocolError(.invalidRequest, "module: '\(name)' was never seen", requestID: id))
+                }
+                replies.ok(id: id, stats: [name: statistics])
+            } else {
+                replies.ok(id: id, stats: broker.bus.allDeliveryStatistics())
+            }
+        case .subscribers(let eventType):
+            replies.ok(id: id, subscribers: broker.bus.subscribers(for: eventType))
+        case .ping:
+            replies.pong(id: id)
+        case .pong:
+            break
+        case .bye:
+            if id != nil { replies.ok(id: id) }
+            return false
+        }
+        return true
+    }
+
+    private mutating func greet(_ hello: ClientRequest.Hello, id: RequestID?) -> Bool {
+        module = hello.moduleName
+        replies.welcome(
+            id: id,
+            session: broker.nextSession(),
+            serverName: Broker.serverName,
+            serverVersion: Broker.serverVersion,
+            maxFrame: broker.configuration.ipc.maxFrame,
+            heartbeatMs: broker.configuration.ipc.heartbeatMs
+        )
+        return true
+    }
+
+    private mutating func subscribe(
+        _ request: ClientRequest.Subscribe,
+        module: String,
+        id: RequestID?,
+        deliveries: inout ThrowingDiscardingTaskGroup<any Error>
+    ) -> Bool {
+        if request.group != nil {
+            return fail(
+                ProtocolError(
+                    .invalidRequest,
+                    "group: durable subscriptions need the durable log, which is not built yet",
+                    requestID: id
+                )
+            )
+        }
+        guard subscriptions.count < broker.configuration.ipc.maxSubscriptions else {
+            return fail(
+                ProtocolError(
+                    .tooManySubscriptions,
+                    "this connection has \(subscriptions.count) subscriptions, the most allowed",
+                    requestID: id
+                )
+            )
+        }
+        let subscription: Subscription
+        do throws(SubscriptionError) {
+            subscription = try broker.bus.subscribe(
+                request.topics,
+                subscriber: module,
+                buffer: request.buffer ?? 100,
+                overflow: request.overflow ?? .dropNewest
+            )
+        } catch {
+            return fail(
+                ProtocolError(error.isInvalidTopic ? .invalidTopic : .invalidRequest, error.message, requestID: id))
+        }
+        subscriptions[subscription.id] = subscription
+        replies.ok(id: id, subscription: subscription.id)
+        let outbound = self.outbound
+        deliveries.addTask { await Self.deliver(subscription, to: outbound) }
+        return true
+    }
+
+    /// Writes a subscription's events, a whole batch per write, for as long as it lasts. A write that
+    /// fails (the connection is gone) counts its batch as `failed` and ends the subscription.
+    private static func deliver(_ subscription: Subscription, to outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>)
+        async
+    {
+        var batch = Deque<SubscriptionDelivery>()
+        var frames = FrameWriter()
+        while await subscription.nextBatch(into: &batch) {
+            for delivery in batch {
+                frames.event(subscription: subscription.id, seq: delivery.seq, envelope: delivery.envelope)
+            }
+            do {
+                try await outbound.write(ByteBuffer(bytes: frames.take()))
+                subscription.recordDelivered(batch.count)
+            } catch {
+                subscription.recordFailed(batch.count)
+                subscription.cancel()
+            }
+        }
+    }
+
+    private mutating func publish(_ fields: EnvelopeFields, module: String, id: RequestID?) -> Bool {
+        var fields = fields
+        if broker.configuration.validatePayloads {
+            do throws(EnvelopeError) {
+                try EventCatalog.validatePayload(fields.payload, eventType: fields.eventType)
+            } catch {
+                return fail(
+                    ProtocolError(
+                        .invalidEvent, error.description, requestID: id, eventID: id == nil ? fields.eventID : nil))
+            }
+        }
+        if fields.metadata["producer"] == nil { fields.metadata["producer"] = module }
+        let envelope = EventEnvelope(sealing: fields)
+        let limit = broker.configuration.ipc.maxFrame - FrameLength.eventHeaderAllowance
+        guard envelope.json.count <= limit else {
+            return fail(
+                ProtocolError(
+                    .invalidEvent,
+                    "the stored envelope is \(envelope.json.count) bytes, more than max_frame − 1024 = \(limit)",
+                    requestID: id,
+                    eventID: id == nil ? fields.eventID : nil
+                )
+            )
+        }
+        broker.bus.publish(envelope)
+        if id != nil {
+            replies.ok(id: id, eventID: envelope.eventID, duplicate: false, offset: nil, partition: nil)
+        }
+        return true
+    }
+
+    /// Queues the error frame; returns whether the connection stays open (PROTOCOL.md §2.4).
+    private mutating func fail(_ error: ProtocolError) -> Bool {
+        replies.error(error)
+        return !error.code.closesConnection
+    }
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Foundation
+import HeraldServer
+import Logging
+import ServiceLifecycle
+
+/// `herald serve`: runs the broker daemon (PROTOCOL.md §8).
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the broker daemon.")
+
+    @Option(help: "The configuration file (default: ./herald.toml when it exists).")
+    var config: String?
+
+    @Option(name: .customLong("data-dir"), help: "Where the broker keeps its data (data_dir).")
+    var dataDirectory: String?
+
+    @Option(help: "The IPC socket path (ipc.socket).")
+    var socket: String?
+
+    @Option(help: "The HTTP listener, host:port (http.listen).")
+    var http: String?
+
+    @Option(name: .customLong("modules-dir"), help: "The modules directory (modules.dir).")
+    var modulesDirectory: String?
+
+    @Flag(name: .customLong("print-config"), help: "Print the configuration in effect and exit.")
+    var printConfig = false
+
+    func run() async throws {
+        let configuration: HeraldConfiguration
+        do {
+            configuration = try effectiveConfiguration()
+        } catch let error as ConfigurationError {
+            throw fail(error.description)
+        }
+        if printConfig {
+            print(configuration.tomlDescription, terminator: "")
+            return
+        }
+        do {
+            try configuration.checkBuiltFeatures()
+        } catch {
+            throw fail(error.description)
+        }
+        do {
+            try FileManager.default.createDirectory(
+                atPath: configuration.dataDirectory,
+                withIntermediateDirectories: true
+            )
+        } catch {
+            throw fail("data_dir: cannot create \(configuration.dataDirectory): \(error.localizedDescription)")
+        }
+
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let logger = Logger(label: "herald")
+        let broker = Broker(configuration: configuration, logger: logger)
+        let listener = IPCListener(broker: broker)
+        let services = ServiceGroup(
+            configuration: .init(
+                services: [listener],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await services.run() }
+                try await listener.waitUntilListening()
+                // The HTTP gateway is not built yet (issue #5): the line says so rather than name an address
+                // nothing listens on.
+                // Written straight to the file descriptor: a supervisor waiting for this line sees it at once.
+                FileHandle.standardOutput.write(Data("herald ready socket=\(listener.path) http=off\n".utf8))
+                try await tasks.waitForAll()
+            }
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+
+    /// Defaults, then the file, then the flags.
+    private func effectiveConfiguration() throws -> HeraldConfiguration {
+        var configuration = HeraldConfiguration()
+        let file = config ?? (FileManager.default.fileExists(atPath: "herald.toml") ? "herald.toml" : nil)
+        if let file {
+            let text: String
+            do {
+                text = try String(contentsOfFile: file, encoding: .utf8)
+            } catch {
+                throw ConfigurationError(file: file, "cannot be read: \(error.localizedDescription)")
+            }
+            configuration = try configuration.applying(toml: text)
+        }
+        if let dataDirectory { configuration.dataDirectory = dataDirectory }
+        if let socket { configuration.ipc.socket = socket }
+        if let http { configuration.http.listen = http }
+        if let modulesDirectory { configuration.modules.directory = modulesDirectory }
+        try configuration.validate()
+        return configuration
+    }
+}

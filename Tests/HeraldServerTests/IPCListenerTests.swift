@@ -1,0 +1,301 @@
+import Foundation
+import Glibc
+import HeraldCore
+import Testing
+
+@testable import HeraldServer
+
+/// The IPC socket against PROTOCOL.md §2 and §4.1, on a real listener and real connections.
+@Suite(.timeLimit(.minutes(1)))
+struct IPCListenerTests {
+    @Test func helloGetsTheWelcomeOfTheProtocol() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withConnection { (client: inout Conversation) async throws in
+            let welcome = try await client.request(
+                #"{"op":"hello","id":1,"protocol":1,"module":{"name":"indexer","version":"1.0"}}"#
+            )
+            #expect(
+                welcome
+                    == #"{"op":"welcome","id":1,"protocol":1,"session":"s-1","server":{"name":"herald","version":"0.1.0"},"max_frame":1048576,"heartbeat_ms":10000}"#
+            )
+        }
+        try await broker.stop()
+    }
+
+    @Test func aPublishReachesAMatchingSubscriberWithTheExactEventFrame() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("indexer") { subscriber in
+            #expect(
+                try await subscriber.request(#"{"op":"subscribe","id":2,"topics":["block.new.*"]}"#)
+                    == #"{"op":"ok","id":2,"subscription":1}"#)
+            try await broker.withModule("node") { publisher in
+                let ok = try #require(
+                    try await publisher.request(
+                        #"{"op":"publish","id":3,"event":{"event_type":"block.new","event_id":"e-1","timestamp":"2026-11-23T08:00:00.123Z","chain_id":138,"payload":{"block_number": 1}}}"#
+                    )
+                )
+                #expect(ok == #"{"op":"ok","id":3,"event_id":"e-1","duplicate":false}"#)
+                // Fire-and-forget publish: no reply.
+                try await publisher.send(
+                    #"{"op":"publish","event":{"event_type":"block.new","event_id":"e-2","timestamp":"2026-11-23T08:00:00.124Z","chain_id":1}}"#
+                )
+                #expect(try await publisher.request(#"{"op":"ping","id":4}"#) == #"{"op":"pong","id":4}"#)
+            }
+            #expect(
+                try await subscriber.receive()
+                    == #"{"op":"event","subscription":1,"seq":1,"event":{"event_type":"block.new","event_id":"e-1","timestamp":"2026-11-23T08:00:00.123Z","chain_id":138,"key":"138","payload":{"block_number": 1},"metadata":{"producer":"node"}}}"#
+            )
+            let second = try #require(try await subscriber.receive())
+            #expect(
+                second.hasPrefix(
+                    #"{"op":"event","subscription":1,"seq":2,"event":{"event_type":"block.new","event_id":"e-2""#))
+        }
+        try await broker.stop()
+    }
+
+    @Test func theFirstFrameMustBeHelloAndTheConnectionCloses() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withConnection { (client: inout Conversation) async throws in
+            #expect(
+                try await client.request(#"{"op":"ping","id":9}"#)
+                    == #"{"op":"error","id":9,"code":"handshake_required","message":"the first frame must be hello"}"#
+            )
+            #expect(try await client.receive() == nil)
+        }
+        try await broker.stop()
+    }
+
+    @Test func anUnsupportedProtocolClosesTheConnection() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withConnection { (client: inout Conversation) async throws in
+            let reply = try #require(
+                try await client.request(#"{"op":"hello","protocol":2,"module":{"name":"m","version":"1"}}"#)
+            )
+            #expect(reply.contains(#""code":"unsupported_protocol""#))
+            #expect(try await client.receive() == nil)
+        }
+        try await broker.stop()
+    }
+
+    @Test(arguments: [UInt32(0), 1_048_577, UInt32.max])
+    func aFrameLengthOutOfBoundsIsRefusedAndCloses(_ length: UInt32) async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("m") { (client: inout Conversation) async throws in
+            try await client.sendRaw([
+                UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF),
+            ])
+            #expect(
+                try await client.receive()
+                    == #"{"op":"error","code":"frame_too_large","message":"frame length \#(length) is not from 1 to 1048576"}"#
+            )
+            #expect(try await client.receive() == nil)
+        }
+        try await broker.stop()
+    }
+
+    @Test func garbageGetsBadFrameAndTheConnectionStaysUsable() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("m") { (client: inout Conversation) async throws in
+            #expect(
+                try await client.request("not json")
+                    == #"{"op":"error","code":"bad_frame","message":"not a JSON object"}"#)
+            #expect(
+                try await client.request(#"{"id":5}"#)
+                    == #"{"op":"error","id":5,"code":"bad_frame","message":"op: required"}"#)
+            #expect(
+                try await client.request(#"{"op":"fly","id":6}"#)
+                    == #"{"op":"error","id":6,"code":"unknown_op","message":"op: unknown operation 'fly'"}"#)
+            #expect(try await client.request(#"{"op":"ping","id":7}"#) == #"{"op":"pong","id":7}"#)
+        }
+        try await broker.stop()
+    }
+
+    @Test func oneConnectionsGarbageDoesNotDisturbAnother() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("good") { good in
+            #expect(
+                try await good.request(##"{"op":"subscribe","id":1,"topics":["#"]}"##)?.contains(#""op":"ok""#) == true)
+            try await broker.withModule("bad") { bad in
+                for _ in 0..<20 { try await bad.send("{{{{") }
+                try await bad.sendRaw([0, 0, 0, 0])
+                while try await bad.receive() != nil {}
+            }
+            try await broker.withModule("node") { (publisher: inout Conversation) async throws in
+                #expect(
+                    try await publisher.request(#"{"op":"publish","id":1,"event":{"event_type":"x"}}"#)?.contains(
+                        #""op":"ok""#) == true)
+            }
+            #expect(try await good.receive()?.hasPrefix(#"{"op":"event","subscription":1,"seq":1,"#) == true)
+        }
+        try await broker.stop()
+    }
+
+    @Test func invalidEventsAreRefusedWithTheirIdentity() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("m") { (client: inout Conversation) async throws in
+            #expect(
+                try await client.request(#"{"op":"publish","event":{"event_type":"Bad","event_id":"e-7"}}"#)
+                    == #"{"op":"error","code":"invalid_event","message":"event_type: invalid character 'B': words are lowercase letters, digits and '_'","event_id":"e-7"}"#
+            )
+            #expect(
+                try await client.request(#"{"op":"publish","id":8,"event":{"event_type":""}}"#)
+                    == #"{"op":"error","id":8,"code":"invalid_event","message":"event_type: must not be empty"}"#
+            )
+            #expect(
+                try await client.request(#"{"op":"subscribe","id":9,"topics":["block.*x"]}"#)?.contains(
+                    #""code":"invalid_topic""#) == true)
+        }
+        try await broker.stop()
+    }
+
+    @Test func payloadValidationFollowsTheCatalog() async throws {
+        let broker = try await TestBroker.start { $0.validatePayloads = true }
+        try await broker.withModule("m") { (client: inout Conversation) async throws in
+            #expect(
+                try await client.request(
+                    #"{"op":"publish","id":1,"event":{"event_type":"block.new","payload":{"hash":"h","block_number":1.5}}}"#
+                )
+                    == #"{"op":"error","id":1,"code":"invalid_event","message":"payload.block_number: must be an integer"}"#
+            )
+            #expect(
+                try await client.request(
+                    #"{"op":"publish","id":2,"event":{"event_type":"block.new","payload":{"hash":"h","block_number":1}}}"#
+                )?.contains(#""op":"ok""#) == true)
+        }
+        try await broker.stop()
+    }
+
+    @Test func anEnvelopeThatCouldNotBeDeliveredIsRefused() async throws {
+        let broker = try await TestBroker.start { $0.ipc.maxFrame = 4096 }
+        try await broker.withModule("m") { (client: inout Conversation) async throws in
+            let payload = "\"" + String(repeating: "x", count: 3200) + "\""
+            let reply = try #require(
+                try await client.request(
+                    #"{"op":"publish","id":1,"event":{"event_type":"x","payload":"# + payload + "}}"))
+            #expect(reply.contains(#""code":"invalid_event""#))
+            #expect(reply.contains("more than max_frame − 1024 = 3072"))
+        }
+        try await broker.stop()
+    }
+
+    @Test func unsubscribeStatsAndSubscribers() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("indexer") { (client: inout Conversation) async throws in
+            _ = try await client.request(#"{"op":"subscribe","id":1,"topics":["block.#"]}"#)
+            #expect(
+                try await client.request(#"{"op":"subscribers","id":2,"event_type":"block.new"}"#)
+                    == #"{"op":"ok","id":2,"subscribers":["indexer"]}"#)
+            #expect(
+                try await client.request(#"{"op":"unsubscribe","id":3,"subscription":1}"#) == #"{"op":"ok","id":3}"#)
+            #expect(
+                try await client.request(#"{"op":"subscribers","id":4,"event_type":"block.new"}"#)
+                    == #"{"op":"ok","id":4,"subscribers":[]}"#)
+            #expect(
+                try await client.request(#"{"op":"unsubscribe","id":5,"subscription":1}"#)
+                    == #"{"op":"error","id":5,"code":"unknown_subscription","message":"subscription: 1 is not open"}"#
+            )
+            #expect(
+                try await client.request(#"{"op":"stats","id":6,"module":"indexer"}"#)
+                    == #"{"op":"ok","id":6,"stats":{"indexer":{"successful":0,"failed":0,"channel_full":0}}}"#
+            )
+            #expect(
+                try await client.request(#"{"op":"stats","id":7,"module":"nobody"}"#)?.contains(
+                    #""code":"invalid_request""#) == true)
+        }
+        try await broker.stop()
+    }
+
+    @Test func subscriptionsPerConnectionAreLimited() async throws {
+        let broker = try await TestBroker.start { $0.ipc.maxSubscriptions = 2 }
+        try await broker.withModule("m") { (client: inout Conversation) async throws in
+            _ = try await client.request(#"{"op":"subscribe","id":1,"topics":["a"]}"#)
+            _ = try await client.request(#"{"op":"subscribe","id":2,"topics":["b"]}"#)
+            #expect(
+                try await client.request(#"{"op":"subscribe","id":3,"topics":["c"]}"#)?.contains(
+                    #""code":"too_many_subscriptions""#) == true)
+        }
+        try await broker.stop()
+    }
+
+    @Test func whatNeedsTheDurableLogSaysSoAndTheConnectionStays() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("m") { (client: inout Conversation) async throws in
+            #expect(
+                try await client.request(#"{"op":"subscribe","id":1,"topics":["a"],"group":"g"}"#)?.contains(
+                    "not built yet") == true)
+            #expect(
+                try await client.request(#"{"op":"ack","id":2,"subscription":1,"seq":[1]}"#)?.contains("not built yet")
+                    == true)
+            #expect(try await client.request(#"{"op":"ping","id":3}"#) == #"{"op":"pong","id":3}"#)
+        }
+        try await broker.stop()
+    }
+
+    @Test func byeClosesAfterAnswering() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("m") { (client: inout Conversation) async throws in
+            #expect(try await client.request(#"{"op":"bye","id":1}"#) == #"{"op":"ok","id":1}"#)
+            #expect(try await client.receive() == nil)
+        }
+        try await broker.stop()
+    }
+
+    @Test func aClosedConnectionsSubscriptionsAreRemovedAndItsQueueCountsAsFailed() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("gone") { (client: inout Conversation) async throws in
+            _ = try await client.request(#"{"op":"subscribe","id":1,"topics":["x"],"buffer":10}"#)
+        }
+        // The connection is closed: once the broker has noticed, the subscription is gone.
+        while broker.broker.bus.subscriptionCount > 0 { await Task.yield() }
+        #expect(broker.broker.bus.subscribers(for: "x").isEmpty)
+        #expect(broker.broker.bus.deliveryStatistics(for: "gone") == DeliveryStatistics())
+        try await broker.stop()
+    }
+
+    @Test func theSocketIsPrivateReplacesAStaleSocketAndIsRemovedAtShutdown() async throws {
+        let directory = NSTemporaryDirectory() + "herald-stale-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try leaveStaleSocket(at: directory + "/herald.sock")
+        let broker = try await TestBroker.start { $0.dataDirectory = directory }
+        let attributes = try FileManager.default.attributesOfItem(atPath: broker.socketPath)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        #expect(attributes[.type] as? FileAttributeType == .typeSocket)
+        try await broker.withModule("m") { (client: inout Conversation) async throws in
+            #expect(try await client.request(#"{"op":"ping","id":1}"#) == #"{"op":"pong","id":1}"#)
+        }
+        try await broker.stop()
+        #expect(!FileManager.default.fileExists(atPath: directory + "/herald.sock"))
+    }
+
+    @Test func aFileThatIsNotASocketIsLeftAloneAndNamed() async throws {
+        let directory = NSTemporaryDirectory() + "herald-file-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: directory + "/herald.sock", contents: Data("mine".utf8)))
+        do {
+            let broker = try await TestBroker.start { $0.dataDirectory = directory }
+            try await broker.stop()
+            Issue.record("the broker replaced a regular file")
+        } catch {
+            #expect("\(error)".contains("exists and is not a socket; it is left alone"))
+        }
+        #expect(FileManager.default.contents(atPath: directory + "/herald.sock") == Data("mine".utf8))
+    }
+
+    /// Binds a Unix socket at `path` and closes it without removing the file, as a crashed broker would.
+    private func leaveStaleSocket(at path: String) throws {
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(descriptor >= 0)
+        defer { close(descriptor) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        #expect(bound == 0)
+    }
+}

@@ -1,0 +1,124 @@
+import Dispatch
+import Foundation
+import Testing
+
+/// `herald serve` as users and scripts run it (PROTOCOL.md §8): the executable built next to these tests.
+@Suite(.timeLimit(.minutes(1)))
+struct ServeTests {
+    private static let herald = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        .appendingPathComponent("herald").path
+
+    private struct Run {
+        let process: Process
+        let output: Pipe
+        let errors: Pipe
+
+        /// The first line on standard output, or `nil` if the process closed it first.
+        func firstLine() async -> String? {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    var bytes: [UInt8] = []
+                    while true {
+                        let chunk = output.fileHandleForReading.readData(ofLength: 1)
+                        guard let byte = chunk.first else { return continuation.resume(returning: nil) }
+                        if byte == UInt8(ascii: "\n") {
+                            return continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
+                        }
+                        bytes.append(byte)
+                    }
+                }
+            }
+        }
+
+        /// Waits for the process to exit and returns its status and standard error.
+        func finish() async -> (status: Int32, errors: String) {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    process.waitUntilExit()
+                    let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                    continuation.resume(returning: (process.terminationStatus, text))
+                }
+            }
+        }
+    }
+
+    private func serve(_ arguments: [String], in directory: String) throws -> Run {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.herald)
+        process.arguments = ["serve"] + arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        return Run(process: process, output: output, errors: errors)
+    }
+
+    private func temporaryDirectory() throws -> String {
+        let directory = NSTemporaryDirectory() + "herald-serve-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    @Test(arguments: [SIGTERM, SIGINT])
+    func runsWithNoFilePrintsTheReadyLineAndStopsCleanly(_ signal: Int32) async throws {
+        let directory = try temporaryDirectory()
+        let run = try serve([], in: directory)
+        #expect(await run.firstLine() == "herald ready socket=./herald-data/herald.sock http=off")
+        #expect(FileManager.default.fileExists(atPath: directory + "/herald-data/herald.sock"))
+        kill(run.process.processIdentifier, signal)
+        let (status, _) = await run.finish()
+        #expect(status == 0)
+        #expect(!FileManager.default.fileExists(atPath: directory + "/herald-data/herald.sock"))
+    }
+
+    @Test func flagsOverrideTheFile() async throws {
+        let directory = try temporaryDirectory()
+        try "data_dir = \"from-file\"\n[ipc]\nmax_frame = 8192\n".write(
+            toFile: directory + "/herald.toml",
+            atomically: true,
+            encoding: .utf8
+        )
+        let run = try serve(["--print-config", "--socket", "/tmp/flag.sock"], in: directory)
+        let (status, _) = await run.finish()
+        let printed = String(decoding: run.output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(status == 0)
+        #expect(printed.contains("data_dir = \"from-file\"\n"))
+        #expect(printed.contains("socket = \"/tmp/flag.sock\"\n"))
+        #expect(printed.contains("max_frame = 8192\n"))
+    }
+
+    @Test(arguments: [
+        ("[ipc]\nmaxframe = 1\n", "herald: configuration: ipc.maxframe: unknown key"),
+        (
+            "[ipc]\nmax_frame = \"big\"\n",
+            "herald: configuration: ipc.max_frame: must be an integer from 4096 to 67108864"
+        ),
+        (
+            "[log]\nfsync = \"always\"\n",
+            "herald: configuration: log: not built yet: arrives with issue #4 (durable log)"
+        ),
+        (
+            "[http]\nlisten = \"0.0.0.0:7480\"\n",
+            "herald: configuration: http.listen: 0.0.0.0:7480 is not a loopback address; configure [[auth.tokens]] before exposing the broker"
+        ),
+    ])
+    func aBadConfigurationExitsBeforeTheReadyLineNamingTheKey(_ toml: String, _ message: String) async throws {
+        let directory = try temporaryDirectory()
+        try toml.write(toFile: directory + "/custom.toml", atomically: true, encoding: .utf8)
+        let run = try serve(["--config", "custom.toml"], in: directory)
+        #expect(await run.firstLine() == nil)
+        let (status, errors) = await run.finish()
+        #expect(status != 0)
+        #expect(errors == message + "\n")
+    }
+
+    @Test func aMissingConfigurationFileIsNamed() async throws {
+        let directory = try temporaryDirectory()
+        let run = try serve(["--config", "absent.toml"], in: directory)
+        let (status, errors) = await run.finish()
+        #expect(status != 0)
+        #expect(errors.hasPrefix("herald: configuration: absent.toml: cannot be read"))
+    }
+}

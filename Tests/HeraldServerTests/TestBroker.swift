@@ -1,0 +1,112 @@
+import Foundation
+import HeraldCore
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+@testable import HeraldServer
+
+/// A real broker on a socket in a fresh temporary directory, inside a `ServiceGroup` as `herald serve`
+/// runs it; `stop()` shuts it down gracefully and removes the directory.
+struct TestBroker {
+    let directory: String
+    let listener: IPCListener
+    let broker: Broker
+    private let services: ServiceGroup
+    private let running: Task<Void, any Error>
+
+    var socketPath: String { listener.path }
+
+    static func start(_ configure: (inout HeraldConfiguration) -> Void = { _ in }) async throws -> TestBroker {
+        let directory = NSTemporaryDirectory() + "herald-test-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var configuration = HeraldConfiguration()
+        configuration.dataDirectory = directory
+        configure(&configuration)
+        var logger = Logger(label: "herald-test")
+        logger.logLevel = .warning
+        let broker = Broker(configuration: configuration, logger: logger)
+        let listener = IPCListener(broker: broker)
+        let services = ServiceGroup(configuration: .init(services: [listener], logger: logger))
+        let running = Task { try await services.run() }
+        try await listener.waitUntilListening()
+        return TestBroker(
+            directory: directory, listener: listener, broker: broker, services: services, running: running)
+    }
+
+    func stop() async throws {
+        await services.triggerGracefulShutdown()
+        try await running.value
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Runs `body` with a connection to this broker, closing it afterwards.
+    func withConnection<Result>(_ body: (inout Conversation) async throws -> Result) async throws -> Result {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(unixDomainSocketPath: socketPath) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(FrameDecoder(maximumLength: 1 << 24))
+                    )
+                    return try NIOAsyncChannel<InboundFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            var conversation = Conversation(frames: inbound.makeAsyncIterator(), outbound: outbound)
+            return try await body(&conversation)
+        }
+    }
+
+    /// Runs `body` with a connection that has already said hello as `module`.
+    func withModule<Result>(_ module: String, _ body: (inout Conversation) async throws -> Result) async throws
+        -> Result
+    {
+        try await withConnection { conversation in
+            try await conversation.send(
+                #"{"op":"hello","protocol":1,"module":{"name":""# + module + #"","version":"1.0"}}"#)
+            let welcome = try await conversation.receive()
+            precondition(welcome?.hasPrefix(#"{"op":"welcome""#) == true, "no welcome: \(welcome ?? "closed")")
+            return try await body(&conversation)
+        }
+    }
+}
+
+/// One client connection: send JSON frames, receive them back as text.
+struct Conversation {
+    var frames: NIOAsyncChannelInboundStream<InboundFrame>.AsyncIterator
+    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+
+    /// Sends `json` as one frame.
+    func send(_ json: String) async throws {
+        try await sendRaw(lengthPrefixed(Array(json.utf8)))
+    }
+
+    /// Sends bytes exactly as given.
+    func sendRaw(_ bytes: [UInt8]) async throws {
+        try await outbound.write(ByteBuffer(bytes: bytes))
+    }
+
+    /// The next frame as text, or `nil` once the broker has closed the connection.
+    mutating func receive() async throws -> String? {
+        do {
+            guard case .frame(let buffer)? = try await frames.next() else { return nil }
+            return String(buffer: buffer)
+        } catch let error as ChannelError where error == .ioOnClosedChannel || error == .eof {
+            return nil
+        } catch let error as IOError where error.errnoCode == ECONNRESET {
+            return nil
+        }
+    }
+
+    /// Sends `json` and returns the next frame.
+    mutating func request(_ json: String) async throws -> String? {
+        try await send(json)
+        return try await receive()
+    }
+}
+
+func lengthPrefixed(_ body: [UInt8]) -> [UInt8] {
+    let length = UInt32(body.count)
+    return [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + body
+}
