@@ -46,6 +46,12 @@ public final class Subscription: AsyncSequence, Sendable {
         return !ended
     }
 
+    /// Queues `envelope` for this subscription alone, as if it had been published and matched only here:
+    /// the broker replays `module.loaded` events to a newly loaded module this way (PROTOCOL.md §3).
+    package func offer(_ envelope: EventEnvelope) {
+        _ = storage.enqueue(envelope)
+    }
+
     /// Counts `count` events as delivered to the subscriber (`successful`).
     package func recordDelivered(_ count: Int) {
         storage.recordDelivered(count)

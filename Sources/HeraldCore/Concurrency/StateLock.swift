@@ -14,13 +14,13 @@ import Synchronization
 /// where ThreadSanitizer cannot see it, so it reports races between critical sections of one lock (a
 /// two-thread counter under `Mutex` is enough to show it). Built with `-DHERALD_TSAN` (`make tsan`), every
 /// critical section announces its acquire and release; other builds compile to the bare `Mutex`.
-struct StateLock<State: ~Copyable>: ~Copyable, @unchecked Sendable {
+package struct StateLock<State: ~Copyable>: ~Copyable, @unchecked Sendable {
     private let mutex: Mutex<State>
     #if HERALD_TSAN
         private let token = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)
     #endif
 
-    init(_ state: consuming sending State) {
+    package init(_ state: consuming sending State) {
         mutex = Mutex(state)
     }
 
@@ -30,7 +30,7 @@ struct StateLock<State: ~Copyable>: ~Copyable, @unchecked Sendable {
         }
     #endif
 
-    func withLock<Result: ~Copyable, Failure: Error>(
+    package func withLock<Result: ~Copyable, Failure: Error>(
         _ body: (inout sending State) throws(Failure) -> sending Result
     ) throws(Failure) -> sending Result {
         try mutex.withLock { (state: inout sending State) throws(Failure) -> sending Result in

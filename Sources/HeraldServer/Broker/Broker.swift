@@ -14,6 +14,8 @@ public final class Broker: Sendable {
     /// The bus all live routing goes through.
     public let bus: EventBus
     let logger: Logger
+    /// Connected and loaded modules.
+    let modules = ModuleRegistry()
     private let sessions = Atomic<UInt64>(0)
 
     /// A broker with `configuration`, logging to `logger`.
@@ -21,6 +23,16 @@ public final class Broker: Sendable {
         self.configuration = configuration
         self.bus = EventBus()
         self.logger = logger
+    }
+
+    /// Publishes an event of the broker's own (lifecycle events), with `producer` set to `herald`.
+    func publish<Event: CatalogEvent>(_ event: Event) {
+        do {
+            bus.publish(try EventEnvelope(event, metadata: ["producer": Self.serverName]))
+        } catch {
+            // Catalog events always encode; this would be a defect in the catalog, not an input error.
+            logger.error("a broker event could not be encoded", metadata: ["event.type": "\(Event.eventType)"])
+        }
     }
 
     /// A new session name for a `welcome`: `s-1`, `s-2`, …

@@ -33,9 +33,16 @@ struct IPCConnection {
 struct IPCSession {
     private let broker: Broker
     private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    /// The module's name and version, once it said hello.
     private var module: String?
+    private var version = ""
+    /// Whether the client said `bye` (the reason its module is unloaded, if it was the last connection).
+    private var saidBye = false
     private var subscriptions: [UInt64: Subscription] = [:]
     private var replies = FrameWriter()
+    /// Subscriptions whose delivery starts once the `ok` that announces them is written, so that no event
+    /// of a subscription reaches the client before its `ok`.
+    private var pendingDeliveries: [Subscription] = []
 
     init(broker: Broker, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
         self.broker = broker
@@ -58,27 +65,38 @@ struct IPCSession {
             }
             switch parsed {
             case .success(let request):
-                keepOpen = respond(to: request, deliveries: &deliveries)
+                keepOpen = respond(to: request)
             case .failure(let error):
                 keepOpen = fail(error)
             }
         }
         if !replies.bytes.isEmpty { try await outbound.write(ByteBuffer(bytes: replies.take())) }
+        for subscription in pendingDeliveries {
+            let outbound = self.outbound
+            deliveries.addTask { await Self.deliver(subscription, to: outbound) }
+        }
+        pendingDeliveries.removeAll()
         return keepOpen
     }
 
-    /// Ends every subscription: what they still queue counts as `failed` (PROTOCOL.md §4.1).
+    /// Ends every subscription (what they still queue counts as `failed`, PROTOCOL.md §4.1) and, when this
+    /// was the last connection of a loaded module, publishes `module.unloaded` (§3).
     mutating func end() {
         for subscription in subscriptions.values { subscription.cancel() }
         subscriptions.removeAll()
+        guard let module, let unloaded = broker.modules.disconnected(module) else { return }
+        broker.publish(
+            ModuleUnloaded(
+                moduleName: unloaded.name,
+                version: unloaded.version,
+                reason: saidBye ? .bye : .disconnected
+            )
+        )
     }
 
     // MARK: Requests
 
-    private mutating func respond(
-        to request: ClientRequest,
-        deliveries: inout ThrowingDiscardingTaskGroup<any Error>
-    ) -> Bool {
+    private mutating func respond(to request: ClientRequest) -> Bool {
         let id = request.id
         guard let module else {
             guard case .hello(let hello) = request.operation else {
@@ -90,7 +108,7 @@ struct IPCSession {
         case .hello:
             return fail(ProtocolError(.invalidRequest, "hello: this connection already said hello", requestID: id))
         case .subscribe(let subscribe):
-            return self.subscribe(subscribe, module: module, id: id, deliveries: &deliveries)
+            return self.subscribe(subscribe, module: module, id: id)
         case .unsubscribe(let subscription):
             guard let removed = subscriptions.removeValue(forKey: subscription) else {
                 return fail(
@@ -103,6 +121,7 @@ struct IPCSession {
             return publish(fields, module: module, id: id)
         case .ready:
             replies.ok(id: id)
+            load(module, replayingTo: nil)
         case .ack, .nack:
             return fail(
                 ProtocolError(
@@ -127,6 +146,7 @@ struct IPCSession {
         case .pong:
             break
         case .bye:
+            saidBye = true
             if id != nil { replies.ok(id: id) }
             return false
         }
@@ -135,6 +155,8 @@ struct IPCSession {
 
     private mutating func greet(_ hello: ClientRequest.Hello, id: RequestID?) -> Bool {
         module = hello.moduleName
+        version = hello.moduleVersion
+        broker.modules.connected(hello.moduleName)
         replies.welcome(
             id: id,
             session: broker.nextSession(),
@@ -146,12 +168,7 @@ struct IPCSession {
         return true
     }
 
-    private mutating func subscribe(
-        _ request: ClientRequest.Subscribe,
-        module: String,
-        id: RequestID?,
-        deliveries: inout ThrowingDiscardingTaskGroup<any Error>
-    ) -> Bool {
+    private mutating func subscribe(_ request: ClientRequest.Subscribe, module: String, id: RequestID?) -> Bool {
         if request.group != nil {
             return fail(
                 ProtocolError(
@@ -184,9 +201,29 @@ struct IPCSession {
         }
         subscriptions[subscription.id] = subscription
         replies.ok(id: id, subscription: subscription.id)
-        let outbound = self.outbound
-        deliveries.addTask { await Self.deliver(subscription, to: outbound) }
+        pendingDeliveries.append(subscription)
+        load(module, replayingTo: subscription)
         return true
+    }
+
+    /// Loads the module on its first `subscribe` or `ready` (PROTOCOL.md §3): the `ok` is already queued;
+    /// the new subscription, if it matches `module.loaded`, is offered one `module.loaded` per other loaded
+    /// module, oldest load first; then `module.loaded` for this module is published to every matching
+    /// subscription, this one included. A module that is already loaded replays and publishes nothing.
+    private func load(_ module: String, replayingTo subscription: Subscription?) {
+        guard let others = broker.modules.load(module, version: version) else { return }
+        if let subscription, subscription.patterns.contains(where: { $0.matches(ModuleLoaded.eventType) }) {
+            for other in others {
+                guard
+                    let envelope = try? EventEnvelope(
+                        ModuleLoaded(moduleName: other.name, version: other.version),
+                        metadata: ["producer": Broker.serverName]
+                    )
+                else { continue }
+                subscription.offer(envelope)
+            }
+        }
+        broker.publish(ModuleLoaded(moduleName: module, version: version))
     }
 
     /// Writes a subscription's events, a whole batch per write, for as long as it lasts. A write that

@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+
+@testable import HeraldServer
+
+/// PROTOCOL.md §3 on a real broker: when modules become loaded and unloaded, and what each is told.
+@Suite(.timeLimit(.minutes(1)))
+struct ModuleLifecycleTests {
+    /// An event frame as `seq event_type module_name[ reason]`, or the frame itself when it is not an event.
+    private func summary(_ frame: String?) -> String {
+        guard let frame, let object = try? JSONSerialization.jsonObject(with: Data(frame.utf8)) as? [String: Any],
+            object["op"] as? String == "event", let event = object["event"] as? [String: Any],
+            let payload = event["payload"] as? [String: Any]
+        else { return frame ?? "closed" }
+        var text = "\(object["seq"]!) \(event["event_type"]!) \(payload["module_name"]!)"
+        if let reason = payload["reason"] { text += " \(reason)" }
+        return text
+    }
+
+    @Test func theFirstModuleIsToldOfItselfOnce() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("indexer") { (indexer: inout Conversation) async throws in
+            #expect(
+                try await indexer.request(#"{"op":"subscribe","id":1,"topics":["module.#"]}"#)
+                    == #"{"op":"ok","id":1,"subscription":1}"#)
+            #expect(summary(try await indexer.receive()) == "1 module.loaded indexer")
+            // A later subscribe of the same module replays nothing and publishes nothing.
+            #expect(
+                try await indexer.request(##"{"op":"subscribe","id":2,"topics":["#"]}"##)
+                    == #"{"op":"ok","id":2,"subscription":2}"#)
+            #expect(try await indexer.request(#"{"op":"ping","id":3}"#) == #"{"op":"pong","id":3}"#)
+        }
+        try await broker.stop()
+    }
+
+    @Test func aHotLoadedModuleGetsOkThenTheOthersOldestFirstThenItself() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("indexer") { (indexer: inout Conversation) async throws in
+            _ = try await indexer.request(#"{"op":"subscribe","id":1,"topics":["module.*"]}"#)
+            #expect(summary(try await indexer.receive()) == "1 module.loaded indexer")
+            try await broker.withModule("cache") { (cache: inout Conversation) async throws in
+                #expect(try await cache.request(#"{"op":"ready","id":1}"#) == #"{"op":"ok","id":1}"#)
+                #expect(summary(try await indexer.receive()) == "2 module.loaded cache")
+                try await broker.withModule("fee-oracle") { (oracle: inout Conversation) async throws in
+                    #expect(
+                        try await oracle.request(#"{"op":"subscribe","id":7,"topics":["module.*"]}"#)
+                            == #"{"op":"ok","id":7,"subscription":2}"#
+                    )
+                    #expect(summary(try await oracle.receive()) == "1 module.loaded indexer")
+                    #expect(summary(try await oracle.receive()) == "2 module.loaded cache")
+                    #expect(summary(try await oracle.receive()) == "3 module.loaded fee-oracle")
+                    #expect(summary(try await indexer.receive()) == "3 module.loaded fee-oracle")
+                }
+                #expect(summary(try await indexer.receive()) == "4 module.unloaded fee-oracle disconnected")
+            }
+            #expect(summary(try await indexer.receive()) == "5 module.unloaded cache disconnected")
+        }
+        try await broker.stop()
+    }
+
+    @Test func aSubscriptionThatDoesNotMatchModuleLoadedGetsNoReplay() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("indexer") { (indexer: inout Conversation) async throws in
+            _ = try await indexer.request(#"{"op":"ready","id":1}"#)
+            try await broker.withModule("blocks") { (blocks: inout Conversation) async throws in
+                _ = try await blocks.request(#"{"op":"subscribe","id":1,"topics":["block.#"]}"#)
+                try await broker.withModule("node") { (node: inout Conversation) async throws in
+                    _ = try await node.request(
+                        #"{"op":"publish","id":1,"event":{"event_type":"block.new","chain_id":1}}"#)
+                }
+                let first = try #require(try await blocks.receive())
+                #expect(first.hasPrefix(#"{"op":"event","subscription":1,"seq":1,"event":{"event_type":"block.new""#))
+            }
+        }
+        try await broker.stop()
+    }
+
+    @Test func unloadReasonsAndTheLastConnectionRule() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("watcher") { (watcher: inout Conversation) async throws in
+            _ = try await watcher.request(#"{"op":"subscribe","id":1,"topics":["module.unloaded"]}"#)
+            // A module that says bye on its own is unloaded with reason "bye".
+            try await broker.withModule("polite") { (polite: inout Conversation) async throws in
+                _ = try await polite.request(#"{"op":"ready","id":1}"#)
+                _ = try await polite.request(#"{"op":"bye","id":2}"#)
+            }
+            #expect(summary(try await watcher.receive()) == "1 module.unloaded polite bye")
+            // Two connections of one module: unloaded only when the second goes.
+            try await broker.withModule("pair") { (first: inout Conversation) async throws in
+                _ = try await first.request(#"{"op":"ready","id":1}"#)
+                try await broker.withModule("pair") { (second: inout Conversation) async throws in
+                    #expect(try await second.request(#"{"op":"ready","id":1}"#) == #"{"op":"ok","id":1}"#)
+                }
+                // The second connection is gone and nothing was published: the next event is a new one.
+                try await broker.withModule("probe") { (probe: inout Conversation) async throws in
+                    _ = try await probe.request(#"{"op":"ready","id":1}"#)
+                }
+                #expect(summary(try await watcher.receive()) == "2 module.unloaded probe disconnected")
+            }
+            #expect(summary(try await watcher.receive()) == "3 module.unloaded pair disconnected")
+            // A connection that only publishes is never loaded: no module.unloaded for it.
+            try await broker.withModule("publisher") { (publisher: inout Conversation) async throws in
+                _ = try await publisher.request(#"{"op":"publish","id":1,"event":{"event_type":"x"}}"#)
+            }
+            try await broker.withModule("last") { (last: inout Conversation) async throws in
+                _ = try await last.request(#"{"op":"ready","id":1}"#)
+            }
+            #expect(summary(try await watcher.receive()) == "4 module.unloaded last disconnected")
+        }
+        // The watcher itself is unloaded once the broker has seen its connection close.
+        while !broker.broker.modules.loadedModules.isEmpty { await Task.yield() }
+        try await broker.stop()
+    }
+
+    @Test func theRegistryLoadsOnceAndUnloadsWithTheLastConnection() {
+        let registry = ModuleRegistry()
+        registry.connected("a")
+        registry.connected("a")
+        registry.connected("b")
+        #expect(registry.load("a", version: "1") == [])
+        #expect(registry.load("a", version: "1") == nil)
+        #expect(registry.load("b", version: "2") == [.init(name: "a", version: "1")])
+        #expect(registry.disconnected("a") == nil)
+        #expect(registry.disconnected("a") == .init(name: "a", version: "1"))
+        #expect(registry.loadedModules == [.init(name: "b", version: "2")])
+        registry.connected("c")
+        #expect(registry.disconnected("c") == nil)
+    }
+}
