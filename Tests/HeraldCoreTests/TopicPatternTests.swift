@@ -68,6 +68,67 @@ import Testing
         }
     }
 
+    @Test(arguments: [
+        ("block.#", "block.*.*", true),
+        ("block.#", "block", true),
+        ("block.#", "block.new.#", true),
+        ("#", "#", true),
+        ("#", "anything.*.#", true),
+        ("*.#", "#", false),
+        ("block.*", "#", false),
+        ("block.#", "#", false),
+        ("block.*", "block.new", true),
+        ("block.new", "block.*", false),
+        ("block.*", "block.*.*", false),
+        ("#.138", "block.new.138", true),
+        ("#.138", "block.*.138", true),
+        ("#.138", "#.138", true),
+        ("#.138", "block.#", false),
+        ("a.#.b", "a.x.#.b", true),
+        ("a.#.b", "a.#.x.b", true),
+        ("a.*.b", "a.#.b", false),
+        ("*.*", "*.#", false),
+        ("#.a.#", "a", true),
+        ("#.a.#", "x.a.y.#", true),
+        ("notification", "notification", true),
+        ("notification", "notification.*", false),
+    ])
+    func coversWhatItMatches(_ outer: String, _ inner: String, _ expected: Bool) throws {
+        #expect(try TopicPattern(outer).covers(TopicPattern(inner)) == expected)
+    }
+
+    /// Coverage agrees with matching: whenever `outer` covers `inner`, every topic `inner` matches is matched
+    /// by `outer`.
+    @Test func coverageIsSoundOnSampledTopics() throws {
+        var generator = SplitMix(seed: 5)
+        let words = ["a", "b"]
+        func pattern() throws -> TopicPattern {
+            try TopicPattern(
+                (0..<(1 + generator.next(upTo: 4))).map { _ in
+                    switch generator.next(upTo: 4) {
+                    case 0: "*"
+                    case 1: "#"
+                    default: words[generator.next(upTo: 2)]
+                    }
+                }.joined(separator: ".")
+            )
+        }
+        let topics = (1...5).flatMap { length in
+            (0..<(1 << length)).map { bits in
+                (0..<length).map { words[(bits >> $0) & 1] }.joined(separator: ".")
+            }
+        }
+        for _ in 0..<2000 {
+            let outer = try pattern()
+            let inner = try pattern()
+            if outer.covers(inner) {
+                for topic in topics where inner.matches(topic) {
+                    #expect(outer.matches(topic), "\(outer) covers \(inner) but not \(topic)")
+                }
+            }
+        }
+    }
+
     @Test func hostilePatternsStayPolynomial() throws {
         let pattern = try TopicPattern(Array(repeating: "#.a", count: 40).joined(separator: ".") + ".b")
         let topic = Array(repeating: "a", count: 100).joined(separator: ".")

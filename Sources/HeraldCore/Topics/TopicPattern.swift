@@ -83,6 +83,47 @@ public struct TopicPattern: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Whether every word sequence `other` can match is matched by this pattern (PROTOCOL.md §9):
+    /// `block.#` covers `block.*.*`; `#` is covered only by `#`, since `#` also matches no words at all.
+    ///
+    /// Decided word by word with memoisation, O(this × other). A pattern is checked against one covering
+    /// pattern at a time; a pattern covered only by the union of several is not recognised as covered,
+    /// which errs on the side of refusing.
+    public func covers(_ other: TopicPattern) -> Bool {
+        var memo: [Int: Bool] = [:]
+        let outer = words
+        let inner = other.words
+        func contained(_ i: Int, _ j: Int) -> Bool {
+            // inner[i...] ⊆ outer[j...]
+            let key = i * (outer.count + 1) + j
+            if let known = memo[key] { return known }
+            let result: Bool
+            if i == inner.count {
+                result = outer[j...].allSatisfy { $0 == .any }
+            } else if j == outer.count {
+                result = false
+            } else {
+                switch (inner[i], outer[j]) {
+                case (.any, .any):
+                    result = contained(i + 1, j) || contained(i, j + 1)
+                case (_, .any):
+                    result = contained(i, j + 1) || contained(i + 1, j)
+                case (.any, _):
+                    result = false
+                case (.one, .one), (.literal, .one):
+                    result = contained(i + 1, j + 1)
+                case (.literal(let a), .literal(let b)):
+                    result = a == b && contained(i + 1, j + 1)
+                case (.one, .literal):
+                    result = false
+                }
+            }
+            memo[key] = result
+            return result
+        }
+        return contained(0, 0)
+    }
+
     /// Matches by dynamic programming over (pattern word, topic word): O(pattern × topic) whatever the
     /// pattern, so a hostile `#.a.#.a…` cannot make matching exponential.
     private static func matches<W>(

@@ -10,7 +10,6 @@ extension HeraldConfiguration {
         ("log", { $0.log == Log() }, "#4 (durable log)"),
         ("groups", { $0.groups == Groups() }, "#4 (consumer groups)"),
         ("modules", { $0.modules == Modules() }, "#6 (module supervisor)"),
-        ("auth.tokens", { $0.tokens.isEmpty }, "#3 (tokens and permissions)"),
     ]
 
     /// Refuses options whose feature is not built yet (see ``unbuiltOptions``).

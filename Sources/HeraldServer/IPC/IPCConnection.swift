@@ -38,6 +38,9 @@ struct IPCSession {
     private var version = ""
     /// Whether the client said `bye` (the reason its module is unloaded, if it was the last connection).
     private var saidBye = false
+    /// The permissions of the token presented in `hello`; `nil` when no token is configured (everything is
+    /// allowed: the socket's mode 0600 is the guard, PROTOCOL.md §6).
+    private var permissions: HeraldConfiguration.Token?
     private var subscriptions: [UInt64: Subscription] = [:]
     private var replies = FrameWriter()
     /// Subscriptions whose delivery starts once the `ok` that announces them is written, so that no event
@@ -154,6 +157,16 @@ struct IPCSession {
     }
 
     private mutating func greet(_ hello: ClientRequest.Hello, id: RequestID?) -> Bool {
+        let tokens = broker.configuration.tokens
+        if !tokens.isEmpty {
+            guard let presented = hello.token else {
+                return fail(ProtocolError(.unauthorized, "token: required by this broker", requestID: id))
+            }
+            guard let token = tokens.first(where: { Self.sameSecret($0.secret, presented) }) else {
+                return fail(ProtocolError(.unauthorized, "token: not valid", requestID: id))
+            }
+            permissions = token
+        }
         module = hello.moduleName
         version = hello.moduleVersion
         broker.modules.connected(hello.moduleName)
@@ -169,6 +182,18 @@ struct IPCSession {
     }
 
     private mutating func subscribe(_ request: ClientRequest.Subscribe, module: String, id: RequestID?) -> Bool {
+        if let permissions {
+            for (index, topic) in request.topics.enumerated()
+            where !permissions.subscribe.contains(where: { $0.covers(topic) }) {
+                return fail(
+                    ProtocolError(
+                        .forbidden,
+                        "topics[\(index)]: '\(topic)' is not covered by the subscribe permissions of token '\(permissions.name)'",
+                        requestID: id
+                    )
+                )
+            }
+        }
         if request.group != nil {
             return fail(
                 ProtocolError(
@@ -249,6 +274,19 @@ struct IPCSession {
 
     private mutating func publish(_ fields: EnvelopeFields, module: String, id: RequestID?) -> Bool {
         var fields = fields
+        if let permissions {
+            let topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
+            guard permissions.publish.contains(where: { $0.matches(topic) }) else {
+                return fail(
+                    ProtocolError(
+                        .forbidden,
+                        "event: topic '\(topic)' is not covered by the publish permissions of token '\(permissions.name)'",
+                        requestID: id,
+                        eventID: id == nil ? fields.eventID : nil
+                    )
+                )
+            }
+        }
         if broker.configuration.validatePayloads {
             do throws(EnvelopeError) {
                 try EventCatalog.validatePayload(fields.payload, eventType: fields.eventType)
@@ -276,6 +314,17 @@ struct IPCSession {
             replies.ok(id: id, eventID: envelope.eventID, duplicate: false, offset: nil, partition: nil)
         }
         return true
+    }
+
+    /// Compares secrets in time that depends on their lengths only, not on where they differ.
+    static func sameSecret(_ expected: String, _ presented: String) -> Bool {
+        let a = Array(expected.utf8)
+        let b = Array(presented.utf8)
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for index in 0..<max(a.count, b.count) {
+            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
+        }
+        return difference == 0
     }
 
     /// Queues the error frame; returns whether the connection stays open (PROTOCOL.md §2.4).
