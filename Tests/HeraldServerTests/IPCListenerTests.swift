@@ -299,3 +299,41 @@ struct IPCListenerTests {
         #expect(bound == 0)
     }
 }
+
+/// Heartbeats of PROTOCOL.md §2.3, with a 100 ms heartbeat.
+@Suite(.timeLimit(.minutes(1)))
+struct IPCHeartbeatTests {
+    @Test func aSilentConnectionIsPingedThenClosedAfterThreeHeartbeats() async throws {
+        let broker = try await TestBroker.start { $0.ipc.heartbeatMs = 100 }
+        let started = ContinuousClock.now
+        try await broker.withModule("quiet") { (client: inout Conversation) async throws in
+            _ = try await client.request(#"{"op":"ready","id":1}"#)
+            var pings = 0
+            while let frame = try await client.receive() {
+                #expect(frame == #"{"op":"ping"}"#)
+                pings += 1
+            }
+            // Pinged after one and two heartbeats of silence, closed at three.
+            #expect(pings >= 1)
+            #expect(ContinuousClock.now - started >= .milliseconds(300))
+        }
+        // Closing as dead unloads the module like any other disconnection.
+        while !broker.broker.modules.loadedModules.isEmpty { await Task.yield() }
+        try await broker.stop()
+    }
+
+    @Test func aConnectionThatAnswersStaysOpen() async throws {
+        let broker = try await TestBroker.start { $0.ipc.heartbeatMs = 100 }
+        try await broker.withModule("lively") { (client: inout Conversation) async throws in
+            let started = ContinuousClock.now
+            // Answer every ping for well over three heartbeats.
+            while ContinuousClock.now - started < .milliseconds(700) {
+                let frame = try #require(try await client.receive())
+                #expect(frame == #"{"op":"ping"}"#)
+                try await client.send(#"{"op":"pong"}"#)
+            }
+            #expect(try await client.request(#"{"op":"ping","id":2}"#) == #"{"op":"pong","id":2}"#)
+        }
+        try await broker.stop()
+    }
+}

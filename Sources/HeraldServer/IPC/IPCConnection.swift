@@ -3,6 +3,11 @@ import HeraldCore
 import HeraldProtocol
 import Logging
 import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One IPC connection: reads its requests in order and answers each before reading the next, while one
 /// task per live subscription writes that subscription's events as the connection can take them.
@@ -13,12 +18,22 @@ struct IPCConnection {
     /// Serves the connection until the client leaves, breaks the protocol in a way that closes it, or the
     /// task is cancelled (graceful shutdown). Never throws: one connection's failure is its own.
     func run() async {
+        let heard = LastHeard()
+        let connection = channel.channel
+        let heartbeat = Duration.milliseconds(broker.configuration.ipc.heartbeatMs)
         do {
             try await channel.executeThenClose { inbound, outbound in
                 var session = IPCSession(broker: broker, outbound: outbound)
                 try await withThrowingDiscardingTaskGroup { group in
-                    defer { session.end() }
+                    defer {
+                        session.end()
+                        group.cancelAll()
+                    }
+                    group.addTask {
+                        try await Self.watch(heard, every: heartbeat, outbound: outbound, connection: connection)
+                    }
                     for try await unit in inbound {
+                        heard.now()
                         guard try await session.handle(unit, deliveries: &group) else { break }
                     }
                 }
@@ -26,6 +41,50 @@ struct IPCConnection {
         } catch {
             broker.logger.debug("ipc connection ended", metadata: ["ipc.error": "\(error)"])
         }
+    }
+}
+
+extension IPCConnection {
+    /// Heartbeats (PROTOCOL.md §2.3): pings a connection that has sent nothing for a heartbeat, and closes
+    /// one that has been silent for three. Ends when the connection's task group is cancelled.
+    static func watch(
+        _ heard: LastHeard,
+        every heartbeat: Duration,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        connection: any Channel
+    ) async throws {
+        var ping = FrameWriter()
+        ping.ping()
+        let frame = ping.take()
+        while true {
+            try await Task.sleep(for: heartbeat)
+            let silence = heard.silence
+            if silence >= heartbeat * 3 {
+                try? await connection.close()
+                return
+            }
+            if silence >= heartbeat { try await outbound.write(ByteBuffer(bytes: frame)) }
+        }
+    }
+}
+
+/// When a connection last sent a frame, shared by its request loop (which writes it) and its heartbeat.
+final class LastHeard: Sendable {
+    private let instant = Atomic<Int64>(LastHeard.nowNanoseconds())
+
+    func now() {
+        instant.store(Self.nowNanoseconds(), ordering: .relaxed)
+    }
+
+    /// How long the connection has been silent.
+    var silence: Duration {
+        .nanoseconds(Self.nowNanoseconds() - instant.load(ordering: .relaxed))
+    }
+
+    private static func nowNanoseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
     }
 }
 
