@@ -46,7 +46,9 @@ struct IPCConnection {
 
 extension IPCConnection {
     /// Heartbeats (PROTOCOL.md §2.3): pings a connection that has sent nothing for a heartbeat, and closes
-    /// one that has been silent for three. Ends when the connection's task group is cancelled.
+    /// one that has been silent for three. A connection is never closed before it was pinged and had two
+    /// heartbeats to answer, even when this task wakes late on a loaded machine. Ends when the connection's
+    /// task group is cancelled.
     static func watch(
         _ heard: LastHeard,
         every heartbeat: Duration,
@@ -56,14 +58,21 @@ extension IPCConnection {
         var ping = FrameWriter()
         ping.ping()
         let frame = ping.take()
+        // The silence at the first ping of the current silent spell.
+        var firstPing: Duration?
         while true {
             try await Task.sleep(for: heartbeat)
             let silence = heard.silence
-            if silence >= heartbeat * 3 {
+            guard silence >= heartbeat else {
+                firstPing = nil
+                continue
+            }
+            if let firstPing, silence >= heartbeat * 3, silence - firstPing >= heartbeat * 2 {
                 try? await connection.close()
                 return
             }
-            if silence >= heartbeat { try await outbound.write(ByteBuffer(bytes: frame)) }
+            if firstPing == nil { firstPing = silence }
+            try await outbound.write(ByteBuffer(bytes: frame))
         }
     }
 }
