@@ -21,29 +21,15 @@ struct ConfigurationKey: Sendable {
         return String(name[name.index(after: dot)...])
     }
 
-    static func integer(
+    static func integer<Value: FixedWidthInteger & Sendable>(
         _ name: String,
         _ range: ClosedRange<Int>,
-        _ path: WritableKeyPath<HeraldConfiguration, Int> & Sendable
+        _ path: WritableKeyPath<HeraldConfiguration, Value> & Sendable
     ) -> ConfigurationKey {
         ConfigurationKey(
             name: name,
             read: { configuration, value throws(ConfigurationError) in
-                configuration[keyPath: path] = try readInteger(name, value, range)
-            },
-            render: { String($0[keyPath: path]) }
-        )
-    }
-
-    static func integer64(
-        _ name: String,
-        _ range: ClosedRange<Int>,
-        _ path: WritableKeyPath<HeraldConfiguration, Int64> & Sendable
-    ) -> ConfigurationKey {
-        ConfigurationKey(
-            name: name,
-            read: { configuration, value throws(ConfigurationError) in
-                configuration[keyPath: path] = Int64(try readInteger(name, value, range))
+                configuration[keyPath: path] = Value(try readInteger(name, value, range))
             },
             render: { String($0[keyPath: path]) }
         )
