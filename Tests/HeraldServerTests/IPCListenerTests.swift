@@ -349,3 +349,44 @@ struct IPCHeartbeatTests {
         try await broker.stop()
     }
 }
+
+/// PROTOCOL.md §4.1 end to end: a subscriber that stops reading never slows the publisher, and every event
+/// it matched is accounted for exactly once.
+@Suite(.timeLimit(.minutes(1)))
+struct IPCBackpressureTests {
+    @Test func aStalledSubscriberNeitherBlocksThePublisherNorLosesCount() async throws {
+        let broker = try await TestBroker.start()
+        let events = 20_000
+        let payload = "\"" + String(repeating: "x", count: 1000) + "\""
+        try await broker.withModule("stalled") { (stalled: inout Conversation) async throws in
+            #expect(
+                try await stalled.request(#"{"op":"subscribe","id":1,"topics":["bulk"],"buffer":10}"#)
+                    == #"{"op":"ok","id":1,"subscription":1}"#)
+            // From here on the stalled connection reads nothing: about 20 MB wait for it.
+            try await broker.withModule("publisher") { (publisher: inout Conversation) async throws in
+                for _ in 0..<events {
+                    try await publisher.send(
+                        #"{"op":"publish","event":{"event_type":"bulk","payload":"# + payload + "}}")
+                }
+                // Replies come in request order: this pong means every publish above was handled.
+                #expect(try await publisher.request(#"{"op":"ping","id":2}"#) == #"{"op":"pong","id":2}"#)
+            }
+            let statistics = try #require(broker.broker.bus.deliveryStatistics(for: "stalled"))
+            #expect(statistics.channelFull > 0)
+            // At most the queue (10) and one batch being written (10) are neither delivered nor dropped yet.
+            #expect(statistics.successful + statistics.channelFull >= UInt64(events - 20))
+        }
+        // The stalled connection is closed: its subscription goes, and what it held (its queue, and the batch
+        // its delivery task was blocked writing) counts as failed once that task has seen the close. Every
+        // event is then counted exactly once; the time limit catches one that never is.
+        while broker.broker.bus.subscriptionCount > 0 { await Task.yield() }
+        var statistics = try #require(broker.broker.bus.deliveryStatistics(for: "stalled"))
+        while statistics.successful + statistics.channelFull + statistics.failed < UInt64(events) {
+            await Task.yield()
+            statistics = try #require(broker.broker.bus.deliveryStatistics(for: "stalled"))
+        }
+        #expect(statistics.successful + statistics.channelFull + statistics.failed == UInt64(events))
+        #expect(statistics.failed > 0)
+        try await broker.stop()
+    }
+}
