@@ -390,3 +390,29 @@ struct IPCBackpressureTests {
         try await broker.stop()
     }
 }
+
+@Suite(.timeLimit(.minutes(1)))
+struct IPCRateLimitTests {
+    @Test func publishingFasterThanTheRateIsRefusedAndTheConnectionStays() async throws {
+        let broker = try await TestBroker.start { $0.ipc.publishRate = 10 }
+        try await broker.withModule("hasty") { (client: inout Conversation) async throws in
+            let started = ContinuousClock.now
+            var accepted = 0
+            var limited = 0
+            for index in 1...40 {
+                let reply = try #require(
+                    try await client.request(#"{"op":"publish","id":\#(index),"event":{"event_type":"x"}}"#))
+                if reply.hasPrefix(#"{"op":"ok""#) { accepted += 1 }
+                if reply.contains(#""code":"rate_limited""#) { limited += 1 }
+            }
+            let elapsed = ContinuousClock.now - started
+            // One second's burst plus what the elapsed time refilled.
+            let allowance = 10 + Int((elapsed / .seconds(1)) * 10) + 1
+            #expect(accepted >= 10)
+            #expect(accepted <= allowance)
+            #expect(accepted + limited == 40)
+            #expect(try await client.request(#"{"op":"ping","id":99}"#) == #"{"op":"pong","id":99}"#)
+        }
+        try await broker.stop()
+    }
+}

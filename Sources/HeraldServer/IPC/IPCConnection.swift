@@ -109,6 +109,8 @@ struct IPCSession {
     /// The permissions of the token presented in `hello`; `nil` when no token is configured (everything is
     /// allowed: the socket's mode 0600 is the guard, PROTOCOL.md §6).
     private var permissions: HeraldConfiguration.Token?
+    /// `ipc.publish_rate`, when set.
+    private var publishAllowance: TokenBucket?
     private var subscriptions: [UInt64: Subscription] = [:]
     private var replies = FrameWriter()
     /// Subscriptions whose delivery starts once the `ok` that announces them is written, so that no event
@@ -118,6 +120,14 @@ struct IPCSession {
     init(broker: Broker, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
         self.broker = broker
         self.outbound = outbound
+        let rate = broker.configuration.ipc.publishRate
+        if rate > 0 { publishAllowance = TokenBucket(rate: rate, now: Self.monotonicNow()) }
+    }
+
+    private static let origin = ContinuousClock.now
+
+    private static func monotonicNow() -> Duration {
+        ContinuousClock.now - origin
     }
 
     /// Handles one frame; returns `false` when the connection must close (after flushing the replies).
@@ -342,6 +352,16 @@ struct IPCSession {
 
     private mutating func publish(_ fields: EnvelopeFields, module: String, id: RequestID?) -> Bool {
         var fields = fields
+        if publishAllowance?.take(now: Self.monotonicNow()) == false {
+            return fail(
+                ProtocolError(
+                    .rateLimited,
+                    "this connection may publish \(broker.configuration.ipc.publishRate) events per second",
+                    requestID: id,
+                    eventID: id == nil ? fields.eventID : nil
+                )
+            )
+        }
         if let permissions {
             let topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
             guard permissions.publish.contains(where: { $0.matches(topic) }) else {
