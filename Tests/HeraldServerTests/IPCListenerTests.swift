@@ -241,7 +241,8 @@ struct IPCListenerTests {
         try await broker.stop()
     }
 
-    @Test func aClosedConnectionsSubscriptionsAreRemovedAndItsQueueCountsAsFailed() async throws {
+    /// (Queued events counting as `failed` at the close is proven by IPCBackpressureTests.)
+    @Test func aClosedConnectionsSubscriptionsAreRemoved() async throws {
         let broker = try await TestBroker.start()
         try await broker.withModule("gone") { (client: inout Conversation) async throws in
             _ = try await client.request(#"{"op":"subscribe","id":1,"topics":["x"],"buffer":10}"#)

@@ -60,10 +60,9 @@ package struct JSONWriter {
         case 0x0D: append(raw: "\\r")
         case 0x09: append(raw: "\\t")
         default:
-            let hex: [UInt8] = Array("0123456789abcdef".utf8)
             append(raw: "\\u00")
-            bytes.append(hex[Int(byte >> 4)])
-            bytes.append(hex[Int(byte & 0x0F)])
+            bytes.append(hexDigits[Int(byte >> 4)])
+            bytes.append(hexDigits[Int(byte & 0x0F)])
         }
     }
 }

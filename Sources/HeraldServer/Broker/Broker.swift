@@ -5,8 +5,9 @@ import Synchronization
 /// The broker's shared state: the configuration it runs with and the bus every connection publishes to
 /// and subscribes on.
 public final class Broker: Sendable {
-    /// The broker's name and version, announced in `welcome`.
+    /// The broker's name, announced in `welcome` and set as `producer` of its own events.
     public static let serverName = "herald"
+    /// The broker's version, announced in `welcome`.
     public static let serverVersion = "0.1.0"
 
     /// The configuration in effect.

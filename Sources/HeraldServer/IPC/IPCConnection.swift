@@ -353,25 +353,21 @@ struct IPCSession {
     private mutating func publish(_ fields: EnvelopeFields, module: String, id: RequestID?) -> Bool {
         var fields = fields
         if publishAllowance?.take(now: Self.monotonicNow()) == false {
-            return fail(
-                ProtocolError(
-                    .rateLimited,
-                    "this connection may publish \(broker.configuration.ipc.publishRate) events per second",
-                    requestID: id,
-                    eventID: id == nil ? fields.eventID : nil
-                )
+            return refuse(
+                fields,
+                id: id,
+                .rateLimited,
+                "this connection may publish \(broker.configuration.ipc.publishRate) events per second"
             )
         }
         if let permissions {
             let topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
             guard permissions.publish.contains(where: { $0.matches(topic) }) else {
-                return fail(
-                    ProtocolError(
-                        .forbidden,
-                        "event: topic '\(topic)' is not covered by the publish permissions of token '\(permissions.name)'",
-                        requestID: id,
-                        eventID: id == nil ? fields.eventID : nil
-                    )
+                return refuse(
+                    fields,
+                    id: id,
+                    .forbidden,
+                    "event: topic '\(topic)' is not covered by the publish permissions of token '\(permissions.name)'"
                 )
             }
         }
@@ -379,22 +375,18 @@ struct IPCSession {
             do throws(EnvelopeError) {
                 try EventCatalog.validatePayload(fields.payload, eventType: fields.eventType)
             } catch {
-                return fail(
-                    ProtocolError(
-                        .invalidEvent, error.description, requestID: id, eventID: id == nil ? fields.eventID : nil))
+                return refuse(fields, id: id, .invalidEvent, error.description)
             }
         }
         if fields.metadata["producer"] == nil { fields.metadata["producer"] = module }
         let envelope = EventEnvelope(sealing: fields)
         let limit = broker.configuration.ipc.maxFrame - FrameLength.eventHeaderAllowance
         guard envelope.json.count <= limit else {
-            return fail(
-                ProtocolError(
-                    .invalidEvent,
-                    "the stored envelope is \(envelope.json.count) bytes, more than max_frame − 1024 = \(limit)",
-                    requestID: id,
-                    eventID: id == nil ? fields.eventID : nil
-                )
+            return refuse(
+                fields,
+                id: id,
+                .invalidEvent,
+                "the stored envelope is \(envelope.json.count) bytes, more than max_frame − 1024 = \(limit)"
             )
         }
         broker.bus.publish(envelope)
@@ -413,6 +405,13 @@ struct IPCSession {
             difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
         }
         return difference == 0
+    }
+
+    /// Refuses a publish: the error carries the request's `id`, or, for a publish sent without one, the
+    /// event's `event_id` when it had one (PROTOCOL.md §2.2).
+    private mutating func refuse(_ fields: EnvelopeFields, id: RequestID?, _ code: ErrorCode, _ message: String) -> Bool
+    {
+        fail(ProtocolError(code, message, requestID: id, eventID: id == nil ? fields.eventID : nil))
     }
 
     /// Queues the error frame; returns whether the connection stays open (PROTOCOL.md §2.4).

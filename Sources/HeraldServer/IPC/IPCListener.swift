@@ -77,8 +77,7 @@ public final class IPCListener: Service, Sendable {
                         return try NIOAsyncChannel<InboundFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
-        } catch let error as UnixDomainSocketPathWrongType {
-            _ = error
+        } catch is UnixDomainSocketPathWrongType {
             throw ListenerStopped(reason: "ipc.socket: \(path) exists and is not a socket; it is left alone")
         } catch {
             throw ListenerStopped(reason: "ipc.socket: cannot listen on \(path): \(error)")
