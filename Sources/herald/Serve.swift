@@ -17,6 +17,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The IPC socket path (ipc.socket).")
     var socket: String?
 
+    @Option(name: .customLong("ipc-tcp"), help: "A TCP listener for the IPC protocol, host:port (ipc.tcp).")
+    var ipcTCP: String?
+
     @Option(help: "The HTTP listener, host:port (http.listen).")
     var http: String?
 
@@ -55,9 +58,10 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "herald")
         let broker = Broker(configuration: configuration, logger: logger)
         let listener = IPCListener(broker: broker)
+        let tcpListener = IPCListener.tcp(for: broker)
         let services = ServiceGroup(
             configuration: .init(
-                services: [listener],
+                services: [listener] + (tcpListener.map { [$0] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -66,6 +70,7 @@ struct Serve: AsyncParsableCommand {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await services.run() }
                 try await listener.waitUntilListening()
+                try await tcpListener?.waitUntilListening()
                 // The HTTP gateway is not built yet (issue #5): the line says so rather than name an address
                 // nothing listens on.
                 // Written straight to the file descriptor: a supervisor waiting for this line sees it at once.
@@ -92,6 +97,7 @@ struct Serve: AsyncParsableCommand {
         }
         if let dataDirectory { configuration.dataDirectory = dataDirectory }
         if let socket { configuration.ipc.socket = socket }
+        if let ipcTCP { configuration.ipc.tcp = ipcTCP }
         if let http { configuration.http.listen = http }
         if let modulesDirectory { configuration.modules.directory = modulesDirectory }
         try configuration.validate()

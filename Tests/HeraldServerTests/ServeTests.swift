@@ -80,13 +80,25 @@ struct ServeTests {
             atomically: true,
             encoding: .utf8
         )
-        let run = try serve(["--print-config", "--socket", "/tmp/flag.sock"], in: directory)
+        let run = try serve(
+            ["--print-config", "--socket", "/tmp/flag.sock", "--ipc-tcp", "127.0.0.1:7471"],
+            in: directory
+        )
         let (status, _) = await run.finish()
         let printed = String(decoding: run.output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(status == 0)
         #expect(printed.contains("data_dir = \"from-file\"\n"))
         #expect(printed.contains("socket = \"/tmp/flag.sock\"\n"))
         #expect(printed.contains("max_frame = 8192\n"))
+        #expect(printed.contains("tcp = \"127.0.0.1:7471\"\n"))
+    }
+
+    @Test func aBadTCPAddressFlagIsRefusedNamingTheKey() async throws {
+        let directory = try temporaryDirectory()
+        let run = try serve(["--ipc-tcp", "7471"], in: directory)
+        let (status, errors) = await run.finish()
+        #expect(status != 0)
+        #expect(errors == "herald: configuration: ipc.tcp: must be host:port, or empty for no TCP listener\n")
     }
 
     @Test(arguments: [

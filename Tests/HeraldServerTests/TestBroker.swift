@@ -12,6 +12,8 @@ import ServiceLifecycle
 struct TestBroker {
     let directory: String
     let listener: IPCListener
+    /// The TCP listener, when the configuration sets `ipc.tcp` (use port 0).
+    let tcpListener: IPCListener?
     let broker: Broker
     private let services: ServiceGroup
     private let running: Task<Void, any Error>
@@ -30,29 +32,57 @@ struct TestBroker {
         logger.logLevel = .warning
         let broker = Broker(configuration: configuration, logger: logger)
         let listener = IPCListener(broker: broker)
-        let services = ServiceGroup(configuration: .init(services: [listener], logger: logger))
+        let tcpListener = IPCListener.tcp(for: broker)
+        let services = ServiceGroup(
+            configuration: .init(services: [listener] + (tcpListener.map { [$0] } ?? []), logger: logger))
         let running = Task { try await services.run() }
         try await listener.waitUntilListening()
+        try await tcpListener?.waitUntilListening()
         return TestBroker(
-            directory: directory, listener: listener, broker: broker, services: services, running: running)
+            directory: directory,
+            listener: listener,
+            tcpListener: tcpListener,
+            broker: broker,
+            services: services,
+            running: running
+        )
     }
 
     func stop() async throws {
-        await services.triggerGracefulShutdown()
+        beginStopping()
+        try await stopped()
+    }
+
+    /// Starts the graceful shutdown without waiting for it.
+    func beginStopping() {
+        Task { await services.triggerGracefulShutdown() }
+    }
+
+    /// Waits until the broker has stopped, and removes its directory.
+    func stopped() async throws {
         try await running.value
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// Runs `body` with a connection to this broker, closing it afterwards.
-    func withConnection<Result>(_ body: (inout Conversation) async throws -> Result) async throws -> Result {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(unixDomainSocketPath: socketPath) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(FrameDecoder(maximumLength: 1 << 24))
-                    )
-                    return try NIOAsyncChannel<InboundFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
+    /// Runs `body` with a connection to this broker (over TCP when `tcp` is set), closing it afterwards.
+    func withConnection<Result>(tcp: Bool = false, _ body: (inout Conversation) async throws -> Result)
+        async throws -> Result
+    {
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<InboundFrame, ByteBuffer>> = {
+            channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(
+                    ByteToMessageHandler(FrameDecoder(maximumLength: 1 << 24))
+                )
+                return try NIOAsyncChannel<InboundFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
+            }
+        }
+        let channel =
+            if tcp, let port = tcpListener?.boundPort {
+                try await bootstrap.connect(host: "127.0.0.1", port: port, channelInitializer: initializer)
+            } else {
+                try await bootstrap.connect(unixDomainSocketPath: socketPath, channelInitializer: initializer)
             }
         return try await channel.executeThenClose { inbound, outbound in
             var conversation = Conversation(frames: inbound.makeAsyncIterator(), outbound: outbound)

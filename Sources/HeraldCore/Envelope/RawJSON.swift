@@ -30,7 +30,7 @@ public struct RawJSON: Sendable, Hashable, CustomStringConvertible {
         try self.init(validating: Array(text.utf8))
     }
 
-    /// Encodes `value` with `JSONEncoder`.
+    /// Encodes `value` with `JSONEncoder`, object keys sorted, so that one value always gives the same bytes.
     public init(encoding value: some Encodable) throws(EnvelopeError) {
         do {
             bytes = Array(try RawJSON.encoder.encode(value))
@@ -53,7 +53,7 @@ public struct RawJSON: Sendable, Hashable, CustomStringConvertible {
 
     private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
 

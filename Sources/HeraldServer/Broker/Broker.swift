@@ -18,6 +18,7 @@ public final class Broker: Sendable {
     /// Connected and loaded modules.
     let modules = ModuleRegistry()
     private let sessions = Atomic<UInt64>(0)
+    private let shuttingDown = Atomic<Bool>(false)
 
     /// A broker with `configuration`, logging to `logger`.
     public init(configuration: HeraldConfiguration, logger: Logger) {
@@ -34,6 +35,21 @@ public final class Broker: Sendable {
             // Catalog events always encode; this would be a defect in the catalog, not an input error.
             logger.error("a broker event could not be encoded", metadata: ["event.type": "\(Event.eventType)"])
         }
+    }
+
+    /// Whether `node.shutdown` was published: new subscribes and publishes are refused with
+    /// `shutting_down` (PROTOCOL.md §2.4).
+    public var isShuttingDown: Bool { shuttingDown.load(ordering: .acquiring) }
+
+    /// Starts the shutdown: publishes `node.shutdown` (reason `signal`, with the time modules and clients
+    /// get to leave) the first time it is called; later calls do nothing.
+    public func beginShutdown(reason: String = "signal") {
+        guard shuttingDown.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else { return }
+        logger.info("shutting down", metadata: ["shutdown.reason": "\(reason)"])
+        let timeout = (configuration.modules.shutdownTimeoutMs + 999) / 1000
+        // Published after the flag is set: a subscriber told of the shutdown finds new requests refused.
+        publish(NodeShutdown(reason: reason, timeoutSeconds: timeout))
     }
 
     /// A new session name for a `welcome`: `s-1`, `s-2`, …

@@ -3,7 +3,6 @@ extension HeraldConfiguration {
     /// of them to something other than its default is refused, rather than run without what it asks for.
     /// Remove a line here when its feature lands.
     static let unbuiltOptions: [(key: String, isDefault: @Sendable (HeraldConfiguration) -> Bool, issue: String)] = [
-        ("ipc.tcp", { $0.ipc.tcp.isEmpty }, "#3 (TCP listener)"),
         ("http.listen", { $0.http.listen == HTTP().listen }, "#5 (HTTP gateway)"),
         ("log", { $0.log == Log() }, "#4 (durable log)"),
         ("groups", { $0.groups == Groups() }, "#4 (consumer groups)"),

@@ -122,8 +122,12 @@ public struct HeraldConfiguration: Sendable, Equatable {
         ipc.socket.isEmpty ? dataDirectory + "/herald.sock" : ipc.socket
     }
 
-    /// Checks the rules that join several options: binding HTTP beyond loopback needs tokens.
+    /// Checks the rules that join several options or need parsing: addresses are `host:port`, and binding
+    /// HTTP beyond loopback needs tokens.
     public func validate() throws(ConfigurationError) {
+        if !ipc.tcp.isEmpty && HostPort(ipc.tcp) == nil {
+            throw ConfigurationError(key: "ipc.tcp", "must be host:port, or empty for no TCP listener")
+        }
         guard let address = HostPort(http.listen) else {
             throw ConfigurationError(key: "http.listen", "must be host:port")
         }

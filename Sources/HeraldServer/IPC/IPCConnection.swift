@@ -14,6 +14,8 @@ import Synchronization
 struct IPCConnection {
     let broker: Broker
     let channel: NIOAsyncChannel<InboundFrame, ByteBuffer>
+    /// Whether `hello` must carry a token even when none is configured (the TCP listener, PROTOCOL.md §2.1).
+    let requiresToken: Bool
 
     /// Serves the connection until the client leaves, breaks the protocol in a way that closes it, or the
     /// task is cancelled (graceful shutdown). Never throws: one connection's failure is its own.
@@ -23,7 +25,7 @@ struct IPCConnection {
         let heartbeat = Duration.milliseconds(broker.configuration.ipc.heartbeatMs)
         do {
             try await channel.executeThenClose { inbound, outbound in
-                var session = IPCSession(broker: broker, outbound: outbound)
+                var session = IPCSession(broker: broker, outbound: outbound, requiresToken: requiresToken)
                 try await withThrowingDiscardingTaskGroup { group in
                     defer {
                         session.end()
@@ -101,6 +103,7 @@ final class LastHeard: Sendable {
 struct IPCSession {
     private let broker: Broker
     private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private let requiresToken: Bool
     /// The module's name and version, once it said hello.
     private var module: String?
     private var version = ""
@@ -117,9 +120,10 @@ struct IPCSession {
     /// of a subscription reaches the client before its `ok`.
     private var pendingDeliveries: [Subscription] = []
 
-    init(broker: Broker, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+    init(broker: Broker, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, requiresToken: Bool) {
         self.broker = broker
         self.outbound = outbound
+        self.requiresToken = requiresToken
         let rate = broker.configuration.ipc.publishRate
         if rate > 0 { publishAllowance = TokenBucket(rate: rate, now: Self.monotonicNow()) }
     }
@@ -236,7 +240,16 @@ struct IPCSession {
 
     private mutating func greet(_ hello: ClientRequest.Hello, id: RequestID?) -> Bool {
         let tokens = broker.configuration.tokens
-        if !tokens.isEmpty {
+        if requiresToken && tokens.isEmpty {
+            return fail(
+                ProtocolError(
+                    .unauthorized,
+                    "token: this broker has no [[auth.tokens]], so its TCP listener accepts no one",
+                    requestID: id
+                )
+            )
+        }
+        if requiresToken || !tokens.isEmpty {
             guard let presented = hello.token else {
                 return fail(ProtocolError(.unauthorized, "token: required by this broker", requestID: id))
             }
@@ -260,6 +273,9 @@ struct IPCSession {
     }
 
     private mutating func subscribe(_ request: ClientRequest.Subscribe, module: String, id: RequestID?) -> Bool {
+        if broker.isShuttingDown {
+            return fail(ProtocolError(.shuttingDown, "the broker is shutting down", requestID: id))
+        }
         if let permissions {
             for (index, topic) in request.topics.enumerated()
             where !permissions.subscribe.contains(where: { $0.covers(topic) }) {
@@ -352,6 +368,9 @@ struct IPCSession {
 
     private mutating func publish(_ fields: EnvelopeFields, module: String, id: RequestID?) -> Bool {
         var fields = fields
+        if broker.isShuttingDown {
+            return refuse(fields, id: id, .shuttingDown, "the broker is shutting down")
+        }
         if publishAllowance?.take(now: Self.monotonicNow()) == false {
             return refuse(
                 fields,
