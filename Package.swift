@@ -49,7 +49,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .target(name: "HeraldClient", dependencies: ["HeraldProtocol"], swiftSettings: strictSettings),
+        .target(
+            name: "HeraldClient",
+            dependencies: [
+                "HeraldCore",
+                "HeraldProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "herald",
             dependencies: [
@@ -67,6 +77,7 @@ let package = Package(
             name: "HeraldServerTests",
             dependencies: [
                 "HeraldServer",
+                "HeraldClient",
                 "HeraldCore",
                 "HeraldProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,4 +1,506 @@
-// HeraldClient — the Swift client a module uses: connect, hello, subscribe as an AsyncSequence, publish, ack.
-//
-// NOT BUILT YET: it arrives with issue #3 (the broker daemon). The target exists so that the package layout
-// is final; it holds no code.
+import HeraldCore
+import HeraldProtocol
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A connection to a Herald broker over its IPC socket (PROTOCOL.md §2), for a module written in Swift.
+///
+/// ```swift
+/// let client = try await HeraldClient.connect(.fromEnvironment(module: "fee-oracle"))
+/// let blocks = try await client.subscribe(["block.new.#"])
+/// try await client.publish(try EventEnvelope(eventType: "fee.estimate", chainID: 138))
+/// for await block in blocks { … }
+/// await client.close()
+/// ```
+///
+/// `connect` fails when the broker cannot be reached or refuses the `hello`. After that the client keeps
+/// its connection: when it is lost it reconnects with backoff, says hello again, subscribes every open
+/// subscription again and repeats `ready` if it was sent, logging each step. Calls made while it
+/// reconnects wait for the new connection; a request whose reply was lost with the old connection fails
+/// with ``HeraldClientError/connectionLost``.
+public final class HeraldClient: Sendable {
+    /// How this client connects.
+    public let configuration: HeraldClientConfiguration
+    private var logger: Logger { configuration.logger }
+    private let state = Mutex(State())
+    private let requestIDs = Atomic<Int64>(0)
+    private let maintainer = Mutex<Task<Void, Never>?>(nil)
+
+    private struct State {
+        /// The connection, once it said hello and restored the subscriptions.
+        var link: ClientLink?
+        var closed = false
+        /// Calls waiting for a connection.
+        var waiters: [CheckedContinuation<ClientLink, any Error>] = []
+        var subscriptions: [UInt64: Subscription] = [:]
+        var nextSubscription: UInt64 = 1
+        var readySent = false
+        var welcome: ServerFrame.Welcome?
+    }
+
+    /// A subscription as the client keeps it across connections.
+    private struct Subscription {
+        var topics: [String]
+        var buffer: Int?
+        var overflow: OverflowPolicy?
+        var counters: HeraldSubscription.Counters
+        /// Whether the broker accepted it once; only those are subscribed again after a reconnect.
+        var established = false
+    }
+
+    private init(configuration: HeraldClientConfiguration) {
+        self.configuration = configuration
+    }
+
+    /// Connects, says hello, and keeps the connection until ``close()``.
+    public static func connect(_ configuration: HeraldClientConfiguration) async throws -> HeraldClient {
+        let client = HeraldClient(configuration: configuration)
+        let (outcomes, outcome) = AsyncStream<Result<Void, any Error>>.makeStream()
+        client.maintainer.withLock { $0 = Task { await client.maintain(reportingFirstTo: outcome) } }
+        for await result in outcomes {
+            try result.get()
+            return client
+        }
+        throw HeraldClientError.closed
+    }
+
+    /// The broker's session name for the current connection (`s-7`).
+    public var session: String? { state.withLock { $0.welcome?.session } }
+
+    /// The largest frame the broker accepts, from its `welcome`.
+    public var maximumFrame: Int? { state.withLock { $0.welcome?.maxFrame } }
+
+    // MARK: Operations
+
+    /// Subscribes to live events matching `topics` (PROTOCOL.md §4.1). `buffer` and `overflow` set the
+    /// broker's queue for this subscription (default 100, `drop_newest`).
+    public func subscribe(_ topics: [String], buffer: Int? = nil, overflow: OverflowPolicy? = nil) async throws
+        -> HeraldSubscription
+    {
+        let (stream, continuation) = AsyncStream<EventEnvelope>.makeStream(
+            bufferingPolicy: .bufferingOldest(configuration.subscriptionBuffer)
+        )
+        let counters = HeraldSubscription.Counters(continuation: continuation)
+        // Registered before the request, so that events right after the `ok` find it.
+        let id = try state.withLock { state throws(HeraldClientError) in
+            guard !state.closed else { throw .closed }
+            defer { state.nextSubscription += 1 }
+            state.subscriptions[state.nextSubscription] = Subscription(
+                topics: topics,
+                buffer: buffer,
+                overflow: overflow,
+                counters: counters
+            )
+            return state.nextSubscription
+        }
+        do {
+            _ = try await request(binds: id) { writer, requestID in
+                writer.subscribe(id: requestID, topics: topics, buffer: buffer, overflow: overflow)
+            }
+        } catch {
+            _ = state.withLock { $0.subscriptions.removeValue(forKey: id) }
+            continuation.finish()
+            throw error
+        }
+        state.withLock { $0.subscriptions[id]?.established = true }
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            Task { await self.unsubscribe(id) }
+        }
+        return HeraldSubscription(id: id, topics: topics, stream: stream, counters: counters)
+    }
+
+    /// Publishes without waiting for the broker: returns once the event is queued for the socket. A refusal
+    /// (an invalid event, `forbidden`, `rate_limited`) is logged with the event's id; use
+    /// ``publishConfirmed(_:)`` to learn of it.
+    public func publish(_ envelope: EventEnvelope) async throws {
+        try checkSize(of: envelope)
+        var writer = RequestWriter()
+        writer.publish(id: nil, envelope: envelope)
+        try await openLink().sendWithBackpressure(writer.take())
+    }
+
+    /// Publishes and waits for the broker's `ok`: the event was accepted (and, once the durable log exists,
+    /// stored under its fsync policy). Throws the broker's `ProtocolError` when it refuses the event.
+    @discardableResult
+    public func publishConfirmed(_ envelope: EventEnvelope) async throws -> PublishReceipt {
+        try checkSize(of: envelope)
+        let reply = try await request { writer, id in writer.publish(id: id, envelope: envelope) }
+        guard case .ok(_, let fields) = reply, let eventID = fields.eventID else {
+            throw HeraldClientError.protocolViolation("a publish was answered without event_id")
+        }
+        return PublishReceipt(
+            eventID: eventID,
+            duplicate: fields.duplicate ?? false,
+            offset: fields.offset,
+            partition: fields.partition
+        )
+    }
+
+    /// Refuses, without sending it, an envelope the broker would refuse for its size (PROTOCOL.md §2.1): a
+    /// frame above `max_frame` would make the broker close the connection.
+    private func checkSize(of envelope: EventEnvelope) throws(ProtocolError) {
+        guard let maximumFrame, envelope.json.count > maximumFrame - FrameLength.eventHeaderAllowance else { return }
+        throw ProtocolError(
+            .invalidEvent,
+            "the envelope is \(envelope.json.count) bytes, more than max_frame − 1024 = \(maximumFrame - FrameLength.eventHeaderAllowance)"
+        )
+    }
+
+    /// Publishes a catalog event (EVENTS.md), without waiting for the broker.
+    public func publish<Event: CatalogEvent>(_ event: Event, chainID: Int64? = nil) async throws {
+        try await publish(try EventEnvelope(event, chainID: chainID))
+    }
+
+    /// Tells the broker this module finished starting (PROTOCOL.md §3), for modules that never subscribe.
+    public func ready() async throws {
+        state.withLock { $0.readySent = true }
+        _ = try await request { writer, id in writer.ready(id: id) }
+    }
+
+    /// The round trip of one `ping`.
+    @discardableResult
+    public func ping() async throws -> Duration {
+        let started = ContinuousClock.now
+        _ = try await request { writer, id in writer.ping(id: id) }
+        return ContinuousClock.now - started
+    }
+
+    /// Delivery statistics per module (PROTOCOL.md §5): every module, or only `module`.
+    public func stats(module: String? = nil) async throws -> [String: DeliveryStatistics] {
+        let reply = try await request { writer, id in writer.stats(id: id, module: module) }
+        guard case .ok(_, let fields) = reply, let stats = fields.stats else {
+            throw HeraldClientError.protocolViolation("stats was answered without stats")
+        }
+        return stats
+    }
+
+    /// The modules subscribed to `eventType`, sorted.
+    public func subscribers(of eventType: String) async throws -> [String] {
+        let reply = try await request { writer, id in writer.subscribers(id: id, eventType: eventType) }
+        guard case .ok(_, let fields) = reply, let subscribers = fields.subscribers else {
+            throw HeraldClientError.protocolViolation("subscribers was answered without subscribers")
+        }
+        return subscribers
+    }
+
+    /// Says `bye`, waits for the broker to flush what it owes, and closes. Every subscription ends.
+    public func close() async {
+        let (link, waiters) = state.withLock { state in
+            state.closed = true
+            defer { state.waiters.removeAll() }
+            return (state.link, state.waiters)
+        }
+        for waiter in waiters { waiter.resume(throwing: HeraldClientError.closed) }
+        if let link {
+            _ = try? await send(on: link) { writer, id in writer.bye(id: id) }
+            try? await link.channel.close()
+        }
+        let task = maintainer.withLock { $0 }
+        task?.cancel()
+        await task?.value
+        let subscriptions = state.withLock { state in
+            defer { state.subscriptions.removeAll() }
+            return state.subscriptions.values
+        }
+        for subscription in subscriptions { subscription.counters.finish() }
+    }
+
+    // MARK: Requests
+
+    /// Sends a request on the open connection (waiting for one) and returns its reply; an `error` reply is
+    /// thrown.
+    private func request(binds: UInt64? = nil, _ encode: (inout RequestWriter, RequestID) -> Void) async throws
+        -> ServerFrame
+    {
+        try await send(on: try await openLink(), binds: binds, encode)
+    }
+
+    private func send(
+        on link: ClientLink,
+        binds: UInt64? = nil,
+        _ encode: (inout RequestWriter, RequestID) -> Void
+    ) async throws -> ServerFrame {
+        let id = requestIDs.add(1, ordering: .relaxed).newValue
+        var writer = RequestWriter()
+        encode(&writer, .integer(id))
+        let reply = try await link.request(id: id, binds: binds, writer.take())
+        if case .error(let error) = reply { throw error }
+        return reply
+    }
+
+    /// The open connection, waiting while the client connects or reconnects.
+    private func openLink() async throws -> ClientLink {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready = state.withLock { state -> Result<ClientLink, HeraldClientError>? in
+                if state.closed { return .failure(.closed) }
+                if let link = state.link { return .success(link) }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+    }
+
+    private func unsubscribe(_ id: UInt64) async {
+        let link = state.withLock { state -> ClientLink? in
+            state.subscriptions[id] = nil
+            return state.closed ? nil : state.link
+        }
+        guard let link, let server = link.unbind(local: id) else { return }
+        do {
+            _ = try await send(on: link) { writer, requestID in writer.unsubscribe(id: requestID, subscription: server)
+            }
+        } catch {
+            logger.debug("unsubscribe failed", metadata: ["herald.error": "\(error)"])
+        }
+    }
+
+    // MARK: The connection
+
+    /// Connects, and reconnects after every loss until the client closes. The first attempt's outcome goes
+    /// to `connect`: a client that never connected does not retry.
+    private func maintain(reportingFirstTo first: AsyncStream<Result<Void, any Error>>.Continuation) async {
+        var first: AsyncStream<Result<Void, any Error>>.Continuation? = first
+        var attempt = 0
+        while !isClosed {
+            do {
+                try await connectOnce {
+                    if let reporter = first {
+                        reporter.yield(.success(()))
+                        reporter.finish()
+                        first = nil
+                    }
+                    attempt = 0
+                }
+            } catch {
+                if let reporter = first {
+                    reporter.yield(.failure(error))
+                    reporter.finish()
+                    shutDown()
+                    return
+                }
+                if let refusal = error as? ProtocolError,
+                    refusal.code == .unauthorized || refusal.code == .unsupportedProtocol
+                {
+                    logger.error(
+                        "the broker refused this client; not reconnecting", metadata: ["herald.error": "\(refusal)"])
+                    shutDown()
+                    return
+                }
+                logger.debug("connection ended", metadata: ["herald.error": "\(error)"])
+            }
+            guard !isClosed else { return }
+            guard configuration.reconnect.enabled else {
+                logger.warning("connection to the broker lost; reconnecting is off, the client closes")
+                shutDown()
+                return
+            }
+            let delay = configuration.reconnect.delay(attempt: attempt)
+            attempt += 1
+            logger.warning(
+                "connection to the broker lost; reconnecting",
+                metadata: [
+                    "herald.endpoint": "\(configuration.endpoint)", "herald.retry_in": "\(delay)",
+                    "herald.attempt": "\(attempt)",
+                ]
+            )
+            do {
+                try await Task.sleep(for: delay)
+            } catch {
+                return
+            }
+        }
+    }
+
+    private var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// One connection, from connect to its end: hello, the subscriptions again, `ready` again, then reading
+    /// until the broker or the network ends it. `opened` runs once the connection is usable.
+    private func connectOnce(opened: () -> Void) async throws {
+        let (frames, input) = AsyncThrowingStream<ByteBuffer, any Error>.makeStream()
+        let channel = try await connectChannel(input)
+        let link = ClientLink(channel: channel)
+        defer {
+            link.fail(with: HeraldClientError.connectionLost)
+            channel.close(promise: nil)
+            state.withLock { state in
+                if state.link === link { state.link = nil }
+            }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.read(frames, from: link) }
+            try await handshake(on: link)
+            let waiters = state.withLock { state in
+                state.link = link
+                defer { state.waiters.removeAll() }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume(returning: link) }
+            opened()
+            // The reader ends with the connection.
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func connectChannel(_ input: AsyncThrowingStream<ByteBuffer, any Error>.Continuation) async throws
+        -> any Channel
+    {
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        ByteToMessageHandler(ClientFrameDecoder(maximumLength: Int(Int32.max))),
+                        FrameForwarder(input)
+                    )
+                }
+            }
+        do {
+            switch configuration.endpoint {
+            case .unixSocket(let path):
+                return try await bootstrap.connect(unixDomainSocketPath: path).get()
+            case .tcp(let host, let port):
+                return try await bootstrap.connect(host: host, port: port).get()
+            }
+        } catch {
+            throw HeraldClientError.cannotConnect("\(configuration.endpoint): \(error)")
+        }
+    }
+
+    /// `hello`, then every established subscription again (its events start after its `ok`), then `ready`
+    /// when it had been sent.
+    private func handshake(on link: ClientLink) async throws {
+        let reply = try await send(on: link) { writer, id in
+            writer.hello(
+                id: id,
+                module: configuration.module,
+                version: configuration.version,
+                instance: configuration.instance,
+                token: configuration.token
+            )
+        }
+        guard case .welcome(let welcome) = reply else {
+            throw HeraldClientError.protocolViolation("hello was not answered with welcome")
+        }
+        let (subscriptions, readySent, reconnecting) = state.withLock { state in
+            defer { state.welcome = welcome }
+            let established = state.subscriptions.filter { $0.value.established }.sorted { $0.key < $1.key }
+            return (established, state.readySent, state.welcome != nil)
+        }
+        for (id, subscription) in subscriptions {
+            subscription.counters.lastSeq.store(0, ordering: .relaxed)
+            do {
+                _ = try await send(on: link, binds: id) { writer, requestID in
+                    writer.subscribe(
+                        id: requestID,
+                        topics: subscription.topics,
+                        buffer: subscription.buffer,
+                        overflow: subscription.overflow
+                    )
+                }
+            } catch let refusal as ProtocolError {
+                // The broker's rules changed under the client (a token's permissions, say): that subscription ends.
+                logger.error(
+                    "a subscription was refused after reconnecting; it ends",
+                    metadata: ["herald.topics": "\(subscription.topics)", "herald.error": "\(refusal)"]
+                )
+                subscription.counters.finish()
+            }
+        }
+        if readySent { _ = try await send(on: link) { writer, id in writer.ready(id: id) } }
+        if reconnecting {
+            logger.notice(
+                "reconnected to the broker",
+                metadata: ["herald.session": "\(welcome.session)", "herald.subscriptions": "\(subscriptions.count)"]
+            )
+        } else {
+            logger.debug("connected to the broker", metadata: ["herald.session": "\(welcome.session)"])
+        }
+    }
+
+    /// Reads frames until the connection ends: replies go to their requests, events to their
+    /// subscriptions, pings are answered.
+    private func read(_ frames: AsyncThrowingStream<ByteBuffer, any Error>, from link: ClientLink) async throws {
+        for try await buffer in frames {
+            let frame: ServerFrame
+            do {
+                frame = try buffer.withUnsafeReadableBytes { bytes throws(ProtocolError) in
+                    try ServerFrame.parse(bytes.assumingMemoryBound(to: UInt8.self))
+                }
+            } catch {
+                throw HeraldClientError.protocolViolation(error.message)
+            }
+            switch frame {
+            case .event(let server, let seq, _, let event):
+                deliver(event, seq: seq, subscription: server, on: link)
+            case .ping:
+                var writer = RequestWriter()
+                writer.pong()
+                link.send(writer.take())
+            case .welcome(let welcome):
+                resolve(welcome.id, with: frame, on: link)
+            case .ok(let id, _), .pong(let id):
+                resolve(id, with: frame, on: link)
+            case .error(let error):
+                if error.requestID != nil {
+                    resolve(error.requestID, with: frame, on: link)
+                } else {
+                    logger.warning(
+                        "the broker refused a publish",
+                        metadata: ["herald.event_id": "\(error.eventID ?? "-")", "herald.error": "\(error)"]
+                    )
+                    if error.code.closesConnection { throw error }
+                }
+            }
+        }
+    }
+
+    private func resolve(_ id: RequestID?, with frame: ServerFrame, on link: ClientLink) {
+        guard case .integer(let id)? = id, let pending = link.takePending(id) else { return }
+        if let local = pending.binds, case .ok(_, let fields) = frame, let server = fields.subscription {
+            // Bound before the next frame is read: the subscription's first events follow its `ok`.
+            link.bind(server: server, to: local)
+        }
+        pending.continuation.resume(returning: frame)
+    }
+
+    private func deliver(_ event: [UInt8], seq: UInt64, subscription server: UInt64, on link: ClientLink) {
+        guard let local = link.local(for: server),
+            let counters = state.withLock({ $0.subscriptions[local]?.counters })
+        else { return }
+        do {
+            counters.deliver(try EventEnvelope(json: event, form: .delivered), seq: seq)
+        } catch {
+            logger.error("the broker delivered an invalid envelope", metadata: ["herald.error": "\(error)"])
+        }
+    }
+
+    /// Closes the client for good: waiting calls fail, subscriptions end.
+    private func shutDown() {
+        let (waiters, subscriptions) = state.withLock { state in
+            state.closed = true
+            defer {
+                state.waiters.removeAll()
+                state.subscriptions.removeAll()
+            }
+            return (state.waiters, state.subscriptions.values)
+        }
+        for waiter in waiters { waiter.resume(throwing: HeraldClientError.closed) }
+        for subscription in subscriptions { subscription.counters.finish() }
+    }
+}
+
+/// The broker's answer to a confirmed publish.
+public struct PublishReceipt: Sendable, Equatable {
+    /// The event's id (assigned by the client's envelope when the publisher gave none).
+    public var eventID: String
+    /// Whether the broker had already accepted an event with this id within its dedup window.
+    public var duplicate: Bool
+    /// Where the event was stored, when it was.
+    public var offset: Int64?
+    public var partition: Int?
+}

@@ -28,6 +28,7 @@ struct TestBroker {
         // Heartbeat pings are frames a test does not expect; only heartbeat tests shorten the interval.
         configuration.ipc.heartbeatMs = 3_600_000
         configure(&configuration)
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         var logger = Logger(label: "herald-test")
         logger.logLevel = .warning
         let broker = Broker(configuration: configuration, logger: logger)

@@ -17,7 +17,13 @@ public struct ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case shuttingDown = "shutting_down"
     }
 
-    private let base: Base
+    private enum Name: Sendable, Hashable {
+        case known(Base)
+        /// A code this version does not know, read from a newer broker.
+        case unknown(String)
+    }
+
+    private let name: Name
 
     /// Length 0 or above `max_frame`; the connection is closed after the error frame.
     public static let frameTooLarge = ErrorCode(base: .frameTooLarge)
@@ -49,16 +55,28 @@ public struct ErrorCode: Sendable, Hashable, CustomStringConvertible {
     public static let shuttingDown = ErrorCode(base: .shuttingDown)
 
     private init(base: Base) {
-        self.base = base
+        self.name = .known(base)
+    }
+
+    /// The code named `wire` in an `error` frame; a code this version does not know is kept as it is.
+    public init(wire: String) {
+        self.name = Base(rawValue: wire).map { .known($0) } ?? .unknown(wire)
     }
 
     /// The code as it appears on the wire, such as `invalid_event`.
-    public var description: String { base.rawValue }
+    public var description: String {
+        switch name {
+        case .known(let base): base.rawValue
+        case .unknown(let wire): wire
+        }
+    }
 
     /// Whether the broker closes the connection after sending this error (PROTOCOL.md §2.4).
     public var closesConnection: Bool {
-        switch base {
-        case .frameTooLarge, .handshakeRequired, .unsupportedProtocol, .unauthorized: true
+        switch name {
+        case .known(.frameTooLarge), .known(.handshakeRequired), .known(.unsupportedProtocol),
+            .known(.unauthorized):
+            true
         default: false
         }
     }

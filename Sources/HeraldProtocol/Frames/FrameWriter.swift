@@ -147,37 +147,12 @@ package struct FrameWriter {
         }
     }
 
-    // MARK: Framing
-
-    /// `{"op":"<op>"` and the `id`, then `fields`, then `}`.
+    /// `{"op":"<op>"` and the `id`, then `fields`, then `}`, as one frame.
     private mutating func reply(_ op: StaticString, id: RequestID?, fields: (inout JSONWriter) -> Void) {
-        frame { writer in
-            writer.append(raw: "{\"op\":\"")
-            writer.append(raw: op)
-            writer.append(raw: "\"")
-            switch id {
-            case .integer(let value)?:
-                writer.append(raw: ",\"id\":")
-                writer.append(integer: value)
-            case .string(let value)?:
-                writer.append(raw: ",\"id\":")
-                writer.append(string: value)
-            case nil: break
-            }
-            fields(&writer)
-            writer.append(raw: "}")
-        }
+        writer.frame(op: op, id: id, fields: fields)
     }
 
-    /// Reserves the 4-byte length, writes the body, then fills the length in, big-endian.
     private mutating func frame(_ body: (inout JSONWriter) -> Void) {
-        let start = writer.bytes.count
-        writer.append(raw: [0, 0, 0, 0])
-        body(&writer)
-        let length = UInt32(writer.bytes.count - start - 4)
-        writer.bytes[start] = UInt8(length >> 24)
-        writer.bytes[start + 1] = UInt8(length >> 16 & 0xFF)
-        writer.bytes[start + 2] = UInt8(length >> 8 & 0xFF)
-        writer.bytes[start + 3] = UInt8(length & 0xFF)
+        writer.frame(body)
     }
 }

@@ -4,9 +4,9 @@ extension ClientRequest {
     /// Parses one frame's JSON object. Errors carry the request's `id` when it could be read, and, for a
     /// publish without `id`, the event's `event_id` when it had one (PROTOCOL.md §2.2, §9).
     package static func parse(_ frame: UnsafeBufferPointer<UInt8>) -> Result<ClientRequest, ProtocolError> {
-        let fields: RequestFields
+        let fields: FrameFields
         do throws(ProtocolError) {
-            fields = try RequestFields(frame: frame)
+            fields = try FrameFields(frame: frame)
         } catch {
             return .failure(error)
         }
@@ -33,7 +33,7 @@ extension ClientRequest {
         frame.withUnsafeBufferPointer { parse($0) }
     }
 
-    private static func requestID(_ fields: RequestFields) throws(ProtocolError) -> RequestID? {
+    private static func requestID(_ fields: FrameFields) throws(ProtocolError) -> RequestID? {
         guard var scanner = fields.scanner("id") else { return nil }
         if scanner.peek() == UInt8(ascii: "\"") {
             guard let text = try? scanner.readString() else { throw ProtocolError(.badFrame, "id: not valid JSON") }
@@ -46,7 +46,7 @@ extension ClientRequest {
         }
     }
 
-    private static func operation(_ fields: RequestFields, id: RequestID?) throws(ProtocolError) -> Operation {
+    private static func operation(_ fields: FrameFields, id: RequestID?) throws(ProtocolError) -> Operation {
         guard fields.has("op") else { throw ProtocolError(.badFrame, "op: required") }
         guard let op = try? fields.string("op") else { throw ProtocolError(.badFrame, "op: must be a string") }
         if let duplicate = fields.duplicate { throw .invalidRequest(duplicate, "appears more than once") }
@@ -58,7 +58,7 @@ extension ClientRequest {
         case "ready": return .ready
         case "ack":
             let seqs = try fields.array("seq", required: true) { scanner, name throws(ProtocolError) in
-                UInt64(try RequestFields.integer(&scanner, name, in: 1...Int64.max))
+                UInt64(try FrameFields.integer(&scanner, name, in: 1...Int64.max))
             }
             guard let seqs, !seqs.isEmpty else { throw .invalidRequest("seq", "must not be empty") }
             return .ack(subscription: try subscription(fields), seqs: seqs)
@@ -90,15 +90,15 @@ extension ClientRequest {
         }
     }
 
-    private static func hello(_ fields: RequestFields) throws(ProtocolError) -> Hello {
+    private static func hello(_ fields: FrameFields) throws(ProtocolError) -> Hello {
         let version = try fields.integer("protocol", in: Int64.min...Int64.max, required: true)!
         guard version == 1 else {
             throw ProtocolError(.unsupportedProtocol, "protocol: \(version) is not supported; this broker speaks 1")
         }
         guard let moduleBytes = fields.bytes("module") else { throw .invalidRequest("module", "required") }
-        let module: RequestFields
+        let module: FrameFields
         do throws(ProtocolError) {
-            module = try RequestFields(frame: moduleBytes)
+            module = try FrameFields(frame: moduleBytes)
         } catch {
             throw .invalidRequest("module", "must be an object")
         }
@@ -129,7 +129,7 @@ extension ClientRequest {
         }
     }
 
-    private static func subscribe(_ fields: RequestFields) throws(ProtocolError) -> Subscribe {
+    private static func subscribe(_ fields: FrameFields) throws(ProtocolError) -> Subscribe {
         let topics = try fields.array("topics", required: true) { scanner, name throws(ProtocolError) in
             guard scanner.peek() == UInt8(ascii: "\""), let text = try? scanner.readString() else {
                 throw .invalidRequest(name, "must be a string")
@@ -176,7 +176,7 @@ extension ClientRequest {
         )
     }
 
-    private static func startPosition(_ fields: RequestFields) throws(ProtocolError) -> StartPosition? {
+    private static func startPosition(_ fields: FrameFields) throws(ProtocolError) -> StartPosition? {
         guard var scanner = fields.scanner("from") else { return nil }
         let shape = #"must be "latest", "earliest", {"offset": n} or {"time": "RFC 3339"}"#
         if scanner.peek() == UInt8(ascii: "\"") {
@@ -186,7 +186,7 @@ extension ClientRequest {
             default: throw .invalidRequest("from", shape)
             }
         }
-        guard let bytes = fields.bytes("from"), let object = try? RequestFields(frame: bytes),
+        guard let bytes = fields.bytes("from"), let object = try? FrameFields(frame: bytes),
             object.ranges.count == 1
         else { throw .invalidRequest("from", shape) }
         if object.has("offset") {
@@ -202,11 +202,11 @@ extension ClientRequest {
         throw .invalidRequest("from", shape)
     }
 
-    private static func subscription(_ fields: RequestFields) throws(ProtocolError) -> UInt64 {
+    private static func subscription(_ fields: FrameFields) throws(ProtocolError) -> UInt64 {
         UInt64(try fields.integer("subscription", in: 1...Int64.max, required: true)!)
     }
 
-    private static func publish(_ fields: RequestFields) throws(ProtocolError) -> EnvelopeFields {
+    private static func publish(_ fields: FrameFields) throws(ProtocolError) -> EnvelopeFields {
         guard let bytes = fields.bytes("event") else { throw .invalidRequest("event", "required") }
         do throws(EnvelopeError) {
             return try EnvelopeFields(parsing: bytes, form: .published)
@@ -217,7 +217,7 @@ extension ClientRequest {
 
     /// The `event_id` of an event object that failed validation, if it has a readable one.
     private static func eventID(in bytes: UnsafeBufferPointer<UInt8>) -> String? {
-        guard let event = try? RequestFields(frame: bytes) else { return nil }
+        guard let event = try? FrameFields(frame: bytes) else { return nil }
         return try? event.string("event_id")
     }
 

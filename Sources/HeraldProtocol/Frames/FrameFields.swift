@@ -1,8 +1,8 @@
 import HeraldCore
 
-/// The top-level fields of one request object, as byte ranges of its frame, read on demand: the frame is
-/// scanned once, and only the fields an operation needs are parsed.
-struct RequestFields {
+/// The top-level fields of one frame's object (a request the broker reads, or a reply a client reads), as
+/// byte ranges of the frame, read on demand: the frame is scanned once, and only the fields needed are parsed.
+struct FrameFields {
     let frame: UnsafeBufferPointer<UInt8>
     private(set) var ranges: [String: Range<Int>] = [:]
     private(set) var duplicate: String?
@@ -121,4 +121,9 @@ struct RequestFields {
         if let failure { throw failure }
         return elements
     }
+}
+
+extension FrameFields {
+    /// The names of the object's fields.
+    var names: Dictionary<String, Range<Int>>.Keys { ranges.keys }
 }

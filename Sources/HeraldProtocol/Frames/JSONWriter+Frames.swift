@@ -1,0 +1,36 @@
+import HeraldCore
+
+/// Framing shared by both directions (PROTOCOL.md §2.1): a 4-byte big-endian length, then one JSON object.
+extension JSONWriter {
+    /// Reserves the 4-byte length, writes the body, then fills the length in, big-endian.
+    package mutating func frame(_ body: (inout JSONWriter) -> Void) {
+        let start = bytes.count
+        append(raw: [0, 0, 0, 0])
+        body(&self)
+        let length = UInt32(bytes.count - start - 4)
+        bytes[start] = UInt8(length >> 24)
+        bytes[start + 1] = UInt8(length >> 16 & 0xFF)
+        bytes[start + 2] = UInt8(length >> 8 & 0xFF)
+        bytes[start + 3] = UInt8(length & 0xFF)
+    }
+
+    /// One frame holding `{"op":"<op>"`, the `id` when there is one, then `fields`, then `}`.
+    package mutating func frame(op: StaticString, id: RequestID?, fields: (inout JSONWriter) -> Void) {
+        frame { writer in
+            writer.append(raw: "{\"op\":\"")
+            writer.append(raw: op)
+            writer.append(raw: "\"")
+            switch id {
+            case .integer(let value)?:
+                writer.append(raw: ",\"id\":")
+                writer.append(integer: value)
+            case .string(let value)?:
+                writer.append(raw: ",\"id\":")
+                writer.append(string: value)
+            case nil: break
+            }
+            fields(&writer)
+            writer.append(raw: "}")
+        }
+    }
+}

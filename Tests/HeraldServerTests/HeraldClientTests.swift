@@ -1,0 +1,187 @@
+import Foundation
+import HeraldCore
+import HeraldProtocol
+import Testing
+
+@testable import HeraldClient
+@testable import HeraldServer
+
+/// HeraldClient against a real broker on a temporary socket.
+@Suite(.timeLimit(.minutes(1)))
+struct HeraldClientTests {
+    private func configuration(_ broker: TestBroker, module: String) -> HeraldClientConfiguration {
+        var configuration = HeraldClientConfiguration(endpoint: .unixSocket(broker.socketPath), module: module)
+        configuration.reconnect.initialDelay = .milliseconds(20)
+        configuration.reconnect.maximumDelay = .milliseconds(200)
+        return configuration
+    }
+
+    @Test func subscribePublishPingStatsAndSubscribers() async throws {
+        let broker = try await TestBroker.start()
+        let subscriber = try await HeraldClient.connect(configuration(broker, module: "indexer"))
+        let publisher = try await HeraldClient.connect(configuration(broker, module: "node"))
+        #expect(subscriber.session == "s-1")
+        #expect(subscriber.maximumFrame == 1_048_576)
+
+        let blocks = try await subscriber.subscribe(["block.new.*"])
+        let receipt = try await publisher.publishConfirmed(
+            try EventEnvelope(eventType: "block.new", eventID: "b-1", chainID: 138, payload: RawJSON(validating: "[1]"))
+        )
+        #expect(receipt == PublishReceipt(eventID: "b-1", duplicate: false, offset: nil, partition: nil))
+        try await publisher.publish(try EventEnvelope(eventType: "block.new", eventID: "b-2", chainID: 1))
+
+        var received: [EventEnvelope] = []
+        for await envelope in blocks {
+            received.append(envelope)
+            if received.count == 2 { break }
+        }
+        #expect(received.map(\.eventID) == ["b-1", "b-2"])
+        #expect(received[0].topic == "block.new.138")
+        #expect(received[0].payload?.description == "[1]")
+        #expect(received[0].metadata["producer"] == "node")
+
+        #expect(try await publisher.ping() > .zero)
+        #expect(try await publisher.subscribers(of: "block.new") == ["indexer"])
+        let stats = try await publisher.stats(module: "indexer")
+        #expect(stats["indexer"]?.successful == 2)
+        try await publisher.ready()
+        await publisher.close()
+        await subscriber.close()
+        try await broker.stop()
+    }
+
+    @Test func theBrokersRefusalsAreThrownWithTheirCodes() async throws {
+        let broker = try await TestBroker.start { $0.validatePayloads = true }
+        let client = try await HeraldClient.connect(configuration(broker, module: "strict"))
+        await #expect(throws: ProtocolError.self) {
+            try await client.subscribe(["block..new"])
+        }
+        do {
+            try await client.publishConfirmed(
+                try EventEnvelope(eventType: "block.new", payload: RawJSON(validating: "{}")))
+            Issue.record("an event without its catalog fields was accepted")
+        } catch let error as ProtocolError {
+            #expect(error.code == .invalidEvent)
+        }
+        do {
+            _ = try await client.stats(module: "never-seen")
+            Issue.record("stats of an unknown module answered")
+        } catch let error as ProtocolError {
+            #expect(error.code == .invalidRequest)
+            #expect(error.message == "module: 'never-seen' was never seen")
+        }
+        await client.close()
+        try await broker.stop()
+    }
+
+    @Test func aRefusedHelloFailsConnect() async throws {
+        let broker = try await TestBroker.start { configuration in
+            configuration.tokens = [.init(name: "t", secret: "right", publish: [], subscribe: [])]
+        }
+        var configuration = configuration(broker, module: "intruder")
+        configuration.token = "wrong"
+        do {
+            _ = try await HeraldClient.connect(configuration)
+            Issue.record("connected with a wrong token")
+        } catch let error as ProtocolError {
+            #expect(error.code == .unauthorized)
+        }
+        try await broker.stop()
+    }
+
+    @Test func anUnreachableBrokerFailsConnect() async throws {
+        let configuration = HeraldClientConfiguration(endpoint: .unixSocket("/nonexistent/herald.sock"), module: "m")
+        await #expect(throws: HeraldClientError.self) {
+            _ = try await HeraldClient.connect(configuration)
+        }
+    }
+
+    @Test func itReconnectsResubscribesAndSaysSoInItsLog() async throws {
+        let directory = NSTemporaryDirectory() + "herald-reconnect-" + UUID().uuidString.prefix(8)
+        let restartable: (inout HeraldConfiguration) -> Void = { configuration in
+            configuration.dataDirectory = directory
+            // Open connections are closed 100 ms after the shutdown starts.
+            configuration.modules.shutdownTimeoutMs = 100
+        }
+        let first = try await TestBroker.start(restartable)
+        let records = RecordingLogHandler.Records()
+        var configuration = configuration(first, module: "survivor")
+        configuration.logger = RecordingLogHandler.logger(records)
+        let client = try await HeraldClient.connect(configuration)
+        let events = try await client.subscribe(["tick"])
+        try await client.ready()
+        try await first.stop()
+
+        let second = try await TestBroker.start(restartable)
+        // Once the client is back, it has subscribed again and said ready again: it is loaded.
+        while second.broker.bus.subscribers(for: "tick") != ["survivor"] { await Task.yield() }
+        while !second.broker.modules.loadedModules.contains(where: { $0.name == "survivor" }) { await Task.yield() }
+        while !records.contains("reconnected to the broker") { await Task.yield() }
+        #expect(records.contains("connection to the broker lost; reconnecting"))
+        #expect(records.contains("reconnected to the broker herald.session=s-1 herald.subscriptions=1"))
+
+        try await second.withModule("ticker") { (ticker: inout Conversation) async throws in
+            _ = try await ticker.request(#"{"op":"publish","id":1,"event":{"event_type":"tick","event_id":"after"}}"#)
+        }
+        var iterator = events.makeAsyncIterator()
+        #expect(await iterator.next()?.eventID == "after")
+        await client.close()
+        try await second.stop()
+    }
+
+    @Test func aConsumerTooFarBehindLosesTheNewestAndTheyAreCounted() async throws {
+        let broker = try await TestBroker.start()
+        var configuration = configuration(broker, module: "slow")
+        configuration.subscriptionBuffer = 2
+        let client = try await HeraldClient.connect(configuration)
+        let events = try await client.subscribe(["n"])
+        let publisher = try await HeraldClient.connect(self.configuration(broker, module: "fast"))
+        for index in 1...10 {
+            try await publisher.publishConfirmed(try EventEnvelope(eventType: "n", eventID: "n-\(index)"))
+        }
+        while events.droppedByClient < 8 { await Task.yield() }
+        var iterator = events.makeAsyncIterator()
+        #expect(await iterator.next()?.eventID == "n-1")
+        #expect(await iterator.next()?.eventID == "n-2")
+        #expect(events.droppedByBroker == 0)
+        await publisher.close()
+        await client.close()
+        #expect(await iterator.next() == nil)
+        try await broker.stop()
+    }
+
+    @Test func aRefusedFireAndForgetPublishIsLoggedWithItsEventID() async throws {
+        let broker = try await TestBroker.start { $0.validatePayloads = true }
+        let records = RecordingLogHandler.Records()
+        var configuration = configuration(broker, module: "careless")
+        configuration.logger = RecordingLogHandler.logger(records)
+        let client = try await HeraldClient.connect(configuration)
+        // block.new without its catalog fields.
+        try await client.publish(try EventEnvelope(eventType: "block.new", eventID: "incomplete"))
+        while !records.contains("the broker refused a publish") { await Task.yield() }
+        #expect(records.contains("herald.event_id=incomplete"))
+        #expect(records.contains("invalid_event: payload"))
+        // An envelope the broker would refuse for its size is refused by the client, before it is sent.
+        let huge = "\"" + String(repeating: "x", count: 1_048_576 - 1000) + "\""
+        do {
+            try await client.publish(try EventEnvelope(eventType: "big", payload: RawJSON(validating: huge)))
+            Issue.record("an envelope above max_frame − 1024 was sent")
+        } catch let error as ProtocolError {
+            #expect(error.code == .invalidEvent)
+        }
+        // The connection stays.
+        #expect(try await client.ping() > .zero)
+        await client.close()
+        try await broker.stop()
+    }
+
+    @Test func droppedEventsAreCountedFromSeqGaps() {
+        let (stream, continuation) = AsyncStream<EventEnvelope>.makeStream()
+        _ = stream
+        let counters = HeraldSubscription.Counters(continuation: continuation)
+        let envelope = try! EventEnvelope(eventType: "x")
+        for seq: UInt64 in [1, 2, 5, 6, 10] { counters.deliver(envelope, seq: seq) }
+        let subscription = HeraldSubscription(id: 1, topics: ["x"], stream: stream, counters: counters)
+        #expect(subscription.droppedByBroker == 5)
+    }
+}
