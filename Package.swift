@@ -64,6 +64,7 @@ let package = Package(
             name: "herald",
             dependencies: [
                 "HeraldCore",
+                "HeraldProtocol",
                 "HeraldServer",
                 "HeraldClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

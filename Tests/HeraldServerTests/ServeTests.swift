@@ -5,56 +5,6 @@ import Testing
 /// `herald serve` as users and scripts run it (PROTOCOL.md §8): the executable built next to these tests.
 @Suite(.timeLimit(.minutes(1)))
 struct ServeTests {
-    private static let herald = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        .appendingPathComponent("herald").path
-
-    private struct Run {
-        let process: Process
-        let output: Pipe
-        let errors: Pipe
-
-        /// The first line on standard output, or `nil` if the process closed it first.
-        func firstLine() async -> String? {
-            await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    var bytes: [UInt8] = []
-                    while true {
-                        let chunk = output.fileHandleForReading.readData(ofLength: 1)
-                        guard let byte = chunk.first else { return continuation.resume(returning: nil) }
-                        if byte == UInt8(ascii: "\n") {
-                            return continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
-                        }
-                        bytes.append(byte)
-                    }
-                }
-            }
-        }
-
-        /// Waits for the process to exit and returns its status and standard error.
-        func finish() async -> (status: Int32, errors: String) {
-            await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    process.waitUntilExit()
-                    let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                    continuation.resume(returning: (process.terminationStatus, text))
-                }
-            }
-        }
-    }
-
-    private func serve(_ arguments: [String], in directory: String) throws -> Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.herald)
-        process.arguments = ["serve"] + arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        return Run(process: process, output: output, errors: errors)
-    }
-
     private func temporaryDirectory() throws -> String {
         let directory = NSTemporaryDirectory() + "herald-serve-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -64,7 +14,7 @@ struct ServeTests {
     @Test(arguments: [SIGTERM, SIGINT])
     func runsWithNoFilePrintsTheReadyLineAndStopsCleanly(_ signal: Int32) async throws {
         let directory = try temporaryDirectory()
-        let run = try serve([], in: directory)
+        let run = try HeraldRun.start(["serve"], in: directory)
         #expect(await run.firstLine() == "herald ready socket=./herald-data/herald.sock http=off")
         #expect(FileManager.default.fileExists(atPath: directory + "/herald-data/herald.sock"))
         kill(run.process.processIdentifier, signal)
@@ -80,8 +30,8 @@ struct ServeTests {
             atomically: true,
             encoding: .utf8
         )
-        let run = try serve(
-            ["--print-config", "--socket", "/tmp/flag.sock", "--ipc-tcp", "127.0.0.1:7471"],
+        let run = try HeraldRun.start(
+            ["serve", "--print-config", "--socket", "/tmp/flag.sock", "--ipc-tcp", "127.0.0.1:7471"],
             in: directory
         )
         let (status, _) = await run.finish()
@@ -95,7 +45,7 @@ struct ServeTests {
 
     @Test func aBadTCPAddressFlagIsRefusedNamingTheKey() async throws {
         let directory = try temporaryDirectory()
-        let run = try serve(["--ipc-tcp", "7471"], in: directory)
+        let run = try HeraldRun.start(["serve", "--ipc-tcp", "7471"], in: directory)
         let (status, errors) = await run.finish()
         #expect(status != 0)
         #expect(errors == "herald: configuration: ipc.tcp: must be host:port, or empty for no TCP listener\n")
@@ -119,7 +69,7 @@ struct ServeTests {
     func aBadConfigurationExitsBeforeTheReadyLineNamingTheKey(_ toml: String, _ message: String) async throws {
         let directory = try temporaryDirectory()
         try toml.write(toFile: directory + "/custom.toml", atomically: true, encoding: .utf8)
-        let run = try serve(["--config", "custom.toml"], in: directory)
+        let run = try HeraldRun.start(["serve", "--config", "custom.toml"], in: directory)
         #expect(await run.firstLine() == nil)
         let (status, errors) = await run.finish()
         #expect(status != 0)
@@ -128,7 +78,7 @@ struct ServeTests {
 
     @Test func aMissingConfigurationFileIsNamed() async throws {
         let directory = try temporaryDirectory()
-        let run = try serve(["--config", "absent.toml"], in: directory)
+        let run = try HeraldRun.start(["serve", "--config", "absent.toml"], in: directory)
         let (status, errors) = await run.finish()
         #expect(status != 0)
         #expect(errors.hasPrefix("herald: configuration: absent.toml: cannot be read"))

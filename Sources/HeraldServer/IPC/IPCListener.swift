@@ -105,13 +105,19 @@ public final class IPCListener: Service, Sendable {
             tasks.addTask {
                 // Ends when the accept loop has ended and every connection with it.
                 try await withThrowingDiscardingTaskGroup { group in
-                    try await server.executeThenClose { connections in
-                        for try await connection in connections {
-                            group.addTask {
-                                await IPCConnection(broker: broker, channel: connection, requiresToken: requiresToken)
-                                    .run()
+                    do {
+                        try await server.executeThenClose { connections in
+                            for try await connection in connections {
+                                group.addTask {
+                                    await IPCConnection(
+                                        broker: broker, channel: connection, requiresToken: requiresToken
+                                    ).run()
+                                }
                             }
                         }
+                    } catch  where broker.isShuttingDown {
+                        // Closing the listener at shutdown may end the accept loop with an error; the open
+                        // connections must not be cancelled by it, they have until the deadline.
                     }
                 }
             }

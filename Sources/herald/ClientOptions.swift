@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import HeraldClient
+import HeraldProtocol
+
+/// The options of every subcommand that talks to a running broker through its socket (PROTOCOL.md §8).
+struct ClientOptions: ParsableArguments {
+    @Option(help: "The broker's IPC socket.")
+    var socket = "./herald-data/herald.sock"
+
+    @Option(help: "The token to present (default: the HERALD_TOKEN environment variable).")
+    var token: String?
+
+    @Option(help: "The module name this tool says hello as.")
+    var module = "herald-cli"
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    /// A client configuration that does not reconnect: a command reports a lost broker rather than wait.
+    var configuration: HeraldClientConfiguration {
+        var configuration = HeraldClientConfiguration(
+            endpoint: .unixSocket(socket),
+            module: module,
+            version: Herald.configuration.version,
+            token: token ?? ProcessInfo.processInfo.environment["HERALD_TOKEN"]
+        )
+        configuration.reconnect.enabled = false
+        return configuration
+    }
+
+    /// Runs `body` with a connected client, closing it afterwards; any failure becomes a one-line reason on
+    /// standard error and a non-zero exit.
+    func withClient<Result>(_ body: (HeraldClient) async throws -> Result) async throws -> Result {
+        let client: HeraldClient
+        do {
+            client = try await HeraldClient.connect(configuration)
+        } catch {
+            throw fail(Self.reason(error))
+        }
+        do {
+            let result = try await body(client)
+            await client.close()
+            return result
+        } catch let exit as ExitCode {
+            await client.close()
+            throw exit
+        } catch {
+            await client.close()
+            throw fail(Self.reason(error))
+        }
+    }
+
+    static func reason(_ error: any Error) -> String {
+        switch error {
+        case let error as ProtocolError: "\(error.code): \(error.message)"
+        default: "\(error)"
+        }
+    }
+}
+
+/// Writes one line to standard output at once, for output read line by line by another program.
+func printLine(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

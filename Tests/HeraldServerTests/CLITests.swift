@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+
+@testable import HeraldServer
+
+/// `herald publish`, `herald tail` and `herald stats` (PROTOCOL.md §8) against a real broker.
+@Suite(.timeLimit(.minutes(1)))
+struct CLITests {
+    @Test func publishPrintsTheEventIDAndTheEventArrivesAsGiven() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("watcher") { (watcher: inout Conversation) async throws in
+            _ = try await watcher.request(#"{"op":"subscribe","id":1,"topics":["fee.#"]}"#)
+            let run = try HeraldRun.start([
+                "publish", "fee.estimate", "--chain-id", "138", "--payload", #"{"gwei": 12}"#, "--id", "f-1",
+                "--socket", broker.socketPath,
+            ])
+            let (status, output, errors) = await run.finishWithOutput()
+            #expect(status == 0)
+            #expect(output == "f-1\n")
+            #expect(errors.isEmpty)
+            let event = try #require(try await watcher.receive())
+            #expect(event.contains(#""event_type":"fee.estimate","event_id":"f-1""#))
+            #expect(
+                event.contains(
+                    #""chain_id":138,"key":"138","payload":{"gwei": 12},"metadata":{"producer":"herald-cli"}"#))
+        }
+        let json = try HeraldRun.start(["publish", "x", "--id", "x-1", "--json", "--socket", broker.socketPath])
+        #expect(await json.finishWithOutput().output == #"{"event_id":"x-1","duplicate":false}"# + "\n")
+        try await broker.stop()
+    }
+
+    @Test func tailPrintsOneEnvelopePerLine() async throws {
+        let broker = try await TestBroker.start()
+        let tail = try HeraldRun.start(["tail", "block.#", "--count", "2", "--socket", broker.socketPath])
+        while broker.broker.bus.subscribers(for: "block.new") != ["herald-cli"] { await Task.yield() }
+        try await broker.withModule("node") { (node: inout Conversation) async throws in
+            for number in 1...2 {
+                try await node.send(
+                    #"{"op":"publish","event":{"event_type":"block.new","event_id":"b-\#(number)","timestamp":"2026-11-23T08:00:00.000Z"}}"#
+                )
+            }
+            #expect(try await node.request(#"{"op":"ping","id":1}"#) == #"{"op":"pong","id":1}"#)
+        }
+        let (status, output, _) = await tail.finishWithOutput()
+        #expect(status == 0)
+        #expect(
+            output == """
+                {"event_type":"block.new","event_id":"b-1","timestamp":"2026-11-23T08:00:00.000Z","key":"block.new","metadata":{"producer":"node"}}
+                {"event_type":"block.new","event_id":"b-2","timestamp":"2026-11-23T08:00:00.000Z","key":"block.new","metadata":{"producer":"node"}}
+
+                """)
+        try await broker.stop()
+    }
+
+    @Test func statsPrintsEveryModuleOrOne() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("reader") { (reader: inout Conversation) async throws in
+            _ = try await reader.request(#"{"op":"subscribe","id":1,"topics":["x"]}"#)
+            _ = try await reader.request(#"{"op":"publish","id":2,"event":{"event_type":"x"}}"#)
+            _ = try await reader.receive()
+            while broker.broker.bus.deliveryStatistics(for: "reader")?.successful != 1 { await Task.yield() }
+        }
+        let json = try HeraldRun.start(["stats", "reader", "--json", "--socket", broker.socketPath])
+        #expect(
+            await json.finishWithOutput().output == #"{"reader":{"successful":1,"failed":0,"channel_full":0}}"# + "\n")
+        let table = try HeraldRun.start(["stats", "--socket", broker.socketPath])
+        let lines = await table.finishWithOutput().output.split(separator: "\n")
+        #expect(
+            lines == [
+                "module  successful    failed        channel_full",
+                "reader  1             0             0",
+            ])
+        let unknown = try HeraldRun.start(["stats", "ghost", "--socket", broker.socketPath])
+        let (status, _, errors) = await unknown.finishWithOutput()
+        #expect(status != 0)
+        #expect(errors == "herald: invalid_request: module: 'ghost' was never seen\n")
+        try await broker.stop()
+    }
+
+    @Test(arguments: [
+        (["publish", "Block.New"], "herald: invalid_event: event_type: "),
+        (["publish", "x", "--payload", "{oops"], "herald: invalid_event: payload: "),
+        (["tail", "#", "--group", "g"], "herald: --group and --from need durable subscriptions"),
+        (["stats"], "herald: cannot connect to the broker: /nonexistent/herald.sock: "),
+    ])
+    func failuresAreOneLineAndNonZero(_ arguments: [String], _ prefix: String) async throws {
+        let run = try HeraldRun.start(arguments + ["--socket", "/nonexistent/herald.sock"])
+        let (status, output, errors) = await run.finishWithOutput()
+        #expect(status != 0)
+        #expect(output.isEmpty)
+        #expect(errors.hasPrefix(prefix))
+        #expect(errors.filter { $0 == "\n" }.count == 1)
+    }
+}
