@@ -1,10 +1,11 @@
 # Herald's two commands for a new user: `make run` and `make test`. Everything else is for developers.
-# Each target installs what it needs itself (nothing beyond the Swift toolchain so far).
+# Each target installs what it needs itself: `make test` needs python3 (the Python example module).
 
 SWIFT ?= swift
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FORMAT_PATHS = Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Sources Fuzz/Package.swift Fuzz/Sources
 
-.PHONY: build run test lint format bench fuzz tsan clean
+.PHONY: build run test test-deps lint format bench fuzz tsan clean
 
 build:
 	$(SWIFT) build
@@ -14,9 +15,13 @@ run: build
 	$(SWIFT) run herald serve
 
 # Every test. Warnings are errors in every Herald target (Package.swift), so this is also the strict build.
-test: lint
+test: lint test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# What the tests run besides Swift, installed with apt when missing (idempotent).
+test-deps:
+	@command -v python3 >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3; }
 
 lint:
 	$(SWIFT) format lint --strict --recursive $(FORMAT_PATHS)
@@ -24,12 +29,15 @@ lint:
 format:
 	$(SWIFT) format format --in-place --recursive $(FORMAT_PATHS)
 
-# The in-process benchmark (docs/benchmarks.md), built in release mode in its own package.
+# The in-process benchmark (docs/benchmarks.md), built in release mode in its own package, then the broker
+# benchmark (`herald bench pubsub`, Benchmarks/broker.sh) on a release build of herald.
 # SwiftPM can keep a stale build plan of the path dependency after source files are added or removed;
 # a clean rebuild fixes that.
 bench:
 	cd Benchmarks && ($(SWIFT) build -c release || ($(SWIFT) package clean && $(SWIFT) build -c release))
 	Benchmarks/.build/release/InProcessBenchmark
+	$(SWIFT) build -c release --product herald
+	Benchmarks/broker.sh
 
 # Coverage-guided fuzzing of the envelope parser and payload validator for FUZZ_SECONDS (default 300).
 # The leak report at exit concerns one-time global tables and is switched off.

@@ -91,4 +91,37 @@ struct CLITests {
         #expect(errors.hasPrefix(prefix))
         #expect(errors.filter { $0 == "\n" }.count == 1)
     }
+
+    @Test func benchPubSubDeliversEveryEventToEverySubscriber() async throws {
+        let run = try HeraldRun.start([
+            "bench", "pubsub", "--spawn", "--events", "3000", "--subscribers", "2", "--stalled", "1", "--json",
+        ])
+        let (status, output, _) = await run.finishWithOutput()
+        #expect(status == 0)
+        let result = try #require(
+            try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        #expect(result["mode"] as? String == "throughput")
+        #expect(result["events"] as? Int == 3000)
+        #expect(result["delivered"] as? Int == 6000)
+        #expect(result["dropped"] as? Int == 0)
+        #expect((result["events_per_second"] as? Int ?? 0) > 0)
+    }
+
+    @Test func benchPubSubMeasuresLatencyAtARate() async throws {
+        let run = try HeraldRun.start([
+            "bench", "pubsub", "--spawn", "--events", "500", "--latency", "--rate", "5000", "--json",
+        ])
+        let (status, output, _) = await run.finishWithOutput()
+        #expect(status == 0)
+        let result = try #require(
+            try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        let latency = try #require(result["latency_us"] as? [String: Double])
+        #expect(result["rate"] as? Int == 5000)
+        #expect(result["delivered"] as? Int == 500)
+        #expect(latency["p50"]! > 0)
+        #expect(latency["p50"]! <= latency["p99"]!)
+        #expect(latency["p99"]! <= latency["p999"]!)
+        // 500 events at 5000 per second take at least 0.1 s: the rate is kept.
+        #expect((result["seconds"] as? Double ?? 0) >= 0.099)
+    }
 }

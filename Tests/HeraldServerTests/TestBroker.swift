@@ -70,13 +70,13 @@ struct TestBroker {
         async throws -> Result
     {
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<InboundFrame, ByteBuffer>> = {
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<[InboundFrame], ByteBuffer>> = {
             channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(
                     ByteToMessageHandler(FrameDecoder(maximumLength: 1 << 24))
                 )
-                return try NIOAsyncChannel<InboundFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
+                return try NIOAsyncChannel<[InboundFrame], ByteBuffer>(wrappingChannelSynchronously: channel)
             }
         }
         let channel =
@@ -109,7 +109,9 @@ struct TestBroker {
 
 /// One client connection: send JSON frames, receive them back as text.
 struct Conversation {
-    var frames: NIOAsyncChannelInboundStream<InboundFrame>.AsyncIterator
+    var frames: NIOAsyncChannelInboundStream<[InboundFrame]>.AsyncIterator
+    /// Frames read in one batch and not returned yet.
+    var unread: [InboundFrame] = []
     let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
 
     /// Sends `json` as one frame.
@@ -125,7 +127,11 @@ struct Conversation {
     /// The next frame as text, or `nil` once the broker has closed the connection.
     mutating func receive() async throws -> String? {
         do {
-            guard case .frame(let buffer)? = try await frames.next() else { return nil }
+            while unread.isEmpty {
+                guard let batch = try await frames.next() else { return nil }
+                unread = batch
+            }
+            guard case .frame(let buffer) = unread.removeFirst() else { return nil }
             return String(buffer: buffer)
         } catch let error as ChannelError where error == .ioOnClosedChannel || error == .eof {
             return nil

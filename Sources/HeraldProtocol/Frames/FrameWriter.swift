@@ -13,6 +13,11 @@ package struct FrameWriter {
     /// The frames written so far.
     package var bytes: [UInt8] { writer.bytes }
 
+    /// Empties the buffer, keeping its capacity (the buffer must not be shared, or it is reallocated).
+    package mutating func clear() {
+        writer.bytes.removeAll(keepingCapacity: true)
+    }
+
     /// Empties the buffer, keeping its capacity, and returns what it held.
     package mutating func take() -> [UInt8] {
         let taken = writer.bytes

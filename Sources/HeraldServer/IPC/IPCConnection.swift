@@ -13,7 +13,7 @@ import Synchronization
 /// task per live subscription writes that subscription's events as the connection can take them.
 struct IPCConnection {
     let broker: Broker
-    let channel: NIOAsyncChannel<InboundFrame, ByteBuffer>
+    let channel: NIOAsyncChannel<[InboundFrame], ByteBuffer>
     /// Whether `hello` must carry a token even when none is configured (the TCP listener, PROTOCOL.md §2.1).
     let requiresToken: Bool
 
@@ -34,9 +34,9 @@ struct IPCConnection {
                     group.addTask {
                         try await Self.watch(heard, every: heartbeat, outbound: outbound, connection: connection)
                     }
-                    for try await unit in inbound {
+                    for try await frames in inbound {
                         heard.now()
-                        guard try await session.handle(unit, deliveries: &group) else { break }
+                        guard try await session.handle(frames, deliveries: &group) else { break }
                     }
                 }
             }
@@ -134,28 +134,35 @@ struct IPCSession {
         ContinuousClock.now - origin
     }
 
-    /// Handles one frame; returns `false` when the connection must close (after flushing the replies).
+    /// Handles the frames one read brought, in order, and writes their replies in one write; returns `false`
+    /// when the connection must close (after flushing the replies; later frames are not read).
     mutating func handle(
-        _ unit: InboundFrame,
+        _ frames: [InboundFrame],
         deliveries: inout ThrowingDiscardingTaskGroup<any Error>
     ) async throws -> Bool {
-        let keepOpen: Bool
-        switch unit {
-        case .oversized(let length):
-            replies.error(FrameLength.validate(length, maximum: broker.configuration.ipc.maxFrame)!)
-            keepOpen = false
-        case .frame(let frame):
-            let parsed = frame.withUnsafeReadableBytes { bytes in
-                ClientRequest.parse(bytes.assumingMemoryBound(to: UInt8.self))
-            }
-            switch parsed {
-            case .success(let request):
-                keepOpen = respond(to: request)
-            case .failure(let error):
-                keepOpen = fail(error)
+        var keepOpen = true
+        for unit in frames where keepOpen {
+            switch unit {
+            case .oversized(let length):
+                replies.error(FrameLength.validate(length, maximum: broker.configuration.ipc.maxFrame)!)
+                keepOpen = false
+            case .frame(let frame):
+                let parsed = frame.withUnsafeReadableBytes { bytes in
+                    ClientRequest.parse(bytes.assumingMemoryBound(to: UInt8.self))
+                }
+                switch parsed {
+                case .success(let request):
+                    keepOpen = respond(to: request)
+                case .failure(let error):
+                    keepOpen = fail(error)
+                }
             }
         }
-        if !replies.bytes.isEmpty { try await outbound.write(ByteBuffer(bytes: replies.take())) }
+        if !replies.bytes.isEmpty {
+            let buffer = ByteBuffer(bytes: replies.bytes)
+            replies.clear()
+            try await outbound.write(buffer)
+        }
         for subscription in pendingDeliveries {
             let outbound = self.outbound
             deliveries.addTask { await Self.deliver(subscription, to: outbound) }
@@ -345,22 +352,34 @@ struct IPCSession {
         broker.publish(ModuleLoaded(moduleName: module, version: version))
     }
 
-    /// Writes a subscription's events, a whole batch per write, for as long as it lasts. A write that
-    /// fails (the connection is gone) counts its batch as `failed` and ends the subscription.
+    /// Writes a subscription's events as the connection takes them, for as long as the subscription lasts:
+    /// each batch taken from its queue goes out in writes of about 64 KiB (one buffer reused, so a large
+    /// batch never allocates a buffer of its size). A write that fails (the connection is gone) counts what
+    /// was not written as `failed` and ends the subscription.
     private static func deliver(_ subscription: Subscription, to outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>)
         async
     {
+        let chunk = 64 << 10
         var batch = Deque<SubscriptionDelivery>()
         var frames = FrameWriter()
         while await subscription.nextBatch(into: &batch) {
-            for delivery in batch {
-                frames.event(subscription: subscription.id, seq: delivery.seq, envelope: delivery.envelope)
-            }
+            var written = 0
+            var framed = 0
             do {
-                try await outbound.write(ByteBuffer(bytes: frames.take()))
-                subscription.recordDelivered(batch.count)
+                for delivery in batch {
+                    frames.event(subscription: subscription.id, seq: delivery.seq, envelope: delivery.envelope)
+                    framed += 1
+                    if frames.bytes.count >= chunk || framed == batch.count {
+                        let buffer = ByteBuffer(bytes: frames.bytes)
+                        frames.clear()
+                        try await outbound.write(buffer)
+                        subscription.recordDelivered(framed - written)
+                        written = framed
+                    }
+                }
             } catch {
-                subscription.recordFailed(batch.count)
+                frames.clear()
+                subscription.recordFailed(batch.count - written)
                 subscription.cancel()
             }
         }

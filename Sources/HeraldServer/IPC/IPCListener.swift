@@ -84,7 +84,7 @@ public final class IPCListener: Service, Sendable {
 
     public func run() async throws {
         defer { listeningContinuation.finish() }
-        let server: NIOAsyncChannel<NIOAsyncChannel<InboundFrame, ByteBuffer>, Never>
+        let server: NIOAsyncChannel<NIOAsyncChannel<[InboundFrame], ByteBuffer>, Never>
         do {
             server = try await bind()
         } catch {
@@ -142,23 +142,23 @@ public final class IPCListener: Service, Sendable {
 
     /// Binds the endpoint. A Unix socket replaces a stale socket file (but no other kind of file) and is made
     /// private; a TCP listener sends small frames at once (no Nagle delay).
-    private func bind() async throws -> NIOAsyncChannel<NIOAsyncChannel<InboundFrame, ByteBuffer>, Never> {
+    private func bind() async throws -> NIOAsyncChannel<NIOAsyncChannel<[InboundFrame], ByteBuffer>, Never> {
         let maximumFrame = broker.configuration.ipc.maxFrame
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: isTCP ? 1 : 0)
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<InboundFrame, ByteBuffer>> = {
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<[InboundFrame], ByteBuffer>> = {
             channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(
                     ByteToMessageHandler(FrameDecoder(maximumLength: maximumFrame))
                 )
-                return try NIOAsyncChannel<InboundFrame, ByteBuffer>(wrappingChannelSynchronously: channel)
+                return try NIOAsyncChannel<[InboundFrame], ByteBuffer>(wrappingChannelSynchronously: channel)
             }
         }
         switch endpoint {
         case .unix(let path):
-            let server: NIOAsyncChannel<NIOAsyncChannel<InboundFrame, ByteBuffer>, Never>
+            let server: NIOAsyncChannel<NIOAsyncChannel<[InboundFrame], ByteBuffer>, Never>
             do {
                 server = try await bootstrap.bind(
                     unixDomainSocketPath: path,

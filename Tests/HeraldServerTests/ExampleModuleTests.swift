@@ -1,0 +1,53 @@
+import Foundation
+import Testing
+
+@testable import HeraldServer
+
+/// The example modules of `Examples/` against a real broker: each sees a block, prints it, and publishes
+/// `example.block_seen` for it.
+@Suite(.timeLimit(.minutes(1)))
+struct ExampleModuleTests {
+    private static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    private static let python = Self.root.appendingPathComponent("Examples/python-module/module.py").path
+    private static let swiftModule = URL(fileURLWithPath: HeraldRun.executable).deletingLastPathComponent()
+        .appendingPathComponent("example-swift-module").path
+
+    @Test(arguments: ["python", "swift"])
+    func theExampleSeesABlockAndSaysSo(_ language: String) async throws {
+        let broker = try await TestBroker.start()
+        let module = "example-\(language)"
+        let process = Process()
+        if language == "python" {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", Self.python, "--count", "1"]
+        } else {
+            process.executableURL = URL(fileURLWithPath: Self.swiftModule)
+            process.arguments = ["--count", "1"]
+        }
+        process.environment = ["HERALD_SOCKET": broker.socketPath, "PATH": "/usr/bin:/bin:/usr/local/bin"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        // Once it is subscribed, a block reaches it; a watcher sees what it publishes in return.
+        while broker.broker.bus.subscribers(for: "block.new") != [module] { await Task.yield() }
+        try await broker.withModule("watcher") { (watcher: inout Conversation) async throws in
+            _ = try await watcher.request(##"{"op":"subscribe","id":1,"topics":["example.#"]}"##)
+            _ = try await watcher.request(
+                #"{"op":"publish","id":2,"event":{"event_type":"block.new","event_id":"b-7","chain_id":138,"payload":{"block_number":7,"hash":"0x7","transaction_count":1}}}"#
+            )
+            let seen = try #require(try await watcher.receive())
+            #expect(seen.contains(#""event_type":"example.block_seen""#))
+            #expect(seen.contains(#""chain_id":138"#))
+            #expect(seen.contains(#""block_event_id":"b-7""#))
+            #expect(seen.contains(#""block_number":7"#))
+            #expect(seen.contains(#""producer":"\#(module)""#))
+        }
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(printed.contains("block 7 on chain 138 (b-7)"))
+        try await broker.stop()
+    }
+}
