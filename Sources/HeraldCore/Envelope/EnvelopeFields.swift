@@ -94,7 +94,10 @@ extension EnvelopeFields {
         guard scanner.peek() == UInt8(ascii: "{") else { throw EnvelopeError(field: "", "must be a JSON object") }
         var eventType: String?
         var fields = EnvelopeFields(eventType: "")
-        var seen = Set<String>()
+        // The names seen so far, for duplicate detection: an envelope has at most nine known fields (any other
+        // is refused), so a small array is cheaper than a set.
+        var seen: [String] = []
+        seen.reserveCapacity(9)
         var failure: EnvelopeError?
         do throws(JSONSyntaxError) {
             try scanner.readObject { name, scanner throws(JSONSyntaxError) in
@@ -102,11 +105,12 @@ extension EnvelopeFields {
                     try scanner.skipValue()
                     return
                 }
-                guard seen.insert(name).inserted else {
+                guard !seen.contains(name) else {
                     failure = .duplicateField(name)
                     try scanner.skipValue()
                     return
                 }
+                seen.append(name)
                 failure = try fields.read(field: name, from: &scanner, form: form, eventType: &eventType)
             }
         } catch {

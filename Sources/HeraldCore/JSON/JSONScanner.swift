@@ -80,6 +80,31 @@ package struct JSONScanner: ~Copyable {
 
     /// Reads a string value and returns it decoded; rejects invalid UTF-8 and raw control characters.
     package mutating func readString() throws(JSONSyntaxError) -> String {
+        let (start, raw, hasEscapes, isASCII) = try scanString()
+        if !hasEscapes {
+            if isASCII { return String(decoding: raw, as: UTF8.self) }
+            guard let string = String(validating: raw, as: UTF8.self) else { throw error("invalid UTF-8 in string") }
+            return string
+        }
+        return try unescape(raw, at: start)
+    }
+
+    /// Passes over a string value, validating it as ``readString()`` does, without making a `String` unless
+    /// it holds escapes or non-ASCII bytes (the common case on the hot path is plain ASCII).
+    private mutating func skipString() throws(JSONSyntaxError) {
+        let (start, raw, hasEscapes, isASCII) = try scanString()
+        if hasEscapes {
+            _ = try unescape(raw, at: start)
+        } else if !isASCII, String(validating: raw, as: UTF8.self) == nil {
+            throw error("invalid UTF-8 in string")
+        }
+    }
+
+    /// Finds the end of the string value at the current position and moves past it: the offset of its
+    /// first byte, its bytes between the quotes, and what they hold.
+    private mutating func scanString() throws(JSONSyntaxError) -> (
+        start: Int, raw: UnsafeBufferPointer<UInt8>, hasEscapes: Bool, isASCII: Bool
+    ) {
         try expect(UInt8(ascii: "\""), "a string")
         let start = position
         var hasEscapes = false
@@ -99,13 +124,7 @@ package struct JSONScanner: ~Copyable {
         }
         let end = position
         position += 1
-        let raw = UnsafeBufferPointer(rebasing: bytes[start..<end])
-        if !hasEscapes {
-            if isASCII { return String(decoding: raw, as: UTF8.self) }
-            guard let string = String(validating: raw, as: UTF8.self) else { throw error("invalid UTF-8 in string") }
-            return string
-        }
-        return try unescape(raw, at: start)
+        return (start, UnsafeBufferPointer(rebasing: bytes[start..<end]), hasEscapes, isASCII)
     }
 
     /// Reads a number that must be an integer (no fraction or exponent) in `Int64`'s range.
@@ -237,11 +256,6 @@ package struct JSONScanner: ~Copyable {
         guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
         try skipString()
         try expect(UInt8(ascii: ":"), "':'")
-    }
-
-    private mutating func skipString() throws(JSONSyntaxError) {
-        // Validation is the same as reading; short strings do not allocate.
-        _ = try readString()
     }
 
     private mutating func skipNumber() throws(JSONSyntaxError) {

@@ -4,7 +4,9 @@ import HeraldCore
 /// byte ranges of the frame, read on demand: the frame is scanned once, and only the fields needed are parsed.
 struct FrameFields {
     let frame: UnsafeBufferPointer<UInt8>
-    private(set) var ranges: [String: Range<Int>] = [:]
+    /// Each field's name and value range, in frame order. An array, not a dictionary: a frame has a handful
+    /// of fields, and a linear search of them costs less than hashing.
+    private(set) var fields: [(name: String, range: Range<Int>)] = []
     private(set) var duplicate: String?
 
     /// Scans the frame's object; throws `bad_frame` when it is not one JSON object.
@@ -12,31 +14,42 @@ struct FrameFields {
         self.frame = frame
         var scanner = JSONScanner(frame)
         guard scanner.peek() == UInt8(ascii: "{") else { throw ProtocolError(.badFrame, "not a JSON object") }
-        var ranges: [String: Range<Int>] = [:]
+        var fields: [(name: String, range: Range<Int>)] = []
+        fields.reserveCapacity(8)
         var duplicate: String?
         do throws(JSONSyntaxError) {
             try scanner.readObject { name, scanner throws(JSONSyntaxError) in
                 let range = try scanner.skipValue()
-                if ranges[name] == nil { ranges[name] = range } else if duplicate == nil { duplicate = name }
+                if !fields.contains(where: { $0.name == name }) {
+                    fields.append((name, range))
+                } else if duplicate == nil {
+                    duplicate = name
+                }
             }
             guard scanner.isAtEnd else { throw JSONSyntaxError(message: "trailing bytes", offset: scanner.position) }
         } catch {
             throw ProtocolError(.badFrame, "not valid JSON: \(error)")
         }
-        self.ranges = ranges
+        self.fields = fields
         self.duplicate = duplicate
     }
 
-    func has(_ name: String) -> Bool { ranges[name] != nil }
+    func has(_ name: String) -> Bool { range(name) != nil }
+
+    /// The byte range of field `name`'s value.
+    private func range(_ name: String) -> Range<Int>? {
+        for field in fields where field.name == name { return field.range }
+        return nil
+    }
 
     /// A scanner over the value of field `name`.
     func scanner(_ name: String) -> JSONScanner? {
-        ranges[name].map { JSONScanner(UnsafeBufferPointer(rebasing: frame[$0])) }
+        range(name).map { JSONScanner(UnsafeBufferPointer(rebasing: frame[$0])) }
     }
 
     /// The bytes of field `name`'s value.
     func bytes(_ name: String) -> UnsafeBufferPointer<UInt8>? {
-        ranges[name].map { UnsafeBufferPointer(rebasing: frame[$0]) }
+        range(name).map { UnsafeBufferPointer(rebasing: frame[$0]) }
     }
 
     func string(_ name: String, required: Bool = false) throws(ProtocolError) -> String? {
@@ -124,6 +137,6 @@ struct FrameFields {
 }
 
 extension FrameFields {
-    /// The names of the object's fields.
-    var names: Dictionary<String, Range<Int>>.Keys { ranges.keys }
+    /// The names of the object's fields, in frame order.
+    var names: [String] { fields.map(\.name) }
 }

@@ -187,7 +187,7 @@ extension ClientRequest {
             }
         }
         guard let bytes = fields.bytes("from"), let object = try? FrameFields(frame: bytes),
-            object.ranges.count == 1
+            object.fields.count == 1
         else { throw .invalidRequest("from", shape) }
         if object.has("offset") {
             return .offset(try prefixed("from", object.integer("offset", in: 0...Int64.max))!)

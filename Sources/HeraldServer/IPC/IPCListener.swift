@@ -147,6 +147,12 @@ public final class IPCListener: Service, Sendable {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: isTCP ? 1 : 0)
+            // Reads of up to 1 MiB (from 64 KiB), so that a busy publisher's frames arrive in few, large
+            // batches: the connection's task then wakes once per batch (FrameDecoder).
+            .childChannelOption(
+                .recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20)
+            )
         let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<[InboundFrame], ByteBuffer>> = {
             channel in
             channel.eventLoop.makeCompletedFuture {
