@@ -417,3 +417,58 @@ struct IPCRateLimitTests {
         try await broker.stop()
     }
 }
+
+/// Both overflow policies of PROTOCOL.md §4.1 over a real socket: a subscriber that stops reading loses
+/// events, the gaps in `seq` say how many, and they are its `channel_full` count.
+@Suite(.timeLimit(.minutes(1)))
+struct IPCOverflowTests {
+    @Test(arguments: ["drop_newest", "drop_oldest"])
+    func gapsInSeqAreTheChannelFullCount(_ overflow: String) async throws {
+        let broker = try await TestBroker.start()
+        let events = 20_000
+        let payload = "\"" + String(repeating: "x", count: 1000) + "\""
+        try await broker.withModule("sleepy") { (subscriber: inout Conversation) async throws in
+            #expect(
+                try await subscriber.request(
+                    #"{"op":"subscribe","id":1,"topics":["bulk"],"buffer":10,"overflow":"\#(overflow)"}"#)
+                    == #"{"op":"ok","id":1,"subscription":1}"#)
+            // The subscriber reads nothing while 20 MB are published: its socket and its queue fill up.
+            try await broker.withModule("publisher") { (publisher: inout Conversation) async throws in
+                for _ in 0..<events {
+                    try await publisher.send(
+                        #"{"op":"publish","event":{"event_type":"bulk","payload":"# + payload + "}}")
+                }
+                #expect(try await publisher.request(#"{"op":"ping","id":2}"#) == #"{"op":"pong","id":2}"#)
+            }
+            // Now it reads everything the broker still owes it.
+            var seqs: [Int] = []
+            while true {
+                let statistics = try #require(broker.broker.bus.deliveryStatistics(for: "sleepy"))
+                if statistics.successful + statistics.channelFull == UInt64(events)
+                    && seqs.count == Int(statistics.successful)
+                {
+                    break
+                }
+                let frame = try #require(try await subscriber.receive())
+                let seq = try #require(frame.firstMatch(of: /"seq":(\d+)/)?.1)
+                seqs.append(Int(seq)!)
+            }
+            let statistics = try #require(broker.broker.bus.deliveryStatistics(for: "sleepy"))
+            #expect(statistics.channelFull > 0)
+            #expect(statistics.failed == 0)
+            // In publish order, each event once; what is missing is exactly what was dropped.
+            #expect(seqs == seqs.sorted() && Set(seqs).count == seqs.count)
+            let gaps = zip([0] + seqs, seqs).reduce(0) { $0 + ($1.1 - $1.0 - 1) } + (events - seqs.last!)
+            #expect(gaps == Int(statistics.channelFull))
+            if overflow == "drop_oldest" {
+                // The newest events were kept.
+                #expect(seqs.last == events)
+            } else {
+                // The newest events were dropped; the first ones all arrived.
+                #expect(seqs.last! < events)
+                #expect(Array(seqs.prefix(10)) == Array(1...10))
+            }
+        }
+        try await broker.stop()
+    }
+}
