@@ -387,7 +387,9 @@ struct IPCBackpressureTests {
             statistics = try #require(broker.broker.bus.deliveryStatistics(for: "stalled"))
         }
         #expect(statistics.successful + statistics.channelFull + statistics.failed == UInt64(events))
-        #expect(statistics.failed > 0)
+        // Not asserted: `failed > 0`. The batch a delivery task is writing when the connection closes counts as
+        // `failed` when NIO's writer throws, but as `successful` when the writer had already taken it; which
+        // one happens depends on timing (docs/protocol.md, "Delivery").
         try await broker.stop()
     }
 }

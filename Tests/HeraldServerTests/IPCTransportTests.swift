@@ -105,3 +105,32 @@ struct IPCShutdownTests {
         try await broker.stopped()
     }
 }
+
+/// Both listeners stop together when the shutdown begins, whichever is told first.
+@Suite(.timeLimit(.minutes(1)))
+struct IPCListenersShutdownTests {
+    @Test func theSocketStopsAcceptingWhileTCPConnectionsDrain() async throws {
+        let broker = try await TestBroker.start { configuration in
+            configuration.ipc.tcp = "127.0.0.1:0"
+            configuration.tokens = [.init(name: "t", secret: "s", publish: [], subscribe: [])]
+        }
+        try await broker.withConnection(tcp: true) { (remote: inout Conversation) async throws in
+            _ = try await remote.request(
+                #"{"op":"hello","id":1,"protocol":1,"module":{"name":"remote","version":"1"},"token":"s"}"#)
+            broker.beginStopping()
+            while !broker.broker.isShuttingDown { await Task.yield() }
+            // The TCP connection is still open (it has until the deadline), but the socket accepts no one.
+            var refused = false
+            while !refused {
+                do {
+                    try await broker.withConnection { (_: inout Conversation) async throws in }
+                    await Task.yield()
+                } catch {
+                    refused = true
+                }
+            }
+            #expect(try await remote.request(#"{"op":"ping","id":2}"#) == #"{"op":"pong","id":2}"#)
+        }
+        try await broker.stopped()
+    }
+}

@@ -19,6 +19,9 @@ public final class Broker: Sendable {
     let modules = ModuleRegistry()
     private let sessions = Atomic<UInt64>(0)
     private let shuttingDown = Atomic<Bool>(false)
+    /// Tasks waiting for the shutdown to begin, by a number of their own.
+    private let shutdownWaiters = Mutex<[UInt64: CheckedContinuation<Void, Never>]>([:])
+    private let waiterNumbers = Atomic<UInt64>(0)
 
     /// A broker with `configuration`, logging to `logger`.
     public init(configuration: HeraldConfiguration, logger: Logger) {
@@ -47,9 +50,33 @@ public final class Broker: Sendable {
         guard shuttingDown.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         else { return }
         logger.info("shutting down", metadata: ["shutdown.reason": "\(reason)"])
+        let waiters = shutdownWaiters.withLock { waiters in
+            defer { waiters.removeAll() }
+            return waiters.values
+        }
+        for waiter in waiters { waiter.resume() }
         let timeout = (configuration.modules.shutdownTimeoutMs + 999) / 1000
         // Published after the flag is set: a subscriber told of the shutdown finds new requests refused.
         publish(NodeShutdown(reason: reason, timeoutSeconds: timeout))
+    }
+
+    /// Returns once the shutdown has begun (at once if it has), or when the calling task is cancelled.
+    func shutdownBegun() async {
+        let number = waiterNumbers.add(1, ordering: .relaxed).newValue
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = shutdownWaiters.withLock { waiters in
+                    // Checked under the lock that `beginShutdown` takes after setting the flag: a waiter
+                    // either sees the flag or is resumed by it.
+                    if isShuttingDown || Task.isCancelled { return true }
+                    waiters[number] = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            shutdownWaiters.withLock { $0.removeValue(forKey: number) }?.resume()
+        }
     }
 
     /// A new session name for a `welcome`: `s-1`, `s-2`, …

@@ -122,7 +122,15 @@ public final class IPCListener: Service, Sendable {
                 }
             }
             tasks.addTask {
-                try await gracefulShutdown()
+                // The shutdown begins when this service is told to stop, or when another part of the broker
+                // began it (the other listener): every listener drains at once, not one after the other.
+                await withTaskGroup(of: Void.self) { first in
+                    first.addTask { try? await gracefulShutdown() }
+                    first.addTask { await broker.shutdownBegun() }
+                    await first.next()
+                    first.cancelAll()
+                }
+                try Task.checkCancellation()
                 broker.beginShutdown()
                 // Stop accepting; open connections go on until they leave or the deadline closes them.
                 try? await server.channel.close()
@@ -133,6 +141,9 @@ public final class IPCListener: Service, Sendable {
             tasks.cancelAll()
         }
         broker.logger.info("ipc closed", metadata: ["ipc.\(kind)": "\(address)"])
+        // A listener that drained because another began the shutdown still returns only when its service
+        // group tells it to: a service that ends on its own is a failure to the group.
+        try? await gracefulShutdown()
     }
 
     private var isTCP: Bool {
