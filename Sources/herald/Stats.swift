@@ -1,5 +1,6 @@
 import ArgumentParser
 import HeraldCore
+import HeraldProtocol
 
 /// `herald stats [MODULE]`: delivery statistics per module (PROTOCOL.md §5).
 struct Stats: AsyncParsableCommand {
@@ -15,20 +16,7 @@ struct Stats: AsyncParsableCommand {
         let names = stats.keys.sorted()
         if options.json {
             var writer = JSONWriter()
-            writer.append(raw: "{")
-            for (index, name) in names.enumerated() {
-                let statistics = stats[name]!
-                if index > 0 { writer.append(raw: ",") }
-                writer.append(string: name)
-                writer.append(raw: ":{\"successful\":")
-                writer.append(integer: statistics.successful)
-                writer.append(raw: ",\"failed\":")
-                writer.append(integer: statistics.failed)
-                writer.append(raw: ",\"channel_full\":")
-                writer.append(integer: statistics.channelFull)
-                writer.append(raw: "}")
-            }
-            writer.append(raw: "}")
+            writer.append(statistics: stats)
             printLine(String(decoding: writer.bytes, as: UTF8.self))
             return
         }

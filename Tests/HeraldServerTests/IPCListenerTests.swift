@@ -358,20 +358,12 @@ struct IPCBackpressureTests {
     @Test func aStalledSubscriberNeitherBlocksThePublisherNorLosesCount() async throws {
         let broker = try await TestBroker.start()
         let events = 20_000
-        let payload = "\"" + String(repeating: "x", count: 1000) + "\""
         try await broker.withModule("stalled") { (stalled: inout Conversation) async throws in
             #expect(
                 try await stalled.request(#"{"op":"subscribe","id":1,"topics":["bulk"],"buffer":10}"#)
                     == #"{"op":"ok","id":1,"subscription":1}"#)
             // From here on the stalled connection reads nothing: about 20 MB wait for it.
-            try await broker.withModule("publisher") { (publisher: inout Conversation) async throws in
-                for _ in 0..<events {
-                    try await publisher.send(
-                        #"{"op":"publish","event":{"event_type":"bulk","payload":"# + payload + "}}")
-                }
-                // Replies come in request order: this pong means every publish above was handled.
-                #expect(try await publisher.request(#"{"op":"ping","id":2}"#) == #"{"op":"pong","id":2}"#)
-            }
+            try await broker.publishBulk(events, payloadBytes: 1000)
             let statistics = try #require(broker.broker.bus.deliveryStatistics(for: "stalled"))
             #expect(statistics.channelFull > 0)
             // At most the queue (10) and one batch being written (10) are neither delivered nor dropped yet.
@@ -428,20 +420,13 @@ struct IPCOverflowTests {
     func gapsInSeqAreTheChannelFullCount(_ overflow: String) async throws {
         let broker = try await TestBroker.start()
         let events = 20_000
-        let payload = "\"" + String(repeating: "x", count: 1000) + "\""
         try await broker.withModule("sleepy") { (subscriber: inout Conversation) async throws in
             #expect(
                 try await subscriber.request(
                     #"{"op":"subscribe","id":1,"topics":["bulk"],"buffer":10,"overflow":"\#(overflow)"}"#)
                     == #"{"op":"ok","id":1,"subscription":1}"#)
             // The subscriber reads nothing while 20 MB are published: its socket and its queue fill up.
-            try await broker.withModule("publisher") { (publisher: inout Conversation) async throws in
-                for _ in 0..<events {
-                    try await publisher.send(
-                        #"{"op":"publish","event":{"event_type":"bulk","payload":"# + payload + "}}")
-                }
-                #expect(try await publisher.request(#"{"op":"ping","id":2}"#) == #"{"op":"pong","id":2}"#)
-            }
+            try await broker.publishBulk(events, payloadBytes: 1000)
             // Now it reads everything the broker still owes it.
             var seqs: [Int] = []
             while true {

@@ -91,6 +91,20 @@ struct TestBroker {
         }
     }
 
+    /// Publishes `count` events of type `bulk` with a string payload of `payloadBytes` bytes, from a module
+    /// `publisher`, and returns once the broker has handled every one of them.
+    func publishBulk(_ count: Int, payloadBytes: Int) async throws {
+        let payload = "\"" + String(repeating: "x", count: payloadBytes) + "\""
+        try await withModule("publisher") { (publisher: inout Conversation) async throws in
+            for _ in 0..<count {
+                try await publisher.send(#"{"op":"publish","event":{"event_type":"bulk","payload":"# + payload + "}}")
+            }
+            // Replies come in request order: this pong means every publish above was handled.
+            let pong = try await publisher.request(#"{"op":"ping","id":"bulk-done"}"#)
+            guard pong == #"{"op":"pong","id":"bulk-done"}"# else { throw BulkPublishFailed(reply: pong) }
+        }
+    }
+
     /// Runs `body` with a connection that has already said hello as `module`.
     func withModule<Result>(_ module: String, _ body: (inout Conversation) async throws -> Result) async throws
         -> Result
@@ -150,4 +164,9 @@ struct Conversation {
 func lengthPrefixed(_ body: [UInt8]) -> [UInt8] {
     let length = UInt32(body.count)
     return [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + body
+}
+
+/// The bulk publisher's final `ping` was not answered with its `pong`.
+struct BulkPublishFailed: Error {
+    let reply: String?
 }

@@ -98,20 +98,8 @@ package struct FrameWriter {
     /// The `ok` to `stats`: modules in name order.
     package mutating func ok(id: RequestID?, stats: [String: DeliveryStatistics]) {
         reply("ok", id: id) { writer in
-            writer.append(raw: ",\"stats\":{")
-            for (index, name) in stats.keys.sorted().enumerated() {
-                let statistics = stats[name]!
-                if index > 0 { writer.append(raw: ",") }
-                writer.append(string: name)
-                writer.append(raw: ":{\"successful\":")
-                writer.append(integer: statistics.successful)
-                writer.append(raw: ",\"failed\":")
-                writer.append(integer: statistics.failed)
-                writer.append(raw: ",\"channel_full\":")
-                writer.append(integer: statistics.channelFull)
-                writer.append(raw: "}")
-            }
-            writer.append(raw: "}")
+            writer.append(raw: ",\"stats\":")
+            writer.append(statistics: stats)
         }
     }
 

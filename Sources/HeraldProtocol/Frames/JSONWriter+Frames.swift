@@ -34,3 +34,24 @@ extension JSONWriter {
         }
     }
 }
+
+extension JSONWriter {
+    /// Statistics per module as PROTOCOL.md §5 writes them, modules in name order:
+    /// `{"indexer":{"successful":1200,"failed":0,"channel_full":37}}`.
+    package mutating func append(statistics: [String: DeliveryStatistics]) {
+        append(raw: "{")
+        for (index, name) in statistics.keys.sorted().enumerated() {
+            let counts = statistics[name]!
+            if index > 0 { append(raw: ",") }
+            append(string: name)
+            append(raw: ":{\"successful\":")
+            append(integer: counts.successful)
+            append(raw: ",\"failed\":")
+            append(integer: counts.failed)
+            append(raw: ",\"channel_full\":")
+            append(integer: counts.channelFull)
+            append(raw: "}")
+        }
+        append(raw: "}")
+    }
+}
