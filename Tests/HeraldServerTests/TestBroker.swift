@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldProtocol
 import Logging
 import NIOCore
 import NIOPosix
@@ -162,8 +163,7 @@ struct Conversation {
 }
 
 func lengthPrefixed(_ body: [UInt8]) -> [UInt8] {
-    let length = UInt32(body.count)
-    return [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + body
+    FrameLength.prefix(body.count) + body
 }
 
 /// The bulk publisher's final `ping` was not answered with its `pong`.

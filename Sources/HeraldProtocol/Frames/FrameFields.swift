@@ -34,6 +34,20 @@ struct FrameFields {
         self.duplicate = duplicate
     }
 
+    /// The frame's `id`, an integer or a string (PROTOCOL.md §2.1), the same way in both directions.
+    func requestID() throws(ProtocolError) -> RequestID? {
+        guard var scanner = scanner("id") else { return nil }
+        if scanner.peek() == UInt8(ascii: "\"") {
+            guard let text = try? scanner.readString() else { throw ProtocolError(.badFrame, "id: not valid JSON") }
+            return .string(text)
+        }
+        do throws(JSONIntegerError) {
+            return .integer(try scanner.readInteger())
+        } catch {
+            throw .invalidRequest("id", "must be an integer or a string")
+        }
+    }
+
     func has(_ name: String) -> Bool { range(name) != nil }
 
     /// The byte range of field `name`'s value.

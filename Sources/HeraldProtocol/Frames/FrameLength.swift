@@ -12,6 +12,23 @@ package enum FrameLength {
         return bytes.prefix(4).reduce(0) { $0 << 8 | Int($1) }
     }
 
+    /// The four bytes that announce a frame of `length` bytes.
+    package static func prefix(_ length: Int) -> [UInt8] {
+        var bytes: [UInt8] = [0, 0, 0, 0]
+        write(length, into: &bytes, at: 0)
+        return bytes
+    }
+
+    /// Writes the four bytes that announce a frame of `length` bytes over `bytes[offset..<offset + 4]`,
+    /// without allocating (every delivered frame goes through here).
+    package static func write(_ length: Int, into bytes: inout [UInt8], at offset: Int) {
+        let length = UInt32(length)
+        bytes[offset] = UInt8(length >> 24)
+        bytes[offset + 1] = UInt8(length >> 16 & 0xFF)
+        bytes[offset + 2] = UInt8(length >> 8 & 0xFF)
+        bytes[offset + 3] = UInt8(length & 0xFF)
+    }
+
     /// Checks a length against `1 ≤ N ≤ maximum`; a failure is `frame_too_large`, which closes the
     /// connection.
     package static func validate(_ length: Int, maximum: Int) -> ProtocolError? {

@@ -7,11 +7,7 @@ extension JSONWriter {
         let start = bytes.count
         append(raw: [0, 0, 0, 0])
         body(&self)
-        let length = UInt32(bytes.count - start - 4)
-        bytes[start] = UInt8(length >> 24)
-        bytes[start + 1] = UInt8(length >> 16 & 0xFF)
-        bytes[start + 2] = UInt8(length >> 8 & 0xFF)
-        bytes[start + 3] = UInt8(length & 0xFF)
+        FrameLength.write(bytes.count - start - 4, into: &bytes, at: start)
     }
 
     /// One frame holding `{"op":"<op>"`, the `id` when there is one, then `fields`, then `}`.

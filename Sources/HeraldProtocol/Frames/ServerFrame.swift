@@ -38,7 +38,7 @@ package enum ServerFrame: Sendable, Equatable {
     /// Parses one frame's JSON; a frame that breaks §2.3 is a `ProtocolError` naming what is wrong.
     package static func parse(_ frame: UnsafeBufferPointer<UInt8>) throws(ProtocolError) -> ServerFrame {
         let fields = try FrameFields(frame: frame)
-        let id = try requestID(fields)
+        let id = try fields.requestID()
         switch try fields.string("op", required: true)! {
         case "event":
             guard let event = fields.bytes("event") else { throw .invalidRequest("event", "required") }
@@ -85,14 +85,6 @@ package enum ServerFrame: Sendable, Equatable {
     /// Parses a frame held in an array.
     package static func parse(_ frame: [UInt8]) throws(ProtocolError) -> ServerFrame {
         try frame.withUnsafeBufferPointer { buffer throws(ProtocolError) in try parse(buffer) }
-    }
-
-    private static func requestID(_ fields: FrameFields) throws(ProtocolError) -> RequestID? {
-        guard var scanner = fields.scanner("id") else { return nil }
-        if scanner.peek() == UInt8(ascii: "\"") {
-            return .string(try fields.string("id")!)
-        }
-        return .integer(try FrameFields.integer(&scanner, "id", in: Int64.min...Int64.max))
     }
 
     private static func reply(_ fields: FrameFields) throws(ProtocolError) -> Reply {

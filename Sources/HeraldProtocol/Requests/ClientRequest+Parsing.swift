@@ -12,7 +12,7 @@ extension ClientRequest {
         }
         let id: RequestID?
         do throws(ProtocolError) {
-            id = try requestID(fields)
+            id = try fields.requestID()
         } catch {
             return .failure(error)
         }
@@ -31,19 +31,6 @@ extension ClientRequest {
     /// Parses a frame held in an array.
     package static func parse(_ frame: [UInt8]) -> Result<ClientRequest, ProtocolError> {
         frame.withUnsafeBufferPointer { parse($0) }
-    }
-
-    private static func requestID(_ fields: FrameFields) throws(ProtocolError) -> RequestID? {
-        guard var scanner = fields.scanner("id") else { return nil }
-        if scanner.peek() == UInt8(ascii: "\"") {
-            guard let text = try? scanner.readString() else { throw ProtocolError(.badFrame, "id: not valid JSON") }
-            return .string(text)
-        }
-        do throws(JSONIntegerError) {
-            return .integer(try scanner.readInteger())
-        } catch {
-            throw .invalidRequest("id", "must be an integer or a string")
-        }
     }
 
     private static func operation(_ fields: FrameFields, id: RequestID?) throws(ProtocolError) -> Operation {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HeraldProtocol
 import Histogram
 
 #if canImport(Glibc)
@@ -161,7 +162,7 @@ struct BenchPubSub: AsyncParsableCommand {
             let json =
                 #"{"op":"publish","event":{"event_type":"bench","event_id":"e-000000000000","timestamp":"2026-11-23T00:00:00.000Z","payload":"#
                 + payload + "}}"
-            frame = lengthPrefix(json.utf8.count) + Array(json.utf8)
+            frame = FrameLength.prefix(json.utf8.count) + Array(json.utf8)
             let text = String(decoding: frame, as: UTF8.self)
             let id = text.range(of: "e-000000000000")!
             let idStart = text.utf8.distance(from: text.startIndex, to: id.lowerBound) + 2
@@ -251,7 +252,7 @@ struct BenchPubSub: AsyncParsableCommand {
             guard frame.count > eventPrefix.count, frame.starts(with: eventPrefix) else {
                 if frame.elementsEqual(#"{"op":"ping"}"#.utf8) {
                     let pong = #"{"op":"pong"}"#
-                    try connection.write(lengthPrefix(pong.utf8.count) + Array(pong.utf8))
+                    try connection.write(FrameLength.prefix(pong.utf8.count) + Array(pong.utf8))
                 }
                 return true
             }

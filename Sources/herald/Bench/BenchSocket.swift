@@ -1,4 +1,5 @@
 import Foundation
+import HeraldProtocol
 
 #if canImport(Glibc)
     import Glibc
@@ -98,7 +99,7 @@ final class BenchSocket: @unchecked Sendable {
     /// Sends one request and returns the first reply frame with its `id` (an `ok`, `pong`, `welcome` or
     /// `error`), as text; other frames before it go to `skipped`.
     func request(_ json: String, skipped: (String) -> Void = { _ in }) throws -> String {
-        var frame = lengthPrefix(json.utf8.count)
+        var frame = FrameLength.prefix(json.utf8.count)
         frame.append(contentsOf: json.utf8)
         try write(frame)
         var reply = ""
@@ -113,11 +114,6 @@ final class BenchSocket: @unchecked Sendable {
         }
         return reply
     }
-}
-
-/// The 4-byte big-endian length of a frame.
-func lengthPrefix(_ length: Int) -> [UInt8] {
-    [UInt8(length >> 24 & 0xFF), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
 }
 
 struct BenchError: Error, CustomStringConvertible {
