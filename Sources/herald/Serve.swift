@@ -55,10 +55,6 @@ struct Serve: AsyncParsableCommand {
             throw fail("data_dir: cannot create \(configuration.dataDirectory): \(error.localizedDescription)")
         }
 
-        // Half the cores run NIO's event loops (socket I/O), the other half Swift concurrency's pool (each
-        // connection's requests and deliveries): with an event loop per core the two fight over the cores,
-        // and `herald bench pubsub` measured 175–200 k events/s instead of 268 k on two cores.
-        NIOSingletons.groupLoopCountSuggestion = max(1, System.coreCount / 2)
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = Logger(label: "herald")
         let broker = Broker(configuration: configuration, logger: logger)

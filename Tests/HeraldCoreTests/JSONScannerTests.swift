@@ -46,6 +46,31 @@ import Testing
         }
     }
 
+    /// Strings are scanned eight bytes at a time until a word holds a quote, a backslash, a control character
+    /// or a non-ASCII byte: each of those must be found wherever it falls in or across a word.
+    @Test func findsEverySpecialByteWhereverItFallsInAWord() throws {
+        for length in 0..<20 {
+            let plain = String(repeating: "a", count: length)
+            #expect(try string("\"\(plain)\"tail") == plain)
+            for index in 0..<length {
+                var prefix = Array(plain.utf8)
+                prefix[index] = UInt8(ascii: "\"")
+                #expect(
+                    try string("\"" + String(decoding: prefix, as: UTF8.self) + "\"") == String(plain.prefix(index)))
+                var control = Array(plain.utf8)
+                control[index] = 0x1F
+                #expect(throws: JSONSyntaxError.self) {
+                    try string("\"" + String(decoding: control, as: UTF8.self) + "\"")
+                }
+                let escaped = String(plain.prefix(index)) + #"\n"# + String(plain.dropFirst(index))
+                #expect(try string("\"\(escaped)\"") == String(plain.prefix(index)) + "\n" + plain.dropFirst(index))
+                let accented = String(plain.prefix(index)) + "\u{e9}" + String(plain.dropFirst(index))
+                #expect(try string("\"\(accented)\"") == accented)
+            }
+            #expect(throws: JSONSyntaxError.self) { try string("\"\(plain)") }
+        }
+    }
+
     @Test func decodesEscapes() throws {
         #expect(try string(#""a\"b\\c\/d\n\t\u00e9\ud83d\ude00""#) == "a\"b\\c/d\n\t\u{e9}\u{1F600}")
     }

@@ -46,6 +46,32 @@ public final class Subscription: AsyncSequence, Sendable {
         return !ended
     }
 
+    /// What ``takeBatch(into:whenReady:)`` found.
+    package enum BatchState {
+        /// Events were moved into the buffer.
+        case taken
+        /// Nothing was queued; `whenReady` will be called once when something is.
+        case waiting
+        /// The subscription has ended.
+        case ended
+    }
+
+    /// Moves every queued event into `buffer` without waiting, for a consumer that is not a task (the
+    /// broker's connections drain on their event loop): when nothing is queued it registers `whenReady`,
+    /// called once, from a publisher's thread, when events arrive or the subscription ends.
+    package func takeBatch(
+        into buffer: inout Deque<SubscriptionDelivery>,
+        whenReady: @escaping @Sendable () -> Void
+    ) -> BatchState {
+        switch storage.takeBatch(into: &buffer, whenReady: whenReady) {
+        case .taken: return .taken
+        case .waiting: return .waiting
+        case .ended:
+            cancel()
+            return .ended
+        }
+    }
+
     /// Queues `envelope` for this subscription alone, as if it had been published and matched only here:
     /// the broker replays `module.loaded` events to a newly loaded module this way (PROTOCOL.md §3).
     package func offer(_ envelope: EventEnvelope) {

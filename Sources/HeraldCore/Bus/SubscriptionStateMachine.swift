@@ -21,7 +21,7 @@ struct SubscriptionStateMachine: ~Copyable {
     private var lastSeq: UInt64 = 0
     /// Events still to accept before draining (for `once`); `nil` for no limit.
     private var remaining: Int?
-    private var waiter: UnsafeContinuation<Void, Never>?
+    private var waiter: SubscriptionWaiter?
 
     init(capacity: Int, overflow: OverflowPolicy, limit: Int?) {
         self.capacity = capacity
@@ -33,9 +33,9 @@ struct SubscriptionStateMachine: ~Copyable {
 
     enum EnqueueAction {
         /// Queued as `seq`; resume the waiting consumer if there is one.
-        case queued(seq: UInt64, resume: UnsafeContinuation<Void, Never>?)
+        case queued(seq: UInt64, resume: SubscriptionWaiter?)
         /// Queued as `seq` and the limit is reached: stop routing to this subscription.
-        case queuedLast(seq: UInt64, resume: UnsafeContinuation<Void, Never>?)
+        case queuedLast(seq: UInt64, resume: SubscriptionWaiter?)
         /// Queued as `seq` after evicting the oldest queued event.
         case queuedEvicting(seq: UInt64)
         /// The queue was full and the event was dropped.
@@ -93,10 +93,10 @@ struct SubscriptionStateMachine: ~Copyable {
 
     /// Parks the consumer; returns `true` if it must be resumed at once because something arrived or the
     /// subscription ended after it last looked.
-    mutating func suspend(_ continuation: UnsafeContinuation<Void, Never>) -> Bool {
+    mutating func suspend(_ waiter: SubscriptionWaiter) -> Bool {
         if !queue.isEmpty || phase != .open { return true }
-        precondition(waiter == nil, "a Subscription supports one iterator at a time")
-        waiter = continuation
+        precondition(self.waiter == nil, "a Subscription supports one iterator at a time")
+        self.waiter = waiter
         return false
     }
 
@@ -104,7 +104,7 @@ struct SubscriptionStateMachine: ~Copyable {
 
     /// Ends the subscription now, discarding what is queued; returns the number discarded and the consumer
     /// to resume.
-    mutating func finish() -> (discarded: Int, resume: UnsafeContinuation<Void, Never>?) {
+    mutating func finish() -> (discarded: Int, resume: SubscriptionWaiter?) {
         guard phase != .finished else { return (0, nil) }
         phase = .finished
         let discarded = queue.count
@@ -112,5 +112,20 @@ struct SubscriptionStateMachine: ~Copyable {
         let resume = waiter
         waiter = nil
         return (discarded, resume)
+    }
+}
+
+/// A consumer waiting for a subscription's next events: a parked task, or a callback (the broker's
+/// connections, which drain on their event loop instead of in a task).
+enum SubscriptionWaiter {
+    case task(UnsafeContinuation<Void, Never>)
+    case callback(@Sendable () -> Void)
+
+    /// Wakes the consumer; called outside the lock.
+    func resume() {
+        switch self {
+        case .task(let continuation): continuation.resume()
+        case .callback(let callback): callback()
+        }
     }
 }

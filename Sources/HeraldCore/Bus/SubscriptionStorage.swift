@@ -119,11 +119,40 @@ final class SubscriptionStorage: Sendable, Hashable {
                 emptyChecks = 0
                 await withTaskCancellationHandler {
                     await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                        if state.withLock({ $0.suspend(continuation) }) { continuation.resume() }
+                        if state.withLock({ $0.suspend(.task(continuation)) }) { continuation.resume() }
                     }
                 } onCancel: {
                     onCancel()
                 }
+            }
+        }
+    }
+
+    enum TakeResult {
+        /// Events were moved into the buffer.
+        case taken
+        /// Nothing was queued; `whenReady` will be called (once, from a publisher's thread) when there is.
+        case waiting
+        /// The subscription has ended.
+        case ended
+    }
+
+    /// Moves every queued event into `buffer` (replacing what it held) without waiting; when nothing is
+    /// queued, registers `whenReady` to be called once something is (or the subscription ends).
+    func takeBatch(into buffer: inout Deque<SubscriptionDelivery>, whenReady: @escaping @Sendable () -> Void)
+        -> TakeResult
+    {
+        buffer.removeAll(keepingCapacity: true)
+        while true {
+            switch state.withLock({ $0.drain(into: &buffer) }) {
+            case .drained:
+                if let last = buffer.last { takenMark.store(last.seq, ordering: .relaxed) }
+                return .taken
+            case .ended:
+                return .ended
+            case .empty:
+                // Parked unless something arrived (or the end came) between the drain and now.
+                if !state.withLock({ $0.suspend(.callback(whenReady)) }) { return .waiting }
             }
         }
     }

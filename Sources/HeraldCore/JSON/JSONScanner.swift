@@ -110,6 +110,13 @@ package struct JSONScanner: ~Copyable {
         var hasEscapes = false
         var isASCII = true
         while true {
+            // Eight bytes at a time while none of them ends the string, starts an escape, is a control
+            // character or is not ASCII; byte by byte from the first word that has one of those.
+            while position &+ 8 <= bytes.count,
+                Self.isPlainASCII(UnsafeRawPointer(bytes.baseAddress! + position).loadUnaligned(as: UInt64.self))
+            {
+                position &+= 8
+            }
             guard position < bytes.count else { throw error("unterminated string") }
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") { break }
@@ -125,6 +132,19 @@ package struct JSONScanner: ~Copyable {
         let end = position
         position += 1
         return (start, UnsafeBufferPointer(rebasing: bytes[start..<end]), hasEscapes, isASCII)
+    }
+
+    /// Whether none of the eight bytes of `word` is `"`, `\\`, below 0x20 or above 0x7F. The tests may
+    /// report such a byte that is not there (a borrow from a lower byte), never miss one that is.
+    @inline(__always)
+    private static func isPlainASCII(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highBits: UInt64 = 0x8080_8080_8080_8080
+        func hasZeroByte(_ value: UInt64) -> UInt64 { (value &- ones) & ~value & highBits }
+        let quote = hasZeroByte(word ^ (ones &* 0x22))
+        let backslash = hasZeroByte(word ^ (ones &* 0x5C))
+        let control = (word &- ones &* 0x20) & ~word & highBits
+        return (quote | backslash | control | (word & highBits)) == 0
     }
 
     /// Reads a number that must be an integer (no fraction or exponent) in `Int64`'s range.

@@ -11,7 +11,7 @@ import Synchronization
 
 /// An IPC listener (PROTOCOL.md §2.1): the Unix domain socket (mode 0600, a stale file replaced) or the
 /// optional TCP listener, which speaks the same frames and always requires a token. Each connection is
-/// served by its own task. A `Service`.
+/// served on its channel's event loop by an ``IPCConnectionHandler``. A `Service`.
 ///
 /// On graceful shutdown the listener publishes `node.shutdown` (once per broker), stops accepting, and gives
 /// open connections `modules.shutdown_timeout_ms` to leave; from then on a new `subscribe` or `publish` is
@@ -84,14 +84,15 @@ public final class IPCListener: Service, Sendable {
 
     public func run() async throws {
         defer { listeningContinuation.finish() }
-        let server: NIOAsyncChannel<NIOAsyncChannel<[InboundFrame], ByteBuffer>, Never>
+        let connections = OpenConnections()
+        let server: any Channel
         do {
-            server = try await bind()
+            server = try await bind(connections)
         } catch {
             listeningContinuation.yield(error)
             throw error
         }
-        if case .tcp(let host, _) = endpoint, let port = server.channel.localAddress?.port {
+        if case .tcp(let host, _) = endpoint, let port = server.localAddress?.port {
             bound.withLock { $0 = .tcp(host: host, port: port) }
         }
         let kind = isTCP ? "tcp" : "unix"
@@ -99,47 +100,29 @@ public final class IPCListener: Service, Sendable {
         listeningContinuation.yield(nil)
         defer { if case .unix(let path) = endpoint { unlink(path) } }
         let broker = self.broker
-        let requiresToken = isTCP
         let drain = Duration.milliseconds(broker.configuration.modules.shutdownTimeoutMs)
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask {
-                // Ends when the accept loop has ended and every connection with it.
-                try await withThrowingDiscardingTaskGroup { group in
-                    do {
-                        try await server.executeThenClose { connections in
-                            for try await connection in connections {
-                                group.addTask {
-                                    await IPCConnection(
-                                        broker: broker, channel: connection, requiresToken: requiresToken
-                                    ).run()
-                                }
-                            }
-                        }
-                    } catch  where broker.isShuttingDown {
-                        // Closing the listener at shutdown may end the accept loop with an error; the open
-                        // connections must not be cancelled by it, they have until the deadline.
-                    }
-                }
-            }
-            tasks.addTask {
-                // The shutdown begins when this service is told to stop, or when another part of the broker
-                // began it (the other listener): every listener drains at once, not one after the other.
-                await withTaskGroup(of: Void.self) { first in
-                    first.addTask { try? await gracefulShutdown() }
-                    first.addTask { await broker.shutdownBegun() }
-                    await first.next()
-                    first.cancelAll()
-                }
-                try Task.checkCancellation()
-                broker.beginShutdown()
-                // Stop accepting; open connections go on until they leave or the deadline closes them.
-                try? await server.channel.close()
-                try await Task.sleep(for: drain)
-            }
-            // Whichever ends first (every connection gone, or the deadline) ends the other.
-            try await tasks.next()
-            tasks.cancelAll()
+        // The shutdown begins when this service is told to stop, or when another part of the broker began it
+        // (the other listener): every listener drains at once, not one after the other.
+        await withTaskGroup(of: Void.self) { first in
+            first.addTask { try? await gracefulShutdown() }
+            first.addTask { await broker.shutdownBegun() }
+            await first.next()
+            first.cancelAll()
         }
+        if !Task.isCancelled { broker.beginShutdown() }
+        // Stop accepting; open connections go on until they leave or the deadline closes them.
+        try? await server.close()
+        if !Task.isCancelled {
+            await withTaskGroup(of: Void.self) { drained in
+                drained.addTask { await connections.waitUntilEmpty() }
+                drained.addTask { try? await Task.sleep(for: drain) }
+                await drained.next()
+                drained.cancelAll()
+                connections.closeAll()
+            }
+        }
+        connections.closeAll()
+        await connections.waitUntilEmpty()
         broker.logger.info("ipc closed", metadata: ["ipc.\(kind)": "\(address)"])
         // A listener that drained because another began the shutdown still returns only when its service
         // group tells it to: a service that ends on its own is a failure to the group.
@@ -151,50 +134,54 @@ public final class IPCListener: Service, Sendable {
         return false
     }
 
+    /// The largest read from one connection.
+    static let maximumRead = 256 << 10
+    /// A connection stops being writable (its deliveries pause) when this much is queued and not yet
+    /// written to the socket, and writable again below the low mark.
+    static let writeBufferWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 32 << 10, high: 64 << 10)
+
     /// Binds the endpoint. A Unix socket replaces a stale socket file (but no other kind of file) and is made
     /// private; a TCP listener sends small frames at once (no Nagle delay).
-    private func bind() async throws -> NIOAsyncChannel<NIOAsyncChannel<[InboundFrame], ByteBuffer>, Never> {
+    private func bind(_ connections: OpenConnections) async throws -> any Channel {
         let maximumFrame = broker.configuration.ipc.maxFrame
+        let broker = self.broker
+        let requiresToken = isTCP
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: isTCP ? 1 : 0)
-            // Reads of up to 1 MiB (from 64 KiB), so that a busy publisher's frames arrive in few, large
-            // batches: the connection's task then wakes once per batch (FrameDecoder).
+            // Reads of up to 256 KiB (from 64 KiB): a busy publisher's frames arrive in large batches
+            // (FrameDecoder), and its loop's other connections still get their turn within milliseconds.
             .childChannelOption(
                 .recvAllocator,
-                value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20)
+                value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: Self.maximumRead)
             )
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<[InboundFrame], ByteBuffer>> = {
-            channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(
-                    ByteToMessageHandler(FrameDecoder(maximumLength: maximumFrame))
-                )
-                return try NIOAsyncChannel<[InboundFrame], ByteBuffer>(wrappingChannelSynchronously: channel)
+            .childChannelOption(.writeBufferWaterMark, value: Self.writeBufferWaterMark)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        ByteToMessageHandler(FrameDecoder(maximumLength: maximumFrame)),
+                        IPCConnectionHandler(broker: broker, requiresToken: requiresToken, connections: connections)
+                    )
+                }
             }
-        }
         switch endpoint {
         case .unix(let path):
-            let server: NIOAsyncChannel<NIOAsyncChannel<[InboundFrame], ByteBuffer>, Never>
+            let server: any Channel
             do {
-                server = try await bootstrap.bind(
-                    unixDomainSocketPath: path,
-                    cleanupExistingSocketFile: true,
-                    childChannelInitializer: initializer
-                )
+                server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
             } catch is UnixDomainSocketPathWrongType {
                 throw ListenerStopped(reason: "ipc.socket: \(path) exists and is not a socket; it is left alone")
             } catch {
                 throw ListenerStopped(reason: "ipc.socket: cannot listen on \(path): \(error)")
             }
             guard chmod(path, 0o600) == 0 else {
-                try? await server.channel.close()
+                try? await server.close()
                 throw ListenerStopped(reason: "ipc.socket: cannot make \(path) private (mode 0600)")
             }
             return server
         case .tcp(let host, let port):
             do {
-                return try await bootstrap.bind(host: host, port: port, childChannelInitializer: initializer)
+                return try await bootstrap.bind(host: host, port: port).get()
             } catch {
                 throw ListenerStopped(reason: "ipc.tcp: cannot listen on \(endpoint): \(error)")
             }

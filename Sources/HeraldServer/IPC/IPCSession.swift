@@ -1,108 +1,10 @@
-import DequeModule
 import HeraldCore
 import HeraldProtocol
 import Logging
-import NIOCore
-import Synchronization
-
-#if canImport(Glibc)
-    import Glibc
-#endif
-
-/// One IPC connection: reads its requests in order and answers each before reading the next, while one
-/// task per live subscription writes that subscription's events as the connection can take them.
-struct IPCConnection {
-    let broker: Broker
-    let channel: NIOAsyncChannel<[InboundFrame], ByteBuffer>
-    /// Whether `hello` must carry a token even when none is configured (the TCP listener, PROTOCOL.md §2.1).
-    let requiresToken: Bool
-
-    /// Serves the connection until the client leaves, breaks the protocol in a way that closes it, or the
-    /// task is cancelled (graceful shutdown). Never throws: one connection's failure is its own.
-    func run() async {
-        let heard = LastHeard()
-        let connection = channel.channel
-        let heartbeat = Duration.milliseconds(broker.configuration.ipc.heartbeatMs)
-        do {
-            try await channel.executeThenClose { inbound, outbound in
-                var session = IPCSession(broker: broker, outbound: outbound, requiresToken: requiresToken)
-                try await withThrowingDiscardingTaskGroup { group in
-                    defer {
-                        session.end()
-                        group.cancelAll()
-                    }
-                    group.addTask {
-                        try await Self.watch(heard, every: heartbeat, outbound: outbound, connection: connection)
-                    }
-                    for try await frames in inbound {
-                        heard.now()
-                        guard try await session.handle(frames, deliveries: &group) else { break }
-                    }
-                }
-            }
-        } catch {
-            broker.logger.debug("ipc connection ended", metadata: ["ipc.error": "\(error)"])
-        }
-    }
-}
-
-extension IPCConnection {
-    /// Heartbeats (PROTOCOL.md §2.3): pings a connection that has sent nothing for a heartbeat, and closes
-    /// one that has been silent for three. A connection is never closed before it was pinged and had two
-    /// heartbeats to answer, even when this task wakes late on a loaded machine. Ends when the connection's
-    /// task group is cancelled.
-    static func watch(
-        _ heard: LastHeard,
-        every heartbeat: Duration,
-        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-        connection: any Channel
-    ) async throws {
-        var ping = FrameWriter()
-        ping.ping()
-        let frame = ping.take()
-        // The silence at the first ping of the current silent spell.
-        var firstPing: Duration?
-        while true {
-            try await Task.sleep(for: heartbeat)
-            let silence = heard.silence
-            guard silence >= heartbeat else {
-                firstPing = nil
-                continue
-            }
-            if let firstPing, silence >= heartbeat * 3, silence - firstPing >= heartbeat * 2 {
-                try? await connection.close()
-                return
-            }
-            if firstPing == nil { firstPing = silence }
-            try await outbound.write(ByteBuffer(bytes: frame))
-        }
-    }
-}
-
-/// When a connection last sent a frame, shared by its request loop (which writes it) and its heartbeat.
-final class LastHeard: Sendable {
-    private let instant = Atomic<Int64>(LastHeard.nowNanoseconds())
-
-    func now() {
-        instant.store(Self.nowNanoseconds(), ordering: .relaxed)
-    }
-
-    /// How long the connection has been silent.
-    var silence: Duration {
-        .nanoseconds(Self.nowNanoseconds() - instant.load(ordering: .relaxed))
-    }
-
-    private static func nowNanoseconds() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
-    }
-}
 
 /// The state of one connection's conversation: handshake, module name, subscriptions.
 struct IPCSession {
     private let broker: Broker
-    private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     private let requiresToken: Bool
     /// The module's name and version, once it said hello.
     private var module: String?
@@ -115,14 +17,16 @@ struct IPCSession {
     /// `ipc.publish_rate`, when set.
     private var publishAllowance: TokenBucket?
     private var subscriptions: [UInt64: Subscription] = [:]
-    private var replies = FrameWriter()
+    /// Replies to the requests handled so far, not yet written.
+    var replies = FrameWriter()
     /// Subscriptions whose delivery starts once the `ok` that announces them is written, so that no event
     /// of a subscription reaches the client before its `ok`.
-    private var pendingDeliveries: [Subscription] = []
+    var pendingDeliveries: [Subscription] = []
+    /// Subscriptions unsubscribed by the frames just handled, whose deliveries must stop.
+    var endedDeliveries: [Subscription] = []
 
-    init(broker: Broker, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, requiresToken: Bool) {
+    init(broker: Broker, requiresToken: Bool) {
         self.broker = broker
-        self.outbound = outbound
         self.requiresToken = requiresToken
         let rate = broker.configuration.ipc.publishRate
         if rate > 0 { publishAllowance = TokenBucket(rate: rate, now: Self.monotonicNow()) }
@@ -134,14 +38,12 @@ struct IPCSession {
         ContinuousClock.now - origin
     }
 
-    /// Handles the frames one read brought, in order, and writes their replies in one write; returns `false`
-    /// when the connection must close (after flushing the replies; later frames are not read).
-    mutating func handle(
-        _ frames: [InboundFrame],
-        deliveries: inout ThrowingDiscardingTaskGroup<any Error>
-    ) async throws -> Bool {
-        var keepOpen = true
-        for unit in frames where keepOpen {
+    /// Handles the frames one read brought, in order, queueing their replies in ``replies`` and new
+    /// subscriptions in ``pendingDeliveries``; returns `false` when the connection must close (after writing
+    /// the replies; later frames are not handled).
+    mutating func handle(_ frames: [InboundFrame]) -> Bool {
+        for unit in frames {
+            let keepOpen: Bool
             switch unit {
             case .oversized(let length):
                 replies.error(FrameLength.validate(length, maximum: broker.configuration.ipc.maxFrame)!)
@@ -157,18 +59,9 @@ struct IPCSession {
                     keepOpen = fail(error)
                 }
             }
+            if !keepOpen { return false }
         }
-        if !replies.bytes.isEmpty {
-            let buffer = ByteBuffer(bytes: replies.bytes)
-            replies.clear()
-            try await outbound.write(buffer)
-        }
-        for subscription in pendingDeliveries {
-            let outbound = self.outbound
-            deliveries.addTask { await Self.deliver(subscription, to: outbound) }
-        }
-        pendingDeliveries.removeAll()
-        return keepOpen
+        return true
     }
 
     /// Ends every subscription (what they still queue counts as `failed`, PROTOCOL.md §4.1) and, when this
@@ -208,6 +101,7 @@ struct IPCSession {
                 )
             }
             removed.cancel()
+            endedDeliveries.append(removed)
             replies.ok(id: id)
         case .publish(let fields):
             return publish(fields, module: module, id: id)
@@ -350,39 +244,6 @@ struct IPCSession {
             }
         }
         broker.publish(ModuleLoaded(moduleName: module, version: version))
-    }
-
-    /// Writes a subscription's events as the connection takes them, for as long as the subscription lasts:
-    /// each batch taken from its queue goes out in writes of about 64 KiB (one buffer reused, so a large
-    /// batch never allocates a buffer of its size). A write that fails (the connection is gone) counts what
-    /// was not written as `failed` and ends the subscription.
-    private static func deliver(_ subscription: Subscription, to outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>)
-        async
-    {
-        let chunk = 64 << 10
-        var batch = Deque<SubscriptionDelivery>()
-        var frames = FrameWriter()
-        while await subscription.nextBatch(into: &batch) {
-            var written = 0
-            var framed = 0
-            do {
-                for delivery in batch {
-                    frames.event(subscription: subscription.id, seq: delivery.seq, envelope: delivery.envelope)
-                    framed += 1
-                    if frames.bytes.count >= chunk || framed == batch.count {
-                        let buffer = ByteBuffer(bytes: frames.bytes)
-                        frames.clear()
-                        try await outbound.write(buffer)
-                        subscription.recordDelivered(framed - written)
-                        written = framed
-                    }
-                }
-            } catch {
-                frames.clear()
-                subscription.recordFailed(batch.count - written)
-                subscription.cancel()
-            }
-        }
     }
 
     private mutating func publish(_ fields: EnvelopeFields, module: String, id: RequestID?) -> Bool {

@@ -1,0 +1,90 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A client on a blocking Unix socket, run on a thread of its own (``onOwnThread(_:)``): a peer that answers
+/// in time however busy the test process's task pool is, as a module in another process would. The
+/// heartbeat tests use it, since the broker's heartbeat runs on its event loop and must not be judged by a
+/// client that other tests' work keeps from running.
+final class BlockingPeer {
+    private let descriptor: Int32
+    private var received: [UInt8] = []
+
+    init(path: String) throws {
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw PeerError("socket: errno \(errno)") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            throw PeerError("\(path): cannot connect (errno \(errno))")
+        }
+        self.descriptor = descriptor
+    }
+
+    deinit { close(descriptor) }
+
+    /// Sends `json` as one frame.
+    func send(_ json: String) throws {
+        let frame = lengthPrefixed(Array(json.utf8))
+        var offset = 0
+        while offset < frame.count {
+            let written = frame[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress!, $0.count) }
+            guard written > 0 else { throw PeerError("write: errno \(errno)") }
+            offset += written
+        }
+    }
+
+    /// The next frame as text, waiting for it; `nil` when the broker closed the connection.
+    func receive() throws -> String? {
+        while true {
+            if received.count >= 4 {
+                let length = received[0..<4].reduce(0) { $0 << 8 | Int($1) }
+                if received.count >= 4 + length {
+                    let frame = String(decoding: received[4..<(4 + length)], as: UTF8.self)
+                    received.removeFirst(4 + length)
+                    return frame
+                }
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress!, $0.count) }
+            if count == 0 { return nil }
+            guard count > 0 else {
+                if errno == EINTR { continue }
+                if errno == ECONNRESET { return nil }
+                throw PeerError("read: errno \(errno)")
+            }
+            received.append(contentsOf: chunk[0..<count])
+        }
+    }
+
+    /// Says hello as `module` and returns once welcomed (skipping pings that come first).
+    func hello(_ module: String) throws {
+        try send(#"{"op":"hello","protocol":1,"module":{"name":""# + module + #"","version":"1.0"}}"#)
+        var welcome = try receive()
+        while welcome == #"{"op":"ping"}"# { welcome = try receive() }
+        guard welcome?.hasPrefix(#"{"op":"welcome""#) == true else {
+            throw PeerError("no welcome: \(welcome ?? "closed")")
+        }
+    }
+}
+
+struct PeerError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs `body` on a new thread (not the task pool) and returns its result.
+func onOwnThread<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Swift.Result(catching: body)) }.start()
+    }
+}
