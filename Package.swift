@@ -33,7 +33,11 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .target(name: "HeraldLog", dependencies: ["HeraldCore"], swiftSettings: strictSettings),
+        .target(
+            name: "HeraldLog",
+            dependencies: ["HeraldCore", .product(name: "DequeModule", package: "swift-collections")],
+            swiftSettings: strictSettings
+        ),
         .target(name: "HeraldProtocol", dependencies: ["HeraldCore"], swiftSettings: strictSettings),
         .target(
             name: "HeraldServer",
@@ -82,6 +86,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "HeraldCoreTests", dependencies: ["HeraldCore"], swiftSettings: strictSettings),
+        .testTarget(name: "HeraldLogTests", dependencies: ["HeraldLog"], swiftSettings: strictSettings),
         .testTarget(
             name: "HeraldServerTests",
             dependencies: [

@@ -156,9 +156,14 @@ struct Conversation {
     }
 
     /// Sends `json` and returns the next frame.
+    /// Sends `json` and returns the next frame that is not a heartbeat ping (the broker may ping a
+    /// connection at any time, and does when a slow test machine keeps the client from speaking for a
+    /// heartbeat).
     mutating func request(_ json: String) async throws -> String? {
         try await send(json)
-        return try await receive()
+        var reply = try await receive()
+        while reply == #"{"op":"ping"}"# { reply = try await receive() }
+        return reply
     }
 }
 

@@ -1,0 +1,236 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// The durable log (docs/storage.md): `P` partitions of append-only segment files. Appends get their
+/// offset at once and are written, synced under the fsync policy and reported durable by one writer
+/// thread, so that one sync covers every append waiting for it (group commit) and no event loop ever
+/// waits for the disk.
+public final class DurableLog: Sendable {
+    public let configuration: LogConfiguration
+    /// What opening found and repaired.
+    public let recovery: RecoveryReport
+    private let partitions: [Partition]
+    private let writer: Writer
+
+    /// The writer thread's coordination.
+    private final class Writer: Sendable {
+        let wake = DispatchSemaphore(value: 0)
+        let finished = DispatchSemaphore(value: 0)
+        /// Set when the writer has been woken and has not started its round yet.
+        let isWoken = Atomic<Bool>(false)
+        let state = Mutex(State())
+
+        struct State {
+            var closing = false
+            var flushWaiters: [@Sendable (Result<Void, LogError>) -> Void] = []
+        }
+
+        func signal() {
+            if !isWoken.exchange(true, ordering: .acquiringAndReleasing) { wake.signal() }
+        }
+    }
+
+    /// Opens the log in `configuration.directory`, creating it if needed and recovering it if not.
+    public init(configuration: LogConfiguration) throws(LogError) {
+        let started = ContinuousClock.now
+        guard configuration.partitions >= 1 else { throw LogError.incompatible("a log needs at least one partition") }
+        self.configuration = configuration
+        try LogFile.makeDirectory(configuration.directory)
+        try Self.checkFormat(configuration)
+        var report = RecoveryReport()
+        var partitions: [Partition] = []
+        for index in 0..<configuration.partitions {
+            partitions.append(
+                try Partition(
+                    index: index, directory: Self.partitionDirectory(configuration.directory, index),
+                    configuration: configuration, report: &report))
+        }
+        report.duration = ContinuousClock.now - started
+        self.partitions = partitions
+        recovery = report
+        writer = Writer()
+        let thread = Thread { [partitions, writer, configuration] in
+            Self.runWriter(partitions: partitions, writer: writer, policy: configuration.fsync)
+        }
+        thread.name = "herald-log-writer"
+        thread.start()
+    }
+
+    static func partitionDirectory(_ directory: String, _ index: Int) -> String {
+        let digits = String(index)
+        return "\(directory)/partition-\(String(repeating: "0", count: max(0, 3 - digits.count)))\(digits)"
+    }
+
+    /// The file `herald-log` names the format and the partition count, which must not change: the
+    /// partition of a key depends on it.
+    private static func checkFormat(_ configuration: LogConfiguration) throws(LogError) {
+        let path = "\(configuration.directory)/herald-log"
+        let expected = "herald-log 1\npartitions \(configuration.partitions)\n"
+        if LogFile.exists(path) {
+            let file = try LogFile(path: path, create: false)
+            var bytes: [UInt8] = []
+            try file.read(into: &bytes, count: 4096, at: 0)
+            let found = String(decoding: bytes, as: UTF8.self)
+            guard found != expected else { return }
+            let lines = found.split(separator: "\n")
+            guard lines.first == "herald-log 1", lines.count == 2, lines[1].hasPrefix("partitions ") else {
+                throw LogError.incompatible("\(path): not a Herald log of a format this version reads")
+            }
+            throw LogError.incompatible(
+                "the log in \(configuration.directory) has \(lines[1].dropFirst(11)) partitions but log.partitions is "
+                    + "\(configuration.partitions); the count cannot change, because it decides each key's partition")
+        }
+        let file = try LogFile(path: path, create: true)
+        try file.write(Array(expected.utf8), at: 0)
+        try file.sync()
+        try LogFile.syncDirectory(configuration.directory)
+    }
+
+    // MARK: Appending and reading
+
+    /// The number of partitions.
+    public var partitionCount: Int { partitions.count }
+
+    /// The partition of `key` (PROTOCOL.md §4.2): FNV-1a 64 of its UTF-8 bytes, modulo the count.
+    public func partition(forKey key: String) -> Int {
+        Int(FNV1a64.hash(key.utf8) % UInt64(partitions.count))
+    }
+
+    /// Appends an event to `partition`: assigns its offset, calls `encode` with it for the event's bytes
+    /// (a stored envelope carries its offset), and queues the record. `whenDurable` is called on the log's
+    /// writer thread when the record is durable under the fsync policy, or with the error that kept it
+    /// from being. Returns the offset and the bytes.
+    public func append(
+        partition: Int,
+        timestamp: Int64,
+        encode: (Int64) -> [UInt8],
+        whenDurable: (@Sendable (Result<Void, LogError>) -> Void)? = nil
+    ) throws(LogError) -> (offset: Int64, bytes: [UInt8]) {
+        if writer.state.withLock({ $0.closing }) { throw LogError.closed }
+        let appended = try partitions[partition].append(timestamp: timestamp, encode: encode, whenDurable: whenDurable)
+        writer.signal()
+        return appended
+    }
+
+    /// Appends and waits until the record is durable.
+    public func appendDurably(partition: Int, timestamp: Int64, encode: (Int64) -> [UInt8]) async throws(LogError)
+        -> (offset: Int64, bytes: [UInt8])
+    {
+        let (stream, continuation) = AsyncStream<Result<Void, LogError>>.makeStream()
+        let appended = try append(partition: partition, timestamp: timestamp, encode: encode) { result in
+            continuation.yield(result)
+            continuation.finish()
+        }
+        for await result in stream { try result.get() }
+        return appended
+    }
+
+    /// Readable records of `partition` from `offset` on (from its first retained record when `offset` is
+    /// older), at most `maximumRecords` and about `maximumBytes` (always at least one if any is readable).
+    public func read(partition: Int, from offset: Int64, maximumRecords: Int = 1000, maximumBytes: Int = 1 << 20)
+        throws(LogError) -> [StoredRecord]
+    {
+        try partitions[partition].read(from: offset, maximumRecords: maximumRecords, maximumBytes: maximumBytes)
+    }
+
+    /// The first retained offset of `partition` and the offset after its last readable record.
+    public func bounds(partition: Int) -> (start: Int64, end: Int64) {
+        partitions[partition].bounds
+    }
+
+    /// The offset of the first readable record of `partition` with a timestamp at or after `timestamp`
+    /// (milliseconds since 1970); the end when there is none.
+    public func offset(partition: Int, atOrAfter timestamp: Int64) throws(LogError) -> Int64 {
+        try partitions[partition].offset(atOrAfter: timestamp)
+    }
+
+    // MARK: Flushing, retention, closing
+
+    /// Writes everything appended so far and syncs every partition, whatever the fsync policy
+    /// (`maintenance.data` with `flush`).
+    public func flush() async throws(LogError) {
+        let (stream, continuation) = AsyncStream<Result<Void, LogError>>.makeStream()
+        let accepted = writer.state.withLock { state in
+            guard !state.closing else { return false }
+            state.flushWaiters.append { result in
+                continuation.yield(result)
+                continuation.finish()
+            }
+            return true
+        }
+        guard accepted else { throw LogError.closed }
+        writer.signal()
+        for await result in stream { try result.get() }
+    }
+
+    /// Deletes sealed segments past the retention limits (or older than `olderThan`, milliseconds since
+    /// 1970, when given: `maintenance.data` with `cleanup`). Returns the segments and bytes deleted.
+    public func applyRetention(now: Int64, olderThan: Int64? = nil) throws(LogError) -> (segments: Int, bytes: Int) {
+        var limit = configuration.retentionMilliseconds.map { now - $0 }
+        if let olderThan { limit = max(limit ?? olderThan, olderThan) }
+        var total = (segments: 0, bytes: 0)
+        for partition in partitions {
+            let deleted = try partition.applyRetention(
+                olderThan: limit, maximumBytes: configuration.retentionBytesPerPartition)
+            total.segments += deleted.segments
+            total.bytes += deleted.bytes
+        }
+        return total
+    }
+
+    /// Writes and syncs what is queued and stops the writer; later appends fail with ``LogError/closed``.
+    public func close() {
+        let first = writer.state.withLock { state in
+            defer { state.closing = true }
+            return !state.closing
+        }
+        guard first else { return }
+        writer.signal()
+        writer.finished.wait()
+    }
+
+    // MARK: The writer thread
+
+    private static func runWriter(partitions: [Partition], writer: Writer, policy: LogConfiguration.FsyncPolicy) {
+        while true {
+            writer.wake.wait()
+            writer.isWoken.store(false, ordering: .sequentiallyConsistent)
+            let (closing, flushWaiters) = writer.state.withLock { state in
+                defer { state.flushWaiters.removeAll() }
+                return (state.closing, state.flushWaiters)
+            }
+            var failure: LogError?
+            for partition in partitions {
+                let (written, segments, error) = partition.writePending()
+                if let error {
+                    failure = failure ?? error
+                    continue
+                }
+                guard let written else { continue }
+                if policy == .batch {
+                    do throws(LogError) {
+                        for segment in segments { try segment.file.sync() }
+                    } catch {
+                        partition.fail(error)
+                        failure = failure ?? error
+                        continue
+                    }
+                }
+                partition.markDurable(through: written)
+            }
+            if !flushWaiters.isEmpty || closing {
+                do throws(LogError) {
+                    for partition in partitions { try partition.segments.last!.file.sync() }
+                } catch {
+                    failure = failure ?? error
+                }
+                for waiter in flushWaiters { waiter(failure.map { .failure($0) } ?? .success(())) }
+            }
+            if closing {
+                writer.finished.signal()
+                return
+            }
+        }
+    }
+}

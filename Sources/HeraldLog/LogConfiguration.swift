@@ -1,0 +1,71 @@
+/// How the durable log is laid out and kept.
+public struct LogConfiguration: Sendable, Equatable {
+    /// When an appended record is made durable (PROTOCOL.md §4.4).
+    public enum FsyncPolicy: String, Sendable, Equatable {
+        /// Each record is synced on its own before its publisher hears `ok`.
+        case always
+        /// Group commit: one sync covers every record written since the last (the default).
+        case batch
+        /// Never synced by the log (the kernel writes it back); `ok` once written.
+        case never
+    }
+
+    /// The log's directory (`<data dir>/log`).
+    public var directory: String
+    /// The number of partitions; fixed once the log exists.
+    public var partitions: Int
+    public var fsync: FsyncPolicy
+    /// A segment is sealed and a new one started when the next record would take it past this size.
+    public var segmentBytes: Int
+    /// An offset and time index entry is kept every this many bytes of records.
+    public var indexIntervalBytes: Int
+    /// Sealed segments whose newest record is older than this are deleted; `nil`: kept whatever their age.
+    public var retentionMilliseconds: Int64?
+    /// The oldest sealed segments of a partition are deleted while it is larger than this; `nil`: no limit.
+    public var retentionBytesPerPartition: Int?
+
+    public init(
+        directory: String,
+        partitions: Int = 8,
+        fsync: FsyncPolicy = .batch,
+        segmentBytes: Int = 64 << 20,
+        indexIntervalBytes: Int = 4096,
+        retentionMilliseconds: Int64? = nil,
+        retentionBytesPerPartition: Int? = nil
+    ) {
+        self.directory = directory
+        self.partitions = partitions
+        self.fsync = fsync
+        self.segmentBytes = segmentBytes
+        self.indexIntervalBytes = indexIntervalBytes
+        self.retentionMilliseconds = retentionMilliseconds
+        self.retentionBytesPerPartition = retentionBytesPerPartition
+    }
+}
+
+/// What opening the log found and repaired.
+public struct RecoveryReport: Sendable, Equatable {
+    /// A file cut short at the first torn or corrupt record.
+    public struct Truncation: Sendable, Equatable {
+        public let file: String
+        /// The size it was cut to: the end of its last whole record.
+        public let position: Int
+        public let bytesRemoved: Int
+        public let reason: String
+    }
+
+    /// Records in the log (offsets from each partition's first retained to its next).
+    public var records = 0
+    /// Sealed segments opened from their index files without reading them.
+    public var segmentsTrusted = 0
+    /// Segments read record by record (always the active one of each partition).
+    public var segmentsScanned = 0
+    public var recordsScanned = 0
+    /// Sealed segments whose index files were missing or stale, rebuilt by the scan.
+    public var indexesRebuilt = 0
+    public var truncations: [Truncation] = []
+    /// How long opening took.
+    public var duration: Duration = .zero
+
+    public init() {}
+}

@@ -1,0 +1,311 @@
+import DequeModule
+import Synchronization
+
+/// One partition of the log: a directory of segments, appended to in offset order. Appends are queued in
+/// memory with their offsets assigned at once; the log's writer thread (``DurableLog``) writes them to the
+/// active segment, rolls to a new segment at ``LogConfiguration/segmentBytes``, syncs under the fsync
+/// policy and then calls those waiting for durability. Readers see what is durable (under `never`, what is
+/// written).
+final class Partition: Sendable {
+    let index: Int
+    let directory: String
+    private let configuration: LogConfiguration
+    private let state: Mutex<State>
+
+    private struct State {
+        var segments: [Segment]
+        /// The offset the next append gets.
+        var nextOffset: Int64
+        /// Records appended and not yet written: their bytes, back to back, and where each starts.
+        var pending = PendingRecords()
+        /// Offsets below this are readable (durable; written under `never`).
+        var readableOffset: Int64
+        /// Callbacks waiting for offsets to become durable, in offset order.
+        var waiters = Deque<(offset: Int64, callback: @Sendable (Result<Void, LogError>) -> Void)>()
+        /// Set once a write or sync failed: nothing more is accepted (the log must be reopened).
+        var failure: LogError?
+    }
+
+    struct PendingRecords {
+        var bytes: [UInt8] = []
+        var records: [(offset: Int64, timestamp: Int64, start: Int, size: Int)] = []
+        var isEmpty: Bool { records.isEmpty }
+    }
+
+    /// Opens (recovering) or creates the partition in `directory`.
+    init(index: Int, directory: String, configuration: LogConfiguration, report: inout RecoveryReport)
+        throws(LogError)
+    {
+        self.index = index
+        self.directory = directory
+        self.configuration = configuration
+        try LogFile.makeDirectory(directory)
+        let segments = try Self.recover(directory: directory, configuration: configuration, report: &report)
+        report.records += Int(segments.last!.nextOffset - segments.first!.baseOffset)
+        let next = segments.last!.nextOffset
+        state = Mutex(State(segments: segments, nextOffset: next, readableOffset: next))
+    }
+
+    // MARK: Appending
+
+    /// Assigns the next offset, lets `encode` make the event's bytes knowing it, and queues the record.
+    /// Returns the offset and the bytes. `whenDurable`, if given, is called (on the log's writer thread)
+    /// once the record is durable under the fsync policy, or failed.
+    func append(
+        timestamp: Int64,
+        encode: (Int64) -> [UInt8],
+        whenDurable: (@Sendable (Result<Void, LogError>) -> Void)?
+    ) throws(LogError) -> (offset: Int64, bytes: [UInt8]) {
+        try state.withLock { state throws(LogError) in
+            if let failure = state.failure { throw failure }
+            let offset = state.nextOffset
+            let bytes = encode(offset)
+            state.nextOffset += 1
+            let start = state.pending.bytes.count
+            bytes.withUnsafeBytes {
+                Record.append(offset: offset, timestamp: timestamp, data: $0, to: &state.pending.bytes)
+            }
+            state.pending.records.append((offset, timestamp, start, state.pending.bytes.count - start))
+            if let whenDurable { state.waiters.append((offset, whenDurable)) }
+            return (offset, bytes)
+        }
+    }
+
+    var hasPending: Bool { state.withLock { !$0.pending.isEmpty } }
+
+    /// Writes what is queued to the segment files (rolling as needed) and returns the segments written
+    /// to, which the caller syncs (or not) before calling ``markDurable(through:)``. Runs on the writer
+    /// thread only, so the file writes happen outside the lock. Under `always` each record is synced as it
+    /// is written.
+    func writePending() -> (written: Int64?, segments: [Segment], failure: LogError?) {
+        let (pending, active) = state.withLock { state in
+            defer { state.pending = PendingRecords() }
+            return (state.pending, state.segments.last!)
+        }
+        guard let last = pending.records.last else { return (nil, [], nil) }
+        var segment = active
+        var touched: [Segment] = [segment]
+        do throws(LogError) {
+            var runStart = 0
+            var runPosition = state.withLock { _ in segment.size }
+            var position = runPosition
+            for record in pending.records {
+                if position > 0 && position + record.size > configuration.segmentBytes {
+                    // Roll: write what this segment takes, seal it, and start the next at this offset.
+                    try write(pending.bytes, runStart..<record.start, to: segment, at: runPosition)
+                    try segment.file.sync()
+                    try state.withLock { _ throws(LogError) in try segment.writeIndexFiles() }
+                    let next = try Segment(directory: directory, baseOffset: record.offset, create: true)
+                    try LogFile.syncDirectory(directory)
+                    state.withLock { $0.segments.append(next) }
+                    segment = next
+                    touched.append(next)
+                    runStart = record.start
+                    runPosition = 0
+                    position = 0
+                }
+                state.withLock { _ in
+                    segment.noteRecord(
+                        offset: record.offset, timestamp: record.timestamp, position: position, size: record.size,
+                        interval: configuration.indexIntervalBytes)
+                }
+                position += record.size
+                if configuration.fsync == .always {
+                    try write(pending.bytes, runStart..<(record.start + record.size), to: segment, at: runPosition)
+                    try segment.file.sync()
+                    runStart = record.start + record.size
+                    runPosition = position
+                }
+            }
+            try write(pending.bytes, runStart..<pending.bytes.count, to: segment, at: runPosition)
+        } catch {
+            fail(error)
+            return (nil, touched, error)
+        }
+        return (last.offset, touched, nil)
+    }
+
+    private func write(_ bytes: [UInt8], _ range: Range<Int>, to segment: Segment, at position: Int) throws(LogError) {
+        guard !range.isEmpty else { return }
+        try segment.file.write(bytes, range, at: position)
+    }
+
+    /// Makes offsets through `offset` readable and calls those waiting for them.
+    func markDurable(through offset: Int64) {
+        let ready = state.withLock { state in
+            state.readableOffset = max(state.readableOffset, offset + 1)
+            var ready: [@Sendable (Result<Void, LogError>) -> Void] = []
+            while let first = state.waiters.first, first.offset <= offset {
+                ready.append(state.waiters.removeFirst().callback)
+            }
+            return ready
+        }
+        for callback in ready { callback(.success(())) }
+    }
+
+    /// Fails every waiter and every later append: a write or sync failed, so what is in memory may not
+    /// be on disk.
+    func fail(_ error: LogError) {
+        let waiting = state.withLock { state in
+            state.failure = state.failure ?? error
+            defer { state.waiters.removeAll() }
+            return state.waiters.map(\.callback)
+        }
+        for callback in waiting { callback(.failure(error)) }
+    }
+
+    // MARK: Reading
+
+    /// The first offset still in the log and the offset after the last readable one.
+    var bounds: (start: Int64, end: Int64) {
+        state.withLock { ($0.segments.first!.baseOffset, $0.readableOffset) }
+    }
+
+    /// Readable records from `offset` on (from the first retained one, if `offset` was deleted), at most
+    /// `maximumRecords` and about `maximumBytes` (at least one record).
+    func read(from offset: Int64, maximumRecords: Int, maximumBytes: Int) throws(LogError) -> [StoredRecord] {
+        let (segments, readable) = state.withLock { ($0.segments, $0.readableOffset) }
+        var records: [StoredRecord] = []
+        var bytes = 0
+        let offset = max(offset, segments.first!.baseOffset)
+        for segment in segments {
+            guard offset < readable, records.count < maximumRecords, bytes < maximumBytes else { break }
+            let (next, start, end) = state.withLock { _ in
+                (segment.nextOffset, segment.position(scanningFor: offset).position, segment.size)
+            }
+            guard next > offset else { continue }
+            let ended = try RecordReader.read(segment.file, from: start, to: end) {
+                recordOffset, timestamp, _, _, data throws(LogError) in
+                guard recordOffset < readable else { return false }
+                if recordOffset >= offset {
+                    records.append(
+                        StoredRecord(partition: index, offset: recordOffset, timestamp: timestamp, bytes: Array(data)))
+                    bytes += data.count
+                }
+                return records.count < maximumRecords && bytes < maximumBytes
+            }
+            if case .damaged(let position, let reason) = ended {
+                throw LogError.corrupt(segment.file.path, position, reason)
+            }
+        }
+        return records
+    }
+
+    /// The offset of the first readable record with a timestamp at or after `timestamp` (the end if none).
+    func offset(atOrAfter timestamp: Int64) throws(LogError) -> Int64 {
+        let (segments, readable) = state.withLock { ($0.segments, $0.readableOffset) }
+        for segment in segments {
+            let (largest, start, end) = state.withLock { _ in
+                (
+                    segment.largestTimestamp,
+                    segment.position(scanningFor: segment.offset(scanningForTime: timestamp)).position,
+                    segment.size
+                )
+            }
+            guard let largest, largest >= timestamp else { continue }
+            var found: Int64?
+            let ended = try RecordReader.read(segment.file, from: start, to: end) {
+                offset, recordTimestamp, _, _, _ throws(LogError) in
+                guard offset < readable else { return false }
+                if recordTimestamp >= timestamp { found = offset }
+                return found == nil
+            }
+            if let found { return found }
+            if case .damaged(let position, let reason) = ended {
+                throw LogError.corrupt(segment.file.path, position, reason)
+            }
+        }
+        return readable
+    }
+
+    // MARK: Recovery
+
+    /// Opens the segments of `directory` in offset order. Sealed segments whose index files describe them
+    /// are trusted; any other segment, and always the last (active) one, is scanned record by record: its
+    /// index is rebuilt, and at the first torn or corrupt record (a bad length, a checksum that does not
+    /// match, an offset out of sequence) the file is truncated, keeping every whole record before it.
+    private static func recover(directory: String, configuration: LogConfiguration, report: inout RecoveryReport)
+        throws(LogError) -> [Segment]
+    {
+        let bases = try LogFile.names(in: directory).compactMap(Segment.baseOffset(ofFileName:)).sorted()
+        guard !bases.isEmpty else {
+            let segment = try Segment(directory: directory, baseOffset: 0, create: true)
+            try LogFile.syncDirectory(directory)
+            return [segment]
+        }
+        var segments: [Segment] = []
+        for (position, base) in bases.enumerated() {
+            let segment = try Segment(directory: directory, baseOffset: base, create: false)
+            let fileSize = try segment.file.size()
+            let isActive = position == bases.count - 1
+            if !isActive && segment.loadIndexFiles(fileSize: fileSize) {
+                report.segmentsTrusted += 1
+                segments.append(segment)
+                continue
+            }
+            var expected = base
+            let ended = try RecordReader.read(segment.file, from: 0, to: fileSize) {
+                offset, timestamp, recordPosition, size, _ throws(LogError) in
+                guard offset == expected else { return false }
+                segment.noteRecord(
+                    offset: offset, timestamp: timestamp, position: recordPosition, size: size,
+                    interval: configuration.indexIntervalBytes)
+                expected += 1
+                return true
+            }
+            report.segmentsScanned += 1
+            report.recordsScanned += Int(segment.nextOffset - base)
+            if segment.size < fileSize {
+                let reason: String
+                switch ended {
+                case .damaged(_, let why): reason = why
+                case .finished: reason = "offset out of sequence"
+                }
+                report.truncations.append(
+                    RecoveryReport.Truncation(
+                        file: segment.file.path, position: segment.size, bytesRemoved: fileSize - segment.size,
+                        reason: reason))
+                try segment.file.truncate(to: segment.size)
+                try segment.file.sync()
+            }
+            if isActive {
+                try segment.removeIndexFiles()
+            } else {
+                try segment.writeIndexFiles()
+                report.indexesRebuilt += 1
+            }
+            segments.append(segment)
+        }
+        return segments
+    }
+
+    // MARK: Syncing, retention, closing
+
+    /// Every segment, for a full sync (`maintenance.data` flush, closing).
+    var segments: [Segment] { state.withLock { $0.segments } }
+
+    /// Deletes whole sealed segments (never the active one) whose newest record is older than
+    /// `olderThan`, then the oldest while the partition is larger than `maximumBytes`. Returns the
+    /// segments and bytes deleted.
+    func applyRetention(olderThan: Int64?, maximumBytes: Int?) throws(LogError) -> (segments: Int, bytes: Int) {
+        let deleted = state.withLock { state -> [Segment] in
+            var deleted: [Segment] = []
+            var total = state.segments.reduce(0) { $0 + $1.size }
+            while state.segments.count > 1 {
+                let oldest = state.segments[0]
+                let tooOld = olderThan.map { limit in (oldest.largestTimestamp ?? Int64.min) < limit } ?? false
+                let tooBig = maximumBytes.map { total > $0 } ?? false
+                guard tooOld || tooBig else { break }
+                total -= oldest.size
+                deleted.append(state.segments.removeFirst())
+            }
+            return deleted
+        }
+        for segment in deleted {
+            try LogFile.remove(segment.file.path)
+            try segment.removeIndexFiles()
+        }
+        if !deleted.isEmpty { try LogFile.syncDirectory(directory) }
+        return (deleted.count, deleted.reduce(0) { $0 + $1.size })
+    }
+}

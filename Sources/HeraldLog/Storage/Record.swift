@@ -1,0 +1,74 @@
+/// One record of a segment file (docs/storage.md), little-endian:
+///
+/// | bytes | field |
+/// | --- | --- |
+/// | 4 | `length`: the bytes after this field (20 + the event's) |
+/// | 4 | `crc`: CRC-32C of everything after this field |
+/// | 8 | `offset` in the partition |
+/// | 8 | `timestamp`: when the broker accepted the event, milliseconds since 1970 |
+/// | n | the event's bytes (its stored envelope) |
+package enum Record {
+    /// The bytes before the event's.
+    package static let headerSize = 24
+    /// The largest event a record may hold; a larger `length` is corruption, not a record.
+    package static let maximumDataSize = 64 << 20
+
+    /// Appends the record of `data` to `buffer`.
+    package static func append(
+        offset: Int64, timestamp: Int64, data: UnsafeRawBufferPointer, to buffer: inout [UInt8]
+    ) {
+        let start = buffer.count
+        buffer.reserveCapacity(start + headerSize + data.count)
+        appendInteger(UInt32(20 + data.count), to: &buffer)
+        appendInteger(UInt32(0), to: &buffer)
+        appendInteger(UInt64(bitPattern: offset), to: &buffer)
+        appendInteger(UInt64(bitPattern: timestamp), to: &buffer)
+        buffer.append(contentsOf: data)
+        let crc = buffer.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(start + 8)...])) }
+        withUnsafeBytes(of: crc.littleEndian) { crcBytes in
+            for index in 0..<4 { buffer[start + 4 + index] = crcBytes[index] }
+        }
+    }
+
+    /// What the bytes at the start of `bytes` hold.
+    package enum Parsed: Equatable {
+        /// A whole, intact record of `size` bytes.
+        case record(offset: Int64, timestamp: Int64, size: Int)
+        /// Too few bytes for the record the header announces (or for a header): more may follow, or the
+        /// record is torn.
+        case incomplete(needed: Int)
+        /// Not a record: an impossible length or a checksum that does not match.
+        case corrupt(String)
+    }
+
+    /// Reads the record at the start of `bytes`.
+    package static func parse(_ bytes: UnsafeRawBufferPointer) -> Parsed {
+        guard bytes.count >= headerSize else { return .incomplete(needed: headerSize) }
+        let length = Int(UInt32(littleEndian: bytes.loadUnaligned(as: UInt32.self)))
+        guard length >= 20, length - 20 <= maximumDataSize else { return .corrupt("impossible length \(length)") }
+        guard bytes.count >= 4 + length else { return .incomplete(needed: 4 + length) }
+        let stored = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[8..<(4 + length)]))
+        guard stored == computed else { return .corrupt("checksum mismatch") }
+        let offset = Int64(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        let timestamp = Int64(
+            bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self)))
+        return .record(offset: offset, timestamp: timestamp, size: 4 + length)
+    }
+
+    private static func appendInteger<Integer: FixedWidthInteger>(_ value: Integer, to buffer: inout [UInt8]) {
+        withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
+    }
+}
+
+/// An event read back from the log.
+public struct StoredRecord: Sendable, Equatable {
+    /// Its partition.
+    public let partition: Int
+    /// Its offset in the partition.
+    public let offset: Int64
+    /// When the broker accepted it, milliseconds since 1970.
+    public let timestamp: Int64
+    /// Its stored envelope.
+    public let bytes: [UInt8]
+}

@@ -1,0 +1,162 @@
+import Foundation
+import Testing
+
+@testable import HeraldLog
+
+/// Appending, reading, rolling, reopening, time lookup, retention and the partition count.
+@Suite struct DurableLogTests {
+    private func configuration(_ directory: TemporaryDirectory, fsync: LogConfiguration.FsyncPolicy = .batch)
+        -> LogConfiguration
+    {
+        LogConfiguration(
+            directory: directory.path, partitions: 2, fsync: fsync, segmentBytes: 400, indexIntervalBytes: 100)
+    }
+
+    @Test(arguments: [LogConfiguration.FsyncPolicy.always, .batch, .never])
+    func appendsGetConsecutiveOffsetsPerPartitionAndReadBack(_ fsync: LogConfiguration.FsyncPolicy) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try DurableLog(configuration: configuration(directory, fsync: fsync))
+        defer { log.close() }
+        for index in 0..<30 {
+            let offset = try await log.appendText("event-\(index)", partition: index % 2)
+            #expect(offset == Int64(index / 2))
+        }
+        #expect(try log.texts(partition: 0) == stride(from: 0, to: 30, by: 2).map { "event-\($0)" })
+        #expect(try log.texts(partition: 1) == stride(from: 1, to: 30, by: 2).map { "event-\($0)" })
+        #expect(try log.texts(partition: 0, from: 10) == stride(from: 20, to: 30, by: 2).map { "event-\($0)" })
+        #expect(log.bounds(partition: 0) == (start: 0, end: 15))
+        // 15 records of ~31 bytes in segments of at most 400: it rolled, and sealed segments have index files.
+        let files = try FileManager.default.contentsOfDirectory(
+            atPath: DurableLog.partitionDirectory(directory.path, 0))
+        #expect(files.filter { $0.hasSuffix(".log") }.count >= 2)
+        #expect(files.contains(Segment.name(0) + ".index"))
+    }
+
+    @Test func aRecordIsReadableOnlyOnceDurableAndTheCallbackSaysSo() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try DurableLog(configuration: configuration(directory))
+        defer { log.close() }
+        let (stream, continuation) = AsyncStream<Bool>.makeStream()
+        let appended = try log.append(partition: 1, timestamp: 5, encode: { offset in Array("at \(offset)".utf8) }) {
+            result in
+            continuation.yield((try? result.get()) != nil)
+            continuation.finish()
+        }
+        #expect(appended.offset == 0)
+        #expect(appended.bytes == Array("at 0".utf8))
+        var iterator = stream.makeAsyncIterator()
+        #expect(await iterator.next() == true)
+        #expect(try log.read(partition: 1, from: 0).map(\.bytes) == [Array("at 0".utf8)])
+        #expect(try log.read(partition: 1, from: 0).first?.timestamp == 5)
+    }
+
+    @Test func reopeningKeepsEverythingAndContinuesTheOffsets() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        do {
+            let log = try DurableLog(configuration: configuration(directory))
+            for index in 0..<40 { try await log.appendText("e\(index)") }
+            log.close()
+        }
+        let log = try DurableLog(configuration: configuration(directory))
+        defer { log.close() }
+        #expect(log.recovery.truncations.isEmpty)
+        #expect(log.recovery.segmentsTrusted >= 2)
+        #expect(log.recovery.segmentsScanned == 2)  // the active segment of each partition
+        #expect(log.recovery.records == 40)
+        #expect(try await log.appendText("e40") == 40)
+        #expect(try log.texts() == (0...40).map { "e\($0)" })
+    }
+
+    @Test func findsTheFirstRecordAtOrAfterATime() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try DurableLog(configuration: configuration(directory))
+        defer { log.close() }
+        for index in 0..<50 { try await log.appendText("t\(index)", timestamp: Int64(1000 + index * 10)) }
+        #expect(try log.offset(partition: 0, atOrAfter: 0) == 0)
+        #expect(try log.offset(partition: 0, atOrAfter: 1000) == 0)
+        #expect(try log.offset(partition: 0, atOrAfter: 1001) == 1)
+        #expect(try log.offset(partition: 0, atOrAfter: 1250) == 25)
+        #expect(try log.offset(partition: 0, atOrAfter: 1491) == 50)  // after the last: the end
+        #expect(try log.offset(partition: 1, atOrAfter: 0) == 0)  // an empty partition: its end
+    }
+
+    @Test func retentionDeletesWholeSealedSegmentsNeverTheActiveOne() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        var configuration = configuration(directory)
+        configuration.retentionMilliseconds = 1_000
+        let log = try DurableLog(configuration: configuration)
+        defer { log.close() }
+        for index in 0..<40 { try await log.appendText("r\(index)", timestamp: Int64(index * 100)) }
+        let segmentsBefore = try FileManager.default.contentsOfDirectory(
+            atPath: DurableLog.partitionDirectory(directory.path, 0)
+        ).filter { $0.hasSuffix(".log") }.count
+        // Now 5 000: records older than 4 000 may go, but only in segments all of whose records are.
+        let deleted = try log.applyRetention(now: 5_000)
+        #expect(deleted.segments >= 1)
+        let start = log.bounds(partition: 0).start
+        #expect(start > 0 && start <= 31)
+        #expect(try log.texts() == (Int(start)..<40).map { "r\($0)" })
+        // Everything is old at 100 000, but the active segment stays, and the offsets go on.
+        _ = try log.applyRetention(now: 100_000)
+        let remaining = try FileManager.default.contentsOfDirectory(
+            atPath: DurableLog.partitionDirectory(directory.path, 0)
+        ).filter { $0.hasSuffix(".log") }
+        #expect(remaining.count == 1 && segmentsBefore > 1)
+        #expect(try await log.appendText("r40") == 40)
+        // Reading from a deleted offset starts at the first retained one.
+        #expect(try log.read(partition: 0, from: 0).first?.offset == log.bounds(partition: 0).start)
+    }
+
+    @Test func retentionBySizeKeepsThePartitionUnderItsLimit() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        var configuration = configuration(directory)
+        configuration.retentionBytesPerPartition = 800
+        let log = try DurableLog(configuration: configuration)
+        defer { log.close() }
+        for index in 0..<100 { try await log.appendText("size-\(index)") }
+        _ = try log.applyRetention(now: 0)
+        let directoryPath = DurableLog.partitionDirectory(directory.path, 0)
+        let total = try FileManager.default.contentsOfDirectory(atPath: directoryPath).filter { $0.hasSuffix(".log") }
+            .reduce(0) { $0 + (try fileSize(directoryPath + "/" + $1)) }
+        #expect(total <= 800)
+        #expect(try log.texts().last == "size-99")
+    }
+
+    @Test func thePartitionCountCannotChange() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try DurableLog(configuration: configuration(directory)).close()
+        var other = configuration(directory)
+        other.partitions = 4
+        #expect {
+            try DurableLog(configuration: other)
+        } throws: { error in
+            "\(error)".contains("has 2 partitions but log.partitions is 4")
+        }
+    }
+
+    @Test func aKeyAlwaysGoesToTheSamePartition() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try DurableLog(configuration: LogConfiguration(directory: directory.path, partitions: 8))
+        defer { log.close() }
+        // FNV-1a 64 of "1" is 0xaf63ac4c86019afc; mod 8 is 4.
+        #expect(log.partition(forKey: "1") == Int(FNV1a64.hash("1".utf8) % 8))
+        #expect(log.partition(forKey: "1") == 4)
+        #expect(Set((0..<200).map { log.partition(forKey: "chain-\($0)") }).count == 8)
+    }
+
+    @Test func appendsAfterCloseAreRefused() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try DurableLog(configuration: configuration(directory))
+        log.close()
+        #expect(throws: LogError.closed) { try log.append(partition: 0, timestamp: 0, encode: { _ in [1] }) }
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+
+@testable import HeraldLog
+
+/// Recovery at open (docs/storage.md): a torn or corrupt tail is cut at the last whole record, and missing
+/// or stale index files are rebuilt.
+@Suite struct RecoveryTests {
+    private func configuration(_ directory: String) -> LogConfiguration {
+        LogConfiguration(directory: directory, partitions: 1, segmentBytes: 1 << 20, indexIntervalBytes: 64)
+    }
+
+    /// Writes `count` records to a new log in `directory` and closes it; returns each record's end position.
+    private func writeLog(in directory: String, count: Int) async throws -> [Int] {
+        let log = try DurableLog(configuration: configuration(directory))
+        var ends: [Int] = []
+        var position = 0
+        for index in 0..<count {
+            let text = "record-\(index)-" + String(repeating: "x", count: index % 5)
+            try await log.appendText(text)
+            position += Record.headerSize + text.utf8.count
+            ends.append(position)
+        }
+        log.close()
+        return ends
+    }
+
+    @Test func aTailCutAtEveryByteOfTheLastRecordKeepsEveryWholeRecord() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let pristine = directory.path + "/pristine"
+        let ends = try await writeLog(in: pristine, count: 10)
+        let lastStart = ends[8]
+        for cut in lastStart..<ends[9] {
+            let copy = directory.path + "/cut-\(cut)"
+            try FileManager.default.copyItem(atPath: pristine, toPath: copy)
+            let file = try LogFile(path: segmentPath(copy), create: false)
+            try file.truncate(to: cut)
+            let log = try DurableLog(configuration: configuration(copy))
+            #expect(try log.texts().count == 9, "cut at \(cut)")
+            #expect(log.recovery.truncations.count == (cut == lastStart ? 0 : 1), "cut at \(cut)")
+            #expect(try fileSize(segmentPath(copy)) == lastStart)
+            // The next append takes the lost record's offset.
+            #expect(try await log.appendText("after") == 9)
+            log.close()
+            try FileManager.default.removeItem(atPath: copy)
+        }
+    }
+
+    @Test func aFlippedByteInTheMiddleKeepsTheRecordsBeforeIt() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let ends = try await writeLog(in: directory.path, count: 20)
+        // A byte inside record 12's event bytes.
+        let position = ends[11] + Record.headerSize + 2
+        let file = try LogFile(path: segmentPath(directory.path), create: false)
+        var byte: [UInt8] = []
+        try file.read(into: &byte, count: 1, at: position)
+        try file.write([byte[0] ^ 0x20], at: position)
+        let log = try DurableLog(configuration: configuration(directory.path))
+        defer { log.close() }
+        #expect(try log.texts() == (0..<12).map { "record-\($0)-" + String(repeating: "x", count: $0 % 5) })
+        #expect(log.recovery.truncations.first?.reason == "checksum mismatch")
+        #expect(log.recovery.truncations.first?.position == ends[11])
+    }
+
+    @Test func aCorruptLengthIsCutToo() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let ends = try await writeLog(in: directory.path, count: 5)
+        let file = try LogFile(path: segmentPath(directory.path), create: false)
+        try file.write([0xFF, 0xFF, 0xFF, 0x7F], at: ends[2])
+        let log = try DurableLog(configuration: configuration(directory.path))
+        defer { log.close() }
+        #expect(try log.texts().count == 3)
+        #expect(log.recovery.truncations.first?.reason.hasPrefix("impossible length") == true)
+    }
+
+    @Test func missingOrStaleIndexFilesOfSealedSegmentsAreRebuilt() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        var small = configuration(directory.path)
+        small.segmentBytes = 300
+        do {
+            let log = try DurableLog(configuration: small)
+            for index in 0..<40 { try await log.appendText("indexed-\(index)", timestamp: Int64(index)) }
+            log.close()
+        }
+        let partition = DurableLog.partitionDirectory(directory.path, 0)
+        let indexes = try FileManager.default.contentsOfDirectory(atPath: partition).filter { $0.hasSuffix(".index") }
+            .sorted()
+        #expect(indexes.count >= 3)
+        // Delete one segment's index, and make another's stale (its time index no longer matches).
+        try FileManager.default.removeItem(atPath: partition + "/" + indexes[0])
+        let stale = partition + "/" + indexes[1].replacingOccurrences(of: ".index", with: ".timeindex")
+        let file = try LogFile(path: stale, create: false)
+        try file.truncate(to: try file.size() - 16)
+        let log = try DurableLog(configuration: small)
+        defer { log.close() }
+        #expect(log.recovery.indexesRebuilt == 2)
+        #expect(log.recovery.truncations.isEmpty)
+        #expect(try log.texts() == (0..<40).map { "indexed-\($0)" })
+        #expect(try log.offset(partition: 0, atOrAfter: 17) == 17)
+        for index in [0, 13, 27, 39] {
+            #expect(
+                try log.read(partition: 0, from: Int64(index), maximumRecords: 1).first?.bytes
+                    == Array("indexed-\(index)".utf8))
+        }
+    }
+
+    @Test func anEmptyDirectoryIsANewLog() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try DurableLog(configuration: configuration(directory.path + "/new/log"))
+        defer { log.close() }
+        #expect(log.bounds(partition: 0) == (start: 0, end: 0))
+        #expect(try log.read(partition: 0, from: 0).isEmpty)
+    }
+}
