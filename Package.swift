@@ -69,6 +69,7 @@ let package = Package(
             name: "herald",
             dependencies: [
                 "HeraldCore",
+                "HeraldLog",
                 "HeraldProtocol",
                 "HeraldServer",
                 "HeraldClient",
@@ -93,6 +94,7 @@ let package = Package(
                 "HeraldServer",
                 "HeraldClient",
                 "HeraldCore",
+                "HeraldLog",
                 "HeraldProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

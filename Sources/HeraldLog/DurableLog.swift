@@ -105,7 +105,7 @@ public final class DurableLog: Sendable {
         partition: Int,
         timestamp: Int64,
         encode: (Int64) -> [UInt8],
-        whenDurable: (@Sendable (Result<Void, LogError>) -> Void)? = nil
+        whenDurable: DurabilityCallback? = nil
     ) throws(LogError) -> (offset: Int64, bytes: [UInt8]) {
         if writer.state.withLock({ $0.closing }) { throw LogError.closed }
         let appended = try partitions[partition].append(timestamp: timestamp, encode: encode, whenDurable: whenDurable)
@@ -117,12 +117,12 @@ public final class DurableLog: Sendable {
     public func appendDurably(partition: Int, timestamp: Int64, encode: (Int64) -> [UInt8]) async throws(LogError)
         -> (offset: Int64, bytes: [UInt8])
     {
-        let (stream, continuation) = AsyncStream<Result<Void, LogError>>.makeStream()
+        let (stream, continuation) = AsyncStream<Result<LogPosition, LogError>>.makeStream()
         let appended = try append(partition: partition, timestamp: timestamp, encode: encode) { result in
             continuation.yield(result)
             continuation.finish()
         }
-        for await result in stream { try result.get() }
+        for await result in stream { _ = try result.get() }
         return appended
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HeraldLog
 import HeraldServer
 import Logging
 import NIOCore
@@ -57,7 +58,29 @@ struct Serve: AsyncParsableCommand {
 
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = Logger(label: "herald")
-        let broker = Broker(configuration: configuration, logger: logger)
+        let log: DurableLog
+        do {
+            log = try DurableLog(configuration: configuration.logConfiguration)
+        } catch {
+            throw fail("log: \(error)")
+        }
+        defer { log.close() }
+        for truncation in log.recovery.truncations {
+            logger.warning(
+                "log recovery cut a damaged tail",
+                metadata: [
+                    "file": "\(truncation.file)", "position": "\(truncation.position)",
+                    "bytes_removed": "\(truncation.bytesRemoved)", "reason": "\(truncation.reason)",
+                ])
+        }
+        logger.info(
+            "log opened",
+            metadata: [
+                "records": "\(log.recovery.records)", "partitions": "\(log.partitionCount)",
+                "recovery": "\(log.recovery.duration)",
+            ])
+        _ = try? log.applyRetention(now: Int64(Date().timeIntervalSince1970 * 1000))
+        let broker = Broker(configuration: configuration, logger: logger, log: log)
         let listener = IPCListener(broker: broker)
         let tcpListener = IPCListener.tcp(for: broker)
         let services = ServiceGroup(

@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldLog
 import HeraldProtocol
 import Logging
 import NIOCore
@@ -21,7 +22,11 @@ struct TestBroker {
 
     var socketPath: String { listener.path }
 
-    static func start(_ configure: (inout HeraldConfiguration) -> Void = { _ in }) async throws -> TestBroker {
+    /// Starts a broker; with `durable`, it stores events in a durable log in its directory as `herald serve`
+    /// does (without, it is a pure in-memory bus, and deliveries carry no `offset` or `partition`).
+    static func start(durable: Bool = false, _ configure: (inout HeraldConfiguration) -> Void = { _ in })
+        async throws -> TestBroker
+    {
         let directory = NSTemporaryDirectory() + "herald-test-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var configuration = HeraldConfiguration()
@@ -32,7 +37,8 @@ struct TestBroker {
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         var logger = Logger(label: "herald-test")
         logger.logLevel = .warning
-        let broker = Broker(configuration: configuration, logger: logger)
+        let log = durable ? try DurableLog(configuration: configuration.logConfiguration) : nil
+        let broker = Broker(configuration: configuration, logger: logger, log: log)
         let listener = IPCListener(broker: broker)
         let tcpListener = IPCListener.tcp(for: broker)
         let services = ServiceGroup(
@@ -63,7 +69,14 @@ struct TestBroker {
     /// Waits until the broker has stopped, and removes its directory.
     func stopped() async throws {
         try await running.value
+        broker.log?.close()
         try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Waits until the broker has stopped and closes its log, leaving its directory for another broker.
+    func stoppedKeepingDirectory() async throws {
+        try await running.value
+        broker.log?.close()
     }
 
     /// Runs `body` with a connection to this broker (over TCP when `tcp` is set), closing it afterwards.

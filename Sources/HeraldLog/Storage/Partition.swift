@@ -21,7 +21,7 @@ final class Partition: Sendable {
         /// Offsets below this are readable (durable; written under `never`).
         var readableOffset: Int64
         /// Callbacks waiting for offsets to become durable, in offset order.
-        var waiters = Deque<(offset: Int64, callback: @Sendable (Result<Void, LogError>) -> Void)>()
+        var waiters = Deque<(offset: Int64, callback: DurabilityCallback)>()
         /// Set once a write or sync failed: nothing more is accepted (the log must be reopened).
         var failure: LogError?
     }
@@ -54,7 +54,7 @@ final class Partition: Sendable {
     func append(
         timestamp: Int64,
         encode: (Int64) -> [UInt8],
-        whenDurable: (@Sendable (Result<Void, LogError>) -> Void)?
+        whenDurable: DurabilityCallback?
     ) throws(LogError) -> (offset: Int64, bytes: [UInt8]) {
         try state.withLock { state throws(LogError) in
             if let failure = state.failure { throw failure }
@@ -134,13 +134,13 @@ final class Partition: Sendable {
     func markDurable(through offset: Int64) {
         let ready = state.withLock { state in
             state.readableOffset = max(state.readableOffset, offset + 1)
-            var ready: [@Sendable (Result<Void, LogError>) -> Void] = []
+            var ready: [(offset: Int64, callback: DurabilityCallback)] = []
             while let first = state.waiters.first, first.offset <= offset {
-                ready.append(state.waiters.removeFirst().callback)
+                ready.append(state.waiters.removeFirst())
             }
             return ready
         }
-        for callback in ready { callback(.success(())) }
+        for waiter in ready { waiter.callback(.success(LogPosition(partition: index, offset: waiter.offset))) }
     }
 
     /// Fails every waiter and every later append: a write or sync failed, so what is in memory may not

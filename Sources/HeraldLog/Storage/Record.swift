@@ -72,3 +72,12 @@ public struct StoredRecord: Sendable, Equatable {
     /// Its stored envelope.
     public let bytes: [UInt8]
 }
+
+/// Where a record is: its partition and its offset there.
+public struct LogPosition: Sendable, Equatable {
+    public let partition: Int
+    public let offset: Int64
+}
+
+/// Called once a record is durable (with where it is), or with the error that kept it from being.
+public typealias DurabilityCallback = @Sendable (Result<LogPosition, LogError>) -> Void

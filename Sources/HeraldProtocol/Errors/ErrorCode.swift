@@ -15,6 +15,7 @@ public struct ErrorCode: Sendable, Hashable, CustomStringConvertible {
         case rateLimited = "rate_limited"
         case tooManySubscriptions = "too_many_subscriptions"
         case shuttingDown = "shutting_down"
+        case storageFailed = "storage_failed"
     }
 
     private enum Name: Sendable, Hashable {
@@ -25,6 +26,9 @@ public struct ErrorCode: Sendable, Hashable, CustomStringConvertible {
 
     private let name: Name
 
+    /// Herald's addition to §2.4 (docs/protocol.md): the durable log could not store the event (a write or
+    /// sync failed); the event was not published and the connection stays.
+    public static let storageFailed = ErrorCode(base: .storageFailed)
     /// Length 0 or above `max_frame`; the connection is closed after the error frame.
     public static let frameTooLarge = ErrorCode(base: .frameTooLarge)
     /// Not UTF-8 JSON, not an object, or no `op`.

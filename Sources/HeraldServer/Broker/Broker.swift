@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldLog
 import Logging
 import Synchronization
 
@@ -14,6 +15,10 @@ public final class Broker: Sendable {
     public let configuration: HeraldConfiguration
     /// The bus all live routing goes through.
     public let bus: EventBus
+    /// The durable log events are stored in; `nil` runs a pure in-memory bus.
+    public let log: DurableLog?
+    /// The topics stored in the log (`log.persist`).
+    let persist: [TopicPattern]
     let logger: Logger
     /// Connected and loaded modules.
     let modules = ModuleRegistry()
@@ -23,17 +28,29 @@ public final class Broker: Sendable {
     private let shutdownWaiters = Mutex<[UInt64: CheckedContinuation<Void, Never>]>([:])
     private let waiterNumbers = Atomic<UInt64>(0)
 
-    /// A broker with `configuration`, logging to `logger`.
-    public init(configuration: HeraldConfiguration, logger: Logger) {
+    /// A broker with `configuration`, logging to `logger`, storing events in `log` (opened from
+    /// ``HeraldConfiguration/logConfiguration``) or, without one, keeping none.
+    public init(configuration: HeraldConfiguration, logger: Logger, log: DurableLog? = nil) {
         self.configuration = configuration
         self.bus = EventBus()
         self.logger = logger
+        self.log = log
+        // Validated with the configuration.
+        self.persist = configuration.log.persist.compactMap { try? TopicPattern($0) }
     }
 
     /// Publishes an event of the broker's own (lifecycle events), with `producer` set to `herald`.
     func publish<Event: CatalogEvent>(_ event: Event) {
         do {
-            bus.publish(try EventEnvelope(event, metadata: ["producer": Self.serverName]))
+            let envelope = try EventEnvelope(event, metadata: ["producer": Self.serverName])
+            do throws(AcceptError) {
+                _ = try accept(sealed: envelope)
+            } catch {
+                logger.error(
+                    "a broker event could not be stored",
+                    metadata: ["event.type": "\(Event.eventType)", "error": "\(error)"])
+                bus.publish(envelope)
+            }
         } catch {
             // Catalog events always encode; this would be a defect in the catalog, not an input error.
             logger.error("a broker event could not be encoded", metadata: ["event.type": "\(Event.eventType)"])

@@ -1,10 +1,12 @@
+import HeraldLog
+
 extension HeraldConfiguration {
     /// Options whose feature is not built yet, with the issue that builds it. A configuration that sets any
     /// of them to something other than its default is refused, rather than run without what it asks for.
     /// Remove a line here when its feature lands.
     static let unbuiltOptions: [(key: String, isDefault: @Sendable (HeraldConfiguration) -> Bool, issue: String)] = [
         ("http.listen", { $0.http.listen == HTTP().listen }, "#5 (HTTP gateway)"),
-        ("log", { $0.log == Log() }, "#4 (durable log)"),
+        ("log.dedup_window_ms", { $0.log.dedupWindowMs == Log().dedupWindowMs }, "#4 (deduplication)"),
         ("groups", { $0.groups == Groups() }, "#4 (consumer groups)"),
         ("modules", { $0.modules == Modules() }, "#6 (module supervisor)"),
     ]
@@ -14,5 +16,20 @@ extension HeraldConfiguration {
         for option in Self.unbuiltOptions where !option.isDefault(self) {
             throw ConfigurationError(key: option.key, "not built yet: arrives with issue \(option.issue)")
         }
+    }
+}
+
+extension HeraldConfiguration {
+    /// The durable log's configuration: `<data_dir>/log` and the `[log]` keys; `retention_bytes` is shared
+    /// equally by the partitions, and 0 turns a retention limit off.
+    public var logConfiguration: LogConfiguration {
+        LogConfiguration(
+            directory: dataDirectory + "/log",
+            partitions: log.partitions,
+            fsync: LogConfiguration.FsyncPolicy(rawValue: log.fsync.rawValue) ?? .batch,
+            retentionMilliseconds: log.retentionDays > 0 ? Int64(log.retentionDays) * 86_400_000 : nil,
+            retentionBytesPerPartition: log.retentionBytes > 0
+                ? max(1, Int(log.retentionBytes) / log.partitions) : nil
+        )
     }
 }

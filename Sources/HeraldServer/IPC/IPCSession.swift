@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldLog
 import HeraldProtocol
 import Logging
 
@@ -24,6 +25,9 @@ struct IPCSession {
     var pendingDeliveries: [Subscription] = []
     /// Subscriptions unsubscribed by the frames just handled, whose deliveries must stop.
     var endedDeliveries: [Subscription] = []
+    /// Writes a reply that comes after the read that asked for it (a confirmed publish's `ok`, once the
+    /// event is durable); safe from any thread.
+    var sendLater: @Sendable ([UInt8]) -> Void = { _ in }
 
     init(broker: Broker, requiresToken: Bool) {
         self.broker = broker
@@ -278,21 +282,45 @@ struct IPCSession {
             }
         }
         if fields.metadata["producer"] == nil { fields.metadata["producer"] = module }
-        let envelope = EventEnvelope(sealing: fields)
-        let limit = broker.configuration.ipc.maxFrame - FrameLength.eventHeaderAllowance
-        guard envelope.json.count <= limit else {
-            return refuse(
-                fields,
-                id: id,
-                .invalidEvent,
-                "the stored envelope is \(envelope.json.count) bytes, more than max_frame − 1024 = \(limit)"
-            )
+        // A confirmed publish of a stored event is answered once the event is durable (PROTOCOL.md §4.4),
+        // from the log's writer thread; everything else at once, with the other replies of this read.
+        let sealed = EventEnvelope(sealing: fields)
+        let whenDurable = id.map { Self.confirmation(of: sealed.eventID, id: $0, sendLater: sendLater) }
+        let accepted: AcceptedEvent
+        do throws(AcceptError) {
+            accepted = try broker.accept(sealed: sealed, whenDurable: whenDurable)
+        } catch {
+            switch error {
+            case .tooLarge(let size, let limit):
+                return refuse(
+                    fields, id: id, .invalidEvent,
+                    "the stored envelope is \(size) bytes, more than max_frame − 1024 = \(limit)")
+            case .storage(let error):
+                return refuse(fields, id: id, .storageFailed, "the event could not be stored: \(error)")
+            }
         }
-        broker.bus.publish(envelope)
-        if id != nil {
-            replies.ok(id: id, eventID: envelope.eventID, duplicate: false, offset: nil, partition: nil)
+        if id != nil && accepted.stored == nil {
+            replies.ok(id: id, eventID: accepted.envelope.eventID, duplicate: false, offset: nil, partition: nil)
         }
         return true
+    }
+
+    /// The answer to a confirmed publish of a stored event, sent once the log says it is durable: `ok` with
+    /// its offset and partition, or `storage_failed`.
+    private static func confirmation(
+        of eventID: String, id: RequestID, sendLater: @escaping @Sendable ([UInt8]) -> Void
+    ) -> DurabilityCallback {
+        { result in
+            var reply = FrameWriter()
+            switch result {
+            case .success(let position):
+                reply.ok(
+                    id: id, eventID: eventID, duplicate: false, offset: position.offset, partition: position.partition)
+            case .failure(let error):
+                reply.error(ProtocolError(.storageFailed, "the event could not be stored: \(error)", requestID: id))
+            }
+            sendLater(reply.bytes)
+        }
     }
 
     /// Compares secrets in time that depends on their lengths only, not on where they differ.

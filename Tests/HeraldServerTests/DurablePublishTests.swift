@@ -1,0 +1,97 @@
+import Foundation
+import HeraldLog
+import Testing
+
+@testable import HeraldServer
+
+/// PROTOCOL.md §4.4 over the socket: what is stored, where, and when a confirmed publish is answered.
+@Suite(.timeLimit(.minutes(1)))
+struct DurablePublishTests {
+    @Test(arguments: [HeraldConfiguration.FsyncPolicy.always, .batch, .never])
+    func aConfirmedPublishIsAnsweredWithItsOffsetAndPartitionOnceDurable(
+        _ fsync: HeraldConfiguration.FsyncPolicy
+    ) async throws {
+        // Only blocks are stored, so that the broker's own `module.loaded` takes no offset here.
+        let broker = try await TestBroker.start(durable: true) {
+            $0.log.fsync = fsync
+            $0.log.persist = ["block.#"]
+        }
+        let log = try #require(broker.broker.log)
+        // chain_id 1 is the key "1": FNV-1a 64 mod 8 = 4.
+        let partition = log.partition(forKey: "1")
+        #expect(partition == 4)
+        try await broker.withModule("producer") { (client: inout Conversation) async throws in
+            #expect(
+                try await client.request(#"{"op":"subscribe","id":1,"topics":["block.new.*"]}"#)
+                    == #"{"op":"ok","id":1,"subscription":1}"#)
+            for index in 0..<3 {
+                let reply = try await client.request(
+                    #"{"op":"publish","id":\#(10 + index),"event":{"event_type":"block.new","chain_id":1,"event_id":"b-\#(index)","payload":{"n":\#(index)}}}"#
+                )
+                // The live delivery and the `ok` may come in either order; the `ok` only once durable.
+                var frames = [try #require(reply)]
+                frames.append(try #require(try await client.receive()))
+                let ok = try #require(frames.first { $0.hasPrefix(#"{"op":"ok""#) })
+                #expect(
+                    ok
+                        == #"{"op":"ok","id":\#(10 + index),"event_id":"b-\#(index)","duplicate":false,"offset":\#(index),"partition":4}"#
+                )
+                let event = try #require(frames.first { $0.hasPrefix(#"{"op":"event""#) })
+                #expect(event.contains(#""offset":\#(index),"partition":4"#))
+                // Durable before the `ok`: the log reads it back.
+                let stored = try log.read(partition: 4, from: Int64(index), maximumRecords: 1)
+                #expect(
+                    stored.first.map { String(decoding: $0.bytes, as: UTF8.self) }?.contains(
+                        #""event_id":"b-\#(index)""#) == true)
+            }
+        }
+        try await broker.stop()
+    }
+
+    @Test func eventsOutsidePersistAreDeliveredButNotStored() async throws {
+        let broker = try await TestBroker.start(durable: true) { $0.log.persist = ["block.#"] }
+        let log = try #require(broker.broker.log)
+        try await broker.withModule("producer") { (client: inout Conversation) async throws in
+            #expect(
+                try await client.request(
+                    #"{"op":"publish","id":1,"event":{"event_type":"mempool.tx","event_id":"m-1","payload":{}}}"#)
+                    == #"{"op":"ok","id":1,"event_id":"m-1","duplicate":false}"#)
+            let reply = try #require(
+                try await client.request(
+                    #"{"op":"publish","id":2,"event":{"event_type":"block.new","chain_id":7,"event_id":"b-1","payload":{}}}"#
+                ))
+            #expect(reply.hasSuffix(#""duplicate":false,"offset":0,"partition":\#(log.partition(forKey: "7"))}"#))
+        }
+        var stored: [String] = []
+        for partition in 0..<log.partitionCount {
+            stored += try log.read(partition: partition, from: 0).map { String(decoding: $0.bytes, as: UTF8.self) }
+        }
+        // The broker's own `module.loaded`/`module.unloaded` do not match `block.#` either.
+        #expect(stored.count == 1)
+        #expect(stored.first?.contains(#""event_id":"b-1""#) == true)
+        try await broker.stop()
+    }
+
+    @Test func storedEventsSurviveARestartAndOffsetsContinue() async throws {
+        let directory = NSTemporaryDirectory() + "herald-durable-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for round in 0..<2 {
+            let broker = try await TestBroker.start(durable: true) {
+                $0.dataDirectory = directory
+                $0.log.persist = ["tx.#"]
+            }
+            try await broker.withModule("producer") { (client: inout Conversation) async throws in
+                let reply = try #require(
+                    try await client.request(
+                        #"{"op":"publish","id":1,"event":{"event_type":"tx","key":"k","event_id":"t-\#(round)","payload":{}}}"#
+                    ))
+                #expect(reply.contains(#""offset":\#(round),"#))
+            }
+            try await broker.broker.log!.flush()
+            let partition = broker.broker.log!.partition(forKey: "k")
+            #expect(try broker.broker.log!.read(partition: partition, from: 0).count == round + 1)
+            broker.beginStopping()
+            try await broker.stoppedKeepingDirectory()
+        }
+    }
+}
