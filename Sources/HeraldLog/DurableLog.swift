@@ -126,6 +126,11 @@ public final class DurableLog: Sendable {
         return appended
     }
 
+    /// Calls `callback` (on the writer thread, or at once) when the record at `position` is durable.
+    public func whenDurable(_ position: LogPosition, _ callback: @escaping DurabilityCallback) {
+        partitions[position.partition].whenDurable(position.offset, callback)
+    }
+
     /// Readable records of `partition` from `offset` on (from its first retained record when `offset` is
     /// older), at most `maximumRecords` and about `maximumBytes` (always at least one if any is readable).
     public func read(partition: Int, from offset: Int64, maximumRecords: Int = 1000, maximumBytes: Int = 1 << 20)

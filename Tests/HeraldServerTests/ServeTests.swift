@@ -58,8 +58,8 @@ struct ServeTests {
             "herald: configuration: ipc.max_frame: must be an integer from 4096 to 67108864"
         ),
         (
-            "[log]\ndedup_window_ms = 1000\n",
-            "herald: configuration: log.dedup_window_ms: not built yet: arrives with issue #4 (deduplication)"
+            "[groups]\nack_wait_ms = 1000\n",
+            "herald: configuration: groups: not built yet: arrives with issue #4 (consumer groups)"
         ),
         (
             "[http]\nlisten = \"0.0.0.0:7480\"\n",

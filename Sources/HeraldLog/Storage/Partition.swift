@@ -143,6 +143,18 @@ final class Partition: Sendable {
         for waiter in ready { waiter.callback(.success(LogPosition(partition: index, offset: waiter.offset))) }
     }
 
+    /// Calls `callback` once `offset` is durable: at once if it already is.
+    func whenDurable(_ offset: Int64, _ callback: @escaping DurabilityCallback) {
+        let now: Result<LogPosition, LogError>? = state.withLock { state in
+            if offset < state.readableOffset { return .success(LogPosition(partition: index, offset: offset)) }
+            if let failure = state.failure { return .failure(failure) }
+            let slot = state.waiters.firstIndex { $0.offset > offset } ?? state.waiters.endIndex
+            state.waiters.insert((offset, callback), at: slot)
+            return nil
+        }
+        if let now { callback(now) }
+    }
+
     /// Fails every waiter and every later append: a write or sync failed, so what is in memory may not
     /// be on disk.
     func fail(_ error: LogError) {

@@ -77,6 +77,11 @@ public struct StoredRecord: Sendable, Equatable {
 public struct LogPosition: Sendable, Equatable {
     public let partition: Int
     public let offset: Int64
+
+    public init(partition: Int, offset: Int64) {
+        self.partition = partition
+        self.offset = offset
+    }
 }
 
 /// Called once a record is durable (with where it is), or with the error that kept it from being.

@@ -19,6 +19,8 @@ public final class Broker: Sendable {
     public let log: DurableLog?
     /// The topics stored in the log (`log.persist`).
     let persist: [TopicPattern]
+    /// The `event_id`s accepted within `log.dedup_window_ms`.
+    let dedup: DedupWindow
     let logger: Logger
     /// Connected and loaded modules.
     let modules = ModuleRegistry()
@@ -37,6 +39,8 @@ public final class Broker: Sendable {
         self.log = log
         // Validated with the configuration.
         self.persist = configuration.log.persist.compactMap { try? TopicPattern($0) }
+        self.dedup = DedupWindow(windowMilliseconds: configuration.log.dedupWindowMs)
+        rebuildDedupWindow()
     }
 
     /// Publishes an event of the broker's own (lifecycle events), with `producer` set to `herald`.

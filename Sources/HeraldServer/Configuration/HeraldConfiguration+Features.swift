@@ -6,7 +6,6 @@ extension HeraldConfiguration {
     /// Remove a line here when its feature lands.
     static let unbuiltOptions: [(key: String, isDefault: @Sendable (HeraldConfiguration) -> Bool, issue: String)] = [
         ("http.listen", { $0.http.listen == HTTP().listen }, "#5 (HTTP gateway)"),
-        ("log.dedup_window_ms", { $0.log.dedupWindowMs == Log().dedupWindowMs }, "#4 (deduplication)"),
         ("groups", { $0.groups == Groups() }, "#4 (consumer groups)"),
         ("modules", { $0.modules == Modules() }, "#6 (module supervisor)"),
     ]

@@ -285,7 +285,9 @@ struct IPCSession {
         // A confirmed publish of a stored event is answered once the event is durable (PROTOCOL.md §4.4),
         // from the log's writer thread; everything else at once, with the other replies of this read.
         let sealed = EventEnvelope(sealing: fields)
-        let whenDurable = id.map { Self.confirmation(of: sealed.eventID, id: $0, sendLater: sendLater) }
+        let whenDurable = id.map {
+            Self.confirmation(of: sealed.eventID, id: $0, duplicate: false, sendLater: sendLater)
+        }
         let accepted: AcceptedEvent
         do throws(AcceptError) {
             accepted = try broker.accept(sealed: sealed, whenDurable: whenDurable)
@@ -299,8 +301,18 @@ struct IPCSession {
                 return refuse(fields, id: id, .storageFailed, "the event could not be stored: \(error)")
             }
         }
-        if id != nil && accepted.stored == nil {
-            replies.ok(id: id, eventID: accepted.envelope.eventID, duplicate: false, offset: nil, partition: nil)
+        guard let id else { return true }
+        switch (accepted.stored, accepted.duplicate) {
+        case (nil, _):
+            replies.ok(
+                id: id, eventID: accepted.envelope.eventID, duplicate: accepted.duplicate, offset: nil, partition: nil)
+        case (let position?, true):
+            // The first event's position, once it is durable (it may still be on its way to the disk).
+            broker.log?.whenDurable(
+                position,
+                Self.confirmation(of: accepted.envelope.eventID, id: id, duplicate: true, sendLater: sendLater))
+        case (_?, false):
+            break  // `whenDurable` answers.
         }
         return true
     }
@@ -308,14 +320,15 @@ struct IPCSession {
     /// The answer to a confirmed publish of a stored event, sent once the log says it is durable: `ok` with
     /// its offset and partition, or `storage_failed`.
     private static func confirmation(
-        of eventID: String, id: RequestID, sendLater: @escaping @Sendable ([UInt8]) -> Void
+        of eventID: String, id: RequestID, duplicate: Bool, sendLater: @escaping @Sendable ([UInt8]) -> Void
     ) -> DurabilityCallback {
         { result in
             var reply = FrameWriter()
             switch result {
             case .success(let position):
                 reply.ok(
-                    id: id, eventID: eventID, duplicate: false, offset: position.offset, partition: position.partition)
+                    id: id, eventID: eventID, duplicate: duplicate, offset: position.offset,
+                    partition: position.partition)
             case .failure(let error):
                 reply.error(ProtocolError(.storageFailed, "the event could not be stored: \(error)", requestID: id))
             }

@@ -1,0 +1,80 @@
+import DequeModule
+import HeraldLog
+import Synchronization
+
+/// The deduplication window of PROTOCOL.md §4.3: the `event_id`s accepted in the last `window`
+/// milliseconds, with where each event was stored. Sharded by `event_id` so that publishers on different
+/// event loops rarely share a lock; within a shard, checking an id and accepting its event happen under
+/// one lock, so two copies published at once cannot both be accepted.
+final class DedupWindow: Sendable {
+    /// What the window knows of an accepted event.
+    struct Entry: Equatable {
+        /// Where it was stored; `nil` when its topic is not stored.
+        var position: LogPosition?
+        /// When it leaves the window, milliseconds since 1970.
+        var expires: Int64
+    }
+
+    private struct Shard {
+        var entries: [String: Entry] = [:]
+        /// Ids in the order they expire (acceptance order; the window is the same for all).
+        var order = Deque<(id: String, expires: Int64)>()
+
+        mutating func evict(now: Int64) {
+            while let first = order.first, first.expires <= now {
+                order.removeFirst()
+                if entries[first.id]?.expires == first.expires { entries[first.id] = nil }
+            }
+        }
+    }
+
+    /// The window's length in milliseconds; 0 turns deduplication off.
+    let window: Int64
+    private let shards: [ShardLock]
+
+    private final class ShardLock: Sendable {
+        let mutex = Mutex(Shard())
+    }
+
+    init(windowMilliseconds: Int) {
+        window = Int64(windowMilliseconds)
+        shards = (0..<16).map { _ in ShardLock() }
+    }
+
+    private func shard(_ eventID: String) -> ShardLock {
+        shards[Int(truncatingIfNeeded: FNV1a64.hash(eventID.utf8) & 15)]
+    }
+
+    /// Runs `accept` unless `eventID` was accepted within the window, in which case it returns what the
+    /// window knows of the first event. `accept` returns where it stored the event (or `nil`).
+    func check<Failure: Error>(
+        _ eventID: String, now: Int64, accept: () throws(Failure) -> LogPosition?
+    ) throws(Failure) -> Entry? {
+        guard window > 0 else {
+            _ = try accept()
+            return nil
+        }
+        return try shard(eventID).mutex.withLock { shard throws(Failure) -> Entry? in
+            shard.evict(now: now)
+            if let first = shard.entries[eventID] { return first }
+            let position = try accept()
+            let entry = Entry(position: position, expires: now + window)
+            shard.entries[eventID] = entry
+            shard.order.append((eventID, entry.expires))
+            return nil
+        }
+    }
+
+    /// Puts an event accepted at `acceptedAt` back in the window (rebuilding it from the log at start).
+    func remember(_ eventID: String, position: LogPosition?, acceptedAt: Int64, now: Int64) {
+        guard window > 0, acceptedAt + window > now else { return }
+        shard(eventID).mutex.withLock { shard in
+            let entry = Entry(position: position, expires: acceptedAt + window)
+            shard.entries[eventID] = entry
+            shard.order.append((eventID, entry.expires))
+        }
+    }
+
+    /// How many ids the window holds (for tests).
+    var count: Int { shards.reduce(0) { $0 + $1.mutex.withLock { $0.entries.count } } }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import HeraldLog
+import Testing
+
+@testable import HeraldServer
+
+/// PROTOCOL.md §4.3: an `event_id` accepted within the window is not stored or delivered again.
+@Suite(.timeLimit(.minutes(1)))
+struct DedupTests {
+    @Test func theWindowAcceptsAnIdOnceUntilItExpires() {
+        let window = DedupWindow(windowMilliseconds: 1_000)
+        var accepted = 0
+        let first = LogPosition(partition: 3, offset: 41)
+        #expect(
+            window.check("e-1", now: 10_000) {
+                accepted += 1; return first
+            } == nil)
+        #expect(
+            window.check("e-1", now: 10_999) {
+                accepted += 1; return nil
+            } == .init(position: first, expires: 11_000))
+        #expect(
+            window.check("e-2", now: 10_999) {
+                accepted += 1; return nil
+            } == nil)
+        #expect(accepted == 2)
+        // At 11 000 the first has left the window: accepted again, with its new position.
+        #expect(
+            window.check("e-1", now: 11_000) {
+                accepted += 1; return nil
+            } == nil)
+        #expect(accepted == 3)
+        #expect(window.count == 2)
+        // Rebuilt entries keep their own expiry; an entry already expired is not kept.
+        window.remember("old", position: first, acceptedAt: 9_000, now: 11_000)
+        window.remember("recent", position: first, acceptedAt: 10_500, now: 11_000)
+        #expect(window.check("old", now: 11_000) { nil } == nil)
+        #expect(window.check("recent", now: 11_100) { nil }?.position == first)
+    }
+
+    @Test func aZeroWindowDeduplicatesNothing() {
+        let window = DedupWindow(windowMilliseconds: 0)
+        var accepted = 0
+        for _ in 0..<3 {
+            #expect(
+                window.check("same", now: 0) {
+                    accepted += 1; return nil
+                } == nil)
+        }
+        #expect(accepted == 3)
+    }
+
+    @Test func aRepeatedPublishIsAnsweredDuplicateWithTheFirstOffsetAndDeliveredOnce() async throws {
+        let broker = try await TestBroker.start(durable: true) { $0.log.persist = ["block.#"] }
+        let partition = broker.broker.log!.partition(forKey: "5")
+        try await broker.withModule("producer") { (client: inout Conversation) async throws in
+            #expect(
+                try await client.request(#"{"op":"subscribe","id":1,"topics":["block.new.5","mempool.tx"]}"#)
+                    == #"{"op":"ok","id":1,"subscription":1}"#)
+            let publish =
+                #"{"op":"publish","id":2,"event":{"event_type":"block.new","chain_id":5,"event_id":"dup","payload":{}}}"#
+            var frames = [try #require(try await client.request(publish)), try #require(try await client.receive())]
+            #expect(
+                frames.contains(
+                    #"{"op":"ok","id":2,"event_id":"dup","duplicate":false,"offset":0,"partition":\#(partition)}"#))
+            #expect(frames.contains { $0.hasPrefix(#"{"op":"event","subscription":1,"seq":1,"#) })
+            // The same event_id again, even with another payload: not stored, not delivered.
+            let again =
+                #"{"op":"publish","id":3,"event":{"event_type":"block.new","chain_id":5,"event_id":"dup","payload":{"x":1}}}"#
+            #expect(
+                try await client.request(again)
+                    == #"{"op":"ok","id":3,"event_id":"dup","duplicate":true,"offset":0,"partition":\#(partition)}"#)
+            // An event not stored is deduplicated too, and its duplicate's `ok` has no position.
+            let mempool = #"{"op":"publish","id":4,"event":{"event_type":"mempool.tx","event_id":"m","payload":{}}}"#
+            frames = [try #require(try await client.request(mempool)), try #require(try await client.receive())]
+            #expect(frames.contains(#"{"op":"ok","id":4,"event_id":"m","duplicate":false}"#))
+            // The next event the subscription gets is seq 2, the mempool event: the duplicate took no seq.
+            #expect(
+                frames.contains {
+                    $0.hasPrefix(#"{"op":"event","subscription":1,"seq":2,"#) && $0.contains(#""event_id":"m""#)
+                })
+            #expect(
+                try await client.request(
+                    #"{"op":"publish","id":5,"event":{"event_type":"mempool.tx","event_id":"m","payload":{}}}"#)
+                    == #"{"op":"ok","id":5,"event_id":"m","duplicate":true}"#)
+            #expect(try await client.request(#"{"op":"ping","id":6}"#) == #"{"op":"pong","id":6}"#)
+        }
+        #expect(try broker.broker.log!.read(partition: partition, from: 0).count == 1)
+        try await broker.stop()
+    }
+
+    @Test func theWindowSurvivesARestart() async throws {
+        let directory = NSTemporaryDirectory() + "herald-dedup-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for round in 0..<2 {
+            let broker = try await TestBroker.start(durable: true) {
+                $0.dataDirectory = directory
+                $0.log.persist = ["tx"]
+            }
+            try await broker.withModule("producer") { (client: inout Conversation) async throws in
+                let reply = try #require(
+                    try await client.request(
+                        #"{"op":"publish","id":1,"event":{"event_type":"tx","key":"k","event_id":"once","payload":{}}}"#
+                    ))
+                #expect(reply.contains(round == 0 ? #""duplicate":false,"offset":0"# : #""duplicate":true,"offset":0"#))
+            }
+            broker.beginStopping()
+            try await broker.stoppedKeepingDirectory()
+        }
+    }
+}
