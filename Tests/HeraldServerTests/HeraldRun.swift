@@ -47,9 +47,18 @@ struct HeraldRun {
     /// The first line on standard output (for a process that has printed nothing yet).
     func firstLine() async -> String? { await nextLine() }
 
-    /// Waits for the process to exit and returns its status and standard error.
+    /// How long ``finish()`` waits before it kills the process (a test expecting an exit then fails on
+    /// the status and the missing message instead of hanging the suite).
+    static let exitDeadline: DispatchTimeInterval = .seconds(45)
+
+    /// Waits for the process to exit and returns its status and standard error; kills it with SIGKILL if
+    /// it has not exited after ``exitDeadline``.
     func finish() async -> (status: Int32, errors: String) {
-        await withCheckedContinuation { continuation in
+        let process = self.process
+        DispatchQueue.global().asyncAfter(deadline: .now() + Self.exitDeadline) {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        return await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 process.waitUntilExit()
                 let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
