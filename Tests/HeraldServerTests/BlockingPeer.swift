@@ -37,7 +37,10 @@ final class BlockingPeer {
         let frame = lengthPrefixed(Array(json.utf8))
         var offset = 0
         while offset < frame.count {
-            let written = frame[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress!, $0.count) }
+            // MSG_NOSIGNAL: a peer whose broker was killed gets EPIPE, not a SIGPIPE that ends the tests.
+            let written = frame[offset...].withUnsafeBytes {
+                Glibc.send(descriptor, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL))
+            }
             guard written > 0 else { throw PeerError("write: errno \(errno)") }
             offset += written
         }
