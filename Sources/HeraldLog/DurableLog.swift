@@ -58,8 +58,7 @@ public final class DurableLog: Sendable {
     }
 
     static func partitionDirectory(_ directory: String, _ index: Int) -> String {
-        let digits = String(index)
-        return "\(directory)/partition-\(String(repeating: "0", count: max(0, 3 - digits.count)))\(digits)"
+        "\(directory)/partition-\(String(zeroPadded: index, width: 3))"
     }
 
     /// The file `herald-log` names the format and the partition count, which must not change: the
@@ -98,22 +97,23 @@ public final class DurableLog: Sendable {
     }
 
     /// Appends an event to `partition`: assigns its offset, calls `encode` with it for the event's bytes
-    /// (a stored envelope carries its offset), and queues the record. `whenDurable` is called on the log's
-    /// writer thread when the record is durable under the fsync policy, or with the error that kept it
-    /// from being. Returns the offset and the bytes.
+    /// (a stored envelope carries its offset), and queues the record. `encode` may decline by returning
+    /// `nil` (the event turned out too large, say): nothing is appended and `nil` is returned. `whenDurable`
+    /// is called on the log's writer thread when the record is durable under the fsync policy, or with the
+    /// error that kept it from being. Returns the offset and the bytes.
     public func append(
         partition: Int,
         timestamp: Int64,
-        encode: (Int64) -> [UInt8],
+        encode: (Int64) -> [UInt8]?,
         whenDurable: DurabilityCallback? = nil
-    ) throws(LogError) -> (offset: Int64, bytes: [UInt8]) {
+    ) throws(LogError) -> (offset: Int64, bytes: [UInt8])? {
         if writer.state.withLock({ $0.closing }) { throw LogError.closed }
         let appended = try partitions[partition].append(timestamp: timestamp, encode: encode, whenDurable: whenDurable)
-        writer.signal()
+        if appended != nil { writer.signal() }
         return appended
     }
 
-    /// Appends and waits until the record is durable.
+    /// Appends `bytes`, made knowing the offset, and waits until the record is durable.
     public func appendDurably(partition: Int, timestamp: Int64, encode: (Int64) -> [UInt8]) async throws(LogError)
         -> (offset: Int64, bytes: [UInt8])
     {
@@ -121,7 +121,7 @@ public final class DurableLog: Sendable {
         let appended = try append(partition: partition, timestamp: timestamp, encode: encode) { result in
             continuation.yield(result)
             continuation.finish()
-        }
+        }!
         for await result in stream { _ = try result.get() }
         return appended
     }

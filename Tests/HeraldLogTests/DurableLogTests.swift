@@ -33,23 +33,40 @@ import Testing
         #expect(files.contains(Segment.name(0) + ".index"))
     }
 
-    @Test func aRecordIsReadableOnlyOnceDurableAndTheCallbackSaysSo() async throws {
+    @Test func theDurabilityCallbackNamesTheRecordsPositionAndTheRecordReadsBack() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let log = try DurableLog(configuration: configuration(directory))
         defer { log.close() }
-        let (stream, continuation) = AsyncStream<Bool>.makeStream()
-        let appended = try log.append(partition: 1, timestamp: 5, encode: { offset in Array("at \(offset)".utf8) }) {
-            result in
-            continuation.yield((try? result.get()) != nil)
-            continuation.finish()
-        }
+        let (stream, continuation) = AsyncStream<LogPosition?>.makeStream()
+        let appended = try #require(
+            try log.append(partition: 1, timestamp: 5, encode: { offset in Array("at \(offset)".utf8) }) { result in
+                continuation.yield(try? result.get())
+                continuation.finish()
+            })
         #expect(appended.offset == 0)
         #expect(appended.bytes == Array("at 0".utf8))
         var iterator = stream.makeAsyncIterator()
-        #expect(await iterator.next() == true)
+        #expect(await iterator.next() == LogPosition(partition: 1, offset: 0))
         #expect(try log.read(partition: 1, from: 0).map(\.bytes) == [Array("at 0".utf8)])
         #expect(try log.read(partition: 1, from: 0).first?.timestamp == 5)
+    }
+
+    @Test func aDeclinedAppendStoresNothingAndTakesNoOffset() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try DurableLog(configuration: configuration(directory))
+        defer { log.close() }
+        var offered: Int64?
+        #expect(
+            try log.append(
+                partition: 0, timestamp: 1,
+                encode: { offset in
+                    offered = offset; return nil
+                }) == nil)
+        #expect(offered == 0)
+        #expect(try await log.appendText("kept") == 0)
+        #expect(try log.texts() == ["kept"])
     }
 
     @Test func reopeningKeepsEverythingAndContinuesTheOffsets() async throws {

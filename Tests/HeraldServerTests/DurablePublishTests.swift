@@ -72,6 +72,28 @@ struct DurablePublishTests {
         try await broker.stop()
     }
 
+    @Test func aStoredEnvelopeOverTheLimitIsRefusedAndTakesNoOffset() async throws {
+        let broker = try await TestBroker.start(durable: true) {
+            $0.ipc.maxFrame = 4096
+            $0.log.persist = ["block.#"]
+        }
+        let partition = broker.broker.log!.partition(forKey: "3")
+        let large = String(repeating: "x", count: 3100)
+        try await broker.withModule("producer") { (client: inout Conversation) async throws in
+            let refused = try #require(
+                try await client.request(
+                    #"{"op":"publish","id":1,"event":{"event_type":"block.new","chain_id":3,"event_id":"big","payload":{"x":"\#(large)"}}}"#
+                ))
+            #expect(refused.hasPrefix(#"{"op":"error","id":1,"code":"invalid_event""#))
+            #expect(
+                try await client.request(
+                    #"{"op":"publish","id":2,"event":{"event_type":"block.new","chain_id":3,"event_id":"small","payload":{}}}"#
+                )
+                    == #"{"op":"ok","id":2,"event_id":"small","duplicate":false,"offset":0,"partition":\#(partition)}"#)
+        }
+        try await broker.stop()
+    }
+
     @Test func storedEventsSurviveARestartAndOffsetsContinue() async throws {
         let directory = NSTemporaryDirectory() + "herald-durable-" + UUID().uuidString.prefix(8)
         defer { try? FileManager.default.removeItem(atPath: directory) }

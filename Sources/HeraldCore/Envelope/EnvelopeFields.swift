@@ -7,6 +7,15 @@ package struct EnvelopeFields: Sendable {
     package static let maximumEventIDBytes = 128
     package static let maximumKeyBytes = 255
 
+    /// Sets what a publisher may leave out — `event_id` (a random one), `timestamp` (now) and `key` (the
+    /// decimal `chain_id`, else `event_type`) — keeping what is set. Sealing applies it; the broker applies
+    /// it first when it needs the id or the key before sealing.
+    package mutating func applyDefaults() {
+        if eventID == nil { eventID = EventID.random() }
+        if timestamp == nil { timestamp = Timestamp.now() }
+        if key == nil { key = chainID.map { String($0) } ?? eventType }
+    }
+
     package var eventType: String
     package var eventID: String?
     package var timestamp: String?

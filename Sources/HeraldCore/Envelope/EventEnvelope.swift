@@ -75,11 +75,12 @@ public struct EventEnvelope: Sendable, Hashable, CustomStringConvertible {
     /// Applies the defaults still missing and encodes: the one place an envelope's JSON is produced.
     package init(sealing fields: EnvelopeFields) {
         var fields = fields
-        if fields.eventID == nil { fields.eventID = EventID.random() }
-        if fields.timestamp == nil { fields.timestamp = Timestamp.now() }
-        if fields.key == nil { fields.key = fields.chainID.map { String($0) } ?? fields.eventType }
+        fields.applyDefaults()
         storage = Storage(fields: Sealed(fields))
     }
+
+    /// The fields this envelope was sealed from, for building another envelope from them.
+    package var fields: EnvelopeFields { storage.fields.unsealed }
 
     /// The same event as stored in the durable log at `offset` of `partition`.
     public func stored(offset: Int64, partition: Int) -> EventEnvelope {

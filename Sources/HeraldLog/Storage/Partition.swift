@@ -49,17 +49,18 @@ final class Partition: Sendable {
     // MARK: Appending
 
     /// Assigns the next offset, lets `encode` make the event's bytes knowing it, and queues the record.
-    /// Returns the offset and the bytes. `whenDurable`, if given, is called (on the log's writer thread)
-    /// once the record is durable under the fsync policy, or failed.
+    /// Returns the offset and the bytes, or `nil` when `encode` declined (returned `nil`): then nothing is
+    /// queued and the offset goes to the next append. `whenDurable`, if given, is called (on the log's
+    /// writer thread) once the record is durable under the fsync policy, or failed.
     func append(
         timestamp: Int64,
-        encode: (Int64) -> [UInt8],
+        encode: (Int64) -> [UInt8]?,
         whenDurable: DurabilityCallback?
-    ) throws(LogError) -> (offset: Int64, bytes: [UInt8]) {
+    ) throws(LogError) -> (offset: Int64, bytes: [UInt8])? {
         try state.withLock { state throws(LogError) in
             if let failure = state.failure { throw failure }
             let offset = state.nextOffset
-            let bytes = encode(offset)
+            guard let bytes = encode(offset) else { return nil }
             state.nextOffset += 1
             let start = state.pending.bytes.count
             bytes.withUnsafeBytes {

@@ -33,8 +33,7 @@ final class Segment: @unchecked Sendable {
     var bytesSinceIndex = 0
 
     static func name(_ baseOffset: Int64) -> String {
-        let digits = String(baseOffset)
-        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+        String(zeroPadded: baseOffset, width: 20)
     }
 
     static func logPath(_ directory: String, _ baseOffset: Int64) -> String {
@@ -189,5 +188,14 @@ final class Segment: @unchecked Sendable {
 
     private func append<Integer: FixedWidthInteger>(_ value: Integer, to buffer: inout [UInt8]) {
         withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
+    }
+}
+
+extension String {
+    /// `value` in decimal, with leading zeros to `width` digits: file and directory names that sort in
+    /// numeric order.
+    init(zeroPadded value: some BinaryInteger, width: Int) {
+        let digits = String(value)
+        self = String(repeating: "0", count: Swift.max(0, width - digits.count)) + digits
     }
 }

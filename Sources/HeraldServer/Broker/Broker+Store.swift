@@ -22,36 +22,28 @@ enum AcceptError: Error {
 }
 
 extension Broker {
-    /// The most the broker's additions to a stored envelope take: `,"offset":` and `,"partition":` with
-    /// their largest values.
-    private static let storedFieldsAllowance = 48
-
-    /// Accepts an event (PROTOCOL.md §4.4): seals it, stores it when its topic matches `log.persist` —
-    /// assigning its partition (`FNV-1a 64(key) mod P`) and offset, which the stored envelope carries —
-    /// and publishes it to live subscribers without waiting for the disk. `whenDurable`, for a stored
-    /// event only, is called from the log's writer thread once the event is durable under the fsync policy.
-    func accept(
-        _ fields: EnvelopeFields,
-        whenDurable: DurabilityCallback? = nil
-    ) throws(AcceptError) -> AcceptedEvent {
-        try accept(sealed: EventEnvelope(sealing: fields), whenDurable: whenDurable)
-    }
-
-    /// ``accept(_:whenDurable:)`` for an envelope already sealed (the broker's own events). An `event_id`
-    /// accepted within the dedup window (PROTOCOL.md §4.3) is not stored or delivered again: the result
-    /// says `duplicate` with where the first was stored, and `whenDurable` is not called.
-    func accept(
-        sealed: EventEnvelope,
-        whenDurable: DurabilityCallback? = nil
-    ) throws(AcceptError) -> AcceptedEvent {
+    /// Accepts an event (PROTOCOL.md §4.3, §4.4). An `event_id` accepted within the dedup window is not
+    /// stored or delivered again: the result says `duplicate`, with where the first was stored, and
+    /// `whenDurable` is not called. Otherwise the event is sealed — once — and, when its topic matches
+    /// `log.persist`, stored in partition `FNV-1a 64(key) mod P` at the offset the log assigns, both of
+    /// which the stored envelope carries; then it is published to live subscribers without waiting for the
+    /// disk. `whenDurable`, for a stored event only, is called from the log's writer thread once the event
+    /// is durable under the fsync policy.
+    func accept(_ fields: EnvelopeFields, whenDurable: DurabilityCallback? = nil) throws(AcceptError)
+        -> AcceptedEvent
+    {
+        var fields = fields
+        fields.applyDefaults()
         var accepted: AcceptedEvent?
-        let first = try dedup.check(sealed.eventID, now: Self.millisecondsSince1970()) {
+        let first = try dedup.check(fields.eventID!, now: Self.millisecondsSince1970()) {
             () throws(AcceptError) -> LogPosition? in
-            let stored = try store(sealed, whenDurable: whenDurable)
+            let stored = try store(fields, whenDurable: whenDurable)
             accepted = stored
             return stored.stored
         }
-        if let first { return AcceptedEvent(envelope: sealed, stored: first.position, duplicate: true) }
+        if let first {
+            return AcceptedEvent(envelope: EventEnvelope(sealing: fields), stored: first.position, duplicate: true)
+        }
         return accepted!
     }
 
@@ -59,38 +51,45 @@ extension Broker {
         Int64(Date().timeIntervalSince1970 * 1000)
     }
 
-    /// Stores (when the topic matches `log.persist`) and publishes an event that is not a duplicate.
-    private func store(_ sealed: EventEnvelope, whenDurable: DurabilityCallback?) throws(AcceptError)
+    /// Seals, stores (when the topic matches `log.persist`) and publishes an event that is not a duplicate.
+    private func store(_ fields: EnvelopeFields, whenDurable: DurabilityCallback?) throws(AcceptError)
         -> AcceptedEvent
     {
         let limit = configuration.ipc.maxFrame - FrameLength.eventHeaderAllowance
-        let topic = Topic.of(eventType: sealed.eventType, chainID: sealed.chainID)
+        let topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
         guard let log, persist.contains(where: { $0.matches(topic) }) else {
+            let sealed = EventEnvelope(sealing: fields)
             guard sealed.json.count <= limit else { throw .tooLarge(size: sealed.json.count, limit: limit) }
             bus.publish(sealed)
             return AcceptedEvent(envelope: sealed, stored: nil)
         }
-        guard sealed.json.count + Self.storedFieldsAllowance <= limit else {
-            throw .tooLarge(size: sealed.json.count + Self.storedFieldsAllowance, limit: limit)
-        }
-        let partition = log.partition(forKey: sealed.key)
-        var stored = sealed
-        let offset: Int64
+        let partition = log.partition(forKey: fields.key!)
+        var sealed: EventEnvelope?
+        let appended: (offset: Int64, bytes: [UInt8])?
         do throws(LogError) {
-            offset = try log.append(
+            // Sealed with its offset inside the append; too large, it is declined and takes no offset.
+            appended = try log.append(
                 partition: partition,
                 timestamp: Self.millisecondsSince1970(),
                 encode: { offset in
-                    stored = sealed.stored(offset: offset, partition: partition)
-                    return stored.json
+                    var stored = fields
+                    stored.offset = offset
+                    stored.partition = partition
+                    let envelope = EventEnvelope(sealing: stored)
+                    sealed = envelope
+                    return envelope.json.count <= limit ? envelope.json : nil
                 },
                 whenDurable: whenDurable
-            ).offset
+            )
         } catch {
             throw .storage(error)
         }
-        bus.publish(stored)
-        return AcceptedEvent(envelope: stored, stored: LogPosition(partition: partition, offset: offset))
+        guard let appended, let sealed else {
+            let size = sealed?.json.count ?? 0
+            throw .tooLarge(size: size, limit: limit)
+        }
+        bus.publish(sealed)
+        return AcceptedEvent(envelope: sealed, stored: LogPosition(partition: partition, offset: appended.offset))
     }
 }
 

@@ -48,7 +48,7 @@ public final class Broker: Sendable {
         do {
             let envelope = try EventEnvelope(event, metadata: ["producer": Self.serverName])
             do throws(AcceptError) {
-                _ = try accept(sealed: envelope)
+                _ = try accept(envelope.fields)
             } catch {
                 logger.error(
                     "a broker event could not be stored",

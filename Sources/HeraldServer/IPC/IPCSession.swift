@@ -284,13 +284,13 @@ struct IPCSession {
         if fields.metadata["producer"] == nil { fields.metadata["producer"] = module }
         // A confirmed publish of a stored event is answered once the event is durable (PROTOCOL.md §4.4),
         // from the log's writer thread; everything else at once, with the other replies of this read.
-        let sealed = EventEnvelope(sealing: fields)
-        let whenDurable = id.map {
-            Self.confirmation(of: sealed.eventID, id: $0, duplicate: false, sendLater: sendLater)
-        }
+        // The id is given now (as sealing would), so that the confirmation can name it.
+        fields.applyDefaults()
+        let eventID = fields.eventID!
+        let whenDurable = id.map { Self.confirmation(of: eventID, id: $0, duplicate: false, sendLater: sendLater) }
         let accepted: AcceptedEvent
         do throws(AcceptError) {
-            accepted = try broker.accept(sealed: sealed, whenDurable: whenDurable)
+            accepted = try broker.accept(fields, whenDurable: whenDurable)
         } catch {
             switch error {
             case .tooLarge(let size, let limit):
