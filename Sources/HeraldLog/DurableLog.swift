@@ -12,6 +12,16 @@ public final class DurableLog: Sendable {
     public let recovery: RecoveryReport
     private let partitions: [Partition]
     private let writer: Writer
+    private let observers = Observers()
+
+    /// Who is told when a partition has new readable records.
+    private final class Observers: Sendable {
+        let list = Mutex<[@Sendable (Int) -> Void]>([])
+
+        func notify(_ partition: Int) {
+            for observer in list.withLock({ $0 }) { observer(partition) }
+        }
+    }
 
     /// The writer thread's coordination.
     private final class Writer: Sendable {
@@ -50,8 +60,8 @@ public final class DurableLog: Sendable {
         self.partitions = partitions
         recovery = report
         writer = Writer()
-        let thread = Thread { [partitions, writer, configuration] in
-            Self.runWriter(partitions: partitions, writer: writer, policy: configuration.fsync)
+        let thread = Thread { [partitions, writer, configuration, observers] in
+            Self.runWriter(partitions: partitions, writer: writer, policy: configuration.fsync, observers: observers)
         }
         thread.name = "herald-log-writer"
         thread.start()
@@ -150,6 +160,12 @@ public final class DurableLog: Sendable {
         try partitions[partition].offset(atOrAfter: timestamp)
     }
 
+    /// Calls `observer` (on the writer thread) each time records of a partition become readable, with the
+    /// partition's index. It must return quickly: the writer waits for it.
+    public func observeReadable(_ observer: @escaping @Sendable (_ partition: Int) -> Void) {
+        observers.list.withLock { $0.append(observer) }
+    }
+
     // MARK: Flushing, retention, closing
 
     /// Writes everything appended so far and syncs every partition, whatever the fsync policy
@@ -197,7 +213,9 @@ public final class DurableLog: Sendable {
 
     // MARK: The writer thread
 
-    private static func runWriter(partitions: [Partition], writer: Writer, policy: LogConfiguration.FsyncPolicy) {
+    private static func runWriter(
+        partitions: [Partition], writer: Writer, policy: LogConfiguration.FsyncPolicy, observers: Observers
+    ) {
         while true {
             writer.wake.wait()
             writer.isWoken.store(false, ordering: .sequentiallyConsistent)
@@ -223,6 +241,7 @@ public final class DurableLog: Sendable {
                     }
                 }
                 partition.markDurable(through: written)
+                observers.notify(partition.index)
             }
             if !flushWaiters.isEmpty || closing {
                 do throws(LogError) {

@@ -80,7 +80,16 @@ struct Serve: AsyncParsableCommand {
                 "recovery": "\(log.recovery.duration)",
             ])
         _ = try? log.applyRetention(now: Int64(Date().timeIntervalSince1970 * 1000))
-        let broker = Broker(configuration: configuration, logger: logger, log: log)
+        let groups: ConsumerGroups
+        do {
+            groups = try ConsumerGroups(
+                log: log, directory: configuration.groupsDirectory, settings: configuration.groupSettings)
+        } catch {
+            throw fail("groups: \(error)")
+        }
+        // Closed before the log (deferred later, runs first): the last group state is written.
+        defer { groups.close() }
+        let broker = Broker(configuration: configuration, logger: logger, log: log, groups: groups)
         let listener = IPCListener(broker: broker)
         let tcpListener = IPCListener.tcp(for: broker)
         let services = ServiceGroup(

@@ -218,20 +218,6 @@ struct IPCListenerTests {
         try await broker.stop()
     }
 
-    @Test func whatNeedsTheDurableLogSaysSoAndTheConnectionStays() async throws {
-        let broker = try await TestBroker.start()
-        try await broker.withModule("m") { (client: inout Conversation) async throws in
-            #expect(
-                try await client.request(#"{"op":"subscribe","id":1,"topics":["a"],"group":"g"}"#)?.contains(
-                    "not built yet") == true)
-            #expect(
-                try await client.request(#"{"op":"ack","id":2,"subscription":1,"seq":[1]}"#)?.contains("not built yet")
-                    == true)
-            #expect(try await client.request(#"{"op":"ping","id":3}"#) == #"{"op":"pong","id":3}"#)
-        }
-        try await broker.stop()
-    }
-
     @Test func byeClosesAfterAnswering() async throws {
         let broker = try await TestBroker.start()
         try await broker.withModule("m") { (client: inout Conversation) async throws in

@@ -58,8 +58,8 @@ struct ServeTests {
             "herald: configuration: ipc.max_frame: must be an integer from 4096 to 67108864"
         ),
         (
-            "[groups]\nack_wait_ms = 1000\n",
-            "herald: configuration: groups: not built yet: arrives with issue #4 (consumer groups)"
+            "[modules]\nstartup_timeout_ms = 1000\n",
+            "herald: configuration: modules: not built yet: arrives with issue #6 (module supervisor)"
         ),
         (
             "[http]\nlisten = \"0.0.0.0:7480\"\n",

@@ -38,7 +38,10 @@ struct TestBroker {
         var logger = Logger(label: "herald-test")
         logger.logLevel = .warning
         let log = durable ? try DurableLog(configuration: configuration.logConfiguration) : nil
-        let broker = Broker(configuration: configuration, logger: logger, log: log)
+        let groups = try log.map {
+            try ConsumerGroups(log: $0, directory: configuration.groupsDirectory, settings: configuration.groupSettings)
+        }
+        let broker = Broker(configuration: configuration, logger: logger, log: log, groups: groups)
         let listener = IPCListener(broker: broker)
         let tcpListener = IPCListener.tcp(for: broker)
         let services = ServiceGroup(
@@ -69,6 +72,7 @@ struct TestBroker {
     /// Waits until the broker has stopped, and removes its directory.
     func stopped() async throws {
         try await running.value
+        broker.groups?.close()
         broker.log?.close()
         try? FileManager.default.removeItem(atPath: directory)
     }
@@ -76,6 +80,7 @@ struct TestBroker {
     /// Waits until the broker has stopped and closes its log, leaving its directory for another broker.
     func stoppedKeepingDirectory() async throws {
         try await running.value
+        broker.groups?.close()
         broker.log?.close()
     }
 
@@ -187,4 +192,11 @@ func lengthPrefixed(_ body: [UInt8]) -> [UInt8] {
 /// The bulk publisher's final `ping` was not answered with its `pong`.
 struct BulkPublishFailed: Error {
     let reply: String?
+}
+
+/// Waits, yielding, until `condition` holds (the test's time limit ends a wait that never does).
+func waitUntil(_ condition: () -> Bool) async throws {
+    while !condition() {
+        try await Task.sleep(for: .milliseconds(2))
+    }
 }

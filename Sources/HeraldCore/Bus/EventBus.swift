@@ -176,6 +176,15 @@ public final class EventBus: Sendable {
 
     // MARK: Inspecting
 
+    /// A subscription id no subscription of this bus has or will have, for subscriptions kept elsewhere
+    /// (a broker's durable group subscriptions share the id space of its live ones).
+    public func reserveSubscriptionID() -> UInt64 {
+        routing.withLock { routing in
+            defer { routing.nextID += 1 }
+            return routing.nextID
+        }
+    }
+
     /// The names of the subscribers with a live subscription that matches events of `eventType`, with or
     /// without a chain id, sorted.
     public func subscribers(for eventType: String) -> [String] {

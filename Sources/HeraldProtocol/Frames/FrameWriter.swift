@@ -29,6 +29,11 @@ package struct FrameWriter {
 
     /// `{"op":"event","subscription":7,"seq":42,"attempt":1,"event":{…}}`, keys in exactly this order.
     package mutating func event(subscription: UInt64, seq: UInt64, attempt: Int? = nil, envelope: EventEnvelope) {
+        event(subscription: subscription, seq: seq, attempt: attempt, json: envelope.json)
+    }
+
+    /// An `event` frame around a stored envelope's bytes.
+    package mutating func event(subscription: UInt64, seq: UInt64, attempt: Int?, json: [UInt8]) {
         frame { writer in
             writer.append(raw: "{\"op\":\"event\",\"subscription\":")
             writer.append(integer: subscription)
@@ -39,7 +44,7 @@ package struct FrameWriter {
                 writer.append(integer: attempt)
             }
             writer.append(raw: ",\"event\":")
-            writer.append(raw: envelope.json)
+            writer.append(raw: json)
             writer.append(raw: "}")
         }
     }

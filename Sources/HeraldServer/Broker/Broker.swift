@@ -17,6 +17,8 @@ public final class Broker: Sendable {
     public let bus: EventBus
     /// The durable log events are stored in; `nil` runs a pure in-memory bus.
     public let log: DurableLog?
+    /// The consumer groups reading the log; `nil` without a log.
+    public let groups: ConsumerGroups?
     /// The topics stored in the log (`log.persist`).
     let persist: [TopicPattern]
     /// The `event_id`s accepted within `log.dedup_window_ms`.
@@ -31,12 +33,16 @@ public final class Broker: Sendable {
     private let waiterNumbers = Atomic<UInt64>(0)
 
     /// A broker with `configuration`, logging to `logger`, storing events in `log` (opened from
-    /// ``HeraldConfiguration/logConfiguration``) or, without one, keeping none.
-    public init(configuration: HeraldConfiguration, logger: Logger, log: DurableLog? = nil) {
+    /// ``HeraldConfiguration/logConfiguration``) and serving consumer groups from `groups` (opened on that
+    /// log in ``HeraldConfiguration/groupsDirectory``) or, without a log, keeping nothing.
+    public init(
+        configuration: HeraldConfiguration, logger: Logger, log: DurableLog? = nil, groups: ConsumerGroups? = nil
+    ) {
         self.configuration = configuration
         self.bus = EventBus()
         self.logger = logger
         self.log = log
+        self.groups = groups
         // Validated with the configuration.
         self.persist = configuration.log.persist.compactMap { try? TopicPattern($0) }
         self.dedup = DedupWindow(windowMilliseconds: configuration.log.dedupWindowMs)

@@ -6,7 +6,6 @@ extension HeraldConfiguration {
     /// Remove a line here when its feature lands.
     static let unbuiltOptions: [(key: String, isDefault: @Sendable (HeraldConfiguration) -> Bool, issue: String)] = [
         ("http.listen", { $0.http.listen == HTTP().listen }, "#5 (HTTP gateway)"),
-        ("groups", { $0.groups == Groups() }, "#4 (consumer groups)"),
         ("modules", { $0.modules == Modules() }, "#6 (module supervisor)"),
     ]
 
@@ -29,6 +28,21 @@ extension HeraldConfiguration {
             retentionMilliseconds: log.retentionDays > 0 ? Int64(log.retentionDays) * 86_400_000 : nil,
             retentionBytesPerPartition: log.retentionBytes > 0
                 ? max(1, Int(log.retentionBytes) / log.partitions) : nil
+        )
+    }
+}
+
+extension HeraldConfiguration {
+    /// Where consumer groups keep their state and dead letters: `<data_dir>/groups`.
+    public var groupsDirectory: String { dataDirectory + "/groups" }
+
+    /// The `[groups]` keys as the groups use them.
+    public var groupSettings: GroupSettings {
+        GroupSettings(
+            ackWaitMs: Int64(groups.ackWaitMs),
+            maxDeliver: groups.maxDeliver,
+            backoffMs: groups.backoffMs.map { Int64($0) },
+            maxInFlight: groups.maxInFlight
         )
     }
 }

@@ -1,5 +1,6 @@
 import DequeModule
 import HeraldCore
+import HeraldLog
 import HeraldProtocol
 import NIOCore
 
@@ -15,8 +16,9 @@ final class IPCConnectionHandler: ChannelInboundHandler {
     private let connections: OpenConnections
     private var session: IPCSession
     private var pumps: [DeliveryPump] = []
+    private var groupPumps: [GroupDeliveryPump] = []
     /// Pumps that stopped because the connection was not writable.
-    private var waitingForWritable: [DeliveryPump] = []
+    private var waitingForWritable: [any ConnectionPump] = []
     private var heartbeat: RepeatedTask?
     private var lastHeard = NIODeadline.now()
     /// The silence at the first ping of the current silent spell.
@@ -50,6 +52,8 @@ final class IPCConnectionHandler: ChannelInboundHandler {
         session.end()
         for pump in pumps { pump.abandon() }
         pumps.removeAll()
+        for pump in groupPumps { pump.stop() }
+        groupPumps.removeAll()
         waitingForWritable.removeAll()
         connections.remove(context.channel)
         context.fireChannelInactive()
@@ -71,6 +75,20 @@ final class IPCConnectionHandler: ChannelInboundHandler {
             pump.run(context: context)
         }
         session.pendingDeliveries.removeAll()
+        for membership in session.pendingGroupDeliveries {
+            let pump = GroupDeliveryPump(membership: membership, handler: self, context: context)
+            groupPumps.append(pump)
+            pump.run(context: context)
+        }
+        session.pendingGroupDeliveries.removeAll()
+        for ended in session.endedGroupDeliveries {
+            groupPumps.removeAll { pump in
+                guard pump.subscription == ended else { return false }
+                pump.stop()
+                return true
+            }
+        }
+        session.endedGroupDeliveries.removeAll()
         // After an unsubscribe's `ok` no event of it follows: what its pump holds counts as failed.
         for ended in session.endedDeliveries {
             pumps.removeAll { pump in
@@ -101,8 +119,21 @@ final class IPCConnectionHandler: ChannelInboundHandler {
     }
 
     /// A pump found the connection full; it runs again when the connection is writable.
-    func waitForWritable(_ pump: DeliveryPump) {
+    func waitForWritable(_ pump: any ConnectionPump) {
         waitingForWritable.append(pump)
+    }
+
+    /// A durable subscription's events could not be read from the log: the client is told and the
+    /// connection closed, so that what its members hold goes to other members.
+    func failDelivery(context: ChannelHandlerContext, group: String, error: LogError) {
+        broker.logger.error(
+            "group delivery failed: the log could not be read", metadata: ["group": "\(group)", "error": "\(error)"])
+        var frame = FrameWriter()
+        frame.error(
+            ProtocolError(.storageFailed, "group \(group): the log could not be read: \(error)", requestID: nil))
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: frame.bytes)), promise: nil)
+        closing = true
+        context.close(promise: nil)
     }
 
     /// Heartbeats (PROTOCOL.md §2.3): pings a connection that has sent nothing for a heartbeat, and closes
@@ -130,7 +161,7 @@ final class IPCConnectionHandler: ChannelInboundHandler {
 /// ``turnBudget`` bytes per turn of the loop so that one busy subscription never starves the loop's other
 /// connections (their reads, replies and heartbeats). An event counts as `successful` once its chunk is
 /// written to the socket, as `failed` if the write fails or the connection closes before it is written.
-final class DeliveryPump {
+final class DeliveryPump: ConnectionPump {
     /// The size at which a chunk of `event` frames is handed to the channel.
     static let chunk = 64 << 10
     /// Bytes written per turn of the event loop before the pump lets other work run.

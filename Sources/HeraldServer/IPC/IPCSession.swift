@@ -18,6 +18,8 @@ struct IPCSession {
     /// `ipc.publish_rate`, when set.
     private var publishAllowance: TokenBucket?
     private var subscriptions: [UInt64: Subscription] = [:]
+    /// Durable subscriptions: memberships of consumer groups, by subscription id.
+    private var memberships: [UInt64: GroupMembership] = [:]
     /// Replies to the requests handled so far, not yet written.
     var replies = FrameWriter()
     /// Subscriptions whose delivery starts once the `ok` that announces them is written, so that no event
@@ -25,6 +27,10 @@ struct IPCSession {
     var pendingDeliveries: [Subscription] = []
     /// Subscriptions unsubscribed by the frames just handled, whose deliveries must stop.
     var endedDeliveries: [Subscription] = []
+    /// Durable subscriptions whose delivery starts once their `ok` is written.
+    var pendingGroupDeliveries: [GroupMembership] = []
+    /// Durable subscriptions unsubscribed by the frames just handled.
+    var endedGroupDeliveries: [UInt64] = []
     /// Writes a reply that comes after the read that asked for it (a confirmed publish's `ok`, once the
     /// event is durable); safe from any thread.
     var sendLater: @Sendable ([UInt8]) -> Void = { _ in }
@@ -73,6 +79,9 @@ struct IPCSession {
     mutating func end() {
         for subscription in subscriptions.values { subscription.cancel() }
         subscriptions.removeAll()
+        // What the members hold unacknowledged goes to the groups' other members (PROTOCOL.md §4.2).
+        for membership in memberships.values { membership.group.leave(membership.member) }
+        memberships.removeAll()
         guard let module, let unloaded = broker.modules.disconnected(module) else { return }
         broker.publish(
             ModuleUnloaded(
@@ -99,6 +108,12 @@ struct IPCSession {
         case .subscribe(let subscribe):
             return self.subscribe(subscribe, module: module, id: id)
         case .unsubscribe(let subscription):
+            if let membership = memberships.removeValue(forKey: subscription) {
+                membership.group.leave(membership.member)
+                endedGroupDeliveries.append(subscription)
+                replies.ok(id: id)
+                return true
+            }
             guard let removed = subscriptions.removeValue(forKey: subscription) else {
                 return fail(
                     ProtocolError(.unknownSubscription, "subscription: \(subscription) is not open", requestID: id)
@@ -112,14 +127,21 @@ struct IPCSession {
         case .ready:
             replies.ok(id: id)
             load(module, replayingTo: nil)
-        case .ack, .nack:
-            return fail(
-                ProtocolError(
-                    .invalidRequest,
-                    "ack and nack need durable subscriptions; the durable log is not built yet",
-                    requestID: id
-                )
-            )
+        case .ack(let subscription, let seqs):
+            switch durableSubscription(subscription, id: id) {
+            case .failure(let error): return fail(error)
+            case .success(let membership):
+                let answer = membership.group.ack(membership.member, seqs: seqs)
+                return acknowledged(answer, subscription: subscription, id: id)
+            }
+        case .nack(let nack):
+            switch durableSubscription(nack.subscription, id: id) {
+            case .failure(let error): return fail(error)
+            case .success(let membership):
+                let answer = membership.group.nack(
+                    membership.member, seq: nack.seq, delayMs: nack.delayMs, deadLetter: nack.deadLetter)
+                return acknowledged(answer, subscription: nack.subscription, id: id)
+            }
         case .stats(let name):
             if let name {
                 guard let statistics = broker.bus.deliveryStatistics(for: name) else {
@@ -193,23 +215,18 @@ struct IPCSession {
                 )
             }
         }
-        if request.group != nil {
+        let open = subscriptions.count + memberships.count
+        guard open < broker.configuration.ipc.maxSubscriptions else {
             return fail(
                 ProtocolError(
-                    .invalidRequest,
-                    "group: durable subscriptions need the durable log, which is not built yet",
+                    .tooManySubscriptions,
+                    "this connection has \(open) subscriptions, the most allowed",
                     requestID: id
                 )
             )
         }
-        guard subscriptions.count < broker.configuration.ipc.maxSubscriptions else {
-            return fail(
-                ProtocolError(
-                    .tooManySubscriptions,
-                    "this connection has \(subscriptions.count) subscriptions, the most allowed",
-                    requestID: id
-                )
-            )
+        if let group = request.group {
+            return join(group, request, module: module, id: id)
         }
         let subscription: Subscription
         do throws(SubscriptionError) {
@@ -227,6 +244,85 @@ struct IPCSession {
         replies.ok(id: id, subscription: subscription.id)
         pendingDeliveries.append(subscription)
         load(module, replayingTo: subscription)
+        return true
+    }
+
+    /// A durable subscription (PROTOCOL.md §4.2): joins the group, making it — starting at `from` — when it
+    /// is new; its events follow the `ok`.
+    private mutating func join(_ name: String, _ request: ClientRequest.Subscribe, module: String, id: RequestID?)
+        -> Bool
+    {
+        guard let groups = broker.groups else {
+            return fail(
+                ProtocolError(
+                    .invalidRequest, "group: this broker keeps no durable log, so it has no consumer groups",
+                    requestID: id))
+        }
+        let start: GroupStart =
+            switch request.from ?? .latest {
+            case .latest: .latest
+            case .earliest: .earliest
+            case .offset(let offset): .offset(offset)
+            case .time(let milliseconds): .time(milliseconds)
+            }
+        let group: ConsumerGroup
+        do throws(GroupError) {
+            group = try groups.group(named: name, topics: request.topics, start: start)
+        } catch {
+            switch error {
+            case .topicsDiffer: return fail(ProtocolError(.invalidRequest, "topics: \(error)", requestID: id))
+            case .storage, .closed: return fail(ProtocolError(.storageFailed, "group: \(error)", requestID: id))
+            }
+        }
+        let subscription = broker.bus.reserveSubscriptionID()
+        let member = group.join(
+            subscription: subscription, maxInFlight: request.maxInFlight, ackWaitMs: request.ackWaitMs.map { Int64($0) }
+        )
+        let membership = GroupMembership(group: group, member: member)
+        memberships[subscription] = membership
+        replies.ok(id: id, subscription: subscription)
+        pendingGroupDeliveries.append(membership)
+        // A durable subscription loads its module like a live one; it replays nothing: the group reads
+        // `module.loaded` events from the log like any other.
+        load(module, replayingTo: nil)
+        return true
+    }
+
+    /// The durable subscription an `ack` or `nack` names, or the error for one that is live or not open.
+    private func durableSubscription(_ subscription: UInt64, id: RequestID?) -> Result<GroupMembership, ProtocolError> {
+        if let membership = memberships[subscription] { return .success(membership) }
+        if subscriptions[subscription] != nil {
+            return .failure(
+                ProtocolError(
+                    .invalidRequest,
+                    "subscription: \(subscription) is a live subscription; only durable (group) deliveries are acknowledged",
+                    requestID: id))
+        }
+        return .failure(
+            ProtocolError(.unknownSubscription, "subscription: \(subscription) is not open", requestID: id))
+    }
+
+    /// Answers an `ack` or `nack`: an error naming seqs never delivered (nothing was changed); otherwise,
+    /// with an `id`, `ok` once the group's state file records it.
+    private mutating func acknowledged(_ answer: ConsumerGroup.Answer, subscription: UInt64, id: RequestID?) -> Bool {
+        guard answer.unknown.isEmpty else {
+            let listed = answer.unknown.map(String.init).joined(separator: ", ")
+            return fail(
+                ProtocolError(
+                    .invalidRequest, "seq: \(listed) never delivered on subscription \(subscription)", requestID: id))
+        }
+        guard let id, let membership = memberships[subscription] else { return true }
+        let sendLater = self.sendLater
+        membership.group.whenCommitted(answer.version) { result in
+            var reply = FrameWriter()
+            switch result {
+            case .success: reply.ok(id: id)
+            case .failure(let error):
+                reply.error(
+                    ProtocolError(.storageFailed, "the group state could not be written: \(error)", requestID: id))
+            }
+            sendLater(reply.bytes)
+        }
         return true
     }
 
@@ -359,4 +455,10 @@ struct IPCSession {
         replies.error(error)
         return !error.code.closesConnection
     }
+}
+
+/// One durable subscription of a connection: its group and its membership.
+struct GroupMembership {
+    let group: ConsumerGroup
+    let member: GroupMember
 }

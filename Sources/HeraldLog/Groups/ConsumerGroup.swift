@@ -1,0 +1,623 @@
+import Dispatch
+import HeraldCore
+import Synchronization
+
+/// A consumer group (PROTOCOL.md §4.2): reads the events of its topics from the durable log and hands each
+/// to one of its members, at least once.
+///
+/// Per partition the group keeps a read position (`next`) and the events delivered and not yet
+/// acknowledged (`pending`). The partitions are spread over the members in join order (partition `p` to
+/// member `p mod n`) and spread again whenever one joins or leaves. A member takes events from its
+/// partitions — due redeliveries first, then new events in offset order — up to its `max_in_flight`. An
+/// event not acknowledged within the member's `ack_wait_ms`, `nack`ed, or held by a member that leaves is
+/// a failed attempt: it is delivered again after the backoff (at once for a departed member), to whoever
+/// owns its partition then, or goes to the dead-letter queue once `max_deliver` attempts are spent. The
+/// committed offset of a partition is its first pending offset, or `next` when nothing is pending.
+///
+/// All of it is one small state machine under one lock; log reads for a member happen under it too (they
+/// are positioned reads, mostly from the page cache). Members are woken — never called with the lock held
+/// — when their partitions get new durable events, when acknowledgements free room, when a redelivery falls
+/// due and when partitions move.
+public final class ConsumerGroup: Sendable {
+    public let name: String
+    /// The group's topic patterns, as the first subscriber gave them.
+    public let topics: [TopicPattern]
+    public let settings: GroupSettings
+    public let deadLetters: DeadLetterQueue
+    private let matchesEverything: Bool
+    private let log: DurableLog
+    private let file: GroupStateFile
+    private let clock: GroupClock
+    private let state: Mutex<State>
+    /// Tells the registry's committer that the state changed.
+    private let changed: @Sendable () -> Void
+
+    struct Holder: Equatable {
+        var member: UInt64
+        var seq: UInt64
+    }
+
+    struct Pending {
+        /// Deliveries made so far.
+        var attempts: Int
+        /// When the event was accepted, milliseconds since 1970.
+        var timestamp: Int64
+        /// The member and seq it is in flight with; `nil` while it waits for a redelivery.
+        var holder: Holder?
+        /// Monotonic milliseconds: the ack deadline while held, the time it falls due while waiting.
+        var deadline: Int64 = 0
+        /// On its way to the dead-letter queue.
+        var deadLettering = false
+    }
+
+    struct Cursor {
+        var next: Int64
+        var pending: [Int64: Pending] = [:]
+        /// Pending offsets waiting for a redelivery (no holder, not dead-lettering).
+        var due: Set<Int64> = []
+
+        var committed: Int64 { pending.keys.min() ?? next }
+    }
+
+    struct Member {
+        let handle: GroupMember
+        let maxInFlight: Int
+        let ackWaitMs: Int64
+        var nextSeq: UInt64 = 1
+        var inFlight: [UInt64: (partition: Int, offset: Int64)] = [:]
+        var partitions: [Int] = []
+        /// Where the next take starts among `partitions`, so that no partition starves the others.
+        var rotation = 0
+        /// Its last take found nothing: it is woken when that may change.
+        var waiting = false
+    }
+
+    struct State {
+        var cursors: [Cursor]
+        var members: [UInt64: Member] = [:]
+        var owners: [UInt64?]
+        var nextMemberID: UInt64 = 1
+        /// When the deadline timer fires next.
+        var timerAt: Int64?
+        /// Counts changes the state file shows; the committer writes when it is ahead of `committedVersion`.
+        var version: UInt64 = 0
+        var committedVersion: UInt64 = 0
+        var commitWaiters: [(version: UInt64, callback: @Sendable (Result<Void, LogError>) -> Void)] = []
+    }
+
+    /// An event to move to the dead-letter queue, outside the lock.
+    private struct DeadLetter {
+        let partition: Int
+        let offset: Int64
+        let attempts: Int
+        let reason: String
+    }
+
+    /// What a change asks for once the lock is released.
+    private struct Effects {
+        var wake: [GroupMember] = []
+        var deadLetters: [DeadLetter] = []
+        var arm: Int64?
+        var changed = false
+    }
+
+    init(
+        name: String, topics: [TopicPattern], settings: GroupSettings, log: DurableLog, directory: String,
+        clock: GroupClock, snapshot: GroupSnapshot?, start: GroupStart, changed: @escaping @Sendable () -> Void
+    ) throws(LogError) {
+        self.name = name
+        self.topics = topics
+        self.settings = settings
+        self.log = log
+        self.file = GroupStateFile(directory: directory)
+        self.clock = clock
+        self.changed = changed
+        self.matchesEverything = topics.contains { $0.text == "#" }
+        self.deadLetters = try DeadLetterQueue(directory: directory + "/dead-letters")
+        var cursors: [Cursor] = []
+        for partition in 0..<log.partitionCount {
+            if let snapshot, partition < snapshot.partitions.count {
+                let position = snapshot.partitions[partition]
+                var cursor = Cursor(next: position.next)
+                for entry in position.pending {
+                    // Delivered before the restart and not acknowledged: due again at once.
+                    cursor.pending[entry.offset] = Pending(attempts: entry.attempts, timestamp: entry.timestamp)
+                    cursor.due.insert(entry.offset)
+                }
+                cursors.append(cursor)
+                continue
+            }
+            let bounds = log.bounds(partition: partition)
+            let next: Int64 =
+                switch start {
+                case .latest: bounds.end
+                case .earliest: bounds.start
+                case .offset(let offset): offset
+                case .time(let time): try log.offset(partition: partition, atOrAfter: time)
+                }
+            cursors.append(Cursor(next: next))
+        }
+        state = Mutex(State(cursors: cursors, owners: Array(repeating: nil, count: cursors.count)))
+        if snapshot == nil {
+            try file.write(self.snapshot().snapshot)
+        }
+    }
+
+    // MARK: Members
+
+    /// Adds a member for `subscription`; the partitions are spread again.
+    public func join(subscription: UInt64, maxInFlight: Int?, ackWaitMs: Int64?) -> GroupMember {
+        let (member, effects) = state.withLock { state in
+            let id = state.nextMemberID
+            state.nextMemberID += 1
+            let handle = GroupMember(id: id, subscription: subscription)
+            state.members[id] = Member(
+                handle: handle, maxInFlight: maxInFlight ?? settings.maxInFlight,
+                ackWaitMs: ackWaitMs ?? settings.ackWaitMs)
+            var effects = Effects()
+            rebalance(&state, &effects)
+            return (handle, effects)
+        }
+        apply(effects)
+        return member
+    }
+
+    /// Removes a member: what it holds unacknowledged is delivered again at once to the partitions' owners
+    /// (a failed attempt: one that was the last allowed goes to the dead-letter queue).
+    public func leave(_ member: GroupMember) {
+        let now = clock.monotonic()
+        let effects = state.withLock { state in
+            var effects = Effects()
+            guard let gone = state.members.removeValue(forKey: member.id) else { return effects }
+            for (seq, place) in gone.inFlight
+            where state.cursors[place.partition].pending[place.offset]?.holder == Holder(member: member.id, seq: seq) {
+                fail(&state, place.partition, place.offset, now: now, delay: 0, deadLetter: false, &effects)
+            }
+            rebalance(&state, &effects)
+            return effects
+        }
+        apply(effects)
+    }
+
+    /// The number of members.
+    public var memberCount: Int { state.withLock { $0.members.count } }
+
+    /// Partition `p` to member `p mod n`, members in join order; every waiting member is woken, since it may
+    /// have gained partitions or due redeliveries.
+    private func rebalance(_ state: inout State, _ effects: inout Effects) {
+        let ids = state.members.keys.sorted()
+        var assigned: [UInt64: [Int]] = [:]
+        for partition in state.owners.indices {
+            let owner = ids.isEmpty ? nil : ids[partition % ids.count]
+            state.owners[partition] = owner
+            if let owner { assigned[owner, default: []].append(partition) }
+        }
+        for id in ids {
+            state.members[id]!.partitions = assigned[id] ?? []
+            state.members[id]!.rotation = 0
+            if state.members[id]!.waiting {
+                state.members[id]!.waiting = false
+                effects.wake.append(state.members[id]!.handle)
+            }
+        }
+    }
+
+    // MARK: Delivering
+
+    /// What one take may hand out: events, and bytes (always at least one event).
+    struct Budget {
+        var events: Int
+        var bytes: Int
+
+        var isSpent: Bool { events <= 0 || bytes <= 0 }
+
+        mutating func spend(_ delivery: GroupDelivery) {
+            events -= 1
+            bytes -= delivery.bytes.count
+        }
+    }
+
+    /// Takes up to `maximum` events (and about `maximumBytes`) for `member` from its partitions: due
+    /// redeliveries first (oldest offset first), then new events in offset order, within its
+    /// `max_in_flight`. An empty result means nothing is ready; the member is woken when that changes.
+    public func take(_ member: GroupMember, maximum: Int, maximumBytes: Int = 256 << 10) throws(LogError)
+        -> [GroupDelivery]
+    {
+        let now = clock.monotonic()
+        var deliveries: [GroupDelivery] = []
+        var failure: LogError?
+        var effects = Effects()
+        state.withLock { state in
+            guard let found = state.members[member.id] else { return }
+            var capacity = Budget(events: min(maximum, found.maxInFlight - found.inFlight.count), bytes: maximumBytes)
+            let partitions = found.partitions
+            let before = deliveries.count
+            for index in partitions.indices where !capacity.isSpent && failure == nil {
+                let partition = partitions[(found.rotation + index) % partitions.count]
+                do throws(LogError) {
+                    try redeliver(&state, partition, to: member.id, now: now, capacity: &capacity, into: &deliveries)
+                    try deliverNew(&state, partition, to: member.id, now: now, capacity: &capacity, into: &deliveries)
+                } catch {
+                    failure = error
+                }
+            }
+            state.members[member.id]!.rotation &+= 1
+            state.members[member.id]!.waiting = deliveries.count == before
+            if deliveries.count > before {
+                effects.changed = true
+                let deadline = now + found.ackWaitMs
+                if state.timerAt.map({ deadline < $0 }) ?? true {
+                    state.timerAt = deadline
+                    effects.arm = deadline
+                }
+            }
+        }
+        apply(effects)
+        if let failure, deliveries.isEmpty { throw failure }
+        return deliveries
+    }
+
+    private func redeliver(
+        _ state: inout State, _ partition: Int, to member: UInt64, now: Int64, capacity: inout Budget,
+        into deliveries: inout [GroupDelivery]
+    ) throws(LogError) {
+        guard !state.cursors[partition].due.isEmpty else { return }
+        let cursor = state.cursors[partition]
+        let ready = cursor.due.filter { cursor.pending[$0]!.deadline <= now }.sorted()
+        for offset in ready where !capacity.isSpent {
+            state.cursors[partition].due.remove(offset)
+            guard let record = try log.read(partition: partition, from: offset, maximumRecords: 1).first,
+                record.offset == offset
+            else {
+                // Deleted by retention before it could be delivered again.
+                state.cursors[partition].pending.removeValue(forKey: offset)
+                state.version += 1
+                continue
+            }
+            deliveries.append(hand(&state, record, to: member, now: now))
+            capacity.spend(deliveries.last!)
+        }
+    }
+
+    private func deliverNew(
+        _ state: inout State, _ partition: Int, to member: UInt64, now: Int64, capacity: inout Budget,
+        into deliveries: inout [GroupDelivery]
+    ) throws(LogError) {
+        while !capacity.isSpent {
+            let records = try log.read(
+                partition: partition, from: state.cursors[partition].next, maximumRecords: min(capacity.events, 512),
+                maximumBytes: capacity.bytes)
+            guard !records.isEmpty else { return }
+            for record in records {
+                state.cursors[partition].next = record.offset + 1
+                guard matches(record.bytes) else { continue }
+                state.cursors[partition].pending[record.offset] = Pending(attempts: 0, timestamp: record.timestamp)
+                deliveries.append(hand(&state, record, to: member, now: now))
+                capacity.spend(deliveries.last!)
+            }
+            state.version += 1
+        }
+    }
+
+    /// Records a delivery of `record` to `member`.
+    private func hand(_ state: inout State, _ record: StoredRecord, to member: UInt64, now: Int64) -> GroupDelivery {
+        let seq = state.members[member]!.nextSeq
+        state.members[member]!.nextSeq += 1
+        state.members[member]!.inFlight[seq] = (record.partition, record.offset)
+        var pending = state.cursors[record.partition].pending[record.offset]!
+        pending.attempts += 1
+        pending.holder = Holder(member: member, seq: seq)
+        pending.deadline = now + state.members[member]!.ackWaitMs
+        state.cursors[record.partition].pending[record.offset] = pending
+        state.version += 1
+        return GroupDelivery(
+            seq: seq, attempt: pending.attempts, partition: record.partition, offset: record.offset,
+            bytes: record.bytes)
+    }
+
+    private func matches(_ bytes: [UInt8]) -> Bool {
+        if matchesEverything { return true }
+        guard let envelope = try? EventEnvelope(json: bytes, form: .delivered) else { return false }
+        let topic = Topic.of(eventType: envelope.eventType, chainID: envelope.chainID)
+        return topics.contains { $0.matches(topic) }
+    }
+
+    /// The log made new events of `partition` readable: its owner is woken if it waits.
+    func readable(partition: Int) {
+        let member = state.withLock { state -> GroupMember? in
+            guard partition < state.owners.count, let owner = state.owners[partition],
+                state.members[owner]?.waiting == true
+            else { return nil }
+            state.members[owner]!.waiting = false
+            return state.members[owner]!.handle
+        }
+        member?.wake()
+    }
+
+    // MARK: Acknowledging
+
+    /// The outcome of an `ack` or `nack`.
+    public struct Answer: Sendable {
+        /// The state version that records it: ``whenCommitted(_:_:)`` says when it is on disk.
+        public let version: UInt64
+        /// Seqs never delivered on the subscription.
+        public let unknown: [UInt64]
+    }
+
+    /// Acknowledges deliveries: each is done. A seq whose delivery already timed out or was acknowledged is
+    /// ignored; when any seq was never delivered on the subscription, nothing is acknowledged and those are
+    /// reported in ``Answer/unknown``.
+    public func ack(_ member: GroupMember, seqs: [UInt64]) -> Answer {
+        var effects = Effects()
+        let answer = state.withLock { state in
+            guard let found = state.members[member.id] else { return Answer(version: state.version, unknown: []) }
+            // Checked first: an ack naming a seq never delivered changes nothing.
+            let unknown = seqs.filter { $0 == 0 || $0 >= found.nextSeq }
+            guard unknown.isEmpty else { return Answer(version: state.version, unknown: unknown) }
+            for seq in seqs {
+                guard let place = state.members[member.id]!.inFlight.removeValue(forKey: seq) else { continue }
+                guard
+                    state.cursors[place.partition].pending[place.offset]?.holder == Holder(member: member.id, seq: seq)
+                else { continue }
+                state.cursors[place.partition].pending.removeValue(forKey: place.offset)
+                state.version += 1
+                effects.changed = true
+            }
+            if effects.changed, state.members[member.id]!.waiting {
+                state.members[member.id]!.waiting = false
+                effects.wake.append(member)
+            }
+            return Answer(version: state.version, unknown: [])
+        }
+        apply(effects)
+        return answer
+    }
+
+    /// Refuses one delivery: it is delivered again after `delayMs` (else the backoff), or goes to the
+    /// dead-letter queue with `deadLetter`, or when it was the last attempt `max_deliver` allows.
+    public func nack(_ member: GroupMember, seq: UInt64, delayMs: Int64?, deadLetter: Bool) -> Answer {
+        let now = clock.monotonic()
+        var effects = Effects()
+        let answer = state.withLock { state in
+            guard state.members[member.id] != nil else { return Answer(version: state.version, unknown: []) }
+            guard let place = state.members[member.id]!.inFlight.removeValue(forKey: seq) else {
+                let unknown = seq == 0 || seq >= state.members[member.id]!.nextSeq
+                return Answer(version: state.version, unknown: unknown ? [seq] : [])
+            }
+            if state.cursors[place.partition].pending[place.offset]?.holder == Holder(member: member.id, seq: seq) {
+                fail(&state, place.partition, place.offset, now: now, delay: delayMs, deadLetter: deadLetter, &effects)
+            }
+            if state.members[member.id]!.waiting {
+                state.members[member.id]!.waiting = false
+                effects.wake.append(member)
+            }
+            return Answer(version: state.version, unknown: [])
+        }
+        apply(effects)
+        return answer
+    }
+
+    /// A failed attempt of the pending event at `offset`: it waits `delay` (else the backoff) for its next
+    /// delivery, or goes to the dead-letter queue.
+    private func fail(
+        _ state: inout State, _ partition: Int, _ offset: Int64, now: Int64, delay: Int64?, deadLetter: Bool,
+        _ effects: inout Effects
+    ) {
+        var pending = state.cursors[partition].pending[offset]!
+        pending.holder = nil
+        state.version += 1
+        effects.changed = true
+        if deadLetter || pending.attempts >= settings.maxDeliver {
+            pending.deadLettering = true
+            state.cursors[partition].pending[offset] = pending
+            effects.deadLetters.append(
+                DeadLetter(
+                    partition: partition, offset: offset, attempts: pending.attempts,
+                    reason: deadLetter ? "nack" : "max_deliver"))
+            return
+        }
+        pending.deadline = now + (delay ?? settings.backoff(afterAttempt: pending.attempts))
+        state.cursors[partition].pending[offset] = pending
+        state.cursors[partition].due.insert(offset)
+        if pending.deadline <= now {
+            if let owner = state.owners[partition], state.members[owner]?.waiting == true {
+                state.members[owner]!.waiting = false
+                effects.wake.append(state.members[owner]!.handle)
+            }
+        } else if state.timerAt.map({ pending.deadline < $0 }) ?? true {
+            state.timerAt = pending.deadline
+            effects.arm = pending.deadline
+        }
+    }
+
+    // MARK: Deadlines
+
+    /// Runs what is due at `now`: deliveries past their ack deadline fail; owners of redeliveries that fell
+    /// due are woken; the timer is set for the next deadline.
+    func expire(now: Int64) {
+        var effects = Effects()
+        state.withLock { state in
+            state.timerAt = nil
+            var next: Int64?
+            for partition in state.cursors.indices {
+                let entries = state.cursors[partition].pending
+                for (offset, pending) in entries where !pending.deadLettering {
+                    if let holder = pending.holder {
+                        if pending.deadline <= now {
+                            state.members[holder.member]?.inFlight.removeValue(forKey: holder.seq)
+                            if let member = state.members[holder.member], member.waiting {
+                                state.members[holder.member]!.waiting = false
+                                effects.wake.append(member.handle)
+                            }
+                            fail(&state, partition, offset, now: now, delay: nil, deadLetter: false, &effects)
+                            if let waiting = state.cursors[partition].pending[offset], !waiting.deadLettering,
+                                waiting.deadline > now
+                            {
+                                next = min(next ?? waiting.deadline, waiting.deadline)
+                            }
+                        } else {
+                            next = min(next ?? pending.deadline, pending.deadline)
+                        }
+                    } else if pending.deadline <= now {
+                        if let owner = state.owners[partition], state.members[owner]?.waiting == true {
+                            state.members[owner]!.waiting = false
+                            effects.wake.append(state.members[owner]!.handle)
+                        }
+                    } else {
+                        next = min(next ?? pending.deadline, pending.deadline)
+                    }
+                }
+            }
+            state.timerAt = next
+            effects.arm = next
+        }
+        apply(effects)
+    }
+
+    // MARK: Effects
+
+    private func apply(_ effects: Effects) {
+        for member in effects.wake { member.wake() }
+        if !effects.deadLetters.isEmpty { sendToDeadLetters(effects.deadLetters) }
+        if let arm = effects.arm {
+            let delay = max(0, arm - clock.monotonic())
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(min(delay, Int64(Int32.max))))) {
+                [weak self] in
+                guard let self else { return }
+                self.expire(now: self.clock.monotonic())
+            }
+        }
+        if effects.changed || !effects.deadLetters.isEmpty { changed() }
+    }
+
+    /// Appends each event, with the dead-letter metadata added, to the dead-letter queue; once that is
+    /// durable the event is done in the group. One the queue cannot take stays pending, and is delivered
+    /// again after a restart (at least once).
+    private func sendToDeadLetters(_ letters: [DeadLetter]) {
+        for letter in letters {
+            do throws(LogError) {
+                guard
+                    let record = try log.read(partition: letter.partition, from: letter.offset, maximumRecords: 1)
+                        .first,
+                    record.offset == letter.offset,
+                    let envelope = try? EventEnvelope(json: record.bytes, form: .delivered)
+                else {
+                    finishDeadLetter(letter)
+                    continue
+                }
+                var fields = envelope.fields
+                fields.metadata["dead_letter_reason"] = letter.reason
+                fields.metadata["attempts"] = String(letter.attempts)
+                fields.metadata["original_offset"] = String(letter.offset)
+                fields.metadata["original_partition"] = String(letter.partition)
+                fields.metadata["group"] = name
+                let bytes = EventEnvelope(sealing: fields).json
+                try deadLetters.append(bytes, timestamp: clock.wall()) { [weak self] result in
+                    if case .success = result { self?.finishDeadLetter(letter) }
+                }
+            } catch {
+                // Left pending and marked: a restart delivers it again.
+                continue
+            }
+        }
+    }
+
+    private func finishDeadLetter(_ letter: DeadLetter) {
+        state.withLock { state in
+            state.cursors[letter.partition].pending.removeValue(forKey: letter.offset)
+            state.version += 1
+        }
+        changed()
+    }
+
+    // MARK: Lag and persistence
+
+    /// Per partition: the committed offset, the head of the log and the age of the oldest event not
+    /// acknowledged yet (pending, or not yet delivered).
+    public func lag() -> [PartitionLag] {
+        let now = clock.wall()
+        let positions = state.withLock { state in
+            state.cursors.map { cursor in
+                (committed: cursor.committed, oldest: cursor.pending.values.map(\.timestamp).min())
+            }
+        }
+        return positions.enumerated().map { partition, position in
+            let head = log.bounds(partition: partition).end
+            var oldest = position.oldest
+            if oldest == nil, position.committed < head {
+                oldest =
+                    (try? log.read(partition: partition, from: position.committed, maximumRecords: 1))?.first?
+                    .timestamp
+            }
+            return PartitionLag(
+                partition: partition, committed: position.committed, head: head,
+                oldestUnackedAgeMs: oldest.map { max(0, now - $0) })
+        }
+    }
+
+    /// The state as the file keeps it, and its version.
+    func snapshot() -> (snapshot: GroupSnapshot, version: UInt64) {
+        state.withLock { state in
+            let partitions = state.cursors.map { cursor in
+                GroupSnapshot.Position(
+                    next: cursor.next,
+                    pending: cursor.pending.sorted { $0.key < $1.key }.map {
+                        GroupSnapshot.Pending(
+                            offset: $0.key, attempts: $0.value.attempts, timestamp: $0.value.timestamp)
+                    })
+            }
+            return (GroupSnapshot(group: name, topics: topics.map(\.text), partitions: partitions), state.version)
+        }
+    }
+
+    /// Writes the state file if it changed since the last write; then calls the waiters it covers.
+    func commit() {
+        guard state.withLock({ $0.version > $0.committedVersion || !$0.commitWaiters.isEmpty }) else { return }
+        let (snapshot, version) = snapshot()
+        var result: Result<Void, LogError> = .success(())
+        do throws(LogError) {
+            try file.write(snapshot)
+        } catch {
+            result = .failure(error)
+        }
+        let waiters = state.withLock { state in
+            if case .success = result { state.committedVersion = max(state.committedVersion, version) }
+            let ready = state.commitWaiters.filter { $0.version <= version }
+            state.commitWaiters.removeAll { $0.version <= version }
+            return ready
+        }
+        for waiter in waiters { waiter.callback(result) }
+    }
+
+    /// Calls `callback` once the state file holds `version` (from the committer's thread, or at once).
+    public func whenCommitted(_ version: UInt64, _ callback: @escaping @Sendable (Result<Void, LogError>) -> Void) {
+        let now = state.withLock { state in
+            if state.committedVersion >= version { return true }
+            state.commitWaiters.append((version, callback))
+            return false
+        }
+        if now { callback(.success(())) } else { changed() }
+    }
+}
+
+/// A member of a consumer group: one durable subscription.
+public final class GroupMember: Sendable {
+    let id: UInt64
+    /// The subscription id the client knows it by.
+    public let subscription: UInt64
+    private let wakeTarget = Mutex<(@Sendable () -> Void)?>(nil)
+
+    init(id: UInt64, subscription: UInt64) {
+        self.id = id
+        self.subscription = subscription
+    }
+
+    /// Sets what wakes the member's delivery when events are ready for it.
+    public func onWake(_ wake: @escaping @Sendable () -> Void) {
+        wakeTarget.withLock { $0 = wake }
+    }
+
+    func wake() {
+        wakeTarget.withLock { $0 }?()
+    }
+}

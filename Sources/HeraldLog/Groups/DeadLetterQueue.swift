@@ -1,0 +1,52 @@
+import Synchronization
+
+/// A group's dead-letter queue (PROTOCOL.md §4.2): the events it gave up on, each with
+/// `metadata.dead_letter_reason`, `metadata.attempts` and `metadata.original_offset` (and
+/// `original_partition`) added, kept in a one-partition durable log of their own under the group's
+/// directory with fsync `always`. The log is opened on the first dead letter, or at start if it exists.
+public final class DeadLetterQueue: Sendable {
+    let directory: String
+    private let log = Mutex<DurableLog?>(nil)
+
+    init(directory: String) throws(LogError) {
+        self.directory = directory
+        if LogFile.exists(directory) { _ = try opened() }
+    }
+
+    private func opened() throws(LogError) -> DurableLog {
+        let result = log.withLock { log -> Result<DurableLog, LogError> in
+            if let log { return .success(log) }
+            do throws(LogError) {
+                let opened = try DurableLog(
+                    configuration: LogConfiguration(directory: directory, partitions: 1, fsync: .always))
+                log = opened
+                return .success(opened)
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    /// Appends a dead letter; `whenDurable` is called once it is on disk.
+    func append(_ bytes: [UInt8], timestamp: Int64, whenDurable: @escaping DurabilityCallback) throws(LogError) {
+        _ = try opened().append(partition: 0, timestamp: timestamp, encode: { _ in bytes }, whenDurable: whenDurable)
+    }
+
+    /// The dead letters kept.
+    public var count: Int64 {
+        guard let log = log.withLock({ $0 }) else { return 0 }
+        let bounds = log.bounds(partition: 0)
+        return bounds.end - bounds.start
+    }
+
+    /// Dead letters from `offset` on, oldest first.
+    public func read(from offset: Int64 = 0, maximumRecords: Int = 100) throws(LogError) -> [StoredRecord] {
+        guard let log = log.withLock({ $0 }) else { return [] }
+        return try log.read(partition: 0, from: offset, maximumRecords: maximumRecords)
+    }
+
+    func close() {
+        log.withLock { $0 }?.close()
+    }
+}

@@ -1,0 +1,95 @@
+import HeraldLog
+import HeraldProtocol
+import NIOCore
+
+/// Something that writes to a connection and waits, when the connection is full, until it is writable.
+protocol ConnectionPump: AnyObject {
+    func run(context: ChannelHandlerContext)
+}
+
+/// Drains one durable subscription into its connection on the connection's event loop: takes what its
+/// group has ready for the member (PROTOCOL.md §4.2) and writes it as `event` frames with `attempt`, while
+/// the connection is writable and the turn's budget lasts, like ``DeliveryPump``. Nothing is dropped: what
+/// the member cannot take yet stays in the log, and what it took and never acknowledged goes back to the
+/// group when it leaves.
+final class GroupDeliveryPump: ConnectionPump {
+    let membership: GroupMembership
+    private unowned let handler: IPCConnectionHandler
+    private var frames = FrameWriter()
+    private var isScheduled = false
+    private var isStopped = false
+
+    /// The pump as its wake-up sees it.
+    private final class Target {
+        weak var pump: GroupDeliveryPump?
+        let context: ChannelHandlerContext
+
+        init(pump: GroupDeliveryPump, context: ChannelHandlerContext) {
+            self.pump = pump
+            self.context = context
+        }
+    }
+
+    init(membership: GroupMembership, handler: IPCConnectionHandler, context: ChannelHandlerContext) {
+        self.membership = membership
+        self.handler = handler
+        let eventLoop = context.eventLoop
+        let target = NIOLoopBound(Target(pump: self, context: context), eventLoop: eventLoop)
+        membership.member.onWake {
+            eventLoop.execute {
+                let target = target.value
+                target.pump?.run(context: target.context)
+            }
+        }
+    }
+
+    var subscription: UInt64 { membership.member.subscription }
+
+    func run(context: ChannelHandlerContext) {
+        isScheduled = false
+        guard !isStopped, context.channel.isActive else { return }
+        var budget = DeliveryPump.turnBudget
+        while true {
+            guard context.channel.isWritable else {
+                handler.waitForWritable(self)
+                return
+            }
+            guard budget > 0 else {
+                scheduleNextTurn(context: context)
+                return
+            }
+            let deliveries: [GroupDelivery]
+            do throws(LogError) {
+                deliveries = try membership.group.take(
+                    membership.member, maximum: 1024, maximumBytes: DeliveryPump.chunk)
+            } catch {
+                handler.failDelivery(context: context, group: membership.group.name, error: error)
+                return
+            }
+            guard !deliveries.isEmpty else { return }
+            for delivery in deliveries {
+                frames.event(
+                    subscription: subscription, seq: delivery.seq, attempt: delivery.attempt, json: delivery.bytes)
+            }
+            budget -= frames.bytes.count
+            context.writeAndFlush(NIOAny(ByteBuffer(bytes: frames.bytes)), promise: nil)
+            frames.clear()
+        }
+    }
+
+    /// The subscription ended: no more deliveries.
+    func stop() {
+        isStopped = true
+        membership.member.onWake {}
+    }
+
+    private func scheduleNextTurn(context: ChannelHandlerContext) {
+        guard !isScheduled else { return }
+        isScheduled = true
+        let target = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (pump, context) = target.value
+            pump.run(context: context)
+        }
+    }
+}

@@ -1,0 +1,306 @@
+import Foundation
+import HeraldCore
+import Synchronization
+import Testing
+
+@testable import HeraldLog
+
+/// A clock a test moves by hand.
+final class ManualClock: Sendable {
+    private let now = Atomic<Int64>(1_000_000)
+    private let wallOffset: Int64 = 1_780_000_000_000
+
+    func advance(_ milliseconds: Int64) { now.add(milliseconds, ordering: .relaxed) }
+
+    var clock: GroupClock {
+        GroupClock(
+            monotonic: { self.now.load(ordering: .relaxed) },
+            wall: { self.now.load(ordering: .relaxed) + self.wallOffset })
+    }
+
+    /// The wall time the clock reads now.
+    var wall: Int64 { clock.wall() }
+}
+
+/// A log with consumer groups in a temporary directory, on a hand-moved clock.
+struct GroupFixture {
+    let directory: TemporaryDirectory
+    let log: DurableLog
+    let groups: ConsumerGroups
+    let time = ManualClock()
+
+    init(partitions: Int = 8, settings: GroupSettings = GroupSettings()) throws {
+        directory = try TemporaryDirectory()
+        log = try DurableLog(
+            configuration: LogConfiguration(directory: directory.path + "/log", partitions: partitions))
+        groups = try ConsumerGroups(
+            log: log, directory: directory.path + "/groups", settings: settings, clock: time.clock)
+    }
+
+    /// The same directory opened again, as after a restart.
+    func reopened(settings: GroupSettings = GroupSettings()) throws -> GroupFixture {
+        groups.close()
+        log.close()
+        return try GroupFixture(directory: directory, settings: settings, partitions: log.partitionCount)
+    }
+
+    private init(directory: TemporaryDirectory, settings: GroupSettings, partitions: Int) throws {
+        self.directory = directory
+        log = try DurableLog(
+            configuration: LogConfiguration(directory: directory.path + "/log", partitions: partitions))
+        groups = try ConsumerGroups(
+            log: log, directory: directory.path + "/groups", settings: settings, clock: time.clock)
+    }
+
+    func close() {
+        groups.close()
+        log.close()
+        directory.remove()
+    }
+
+    /// Stores an event of `type` in `partition`, durably, as the broker stores it; returns its offset.
+    @discardableResult
+    func store(_ type: String, chainID: Int? = nil, id: String, partition: Int = 0) async throws -> Int64 {
+        let chain = chainID.map { #","chain_id":\#($0)"# } ?? ""
+        let sealed = try EventEnvelope(
+            json: Array(#"{"event_type":"\#(type)"\#(chain),"event_id":"\#(id)","payload":{}}"#.utf8))
+        return try await log.appendDurably(partition: partition, timestamp: time.wall) { _ in sealed.json }.offset
+    }
+
+    func group(_ name: String = "g", topics: [String] = ["#"], from start: GroupStart = .earliest) throws
+        -> ConsumerGroup
+    {
+        try groups.group(named: name, topics: topics.map { try TopicPattern($0) }, start: start)
+    }
+}
+
+extension GroupDelivery {
+    /// The `event_id` of the delivered envelope.
+    var eventID: String { (try? EventEnvelope(json: bytes, form: .delivered))?.eventID ?? "?" }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct ConsumerGroupTests {
+    @Test func partitionsAreSpreadOverMembersInJoinOrderAndSpreadAgainWhenOneLeaves() async throws {
+        let fixture = try GroupFixture(partitions: 4)
+        defer { fixture.close() }
+        for partition in 0..<4 { try await fixture.store("tx", id: "p\(partition)", partition: partition) }
+        let group = try fixture.group()
+        let first = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        let second = group.join(subscription: 2, maxInFlight: nil, ackWaitMs: nil)
+        let firstTaken = try group.take(first, maximum: 100)
+        let secondTaken = try group.take(second, maximum: 100)
+        #expect(firstTaken.map(\.partition) == [0, 2])
+        #expect(secondTaken.map(\.partition) == [1, 3])
+        #expect(firstTaken.map(\.attempt) == [1, 1])
+        // The second leaves without acknowledging: its partitions and its events go to the first.
+        group.leave(second)
+        let redelivered = try group.take(first, maximum: 100)
+        #expect(Set(redelivered.map(\.eventID)) == ["p1", "p3"])
+        #expect(redelivered.map(\.attempt) == [2, 2])
+        #expect(redelivered.map(\.seq) == [3, 4])
+    }
+
+    @Test func firstDeliveriesComeInOffsetOrderWithinMaxInFlight() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        for index in 0..<10 { try await fixture.store("tx", id: "e\(index)") }
+        let group = try fixture.group()
+        let member = group.join(subscription: 1, maxInFlight: 3, ackWaitMs: nil)
+        #expect(try group.take(member, maximum: 100).map(\.offset) == [0, 1, 2])
+        #expect(try group.take(member, maximum: 100).isEmpty)
+        // One acknowledgement frees one place; the rest of the partition waits in the log.
+        #expect(group.ack(member, seqs: [2]).unknown.isEmpty)
+        #expect(try group.take(member, maximum: 100).map(\.offset) == [3])
+        #expect(group.lag().first?.committed == 0)
+        _ = group.ack(member, seqs: [1, 3, 4])
+        #expect(group.lag().first?.committed == 4)
+    }
+
+    @Test func aTimedOutDeliveryComesBackAfterTheBackoffWithoutHoldingBackLaterEvents() async throws {
+        let fixture = try GroupFixture(
+            partitions: 1, settings: GroupSettings(ackWaitMs: 100, backoffMs: [1000, 2000]))
+        defer { fixture.close() }
+        let group = try fixture.group()
+        let member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        try await fixture.store("tx", id: "slow")
+        #expect(try group.take(member, maximum: 10).map(\.eventID) == ["slow"])
+        fixture.time.advance(100)
+        group.expire(now: fixture.time.clock.monotonic())
+        try await fixture.store("tx", id: "later")
+        // The later event is delivered while the first waits for its backoff.
+        #expect(try group.take(member, maximum: 10).map(\.eventID) == ["later"])
+        fixture.time.advance(999)
+        #expect(try group.take(member, maximum: 10).isEmpty)
+        fixture.time.advance(1)
+        let again = try group.take(member, maximum: 10)
+        #expect(again.map(\.eventID) == ["slow"])
+        #expect(again.map(\.attempt) == [2])
+        // An acknowledgement of the first, timed-out delivery comes too late and changes nothing.
+        #expect(group.ack(member, seqs: [1]).unknown.isEmpty)
+        #expect(group.lag().first?.committed == 0)
+        _ = group.ack(member, seqs: [2, 3])
+        #expect(group.lag().first?.committed == 2)
+    }
+
+    @Test func aNackIsRedeliveredAfterItsDelayAndTheLastAllowedAttemptGoesToTheDeadLetterQueue() async throws {
+        let fixture = try GroupFixture(partitions: 1, settings: GroupSettings(maxDeliver: 2, backoffMs: [500]))
+        defer { fixture.close() }
+        let group = try fixture.group()
+        let member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        try await fixture.store("tx", chainID: 5, id: "poison")
+        let first = try #require(try group.take(member, maximum: 10).first)
+        _ = group.nack(member, seq: first.seq, delayMs: 50, deadLetter: false)
+        fixture.time.advance(49)
+        #expect(try group.take(member, maximum: 10).isEmpty)
+        fixture.time.advance(1)
+        let second = try #require(try group.take(member, maximum: 10).first)
+        #expect(second.attempt == 2)
+        _ = group.nack(member, seq: second.seq, delayMs: nil, deadLetter: false)
+        try await waitUntil { group.deadLetters.count == 1 && group.lag().first?.committed == 1 }
+        let letter = try #require(try group.deadLetters.read().first)
+        let envelope = try EventEnvelope(json: letter.bytes, form: .delivered)
+        #expect(envelope.eventID == "poison")
+        #expect(envelope.chainID == 5)
+        #expect(envelope.metadata["dead_letter_reason"] == "max_deliver")
+        #expect(envelope.metadata["attempts"] == "2")
+        #expect(envelope.metadata["original_offset"] == "0")
+        #expect(envelope.metadata["original_partition"] == "0")
+        #expect(envelope.metadata["group"] == "g")
+        fixture.time.advance(10_000)
+        #expect(try group.take(member, maximum: 10).isEmpty)
+    }
+
+    @Test func aNackWithDeadLetterGoesStraightToTheDeadLetterQueue() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        let group = try fixture.group()
+        let member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        try await fixture.store("tx", id: "bad")
+        try await fixture.store("tx", id: "good")
+        let taken = try group.take(member, maximum: 10)
+        _ = group.nack(member, seq: taken[0].seq, delayMs: nil, deadLetter: true)
+        _ = group.ack(member, seqs: [taken[1].seq])
+        try await waitUntil { group.deadLetters.count == 1 && group.lag().first?.committed == 2 }
+        let letter = try EventEnvelope(json: try #require(try group.deadLetters.read().first).bytes, form: .delivered)
+        #expect(letter.metadata["dead_letter_reason"] == "nack")
+        #expect(letter.metadata["attempts"] == "1")
+    }
+
+    @Test func anAckNamingASeqNeverDeliveredChangesNothing() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        let group = try fixture.group()
+        let member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        try await fixture.store("tx", id: "a")
+        _ = try group.take(member, maximum: 10)
+        #expect(group.ack(member, seqs: [1, 2]).unknown == [2])
+        #expect(group.ack(member, seqs: [0]).unknown == [0])
+        #expect(group.lag().first?.committed == 0)
+        #expect(group.nack(member, seq: 9, delayMs: nil, deadLetter: true).unknown == [9])
+        #expect(group.ack(member, seqs: [1]).unknown.isEmpty)
+        #expect(group.lag().first?.committed == 1)
+    }
+
+    @Test func eventsOutsideTheGroupsTopicsAreSkippedAndCommittedPast() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        let group = try fixture.group(topics: ["block.*.1"])
+        let member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        try await fixture.store("block.new", chainID: 2, id: "other-chain")
+        try await fixture.store("block.new", chainID: 1, id: "mine")
+        try await fixture.store("tx", id: "not-a-block")
+        let taken = try group.take(member, maximum: 10)
+        #expect(taken.map(\.eventID) == ["mine"])
+        #expect(taken.map(\.offset) == [1])
+        _ = group.ack(member, seqs: [taken[0].seq])
+        #expect(group.lag().first == PartitionLag(partition: 0, committed: 3, head: 3, oldestUnackedAgeMs: nil))
+    }
+
+    @Test func aNewGroupStartsWhereFromSaysAndAnExistingOneKeepsItsPlace() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        for index in 0..<4 {
+            try await fixture.store("tx", id: "e\(index)")
+            fixture.time.advance(1000)
+        }
+        let third = fixture.time.wall - 2000
+        let cases: [(String, GroupStart, [String])] = [
+            ("latest", .latest, []), ("earliest", .earliest, ["e0", "e1", "e2", "e3"]),
+            ("offset", .offset(1), ["e1", "e2", "e3"]), ("time", .time(third), ["e2", "e3"]),
+        ]
+        for (name, start, expected) in cases {
+            let group = try fixture.group(name, from: start)
+            let member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+            #expect(try group.take(member, maximum: 10).map(\.eventID) == expected, "\(name)")
+            // Asked for again with another `from`, the group is the same one.
+            #expect(try fixture.group(name, from: .earliest) === group)
+        }
+        #expect(throws: GroupError.topicsDiffer(group: "latest", existing: ["#"])) {
+            try fixture.group("latest", topics: ["tx"])
+        }
+    }
+
+    @Test func aGroupResumesAfterARestartExactlyAfterWhatWasAcknowledged() async throws {
+        var fixture = try GroupFixture(partitions: 2)
+        for index in 0..<6 { try await fixture.store("tx", id: "e\(index)", partition: index % 2) }
+        var group = try fixture.group()
+        var member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        let taken = try group.take(member, maximum: 10)
+        #expect(taken.count == 6)
+        // Acknowledged: e0, e1, e3 (partition 0: offsets 0, 1 = e0, e2, e4; partition 1: e1, e3, e5).
+        let acknowledged = Set(["e0", "e1", "e3"])
+        let answer = group.ack(member, seqs: taken.filter { acknowledged.contains($0.eventID) }.map(\.seq))
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            group.whenCommitted(answer.version) { continuation.resume(with: $0) }
+        }
+        fixture = try fixture.reopened()
+        defer { fixture.close() }
+        group = try #require(fixture.groups.group(named: "g"))
+        #expect(group.lag().map(\.committed) == [1, 2])
+        try await fixture.store("tx", id: "e6", partition: 0)
+        member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        let resumed = try group.take(member, maximum: 10)
+        #expect(Set(resumed.map(\.eventID)) == ["e2", "e4", "e5", "e6"])
+        #expect(resumed.filter { $0.eventID != "e6" }.allSatisfy { $0.attempt == 2 })
+        #expect(resumed.first { $0.eventID == "e6" }?.attempt == 1)
+    }
+
+    @Test func lagCountsEventsAfterTheCommittedOffsetAndTheAgeOfTheOldestUnacknowledged() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        let group = try fixture.group()
+        try await fixture.store("tx", id: "a")
+        fixture.time.advance(5000)
+        try await fixture.store("tx", id: "b")
+        fixture.time.advance(1000)
+        // Nothing delivered yet: the oldest event not acknowledged is `a`, 6 s old.
+        #expect(group.lag() == [PartitionLag(partition: 0, committed: 0, head: 2, oldestUnackedAgeMs: 6000)])
+        let member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        let taken = try group.take(member, maximum: 10)
+        _ = group.ack(member, seqs: [taken[0].seq])
+        #expect(group.lag() == [PartitionLag(partition: 0, committed: 1, head: 2, oldestUnackedAgeMs: 1000)])
+        #expect(group.lag().first?.lag == 1)
+    }
+
+    @Test func aMemberIsWokenWhenItsPartitionGetsANewEvent() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        let group = try fixture.group()
+        let member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        let (woken, continuation) = AsyncStream<Void>.makeStream()
+        member.onWake { continuation.yield() }
+        #expect(try group.take(member, maximum: 10).isEmpty)
+        try await fixture.store("tx", id: "new")
+        var iterator = woken.makeAsyncIterator()
+        _ = await iterator.next()
+        #expect(try group.take(member, maximum: 10).map(\.eventID) == ["new"])
+    }
+}
+
+/// Waits, yielding, until `condition` holds (the test's time limit ends a wait that never does).
+func waitUntil(_ condition: () -> Bool) async throws {
+    while !condition() {
+        try await Task.sleep(for: .milliseconds(2))
+    }
+}
