@@ -40,14 +40,40 @@ public final class HeraldClient: Sendable {
         var welcome: ServerFrame.Welcome?
     }
 
-    /// A subscription as the client keeps it across connections.
+    /// A subscription as the client keeps it across connections: live, with its counters, or durable,
+    /// with its group and sink.
     private struct Subscription {
         var topics: [String]
         var buffer: Int?
         var overflow: OverflowPolicy?
-        var counters: HeraldSubscription.Counters
+        var counters: HeraldSubscription.Counters?
+        var durable: Durable?
         /// Whether the broker accepted it once; only those are subscribed again after a reconnect.
         var established = false
+
+        struct Durable {
+            var group: String
+            /// `from` as JSON.
+            var from: String?
+            var maxInFlight: Int?
+            var ackWaitMs: Int?
+            var sink: HeraldDurableSubscription.Sink
+        }
+
+        func finish() {
+            counters?.finish()
+            durable?.sink.continuation.finish()
+        }
+
+        func write(_ writer: inout RequestWriter, id: RequestID) {
+            if let durable {
+                writer.subscribe(
+                    id: id, topics: topics, group: durable.group, from: durable.from, maxInFlight: durable.maxInFlight,
+                    ackWaitMs: durable.ackWaitMs)
+            } else {
+                writer.subscribe(id: id, topics: topics, buffer: buffer, overflow: overflow)
+            }
+        }
     }
 
     private init(configuration: HeraldClientConfiguration) {
@@ -83,33 +109,77 @@ public final class HeraldClient: Sendable {
             bufferingPolicy: .bufferingOldest(configuration.subscriptionBuffer)
         )
         let counters = HeraldSubscription.Counters(continuation: continuation)
-        // Registered before the request, so that events right after the `ok` find it.
+        let id = try await establish(
+            Subscription(topics: topics, buffer: buffer, overflow: overflow, counters: counters),
+            onTermination: { ended in continuation.onTermination = { _ in ended() } })
+        return HeraldSubscription(id: id, topics: topics, stream: stream, counters: counters)
+    }
+
+    /// Joins consumer group `group` (PROTOCOL.md §4.2), made at `from` when it is new, reading the stored
+    /// events matching `topics` at least once. `maxInFlight` and `ackWaitMs` override the broker's
+    /// `[groups]` defaults for this member.
+    public func subscribe(
+        _ topics: [String], group: String, from: GroupStartPosition? = nil, maxInFlight: Int? = nil,
+        ackWaitMs: Int? = nil
+    ) async throws -> HeraldDurableSubscription {
+        let (stream, continuation) = AsyncStream<HeraldDelivery>.makeStream()
+        let sink = HeraldDurableSubscription.Sink(continuation: continuation)
+        let from = from.map { position -> String in
+            switch position {
+            case .latest: #""latest""#
+            case .earliest: #""earliest""#
+            case .offset(let offset): #"{"offset":\#(offset)}"#
+            case .time(let milliseconds): #"{"time":"\#(Timestamp.format(millisecondsSinceEpoch: milliseconds))"}"#
+            }
+        }
+        let durable = Subscription.Durable(
+            group: group, from: from, maxInFlight: maxInFlight, ackWaitMs: ackWaitMs, sink: sink)
+        let id = try await establish(
+            Subscription(topics: topics, durable: durable),
+            onTermination: { ended in continuation.onTermination = { _ in ended() } })
+        return HeraldDurableSubscription(id: id, group: group, topics: topics, stream: stream, sink: sink)
+    }
+
+    /// Registers `subscription` (before the request, so that events right after the `ok` find it), asks the
+    /// broker for it, and unsubscribes when its stream ends; returns the client's number for it.
+    private func establish(
+        _ subscription: Subscription,
+        onTermination: (@escaping @Sendable () -> Void) -> Void
+    ) async throws -> UInt64 {
         let id = try state.withLock { state throws(HeraldClientError) in
             guard !state.closed else { throw .closed }
             defer { state.nextSubscription += 1 }
-            state.subscriptions[state.nextSubscription] = Subscription(
-                topics: topics,
-                buffer: buffer,
-                overflow: overflow,
-                counters: counters
-            )
+            state.subscriptions[state.nextSubscription] = subscription
             return state.nextSubscription
         }
         do {
-            _ = try await request(binds: id) { writer, requestID in
-                writer.subscribe(id: requestID, topics: topics, buffer: buffer, overflow: overflow)
-            }
+            _ = try await request(binds: id) { writer, requestID in subscription.write(&writer, id: requestID) }
         } catch {
             _ = state.withLock { $0.subscriptions.removeValue(forKey: id) }
-            continuation.finish()
+            subscription.finish()
             throw error
         }
         state.withLock { $0.subscriptions[id]?.established = true }
-        continuation.onTermination = { [weak self] _ in
+        onTermination { [weak self] in
             guard let self else { return }
             Task { await self.unsubscribe(id) }
         }
-        return HeraldSubscription(id: id, topics: topics, stream: stream, counters: counters)
+        return id
+    }
+
+    /// Sends an `ack` or `nack` for `delivery` on the connection it came on; nothing when that connection
+    /// is gone (the broker delivers the event again).
+    func acknowledge(
+        _ delivery: HeraldDelivery, confirmed: Bool, _ encode: (inout RequestWriter, RequestID?) -> Void
+    ) async throws {
+        guard state.withLock({ $0.link === delivery.link }) else { return }
+        if confirmed {
+            _ = try await send(on: delivery.link) { writer, id in encode(&writer, id) }
+        } else {
+            var writer = RequestWriter()
+            encode(&writer, nil)
+            try await delivery.link.sendWithBackpressure(writer.take())
+        }
     }
 
     /// Publishes without waiting for the broker: returns once the event is queued for the socket. A refusal
@@ -205,7 +275,7 @@ public final class HeraldClient: Sendable {
             defer { state.subscriptions.removeAll() }
             return state.subscriptions.values
         }
-        for subscription in subscriptions { subscription.counters.finish() }
+        for subscription in subscriptions { subscription.finish() }
     }
 
     // MARK: Requests
@@ -392,15 +462,10 @@ public final class HeraldClient: Sendable {
             return (established, state.readySent, state.welcome != nil)
         }
         for (id, subscription) in subscriptions {
-            subscription.counters.lastSeq.store(0, ordering: .relaxed)
+            subscription.counters?.lastSeq.store(0, ordering: .relaxed)
             do {
                 _ = try await send(on: link, binds: id) { writer, requestID in
-                    writer.subscribe(
-                        id: requestID,
-                        topics: subscription.topics,
-                        buffer: subscription.buffer,
-                        overflow: subscription.overflow
-                    )
+                    subscription.write(&writer, id: requestID)
                 }
             } catch let refusal as ProtocolError {
                 // The broker's rules changed under the client (a token's permissions, say): that subscription ends.
@@ -408,7 +473,7 @@ public final class HeraldClient: Sendable {
                     "a subscription was refused after reconnecting; it ends",
                     metadata: ["herald.topics": "\(subscription.topics)", "herald.error": "\(refusal)"]
                 )
-                subscription.counters.finish()
+                subscription.finish()
             }
         }
         if readySent { _ = try await send(on: link) { writer, id in writer.ready(id: id) } }
@@ -435,8 +500,8 @@ public final class HeraldClient: Sendable {
                 throw HeraldClientError.protocolViolation(error.message)
             }
             switch frame {
-            case .event(let server, let seq, _, let event):
-                deliver(event, seq: seq, subscription: server, on: link)
+            case .event(let server, let seq, let attempt, let event):
+                deliver(event, seq: seq, attempt: attempt, subscription: server, on: link)
             case .ping:
                 var writer = RequestWriter()
                 writer.pong()
@@ -468,14 +533,25 @@ public final class HeraldClient: Sendable {
         pending.continuation.resume(returning: frame)
     }
 
-    private func deliver(_ event: [UInt8], seq: UInt64, subscription server: UInt64, on link: ClientLink) {
-        guard let local = link.local(for: server),
-            let counters = state.withLock({ $0.subscriptions[local]?.counters })
+    private func deliver(
+        _ event: [UInt8], seq: UInt64, attempt: Int?, subscription server: UInt64, on link: ClientLink
+    ) {
+        guard let local = link.local(for: server), let subscription = state.withLock({ $0.subscriptions[local] })
         else { return }
+        let envelope: EventEnvelope
         do {
-            counters.deliver(try EventEnvelope(json: event, form: .delivered), seq: seq)
+            envelope = try EventEnvelope(json: event, form: .delivered)
         } catch {
             logger.error("the broker delivered an invalid envelope", metadata: ["herald.error": "\(error)"])
+            return
+        }
+        if let durable = subscription.durable {
+            durable.sink.continuation.yield(
+                HeraldDelivery(
+                    envelope: envelope, seq: seq, attempt: attempt ?? 1, subscription: server, link: link, client: self)
+            )
+        } else {
+            subscription.counters?.deliver(envelope, seq: seq)
         }
     }
 
@@ -490,7 +566,7 @@ public final class HeraldClient: Sendable {
             return (state.waiters, state.subscriptions.values)
         }
         for waiter in waiters { waiter.resume(throwing: HeraldClientError.closed) }
-        for subscription in subscriptions { subscription.counters.finish() }
+        for subscription in subscriptions { subscription.finish() }
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import HeraldClient
 import HeraldCore
 
 /// `herald tail PATTERN… [--group G] [--from …]`: prints events as they come, one envelope per line.
@@ -7,17 +8,19 @@ struct Tail: AsyncParsableCommand {
         abstract: "Print live events matching the patterns, one JSON envelope per line.",
         discussion: """
             Runs until interrupted, or until --count events were printed. Dropped events (a gap in the \
-            broker's seq, or the tool falling behind) are reported on standard error when it ends.
+            broker's seq, or the tool falling behind) are reported on standard error when it ends. With \
+            --group it reads stored events as a member of that consumer group, at least once, and \
+            acknowledges each event once it is printed.
             """
     )
 
     @Argument(help: "Topic patterns, such as block.new.* or #.138.")
     var patterns: [String]
 
-    @Option(help: "Read as a member of this consumer group (needs the durable log, not built yet).")
+    @Option(help: "Read stored events as a member of this consumer group, acknowledging each once printed.")
     var group: String?
 
-    @Option(help: "Where a new group starts: latest, earliest, an offset or a time (with --group).")
+    @Option(help: "Where a new group starts: latest, earliest, an offset or an RFC 3339 time (with --group).")
     var from: String?
 
     @Option(help: "The broker's queue for this subscription, in events.")
@@ -33,9 +36,39 @@ struct Tail: AsyncParsableCommand {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
     }
 
+    /// `--from` as the broker takes it.
+    private func startPosition() throws(ExitCode) -> GroupStartPosition? {
+        guard let from else { return nil }
+        switch from {
+        case "latest": return .latest
+        case "earliest": return .earliest
+        default:
+            if let offset = Int64(from), offset >= 0 { return .offset(offset) }
+            if let time = Timestamp.millisecondsSinceEpoch(from) { return .time(millisecondsSinceEpoch: time) }
+            throw fail("--from must be latest, earliest, an offset or an RFC 3339 UTC time, not '\(from)'")
+        }
+    }
+
     func run() async throws {
-        if group != nil || from != nil {
-            throw fail("--group and --from need durable subscriptions; the durable log is not built yet (issue #4)")
+        if from != nil && group == nil { throw fail("--from needs --group") }
+        if group != nil && buffer != nil { throw fail("--buffer is for live subscriptions, not with --group") }
+        if let group {
+            let start = try startPosition()
+            let printed = try await options.withClient { client in
+                let subscription = try await client.subscribe(patterns, group: group, from: start)
+                var printed = 0
+                for await delivery in subscription {
+                    printLine(delivery.envelope.description)
+                    try await delivery.ack()
+                    printed += 1
+                    if let count, printed >= count { break }
+                }
+                return printed
+            }
+            if count.map({ printed < $0 }) ?? true {
+                throw fail("the broker closed the connection after \(printed) events")
+            }
+            return
         }
         let (printed, droppedByBroker, droppedByClient) = try await options.withClient { client in
             let subscription = try await client.subscribe(patterns, buffer: buffer)

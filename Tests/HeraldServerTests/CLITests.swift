@@ -52,6 +52,30 @@ struct CLITests {
         try await broker.stop()
     }
 
+    @Test func tailWithAGroupPrintsStoredEventsAndAcknowledgesThem() async throws {
+        let broker = try await TestBroker.start(durable: true) { $0.log.persist = ["block.#"] }
+        try await broker.withModule("node") { (node: inout Conversation) async throws in
+            for number in 1...3 {
+                let reply = try await node.request(
+                    #"{"op":"publish","id":\#(number),"event":{"event_type":"block.new","chain_id":1,"event_id":"b-\#(number)"}}"#
+                )
+                #expect(reply?.contains(#""offset":\#(number - 1)"#) == true)
+            }
+        }
+        let arguments = ["tail", "block.#", "--group", "cli", "--socket", broker.socketPath]
+        let first = try HeraldRun.start(arguments + ["--from", "earliest", "--count", "2"])
+        let (status, output, _) = await first.finishWithOutput()
+        #expect(status == 0)
+        #expect(output.split(separator: "\n").map { $0.contains(#""event_id":"b-1""#) } == [true, false])
+        #expect(output.split(separator: "\n").last?.contains(#""event_id":"b-2""#) == true)
+        // The group resumes after what the first run acknowledged.
+        let second = try HeraldRun.start(arguments + ["--count", "1"])
+        let resumed = await second.finishWithOutput()
+        #expect(resumed.status == 0)
+        #expect(resumed.output.contains(#""event_id":"b-3""#))
+        try await broker.stop()
+    }
+
     @Test func statsPrintsEveryModuleOrOne() async throws {
         let broker = try await TestBroker.start()
         try await broker.withModule("reader") { (reader: inout Conversation) async throws in
@@ -80,7 +104,8 @@ struct CLITests {
     @Test(arguments: [
         (["publish", "Block.New"], "herald: invalid_event: event_type: "),
         (["publish", "x", "--payload", "{oops"], "herald: invalid_event: payload: "),
-        (["tail", "#", "--group", "g"], "herald: --group and --from need durable subscriptions"),
+        (["tail", "#", "--from", "earliest"], "herald: --from needs --group"),
+        (["tail", "#", "--group", "g", "--from", "yesterday"], "herald: --from must be latest, earliest, an offset"),
         (["stats"], "herald: cannot connect to the broker: /nonexistent/herald.sock: "),
     ])
     func failuresAreOneLineAndNonZero(_ arguments: [String], _ prefix: String) async throws {

@@ -16,6 +16,64 @@ struct HeraldClientTests {
         return configuration
     }
 
+    @Test func aDurableSubscriptionAcknowledgesAndRedeliversWhatWasRefused() async throws {
+        let broker = try await TestBroker.start(durable: true) {
+            $0.log.persist = ["job"]
+            $0.groups.backoffMs = [10]
+        }
+        let worker = try await HeraldClient.connect(configuration(broker, module: "worker"))
+        let publisher = try await HeraldClient.connect(configuration(broker, module: "node"))
+        for number in 1...3 {
+            let receipt = try await publisher.publishConfirmed(
+                try EventEnvelope(eventType: "job", eventID: "j-\(number)", key: "jobs"))
+            #expect(receipt.offset == Int64(number - 1))
+        }
+        let jobs = try await worker.subscribe(["job"], group: "workers", from: .offset(1))
+        var seen: [(String, Int)] = []
+        for await delivery in jobs {
+            seen.append((delivery.envelope.eventID, delivery.attempt))
+            if delivery.envelope.eventID == "j-2" && delivery.attempt == 1 {
+                try await delivery.nack()
+            } else {
+                try await delivery.ack(confirmed: true)
+            }
+            if seen.count == 3 { break }
+        }
+        #expect(seen.map(\.0) == ["j-2", "j-3", "j-2"])
+        #expect(seen.map(\.1) == [1, 1, 2])
+        let group = try #require(broker.broker.groups?.group(named: "workers"))
+        #expect(group.lag().reduce(0) { $0 + $1.lag } == 0)
+        await worker.close()
+        await publisher.close()
+        try await broker.stop()
+    }
+
+    @Test func consumeProcessesEachEventIDOnceAndAcknowledgesRepeats() async throws {
+        let broker = try await TestBroker.start(durable: true) { $0.log.persist = ["job"] }
+        let worker = try await HeraldClient.connect(configuration(broker, module: "worker"))
+        let publisher = try await HeraldClient.connect(configuration(broker, module: "node"))
+        let jobs = try await worker.subscribe(["job"], group: "once")
+        let processed = ProcessedEvents(capacity: 10)
+        // Already done before this run (kept by the consumer with its results).
+        await processed.insert("done-before")
+        for id in ["a", "done-before", "b"] {
+            try await publisher.publishConfirmed(try EventEnvelope(eventType: "job", eventID: id, key: "k"))
+        }
+        var handled: [String] = []
+        try await jobs.consume(skipping: processed) { envelope in
+            handled.append(envelope.eventID)
+            if envelope.eventID == "b" { jobs.cancel() }
+        }
+        #expect(handled == ["a", "b"])
+        let recorded = [await processed.contains("a"), await processed.contains("b")]
+        #expect(recorded == [true, true])
+        let group = try #require(broker.broker.groups?.group(named: "once"))
+        try await waitUntil { group.lag().reduce(0) { $0 + $1.lag } == 0 }
+        await worker.close()
+        await publisher.close()
+        try await broker.stop()
+    }
+
     @Test func subscribePublishPingStatsAndSubscribers() async throws {
         let broker = try await TestBroker.start()
         let subscriber = try await HeraldClient.connect(configuration(broker, module: "indexer"))

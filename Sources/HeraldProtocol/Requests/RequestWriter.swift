@@ -55,6 +55,60 @@ package struct RequestWriter {
         }
     }
 
+    /// A durable `subscribe` (PROTOCOL.md §4.2).
+    package mutating func subscribe(
+        id: RequestID?, topics: [String], group: String, from: String?, maxInFlight: Int?, ackWaitMs: Int?
+    ) {
+        writer.frame(op: "subscribe", id: id) { writer in
+            writer.append(raw: ",\"topics\":[")
+            for (index, topic) in topics.enumerated() {
+                if index > 0 { writer.append(raw: ",") }
+                writer.append(string: topic)
+            }
+            writer.append(raw: "],\"group\":")
+            writer.append(string: group)
+            if let from {
+                writer.append(raw: ",\"from\":")
+                writer.append(raw: from.utf8)
+            }
+            if let maxInFlight {
+                writer.append(raw: ",\"max_in_flight\":")
+                writer.append(integer: maxInFlight)
+            }
+            if let ackWaitMs {
+                writer.append(raw: ",\"ack_wait_ms\":")
+                writer.append(integer: ackWaitMs)
+            }
+        }
+    }
+
+    package mutating func ack(id: RequestID?, subscription: UInt64, seqs: [UInt64]) {
+        writer.frame(op: "ack", id: id) { writer in
+            writer.append(raw: ",\"subscription\":")
+            writer.append(integer: subscription)
+            writer.append(raw: ",\"seq\":[")
+            for (index, seq) in seqs.enumerated() {
+                if index > 0 { writer.append(raw: ",") }
+                writer.append(integer: seq)
+            }
+            writer.append(raw: "]")
+        }
+    }
+
+    package mutating func nack(id: RequestID?, subscription: UInt64, seq: UInt64, delayMs: Int64?, deadLetter: Bool) {
+        writer.frame(op: "nack", id: id) { writer in
+            writer.append(raw: ",\"subscription\":")
+            writer.append(integer: subscription)
+            writer.append(raw: ",\"seq\":")
+            writer.append(integer: seq)
+            if let delayMs {
+                writer.append(raw: ",\"delay_ms\":")
+                writer.append(integer: delayMs)
+            }
+            if deadLetter { writer.append(raw: ",\"dead_letter\":true") }
+        }
+    }
+
     package mutating func unsubscribe(id: RequestID?, subscription: UInt64) {
         writer.frame(op: "unsubscribe", id: id) { writer in
             writer.append(raw: ",\"subscription\":")
