@@ -94,7 +94,7 @@ struct Serve: AsyncParsableCommand {
         let tcpListener = IPCListener.tcp(for: broker)
         let services = ServiceGroup(
             configuration: .init(
-                services: [listener] + (tcpListener.map { [$0] } ?? []),
+                services: [listener] + (tcpListener.map { [$0] } ?? []) + [GroupLagMonitor(broker: broker)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -24,7 +24,10 @@ struct TestBroker {
 
     /// Starts a broker; with `durable`, it stores events in a durable log in its directory as `herald serve`
     /// does (without, it is a pure in-memory bus, and deliveries carry no `offset` or `partition`).
-    static func start(durable: Bool = false, _ configure: (inout HeraldConfiguration) -> Void = { _ in })
+    /// `lagMonitor: false` leaves the group lag monitor out, for tests that run its rounds themselves.
+    static func start(
+        durable: Bool = false, lagMonitor: Bool = true, _ configure: (inout HeraldConfiguration) -> Void = { _ in }
+    )
         async throws -> TestBroker
     {
         let directory = NSTemporaryDirectory() + "herald-test-" + UUID().uuidString.prefix(8)
@@ -45,7 +48,10 @@ struct TestBroker {
         let listener = IPCListener(broker: broker)
         let tcpListener = IPCListener.tcp(for: broker)
         let services = ServiceGroup(
-            configuration: .init(services: [listener] + (tcpListener.map { [$0] } ?? []), logger: logger))
+            configuration: .init(
+                services: [listener] + (tcpListener.map { [$0] } ?? [])
+                    + (lagMonitor ? [GroupLagMonitor(broker: broker)] : []),
+                logger: logger))
         let running = Task { try await services.run() }
         try await listener.waitUntilListening()
         try await tcpListener?.waitUntilListening()

@@ -44,6 +44,7 @@ extension Broker {
         if let first {
             return AcceptedEvent(envelope: EventEnvelope(sealing: fields), stored: first.position, duplicate: true)
         }
+        if fields.eventType == MaintenanceData.eventType { maintain(accepted!.envelope) }
         return accepted!
     }
 

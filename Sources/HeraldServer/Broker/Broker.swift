@@ -49,10 +49,14 @@ public final class Broker: Sendable {
         rebuildDedupWindow()
     }
 
-    /// Publishes an event of the broker's own (lifecycle events), with `producer` set to `herald`.
-    func publish<Event: CatalogEvent>(_ event: Event) {
+    /// Publishes an event of the broker's own (lifecycle events), with `producer` set to `herald` and
+    /// `metadata` added.
+    func publish<Event: CatalogEvent>(_ event: Event, metadata: [String: String] = [:]) {
         do {
-            let envelope = try EventEnvelope(event, metadata: ["producer": Self.serverName])
+            var all = EventEnvelope.Metadata()
+            for (name, value) in metadata { all[name] = value }
+            all["producer"] = Self.serverName
+            let envelope = try EventEnvelope(event, metadata: all)
             do throws(AcceptError) {
                 _ = try accept(envelope.fields)
             } catch {

@@ -1,0 +1,69 @@
+import HeraldCore
+import HeraldLog
+
+extension Broker {
+    /// Acts on an accepted `maintenance.data` (EVENTS.md "Maintenance and resources"), whoever published
+    /// it: `flush` syncs the log whatever its fsync policy, `cleanup` applies retention (sealed segments
+    /// older than `target_age_days`, when given, as well as those past the configured limits), `both` does
+    /// both. The work runs off the publisher's thread, between `maintenance.started` and
+    /// `maintenance.completed` (with `success`, `duration_ms` and what was done in `results`). A payload
+    /// that does not decode as `maintenance.data` is logged and ignored.
+    func maintain(_ envelope: EventEnvelope) {
+        guard let log else { return }
+        let request: MaintenanceData
+        do {
+            guard let payload = envelope.payload else { throw MaintenanceRequestError.noPayload }
+            request = try payload.decode(MaintenanceData.self)
+        } catch {
+            logger.warning(
+                "maintenance.data ignored: its payload is not valid",
+                metadata: ["event.id": "\(envelope.eventID)", "error": "\(error)"])
+            return
+        }
+        let kind = "data.\(request.operation.rawValue)"
+        Task {
+            publish(MaintenanceStarted(maintenanceType: kind))
+            let started = ContinuousClock.now
+            var results: [String: JSONValue] = [:]
+            var failure: LogError?
+            if request.operation == .flush || request.operation == .both {
+                do throws(LogError) {
+                    try await log.flush()
+                    results["flushed"] = .bool(true)
+                } catch {
+                    failure = error
+                }
+            }
+            if failure == nil, request.operation == .cleanup || request.operation == .both {
+                let now = Self.millisecondsSince1970()
+                let olderThan = request.targetAgeDays.map { now - Int64($0) * 86_400_000 }
+                do throws(LogError) {
+                    let deleted = try log.applyRetention(now: now, olderThan: olderThan)
+                    results["segments_deleted"] = .integer(Int64(deleted.segments))
+                    results["bytes_deleted"] = .integer(Int64(deleted.bytes))
+                } catch {
+                    failure = error
+                }
+            }
+            if let failure {
+                results["error"] = .string("\(failure)")
+                logger.error("maintenance failed", metadata: ["maintenance.type": "\(kind)", "error": "\(failure)"])
+            } else {
+                logger.info("maintenance done", metadata: ["maintenance.type": "\(kind)", "results": "\(results)"])
+            }
+            let elapsed = ContinuousClock.now - started
+            publish(
+                MaintenanceCompleted(
+                    maintenanceType: kind, success: failure == nil,
+                    durationMs: Int(
+                        elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000),
+                    results: .object(results)))
+        }
+    }
+}
+
+private enum MaintenanceRequestError: Error, CustomStringConvertible {
+    case noPayload
+
+    var description: String { "payload: missing" }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import HeraldCore
+import HeraldLog
+import Testing
+
+@testable import HeraldServer
+
+/// Lag alerts (PROTOCOL.md §4.2) and `maintenance.data` (EVENTS.md).
+@Suite(.timeLimit(.minutes(1)))
+struct GroupMaintenanceTests {
+    @Test func aLaggingGroupIsReportedOncePerCrossing() async throws {
+        let broker = try await TestBroker.start(durable: true, lagMonitor: false) {
+            $0.log.persist = ["tx"]
+            $0.log.partitions = 1
+            $0.groups.lagAlertEvents = 2
+        }
+        let monitor = GroupLagMonitor(broker: broker.broker)
+        var alerted: Set<String> = []
+        let warnings = try broker.broker.bus.subscribe(["resource.limit_warning"], buffer: 10)
+        var received = warnings.makeAsyncIterator()
+        try await broker.withModule("worker") { (worker: inout Conversation) async throws in
+            #expect(
+                try await worker.request(
+                    #"{"op":"subscribe","id":1,"topics":["tx"],"group":"slow","max_in_flight":1}"#)
+                    == #"{"op":"ok","id":1,"subscription":2}"#)
+            try await DurableSubscriptionTests.publish(["a", "b"], to: broker)
+            monitor.check(alerted: &alerted)
+            #expect(alerted.isEmpty)
+            try await DurableSubscriptionTests.publish(["c"], to: broker)
+            monitor.check(alerted: &alerted)
+            monitor.check(alerted: &alerted)
+            #expect(alerted == ["slow/0"])
+            let warning = try #require(await received.next())
+            #expect(warning.payload?.description.contains(#""resource_type":"consumer_lag""#) == true)
+            #expect(warning.payload?.description.contains(#""current_usage":3,"limit":2"#) == true)
+            #expect(warning.metadata["group"] == "slow")
+            #expect(warning.metadata["partition"] == "0")
+            #expect(warning.metadata["lag_events"] == "3")
+            // The member catches up, one event at a time (max_in_flight 1).
+            for seq in 1...3 {
+                _ = try await DurableSubscriptionTests.nextEvent(&worker, subscription: 2)
+                try await worker.send(#"{"op":"ack","subscription":2,"seq":[\#(seq)]}"#)
+            }
+            // Requests are handled in order: once this is answered, so are the acks.
+            #expect(try await worker.request(#"{"op":"ping","id":9}"#) == #"{"op":"pong","id":9}"#)
+            monitor.check(alerted: &alerted)
+            #expect(alerted.isEmpty)
+            try await DurableSubscriptionTests.publish(["d", "e", "f", "g"], to: broker)
+            monitor.check(alerted: &alerted)
+            // The next warning is this crossing's (4 behind): the checks while over the limit sent nothing.
+            let again = try #require(await received.next())
+            #expect(again.metadata["lag_events"] == "4")
+        }
+        try await broker.stop()
+    }
+
+    @Test func maintenanceDataFlushesTheLogBetweenStartedAndCompleted() async throws {
+        let broker = try await TestBroker.start(durable: true) { $0.log.fsync = .never }
+        try await broker.withModule("operator") { (client: inout Conversation) async throws in
+            #expect(
+                try await client.request(#"{"op":"subscribe","id":1,"topics":["maintenance.*"]}"#)
+                    == #"{"op":"ok","id":1,"subscription":1}"#)
+            try await client.send(
+                #"{"op":"publish","event":{"event_type":"maintenance.data","payload":{"operation":"both","urgency":"high","reason":"manual","target_age_days":30}}}"#
+            )
+            var types: [String] = []
+            var completed = ""
+            while types.count < 3 {
+                let frame = try #require(try await client.receive())
+                let type = try #require(frame.firstMatch(of: /"event_type":"([a-z.]+)"/)).1
+                types.append(String(type))
+                if type == "maintenance.completed" { completed = frame }
+            }
+            #expect(types == ["maintenance.data", "maintenance.started", "maintenance.completed"])
+            #expect(completed.contains(#""maintenance_type":"data.both""#))
+            #expect(completed.contains(#""success":true"#))
+            #expect(completed.contains(#""flushed":true"#))
+            #expect(completed.contains(#""segments_deleted":0"#))
+            #expect(completed.contains(#""producer":"herald""#))
+        }
+        try await broker.stop()
+    }
+}
