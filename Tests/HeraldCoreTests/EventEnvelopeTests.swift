@@ -283,3 +283,17 @@ import Testing
         }
     }
 }
+
+@Suite struct StoredEnvelopeFieldTests {
+    @Test func theEventIDAndTopicOfAStoredEnvelopeAreReadWithoutDecodingTheRest() throws {
+        let sealed = try EventEnvelope(
+            json: Array(
+                #"{"event_type":"block.new","chain_id":138,"event_id":"a\"b","payload":{"event_id":"inner"}}"#.utf8))
+        #expect(EventEnvelope.eventID(ofStored: sealed.json) == #"a"b"#)
+        #expect(EventEnvelope.topic(ofStored: sealed.json) == "block.new.138")
+        let plain = try EventEnvelope(json: Array(#"{"event_type":"tx","event_id":"t"}"#.utf8))
+        #expect(EventEnvelope.topic(ofStored: plain.json) == "tx")
+        #expect(EventEnvelope.eventID(ofStored: Array(#"{"event_type":"tx""#.utf8)) == nil)
+        #expect(EventEnvelope.topic(ofStored: Array("[1]".utf8)) == nil)
+    }
+}

@@ -209,3 +209,52 @@ extension EventEnvelope {
         }
     }
 }
+
+extension EventEnvelope {
+    /// The `event_id` of a stored envelope, read without decoding or validating the rest (the broker wrote
+    /// and validated it): what rebuilding the dedup window needs from each record. `nil` when the bytes do
+    /// not hold an object with a string `event_id`.
+    package static func eventID(ofStored json: [UInt8]) -> String? {
+        json.withUnsafeBufferPointer { buffer in
+            var scanner = JSONScanner(buffer)
+            var eventID: String?
+            do throws(JSONSyntaxError) {
+                try scanner.readObject { key, value throws(JSONSyntaxError) in
+                    if key == "event_id", eventID == nil {
+                        eventID = try value.readString()
+                    } else {
+                        _ = try value.skipValue()
+                    }
+                }
+            } catch {
+                return nil
+            }
+            return eventID
+        }
+    }
+}
+
+extension EventEnvelope {
+    /// The topic (`event_type` or `event_type.chain_id`) of a stored envelope, read without decoding the
+    /// rest: what a consumer group's pattern match needs from each record. `nil` when the bytes do not hold
+    /// an object with a string `event_type`.
+    package static func topic(ofStored json: [UInt8]) -> String? {
+        json.withUnsafeBufferPointer { buffer in
+            var scanner = JSONScanner(buffer)
+            var eventType: String?
+            var chainID: Int64?
+            do throws(JSONSyntaxError) {
+                try scanner.readObject { key, value throws(JSONSyntaxError) in
+                    switch key {
+                    case "event_type": eventType = try value.readString()
+                    case "chain_id": chainID = try? value.readInteger()
+                    default: _ = try value.skipValue()
+                    }
+                }
+            } catch {
+                return nil
+            }
+            return eventType.map { Topic.of(eventType: $0, chainID: chainID) }
+        }
+    }
+}

@@ -317,8 +317,7 @@ public final class ConsumerGroup: Sendable {
 
     private func matches(_ bytes: [UInt8]) -> Bool {
         if matchesEverything { return true }
-        guard let envelope = try? EventEnvelope(json: bytes, form: .delivered) else { return false }
-        let topic = Topic.of(eventType: envelope.eventType, chainID: envelope.chainID)
+        guard let topic = EventEnvelope.topic(ofStored: bytes) else { return false }
         return topics.contains { $0.matches(topic) }
     }
 
@@ -557,17 +556,16 @@ public final class ConsumerGroup: Sendable {
 
     /// The state as the file keeps it, and its version.
     func snapshot() -> (snapshot: GroupSnapshot, version: UInt64) {
-        state.withLock { state in
-            let partitions = state.cursors.map { cursor in
-                GroupSnapshot.Position(
-                    next: cursor.next,
-                    pending: cursor.pending.sorted { $0.key < $1.key }.map {
-                        GroupSnapshot.Pending(
-                            offset: $0.key, attempts: $0.value.attempts, timestamp: $0.value.timestamp)
-                    })
-            }
-            return (GroupSnapshot(group: name, topics: topics.map(\.text), partitions: partitions), state.version)
+        // Copied under the lock (copy on write: the group's next change pays for the copy), encoded outside.
+        let (cursors, version) = state.withLock { ($0.cursors, $0.version) }
+        let partitions = cursors.map { cursor in
+            GroupSnapshot.Position(
+                next: cursor.next,
+                pending: cursor.pending.sorted { $0.key < $1.key }.map {
+                    GroupSnapshot.Pending(offset: $0.key, attempts: $0.value.attempts, timestamp: $0.value.timestamp)
+                })
         }
+        return (GroupSnapshot(group: name, topics: topics.map(\.text), partitions: partitions), version)
     }
 
     /// Writes the state file if it changed since the last write; then calls the waiters it covers.

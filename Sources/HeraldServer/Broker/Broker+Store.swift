@@ -107,9 +107,9 @@ extension Broker {
                     let records = try log.read(partition: partition, from: next)
                     guard let last = records.last else { break }
                     for record in records {
-                        guard let envelope = try? EventEnvelope(json: record.bytes, form: .delivered) else { continue }
+                        guard let eventID = EventEnvelope.eventID(ofStored: record.bytes) else { continue }
                         dedup.remember(
-                            envelope.eventID, position: LogPosition(partition: partition, offset: record.offset),
+                            eventID, position: LogPosition(partition: partition, offset: record.offset),
                             acceptedAt: record.timestamp, now: now)
                     }
                     next = last.offset + 1

@@ -34,7 +34,8 @@ final class IPCConnectionHandler: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         connections.add(context.channel)
         let channel = context.channel
-        session.sendLater = { bytes in channel.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil) }
+        let outbox = Outbox(channel: channel)
+        session.sendLater = { bytes in outbox.send(bytes) }
         let interval = TimeAmount.milliseconds(Int64(broker.configuration.ipc.heartbeatMs))
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)

@@ -11,7 +11,7 @@ import Histogram
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmark a broker.",
-        subcommands: [BenchPubSub.self]
+        subcommands: [BenchPubSub.self, BenchDurable.self]
     )
 }
 
@@ -380,12 +380,20 @@ struct SpawnedBroker {
     let socket: String
 
     static func start() throws -> SpawnedBroker {
-        let directory = NSTemporaryDirectory() + "herald-bench-\(getpid())"
+        try start(directory: NSTemporaryDirectory() + "herald-bench-\(getpid())", configuration: nil)
+    }
+
+    /// Starts `herald serve` on `directory` (its socket inside it), with `configuration` written to
+    /// `herald.toml` there when given, and waits for its ready line.
+    static func start(directory: String, configuration: String?) throws -> SpawnedBroker {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let socket = directory + "/herald.sock"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         process.arguments = ["serve", "--data-dir", directory, "--socket", socket]
+        let file = directory + "/herald.toml"
+        if let configuration { try configuration.write(toFile: file, atomically: true, encoding: .utf8) }
+        if FileManager.default.fileExists(atPath: file) { process.arguments! += ["--config", file] }
         let output = Pipe()
         process.standardOutput = output
         try process.run()
@@ -403,9 +411,21 @@ struct SpawnedBroker {
         return SpawnedBroker(process: process, directory: directory, socket: socket)
     }
 
-    func stop() {
+    /// The bytes of the files under `path`.
+    static func size(of path: String) -> Int {
+        guard let files = FileManager.default.enumerator(atPath: path) else { return 0 }
+        var total = 0
+        for case let file as String in files {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path + "/" + file)
+            if attributes?[.type] as? FileAttributeType == .typeRegular { total += attributes?[.size] as? Int ?? 0 }
+        }
+        return total
+    }
+
+    func stop(keepingDirectory: Bool = false) {
+        guard process.isRunning else { return }
         kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: directory)
+        if !keepingDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
 }
