@@ -13,6 +13,8 @@ public final class DurableLog: Sendable {
     private let partitions: [Partition]
     private let writer: Writer
     private let observers = Observers()
+    /// The format file, locked while the log is open: one process at a time.
+    private let lock: LogFile
 
     /// Who is told when a partition has new readable records.
     private final class Observers: Sendable {
@@ -47,7 +49,7 @@ public final class DurableLog: Sendable {
         guard configuration.partitions >= 1 else { throw LogError.incompatible("a log needs at least one partition") }
         self.configuration = configuration
         try LogFile.makeDirectory(configuration.directory)
-        try Self.checkFormat(configuration)
+        lock = try Self.checkFormat(configuration)
         var report = RecoveryReport()
         var partitions: [Partition] = []
         for index in 0..<configuration.partitions {
@@ -72,16 +74,21 @@ public final class DurableLog: Sendable {
     }
 
     /// The file `herald-log` names the format and the partition count, which must not change: the
-    /// partition of a key depends on it.
-    private static func checkFormat(_ configuration: LogConfiguration) throws(LogError) {
+    /// partition of a key depends on it. It is locked (returned open) while the log is open, so that a second
+    /// broker on the same directory is refused rather than write over the first.
+    private static func checkFormat(_ configuration: LogConfiguration) throws(LogError) -> LogFile {
         let path = "\(configuration.directory)/herald-log"
         let expected = "herald-log 1\npartitions \(configuration.partitions)\n"
         if LogFile.exists(path) {
             let file = try LogFile(path: path, create: false)
+            guard try file.tryLock() else {
+                throw LogError.incompatible(
+                    "\(configuration.directory) is in use by another open log (another broker?)")
+            }
             var bytes: [UInt8] = []
             try file.read(into: &bytes, count: 4096, at: 0)
             let found = String(decoding: bytes, as: UTF8.self)
-            guard found != expected else { return }
+            guard found != expected else { return file }
             let lines = found.split(separator: "\n")
             guard lines.first == "herald-log 1", lines.count == 2, lines[1].hasPrefix("partitions ") else {
                 throw LogError.incompatible("\(path): not a Herald log of a format this version reads")
@@ -91,9 +98,13 @@ public final class DurableLog: Sendable {
                     + "\(configuration.partitions); the count cannot change, because it decides each key's partition")
         }
         let file = try LogFile(path: path, create: true)
+        guard try file.tryLock() else {
+            throw LogError.incompatible("\(configuration.directory) is in use by another open log (another broker?)")
+        }
         try file.write(Array(expected.utf8), at: 0)
         try file.sync()
         try LogFile.syncDirectory(configuration.directory)
+        return file
     }
 
     // MARK: Appending and reading
@@ -209,6 +220,7 @@ public final class DurableLog: Sendable {
         guard first else { return }
         writer.signal()
         writer.finished.wait()
+        lock.unlock()
     }
 
     // MARK: The writer thread

@@ -52,6 +52,21 @@ import Testing
         #expect(try log.read(partition: 1, from: 0).first?.timestamp == 5)
     }
 
+    @Test func aLogDirectoryOpenInOneLogIsRefusedToASecondUntilTheFirstCloses() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let configuration = LogConfiguration(directory: directory.path, partitions: 2)
+        let first = try DurableLog(configuration: configuration)
+        #expect(throws: LogError.incompatible("\(directory.path) is in use by another open log (another broker?)")) {
+            _ = try DurableLog(configuration: configuration)
+        }
+        try await first.appendText("kept")
+        first.close()
+        let second = try DurableLog(configuration: configuration)
+        #expect(try second.texts() == ["kept"])
+        second.close()
+    }
+
     @Test func aDeclinedAppendStoresNothingAndTakesNoOffset() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

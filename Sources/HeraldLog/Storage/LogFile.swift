@@ -70,6 +70,19 @@ final class LogFile: @unchecked Sendable {
         if failure != 0 { throw LogError.io(path, "read", failure) }
     }
 
+    /// Takes an exclusive advisory lock on the file (`flock`), without waiting; `false` when another open
+    /// file holds it.
+    func tryLock() throws(LogError) -> Bool {
+        if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return true }
+        if errno == EWOULDBLOCK { return false }
+        throw LogError.io(path, "flock", errno)
+    }
+
+    /// Releases the lock of ``tryLock()``.
+    func unlock() {
+        flock(descriptor, LOCK_UN)
+    }
+
     /// Makes everything written so far durable (`fdatasync`: the data and the size, not the times).
     func sync() throws(LogError) {
         guard fdatasync(descriptor) == 0 else { throw LogError.io(path, "fsync", errno) }

@@ -68,7 +68,9 @@ struct BenchDurable: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            var spawned = spawn ? try SpawnedBroker.start(
+            var spawned =
+                spawn
+                ? try SpawnedBroker.start(
                     directory: NSTemporaryDirectory() + "herald-bench-durable-\(getpid())",
                     configuration: "[log]\nfsync = \"\(fsync)\"\n") : nil
             defer { spawned?.stop() }
@@ -91,13 +93,15 @@ struct BenchDurable: AsyncParsableCommand {
 
     private func measure(socket path: String) async throws -> DurableResult {
         let publisher = try BenchSocket(path: path)
-        _ = try publisher.request(#"{"op":"hello","id":0,"protocol":1,"module":{"name":"bench-durable","version":"1"}}"#)
+        _ = try publisher.request(
+            #"{"op":"hello","id":0,"protocol":1,"module":{"name":"bench-durable","version":"1"}}"#)
         let runID = "\(getpid())-\(monotonicNanoseconds())"
         let group = "bench-\(runID.replacingOccurrences(of: "-", with: "_"))"
         // The group exists before the first publish, so it reads exactly this run's events.
         let consumer = noConsume ? nil : try BenchSocket(path: path)
         if let consumer {
-            _ = try consumer.request(#"{"op":"hello","id":0,"protocol":1,"module":{"name":"bench-group","version":"1"}}"#)
+            _ = try consumer.request(
+                #"{"op":"hello","id":0,"protocol":1,"module":{"name":"bench-group","version":"1"}}"#)
             let ok = try consumer.request(
                 #"{"op":"subscribe","id":1,"topics":["bench.durable"],"group":"\#(group)","max_in_flight":10000}"#)
             guard ok.hasPrefix(#"{"op":"ok""#) else { throw BenchError("subscribe: \(ok)") }
@@ -261,7 +265,9 @@ struct DurableResult {
         }
         if let logBytes {
             lines.append(
-                String(format: "  log on disk: %d bytes, %.1f bytes per event", logBytes, Double(logBytes) / Double(events)))
+                String(
+                    format: "  log on disk: %d bytes, %.1f bytes per event", logBytes, Double(logBytes) / Double(events)
+                ))
         }
         if let restartSeconds {
             lines.append(String(format: "  restart to ready (recovery included): %.3f s", restartSeconds))
