@@ -192,8 +192,8 @@ public final class HeraldClient: Sendable {
         try await openLink().sendWithBackpressure(writer.take())
     }
 
-    /// Publishes and waits for the broker's `ok`: the event was accepted (and, once the durable log exists,
-    /// stored under its fsync policy). Throws the broker's `ProtocolError` when it refuses the event.
+    /// Publishes and waits for the broker's `ok`: the event was accepted and, when its topic is stored, is
+    /// on disk under the broker's fsync policy (the receipt names its offset and partition). Throws the broker's `ProtocolError` when it refuses the event.
     @discardableResult
     public func publishConfirmed(_ envelope: EventEnvelope) async throws -> PublishReceipt {
         try checkSize(of: envelope)

@@ -100,8 +100,7 @@ public struct GroupClock: Sendable {
 
     public static let system = GroupClock(
         monotonic: {
-            let elapsed = ContinuousClock.now - origin
-            return elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+            (ContinuousClock.now - origin).wholeMilliseconds
         },
         wall: { Int64(Date().timeIntervalSince1970 * 1000) }
     )

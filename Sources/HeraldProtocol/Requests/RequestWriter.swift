@@ -38,12 +38,7 @@ package struct RequestWriter {
     /// A live subscription; `buffer` and `overflow` are left to the broker's defaults when `nil`.
     package mutating func subscribe(id: RequestID?, topics: [String], buffer: Int?, overflow: OverflowPolicy?) {
         writer.frame(op: "subscribe", id: id) { writer in
-            writer.append(raw: ",\"topics\":[")
-            for (index, topic) in topics.enumerated() {
-                if index > 0 { writer.append(raw: ",") }
-                writer.append(string: topic)
-            }
-            writer.append(raw: "]")
+            Self.appendTopics(topics, to: &writer)
             if let buffer {
                 writer.append(raw: ",\"buffer\":")
                 writer.append(integer: buffer)
@@ -60,12 +55,8 @@ package struct RequestWriter {
         id: RequestID?, topics: [String], group: String, from: String?, maxInFlight: Int?, ackWaitMs: Int?
     ) {
         writer.frame(op: "subscribe", id: id) { writer in
-            writer.append(raw: ",\"topics\":[")
-            for (index, topic) in topics.enumerated() {
-                if index > 0 { writer.append(raw: ",") }
-                writer.append(string: topic)
-            }
-            writer.append(raw: "],\"group\":")
+            Self.appendTopics(topics, to: &writer)
+            writer.append(raw: ",\"group\":")
             writer.append(string: group)
             if let from {
                 writer.append(raw: ",\"from\":")
@@ -80,6 +71,16 @@ package struct RequestWriter {
                 writer.append(integer: ackWaitMs)
             }
         }
+    }
+
+    /// `,"topics":[…]`, shared by both kinds of `subscribe`.
+    private static func appendTopics(_ topics: [String], to writer: inout JSONWriter) {
+        writer.append(raw: ",\"topics\":[")
+        for (index, topic) in topics.enumerated() {
+            if index > 0 { writer.append(raw: ",") }
+            writer.append(string: topic)
+        }
+        writer.append(raw: "]")
     }
 
     package mutating func ack(id: RequestID?, subscription: UInt64, seqs: [UInt64]) {

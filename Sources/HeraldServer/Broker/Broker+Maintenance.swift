@@ -55,8 +55,7 @@ extension Broker {
             publish(
                 MaintenanceCompleted(
                     maintenanceType: kind, success: failure == nil,
-                    durationMs: Int(
-                        elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000),
+                    durationMs: Int(elapsed.wholeMilliseconds),
                     results: .object(results)))
         }
     }

@@ -2,11 +2,6 @@ import HeraldLog
 import HeraldProtocol
 import NIOCore
 
-/// Something that writes to a connection and waits, when the connection is full, until it is writable.
-protocol ConnectionPump: AnyObject {
-    func run(context: ChannelHandlerContext)
-}
-
 /// Drains one durable subscription into its connection on the connection's event loop: takes what its
 /// group has ready for the member (PROTOCOL.md §4.2) and writes it as `event` frames with `attempt`, while
 /// the connection is writable and the turn's budget lasts, like ``DeliveryPump``. Nothing is dropped: what
@@ -19,28 +14,10 @@ final class GroupDeliveryPump: ConnectionPump {
     private var isScheduled = false
     private var isStopped = false
 
-    /// The pump as its wake-up sees it.
-    private final class Target {
-        weak var pump: GroupDeliveryPump?
-        let context: ChannelHandlerContext
-
-        init(pump: GroupDeliveryPump, context: ChannelHandlerContext) {
-            self.pump = pump
-            self.context = context
-        }
-    }
-
     init(membership: GroupMembership, handler: IPCConnectionHandler, context: ChannelHandlerContext) {
         self.membership = membership
         self.handler = handler
-        let eventLoop = context.eventLoop
-        let target = NIOLoopBound(Target(pump: self, context: context), eventLoop: eventLoop)
-        membership.member.onWake {
-            eventLoop.execute {
-                let target = target.value
-                target.pump?.run(context: target.context)
-            }
-        }
+        membership.member.onWake(wakeUp(context: context))
     }
 
     var subscription: UInt64 { membership.member.subscription }
@@ -86,10 +63,6 @@ final class GroupDeliveryPump: ConnectionPump {
     private func scheduleNextTurn(context: ChannelHandlerContext) {
         guard !isScheduled else { return }
         isScheduled = true
-        let target = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            let (pump, context) = target.value
-            pump.run(context: context)
-        }
+        runOnNextTurn(context: context)
     }
 }

@@ -179,28 +179,10 @@ final class DeliveryPump: ConnectionPump {
     /// the subscription keeps it until it is called or the subscription ends.
     private var wake: (@Sendable () -> Void)!
 
-    /// The pump as its wake-up sees it.
-    private final class Target {
-        weak var pump: DeliveryPump?
-        let context: ChannelHandlerContext
-
-        init(pump: DeliveryPump, context: ChannelHandlerContext) {
-            self.pump = pump
-            self.context = context
-        }
-    }
-
     init(subscription: Subscription, handler: IPCConnectionHandler, context: ChannelHandlerContext) {
         self.subscription = subscription
         self.handler = handler
-        let eventLoop = context.eventLoop
-        let target = NIOLoopBound(Target(pump: self, context: context), eventLoop: eventLoop)
-        wake = {
-            eventLoop.execute {
-                let target = target.value
-                target.pump?.run(context: target.context)
-            }
-        }
+        wake = wakeUp(context: context)
     }
 
     /// Writes what is queued while the connection takes it and the turn's budget lasts; parks (until woken)
@@ -239,11 +221,7 @@ final class DeliveryPump: ConnectionPump {
     private func scheduleNextTurn(context: ChannelHandlerContext) {
         guard !isScheduled else { return }
         isScheduled = true
-        let target = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            let (pump, context) = target.value
-            pump.run(context: context)
-        }
+        runOnNextTurn(context: context)
     }
 
     /// Frames events from the front of the batch until a chunk is full, writes and flushes it; returns its
