@@ -92,9 +92,10 @@ struct Serve: AsyncParsableCommand {
         let broker = Broker(configuration: configuration, logger: logger, log: log, groups: groups)
         let listener = IPCListener(broker: broker)
         let tcpListener = IPCListener.tcp(for: broker)
+        let gateway = HTTPGateway(broker: broker)
         let services = ServiceGroup(
             configuration: .init(
-                services: [listener] + (tcpListener.map { [$0] } ?? []) + [GroupLagMonitor(broker: broker)],
+                services: [listener] + (tcpListener.map { [$0] } ?? []) + [gateway, GroupLagMonitor(broker: broker)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -104,10 +105,12 @@ struct Serve: AsyncParsableCommand {
                 tasks.addTask { try await services.run() }
                 try await listener.waitUntilListening()
                 try await tcpListener?.waitUntilListening()
-                // The HTTP gateway is not built yet (issue #5): the line says so rather than name an address
-                // nothing listens on.
+                try await gateway.waitUntilListening()
+                broker.completeStartup(
+                    components: ["log", "groups", "ipc"] + (tcpListener == nil ? [] : ["ipc-tcp"]) + ["http"])
                 // Written straight to the file descriptor: a supervisor waiting for this line sees it at once.
-                FileHandle.standardOutput.write(Data("herald ready socket=\(listener.path) http=off\n".utf8))
+                FileHandle.standardOutput.write(
+                    Data("herald ready socket=\(listener.path) http=\(gateway.address)\n".utf8))
                 try await tasks.waitForAll()
             }
         } catch {

@@ -157,8 +157,8 @@ struct ConsumerGroupTests {
         let second = try #require(try group.take(member, maximum: 10).first)
         #expect(second.attempt == 2)
         _ = group.nack(member, seq: second.seq, delayMs: nil, deadLetter: false)
-        try await waitUntil { group.deadLetters.count == 1 && group.lag().first?.committed == 1 }
-        let letter = try #require(try group.deadLetters.read().first)
+        try await waitUntil { group.deadLetterCount == 1 && group.lag().first?.committed == 1 }
+        let letter = try #require(try group.listDeadLetters(limit: 100).first)
         let envelope = try EventEnvelope(json: letter.bytes, form: .delivered)
         #expect(envelope.eventID == "poison")
         #expect(envelope.chainID == 5)
@@ -181,8 +181,9 @@ struct ConsumerGroupTests {
         let taken = try group.take(member, maximum: 10)
         _ = group.nack(member, seq: taken[0].seq, delayMs: nil, deadLetter: true)
         _ = group.ack(member, seqs: [taken[1].seq])
-        try await waitUntil { group.deadLetters.count == 1 && group.lag().first?.committed == 2 }
-        let letter = try EventEnvelope(json: try #require(try group.deadLetters.read().first).bytes, form: .delivered)
+        try await waitUntil { group.deadLetterCount == 1 && group.lag().first?.committed == 2 }
+        let letter = try EventEnvelope(
+            json: try #require(try group.listDeadLetters(limit: 100).first).bytes, form: .delivered)
         #expect(letter.metadata["dead_letter_reason"] == "nack")
         #expect(letter.metadata["attempts"] == "1")
     }

@@ -123,9 +123,9 @@ struct DurableSubscriptionTests {
             #expect(ContinuousClock.now - started >= .milliseconds(200))
             // After max_deliver attempts it goes to the dead-letter queue instead.
             let group = try #require(broker.broker.groups?.group(named: "slow"))
-            try await waitUntil { group.deadLetters.count == 1 }
+            try await waitUntil { group.deadLetterCount == 1 }
             let letter = try EventEnvelope(
-                json: try #require(try group.deadLetters.read().first).bytes, form: .delivered)
+                json: try #require(try group.listDeadLetters(limit: 100).first).bytes, form: .delivered)
             #expect(letter.eventID == "x")
             #expect(letter.metadata["dead_letter_reason"] == "max_deliver")
             #expect(letter.metadata["attempts"] == "2")
@@ -155,9 +155,9 @@ struct DurableSubscriptionTests {
             #expect(
                 try await client.request(#"{"op":"ack","id":3,"subscription":1,"seq":[3]}"#) == #"{"op":"ok","id":3}"#)
             let group = try #require(broker.broker.groups?.group(named: "picky"))
-            try await waitUntil { group.deadLetters.count == 1 }
+            try await waitUntil { group.deadLetterCount == 1 }
             let letter = try EventEnvelope(
-                json: try #require(try group.deadLetters.read().first).bytes, form: .delivered)
+                json: try #require(try group.listDeadLetters(limit: 100).first).bytes, form: .delivered)
             #expect(letter.eventID == "reject")
             #expect(letter.metadata["dead_letter_reason"] == "nack")
         }

@@ -149,8 +149,12 @@ import Testing
         ("[auth]\nusers = []", "configuration: auth.users: unknown key"),
         ("[[auth.tokens]]\ntoken = \"s\"", "configuration: auth.tokens[0].name: required, a non-empty string"),
         (
-            "[[auth.tokens]]\nname = \"a\"\ntoken = \"s\"\nadmin = true",
-            "configuration: auth.tokens[0].admin: unknown key"
+            "[[auth.tokens]]\nname = \"a\"\ntoken = \"s\"\nadmin = \"yes\"",
+            "configuration: auth.tokens[0].admin: must be true or false"
+        ),
+        (
+            "[[auth.tokens]]\nname = \"a\"\ntoken = \"s\"\nowner = true",
+            "configuration: auth.tokens[0].owner: unknown key"
         ),
         (
             "[[auth.tokens]]\nname = \"a\"\ntoken = \"s\"\nsubscribe = [\"Bad\"]",

@@ -114,16 +114,21 @@ struct ModuleLifecycleTests {
 
     @Test func theRegistryLoadsOnceAndUnloadsWithTheLastConnection() {
         let registry = ModuleRegistry()
-        registry.connected("a")
-        registry.connected("a")
-        registry.connected("b")
+        registry.connected("a", version: "1")
+        registry.connected("a", version: "1")
+        registry.connected("b", version: "2")
         #expect(registry.load("a", version: "1") == [])
         #expect(registry.load("a", version: "1") == nil)
         #expect(registry.load("b", version: "2") == [.init(name: "a", version: "1")])
         #expect(registry.disconnected("a") == nil)
         #expect(registry.disconnected("a") == .init(name: "a", version: "1"))
         #expect(registry.loadedModules == [.init(name: "b", version: "2")])
-        registry.connected("c")
+        registry.connected("c", version: "3")
+        // The listing: loaded modules first, then those only connected.
+        #expect(registry.listing.map(\.name) == ["b", "c"])
+        #expect(registry.listing.map { $0.loadedAt == nil } == [false, true])
+        #expect(registry.listing.map(\.version) == ["2", "3"])
         #expect(registry.disconnected("c") == nil)
+        #expect(registry.listing.map(\.name) == ["b"])
     }
 }

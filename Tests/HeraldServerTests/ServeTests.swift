@@ -14,8 +14,11 @@ struct ServeTests {
     @Test(arguments: [SIGTERM, SIGINT])
     func runsWithNoFilePrintsTheReadyLineAndStopsCleanly(_ signal: Int32) async throws {
         let directory = try temporaryDirectory()
-        let run = try HeraldRun.start(["serve"], in: directory)
-        #expect(await run.firstLine() == "herald ready socket=./herald-data/herald.sock http=off")
+        // Any free HTTP port: the default 7480 would collide between the test's two runs.
+        let run = try HeraldRun.start(["serve", "--http", "127.0.0.1:0"], in: directory)
+        let line = try #require(await run.firstLine())
+        #expect(line.hasPrefix("herald ready socket=./herald-data/herald.sock http=127.0.0.1:"))
+        #expect(Int(line.split(separator: ":").last ?? "").map { $0 > 0 } == true)
         #expect(FileManager.default.fileExists(atPath: directory + "/herald-data/herald.sock"))
         kill(run.process.processIdentifier, signal)
         let (status, _) = await run.finish()

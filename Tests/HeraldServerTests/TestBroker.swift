@@ -1,4 +1,5 @@
 import Foundation
+import HeraldClient
 import HeraldCore
 import HeraldLog
 import HeraldProtocol
@@ -16,17 +17,27 @@ struct TestBroker {
     let listener: IPCListener
     /// The TCP listener, when the configuration sets `ipc.tcp` (use port 0).
     let tcpListener: IPCListener?
+    /// The HTTP gateway, when started with `http`.
+    let gateway: HTTPGateway?
     let broker: Broker
     private let services: ServiceGroup
     private let running: Task<Void, any Error>
 
     var socketPath: String { listener.path }
 
+    /// A client of the HTTP gateway (started with `http`), presenting `token` when given.
+    func http(token: String? = nil) -> HeraldHTTPClient {
+        HeraldHTTPClient(address: gateway!.address, token: token)
+    }
+
     /// Starts a broker; with `durable`, it stores events in a durable log in its directory as `herald serve`
     /// does (without, it is a pure in-memory bus, and deliveries carry no `offset` or `partition`).
-    /// `lagMonitor: false` leaves the group lag monitor out, for tests that run its rounds themselves.
+    /// `lagMonitor: false` leaves the group lag monitor out, for tests that run its rounds themselves. With
+    /// `http`, the HTTP gateway listens on a free loopback port and the broker completes its startup
+    /// (`node.startup_completed`) once everything listens, as `herald serve` does.
     static func start(
-        durable: Bool = false, lagMonitor: Bool = true, _ configure: (inout HeraldConfiguration) -> Void = { _ in }
+        durable: Bool = false, lagMonitor: Bool = true, http: Bool = false,
+        _ configure: (inout HeraldConfiguration) -> Void = { _ in }
     )
         async throws -> TestBroker
     {
@@ -36,6 +47,7 @@ struct TestBroker {
         configuration.dataDirectory = directory
         // Heartbeat pings are frames a test does not expect; only heartbeat tests shorten the interval.
         configuration.ipc.heartbeatMs = 3_600_000
+        configuration.http.listen = "127.0.0.1:0"
         configure(&configuration)
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         var logger = Logger(label: "herald-test")
@@ -47,18 +59,24 @@ struct TestBroker {
         let broker = Broker(configuration: configuration, logger: logger, log: log, groups: groups)
         let listener = IPCListener(broker: broker)
         let tcpListener = IPCListener.tcp(for: broker)
+        let gateway = http ? HTTPGateway(broker: broker) : nil
         let services = ServiceGroup(
             configuration: .init(
-                services: [listener] + (tcpListener.map { [$0] } ?? [])
+                services: [listener] + (tcpListener.map { [$0] } ?? []) + (gateway.map { [$0] } ?? [])
                     + (lagMonitor ? [GroupLagMonitor(broker: broker)] : []),
                 logger: logger))
         let running = Task { try await services.run() }
         try await listener.waitUntilListening()
         try await tcpListener?.waitUntilListening()
+        if let gateway {
+            try await gateway.waitUntilListening()
+            broker.completeStartup(components: ["ipc", "http"])
+        }
         return TestBroker(
             directory: directory,
             listener: listener,
             tcpListener: tcpListener,
+            gateway: gateway,
             broker: broker,
             services: services,
             running: running

@@ -23,7 +23,7 @@ public final class ConsumerGroup: Sendable {
     /// The group's topic patterns, as the first subscriber gave them.
     public let topics: [TopicPattern]
     public let settings: GroupSettings
-    public let deadLetters: DeadLetterQueue
+    let deadLetters: DeadLetterQueue
     private let matchesEverything: Bool
     private let log: DurableLog
     private let file: GroupStateFile
@@ -74,6 +74,8 @@ public final class ConsumerGroup: Sendable {
 
     struct State {
         var cursors: [Cursor]
+        /// The first dead letter not yet replayed or purged.
+        var deadLettersFrom: Int64 = 0
         var members: [UInt64: Member] = [:]
         var owners: [UInt64?]
         var nextMemberID: UInt64 = 1
@@ -137,7 +139,9 @@ public final class ConsumerGroup: Sendable {
                 }
             cursors.append(Cursor(next: next))
         }
-        state = Mutex(State(cursors: cursors, owners: Array(repeating: nil, count: cursors.count)))
+        var initial = State(cursors: cursors, owners: Array(repeating: nil, count: cursors.count))
+        initial.deadLettersFrom = snapshot?.deadLettersFrom ?? 0
+        state = Mutex(initial)
         if snapshot == nil {
             try file.write(self.snapshot().snapshot)
         }
@@ -529,6 +533,100 @@ public final class ConsumerGroup: Sendable {
         changed()
     }
 
+    // MARK: Dead letters
+
+    /// The dead letters not yet replayed or purged.
+    public var deadLetterCount: Int64 {
+        let from = state.withLock { $0.deadLettersFrom }
+        let bounds = deadLetters.bounds
+        return max(0, bounds.end - max(from, bounds.start))
+    }
+
+    /// Up to `limit` dead letters not yet replayed or purged, oldest first.
+    public func listDeadLetters(limit: Int) throws(LogError) -> [StoredRecord] {
+        let from = state.withLock { $0.deadLettersFrom }
+        return try deadLetters.read(from: max(from, deadLetters.bounds.start), maximumRecords: limit)
+    }
+
+    /// What a replay or purge of dead letters did.
+    public struct DeadLetterOutcome: Sendable, Equatable {
+        /// Dead letters given back to the group (replay) or dropped (purge).
+        public let count: Int
+        /// Dead letters whose original event retention deleted from the log: a replay keeps them in the
+        /// queue (appended again at its end).
+        public let kept: Int
+        /// The state version that records it: ``whenCommitted(_:_:)`` says when it is on disk.
+        public let version: UInt64
+    }
+
+    /// Drops every dead letter kept so far (appended later ones stay).
+    public func purgeDeadLetters() -> DeadLetterOutcome {
+        let end = deadLetters.bounds.end
+        let (count, version) = state.withLock { state in
+            let count = max(0, end - state.deadLettersFrom)
+            state.deadLettersFrom = max(state.deadLettersFrom, end)
+            state.version += 1
+            return (Int(count), state.version)
+        }
+        changed()
+        return DeadLetterOutcome(count: count, kept: 0, version: version)
+    }
+
+    /// Gives every dead letter kept so far back to the group: each original event is pending again with no
+    /// attempts spent, due at once, delivered to whoever owns its partition. In the same state change the
+    /// queue moves past them, so a crash leaves them either dead letters or pending, never both or neither.
+    /// A dead letter whose original event retention deleted is kept: appended to the queue again.
+    public func replayDeadLetters() throws(LogError) -> DeadLetterOutcome {
+        let from = state.withLock { $0.deadLettersFrom }
+        var next = max(from, deadLetters.bounds.start)
+        var letters: [StoredRecord] = []
+        while true {
+            let records = try deadLetters.read(from: next, maximumRecords: 1000)
+            guard let last = records.last else { break }
+            letters += records
+            next = last.offset + 1
+        }
+        let now = clock.monotonic()
+        var originals: [(partition: Int, offset: Int64, timestamp: Int64)] = []
+        var expired: [StoredRecord] = []
+        for letter in letters {
+            guard let envelope = try? EventEnvelope(json: letter.bytes, form: .delivered),
+                let partition = envelope.metadata["original_partition"].flatMap({ Int($0) }),
+                let offset = envelope.metadata["original_offset"].flatMap({ Int64($0) }),
+                (0..<log.partitionCount).contains(partition), offset >= log.bounds(partition: partition).start
+            else {
+                expired.append(letter)
+                continue
+            }
+            originals.append((partition, offset, letter.timestamp))
+        }
+        var effects = Effects()
+        let version = state.withLock { state in
+            for original in originals {
+                var cursor = state.cursors[original.partition]
+                // Not yet read by the group (a restore of older state), or already pending again: nothing to do.
+                guard original.offset < cursor.next, cursor.pending[original.offset] == nil else { continue }
+                cursor.pending[original.offset] = Pending(
+                    attempts: 0, timestamp: original.timestamp, holder: nil, deadline: now)
+                cursor.due.insert(original.offset)
+                state.cursors[original.partition] = cursor
+                if let owner = state.owners[original.partition], state.members[owner]?.waiting == true {
+                    state.members[owner]!.waiting = false
+                    effects.wake.append(state.members[owner]!.handle)
+                }
+            }
+            state.deadLettersFrom = max(state.deadLettersFrom, next)
+            state.version += 1
+            effects.changed = true
+            return state.version
+        }
+        apply(effects)
+        for letter in expired {
+            try deadLetters.append(letter.bytes, timestamp: letter.timestamp) { _ in }
+        }
+        return DeadLetterOutcome(count: originals.count, kept: expired.count, version: version)
+    }
+
     // MARK: Lag and persistence
 
     /// Per partition: the committed offset, the head of the log and the age of the oldest event not
@@ -557,7 +655,7 @@ public final class ConsumerGroup: Sendable {
     /// The state as the file keeps it, and its version.
     func snapshot() -> (snapshot: GroupSnapshot, version: UInt64) {
         // Copied under the lock (copy on write: the group's next change pays for the copy), encoded outside.
-        let (cursors, version) = state.withLock { ($0.cursors, $0.version) }
+        let (cursors, deadLettersFrom, version) = state.withLock { ($0.cursors, $0.deadLettersFrom, $0.version) }
         let partitions = cursors.map { cursor in
             GroupSnapshot.Position(
                 next: cursor.next,
@@ -565,7 +663,11 @@ public final class ConsumerGroup: Sendable {
                     GroupSnapshot.Pending(offset: $0.key, attempts: $0.value.attempts, timestamp: $0.value.timestamp)
                 })
         }
-        return (GroupSnapshot(group: name, topics: topics.map(\.text), partitions: partitions), version)
+        return (
+            GroupSnapshot(
+                group: name, topics: topics.map(\.text), partitions: partitions, deadLettersFrom: deadLettersFrom),
+            version
+        )
     }
 
     /// Writes the state file if it changed since the last write; then calls the waiters it covers.

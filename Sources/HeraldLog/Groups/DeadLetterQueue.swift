@@ -4,6 +4,8 @@ import Synchronization
 /// `metadata.dead_letter_reason`, `metadata.attempts` and `metadata.original_offset` (and
 /// `original_partition`) added, kept in a one-partition durable log of their own under the group's
 /// directory with fsync `always`. The log is opened on the first dead letter, or at start if it exists.
+/// Replaying or purging dead letters moves the group's `deadLettersFrom` past them (``ConsumerGroup``); the
+/// records stay on disk.
 public final class DeadLetterQueue: Sendable {
     let directory: String
     private let log = Mutex<DurableLog?>(nil)
@@ -33,15 +35,15 @@ public final class DeadLetterQueue: Sendable {
         _ = try opened().append(partition: 0, timestamp: timestamp, encode: { _ in bytes }, whenDurable: whenDurable)
     }
 
-    /// The dead letters kept.
-    public var count: Int64 {
-        guard let log = log.withLock({ $0 }) else { return 0 }
-        let bounds = log.bounds(partition: 0)
-        return bounds.end - bounds.start
+    /// The offsets of the dead letters on disk: from the first to the next one appended. The group counts
+    /// only those from its `deadLettersFrom` on (the others were replayed or purged).
+    var bounds: (start: Int64, end: Int64) {
+        guard let log = log.withLock({ $0 }) else { return (0, 0) }
+        return log.bounds(partition: 0)
     }
 
     /// Dead letters from `offset` on, oldest first.
-    public func read(from offset: Int64 = 0, maximumRecords: Int = 100) throws(LogError) -> [StoredRecord] {
+    func read(from offset: Int64, maximumRecords: Int = 100) throws(LogError) -> [StoredRecord] {
         guard let log = log.withLock({ $0 }) else { return [] }
         return try log.read(partition: 0, from: offset, maximumRecords: maximumRecords)
     }

@@ -26,6 +26,9 @@ struct GroupSnapshot: Codable, Equatable {
     var group: String
     var topics: [String]
     var partitions: [Position]
+    /// The first dead letter still in the queue: those before it were replayed or purged. Absent in files
+    /// written before dead letters could be purged, which is 0.
+    var deadLettersFrom: Int64?
 }
 
 /// `<groups directory>/<name>/state.json`, replaced atomically: written to `state.json.tmp`, synced, renamed

@@ -56,7 +56,7 @@ extension Broker {
     private func store(_ fields: EnvelopeFields, whenDurable: DurabilityCallback?) throws(AcceptError)
         -> AcceptedEvent
     {
-        let limit = configuration.ipc.maxFrame - FrameLength.eventHeaderAllowance
+        let limit = largestEnvelope
         let topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
         guard let log, persist.contains(where: { $0.matches(topic) }) else {
             let sealed = EventEnvelope(sealing: fields)

@@ -28,6 +28,9 @@ public final class Broker: Sendable {
     let modules = ModuleRegistry()
     private let sessions = Atomic<UInt64>(0)
     private let shuttingDown = Atomic<Bool>(false)
+    private let started = Atomic<Bool>(false)
+    /// When the broker was made, for `node.startup_completed`'s `duration_ms`.
+    private let createdAt = ContinuousClock.now
     /// Tasks waiting for the shutdown to begin, by a number of their own.
     private let shutdownWaiters = Mutex<[UInt64: CheckedContinuation<Void, Never>]>([:])
     private let waiterNumbers = Atomic<UInt64>(0)
@@ -69,6 +72,19 @@ public final class Broker: Sendable {
             // Catalog events always encode; this would be a defect in the catalog, not an input error.
             logger.error("a broker event could not be encoded", metadata: ["event.type": "\(Event.eventType)"])
         }
+    }
+
+    /// Whether `node.startup_completed` was published and the shutdown has not begun: `GET /readyz`
+    /// answers 200 (PROTOCOL.md §7).
+    public var isReady: Bool { started.load(ordering: .acquiring) && !isShuttingDown }
+
+    /// Publishes `node.startup_completed` with the time since the broker was made and the `components`
+    /// running, once every listener accepts connections; later calls do nothing.
+    public func completeStartup(components: [String]) {
+        guard started.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else { return }
+        let duration = ContinuousClock.now - createdAt
+        publish(NodeStartupCompleted(durationMs: Int(duration.wholeMilliseconds), components: components))
     }
 
     /// Whether `node.shutdown` was published: new subscribes and publishes are refused with

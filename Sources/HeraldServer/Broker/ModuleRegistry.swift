@@ -1,3 +1,4 @@
+import Foundation
 import HeraldCore
 
 /// Which modules are connected and which are loaded, in load order (PROTOCOL.md §3).
@@ -9,10 +10,27 @@ final class ModuleRegistry: Sendable {
     struct LoadedModule: Equatable {
         let name: String
         let version: String
+        /// When it was loaded.
+        var loadedAt = Date()
+
+        static func == (lhs: LoadedModule, rhs: LoadedModule) -> Bool {
+            lhs.name == rhs.name && lhs.version == rhs.version
+        }
+    }
+
+    /// A module as `GET /v1/modules` lists it: connected, and loaded or not.
+    struct Listing: Equatable {
+        let name: String
+        let version: String
+        let connections: Int
+        /// When it was loaded; `nil` while it is only connected.
+        let loadedAt: Date?
     }
 
     private struct State {
         var connections: [String: Int] = [:]
+        /// The version the last connection of each connected module announced.
+        var versions: [String: String] = [:]
         /// Loaded modules, oldest load first.
         var loaded: [LoadedModule] = []
     }
@@ -20,8 +38,11 @@ final class ModuleRegistry: Sendable {
     private let state = StateLock(State())
 
     /// A connection of `module` said hello.
-    func connected(_ module: String) {
-        state.withLock { $0.connections[module, default: 0] += 1 }
+    func connected(_ module: String, version: String) {
+        state.withLock { state in
+            state.connections[module, default: 0] += 1
+            state.versions[module] = version
+        }
     }
 
     /// Loads `module` unless it is loaded already: returns the other loaded modules, oldest load first, or
@@ -45,8 +66,27 @@ final class ModuleRegistry: Sendable {
                 return nil
             }
             state.connections[module] = nil
+            state.versions[module] = nil
             guard let index = state.loaded.firstIndex(where: { $0.name == module }) else { return nil }
             return state.loaded.remove(at: index)
+        }
+    }
+
+    /// Every connected module: loaded ones first, oldest load first, then the others by name.
+    var listing: [Listing] {
+        state.withLock { state in
+            let loaded = state.loaded.map { module in
+                Listing(
+                    name: module.name, version: module.version, connections: state.connections[module.name] ?? 0,
+                    loadedAt: module.loadedAt)
+            }
+            let others = state.connections.keys.filter { name in !state.loaded.contains { $0.name == name } }.sorted()
+                .map { name in
+                    Listing(
+                        name: name, version: state.versions[name] ?? "", connections: state.connections[name] ?? 0,
+                        loadedAt: nil)
+                }
+            return loaded + others
         }
     }
 

@@ -5,8 +5,7 @@ extension HeraldConfiguration {
     /// of them to something other than its default is refused, rather than run without what it asks for.
     /// Remove a line here when its feature lands.
     static let unbuiltOptions: [(key: String, isDefault: @Sendable (HeraldConfiguration) -> Bool, issue: String)] = [
-        ("http.listen", { $0.http.listen == HTTP().listen }, "#5 (HTTP gateway)"),
-        ("modules", { $0.modules == Modules() }, "#6 (module supervisor)"),
+        ("modules", { $0.modules == Modules() }, "#6 (module supervisor)")
     ]
 
     /// Refuses options whose feature is not built yet (see ``unbuiltOptions``).

@@ -15,6 +15,7 @@ extension HeraldConfiguration {
         .integer("ipc.max_subscriptions", 1...100_000, \.ipc.maxSubscriptions),
         .integer("ipc.publish_rate", 0...100_000_000, \.ipc.publishRate),
         .string("http.listen", \.http.listen) { HostPort($0) != nil ? nil : "must be host:port" },
+        .integer("http.max_body", 1024...1_073_741_824, \.http.maxBody),
         .integer("log.partitions", 1...1024, \.log.partitions),
         ConfigurationKey(
             name: "log.fsync",
@@ -90,7 +91,7 @@ extension HeraldConfiguration {
         for (index, entry) in entries.enumerated() {
             let prefix = "auth.tokens[\(index)]"
             guard let table = entry.table else { throw ConfigurationError(key: prefix, "must be a table") }
-            for name in table.keys where !["name", "token", "publish", "subscribe"].contains(name) {
+            for name in table.keys where !["name", "token", "publish", "subscribe", "admin"].contains(name) {
                 throw ConfigurationError(key: "\(prefix).\(name)", "unknown key")
             }
             func text(_ name: String) throws(ConfigurationError) -> String {
@@ -103,11 +104,19 @@ extension HeraldConfiguration {
                 guard let value = table[name] else { return [] }
                 return try ConfigurationKey.readPatterns("\(prefix).\(name)", value)
             }
+            var admin = false
+            if let value = table["admin"] {
+                guard let flag = value.bool else {
+                    throw ConfigurationError(key: "\(prefix).admin", "must be true or false")
+                }
+                admin = flag
+            }
             let token = Token(
                 name: try text("name"),
                 secret: try text("token"),
                 publish: try patterns("publish"),
-                subscribe: try patterns("subscribe")
+                subscribe: try patterns("subscribe"),
+                admin: admin
             )
             if tokens.contains(where: { $0.name == token.name }) {
                 throw ConfigurationError(key: "\(prefix).name", "'\(token.name)' is used by another token")
@@ -143,6 +152,7 @@ extension HeraldConfiguration {
             lines.append(
                 "subscribe = [" + token.subscribe.map { ConfigurationKey.quoted($0.text) }.joined(separator: ", ") + "]"
             )
+            if token.admin { lines.append("admin = true") }
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -43,6 +43,8 @@ public struct HeraldConfiguration: Sendable, Equatable {
     public struct HTTP: Sendable, Equatable {
         /// The HTTP listener, `host:port`; port 0 asks for any free port.
         public var listen = "127.0.0.1:7480"
+        /// The largest request body the API reads; a larger one is refused with 413.
+        public var maxBody = 10_485_760
     }
 
     /// `[log]`.
@@ -108,12 +110,19 @@ public struct HeraldConfiguration: Sendable, Equatable {
         /// Topics this token may subscribe to.
         public var subscribe: [TopicPattern]
 
+        /// Whether it may change the broker through the HTTP API: reset statistics, replay and purge dead
+        /// letters, load and unload modules (docs/protocol.md).
+        public var admin: Bool
+
         /// A token with its permissions.
-        public init(name: String, secret: String, publish: [TopicPattern], subscribe: [TopicPattern]) {
+        public init(
+            name: String, secret: String, publish: [TopicPattern], subscribe: [TopicPattern], admin: Bool = false
+        ) {
             self.name = name
             self.secret = secret
             self.publish = publish
             self.subscribe = subscribe
+            self.admin = admin
         }
     }
 

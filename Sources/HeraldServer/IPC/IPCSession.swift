@@ -35,12 +35,33 @@ struct IPCSession {
     /// event is durable); safe from any thread.
     var sendLater: @Sendable ([UInt8]) -> Void = { _ in }
 
+    /// Whether the client is a module (PROTOCOL.md §3): it is loaded on its first `subscribe` or `ready`
+    /// and unloaded when its last connection goes. WebSocket clients are not.
+    private let isModule: Bool
+
+    /// A session on the IPC socket; the client's first frame must be `hello`.
     init(broker: Broker, requiresToken: Bool) {
         self.broker = broker
         self.requiresToken = requiresToken
+        self.isModule = true
         let rate = broker.configuration.ipc.publishRate
         if rate > 0 { publishAllowance = TokenBucket(rate: rate, now: Self.monotonicNow()) }
     }
+
+    /// A session that needs no `hello`: the WebSocket gateway authenticated the client at the upgrade
+    /// (PROTOCOL.md §7). Its statistics are kept under `principal`'s name; it is never a loaded module.
+    init(broker: Broker, greeted principal: Principal) {
+        self.broker = broker
+        self.requiresToken = false
+        self.isModule = false
+        self.module = principal.name
+        self.permissions = principal.permissions
+        let rate = broker.configuration.ipc.publishRate
+        if rate > 0 { publishAllowance = TokenBucket(rate: rate, now: Self.monotonicNow()) }
+    }
+
+    /// The client as the broker's checks see it.
+    private var principal: Principal { Principal(name: module ?? "", permissions: permissions) }
 
     private static let origin = ContinuousClock.now
 
@@ -82,7 +103,7 @@ struct IPCSession {
         // What the members hold unacknowledged goes to the groups' other members (PROTOCOL.md §4.2).
         for membership in memberships.values { membership.group.leave(membership.member) }
         memberships.removeAll()
-        guard let module, let unloaded = broker.modules.disconnected(module) else { return }
+        guard isModule, let module, let unloaded = broker.modules.disconnected(module) else { return }
         broker.publish(
             ModuleUnloaded(
                 moduleName: unloaded.name,
@@ -123,7 +144,7 @@ struct IPCSession {
             endedDeliveries.append(removed)
             replies.ok(id: id)
         case .publish(let fields):
-            return publish(fields, module: module, id: id)
+            return publish(fields, id: id)
         case .ready:
             replies.ok(id: id)
             load(module, replayingTo: nil)
@@ -187,7 +208,7 @@ struct IPCSession {
         }
         module = hello.moduleName
         version = hello.moduleVersion
-        broker.modules.connected(hello.moduleName)
+        broker.modules.connected(hello.moduleName, version: hello.moduleVersion)
         replies.welcome(
             id: id,
             session: broker.nextSession(),
@@ -203,17 +224,10 @@ struct IPCSession {
         if broker.isShuttingDown {
             return fail(ProtocolError(.shuttingDown, "the broker is shutting down", requestID: id))
         }
-        if let permissions {
-            for (index, topic) in request.topics.enumerated()
-            where !permissions.subscribe.contains(where: { $0.covers(topic) }) {
-                return fail(
-                    ProtocolError(
-                        .forbidden,
-                        "topics[\(index)]: '\(topic)' is not covered by the subscribe permissions of token '\(permissions.name)'",
-                        requestID: id
-                    )
-                )
-            }
+        do throws(ProtocolError) {
+            try broker.checkSubscribe(request.topics, from: principal)
+        } catch {
+            return fail(ProtocolError(error.code, error.message, requestID: id))
         }
         let open = subscriptions.count + memberships.count
         guard open < broker.configuration.ipc.maxSubscriptions else {
@@ -226,6 +240,12 @@ struct IPCSession {
             )
         }
         if let group = request.group {
+            guard isModule else {
+                return fail(
+                    ProtocolError(
+                        .invalidRequest, "group: durable subscriptions are served on the IPC socket, not here",
+                        requestID: id))
+            }
             return join(group, request, module: module, id: id)
         }
         let subscription: Subscription
@@ -331,7 +351,7 @@ struct IPCSession {
     /// module, oldest load first; then `module.loaded` for this module is published to every matching
     /// subscription, this one included. A module that is already loaded replays and publishes nothing.
     private func load(_ module: String, replayingTo subscription: Subscription?) {
-        guard let others = broker.modules.load(module, version: version) else { return }
+        guard isModule, let others = broker.modules.load(module, version: version) else { return }
         if let subscription, subscription.patterns.contains(where: { $0.matches(ModuleLoaded.eventType) }) {
             for other in others {
                 guard
@@ -346,8 +366,7 @@ struct IPCSession {
         broker.publish(ModuleLoaded(moduleName: module, version: version))
     }
 
-    private mutating func publish(_ fields: EnvelopeFields, module: String, id: RequestID?) -> Bool {
-        var fields = fields
+    private mutating func publish(_ fields: EnvelopeFields, id: RequestID?) -> Bool {
         if broker.isShuttingDown {
             return refuse(fields, id: id, .shuttingDown, "the broker is shutting down")
         }
@@ -359,43 +378,21 @@ struct IPCSession {
                 "this connection may publish \(broker.configuration.ipc.publishRate) events per second"
             )
         }
-        if let permissions {
-            let topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
-            guard permissions.publish.contains(where: { $0.matches(topic) }) else {
-                return refuse(
-                    fields,
-                    id: id,
-                    .forbidden,
-                    "event: topic '\(topic)' is not covered by the publish permissions of token '\(permissions.name)'"
-                )
-            }
+        let admitted: EnvelopeFields
+        do throws(ProtocolError) {
+            admitted = try broker.admit(fields, from: principal)
+        } catch {
+            return refuse(fields, id: id, error.code, error.message)
         }
-        if broker.configuration.validatePayloads {
-            do throws(EnvelopeError) {
-                try EventCatalog.validatePayload(fields.payload, eventType: fields.eventType)
-            } catch {
-                return refuse(fields, id: id, .invalidEvent, error.description)
-            }
-        }
-        if fields.metadata["producer"] == nil { fields.metadata["producer"] = module }
         // A confirmed publish of a stored event is answered once the event is durable (PROTOCOL.md §4.4),
         // from the log's writer thread; everything else at once, with the other replies of this read.
-        // The id is given now (as sealing would), so that the confirmation can name it.
-        fields.applyDefaults()
-        let eventID = fields.eventID!
+        let eventID = admitted.eventID!
         let whenDurable = id.map { Self.confirmation(of: eventID, id: $0, duplicate: false, sendLater: sendLater) }
         let accepted: AcceptedEvent
         do throws(AcceptError) {
-            accepted = try broker.accept(fields, whenDurable: whenDurable)
+            accepted = try broker.accept(admitted, whenDurable: whenDurable)
         } catch {
-            switch error {
-            case .tooLarge(let size, let limit):
-                return refuse(
-                    fields, id: id, .invalidEvent,
-                    "the stored envelope is \(size) bytes, more than max_frame − 1024 = \(limit)")
-            case .storage(let error):
-                return refuse(fields, id: id, .storageFailed, "the event could not be stored: \(error)")
-            }
+            return refuse(fields, id: id, error.protocolError.code, error.protocolError.message)
         }
         guard let id else { return true }
         switch (accepted.stored, accepted.duplicate) {

@@ -378,6 +378,8 @@ struct SpawnedBroker {
     let process: Process
     let directory: String
     let socket: String
+    /// The HTTP gateway's `host:port`.
+    let http: String
 
     static func start() throws -> SpawnedBroker {
         try start(directory: NSTemporaryDirectory() + "herald-bench-\(getpid())", configuration: nil)
@@ -390,7 +392,7 @@ struct SpawnedBroker {
         let socket = directory + "/herald.sock"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        process.arguments = ["serve", "--data-dir", directory, "--socket", socket]
+        process.arguments = ["serve", "--data-dir", directory, "--socket", socket, "--http", "127.0.0.1:0"]
         let file = directory + "/herald.toml"
         if let configuration { try configuration.write(toFile: file, atomically: true, encoding: .utf8) }
         if FileManager.default.fileExists(atPath: file) { process.arguments! += ["--config", file] }
@@ -405,10 +407,12 @@ struct SpawnedBroker {
             if byte == UInt8(ascii: "\n") { break }
             line.append(byte)
         }
-        guard String(decoding: line, as: UTF8.self).hasPrefix("herald ready ") else {
-            throw BenchError("the spawned broker said: \(String(decoding: line, as: UTF8.self))")
+        let ready = String(decoding: line, as: UTF8.self)
+        guard ready.hasPrefix("herald ready "), let http = ready.split(separator: " ").last, http.hasPrefix("http=")
+        else {
+            throw BenchError("the spawned broker said: \(ready)")
         }
-        return SpawnedBroker(process: process, directory: directory, socket: socket)
+        return SpawnedBroker(process: process, directory: directory, socket: socket, http: String(http.dropFirst(5)))
     }
 
     /// The bytes of the files under `path`.

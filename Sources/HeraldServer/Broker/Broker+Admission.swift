@@ -1,0 +1,146 @@
+import HeraldCore
+import HeraldLog
+import HeraldProtocol
+
+/// Who publishes or subscribes, as the broker checks it: a module on the IPC socket, an HTTP client or a
+/// WebSocket.
+struct Principal: Sendable {
+    /// The name events get as `metadata.producer` when they carry none, and statistics are kept under.
+    let name: String
+    /// The permissions of the token presented; `nil` when no token is configured (everything is allowed).
+    let permissions: HeraldConfiguration.Token?
+}
+
+/// Where an accepted event is, once it is durable: what a confirmed publish answers (PROTOCOL.md §4.4, §9).
+struct PublishReceipt: Sendable, Equatable {
+    let eventID: String
+    let duplicate: Bool
+    /// `nil` for an event that is not stored.
+    let position: LogPosition?
+}
+
+extension Broker {
+    /// Checks a publish by `principal` (PROTOCOL.md §2.4, §6): the broker is not shutting down, the token's
+    /// `publish` patterns match the topic, the payload passes validation when `validate_payloads` is on. The
+    /// event comes back with its defaults applied (`event_id`, `timestamp`, `key`) and `metadata.producer`
+    /// set to the principal's name unless it names one. The error carries no request id.
+    func admit(_ fields: EnvelopeFields, from principal: Principal) throws(ProtocolError) -> EnvelopeFields {
+        var fields = fields
+        if isShuttingDown { throw ProtocolError(.shuttingDown, "the broker is shutting down") }
+        if let permissions = principal.permissions {
+            let topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
+            guard permissions.publish.contains(where: { $0.matches(topic) }) else {
+                throw ProtocolError(
+                    .forbidden,
+                    "event: topic '\(topic)' is not covered by the publish permissions of token '\(permissions.name)'"
+                )
+            }
+        }
+        if configuration.validatePayloads {
+            do throws(EnvelopeError) {
+                try EventCatalog.validatePayload(fields.payload, eventType: fields.eventType)
+            } catch {
+                throw ProtocolError(.invalidEvent, error.description)
+            }
+        }
+        if fields.metadata["producer"] == nil { fields.metadata["producer"] = principal.name }
+        fields.applyDefaults()
+        return fields
+    }
+
+    /// Checks that `principal` may subscribe to `topics` (PROTOCOL.md §6, §9): every pattern is covered by
+    /// one of the token's `subscribe` patterns. The error carries no request id.
+    func checkSubscribe(_ topics: [TopicPattern], from principal: Principal) throws(ProtocolError) {
+        guard let permissions = principal.permissions else { return }
+        for (index, topic) in topics.enumerated() where !permissions.subscribe.contains(where: { $0.covers(topic) }) {
+            throw ProtocolError(
+                .forbidden,
+                "topics[\(index)]: '\(topic.text)' is not covered by the subscribe permissions of token '\(permissions.name)'"
+            )
+        }
+    }
+
+    /// The largest stored envelope a delivery frame can carry: `max_frame` less the frame's own fields.
+    var largestEnvelope: Int { configuration.ipc.maxFrame - FrameLength.eventHeaderAllowance }
+
+    /// Accepts an admitted event; the receipt a confirmed publish answers with (PROTOCOL.md §4.4, §9) comes
+    /// once the event is durable under the fsync policy (at once for an event that is not stored). Events
+    /// accepted one after the other are stored in that order, whenever their receipts are awaited.
+    func acceptForReceipt(_ fields: EnvelopeFields) -> PendingReceipt {
+        let receipt = PendingReceipt()
+        let eventID = fields.eventID ?? ""
+        let durable: @Sendable (Result<LogPosition, LogError>, Bool) -> Void = { result, duplicate in
+            receipt.complete(
+                result.map { PublishReceipt(eventID: eventID, duplicate: duplicate, position: $0) }
+                    .mapError { ProtocolError(.storageFailed, "the event could not be stored: \($0)") })
+        }
+        let accepted: AcceptedEvent
+        do throws(AcceptError) {
+            accepted = try accept(fields, whenDurable: { durable($0, false) })
+        } catch {
+            receipt.complete(.failure(error.protocolError))
+            return receipt
+        }
+        switch (accepted.stored, accepted.duplicate) {
+        case (nil, _):
+            receipt.complete(
+                .success(
+                    PublishReceipt(eventID: accepted.envelope.eventID, duplicate: accepted.duplicate, position: nil))
+            )
+        case (let position?, true):
+            // The first event's position, once it is durable (it may still be on its way to the disk).
+            log?.whenDurable(position) { durable($0, true) }
+        case (_?, false):
+            break  // `whenDurable` completes it.
+        }
+        return receipt
+    }
+}
+
+/// A publish receipt that arrives when the event is durable; awaited by one task.
+final class PendingReceipt: Sendable {
+    private enum State {
+        case waiting(CheckedContinuation<Result<PublishReceipt, ProtocolError>, Never>?)
+        case done(Result<PublishReceipt, ProtocolError>)
+    }
+
+    private let state = StateLock(State.waiting(nil))
+
+    func complete(_ result: Result<PublishReceipt, ProtocolError>) {
+        let waiter = state.withLock { state -> CheckedContinuation<Result<PublishReceipt, ProtocolError>, Never>? in
+            guard case .waiting(let waiter) = state else { return nil }
+            state = .done(result)
+            return waiter
+        }
+        waiter?.resume(returning: result)
+    }
+
+    /// The receipt, or why the event could not be stored.
+    var result: Result<PublishReceipt, ProtocolError> {
+        get async {
+            await withCheckedContinuation { continuation in
+                let done = state.withLock { state -> Result<PublishReceipt, ProtocolError>? in
+                    switch state {
+                    case .done(let result): return result
+                    case .waiting:
+                        state = .waiting(continuation)
+                        return nil
+                    }
+                }
+                if let done { continuation.resume(returning: done) }
+            }
+        }
+    }
+}
+
+extension AcceptError {
+    /// The error a client is told (PROTOCOL.md §2.4), without a request id.
+    var protocolError: ProtocolError {
+        switch self {
+        case .tooLarge(let size, let limit):
+            ProtocolError(.invalidEvent, "the stored envelope is \(size) bytes, more than max_frame − 1024 = \(limit)")
+        case .storage(let error):
+            ProtocolError(.storageFailed, "the event could not be stored: \(error)")
+        }
+    }
+}

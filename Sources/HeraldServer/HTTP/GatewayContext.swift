@@ -1,0 +1,98 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+
+/// The context of one HTTP request: the token it presented, once ``BearerAuthentication`` checked it.
+struct GatewayContext: RequestContext, WebSocketRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let webSocket: WebSocketHandlerReference<Self>
+    /// The token presented; `nil` when the broker has none configured (everything is allowed).
+    var token: HeraldConfiguration.Token?
+
+    init(source: Source) {
+        coreContext = CoreRequestContextStorage(source: source)
+        webSocket = WebSocketHandlerReference()
+    }
+
+    /// The client as the broker's checks see it, named `<kind>:<token name>` or `<kind>:anonymous`.
+    func principal(_ kind: String) -> Principal {
+        Principal(name: "\(kind):\(token?.name ?? "anonymous")", permissions: token)
+    }
+
+    /// Refuses a request that changes the broker unless its token is an `admin` one (or no token is
+    /// configured).
+    func requireAdmin(_ what: String) throws(APIError) {
+        if let token, !token.admin {
+            throw APIError(.forbidden, "forbidden", "\(what) needs a token with admin = true; '\(token.name)' is not")
+        }
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` (or, for the WebSocket, `?token=`) on every request but
+/// `/healthz` when tokens are configured (PROTOCOL.md §7): missing or wrong is 401.
+struct BearerAuthentication: RouterMiddleware {
+    typealias Context = GatewayContext
+    let tokens: [HeraldConfiguration.Token]
+
+    func handle(
+        _ request: Request, context: GatewayContext, next: (Request, GatewayContext) async throws -> Response
+    ) async throws -> Response {
+        guard !tokens.isEmpty, request.uri.path != "/healthz" else { return try await next(request, context) }
+        var context = context
+        context.token = try Self.authenticate(
+            authorization: request.headers[.authorization],
+            queryToken: request.uri.path == "/v1/ws" ? request.uri.queryParameters["token"].map(String.init) : nil,
+            tokens: tokens)
+        return try await next(request, context)
+    }
+
+    /// The token a request presents, among `tokens` (not empty): 401 when it is missing or wrong.
+    static func authenticate(authorization: String?, queryToken: String?, tokens: [HeraldConfiguration.Token])
+        throws(APIError) -> HeraldConfiguration.Token
+    {
+        let presented: String?
+        if let authorization {
+            guard authorization.hasPrefix("Bearer ") else {
+                throw APIError(.unauthorized, "unauthorized", "Authorization: expected 'Bearer <token>'")
+            }
+            presented = String(authorization.dropFirst("Bearer ".count))
+        } else {
+            presented = queryToken
+        }
+        guard let presented else {
+            throw APIError(.unauthorized, "unauthorized", "token: required by this broker (Authorization: Bearer …)")
+        }
+        guard let token = tokens.first(where: { IPCSession.sameSecret($0.secret, presented) }) else {
+            throw APIError(.unauthorized, "unauthorized", "token: not valid")
+        }
+        return token
+    }
+}
+
+/// Turns the framework's own errors (an unknown path, a wrong method, a body too large) into the API's
+/// error body.
+struct ErrorBodies: RouterMiddleware {
+    typealias Context = GatewayContext
+
+    func handle(
+        _ request: Request, context: GatewayContext, next: (Request, GatewayContext) async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as HTTPError {
+            switch error.status {
+            case .notFound:
+                throw APIError.notFound("\(request.method) \(request.uri.path): no such endpoint")
+            case .methodNotAllowed:
+                throw APIError(
+                    .methodNotAllowed, "invalid_request", "\(request.method) \(request.uri.path): not allowed")
+            case .contentTooLarge:
+                throw APIError(.contentTooLarge, "too_large", "body: over the limit (http.max_body)")
+            default:
+                throw APIError(error.status, "invalid_request", error.body ?? error.status.reasonPhrase)
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+import HTTPTypes
+import HeraldCore
+import HeraldLog
+import HeraldProtocol
+import Hummingbird
+
+/// Consumer groups with their lag, and their dead-letter queues (PROTOCOL.md §4.2, §7).
+extension HTTPGateway {
+    private struct Groups: Encodable {
+        struct Group: Encodable {
+            struct Partition: Encodable {
+                let partition: Int
+                let committed: Int64
+                let head: Int64
+                let lag: Int64
+                let oldestUnackedAgeMs: Int64?
+
+                enum CodingKeys: String, CodingKey {
+                    case partition, committed, head, lag
+                    case oldestUnackedAgeMs = "oldest_unacked_age_ms"
+                }
+
+                // The age is `null` when nothing is unacknowledged, rather than left out.
+                func encode(to encoder: any Encoder) throws {
+                    var container = encoder.container(keyedBy: CodingKeys.self)
+                    try container.encode(partition, forKey: .partition)
+                    try container.encode(committed, forKey: .committed)
+                    try container.encode(head, forKey: .head)
+                    try container.encode(lag, forKey: .lag)
+                    try container.encode(oldestUnackedAgeMs, forKey: .oldestUnackedAgeMs)
+                }
+            }
+            let name: String
+            let topics: [String]
+            let members: Int
+            let partitions: [Partition]
+            let deadLetters: Int64
+
+            enum CodingKeys: String, CodingKey {
+                case name, topics, members, partitions
+                case deadLetters = "dead_letters"
+            }
+        }
+        let groups: [Group]
+    }
+
+    private struct Outcome: Encodable {
+        let replayed: Int?
+        let purged: Int?
+        let kept: Int?
+    }
+
+    func addGroupRoutes(to router: Router<GatewayContext>) {
+        let broker = self.broker
+        router.get("/v1/groups") { _, _ in
+            let groups = (broker.groups?.all ?? []).sorted { $0.name < $1.name }.map { group in
+                Groups.Group(
+                    name: group.name, topics: group.topics.map(\.text), members: group.memberCount,
+                    partitions: group.lag().map { lag in
+                        Groups.Group.Partition(
+                            partition: lag.partition, committed: lag.committed, head: lag.head, lag: lag.lag,
+                            oldestUnackedAgeMs: lag.oldestUnackedAgeMs)
+                    },
+                    deadLetters: group.deadLetterCount)
+            }
+            return JSONResponse.encode(Groups(groups: groups))
+        }
+        router.get("/v1/groups/{group}/dead-letters") { request, context -> Response in
+            let group = try self.group(context)
+            try self.requireSubscribe(group, context)
+            var limit = Self.defaultPage
+            if let text = request.uri.queryParameters["limit"] {
+                guard let number = Int(text), (1...Self.largestPage).contains(number) else {
+                    throw APIError.invalidRequest("limit: must be 1 to \(Self.largestPage)")
+                }
+                limit = number
+            }
+            let letters: [StoredRecord]
+            do throws(LogError) {
+                letters = try group.listDeadLetters(limit: limit)
+            } catch {
+                throw APIError(.internalServerError, "storage_failed", "the dead letters could not be read: \(error)")
+            }
+            var writer = JSONWriter(capacity: letters.reduce(64) { $0 + $1.bytes.count + 1 })
+            writer.append(raw: "{\"dead_letters\":[")
+            for (index, letter) in letters.enumerated() {
+                if index > 0 { writer.append(raw: ",") }
+                writer.append(raw: letter.bytes)
+            }
+            writer.append(raw: "],\"count\":")
+            writer.append(integer: group.deadLetterCount)
+            writer.append(raw: "}")
+            return JSONResponse.raw(writer.bytes)
+        }
+        router.post("/v1/groups/{group}/dead-letters/replay") { _, context -> Response in
+            try context.requireAdmin("replaying dead letters")
+            let group = try self.group(context)
+            let outcome: ConsumerGroup.DeadLetterOutcome
+            do throws(LogError) {
+                outcome = try group.replayDeadLetters()
+            } catch {
+                throw APIError(.internalServerError, "storage_failed", "the dead letters could not be read: \(error)")
+            }
+            try await self.committed(group, outcome.version)
+            return JSONResponse.encode(Outcome(replayed: outcome.count, purged: nil, kept: outcome.kept))
+        }
+        router.delete("/v1/groups/{group}/dead-letters") { _, context -> Response in
+            try context.requireAdmin("purging dead letters")
+            let group = try self.group(context)
+            let outcome = group.purgeDeadLetters()
+            try await self.committed(group, outcome.version)
+            return JSONResponse.encode(Outcome(replayed: nil, purged: outcome.count, kept: nil))
+        }
+    }
+
+    /// The group the path names, or 404.
+    private func group(_ context: GatewayContext) throws -> ConsumerGroup {
+        let name = try context.parameters.require("group")
+        guard let group = broker.groups?.group(named: name) else {
+            throw APIError.notFound("group: '\(name)' does not exist")
+        }
+        return group
+    }
+
+    /// Dead letters are events of the group's topics: reading them needs the token's subscribe permission.
+    private func requireSubscribe(_ group: ConsumerGroup, _ context: GatewayContext) throws {
+        do throws(ProtocolError) {
+            try broker.checkSubscribe(group.topics, from: context.principal("http"))
+        } catch {
+            throw APIError(.forbidden, "forbidden", "group '\(group.name)': \(error.message)")
+        }
+    }
+
+    /// Returns once the group's state file records `version`: the change survives a restart.
+    private func committed(_ group: ConsumerGroup, _ version: UInt64) async throws {
+        let result = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<Void, LogError>, Never>) in
+            group.whenCommitted(version) { continuation.resume(returning: $0) }
+        }
+        if case .failure(let error) = result {
+            throw APIError(.internalServerError, "storage_failed", "the group state could not be written: \(error)")
+        }
+    }
+}

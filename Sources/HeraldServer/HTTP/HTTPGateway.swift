@@ -1,0 +1,115 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// The HTTP API and WebSocket gateway (PROTOCOL.md §7) on `http.listen`: a Hummingbird application whose
+/// routes live in `BrokerAPI`, `EventsAPI`, `GroupsAPI` and `WebSocketGateway`. A `Service`.
+///
+/// Every endpoint but `/healthz` needs a bearer token when tokens are configured; errors are
+/// `{"error":{"code","message"}}` (``APIError``). Requests are served on NIO's event loops; publishes reply
+/// once their events are durable.
+public final class HTTPGateway: Service, Sendable {
+    let broker: Broker
+    /// Where it was asked to listen.
+    public let listen: String
+    private let bound = Mutex<String?>(nil)
+    /// Yields `nil` once listening, or the error that stopped the gateway before it could listen.
+    private let listening: AsyncStream<(any Error)?>
+    private let listeningContinuation: AsyncStream<(any Error)?>.Continuation
+
+    /// The gateway of `broker`, on its `http.listen`.
+    public init(broker: Broker) {
+        self.broker = broker
+        self.listen = broker.configuration.http.listen
+        (listening, listeningContinuation) = AsyncStream.makeStream()
+    }
+
+    /// `host:port` it listens on, with the real port when port 0 asked for any, once listening.
+    public var address: String { bound.withLock { $0 } ?? listen }
+
+    /// Returns once the gateway accepts connections, or throws what stopped it before that.
+    public func waitUntilListening() async throws {
+        for await failure in listening {
+            if let failure { throw failure }
+            return
+        }
+        throw IPCListener.ListenerStopped(reason: "http.listen: the gateway ended before listening")
+    }
+
+    public func run() async throws {
+        defer { listeningContinuation.finish() }
+        guard let address = HostPort(listen) else {
+            throw IPCListener.ListenerStopped(reason: "http.listen: must be host:port")
+        }
+        let application = Application(
+            router: makeRouter(),
+            server: serverBuilder(),
+            configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil, backlog: 4096),
+            onServerRunning: { [weak self] channel in
+                guard let self else { return }
+                let port = channel.localAddress?.port ?? address.port
+                let host = address.host.contains(":") ? "[\(address.host)]" : address.host
+                self.bound.withLock { $0 = "\(host):\(port)" }
+                self.broker.logger.info("http listening", metadata: ["http.address": "\(host):\(port)"])
+                self.listeningContinuation.yield(nil)
+            },
+            logger: broker.logger
+        )
+        do {
+            try await application.run()
+        } catch {
+            let failure = IPCListener.ListenerStopped(reason: "http.listen: cannot listen on \(listen): \(error)")
+            listeningContinuation.yield(failure)
+            throw failure
+        }
+    }
+
+    /// HTTP/1 with WebSocket upgrades on `/v1/ws`, refused upgrades answered by ``WebSocketUpgradeGate``.
+    private func serverBuilder() -> HTTPServerBuilder {
+        let webSocketResponder = makeWebSocketRouter().buildResponder()
+        let configuration = HTTP1WebSocketUpgradeChannel.Configuration(
+            http1: .init(idleTimeout: .seconds(60)),
+            ws: .init(
+                maxFrameSize: broker.configuration.ipc.maxFrame,
+                autoPing: .enabled(timePeriod: .milliseconds(broker.configuration.ipc.heartbeatMs))))
+        return HTTPServerBuilder { responder in
+            GatewayChannel(
+                upgrade: HTTP1WebSocketUpgradeChannel(
+                    responder: responder, webSocketResponder: webSocketResponder, configuration: configuration),
+                check: { uri, authorization throws(APIError) in
+                    _ = try self.checkUpgrade(uri, authorization: authorization)
+                }
+            )
+        }
+    }
+
+    /// The API's routes, behind the error and token middleware.
+    func makeRouter() -> Router<GatewayContext> {
+        let router = Router(context: GatewayContext.self)
+        router.add(middleware: ErrorBodies())
+        router.add(middleware: BearerAuthentication(tokens: broker.configuration.tokens))
+        addBrokerRoutes(to: router)
+        addEventRoutes(to: router)
+        addGroupRoutes(to: router)
+        addWebSocketRoutes(to: router)
+        return router
+    }
+
+    /// Reads a request body of at most `http.max_body` bytes; a larger one is 413.
+    func body(of request: Request) async throws -> ByteBuffer {
+        let limit = broker.configuration.http.maxBody
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+            throw APIError(.contentTooLarge, "too_large", "body: \(length) bytes, more than http.max_body = \(limit)")
+        }
+        do {
+            return try await request.body.collect(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw APIError(.contentTooLarge, "too_large", "body: more than http.max_body = \(limit) bytes")
+        }
+    }
+}

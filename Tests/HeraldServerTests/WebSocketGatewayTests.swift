@@ -1,0 +1,160 @@
+import Foundation
+import HeraldClient
+import HeraldCore
+import Testing
+
+@testable import HeraldServer
+
+/// PROTOCOL.md §7's WebSocket with a real client: the query's subscription, the client messages of §2.2,
+/// a malformed message kept open, the bounded queue with `drop_newest`, statistics and tokens.
+@Suite(.timeLimit(.minutes(1)))
+struct WebSocketGatewayTests {
+    static func start(_ configure: @escaping (inout HeraldConfiguration) -> Void = { _ in }) async throws
+        -> TestBroker
+    {
+        try await TestBroker.start(http: true, configure)
+    }
+
+    /// The next message that is not an event of a subscription other than `subscription`.
+    static func next(_ messages: inout HeraldWebSocket.Messages.AsyncIterator) async throws -> String {
+        try #require(try await messages.next())
+    }
+
+    @Test func theQuerysTopicsAreOneLiveSubscription() async throws {
+        let broker = try await Self.start()
+        try await HeraldWebSocket.connect(address: broker.gateway!.address, path: "/v1/ws?topics=block.new.*,tx") {
+            _, messages in
+            var messages = messages.makeAsyncIterator()
+            #expect(try await Self.next(&messages) == #"{"op":"ok","subscription":1}"#)
+            broker.broker.bus.publish(try EventEnvelope(eventType: "block.new.ethereum", eventID: "b1"))
+            broker.broker.bus.publish(try EventEnvelope(eventType: "other", eventID: "o1"))
+            broker.broker.bus.publish(try EventEnvelope(eventType: "tx", eventID: "t1"))
+            let first = try await Self.next(&messages)
+            #expect(first.hasPrefix(#"{"op":"event","subscription":1,"seq":1,"event":{"#))
+            #expect(first.contains(#""event_id":"b1""#))
+            let second = try await Self.next(&messages)
+            #expect(second.hasPrefix(#"{"op":"event","subscription":1,"seq":2,"event":{"#))
+            #expect(second.contains(#""event_id":"t1""#))
+        }
+        // Statistics under ws:anonymous, and no module.loaded for a WebSocket.
+        try await waitUntil { broker.broker.bus.deliveryStatistics(for: "ws:anonymous")?.successful == 2 }
+        #expect(broker.broker.modules.loadedModules.isEmpty)
+        try await broker.stop()
+    }
+
+    @Test func aClosedSocketEndsItsSubscriptions() async throws {
+        let broker = try await Self.start()
+        try await HeraldWebSocket.connect(address: broker.gateway!.address, path: "/v1/ws?topics=a,b") {
+            (_: HeraldWebSocket, messages: HeraldWebSocket.Messages) async throws in
+            var messages = messages.makeAsyncIterator()
+            #expect(try await Self.next(&messages) == #"{"op":"ok","subscription":1}"#)
+            #expect(broker.broker.bus.subscriptionCount == 1)
+        }
+        try await waitUntil { broker.broker.bus.subscriptionCount == 0 }
+        try await broker.stop()
+    }
+
+    @Test func clientMessagesWorkAsOnTheSocketAndAMalformedOneKeepsTheSocket() async throws {
+        let broker = try await Self.start()
+        try await HeraldWebSocket.connect(address: broker.gateway!.address, path: "/v1/ws") { socket, messages in
+            var messages = messages.makeAsyncIterator()
+            try await socket.send(#"{"op":"ping","id":1}"#)
+            #expect(try await Self.next(&messages) == #"{"op":"pong","id":1}"#)
+            try await socket.send("not json")
+            #expect(try await Self.next(&messages).hasPrefix(#"{"op":"error","code":"bad_frame""#))
+            try await socket.send(#"{"op":"subscribe","id":2,"topics":["chat"]}"#)
+            #expect(try await Self.next(&messages) == #"{"op":"ok","id":2,"subscription":1}"#)
+            try await socket.send(#"{"op":"publish","id":3,"event":{"event_type":"chat","event_id":"c1"}}"#)
+            var replies = [try await Self.next(&messages), try await Self.next(&messages)]
+            replies.sort()
+            #expect(replies[0].hasPrefix(#"{"op":"event","subscription":1,"seq":1,"event":{"#))
+            #expect(replies[0].contains(#""producer":"ws:anonymous""#))
+            #expect(replies[1] == #"{"op":"ok","id":3,"event_id":"c1","duplicate":false}"#)
+            try await socket.send(#"{"op":"unsubscribe","id":4,"subscription":1}"#)
+            #expect(try await Self.next(&messages) == #"{"op":"ok","id":4}"#)
+            try await socket.send(#"{"op":"unsubscribe","id":5,"subscription":1}"#)
+            #expect(try await Self.next(&messages).hasPrefix(#"{"op":"error","id":5,"code":"unknown_subscription""#))
+            try await socket.send(#"{"op":"subscribe","id":6,"topics":["chat"],"group":"g"}"#)
+            #expect(try await Self.next(&messages).hasPrefix(#"{"op":"error","id":6,"code":"invalid_request""#))
+            try await socket.send(#"{"op":"hello","protocol":1,"module":{"name":"x","version":"1"}}"#)
+            #expect(try await Self.next(&messages).hasPrefix(#"{"op":"error","code":"invalid_request""#))
+            try await socket.send(#"{"op":"ping","id":7}"#)
+            #expect(try await Self.next(&messages) == #"{"op":"pong","id":7}"#)
+        }
+        try await broker.stop()
+    }
+
+    @Test func aClientThatDoesNotReadLosesTheNewestEventsNotThePublisher() async throws {
+        let broker = try await Self.start()
+        let payload = String(repeating: "x", count: 100_000)
+        try await HeraldWebSocket.connect(address: broker.gateway!.address, path: "/v1/ws?topics=big&buffer=1") {
+            _, messages in
+            var messages = messages.makeAsyncIterator()
+            #expect(try await Self.next(&messages) == #"{"op":"ok","subscription":1}"#)
+            // 40 MB the client does not read: socket buffers fill, then the one-event queue drops.
+            for index in 0..<400 {
+                broker.broker.bus.publish(
+                    try EventEnvelope(
+                        eventType: "big", eventID: "e\(index)", payload: RawJSON(validating: "\"" + payload + "\"")))
+            }
+            try await waitUntil { (broker.broker.bus.deliveryStatistics(for: "ws:anonymous")?.channelFull ?? 0) > 0 }
+            // Reading drains the socket; a last small event is queued once there is room again, and what
+            // arrives before it has gaps in seq where events were dropped.
+            var marked = false
+            var seqs: [Int] = []
+            while true {
+                let message = try await Self.next(&messages)
+                seqs.append(try #require(message.firstMatch(of: /"seq":(\d+)/).flatMap { Int($0.1) }))
+                if message.contains(#""event_id":"last""#) { break }
+                if !marked {
+                    marked =
+                        broker.broker.bus.publish(try EventEnvelope(eventType: "big", eventID: "last")).delivered == 1
+                }
+            }
+            // seq counts every matched event, dropped ones too: the last is the 401st.
+            #expect(seqs.last == 401)
+            #expect(seqs == seqs.sorted())
+            #expect(seqs.count < 401)
+        }
+        let statistics = try #require(broker.broker.bus.deliveryStatistics(for: "ws:anonymous"))
+        #expect(statistics.channelFull > 0)
+        try await broker.stop()
+    }
+
+    @Test func tokensAreCheckedAtTheUpgrade() async throws {
+        let broker = try await Self.start {
+            $0.tokens = [
+                HeraldConfiguration.Token(
+                    name: "ui", secret: "ui-secret", publish: [], subscribe: [try! TopicPattern("block.#")])
+            ]
+        }
+        let address = broker.gateway!.address
+        await #expect(throws: HeraldWebSocket.Failure.self) {
+            try await HeraldWebSocket.connect(address: address, path: "/v1/ws?topics=block.#") { _, _ in }
+        }
+        // The refusal is a 401, with or without the upgrade headers.
+        let upgrade = [
+            ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]
+        let refused = try await broker.http().request("GET", "/v1/ws?topics=block.%23", headers: upgrade)
+        #expect(refused.status == 401)
+        #expect(refused.json?["error"] != nil)
+        #expect(try await broker.http(token: "wrong").get("/v1/ws").status == 401)
+        // A pattern the token does not cover is 403; a plain GET with a good token is told to upgrade.
+        #expect(
+            try await broker.http(token: "ui-secret").request("GET", "/v1/ws?topics=tx", headers: upgrade).status
+                == 403)
+        #expect(try await broker.http(token: "ui-secret").get("/v1/ws?topics=block.%23").status == 426)
+        // The token in the query string, and the statistics under its name.
+        try await HeraldWebSocket.connect(address: address, path: "/v1/ws?topics=block.%23&token=ui-secret") {
+            _, messages in
+            var messages = messages.makeAsyncIterator()
+            #expect(try await Self.next(&messages) == #"{"op":"ok","subscription":1}"#)
+            broker.broker.bus.publish(try EventEnvelope(eventType: "block.new", eventID: "b1"))
+            #expect(try await Self.next(&messages).contains(#""event_id":"b1""#))
+        }
+        try await waitUntil { broker.broker.bus.deliveryStatistics(for: "ws:ui")?.successful == 1 }
+        try await broker.stop()
+    }
+}
