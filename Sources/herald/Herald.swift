@@ -9,7 +9,10 @@ struct Herald: AsyncParsableCommand {
         commandName: "herald",
         abstract: "Herald, the event bus of a blockchain node and the services around it.",
         version: "0.1.0",
-        subcommands: [Serve.self, Publish.self, Tail.self, Stats.self, Bench.self, Catalog.self]
+        subcommands: [
+            Serve.self, Publish.self, Tail.self, Stats.self, Replay.self, Groups.self, DeadLetters.self, Modules.self,
+            Bench.self, Catalog.self,
+        ]
     )
 }
 

@@ -1,0 +1,212 @@
+import ArgumentParser
+import Foundation
+import HeraldClient
+
+/// The options of every subcommand that talks to a running broker through its HTTP API (PROTOCOL.md §8).
+struct HTTPOptions: ParsableArguments {
+    @Option(help: "The broker's HTTP listener, host:port.")
+    var http = "127.0.0.1:7480"
+
+    @Option(help: "The token to present (default: the HERALD_TOKEN environment variable).")
+    var token: String?
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    var client: HeraldHTTPClient {
+        HeraldHTTPClient(address: http, token: token ?? ProcessInfo.processInfo.environment["HERALD_TOKEN"])
+    }
+
+    /// Sends the request and returns the JSON body of a 2xx answer; anything else is a one-line reason on
+    /// standard error (the API's error message) and a non-zero exit.
+    func call(_ method: String, _ path: String) async throws -> [String: Any] {
+        let response: HeraldHTTPClient.Response
+        do {
+            response = try await client.request(method, path)
+        } catch {
+            throw fail("cannot reach the broker at \(http): \(error)")
+        }
+        guard (200..<300).contains(response.status) else {
+            if let error = response.json?["error"] as? [String: Any] {
+                throw fail("\(error["code"] ?? response.status): \(error["message"] ?? "")")
+            }
+            throw fail("HTTP \(response.status) from \(method) \(path)")
+        }
+        guard let body = response.json else { throw fail("\(method) \(path): the answer is not a JSON object") }
+        return body
+    }
+
+    /// Prints `value` as one line of JSON.
+    func printJSON(_ value: Any) {
+        let data =
+            (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes]))
+        printLine(String(decoding: data ?? Data(), as: UTF8.self))
+    }
+}
+
+/// A value of a JSON object as text: `-` for null or absent.
+private func text(_ value: Any?) -> String {
+    switch value {
+    case nil, is NSNull: "-"
+    case let string as String: string
+    case let number as NSNumber: number.stringValue
+    case let list as [Any]: list.map { text($0) }.joined(separator: ",")
+    default: "\(value!)"
+    }
+}
+
+/// Rows as aligned columns.
+private func printTable(_ header: [String], _ rows: [[String]]) {
+    let widths = header.indices.map { column in
+        ([header[column]] + rows.map { $0[column] }).map(\.count).max() ?? 0
+    }
+    for row in [header] + rows {
+        let cells = row.enumerated().map { column, cell in
+            column == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count)
+        }
+        printLine(cells.joined(separator: "  "))
+    }
+}
+
+/// `herald modules [list|load|unload|reload NAME]`.
+struct Modules: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the modules, or load, unload or reload one.")
+
+    enum Action: String, ExpressibleByArgument, CaseIterable {
+        case list, load, unload, reload
+    }
+
+    @Argument(help: "list, load, unload or reload.")
+    var action: Action = .list
+
+    @Argument(help: "The module to load, unload or reload.")
+    var name: String?
+
+    @OptionGroup var options: HTTPOptions
+
+    func validate() throws {
+        if action != .list && name == nil { throw ValidationError("\(action.rawValue) needs a module NAME") }
+        if action == .list && name != nil { throw ValidationError("list takes no module NAME") }
+    }
+
+    func run() async throws {
+        guard action == .list, name == nil else {
+            let body = try await options.call("POST", "/v1/modules/\(name!)/\(action.rawValue)")
+            options.json ? options.printJSON(body) : printLine("\(action.rawValue): \(name!) done")
+            return
+        }
+        let body = try await options.call("GET", "/v1/modules")
+        let modules = body["modules"] as? [[String: Any]] ?? []
+        if options.json { return options.printJSON(body) }
+        printTable(
+            ["name", "version", "state", "health", "pid", "restarts", "loaded_at"],
+            modules.map { module in
+                ["name", "version", "state", "health", "pid", "restarts", "loaded_at"].map { text(module[$0]) }
+            })
+    }
+}
+
+/// `herald groups`: consumer groups with their lag per partition.
+struct Groups: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the consumer groups with their lag.")
+
+    @OptionGroup var options: HTTPOptions
+
+    func run() async throws {
+        let body = try await options.call("GET", "/v1/groups")
+        if options.json { return options.printJSON(body) }
+        var rows: [[String]] = []
+        for group in body["groups"] as? [[String: Any]] ?? [] {
+            for partition in group["partitions"] as? [[String: Any]] ?? [] {
+                rows.append(
+                    [text(group["name"]), text(group["members"]), text(group["dead_letters"])]
+                        + ["partition", "committed", "head", "lag", "oldest_unacked_age_ms"].map { text(partition[$0]) }
+                )
+            }
+        }
+        printTable(
+            ["group", "members", "dead_letters", "partition", "committed", "head", "lag", "oldest_unacked_ms"], rows)
+    }
+}
+
+/// `herald dlq GROUP [list|replay|purge]`: a group's dead-letter queue.
+struct DeadLetters: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dlq", abstract: "List, replay into the group or purge a group's dead letters.")
+
+    enum Action: String, ExpressibleByArgument, CaseIterable {
+        case list, replay, purge
+    }
+
+    @Argument(help: "The consumer group.")
+    var group: String
+
+    @Argument(help: "list, replay or purge.")
+    var action: Action = .list
+
+    @Option(help: "The most dead letters to list (1 to 1000).")
+    var limit = 100
+
+    @OptionGroup var options: HTTPOptions
+
+    func run() async throws {
+        let path = "/v1/groups/\(group)/dead-letters"
+        switch action {
+        case .list:
+            let body = try await options.call("GET", path + "?limit=\(limit)")
+            if options.json { return options.printJSON(body) }
+            // One envelope per line, like `herald tail`.
+            for letter in body["dead_letters"] as? [Any] ?? [] { options.printJSON(letter) }
+        case .replay:
+            let body = try await options.call("POST", path + "/replay")
+            if options.json { return options.printJSON(body) }
+            printLine("replayed \(text(body["replayed"])) dead letters into \(group); kept \(text(body["kept"]))")
+        case .purge:
+            let body = try await options.call("DELETE", path)
+            if options.json { return options.printJSON(body) }
+            printLine("purged \(text(body["purged"])) dead letters of \(group)")
+        }
+    }
+}
+
+/// `herald replay PATTERN --from …`: stored events, one envelope per line, following the API's cursor.
+struct Replay: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print stored events matching a pattern.")
+
+    @Argument(help: "The topic pattern.")
+    var pattern = "#"
+
+    @Option(help: "earliest, an RFC 3339 time, a cursor, or (with --partition) an offset.")
+    var from = "earliest"
+
+    @Option(help: "Only this partition, in offset order.")
+    var partition: Int?
+
+    @Option(help: "Stop after this many events (default: every stored event).")
+    var limit: Int?
+
+    @OptionGroup var options: HTTPOptions
+
+    func run() async throws {
+        var from = self.from
+        var printed = 0
+        while limit.map({ printed < $0 }) ?? true {
+            let page = min(1000, limit.map { $0 - printed } ?? 1000)
+            var query = "topic=\(Self.escape(pattern))&from=\(Self.escape(from))&limit=\(page)"
+            if let partition { query += "&partition=\(partition)" }
+            let body = try await options.call("GET", "/v1/events?" + query)
+            let events = body["events"] as? [Any] ?? []
+            for event in events { options.printJSON(event) }
+            printed += events.count
+            guard !events.isEmpty, let next = body["next"] as? String else { break }
+            from = next
+        }
+    }
+
+    /// Percent-encodes a query value (`#` and `+` above all).
+    static func escape(_ value: String) -> String {
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "#&+=")
+        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import HeraldClient
+import Testing
+
+@testable import HeraldServer
+
+/// `herald replay`, `herald groups`, `herald dlq` and `herald modules` (PROTOCOL.md §8) over a real broker's
+/// HTTP API.
+@Suite(.timeLimit(.minutes(1)))
+struct AdminCLITests {
+    static func start() async throws -> TestBroker {
+        try await TestBroker.start(durable: true, http: true) {
+            $0.log.persist = ["tx.#"]
+            $0.log.partitions = 2
+        }
+    }
+
+    /// Runs `herald ARGUMENTS --http <the broker's>` and returns its status, output and errors.
+    static func run(_ arguments: [String], _ broker: TestBroker) async throws -> (Int32, String, String) {
+        let run = try HeraldRun.start(arguments + ["--http", broker.gateway!.address])
+        let (status, output, errors) = await run.finishWithOutput()
+        return (status, output, errors)
+    }
+
+    @Test func replayPrintsEveryStoredEventFollowingTheCursor() async throws {
+        let broker = try await Self.start()
+        let batch = (0..<5).map { #"{"event_type":"tx.\#($0 % 2 == 0 ? "even" : "odd")","event_id":"e\#($0)"}"# }
+        #expect(
+            try await broker.http().post("/v1/events", json: #"{"events":["# + batch.joined(separator: ",") + "]}")
+                .status == 200)
+        let (status, output, _) = try await Self.run(["replay", "tx.#"], broker)
+        #expect(status == 0)
+        let ids = output.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["event_id"] as? String
+        }
+        #expect(Set(ids) == ["e0", "e1", "e2", "e3", "e4"] && ids.count == 5)
+        let (_, odd, _) = try await Self.run(["replay", "tx.odd", "--limit", "1"], broker)
+        #expect(odd.split(separator: "\n").count == 1 && odd.contains(#""event_type":"tx.odd""#))
+        let (failed, _, errors) = try await Self.run(["replay", "tx..x"], broker)
+        #expect(failed != 0)
+        #expect(errors.hasPrefix("herald: invalid_topic: topic:"))
+        try await broker.stop()
+    }
+
+    @Test func groupsDeadLettersAndModules() async throws {
+        let broker = try await Self.start()
+        try await broker.withModule("worker") { (client: inout Conversation) async throws in
+            _ = try await client.request(#"{"op":"subscribe","id":1,"topics":["tx.#"],"group":"workers"}"#)
+            _ = try await broker.http().post("/v1/events", json: #"{"event_type":"tx","event_id":"bad"}"#)
+            #expect(try await client.receive()?.contains(#""event_id":"bad""#) == true)
+            try await client.send(#"{"op":"nack","subscription":1,"seq":1,"dead_letter":true}"#)
+            let group = try #require(broker.broker.groups?.group(named: "workers"))
+            try await waitUntil { group.deadLetterCount == 1 }
+
+            let (status, table, _) = try await Self.run(["groups"], broker)
+            #expect(status == 0)
+            let lines = table.split(separator: "\n")
+            #expect(lines.first?.hasPrefix("group    members  dead_letters  partition") == true)
+            #expect(lines.count == 3 && lines.dropFirst().allSatisfy { $0.hasPrefix("workers  1        1 ") })
+            let (_, json, _) = try await Self.run(["groups", "--json"], broker)
+            #expect(json.contains(#""name":"workers""#))
+
+            let (_, letters, _) = try await Self.run(["dlq", "workers"], broker)
+            #expect(letters.contains(#""event_id":"bad""#) && letters.contains(#""dead_letter_reason":"nack""#))
+            let (_, replayed, _) = try await Self.run(["dlq", "workers", "replay"], broker)
+            #expect(replayed == "replayed 1 dead letters into workers; kept 0\n")
+            #expect(try await client.receive()?.contains(#""attempt":1"#) == true)
+            let (_, purged, _) = try await Self.run(["dlq", "workers", "purge", "--json"], broker)
+            #expect(purged == #"{"purged":0}"# + "\n")
+            let (missing, _, errors) = try await Self.run(["dlq", "ghost"], broker)
+            #expect(missing != 0 && errors == "herald: not_found: group: 'ghost' does not exist\n")
+
+            let (_, modules, _) = try await Self.run(["modules"], broker)
+            #expect(modules.split(separator: "\n").last?.hasPrefix("worker  1.0      loaded  healthy  -    0") == true)
+            let (refused, _, why) = try await Self.run(["modules", "reload", "worker"], broker)
+            #expect(
+                refused != 0 && why.hasPrefix("herald: not_implemented: reload: the module supervisor is not built"))
+        }
+        try await broker.stop()
+    }
+
+    @Test func anUnreachableBrokerIsOneLine() async throws {
+        let run = try HeraldRun.start(["groups", "--http", "127.0.0.1:1"])
+        let (status, _, errors) = await run.finishWithOutput()
+        #expect(status != 0)
+        #expect(errors.hasPrefix("herald: cannot reach the broker at 127.0.0.1:1:"))
+        #expect(errors.split(separator: "\n").count == 1)
+    }
+}
