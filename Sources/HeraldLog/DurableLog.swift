@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Metrics
 import Synchronization
 
 /// The durable log (docs/storage.md): `P` partitions of append-only segment files. Appends get their
@@ -63,7 +64,10 @@ public final class DurableLog: Sendable {
         recovery = report
         writer = Writer()
         let thread = Thread { [partitions, writer, configuration, observers] in
-            Self.runWriter(partitions: partitions, writer: writer, policy: configuration.fsync, observers: observers)
+            Self.runWriter(
+                partitions: partitions, writer: writer, policy: configuration.fsync, observers: observers,
+                // How long each group commit's fsyncs take (docs/operations.md).
+                fsyncDuration: Metrics.Timer(label: "herald_log_fsync_duration_seconds"))
         }
         thread.name = "herald-log-writer"
         thread.start()
@@ -111,6 +115,14 @@ public final class DurableLog: Sendable {
 
     /// The number of partitions.
     public var partitionCount: Int { partitions.count }
+
+    /// The segments of every partition and the bytes of their records.
+    public var usage: (segments: Int, bytes: Int) {
+        partitions.reduce((0, 0)) { total, partition in
+            let usage = partition.usage
+            return (total.0 + usage.segments, total.1 + usage.bytes)
+        }
+    }
 
     /// The partition of `key` (PROTOCOL.md §4.2): FNV-1a 64 of its UTF-8 bytes, modulo the count.
     public func partition(forKey key: String) -> Int {
@@ -226,7 +238,8 @@ public final class DurableLog: Sendable {
     // MARK: The writer thread
 
     private static func runWriter(
-        partitions: [Partition], writer: Writer, policy: LogConfiguration.FsyncPolicy, observers: Observers
+        partitions: [Partition], writer: Writer, policy: LogConfiguration.FsyncPolicy, observers: Observers,
+        fsyncDuration: Metrics.Timer
     ) {
         while true {
             writer.wake.wait()
@@ -245,7 +258,10 @@ public final class DurableLog: Sendable {
                 guard let written else { continue }
                 if policy == .batch {
                     do throws(LogError) {
+                        let started = DispatchTime.now().uptimeNanoseconds
                         for segment in segments { try segment.file.sync() }
+                        fsyncDuration.recordNanoseconds(
+                            Int64(DispatchTime.now().uptimeNanoseconds - started))
                     } catch {
                         partition.fail(error)
                         failure = failure ?? error

@@ -3,7 +3,9 @@ import Foundation
 import HeraldLog
 import HeraldServer
 import Logging
+import Metrics
 import NIOCore
+import Prometheus
 import ServiceLifecycle
 
 /// `herald serve`: runs the broker daemon (PROTOCOL.md §8).
@@ -57,6 +59,7 @@ struct Serve: AsyncParsableCommand {
         }
 
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let metrics = Self.bootstrapMetrics()
         let logger = Logger(label: "herald")
         let log: DurableLog
         do {
@@ -92,7 +95,7 @@ struct Serve: AsyncParsableCommand {
         let broker = Broker(configuration: configuration, logger: logger, log: log, groups: groups)
         let listener = IPCListener(broker: broker)
         let tcpListener = IPCListener.tcp(for: broker)
-        let gateway = HTTPGateway(broker: broker)
+        let gateway = HTTPGateway(broker: broker, metrics: { metrics.emitToString() })
         let services = ServiceGroup(
             configuration: .init(
                 services: [listener] + (tcpListener.map { [$0] } ?? []) + [gateway, GroupLagMonitor(broker: broker)],
@@ -116,6 +119,20 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw fail("\(error)")
         }
+    }
+
+    /// Makes Prometheus the backend of swift-metrics, with buckets fitted to what Herald times, and returns
+    /// the registry `GET /metrics` renders.
+    static func bootstrapMetrics() -> PrometheusCollectorRegistry {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets["herald_log_fsync_duration_seconds"] = [
+            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .seconds(1),
+        ]
+        MetricsSystem.bootstrap(factory)
+        return registry
     }
 
     /// Defaults, then the file, then the flags.

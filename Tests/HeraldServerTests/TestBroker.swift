@@ -4,11 +4,21 @@ import HeraldCore
 import HeraldLog
 import HeraldProtocol
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
+import Prometheus
 import ServiceLifecycle
 
 @testable import HeraldServer
+
+/// The tests' metrics backend, the same as `herald serve`'s: swift-metrics can be bootstrapped once per
+/// process, so every broker of the test run reports to this registry (counters add up across tests).
+let testMetrics: PrometheusCollectorRegistry = {
+    let registry = PrometheusCollectorRegistry()
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    return registry
+}()
 
 /// A real broker on a socket in a fresh temporary directory, inside a `ServiceGroup` as `herald serve`
 /// runs it; `stop()` shuts it down gracefully and removes the directory.
@@ -41,6 +51,7 @@ struct TestBroker {
     )
         async throws -> TestBroker
     {
+        _ = testMetrics
         let directory = NSTemporaryDirectory() + "herald-test-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var configuration = HeraldConfiguration()
@@ -59,7 +70,7 @@ struct TestBroker {
         let broker = Broker(configuration: configuration, logger: logger, log: log, groups: groups)
         let listener = IPCListener(broker: broker)
         let tcpListener = IPCListener.tcp(for: broker)
-        let gateway = http ? HTTPGateway(broker: broker) : nil
+        let gateway = http ? HTTPGateway(broker: broker, metrics: { testMetrics.emitToString() }) : nil
         let services = ServiceGroup(
             configuration: .init(
                 services: [listener] + (tcpListener.map { [$0] } ?? []) + (gateway.map { [$0] } ?? [])

@@ -74,6 +74,11 @@ final class Partition: Sendable {
 
     var hasPending: Bool { state.withLock { !$0.pending.isEmpty } }
 
+    /// Its segments and the bytes of their records.
+    var usage: (segments: Int, bytes: Int) {
+        state.withLock { state in (state.segments.count, state.segments.reduce(0) { $0 + $1.size }) }
+    }
+
     /// Writes what is queued to the segment files (rolling as needed) and returns the segments written
     /// to, which the caller syncs (or not) before calling ``markDurable(through:)``. Runs on the writer
     /// thread only, so the file writes happen outside the lock. Under `always` each record is synced as it

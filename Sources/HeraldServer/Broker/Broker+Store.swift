@@ -42,8 +42,10 @@ extension Broker {
             return stored.stored
         }
         if let first {
+            metrics.duplicates.increment()
             return AcceptedEvent(envelope: EventEnvelope(sealing: fields), stored: first.position, duplicate: true)
         }
+        metrics.published.increment()
         if fields.eventType == MaintenanceData.eventType { maintain(accepted!.envelope) }
         return accepted!
     }
@@ -90,6 +92,7 @@ extension Broker {
             throw .tooLarge(size: size, limit: limit)
         }
         bus.publish(sealed)
+        metrics.stored.increment()
         return AcceptedEvent(envelope: sealed, stored: LogPosition(partition: partition, offset: appended.offset))
     }
 }

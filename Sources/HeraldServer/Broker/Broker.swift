@@ -26,6 +26,8 @@ public final class Broker: Sendable {
     let logger: Logger
     /// Connected and loaded modules.
     let modules = ModuleRegistry()
+    /// Counters and gauges for `GET /metrics`.
+    let metrics = BrokerMetrics()
     private let sessions = Atomic<UInt64>(0)
     private let shuttingDown = Atomic<Bool>(false)
     private let started = Atomic<Bool>(false)

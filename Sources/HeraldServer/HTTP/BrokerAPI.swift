@@ -65,6 +65,17 @@ extension HTTPGateway {
                 .serviceUnavailable, "not_ready",
                 broker.isShuttingDown ? "the broker is shutting down" : "the broker has not completed its startup")
         }
+        let metricsText = self.metricsText
+        router.get("/metrics") { _, _ -> Response in
+            guard let metricsText else {
+                throw APIError(
+                    .notImplemented, "not_implemented", "metrics: this process bootstrapped no metrics backend")
+            }
+            broker.metrics.refresh(broker)
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: metricsText())))
+        }
         router.get("/v1/stats") { _, _ in
             JSONResponse.encode(Statistics(stats: broker.bus.allDeliveryStatistics()))
         }

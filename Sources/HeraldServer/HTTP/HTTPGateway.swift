@@ -22,9 +22,14 @@ public final class HTTPGateway: Service, Sendable {
     private let listening: AsyncStream<(any Error)?>
     private let listeningContinuation: AsyncStream<(any Error)?>.Continuation
 
-    /// The gateway of `broker`, on its `http.listen`.
-    public init(broker: Broker) {
+    /// Renders the metrics as Prometheus text; `nil` when the process bootstrapped no metrics backend.
+    let metricsText: (@Sendable () -> String)?
+
+    /// The gateway of `broker`, on its `http.listen`; `GET /metrics` answers with `metrics` (the
+    /// executable bootstraps swift-metrics with Prometheus and passes its registry's exposition).
+    public init(broker: Broker, metrics: (@Sendable () -> String)? = nil) {
         self.broker = broker
+        self.metricsText = metrics
         self.listen = broker.configuration.http.listen
         (listening, listeningContinuation) = AsyncStream.makeStream()
     }

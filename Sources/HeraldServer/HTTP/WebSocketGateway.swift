@@ -86,7 +86,9 @@ extension HTTPGateway {
                 else { return }
                 var connection = WebSocketConnection(
                     broker: broker, principal: webSocket.requestContext.principal("ws"), outbound: outbound)
+                broker.metrics.connection(.websocket, 1)
                 await connection.serve(inbound, subscribing: asked)
+                broker.metrics.connection(.websocket, -1)
             }
         )
         return router

@@ -25,13 +25,17 @@ final class IPCConnectionHandler: ChannelInboundHandler {
     private var firstPing: TimeAmount?
     private var closing = false
 
+    private let kind: BrokerMetrics.ConnectionKind
+
     init(broker: Broker, requiresToken: Bool, connections: OpenConnections) {
+        self.kind = requiresToken ? .tcp : .ipc
         self.broker = broker
         self.connections = connections
         self.session = IPCSession(broker: broker, requiresToken: requiresToken)
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        broker.metrics.connection(kind, 1)
         connections.add(context.channel)
         let channel = context.channel
         let outbox = Outbox(channel: channel)
@@ -46,6 +50,7 @@ final class IPCConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        broker.metrics.connection(kind, -1)
         heartbeat?.cancel()
         heartbeat = nil
         // What the subscriptions still queue counts as failed; `module.unloaded` when this was the last

@@ -1,0 +1,100 @@
+import HeraldCore
+import Metrics
+import Synchronization
+
+/// The broker's metrics (docs/operations.md), reported through swift-metrics to whatever backend the
+/// process bootstrapped (`herald serve`: Prometheus, served at `GET /metrics`).
+///
+/// Counted where they happen: events published, stored and refused as duplicates. Read from the broker's
+/// state just before each scrape (``refresh(_:)``): deliveries and drops per module (from the bus's
+/// statistics), connections by kind, subscriptions, group lag and dead letters, the log's size. The log
+/// times its own fsyncs (`herald_log_fsync_duration_seconds`).
+final class BrokerMetrics: Sendable {
+    /// Kinds of client connection, the `kind` label of `herald_connections`.
+    enum ConnectionKind: String, CaseIterable {
+        case ipc, tcp, websocket
+    }
+
+    let published = Counter(label: "herald_events_published_total")
+    let stored = Counter(label: "herald_events_stored_total")
+    let duplicates = Counter(label: "herald_events_duplicates_total")
+    private let ipc = Atomic<Int>(0)
+    private let tcp = Atomic<Int>(0)
+    private let websocket = Atomic<Int>(0)
+    /// The statistics last reported per module, so that counters grow by what happened since.
+    private let reported = Mutex<[String: DeliveryStatistics]>([:])
+
+    /// A connection of `kind` opened (`+1`) or closed (`-1`).
+    func connection(_ kind: ConnectionKind, _ change: Int) {
+        switch kind {
+        case .ipc: ipc.add(change, ordering: .relaxed)
+        case .tcp: tcp.add(change, ordering: .relaxed)
+        case .websocket: websocket.add(change, ordering: .relaxed)
+        }
+    }
+
+    /// Open connections of `kind`.
+    func connections(_ kind: ConnectionKind) -> Int {
+        switch kind {
+        case .ipc: ipc.load(ordering: .relaxed)
+        case .tcp: tcp.load(ordering: .relaxed)
+        case .websocket: websocket.load(ordering: .relaxed)
+        }
+    }
+
+    /// Brings every metric read from state up to date; called before each scrape.
+    func refresh(_ broker: Broker) {
+        for kind in ConnectionKind.allCases {
+            Gauge(label: "herald_connections", dimensions: [("kind", kind.rawValue)]).record(connections(kind))
+        }
+        Gauge(label: "herald_subscriptions").record(broker.bus.subscriptionCount)
+        reportDeliveries(broker.bus.allDeliveryStatistics())
+        if let log = broker.log {
+            let usage = log.usage
+            Gauge(label: "herald_log_bytes").record(usage.bytes)
+            Gauge(label: "herald_log_segments").record(usage.segments)
+        }
+        for group in broker.groups?.all ?? [] {
+            for lag in group.lag() {
+                let dimensions = [("group", group.name), ("partition", String(lag.partition))]
+                Gauge(label: "herald_group_lag_events", dimensions: dimensions).record(lag.lag)
+                Gauge(label: "herald_group_lag_seconds", dimensions: dimensions)
+                    .record(Double(lag.oldestUnackedAgeMs ?? 0) / 1000)
+            }
+            Gauge(label: "herald_group_dead_letters", dimensions: [("group", group.name)])
+                .record(group.deadLetterCount)
+            Gauge(label: "herald_group_members", dimensions: [("group", group.name)]).record(group.memberCount)
+        }
+    }
+
+    /// Counters of deliveries and drops per module grow by what the statistics gained since the last
+    /// scrape; statistics reset through the API start counting again from zero, without the counter going
+    /// back (a Prometheus counter never decreases).
+    private func reportDeliveries(_ statistics: [String: DeliveryStatistics]) {
+        let changes = reported.withLock { reported in
+            var changes: [(String, DeliveryStatistics)] = []
+            for (module, now) in statistics {
+                let before = reported[module] ?? DeliveryStatistics()
+                func gained(_ now: UInt64, _ before: UInt64) -> UInt64 { now >= before ? now - before : now }
+                changes.append(
+                    (
+                        module,
+                        DeliveryStatistics(
+                            successful: gained(now.successful, before.successful),
+                            failed: gained(now.failed, before.failed),
+                            channelFull: gained(now.channelFull, before.channelFull))
+                    ))
+                reported[module] = now
+            }
+            return changes
+        }
+        for (module, gained) in changes {
+            Counter(label: "herald_events_delivered_total", dimensions: [("module", module)])
+                .increment(by: Int64(clamping: gained.successful))
+            Counter(label: "herald_events_dropped_total", dimensions: [("module", module), ("reason", "channel_full")])
+                .increment(by: Int64(clamping: gained.channelFull))
+            Counter(label: "herald_events_dropped_total", dimensions: [("module", module), ("reason", "failed")])
+                .increment(by: Int64(clamping: gained.failed))
+        }
+    }
+}

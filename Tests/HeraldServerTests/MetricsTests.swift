@@ -1,0 +1,59 @@
+import Foundation
+import HeraldClient
+import Testing
+
+@testable import HeraldServer
+
+/// `GET /metrics` (docs/operations.md): the Prometheus text exposition, parsed, with counters moving.
+@Suite(.timeLimit(.minutes(1)))
+struct MetricsTests {
+    /// Samples by `name{labels}` (as exposed) from the exposition.
+    static func scrape(_ broker: TestBroker) async throws -> [String: Double] {
+        let response = try await broker.http().get("/metrics")
+        #expect(response.status == 200)
+        #expect(response.header("content-type")?.hasPrefix("text/plain; version=0.0.4") == true)
+        var samples: [String: Double] = [:]
+        for line in response.text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else {
+                Issue.record("not a sample line: \(line)")
+                continue
+            }
+            samples[String(line[..<space])] = value
+        }
+        return samples
+    }
+
+    @Test func countersAndGaugesMoveWithTheBroker() async throws {
+        let broker = try await TestBroker.start(durable: true, http: true) { $0.log.persist = ["tx.#"] }
+        let name = "metrics-" + UUID().uuidString.prefix(8).lowercased()
+        let before = try await Self.scrape(broker)
+        try await broker.withModule(name) { (client: inout Conversation) async throws in
+            _ = try await client.request(#"{"op":"subscribe","id":1,"topics":["tx.#"],"group":"\#(name)"}"#)
+            _ = try await client.request(#"{"op":"subscribe","id":2,"topics":["tx.#"],"buffer":1}"#)
+            let batch =
+                #"{"events":[{"event_type":"tx","event_id":"\#(name)-1"},{"event_type":"tx","event_id":"\#(name)-1"},{"event_type":"tx","event_id":"\#(name)-2"}]}"#
+            #expect(try await broker.http().post("/v1/events", json: batch).status == 200)
+            try await waitUntil { (broker.broker.bus.deliveryStatistics(for: name)?.successful ?? 0) >= 1 }
+            let after = try await Self.scrape(broker)
+            func gained(_ key: String) -> Double { (after[key] ?? 0) - (before[key] ?? 0) }
+            #expect(gained("herald_events_published_total") >= 2)
+            #expect(gained("herald_events_stored_total") >= 2)
+            #expect(gained("herald_events_duplicates_total") >= 1)
+            #expect(gained(#"herald_log_fsync_duration_seconds_count"#) >= 1)
+            let delivered = after[#"herald_events_delivered_total{module="\#(name)"}"#] ?? 0
+            let dropped = after[#"herald_events_dropped_total{module="\#(name)",reason="channel_full"}"#] ?? 0
+            // The live subscription (buffer 1) got the two events or dropped one of them.
+            #expect(delivered + dropped == 2)
+            // The group has two unacknowledged events: its lag shows them.
+            let lag = after.filter { $0.key.hasPrefix(#"herald_group_lag_events{group="\#(name)""#) }
+            #expect(lag.values.reduce(0, +) == 2)
+            #expect(after[#"herald_group_dead_letters{group="\#(name)"}"#] == 0)
+            #expect(after[#"herald_group_members{group="\#(name)"}"#] == 1)
+            #expect((after["herald_log_bytes"] ?? 0) > 0)
+            #expect((after["herald_log_segments"] ?? 0) >= 1)
+            #expect(after[#"herald_connections{kind="ipc"}"#] != nil)
+            #expect(after["herald_subscriptions"] != nil)
+        }
+        try await broker.stop()
+    }
+}
