@@ -1,5 +1,6 @@
 # Herald's two commands for a new user: `make run` and `make test`. Everything else is for developers.
-# Each target installs what it needs itself: `make test` needs python3 (the Python example module).
+# Each target installs what it needs itself: `make test` needs python3 (the Python example module) and
+# chromium (the dashboard's browser test).
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -22,6 +23,7 @@ test: lint test-deps
 # What the tests run besides Swift, installed with apt when missing (idempotent).
 test-deps:
 	@command -v python3 >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3; }
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 lint:
 	$(SWIFT) format lint --strict --recursive $(FORMAT_PATHS)

@@ -59,6 +59,11 @@ extension HTTPGateway {
     func addBrokerRoutes(to router: Router<GatewayContext>) {
         let broker = self.broker
         router.get("/healthz") { _, _ in JSONResponse.encode(Status(status: "ok")) }
+        router.get("/") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html)))
+        }
         router.get("/readyz") { _, _ -> Response in
             if broker.isReady { return JSONResponse.encode(Status(status: "ready")) }
             throw APIError(

@@ -28,7 +28,7 @@ struct GatewayContext: RequestContext, WebSocketRequestContext {
     }
 }
 
-/// Checks `Authorization: Bearer <token>` (or, for the WebSocket, `?token=`) on every request but
+/// Checks `Authorization: Bearer <token>` (or, for the dashboard and the WebSocket, `?token=`) on every request but
 /// `/healthz` when tokens are configured (PROTOCOL.md §7): missing or wrong is 401.
 struct BearerAuthentication: RouterMiddleware {
     typealias Context = GatewayContext
@@ -41,7 +41,9 @@ struct BearerAuthentication: RouterMiddleware {
         var context = context
         context.token = try Self.authenticate(
             authorization: request.headers[.authorization],
-            queryToken: request.uri.path == "/v1/ws" ? request.uri.queryParameters["token"].map(String.init) : nil,
+            // A browser cannot set headers when it opens the dashboard or a WebSocket: those take `?token=`.
+            queryToken: ["/", "/v1/ws"].contains(request.uri.path)
+                ? request.uri.queryParameters["token"].map(String.init) : nil,
             tokens: tokens)
         return try await next(request, context)
     }

@@ -1,0 +1,96 @@
+import Foundation
+import HeraldCore
+import Testing
+
+@testable import HeraldServer
+
+/// The dashboard (`GET /`) in a real browser: headless Chromium (installed by `make test`) loads the page
+/// from a running broker, which runs its script against the API and the WebSocket; the test reads the DOM
+/// it built.
+@Suite(.timeLimit(.minutes(1)))
+struct DashboardBrowserTests {
+    /// Chromium on the `PATH`, or a failure saying how to get it.
+    static func chromium() throws -> String {
+        let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":")
+        for directory in directories {
+            for name in ["chromium", "chromium-browser"]
+            where FileManager.default.isExecutableFile(
+                atPath: "\(directory)/\(name)")
+            {
+                return "\(directory)/\(name)"
+            }
+        }
+        throw BrowserMissing()
+    }
+
+    struct BrowserMissing: Error, CustomStringConvertible {
+        var description: String { "chromium is not installed: `make test` installs it (apt-get install chromium)" }
+    }
+
+    /// The DOM of `url` once the page's script ran for a few seconds of virtual time.
+    static func dumpDOM(_ url: String) async throws -> String {
+        let browser = try chromium()
+        return try await onOwnThread {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: browser)
+            process.arguments = [
+                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=5000",
+                "--user-data-dir=" + NSTemporaryDirectory() + "herald-chromium-" + UUID().uuidString.prefix(8),
+                "--dump-dom", url,
+            ]
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let dom = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return String(decoding: dom, as: UTF8.self)
+        }
+    }
+
+    @Test func thePageShowsEventsModulesSubscribersAndGroups() async throws {
+        let broker = try await TestBroker.start(durable: true, http: true)
+        try await broker.withModule("watcher") { (client: inout Conversation) async throws in
+            _ = try await client.request(#"{"op":"subscribe","id":1,"topics":["block.#"],"buffer":1}"#)
+            _ = try await client.request(#"{"op":"subscribe","id":2,"topics":["block.#"],"group":"indexers"}"#)
+            let events = (1...3).map {
+                #"{"event_type":"block.new","chain_id":1,"event_id":"dash-\#($0)","payload":{"number":\#($0)}}"#
+            }
+            let published = try await broker.http().post(
+                "/v1/events", json: #"{"events":["# + events.joined(separator: ",") + "]}")
+            #expect(published.status == 200)
+            try await waitUntil { (broker.broker.bus.deliveryStatistics(for: "watcher")?.channelFull ?? 0) > 0 }
+
+            let dom = try await Self.dumpDOM("http://\(broker.gateway!.address)/")
+            // The stored events, newest first, in the live stream.
+            for id in ["dash-1", "dash-2", "dash-3"] { #expect(dom.contains(#"data-id="\#(id)""#), "\(id)") }
+            #expect(dom.contains("block.new.1"))
+            // The module, its subscriber row with its drops marked, the group with its lag.
+            #expect(dom.contains(#"<tr data-module="watcher"><td>watcher</td><td class="muted">1.0</td>"#))
+            #expect(dom.contains(#"<tr data-subscriber="watcher">"#))
+            #expect(dom.contains(#"class="num bad">"#))
+            #expect(dom.contains(#"<div class="group" data-group="indexers">"#))
+            #expect(dom.contains(#"<span id="ready">ready</span>"#))
+            #expect(dom.contains(#"<span id="ws">streaming #</span>"#))
+        }
+        try await broker.stop()
+    }
+
+    @Test func withTokensThePageTakesTheTokenFromItsAddress() async throws {
+        let broker = try await TestBroker.start(durable: true, http: true) {
+            $0.tokens = [
+                HeraldConfiguration.Token(
+                    name: "ui", secret: "ui-secret", publish: [], subscribe: [try! TopicPattern("#")])
+            ]
+        }
+        #expect(try await broker.http().get("/").status == 401)
+        let page = try await broker.http().get("/?token=ui-secret")
+        #expect(page.status == 200 && page.header("content-type") == "text/html; charset=utf-8")
+        // Self-contained: nothing is loaded from anywhere else.
+        #expect(!page.text.contains("http://") && !page.text.contains("https://") && !page.text.contains("src="))
+        let dom = try await Self.dumpDOM("http://\(broker.gateway!.address)/?token=ui-secret")
+        #expect(dom.contains(#"<span id="ready">ready</span>"#))
+        #expect(dom.contains(#"<span id="ws">streaming #</span>"#))
+        try await broker.stop()
+    }
+}
