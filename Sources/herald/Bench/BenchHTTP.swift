@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import HeraldClient
+
+/// `herald bench http`: publishes over `POST /v1/events`, one event per request and in batches, with a
+/// number of requests in flight; every reply waits until its events are durable (docs/benchmarks.md).
+struct BenchHTTP: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "http",
+        abstract: "Measure HTTP publish throughput, single events and batches.",
+        discussion: """
+            Each request opens its own connection (the client sends Connection: close), so the single-event \
+            figure includes a TCP connection per event.
+            """
+    )
+
+    @Option(help: "Events to publish in each mode.")
+    var events = 20_000
+
+    @Option(help: "Events per request in the batched mode (at most 1000).")
+    var batch = 100
+
+    @Option(name: .customLong("in-flight"), help: "Requests outstanding at once.")
+    var inFlight = 32
+
+    @Option(name: .customLong("payload-size"), help: "Bytes of each event's payload.")
+    var payloadSize = 256
+
+    @Flag(help: "Start a broker for the run (in a temporary directory) instead of using --http.")
+    var spawn = false
+
+    @Option(help: "The HTTP listener of a running broker.")
+    var http = "127.0.0.1:7480"
+
+    func validate() throws {
+        guard (1...1000).contains(batch) else { throw ValidationError("--batch must be 1 to 1000") }
+        guard inFlight >= 1, events >= 1 else { throw ValidationError("--events and --in-flight must be at least 1") }
+    }
+
+    func run() async throws {
+        let spawned = spawn ? try SpawnedBroker.start() : nil
+        defer { spawned?.stop() }
+        let client = HeraldHTTPClient(address: spawned?.http ?? http)
+        let payload = "\"" + String(repeating: "x", count: max(0, payloadSize - 2)) + "\""
+        for (mode, size) in [("single", 1), ("batched", batch)] {
+            let requests = (events + size - 1) / size
+            let started = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                var next = 0
+                func body(_ request: Int) -> String {
+                    let list = (0..<size).map {
+                        #"{"event_type":"bench.http","event_id":"\#(mode)-\#(request)-\#($0)","payload":\#(payload)}"#
+                    }
+                    return size == 1 ? list[0] : #"{"events":["# + list.joined(separator: ",") + "]}"
+                }
+                while next < min(inFlight, requests) {
+                    let json = body(next)
+                    group.addTask { try await Self.send(client, json) }
+                    next += 1
+                }
+                while try await group.next() != nil, next < requests {
+                    let json = body(next)
+                    group.addTask { try await Self.send(client, json) }
+                    next += 1
+                }
+                try await group.waitForAll()
+            }
+            let elapsed = ContinuousClock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let published = requests * size
+            print(
+                String(
+                    format: "%@: %d events in %d requests, %.0f events/s, %.0f requests/s", mode, published, requests,
+                    Double(published) / seconds, Double(requests) / seconds))
+        }
+    }
+
+    private static func send(_ client: HeraldHTTPClient, _ json: String) async throws {
+        let response = try await client.post("/v1/events", json: json)
+        guard response.status == 200 else { throw BenchError("HTTP \(response.status): \(response.text)") }
+    }
+}
