@@ -43,7 +43,8 @@ struct HTTPAPITests {
     // MARK: Health
 
     @Test func healthAndReadiness() async throws {
-        let broker = try await Self.start()
+        // Storing every topic, the broker's own events included.
+        let broker = try await TestBroker.start(durable: true, http: true)
         let health = try await broker.http().get("/healthz")
         #expect(health.status == 200)
         #expect(health.text == #"{"status":"ok"}"#)
@@ -51,6 +52,11 @@ struct HTTPAPITests {
         let ready = try await broker.http().get("/readyz")
         #expect(ready.status == 200)
         #expect(ready.text == #"{"status":"ready"}"#)
+        // Ready means node.startup_completed was published (and stored, so it can be replayed).
+        let startup = try await broker.http().get("/v1/events?topic=node.startup_completed")
+        let events = try #require(startup.json?["events"] as? [[String: Any]])
+        #expect(events.count == 1)
+        #expect((events.first?["payload"] as? [String: Any])?["components"] as? [String] == ["ipc", "http"])
         broker.broker.beginShutdown()
         let draining = try await broker.http().get("/readyz")
         #expect(draining.status == 503)

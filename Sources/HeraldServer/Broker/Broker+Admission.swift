@@ -63,35 +63,51 @@ extension Broker {
     /// The largest stored envelope a delivery frame can carry: `max_frame` less the frame's own fields.
     var largestEnvelope: Int { configuration.ipc.maxFrame - FrameLength.eventHeaderAllowance }
 
-    /// Accepts an admitted event; the receipt a confirmed publish answers with (PROTOCOL.md §4.4, §9) comes
-    /// once the event is durable under the fsync policy (at once for an event that is not stored). Events
-    /// accepted one after the other are stored in that order, whenever their receipts are awaited.
-    func acceptForReceipt(_ fields: EnvelopeFields) -> PendingReceipt {
-        let receipt = PendingReceipt()
+    /// What a confirmed publish is answered with once its event is durable: the receipt, or
+    /// `storage_failed`.
+    typealias ReceiptCallback = @Sendable (Result<PublishReceipt, ProtocolError>) -> Void
+
+    /// Accepts an admitted event and says where it is (PROTOCOL.md §4.4, §9): for an event that is not
+    /// stored the receipt is returned at once; for a stored one (a duplicate: the first event) `confirming`
+    /// is called from the log's writer thread once it is durable under the fsync policy, and `nil` is
+    /// returned. Without `confirming`, nobody waits for the disk.
+    func accept(_ fields: EnvelopeFields, confirming: ReceiptCallback?) throws(ProtocolError) -> PublishReceipt? {
         let eventID = fields.eventID ?? ""
-        let durable: @Sendable (Result<LogPosition, LogError>, Bool) -> Void = { result, duplicate in
-            receipt.complete(
-                result.map { PublishReceipt(eventID: eventID, duplicate: duplicate, position: $0) }
-                    .mapError { ProtocolError(.storageFailed, "the event could not be stored: \($0)") })
-        }
         let accepted: AcceptedEvent
         do throws(AcceptError) {
-            accepted = try accept(fields, whenDurable: { durable($0, false) })
+            var whenDurable: DurabilityCallback?
+            if let confirming {
+                whenDurable = { result in confirming(Self.receipt(result, eventID, duplicate: false)) }
+            }
+            accepted = try accept(fields, whenDurable: whenDurable)
         } catch {
-            receipt.complete(.failure(error.protocolError))
-            return receipt
+            throw error.protocolError
         }
-        switch (accepted.stored, accepted.duplicate) {
-        case (nil, _):
-            receipt.complete(
-                .success(
-                    PublishReceipt(eventID: accepted.envelope.eventID, duplicate: accepted.duplicate, position: nil))
-            )
-        case (let position?, true):
+        guard let position = accepted.stored else {
+            return PublishReceipt(eventID: accepted.envelope.eventID, duplicate: accepted.duplicate, position: nil)
+        }
+        if accepted.duplicate, let confirming {
             // The first event's position, once it is durable (it may still be on its way to the disk).
-            log?.whenDurable(position) { durable($0, true) }
-        case (_?, false):
-            break  // `whenDurable` completes it.
+            log?.whenDurable(position) { confirming(Self.receipt($0, eventID, duplicate: true)) }
+        }
+        return nil
+    }
+
+    private static func receipt(_ result: Result<LogPosition, LogError>, _ eventID: String, duplicate: Bool)
+        -> Result<PublishReceipt, ProtocolError>
+    {
+        result.map { PublishReceipt(eventID: eventID, duplicate: duplicate, position: $0) }
+            .mapError { ProtocolError(.storageFailed, "the event could not be stored: \($0)") }
+    }
+
+    /// ``accept(_:confirming:)`` with the receipt to await. Events accepted one after the other are stored
+    /// in that order, whenever their receipts are awaited.
+    func acceptForReceipt(_ fields: EnvelopeFields) -> PendingReceipt {
+        let receipt = PendingReceipt()
+        do throws(ProtocolError) {
+            if let now = try accept(fields, confirming: { receipt.complete($0) }) { receipt.complete(.success(now)) }
+        } catch {
+            receipt.complete(.failure(error))
         }
         return receipt
     }

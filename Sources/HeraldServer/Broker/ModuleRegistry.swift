@@ -13,6 +13,7 @@ final class ModuleRegistry: Sendable {
         /// When it was loaded.
         var loadedAt = Date()
 
+        /// The same module: its load time is not part of what it is.
         static func == (lhs: LoadedModule, rhs: LoadedModule) -> Bool {
             lhs.name == rhs.name && lhs.version == rhs.version
         }

@@ -42,7 +42,7 @@ extension HTTPGateway {
     /// then they are accepted in order and the reply waits until all are durable.
     private func publish(_ request: Request, context: GatewayContext) async throws -> Response {
         let body = try await body(of: request)
-        let parsed = Array(body.readableBytesView).withUnsafeBufferPointer { Self.parseEvents($0) }
+        let parsed = body.withUnsafeReadableBytes { Self.parseEvents($0.assumingMemoryBound(to: UInt8.self)) }
         let events: [EnvelopeFields]
         switch parsed {
         case .failure(let error): throw error
@@ -138,6 +138,15 @@ extension HTTPGateway {
         return .success(events)
     }
 
+    /// The `limit` query parameter of a page: 1 to ``largestPage``, ``defaultPage`` when absent.
+    static func pageLimit(_ request: Request) throws(APIError) -> Int {
+        guard let text = request.uri.queryParameters["limit"] else { return defaultPage }
+        guard let number = Int(text), (1...largestPage).contains(number) else {
+            throw .invalidRequest("limit: must be 1 to \(largestPage)")
+        }
+        return number
+    }
+
     /// A page of stored events (`topic`, `from`, `partition`, `limit`): `{"events":[…],"next":"…"}`.
     private func replay(_ request: Request, context: GatewayContext) throws -> Response {
         let query = request.uri.queryParameters
@@ -160,13 +169,7 @@ extension HTTPGateway {
             }
             partition = number
         }
-        var limit = Self.defaultPage
-        if let text = query["limit"] {
-            guard let number = Int(text), (1...Self.largestPage).contains(number) else {
-                throw APIError.invalidRequest("limit: must be 1 to \(Self.largestPage)")
-            }
-            limit = number
-        }
+        let limit = try Self.pageLimit(request)
         let fromText = query["from"].map(String.init) ?? "earliest"
         guard let start = ReplayStart(fromText, partitioned: partition != nil) else {
             throw APIError.invalidRequest(

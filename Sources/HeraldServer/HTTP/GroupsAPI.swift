@@ -68,13 +68,7 @@ extension HTTPGateway {
         router.get("/v1/groups/{group}/dead-letters") { request, context -> Response in
             let group = try self.group(context)
             try self.requireSubscribe(group, context)
-            var limit = Self.defaultPage
-            if let text = request.uri.queryParameters["limit"] {
-                guard let number = Int(text), (1...Self.largestPage).contains(number) else {
-                    throw APIError.invalidRequest("limit: must be 1 to \(Self.largestPage)")
-                }
-                limit = number
-            }
+            let limit = try Self.pageLimit(request)
             let letters: [StoredRecord]
             do throws(LogError) {
                 letters = try group.listDeadLetters(limit: limit)

@@ -205,10 +205,7 @@ struct WebSocketConnection {
     /// Writes each length-prefixed frame of `bytes` as one text message, without the prefix.
     static func write(frames bytes: [UInt8], to outbound: WebSocketOutboundWriter) async throws {
         var start = 0
-        while start + 4 <= bytes.count {
-            let length =
-                Int(bytes[start]) << 24 | Int(bytes[start + 1]) << 16 | Int(bytes[start + 2]) << 8
-                | Int(bytes[start + 3])
+        while let length = FrameLength.read(bytes[start...]) {
             let body = ByteBuffer(bytes: bytes[(start + 4)..<(start + 4 + length)])
             try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: body)))
             start += 4 + length

@@ -386,46 +386,37 @@ struct IPCSession {
         }
         // A confirmed publish of a stored event is answered once the event is durable (PROTOCOL.md §4.4),
         // from the log's writer thread; everything else at once, with the other replies of this read.
-        let eventID = admitted.eventID!
-        let whenDurable = id.map { Self.confirmation(of: eventID, id: $0, duplicate: false, sendLater: sendLater) }
-        let accepted: AcceptedEvent
-        do throws(AcceptError) {
-            accepted = try broker.accept(admitted, whenDurable: whenDurable)
+        let sendLater = self.sendLater
+        var confirming: Broker.ReceiptCallback?
+        if let id {
+            confirming = { result in
+                var reply = FrameWriter()
+                Self.confirm(result, id: id, into: &reply)
+                sendLater(reply.bytes)
+            }
+        }
+        let now: PublishReceipt?
+        do throws(ProtocolError) {
+            now = try broker.accept(admitted, confirming: confirming)
         } catch {
-            return refuse(fields, id: id, error.protocolError.code, error.protocolError.message)
+            return refuse(fields, id: id, error.code, error.message)
         }
-        guard let id else { return true }
-        switch (accepted.stored, accepted.duplicate) {
-        case (nil, _):
-            replies.ok(
-                id: id, eventID: accepted.envelope.eventID, duplicate: accepted.duplicate, offset: nil, partition: nil)
-        case (let position?, true):
-            // The first event's position, once it is durable (it may still be on its way to the disk).
-            broker.log?.whenDurable(
-                position,
-                Self.confirmation(of: accepted.envelope.eventID, id: id, duplicate: true, sendLater: sendLater))
-        case (_?, false):
-            break  // `whenDurable` answers.
-        }
+        if let id, let now { Self.confirm(.success(now), id: id, into: &replies) }
         return true
     }
 
-    /// The answer to a confirmed publish of a stored event, sent once the log says it is durable: `ok` with
-    /// its offset and partition, or `storage_failed`.
-    private static func confirmation(
-        of eventID: String, id: RequestID, duplicate: Bool, sendLater: @escaping @Sendable ([UInt8]) -> Void
-    ) -> DurabilityCallback {
-        { result in
-            var reply = FrameWriter()
-            switch result {
-            case .success(let position):
-                reply.ok(
-                    id: id, eventID: eventID, duplicate: duplicate, offset: position.offset,
-                    partition: position.partition)
-            case .failure(let error):
-                reply.error(ProtocolError(.storageFailed, "the event could not be stored: \(error)", requestID: id))
-            }
-            sendLater(reply.bytes)
+    /// The answer to a confirmed publish: `ok` with the event's id, whether it was a duplicate and, when
+    /// stored, its offset and partition; or the error.
+    private static func confirm(
+        _ result: Result<PublishReceipt, ProtocolError>, id: RequestID, into writer: inout FrameWriter
+    ) {
+        switch result {
+        case .success(let receipt):
+            writer.ok(
+                id: id, eventID: receipt.eventID, duplicate: receipt.duplicate, offset: receipt.position?.offset,
+                partition: receipt.position?.partition)
+        case .failure(let error):
+            writer.error(ProtocolError(error.code, error.message, requestID: id))
         }
     }
 
