@@ -11,9 +11,10 @@ FORMAT_PATHS = Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/S
 build:
 	$(SWIFT) build
 
-# Starts the broker with its embedded defaults (data in ./herald-data); Ctrl-C stops it cleanly.
+# Starts the broker with its embedded defaults (data in ./herald-data) and the example modules of
+# Examples/modules, which it starts and supervises; Ctrl-C stops it cleanly.
 run: build
-	$(SWIFT) run herald serve
+	$(SWIFT) run herald serve --modules-dir Examples/modules
 
 # Every test. Warnings are errors in every Herald target (Package.swift), so this is also the strict build.
 test: lint test-deps

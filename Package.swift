@@ -49,9 +49,12 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(name: "HeraldProtocol", dependencies: ["HeraldCore"], swiftSettings: strictSettings),
+        // fork and exec for module processes: the child side must be async-signal-safe C.
+        .target(name: "CHeraldSpawn", cSettings: [.unsafeFlags(["-Wall", "-Werror"])]),
         .target(
             name: "HeraldServer",
             dependencies: [
+                "CHeraldSpawn",
                 "HeraldCore",
                 "HeraldLog",
                 "HeraldProtocol",

@@ -33,16 +33,22 @@ struct BlockNumber: Decodable {
     }
 }
 
+/// Writes a line straight to standard output: the broker logs a supervised module's output as it comes,
+/// and `print` would hold it in a buffer while standard output is a pipe.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
 signal(SIGTERM) { _ in exit(0) }
 signal(SIGINT) { _ in exit(0) }
 
 let client = try await HeraldClient.connect(.fromEnvironment(module: "example-swift", version: "1.0.0"))
-print("connected as session \(client.session ?? "?")")
+say("connected as session \(client.session ?? "?")")
 let blocks = try await client.subscribe(["block.new.#"])
 var seen = 0
 for await block in blocks {
     let number = try? block.payload?.decode(BlockNumber.self).blockNumber
-    print("block \(number.map(String.init) ?? "?") on chain \(block.chainID.map(String.init) ?? "-") (\(block.eventID))")
+    say("block \(number.map(String.init) ?? "?") on chain \(block.chainID.map(String.init) ?? "-") (\(block.eventID))")
     try await client.publish(
         try EventEnvelope(
             eventType: "example.block_seen",

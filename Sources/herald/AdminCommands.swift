@@ -92,7 +92,11 @@ struct Modules: AsyncParsableCommand {
     func run() async throws {
         guard action == .list, name == nil else {
             let body = try await options.call("POST", "/v1/modules/\(name!)/\(action.rawValue)")
-            options.json ? options.printJSON(body) : printLine("\(action.rawValue): \(name!) done")
+            let state = text(body["state"])
+            let problem = body["problem"] as? String
+            options.json
+                ? options.printJSON(body)
+                : printLine("\(action.rawValue): \(name!) is \(state)" + (problem.map { " (\($0))" } ?? ""))
             return
         }
         let body = try await options.call("GET", "/v1/modules")

@@ -93,12 +93,18 @@ struct Serve: AsyncParsableCommand {
         // Closed before the log (deferred later, runs first): the last group state is written.
         defer { groups.close() }
         let broker = Broker(configuration: configuration, logger: logger, log: log, groups: groups)
+        // EVENTS.md's startup order: config.loaded, the modules, node.startup_completed.
+        broker.configurationLoaded()
         let listener = IPCListener(broker: broker)
         let tcpListener = IPCListener.tcp(for: broker)
         let gateway = HTTPGateway(broker: broker, metrics: { metrics.emitToString() })
+        let supervisor = ModuleSupervisor(broker: broker)
+        // Shut down in reverse: the supervisor first, while the socket still serves the modules it stops.
         let services = ServiceGroup(
             configuration: .init(
-                services: [listener] + (tcpListener.map { [$0] } ?? []) + [gateway, GroupLagMonitor(broker: broker)],
+                services: [listener] + (tcpListener.map { [$0] } ?? []) + [
+                    gateway, GroupLagMonitor(broker: broker), Housekeeping(broker: broker), supervisor,
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -109,16 +115,20 @@ struct Serve: AsyncParsableCommand {
                 try await listener.waitUntilListening()
                 try await tcpListener?.waitUntilListening()
                 try await gateway.waitUntilListening()
-                broker.completeStartup(
-                    components: ["log", "groups", "ipc"] + (tcpListener == nil ? [] : ["ipc-tcp"]) + ["http"])
                 // Written straight to the file descriptor: a supervisor waiting for this line sees it at once.
                 FileHandle.standardOutput.write(
                     Data("herald ready socket=\(listener.path) http=\(gateway.address)\n".utf8))
+                await supervisor.startAll()
+                broker.completeStartup(
+                    components: ["log", "groups", "ipc"] + (tcpListener == nil ? [] : ["ipc-tcp"]) + [
+                        "http", "modules", "housekeeping",
+                    ])
                 try await tasks.waitForAll()
             }
         } catch {
             throw fail("\(error)")
         }
+        await broker.completeShutdown()
     }
 
     /// Makes Prometheus the backend of swift-metrics, with buckets fitted to what Herald times, and returns

@@ -258,15 +258,17 @@ struct HTTPAPITests {
             let listed = try #require((modules.json?["modules"] as? [[String: Any]])?.first)
             #expect(listed["name"] as? String == "indexer")
             #expect(listed["version"] as? String == "1.0")
-            #expect(listed["state"] as? String == "loaded")
+            // Connected on its own: the broker did not start it.
+            #expect(listed["state"] as? String == "external")
             #expect(listed["pid"] is NSNull)
             #expect(listed["restarts"] as? Int == 0)
             #expect((listed["loaded_at"] as? String).flatMap(Timestamp.millisecondsSinceEpoch) != nil)
         }
         for action in ["load", "unload", "reload"] {
             let response = try await broker.http().post("/v1/modules/indexer/\(action)")
-            #expect(response.status == 501)
-            #expect(Self.error(response)?["code"] as? String == "not_implemented")
+            // This broker runs no supervisor (ModuleSupervisorTests covers the actions).
+            #expect(response.status == 503)
+            #expect(Self.error(response)?["code"] as? String == "not_ready")
         }
         try await broker.stop()
     }

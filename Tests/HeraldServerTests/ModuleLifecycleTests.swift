@@ -120,15 +120,15 @@ struct ModuleLifecycleTests {
         #expect(registry.load("a", version: "1") == [])
         #expect(registry.load("a", version: "1") == nil)
         #expect(registry.load("b", version: "2") == [.init(name: "a", version: "1")])
-        #expect(registry.disconnected("a") == nil)
-        #expect(registry.disconnected("a") == .init(name: "a", version: "1"))
+        #expect(registry.disconnected("a") == (false, nil))
+        #expect(registry.disconnected("a") == (true, .init(name: "a", version: "1")))
         #expect(registry.loadedModules == [.init(name: "b", version: "2")])
         registry.connected("c", version: "3")
         // The listing: loaded modules first, then those only connected.
         #expect(registry.listing.map(\.name) == ["b", "c"])
         #expect(registry.listing.map { $0.loadedAt == nil } == [false, true])
         #expect(registry.listing.map(\.version) == ["2", "3"])
-        #expect(registry.disconnected("c") == nil)
+        #expect(registry.disconnected("c") == (true, nil))
         #expect(registry.listing.map(\.name) == ["b"])
     }
 }

@@ -61,8 +61,8 @@ struct ServeTests {
             "herald: configuration: ipc.max_frame: must be an integer from 4096 to 67108864"
         ),
         (
-            "[modules]\nstartup_timeout_ms = 1000\n",
-            "herald: configuration: modules: not built yet: arrives with issue #6 (module supervisor)"
+            "[modules]\nstartup_timeout_ms = 0\n",
+            "herald: configuration: modules.startup_timeout_ms: must be an integer from 1 to 3600000"
         ),
         (
             "[http]\nlisten = \"0.0.0.0:7480\"\n",

@@ -30,6 +30,8 @@ struct TestBroker {
     /// The HTTP gateway, when started with `http`.
     let gateway: HTTPGateway?
     let broker: Broker
+    /// The module supervisor, when started with `modules`.
+    let supervisor: ModuleSupervisor?
     private let services: ServiceGroup
     private let running: Task<Void, any Error>
 
@@ -45,9 +47,12 @@ struct TestBroker {
     /// `lagMonitor: false` leaves the group lag monitor out, for tests that run its rounds themselves. With
     /// `http`, the HTTP gateway listens on a free loopback port and the broker completes its startup
     /// (`node.startup_completed`) once everything listens, as `herald serve` does.
+    ///
+    /// With `modules`, a ``ModuleSupervisor`` runs the modules of that directory; the test starts them with
+    /// `supervisor.startAll()`. `logger` replaces the quiet default.
     static func start(
-        durable: Bool = false, lagMonitor: Bool = true, http: Bool = false,
-        _ configure: (inout HeraldConfiguration) -> Void = { _ in }
+        durable: Bool = false, lagMonitor: Bool = true, http: Bool = false, modules: String? = nil,
+        logger customLogger: Logger? = nil, _ configure: (inout HeraldConfiguration) -> Void = { _ in }
     )
         async throws -> TestBroker
     {
@@ -59,10 +64,12 @@ struct TestBroker {
         // Heartbeat pings are frames a test does not expect; only heartbeat tests shorten the interval.
         configuration.ipc.heartbeatMs = 3_600_000
         configuration.http.listen = "127.0.0.1:0"
+        if let modules { configuration.modules.directory = modules }
         configure(&configuration)
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         var logger = Logger(label: "herald-test")
         logger.logLevel = .warning
+        if let customLogger { logger = customLogger }
         let log = durable ? try DurableLog(configuration: configuration.logConfiguration) : nil
         let groups = try log.map {
             try ConsumerGroups(log: $0, directory: configuration.groupsDirectory, settings: configuration.groupSettings)
@@ -71,10 +78,15 @@ struct TestBroker {
         let listener = IPCListener(broker: broker)
         let tcpListener = IPCListener.tcp(for: broker)
         let gateway = http ? HTTPGateway(broker: broker, metrics: { testMetrics.emitToString() }) : nil
+        let supervisor = modules == nil ? nil : ModuleSupervisor(broker: broker)
+        var all: [any Service] = [listener]
+        if let tcpListener { all.append(tcpListener) }
+        if let gateway { all.append(gateway) }
+        if lagMonitor { all.append(GroupLagMonitor(broker: broker)) }
+        if let supervisor { all.append(supervisor) }
         let services = ServiceGroup(
             configuration: .init(
-                services: [listener] + (tcpListener.map { [$0] } ?? []) + (gateway.map { [$0] } ?? [])
-                    + (lagMonitor ? [GroupLagMonitor(broker: broker)] : []),
+                services: all,
                 logger: logger))
         let running = Task { try await services.run() }
         try await listener.waitUntilListening()
@@ -89,6 +101,7 @@ struct TestBroker {
             tcpListener: tcpListener,
             gateway: gateway,
             broker: broker,
+            supervisor: supervisor,
             services: services,
             running: running
         )
@@ -160,12 +173,14 @@ struct TestBroker {
     }
 
     /// Runs `body` with a connection that has already said hello as `module`.
-    func withModule<Result>(_ module: String, _ body: (inout Conversation) async throws -> Result) async throws
-        -> Result
-    {
+    /// With `token`, the hello presents it.
+    func withModule<Result>(
+        _ module: String, token: String? = nil, _ body: (inout Conversation) async throws -> Result
+    ) async throws -> Result {
         try await withConnection { conversation in
+            let presented = token.map { #","token":""# + $0 + "\"" } ?? ""
             try await conversation.send(
-                #"{"op":"hello","protocol":1,"module":{"name":""# + module + #"","version":"1.0"}}"#)
+                #"{"op":"hello","protocol":1,"module":{"name":""# + module + #"","version":"1.0"}"# + presented + "}")
             // With a short heartbeat the broker may ping before the client's hello arrives.
             var welcome = try await conversation.receive()
             while welcome == #"{"op":"ping"}"# { welcome = try await conversation.receive() }

@@ -36,6 +36,12 @@ public final class Broker: Sendable {
     /// Tasks waiting for the shutdown to begin, by a number of their own.
     private let shutdownWaiters = Mutex<[UInt64: CheckedContinuation<Void, Never>]>([:])
     private let waiterNumbers = Atomic<UInt64>(0)
+    /// When the shutdown began, for `node.shutdown_completed`'s `duration_ms`.
+    private let shutdownStarted = Mutex<ContinuousClock.Instant?>(nil)
+    /// The supervisor of the modules the broker starts, while it runs.
+    private let supervisorSlot = Mutex<ModuleSupervisor?>(nil)
+    /// Tokens issued to the modules the broker started, by secret (PROTOCOL.md §6).
+    private let issuedTokens = Mutex<[String: IssuedToken]>([:])
 
     /// A broker with `configuration`, logging to `logger`, storing events in `log` (opened from
     /// ``HeraldConfiguration/logConfiguration``) and serving consumer groups from `groups` (opened on that
@@ -62,8 +68,12 @@ public final class Broker: Sendable {
             for (name, value) in metadata { all[name] = value }
             all["producer"] = Self.serverName
             let envelope = try EventEnvelope(event, metadata: all)
+            // One key for all of the broker's own events: one partition, so the log keeps them in the order
+            // they were published (EVENTS.md's lifecycle order survives a replay).
+            var fields = envelope.fields
+            fields.key = Self.serverName
             do throws(AcceptError) {
-                _ = try accept(envelope.fields)
+                _ = try accept(fields)
             } catch {
                 logger.error(
                     "a broker event could not be stored",
@@ -98,6 +108,7 @@ public final class Broker: Sendable {
     public func beginShutdown(reason: String = "signal") {
         guard shuttingDown.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         else { return }
+        shutdownStarted.withLock { $0 = .now }
         logger.info("shutting down", metadata: ["shutdown.reason": "\(reason)"])
         let waiters = shutdownWaiters.withLock { waiters in
             defer { waiters.removeAll() }
@@ -107,6 +118,49 @@ public final class Broker: Sendable {
         let timeout = (configuration.modules.shutdownTimeoutMs + 999) / 1000
         // Published after the flag is set: a subscriber told of the shutdown finds new requests refused.
         publish(NodeShutdown(reason: reason, timeoutSeconds: timeout))
+        // EVENTS.md's shutdown order: modules flush their own state in the time they are given; the broker
+        // flushes the log on the same event.
+        publish(MaintenanceData(operation: .flush, urgency: .high, reason: .shutdown, timeoutSeconds: timeout))
+    }
+
+    /// Ends the shutdown once every service stopped: flushes the log, then stores
+    /// `node.shutdown_completed` with the time since the shutdown began and flushes again (EVENTS.md).
+    public func completeShutdown() async {
+        let began = shutdownStarted.withLock { $0 } ?? .now
+        try? await log?.flush()
+        publish(NodeShutdownCompleted(durationMs: Int((ContinuousClock.now - began).wholeMilliseconds)))
+        try? await log?.flush()
+    }
+
+    /// The module supervisor, while it runs.
+    var supervisor: ModuleSupervisor? {
+        get { supervisorSlot.withLock { $0 } }
+        set { supervisorSlot.withLock { $0 = newValue } }
+    }
+
+    /// A token the broker gave a module it started.
+    struct IssuedToken: Sendable {
+        /// The module it was issued to: only that module may present it.
+        let module: String
+        let permissions: HeraldConfiguration.Token
+    }
+
+    /// Makes `secret` valid for `module`, with `permissions`, until ``revoke(_:)``.
+    func issue(_ secret: String, to module: String, _ permissions: HeraldConfiguration.Token) {
+        issuedTokens.withLock { $0[secret] = IssuedToken(module: module, permissions: permissions) }
+    }
+
+    /// Ends an issued token (its module's process exited).
+    func revoke(_ secret: String?) {
+        guard let secret else { return }
+        _ = issuedTokens.withLock { $0.removeValue(forKey: secret) }
+    }
+
+    /// The issued token with `secret`, if any.
+    func issuedToken(_ secret: String) -> IssuedToken? {
+        issuedTokens.withLock { tokens in
+            tokens.first { IPCSession.sameSecret($0.key, secret) }?.value
+        }
     }
 
     /// Returns once the shutdown has begun (at once if it has), or when the calling task is cancelled.

@@ -34,6 +34,8 @@ final class ModuleRegistry: Sendable {
         var versions: [String: String] = [:]
         /// Loaded modules, oldest load first.
         var loaded: [LoadedModule] = []
+        /// Connections that are not healthy, by module.
+        var health: [String: [ObjectIdentifier: ModuleHealth]] = [:]
     }
 
     private let state = StateLock(State())
@@ -57,20 +59,59 @@ final class ModuleRegistry: Sendable {
         }
     }
 
-    /// A connection of `module` closed: returns the module if that was its last connection and it was
-    /// loaded, which unloads it.
-    func disconnected(_ module: String) -> LoadedModule? {
+    /// A connection of `module` closed: returns whether it was the module's last, and the module if it was
+    /// also loaded, which unloads it.
+    func disconnected(_ module: String) -> (last: Bool, unloaded: LoadedModule?) {
         state.withLock { state in
             let remaining = (state.connections[module] ?? 1) - 1
             guard remaining == 0 else {
                 state.connections[module] = remaining
-                return nil
+                return (false, nil)
             }
             state.connections[module] = nil
             state.versions[module] = nil
-            guard let index = state.loaded.firstIndex(where: { $0.name == module }) else { return nil }
-            return state.loaded.remove(at: index)
+            state.health[module] = nil
+            guard let index = state.loaded.firstIndex(where: { $0.name == module }) else { return (true, nil) }
+            return (true, state.loaded.remove(at: index))
         }
+    }
+
+    /// Whether a connection of `module` is open.
+    func isConnected(_ module: String) -> Bool {
+        state.withLock { $0.connections[module] != nil }
+    }
+
+    /// A connection of `module` reports its own health from its heartbeats (`connection` tells the
+    /// connections apart). Returns the module's change of health, the worst of its connections', when the
+    /// module is loaded and its health changed: what `module.health_changed` says.
+    func report(
+        _ health: ModuleHealth, of connection: ObjectIdentifier, module: String
+    ) -> (old: ModuleHealth, new: ModuleHealth)? {
+        state.withLock { state in
+            var connections = state.health[module, default: [:]]
+            let old = Self.worst(connections.values)
+            connections[connection] = health == .healthy ? nil : health
+            state.health[module] = connections
+            let new = Self.worst(connections.values)
+            guard old != new, state.loaded.contains(where: { $0.name == module }) else { return nil }
+            return (old, new)
+        }
+    }
+
+    /// Leaves a closing connection's health out of its module's, without a change to report.
+    func forget(_ connection: ObjectIdentifier, module: String) {
+        _ = state.withLock { $0.health[module]?.removeValue(forKey: connection) }
+    }
+
+    /// The health of a connected module: the worst of its connections'.
+    func health(of module: String) -> ModuleHealth? {
+        state.withLock { state in
+            state.connections[module] == nil ? nil : Self.worst(state.health[module, default: [:]].values)
+        }
+    }
+
+    private static func worst(_ healths: some Sequence<ModuleHealth>) -> ModuleHealth {
+        healths.contains(.unhealthy) ? .unhealthy : healths.contains(.degraded) ? .degraded : .healthy
     }
 
     /// Every connected module: loaded ones first, oldest load first, then the others by name.

@@ -4,9 +4,7 @@ extension HeraldConfiguration {
     /// Options whose feature is not built yet, with the issue that builds it. A configuration that sets any
     /// of them to something other than its default is refused, rather than run without what it asks for.
     /// Remove a line here when its feature lands.
-    static let unbuiltOptions: [(key: String, isDefault: @Sendable (HeraldConfiguration) -> Bool, issue: String)] = [
-        ("modules", { $0.modules == Modules() }, "#6 (module supervisor)")
-    ]
+    static let unbuiltOptions: [(key: String, isDefault: @Sendable (HeraldConfiguration) -> Bool, issue: String)] = []
 
     /// Refuses options whose feature is not built yet (see ``unbuiltOptions``).
     public func checkBuiltFeatures() throws(ConfigurationError) {

@@ -40,7 +40,24 @@ extension HeraldConfiguration {
         .string("modules.dir", \.modules.directory) { $0.isEmpty ? "must not be empty" : nil },
         .integer("modules.startup_timeout_ms", 1...3_600_000, \.modules.startupTimeoutMs),
         .integer("modules.shutdown_timeout_ms", 0...3_600_000, \.modules.shutdownTimeoutMs),
+        .integer("housekeeping.cleanup_interval_ms", 0...604_800_000, \.housekeeping.cleanupIntervalMs),
+        .integer("housekeeping.health_check_interval_ms", 0...86_400_000, \.housekeeping.healthCheckIntervalMs),
+        .integer("housekeeping.disk_check_interval_ms", 0...86_400_000, \.housekeeping.diskCheckIntervalMs),
+        .integer("housekeeping.disk_low_percent", 0...100, \.housekeeping.diskLowPercent),
     ]
+
+    /// The sections (and top-level keys) whose options differ from the defaults, `auth` when tokens are
+    /// configured: `config.loaded`'s `changed_sections`.
+    public var changedSections: [String] {
+        let defaults = HeraldConfiguration()
+        var sections: [String] = []
+        for key in Self.keys where key.render(self) != key.render(defaults) {
+            let section = key.section.isEmpty ? key.name : key.section
+            if !sections.contains(section) { sections.append(section) }
+        }
+        if !tokens.isEmpty { sections.append("auth") }
+        return sections
+    }
 
     /// This configuration with the options of `herald.toml` text applied over it. Every key is checked: an
     /// unknown key, a wrong type or a value out of range is an error naming the key, and nothing is applied.

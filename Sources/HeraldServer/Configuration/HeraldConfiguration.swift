@@ -17,6 +17,8 @@ public struct HeraldConfiguration: Sendable, Equatable {
     public var groups = Groups()
     /// The module supervisor.
     public var modules = Modules()
+    /// Periodic maintenance, health checks and the disk-space monitor.
+    public var housekeeping = Housekeeping()
     /// Tokens and their permissions; none by default.
     public var tokens: [Token] = []
 
@@ -97,6 +99,19 @@ public struct HeraldConfiguration: Sendable, Equatable {
         public var startupTimeoutMs = 30_000
         /// How long a module has to stop before SIGKILL.
         public var shutdownTimeoutMs = 5000
+    }
+
+    /// `[housekeeping]` (docs/configuration.md); an interval of 0 turns its task off.
+    public struct Housekeeping: Sendable, Equatable {
+        /// How often the broker publishes `maintenance.data {cleanup, low, periodic}`.
+        public var cleanupIntervalMs = 3_600_000
+        /// How often the broker publishes `health.check`.
+        public var healthCheckIntervalMs = 60_000
+        /// How often the free space of the data directory's file system is checked.
+        public var diskCheckIntervalMs = 30_000
+        /// Below this percentage of free space, `resource.disk_space_low` and `maintenance.data {both, high,
+        /// low_disk}` are published, once per crossing.
+        public var diskLowPercent = 10
     }
 
     /// One `[[auth.tokens]]` entry.

@@ -18,42 +18,59 @@ extension HTTPGateway {
     }
 
     private struct Modules: Encodable {
-        struct Module: Encodable {
-            let name: String
-            let version: String
-            /// `loaded`, or `connected` before its first `subscribe` or `ready`.
-            let state: String
-            let health: String
-            /// `nil`: modules the broker did not start (the supervisor, issue #6, starts them).
-            let pid: Int?
-            let restarts: Int
-            /// RFC 3339; `nil` while not loaded.
-            let loadedAt: String?
-            /// Open IPC connections of the module.
-            let connections: Int
-            /// Started by the broker, or connected on its own.
-            let managed: Bool
-
-            enum CodingKeys: String, CodingKey {
-                case name, version, state, health, pid, restarts, connections, managed
-                case loadedAt = "loaded_at"
-            }
-
-            // `pid` and `loaded_at` are written as `null` rather than left out, so every row has every field.
-            func encode(to encoder: any Encoder) throws {
-                var container = encoder.container(keyedBy: CodingKeys.self)
-                try container.encode(name, forKey: .name)
-                try container.encode(version, forKey: .version)
-                try container.encode(state, forKey: .state)
-                try container.encode(health, forKey: .health)
-                try container.encode(pid, forKey: .pid)
-                try container.encode(restarts, forKey: .restarts)
-                try container.encode(loadedAt, forKey: .loadedAt)
-                try container.encode(connections, forKey: .connections)
-                try container.encode(managed, forKey: .managed)
-            }
-        }
         let modules: [Module]
+    }
+
+    /// One row of `GET /v1/modules`, and the body of `POST /v1/modules/{name}/…`.
+    struct Module: Encodable {
+        let name: String
+        let version: String
+        /// ``ModuleState``: `starting`, `running`, `stopping`, `restarting`, `stopped`, `failed`, or
+        /// `external` for a module that connected on its own.
+        let state: String
+        /// `healthy`, `degraded` or `unhealthy` while connected; `null` otherwise.
+        let health: String?
+        let pid: Int32?
+        let restarts: Int
+        /// RFC 3339; `null` while not loaded.
+        let loadedAt: String?
+        /// Open IPC connections of the module.
+        let connections: Int
+        /// Why it is failed or stopped, when the broker knows.
+        let problem: String?
+
+        init(_ status: ModuleSupervisor.ModuleStatus) {
+            name = status.name
+            version = status.version
+            state = status.state.rawValue
+            health = status.health?.rawValue
+            pid = status.pid
+            restarts = status.restarts
+            loadedAt = status.loadedAt.map {
+                Timestamp.format(millisecondsSinceEpoch: Int64($0.timeIntervalSince1970 * 1000))
+            }
+            connections = status.connections
+            problem = status.problem
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case name, version, state, health, pid, restarts, connections, problem
+            case loadedAt = "loaded_at"
+        }
+
+        // Optional fields are written as `null` rather than left out, so every row has every field.
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(name, forKey: .name)
+            try container.encode(version, forKey: .version)
+            try container.encode(state, forKey: .state)
+            try container.encode(health, forKey: .health)
+            try container.encode(pid, forKey: .pid)
+            try container.encode(restarts, forKey: .restarts)
+            try container.encode(loadedAt, forKey: .loadedAt)
+            try container.encode(connections, forKey: .connections)
+            try container.encode(problem, forKey: .problem)
+        }
     }
 
     func addBrokerRoutes(to router: Router<GatewayContext>) {
@@ -111,23 +128,29 @@ extension HTTPGateway {
             return JSONResponse.encode(Subscribers(subscribers: broker.bus.subscribers(for: eventType).sorted()))
         }
         router.get("/v1/modules") { _, _ in
-            let modules = broker.modules.listing.map { module in
-                Modules.Module(
-                    name: module.name, version: module.version, state: module.loadedAt == nil ? "connected" : "loaded",
-                    health: "healthy", pid: nil, restarts: 0,
-                    loadedAt: module.loadedAt.map {
-                        Timestamp.format(millisecondsSinceEpoch: Int64($0.timeIntervalSince1970 * 1000))
-                    },
-                    connections: module.connections, managed: false)
-            }
-            return JSONResponse.encode(Modules(modules: modules))
+            let statuses = broker.supervisor?.statuses ?? ModuleSupervisor.externalStatuses(broker.modules)
+            return JSONResponse.encode(Modules(modules: statuses.map(Module.init)))
         }
         for action in ["load", "unload", "reload"] {
             router.post("/v1/modules/{name}/\(action)") { _, context -> Response in
                 try context.requireAdmin("\(action)ing a module")
-                throw APIError(
-                    .notImplemented, "not_implemented",
-                    "\(action): the module supervisor is not built yet (issue #6); modules connect on their own")
+                guard let supervisor = broker.supervisor else {
+                    throw APIError(
+                        .serviceUnavailable, "not_ready", "\(action): the module supervisor is not running")
+                }
+                let name = context.parameters.get("name") ?? ""
+                do throws(ModuleSupervisor.ControlError) {
+                    let status =
+                        switch action {
+                        case "load": try await supervisor.load(name)
+                        case "unload": try await supervisor.unload(name)
+                        default: try await supervisor.reload(name)
+                        }
+                    return JSONResponse.encode(Module(status))
+                } catch {
+                    if error.notFound { throw APIError.notFound(error.description) }
+                    throw APIError(.badRequest, "invalid_request", error.description)
+                }
             }
         }
     }

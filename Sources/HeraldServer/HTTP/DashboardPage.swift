@@ -206,10 +206,11 @@ enum DashboardPage {
 
         function render(modules, stats, groups) {
           $("modules").innerHTML = modules.modules.length ? modules.modules.map((m) => {
-            const health = m.health === "healthy" ? "good" : m.health === "degraded" ? "warn" : "bad";
-            const state = m.state === "loaded" ? "good" : m.state === "crashed" ? "bad" : "warn";
+            const health = m.health === null ? "" : m.health === "healthy" ? "good" : m.health === "degraded" ? "warn" : "bad";
+            const loaded = m.state === "running" || (m.state === "external" && m.loaded_at !== null);
+            const state = loaded ? "good" : m.state === "failed" ? "bad" : "warn";
             return `<tr data-module="${esc(m.name)}"><td>${esc(m.name)}</td><td class="muted">${esc(m.version)}</td>` +
-              `<td><span class="badge ${state}">${esc(m.state)}</span></td><td><span class="badge ${health}">${esc(m.health)}</span></td>` +
+              `<td><span class="badge ${state}">${esc(m.state)}</span></td><td><span class="badge ${health}">${esc(m.health ?? "–")}</span></td>` +
               `<td class="num ${m.restarts ? "bad" : ""}">${m.restarts}</td></tr>`;
           }).join("") : `<tr><td colspan="5" class="empty">no module connected</td></tr>`;
           const names = Object.keys(stats.stats).sort();

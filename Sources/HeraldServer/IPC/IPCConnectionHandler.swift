@@ -24,6 +24,8 @@ final class IPCConnectionHandler: ChannelInboundHandler {
     /// The silence at the first ping of the current silent spell.
     private var firstPing: TimeAmount?
     private var closing = false
+    /// This connection's health from its heartbeats, reported to the module's (``Broker/connection(_:of:is:)``).
+    private var health = ModuleHealth.healthy
 
     private let kind: BrokerMetrics.ConnectionKind
 
@@ -55,6 +57,9 @@ final class IPCConnectionHandler: ChannelInboundHandler {
         heartbeat = nil
         // What the subscriptions still queue counts as failed; `module.unloaded` when this was the last
         // connection of a loaded module (PROTOCOL.md §3, §4.1).
+        if health != .healthy, let module = session.moduleName {
+            broker.modules.forget(ObjectIdentifier(self), module: module)
+        }
         session.end()
         for pump in pumps { pump.abandon() }
         pumps.removeAll()
@@ -68,6 +73,7 @@ final class IPCConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
         lastHeard = .now()
+        if health != .healthy { report(.healthy) }
         let keepOpen = session.handle(unwrapInboundIn(data))
         if !session.replies.bytes.isEmpty {
             context.write(wrapOutboundOut(ByteBuffer(bytes: session.replies.bytes)), promise: nil)
@@ -145,20 +151,36 @@ final class IPCConnectionHandler: ChannelInboundHandler {
     /// Heartbeats (PROTOCOL.md §2.3): pings a connection that has sent nothing for a heartbeat, and closes
     /// one that has been silent for three. A connection is never closed before it was pinged and had two
     /// heartbeats to answer, even when the timer fires late on a loaded machine.
+    ///
+    /// A module's connection that left a ping unanswered for a heartbeat is `degraded`; one closed for its
+    /// silence was `unhealthy` (``Broker/connection(_:of:is:)`` publishes `module.health_changed`).
     private func beat(context: ChannelHandlerContext, interval: TimeAmount) {
         let silence = NIODeadline.now() - lastHeard
         guard silence >= interval else {
             firstPing = nil
+            report(.healthy)
             return
         }
         if let firstPing, silence >= interval * 3, silence - firstPing >= interval * 2 {
+            report(.unhealthy)
             context.close(promise: nil)
             return
         }
+        if let firstPing, silence - firstPing >= interval { report(.degraded) }
         if firstPing == nil { firstPing = silence }
         var ping = FrameWriter()
         ping.ping()
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: ping.bytes)), promise: nil)
+    }
+}
+
+extension IPCConnectionHandler {
+    /// Records this connection's health and tells the broker when it changed.
+    private func report(_ health: ModuleHealth) {
+        guard health != self.health else { return }
+        self.health = health
+        guard let module = session.moduleName else { return }
+        broker.connection(ObjectIdentifier(self), of: module, is: health)
     }
 }
 

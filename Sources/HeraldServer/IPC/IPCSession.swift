@@ -103,15 +103,12 @@ struct IPCSession {
         // What the members hold unacknowledged goes to the groups' other members (PROTOCOL.md §4.2).
         for membership in memberships.values { membership.group.leave(membership.member) }
         memberships.removeAll()
-        guard isModule, let module, let unloaded = broker.modules.disconnected(module) else { return }
-        broker.publish(
-            ModuleUnloaded(
-                moduleName: unloaded.name,
-                version: unloaded.version,
-                reason: saidBye ? .bye : .disconnected
-            )
-        )
+        guard isModule, let module else { return }
+        broker.moduleDisconnected(module, saidBye: saidBye)
     }
+
+    /// The module's name once it said hello, when the connection is a module's.
+    var moduleName: String? { isModule ? module : nil }
 
     // MARK: Requests
 
@@ -188,7 +185,7 @@ struct IPCSession {
 
     private mutating func greet(_ hello: ClientRequest.Hello, id: RequestID?) -> Bool {
         let tokens = broker.configuration.tokens
-        if requiresToken && tokens.isEmpty {
+        if requiresToken && tokens.isEmpty && hello.token.flatMap(broker.issuedToken) == nil {
             return fail(
                 ProtocolError(
                     .unauthorized,
@@ -197,7 +194,16 @@ struct IPCSession {
                 )
             )
         }
-        if requiresToken || !tokens.isEmpty {
+        if let presented = hello.token, let issued = broker.issuedToken(presented) {
+            // A token the broker gave a module it started: only that module presents it (PROTOCOL.md §6).
+            guard issued.module == hello.moduleName else {
+                return fail(
+                    ProtocolError(
+                        .unauthorized, "token: issued to module '\(issued.module)', not '\(hello.moduleName)'",
+                        requestID: id))
+            }
+            permissions = issued.permissions
+        } else if requiresToken || !tokens.isEmpty {
             guard let presented = hello.token else {
                 return fail(ProtocolError(.unauthorized, "token: required by this broker", requestID: id))
             }
@@ -364,6 +370,7 @@ struct IPCSession {
             }
         }
         broker.publish(ModuleLoaded(moduleName: module, version: version))
+        broker.supervisor?.loaded(module)
     }
 
     private mutating func publish(_ fields: EnvelopeFields, id: RequestID?) -> Bool {

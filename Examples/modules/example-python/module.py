@@ -1,0 +1,1 @@
+../../python-module/module.py

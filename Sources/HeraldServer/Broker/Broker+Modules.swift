@@ -1,0 +1,34 @@
+import HeraldCore
+
+extension Broker {
+    /// A connection of the module `name` closed (PROTOCOL.md §3). When it was the last one of a loaded
+    /// module, `module.unloaded` follows: the supervisor publishes it for a module it started (it knows
+    /// whether the broker stopped it or its process crashed); otherwise it is `bye` or `disconnected`.
+    func moduleDisconnected(_ name: String, saidBye: Bool) {
+        let (last, unloaded) = modules.disconnected(name)
+        guard last else { return }
+        if let supervisor, supervisor.disconnected(name, unloaded: unloaded, saidBye: saidBye) { return }
+        guard let unloaded else { return }
+        publish(
+            ModuleUnloaded(moduleName: unloaded.name, version: unloaded.version, reason: saidBye ? .bye : .disconnected)
+        )
+    }
+
+    /// A connection of the module `name` reports its health from its heartbeats; a change of the module's
+    /// health publishes `module.health_changed`.
+    func connection(_ connection: ObjectIdentifier, of name: String, is health: ModuleHealth) {
+        guard let change = modules.report(health, of: connection, module: name) else { return }
+        logger.log(
+            level: change.new == .healthy ? .info : .warning, "module health changed",
+            metadata: ["module": "\(name)", "module.health": "\(change.new.rawValue)"])
+        publish(ModuleHealthChanged(moduleName: name, oldHealth: change.old, newHealth: change.new))
+    }
+}
+
+extension Broker {
+    /// Publishes `config.loaded` with the sections that differ from the defaults (EVENTS.md: the first
+    /// event of the startup).
+    public func configurationLoaded() {
+        publish(ConfigLoaded(changedSections: configuration.changedSections))
+    }
+}

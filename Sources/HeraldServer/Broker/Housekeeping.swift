@@ -1,0 +1,99 @@
+import Foundation
+import HeraldCore
+import ServiceLifecycle
+
+/// The broker's periodic work (EVENTS.md "Maintenance and resources", `[housekeeping]`): it publishes
+/// `maintenance.data {cleanup, low, periodic}` (the broker acts on it like any other), `health.check` with
+/// the state of the node and its modules, and watches the free space of the data directory's file system:
+/// below `disk_low_percent` it publishes `resource.disk_space_low` and `maintenance.data {both, high,
+/// low_disk}`, once per crossing.
+public struct Housekeeping: Service {
+    let broker: Broker
+
+    public init(broker: Broker) {
+        self.broker = broker
+    }
+
+    public func run() async throws {
+        let settings = broker.configuration.housekeeping
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { await every(settings.cleanupIntervalMs) { cleanup() } }
+                tasks.addTask { await every(settings.healthCheckIntervalMs) { checkHealth() } }
+                tasks.addTask {
+                    var low = false
+                    await every(settings.diskCheckIntervalMs, startAtOnce: true) { checkDisk(wasLow: &low) }
+                }
+            }
+        }
+    }
+
+    /// Runs `body` every `milliseconds` (never when 0) until cancelled.
+    private func every(_ milliseconds: Int, startAtOnce: Bool = false, _ body: () -> Void) async {
+        guard milliseconds > 0 else { return }
+        if startAtOnce { body() }
+        while true {
+            do {
+                try await Task.sleep(for: .milliseconds(milliseconds))
+            } catch {
+                return
+            }
+            body()
+        }
+    }
+
+    /// Publishes the periodic cleanup, down to the log's retention age.
+    func cleanup() {
+        let days = broker.configuration.log.retentionDays
+        broker.publish(
+            MaintenanceData(operation: .cleanup, urgency: .low, reason: .periodic, targetAgeDays: days > 0 ? days : nil)
+        )
+    }
+
+    /// Publishes `health.check`: the node is healthy when it is ready and every module the broker started
+    /// is running and healthy.
+    func checkHealth() {
+        let modules = broker.supervisor?.statuses ?? []
+        var report: [String: JSONValue] = ["ready": .bool(broker.isReady)]
+        var modulesReport: [String: JSONValue] = [:]
+        var healthy = broker.isReady
+        for module in modules {
+            modulesReport[module.name] = .object([
+                "state": .string(module.state.rawValue),
+                "health": module.health.map { .string($0.rawValue) } ?? .null,
+            ])
+            if module.state != .external, module.state != .running || (module.health ?? .healthy) != .healthy {
+                healthy = false
+            }
+        }
+        report["modules"] = .object(modulesReport)
+        if let usage = broker.log?.usage {
+            report["log_bytes"] = .integer(Int64(usage.bytes))
+            report["log_segments"] = .integer(Int64(usage.segments))
+        }
+        broker.publish(HealthCheck(checkType: "periodic", nodeHealthy: healthy, healthReport: .object(report)))
+    }
+
+    /// Checks the data directory's file system; `wasLow` says whether the last check was below the limit.
+    func checkDisk(wasLow: inout Bool) {
+        let path = broker.configuration.dataDirectory
+        var stats = statvfs()
+        guard statvfs(path, &stats) == 0, stats.f_blocks > 0 else { return }
+        let available = Int(stats.f_bavail) * Int(stats.f_frsize)
+        let total = Int(stats.f_blocks) * Int(stats.f_frsize)
+        let percentFree = Double(available) * 100 / Double(total)
+        let low = percentFree < Double(broker.configuration.housekeeping.diskLowPercent)
+        defer { wasLow = low }
+        guard low, !wasLow else { return }
+        broker.logger.warning(
+            "disk space is low",
+            metadata: [
+                "disk.path": "\(path)", "disk.percent_free": "\(percentFree)", "disk.available_bytes": "\(available)",
+            ])
+        broker.publish(
+            ResourceDiskSpaceLow(availableBytes: available, totalBytes: total, percentFree: percentFree, diskPath: path)
+        )
+        broker.publish(
+            MaintenanceData(operation: .both, urgency: .high, reason: .lowDisk, targetAgeDays: 7, timeoutSeconds: 10))
+    }
+}

@@ -1,0 +1,173 @@
+import HeraldCore
+
+/// One supervised module's state machine (``ModuleSupervisor``): which run of its process is current, how
+/// that run is going, and what happens when it ends. Every transition is a method that returns what the
+/// supervisor must do outside its lock.
+struct ModuleRecord {
+    var manifest: ModuleManifest
+    private(set) var state = ModuleState.stopped
+    /// The current run's process, while it runs.
+    private(set) var process: ModuleProcess?
+    /// Counts the starts; events of an earlier run are ignored.
+    private(set) var run = 0
+    /// Restarts since the broker started.
+    private(set) var restarts = 0
+    /// When the restarts within the last ``ModuleManifest/Restart/window`` were scheduled.
+    private var recentRestarts: [ContinuousClock.Instant] = []
+    /// The broker asked the current run to stop (unload, reload, shutdown, startup timeout).
+    private var stopping = false
+    /// How the current run's process ended, once it has.
+    private var exit: ModuleExit?
+    /// The run in which the module was loaded, if the current one.
+    private var loadedRun: Int?
+    /// The module's last connection closed while its process still ran: the `module.unloaded` waits a
+    /// moment for the exit to know whether it crashed.
+    private var pendingUnload: (version: String, saidBye: Bool)?
+    /// The token issued to the current run.
+    private var token: String?
+    /// The current run did not load within `startup_timeout_ms`.
+    var timedOut = false
+    /// Why the module is failed or stopped.
+    var problem: String?
+
+    init(manifest: ModuleManifest) {
+        self.manifest = manifest
+    }
+
+    /// `startAll` will start it once its dependencies settle.
+    var awaitingStart = false
+
+    /// Loaded, failed, timed out, or not starting at all: what `startAll` and `load` wait for.
+    var isSettled: Bool { !awaitingStart && (state != .starting || timedOut) }
+
+    /// A new run begins with `token`.
+    mutating func begin(token: String) {
+        awaitingStart = false
+        run += 1
+        state = .starting
+        stopping = false
+        exit = nil
+        loadedRun = nil
+        pendingUnload = nil
+        timedOut = false
+        problem = nil
+        self.token = token
+    }
+
+    /// The run's process started (unless it already exited, which ``exited(_:shuttingDown:now:)`` handled).
+    mutating func started(_ process: ModuleProcess, run: Int) {
+        guard run == self.run, exit == nil else { return }
+        self.process = process
+    }
+
+    /// The module could not start at all.
+    mutating func fail(_ problem: String) {
+        awaitingStart = false
+        state = .failed
+        self.problem = problem
+        token = nil
+    }
+
+    /// A connection loaded the module; returns whether that settles a start.
+    mutating func loaded() -> Bool {
+        guard state == .starting, process != nil || exit == nil else { return false }
+        state = .running
+        loadedRun = run
+        return true
+    }
+
+    /// The module's last connection closed. Returns whether the supervisor handles `module.unloaded`, the
+    /// event to publish now, and the run whose grace period starts (the process still runs).
+    mutating func disconnected(_ unloaded: ModuleRegistry.LoadedModule?, saidBye: Bool) -> (Bool, ModuleUnloaded?, Int?)
+    {
+        guard let unloaded, loadedRun == run else { return (false, nil, nil) }
+        if stopping {
+            return (true, ModuleUnloaded(moduleName: manifest.name, version: unloaded.version, reason: .stopped), nil)
+        }
+        if let exit {
+            let reason: UnloadReason = exit.isFailure ? .crashed : saidBye ? .bye : .disconnected
+            return (true, ModuleUnloaded(moduleName: manifest.name, version: unloaded.version, reason: reason), nil)
+        }
+        pendingUnload = (unloaded.version, saidBye)
+        return (true, nil, run)
+    }
+
+    /// The grace after a disconnection ended with the process still running: the module left on its own.
+    mutating func graceEnded(run: Int) -> ModuleUnloaded? {
+        guard run == self.run, let pending = pendingUnload else { return nil }
+        pendingUnload = nil
+        if state == .running { state = .starting }
+        return ModuleUnloaded(
+            moduleName: manifest.name, version: pending.version, reason: pending.saidBye ? .bye : .disconnected)
+    }
+
+    /// What follows an exit.
+    struct ExitOutcome {
+        /// The token to revoke.
+        var token: String?
+        /// Publish `module.crashed`.
+        var crashed = false
+        var lastErrorLines: [String] = []
+        /// Publish this `module.unloaded` after `module.crashed`.
+        var unloaded: ModuleUnloaded?
+        /// Start again after this wait.
+        var restartAfter: Duration?
+        /// It used up its restarts: why it stays down.
+        var gaveUp: String?
+    }
+
+    /// The current run's process exited.
+    mutating func exited(_ exit: ModuleExit, shuttingDown: Bool, now: ContinuousClock.Instant) -> ExitOutcome {
+        var outcome = ExitOutcome(token: token)
+        outcome.lastErrorLines = process?.lastErrorLines ?? []
+        token = nil
+        process = nil
+        self.exit = exit
+        let crashed = exit.isFailure && !stopping
+        outcome.crashed = crashed
+        if let pending = pendingUnload {
+            pendingUnload = nil
+            let reason: UnloadReason =
+                stopping ? .stopped : crashed ? .crashed : pending.saidBye ? .bye : .disconnected
+            outcome.unloaded = ModuleUnloaded(moduleName: manifest.name, version: pending.version, reason: reason)
+        }
+        if stopping || shuttingDown {
+            state = timedOut ? .failed : .stopped
+            return outcome
+        }
+        let policy = manifest.restart.policy
+        guard policy == .always || (policy == .onFailure && exit.isFailure) else {
+            state = exit.isFailure ? .failed : .stopped
+            problem = exit.isFailure ? "\(exit); restart policy \(policy.rawValue)" : nil
+            return outcome
+        }
+        recentRestarts.removeAll { now - $0 >= ModuleManifest.Restart.window }
+        guard recentRestarts.count < manifest.restart.maxRestarts else {
+            state = .failed
+            problem =
+                "\(exit) after \(recentRestarts.count) restarts within 10 minutes (restart.max_restarts); it stays down"
+            outcome.gaveUp = problem
+            return outcome
+        }
+        outcome.restartAfter = manifest.restart.backoff(after: recentRestarts.count)
+        recentRestarts.append(now)
+        restarts += 1
+        state = .restarting
+        problem = "\(exit)"
+        return outcome
+    }
+
+    /// The broker stops the module: returns the process to signal, or `nil` when there is none (a pending
+    /// restart is cancelled).
+    mutating func stop() -> ModuleProcess? {
+        prepareToStop()
+        if process != nil { state = .stopping }
+        return process
+    }
+
+    /// From now on an exit of the current run is a stop, not a crash, and nothing restarts.
+    mutating func prepareToStop() {
+        stopping = true
+        if state == .restarting { state = .stopped }
+    }
+}

@@ -1,0 +1,527 @@
+import Foundation
+import HeraldCore
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Starts the modules of the modules directory, watches and restarts them, and stops them (PROTOCOL.md §3,
+/// EVENTS.md, `docs/modules.md`).
+///
+/// Each module is a ``ModuleRecord``: a small state machine under one lock. Its transitions return what to
+/// do (events to publish, waiters to wake, a restart to schedule), and that is done outside the lock. The
+/// process side lives in ``ModuleProcess``; the connection side reaches the supervisor through the broker
+/// when a module is loaded and when its last connection closes, so that `module.unloaded` carries the
+/// right reason: `stopped` when the broker stopped it, `crashed` after `module.crashed` when its process
+/// failed, `bye` or `disconnected` otherwise.
+public final class ModuleSupervisor: Service, Sendable {
+    private let broker: Broker
+    private let directory: String
+    private let state = StateLock(State())
+    private let numbers = Atomic<UInt64>(0)
+
+    /// How long the broker waits, after the last connection of a module it started closed, for the process
+    /// to exit: an exit within it makes a crash the reason of `module.unloaded`.
+    static let exitGrace = Duration.seconds(1)
+
+    private struct State {
+        var records: [String: ModuleRecord] = [:]
+        /// Manifests that were refused, by module name, for `load` to explain.
+        var refused: [String: ManifestError] = [:]
+        var waiters: [UInt64: Waiter] = [:]
+        var shuttingDown = false
+    }
+
+    private struct Waiter {
+        let module: String
+        let condition: Condition
+        let continuation: CheckedContinuation<Void, Never>
+    }
+
+    /// What a waiter waits for.
+    private enum Condition {
+        /// Loaded, failed, or timed out.
+        case settled
+        /// No process and no connection.
+        case gone
+    }
+
+    /// A supervisor for the modules in `broker`'s `[modules] dir`.
+    public init(broker: Broker) {
+        self.broker = broker
+        self.directory = broker.configuration.modules.directory
+        broker.supervisor = self
+    }
+
+    // MARK: Service
+
+    /// Runs until the broker shuts down, then stops every module (EVENTS.md's shutdown order): they get the
+    /// timeout of `node.shutdown` to exit on their own, then SIGTERM, then SIGKILL.
+    public func run() async throws {
+        await withTaskGroup(of: Void.self) { first in
+            first.addTask { try? await gracefulShutdown() }
+            first.addTask { [broker] in await broker.shutdownBegun() }
+            await first.next()
+            first.cancelAll()
+        }
+        broker.beginShutdown()
+        await stopAll()
+        broker.supervisor = nil
+    }
+
+    // MARK: Starting
+
+    /// Reads the modules directory and starts every valid module, each once its dependencies are loaded;
+    /// returns when every module is loaded, failed, or timed out (EVENTS.md: then `node.startup_completed`).
+    /// Refused manifests are logged and skipped.
+    public func startAll() async {
+        let modules = ModuleDirectory(path: directory)
+        for error in modules.errors {
+            broker.logger.error("module refused", metadata: ["module.manifest": "\(error)"])
+        }
+        state.withLock { state in
+            for error in modules.errors {
+                state.refused[URL(fileURLWithPath: error.file).deletingLastPathComponent().lastPathComponent] = error
+            }
+            for manifest in modules.manifests {
+                var record = ModuleRecord(manifest: manifest)
+                record.awaitingStart = true
+                state.records[manifest.name] = record
+            }
+        }
+        await withTaskGroup(of: Void.self) { starts in
+            for manifest in modules.manifests {
+                starts.addTask {
+                    for dependency in manifest.dependencies { await self.wait(for: dependency, .settled) }
+                    let failed = manifest.dependencies.filter { !self.isLoaded($0) }
+                    guard failed.isEmpty else {
+                        let problem = "not started: dependency '\(failed[0])' is not loaded"
+                        self.broker.logger.error(
+                            "module not started",
+                            metadata: ["module": "\(manifest.name)", "module.problem": "\(problem)"])
+                        self.state.withLock { $0.records[manifest.name]?.fail(problem) }
+                        self.wake(manifest.name)
+                        return
+                    }
+                    await self.start(manifest.name)
+                    await self.wait(for: manifest.name, .settled)
+                }
+            }
+        }
+    }
+
+    /// Starts `name`'s process: returns once it is running (not yet loaded), or failed to start.
+    private func start(_ name: String) async {
+        let configuration = broker.configuration
+        let secret = Self.freshToken()
+        guard
+            let (manifest, run) = state.withLock({ state -> (ModuleManifest, Int)? in
+                guard !state.shuttingDown, var record = state.records[name], record.process == nil,
+                    record.state != .starting, record.state != .running, record.state != .stopping
+                else {
+                    state.records[name]?.awaitingStart = false
+                    return nil
+                }
+                record.begin(token: secret)
+                state.records[name] = record
+                return (record.manifest, record.run)
+            })
+        else {
+            wake(name)
+            return
+        }
+        broker.issue(
+            secret,
+            to: name,
+            HeraldConfiguration.Token(
+                name: "module:\(name)", secret: secret, publish: manifest.publish, subscribe: manifest.subscribe))
+        let dataDirectory = Self.absolute(configuration.dataDirectory) + "/module-data/\(name)"
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HERALD_") }
+        environment.merge(manifest.environment) { _, new in new }
+        environment["HERALD_SOCKET"] = Self.absolute(configuration.socketPath)
+        environment["HERALD_MODULE_NAME"] = name
+        environment["HERALD_TOKEN"] = secret
+        environment["HERALD_DATA_DIR"] = dataDirectory
+        let launch = ModuleProcess.Launch(
+            module: name, executable: manifest.entryPoint, arguments: manifest.arguments, environment: environment,
+            directory: manifest.folder, limits: manifest.limits)
+        do {
+            try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+            let process = try await ModuleProcess.start(launch, logger: broker.logger) { [weak self] exit in
+                self?.exited(name, run: run, exit)
+            }
+            state.withLock { $0.records[name]?.started(process, run: run) }
+            broker.logger.info(
+                "module started",
+                metadata: ["module": "\(name)", "module.pid": "\(process.pid)", "module.run": "\(run)"])
+            let timeout = Duration.milliseconds(configuration.modules.startupTimeoutMs)
+            Task { [weak self] in
+                try? await Task.sleep(for: timeout)
+                await self?.startupTimedOut(name, run: run)
+            }
+        } catch {
+            broker.revoke(secret)
+            broker.logger.error("module could not start", metadata: ["module": "\(name)", "error": "\(error)"])
+            state.withLock { $0.records[name]?.fail("could not start: \(error)") }
+            wake(name)
+        }
+    }
+
+    private func startupTimedOut(_ name: String, run: Int) async {
+        let ms = broker.configuration.modules.startupTimeoutMs
+        let late = state.withLock { state in
+            guard var record = state.records[name], record.run == run, record.state == .starting else { return false }
+            record.problem = "not loaded within modules.startup_timeout_ms (\(ms) ms); stopped"
+            record.timedOut = true
+            state.records[name] = record
+            return true
+        }
+        guard late else { return }
+        broker.logger.error(
+            "module did not load in time; stopping it",
+            metadata: ["module": "\(name)", "modules.startup_timeout_ms": "\(ms)"])
+        wake(name)
+        await stop(name)
+    }
+
+    // MARK: Hooks from the connections
+
+    /// A connection of `name` loaded it (PROTOCOL.md §3).
+    func loaded(_ name: String) {
+        let settled = state.withLock { $0.records[name]?.loaded() ?? false }
+        if settled { wake(name) }
+    }
+
+    /// The last connection of `name` closed; `unloaded` is the module when it was loaded. Returns whether
+    /// the supervisor publishes its `module.unloaded` (a module it started); otherwise the caller does.
+    func disconnected(_ name: String, unloaded: ModuleRegistry.LoadedModule?, saidBye: Bool) -> Bool {
+        let (handled, event, pending) = state.withLock { state -> (Bool, ModuleUnloaded?, Int?) in
+            guard var record = state.records[name] else { return (false, nil, nil) }
+            defer { state.records[name] = record }
+            return record.disconnected(unloaded, saidBye: saidBye)
+        }
+        if let event { broker.publish(event) }
+        if let run = pending {
+            Task { [weak self] in
+                try? await Task.sleep(for: Self.exitGrace)
+                self?.graceEnded(name, run: run)
+            }
+        }
+        wake(name)
+        return handled
+    }
+
+    private func graceEnded(_ name: String, run: Int) {
+        let event = state.withLock { $0.records[name]?.graceEnded(run: run) }
+        if let event { broker.publish(event) }
+    }
+
+    // MARK: Exits and restarts
+
+    private func exited(_ name: String, run: Int, _ exit: ModuleExit) {
+        let outcome = state.withLock { state -> ModuleRecord.ExitOutcome? in
+            guard var record = state.records[name], record.run == run else { return nil }
+            let outcome = record.exited(exit, shuttingDown: state.shuttingDown, now: .now)
+            state.records[name] = record
+            return outcome
+        }
+        guard let outcome else { return }
+        broker.revoke(outcome.token)
+        let metadata: Logger.Metadata = ["module": "\(name)", "module.exit": "\(exit)"]
+        if outcome.crashed {
+            broker.logger.warning("module crashed", metadata: metadata)
+            let lines = outcome.lastErrorLines
+            broker.publish(
+                ModuleCrashed(
+                    moduleName: name,
+                    error: lines.isEmpty
+                        ? "\(exit)" : "\(exit); last lines of stderr:\n" + lines.joined(separator: "\n")
+                ))
+        } else {
+            broker.logger.info("module exited", metadata: metadata)
+        }
+        if let unloaded = outcome.unloaded { broker.publish(unloaded) }
+        if let problem = outcome.gaveUp {
+            broker.logger.error("module stays down", metadata: ["module": "\(name)", "module.problem": "\(problem)"])
+        }
+        if let delay = outcome.restartAfter {
+            broker.logger.info(
+                "module restarts", metadata: ["module": "\(name)", "module.backoff_ms": "\(delay.wholeMilliseconds)"])
+            let next = run
+            Task { [weak self] in
+                try? await Task.sleep(for: delay)
+                await self?.restart(name, after: next)
+            }
+        }
+        wake(name)
+    }
+
+    private func restart(_ name: String, after run: Int) async {
+        let due = state.withLock { state in
+            state.records[name].map { $0.run == run && $0.state == .restarting } ?? false
+        }
+        if due { await start(name) }
+    }
+
+    // MARK: Control
+
+    /// What `load`, `unload` and `reload` answer when they cannot act.
+    public struct ControlError: Error, Sendable, CustomStringConvertible {
+        /// No module of that name in the modules directory (404).
+        public let notFound: Bool
+        public let description: String
+    }
+
+    /// Starts `name` from the modules directory, reading its manifest again: returns once it is loaded,
+    /// failed or timed out. A module already running is left as it is.
+    public func load(_ name: String) async throws(ControlError) -> ModuleStatus {
+        try refresh(name)
+        await start(name)
+        await wait(for: name, .settled)
+        return try status(of: name)
+    }
+
+    /// Stops `name`: SIGTERM, then SIGKILL after `shutdown_timeout_ms`; returns once its process exited
+    /// and its connections closed (`module.unloaded` with `reason: "stopped"`). A module waiting to restart
+    /// stays stopped.
+    public func unload(_ name: String) async throws(ControlError) -> ModuleStatus {
+        _ = try status(of: name)
+        await stop(name)
+        return try status(of: name)
+    }
+
+    /// Stops `name` and starts it again with its manifest read again; publishes `module.reloaded` with the
+    /// old and new versions once the new process is loaded.
+    public func reload(_ name: String) async throws(ControlError) -> ModuleStatus {
+        let old = try status(of: name).version
+        await stop(name)
+        try refresh(name)
+        await start(name)
+        await wait(for: name, .settled)
+        let status = try status(of: name)
+        if status.state == .running {
+            broker.publish(ModuleReloaded(moduleName: name, oldVersion: old, newVersion: status.version))
+        }
+        return status
+    }
+
+    /// Reads `name`'s manifest again (load and reload pick up changes); a refused manifest is the error.
+    private func refresh(_ name: String) throws(ControlError) {
+        guard ModuleManifest.isValidName(name) else {
+            throw ControlError(notFound: true, description: "module: '\(name)' is not in \(directory)")
+        }
+        let folder = directory + "/" + name
+        guard FileManager.default.fileExists(atPath: folder + "/" + ModuleManifest.fileName) else {
+            throw ControlError(notFound: true, description: "module: '\(name)' is not in \(directory)")
+        }
+        let manifest: ModuleManifest
+        do {
+            manifest = try ModuleManifest.load(folder: folder)
+        } catch {
+            throw ControlError(notFound: false, description: error.description)
+        }
+        let known = state.withLock { Set($0.records.keys) }
+        if let missing = manifest.dependencies.first(where: { !known.contains($0) }) {
+            throw ControlError(
+                notFound: false,
+                description: "\(manifest.folder)/module.toml: depends_on: '\(missing)' is not a module of this broker")
+        }
+        state.withLock { state in
+            state.refused[name] = nil
+            if state.records[name] == nil {
+                state.records[name] = ModuleRecord(manifest: manifest)
+            } else if state.records[name]!.process == nil {
+                state.records[name]!.manifest = manifest
+            }
+        }
+    }
+
+    /// Stops `name`'s process, if it has one, and waits until it is gone.
+    private func stop(_ name: String) async {
+        let process = state.withLock { $0.records[name]?.stop() } ?? nil
+        guard let process else {
+            wake(name)
+            return
+        }
+        process.signal(SIGTERM)
+        if !(await wait(for: name, .gone, timeout: .milliseconds(broker.configuration.modules.shutdownTimeoutMs))) {
+            broker.logger.warning("module ignored SIGTERM; killing it", metadata: ["module": "\(name)"])
+            process.signal(SIGKILL)
+            await wait(for: name, .gone)
+        }
+    }
+
+    /// The shutdown: every module is told to stop (no restarts from here on); they get the `node.shutdown`
+    /// timeout to exit on their own, then SIGTERM, then SIGKILL after `shutdown_timeout_ms`.
+    private func stopAll() async {
+        let names = state.withLock { state in
+            state.shuttingDown = true
+            for name in state.records.keys { state.records[name]!.prepareToStop() }
+            return Array(state.records.keys)
+        }
+        let timeout = Duration.milliseconds(broker.configuration.modules.shutdownTimeoutMs)
+        await withTaskGroup(of: Void.self) { stops in
+            for name in names {
+                stops.addTask {
+                    if await self.wait(for: name, .gone, timeout: timeout) { return }
+                    await self.stop(name)
+                }
+            }
+        }
+    }
+
+    // MARK: Listing
+
+    /// A module as `GET /v1/modules` shows it.
+    public struct ModuleStatus: Sendable, Equatable {
+        public let name: String
+        /// The manifest's version for a module the broker started; for an external one, what it said in `hello`.
+        public let version: String
+        public let state: ModuleState
+        /// From heartbeats, while the module is connected.
+        public let health: ModuleHealth?
+        public let pid: Int32?
+        public let restarts: Int
+        public let loadedAt: Date?
+        /// Open IPC connections of the module.
+        public let connections: Int
+        /// Why it is failed or stopped, when the broker knows.
+        public let problem: String?
+    }
+
+    /// Every module the broker started or knows from its directory, then the external ones (connected on
+    /// their own), by name.
+    public var statuses: [ModuleStatus] {
+        let listing = broker.modules.listing
+        let connected = Dictionary(listing.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let records = state.withLock { $0.records }
+        var result = records.values.sorted { $0.manifest.name < $1.manifest.name }.map { record in
+            let live = connected[record.manifest.name]
+            return ModuleStatus(
+                name: record.manifest.name,
+                version: record.manifest.version,
+                state: record.state,
+                health: live.flatMap { broker.modules.health(of: $0.name) },
+                pid: record.process?.pid,
+                restarts: record.restarts,
+                loadedAt: live?.loadedAt,
+                connections: live?.connections ?? 0,
+                problem: record.problem)
+        }
+        result += Self.externalStatuses(broker.modules, excluding: Set(records.keys))
+        return result
+    }
+
+    /// The connected modules not named in `excluding`, as `external`.
+    static func externalStatuses(_ registry: ModuleRegistry, excluding: Set<String> = []) -> [ModuleStatus] {
+        registry.listing.filter { !excluding.contains($0.name) }.map { module in
+            ModuleStatus(
+                name: module.name, version: module.version, state: .external, health: registry.health(of: module.name),
+                pid: nil, restarts: 0, loadedAt: module.loadedAt, connections: module.connections, problem: nil)
+        }
+    }
+
+    private func status(of name: String) throws(ControlError) -> ModuleStatus {
+        guard let status = statuses.first(where: { $0.name == name && $0.state != .external }) else {
+            throw ControlError(notFound: true, description: "module: '\(name)' is not in \(directory)")
+        }
+        return status
+    }
+
+    private func isLoaded(_ name: String) -> Bool {
+        state.withLock { $0.records[name]?.state == .running }
+    }
+
+    // MARK: Waiting
+
+    /// Waits until `name` meets `condition`; with a `timeout`, returns `false` if it did not in time.
+    @discardableResult
+    private func wait(for name: String, _ condition: Condition, timeout: Duration? = nil) async -> Bool {
+        let number = numbers.add(1, ordering: .relaxed).newValue
+        let met: @Sendable () async -> Void = {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let now = self.state.withLock { state in
+                        if Task.isCancelled || Self.holds(condition, state.records[name], registry: self.broker.modules)
+                        {
+                            return true
+                        }
+                        state.waiters[number] = Waiter(module: name, condition: condition, continuation: continuation)
+                        return false
+                    }
+                    if now { continuation.resume() }
+                }
+            } onCancel: {
+                self.state.withLock { $0.waiters.removeValue(forKey: number) }?.continuation.resume()
+            }
+        }
+        guard let timeout else {
+            await met()
+            return true
+        }
+        return await withTaskGroup(of: Bool.self) { race in
+            race.addTask {
+                await met()
+                return !Task.isCancelled
+            }
+            race.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await race.next()!
+            race.cancelAll()
+            return first
+        }
+    }
+
+    private static func holds(_ condition: Condition, _ record: ModuleRecord?, registry: ModuleRegistry) -> Bool {
+        guard let record else { return true }
+        switch condition {
+        case .settled: return record.isSettled
+        case .gone:
+            return record.process == nil && record.state != .starting && !registry.isConnected(record.manifest.name)
+        }
+    }
+
+    /// Wakes the waiters of `name` whose condition now holds.
+    private func wake(_ name: String) {
+        let ready = state.withLock { state in
+            let record = state.records[name]
+            let numbers = state.waiters.filter {
+                $0.value.module == name && Self.holds($0.value.condition, record, registry: broker.modules)
+            }.keys
+            return numbers.compactMap { state.waiters.removeValue(forKey: $0)?.continuation }
+        }
+        for continuation in ready { continuation.resume() }
+    }
+
+    // MARK: Helpers
+
+    /// 32 random bytes, hex.
+    private static func freshToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+
+    private static func absolute(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.path
+    }
+}
+
+/// A supervised module's state, as `GET /v1/modules` reports it.
+public enum ModuleState: String, Sendable, Equatable {
+    /// Its process runs and has not loaded yet.
+    case starting
+    /// Loaded (PROTOCOL.md §3).
+    case running
+    /// The broker asked it to stop and waits for it.
+    case stopping
+    /// Waiting for its next start after an exit.
+    case restarting
+    /// Not running: never started, unloaded, or exited and not to be restarted.
+    case stopped
+    /// Not running because something went wrong: it could not start, crashed and is not restarted, did not
+    /// load in time, or used up `max_restarts`.
+    case failed
+    /// Connected on its own: the broker did not start it.
+    case external
+}

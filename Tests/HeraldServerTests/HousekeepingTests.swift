@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+
+@testable import HeraldServer
+
+/// The broker's periodic work: cleanup requests, health checks and the disk-space monitor.
+@Suite(.timeLimit(.minutes(1)))
+struct HousekeepingTests {
+    private func event(_ frame: String?) throws -> (type: String, payload: [String: Any]) {
+        let object = try #require(try JSONSerialization.jsonObject(with: Data((frame ?? "").utf8)) as? [String: Any])
+        let event = try #require(object["event"] as? [String: Any])
+        return (event["event_type"] as? String ?? "", event["payload"] as? [String: Any] ?? [:])
+    }
+
+    @Test func eachTaskPublishesWhatItShouldAndLowDiskOncePerCrossing() async throws {
+        // 100 %: any disk is "low", so the monitor has something to say.
+        let broker = try await TestBroker.start { $0.housekeeping.diskLowPercent = 100 }
+        let housekeeping = Housekeeping(broker: broker.broker)
+        try await broker.withModule("watcher") { watcher in
+            _ = try await watcher.request(
+                #"{"op":"subscribe","id":1,"topics":["resource.#","maintenance.data","health.check"]}"#)
+            var low = false
+            housekeeping.checkDisk(wasLow: &low)
+            #expect(low)
+            let disk = try event(try await watcher.receive())
+            #expect(disk.type == "resource.disk_space_low")
+            #expect(disk.payload["disk_path"] as? String == broker.directory)
+            #expect((disk.payload["total_bytes"] as? Int ?? 0) > 0)
+            #expect(disk.payload["percent_free"] is Double)
+            let both = try event(try await watcher.receive())
+            #expect(both.type == "maintenance.data")
+            #expect(both.payload["operation"] as? String == "both")
+            #expect(both.payload["reason"] as? String == "low_disk")
+            #expect(both.payload["urgency"] as? String == "high")
+            // Still low: nothing new until it has been above the limit again.
+            housekeeping.checkDisk(wasLow: &low)
+            housekeeping.cleanup()
+            let cleanup = try event(try await watcher.receive())
+            #expect(cleanup.type == "maintenance.data")
+            #expect(cleanup.payload["operation"] as? String == "cleanup")
+            #expect(cleanup.payload["reason"] as? String == "periodic")
+            #expect(cleanup.payload["target_age_days"] as? Int == 7)
+            housekeeping.checkHealth()
+            let health = try event(try await watcher.receive())
+            #expect(health.type == "health.check")
+            #expect(health.payload["check_type"] as? String == "periodic")
+            // Not ready: this test broker never completed its startup.
+            #expect(health.payload["node_healthy"] as? Bool == false)
+        }
+        try await broker.stop()
+    }
+}

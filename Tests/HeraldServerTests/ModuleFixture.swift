@@ -1,0 +1,139 @@
+import Foundation
+
+/// Module folders written by the tests: a `module.toml` and an executable, most often ``script``, a small
+/// Python module whose behaviour its arguments choose.
+struct ModuleFixture {
+    let directory: String
+
+    /// A fresh modules directory.
+    init() throws {
+        directory = NSTemporaryDirectory() + "herald-modules-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    /// Writes `<directory>/<name>/module.toml` (the `name`, `version` and `entry_point` lines come first,
+    /// then `extra`) and the executable `entry_point` with `executable`'s text.
+    func add(
+        _ name: String, version: String = "1.0.0", entryPoint: String = "module.py", arguments: [String] = [],
+        extra: String = "", executable: String? = ModuleFixture.script
+    ) throws {
+        let folder = directory + "/" + name
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let args = arguments.map { "\"\($0)\"" }.joined(separator: ", ")
+        let manifest = """
+            name = "\(name)"
+            version = "\(version)"
+            entry_point = "\(entryPoint)"
+            args = [\(args)]
+            \(extra)
+            """
+        try manifest.write(toFile: folder + "/module.toml", atomically: true, encoding: .utf8)
+        if let executable {
+            try executable.write(toFile: folder + "/" + entryPoint, atomically: true, encoding: .utf8)
+            chmod(folder + "/" + entryPoint, 0o755)
+        }
+    }
+
+    /// Replaces `name`'s manifest text.
+    func writeManifest(_ name: String, _ text: String) throws {
+        try text.write(toFile: directory + "/\(name)/module.toml", atomically: true, encoding: .utf8)
+    }
+
+    /// A file the module wrote into its `HERALD_DATA_DIR`, once it exists.
+    static func written(_ dataDirectory: String, module: String, file: String) async throws -> String {
+        let path = dataDirectory + "/module-data/\(module)/\(file)"
+        while true {
+            if let text = try? String(contentsOfFile: path, encoding: .utf8), text.hasSuffix("\n") { return text }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// A module in Python with only the standard library. It writes its environment to `env.json` in its
+    /// data directory, says hello with `HERALD_TOKEN`, subscribes to `--subscribe` (default `module.#`;
+    /// `--no-load` skips it), answers pings (unless `--no-pong`), and writes each reply of `--publish TYPE`
+    /// and `--also-subscribe PATTERN` to `replies.txt` and each event type it receives to `events.txt`.
+    /// `--spam N` writes N bytes to stdout first; `--exit-after-load CODE` exits with CODE once loaded,
+    /// after writing `--stderr TEXT`; `--ignore-term` ignores SIGTERM.
+    static let script = #"""
+        #!/usr/bin/env python3
+        import json, os, signal, socket, struct, sys
+
+        args = sys.argv[1:]
+        def option(name, default=None):
+            return args[args.index(name) + 1] if name in args else default
+
+        if "--ignore-term" in args:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        data = os.environ["HERALD_DATA_DIR"]
+        def record(name, line):
+            with open(os.path.join(data, name), "a") as f:
+                f.write(line + "\n")
+
+        spam = int(option("--spam", "0"))
+        line = ("x" * 99 + "\n").encode()
+        while spam > 0:
+            sys.stdout.buffer.write(line)
+            spam -= len(line)
+        if "--spam" in args:
+            print("spam-done", flush=True)
+        env = {k: v for k, v in os.environ.items() if k.startswith("HERALD_") or k == "FIXTURE"}
+        env["args"] = args
+        env["cwd"] = os.getcwd()
+        with open(os.path.join(data, "env.json"), "w") as f:
+            f.write(json.dumps(env) + "\n")
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(os.environ["HERALD_SOCKET"])
+        buffer = b""
+        def send(message):
+            body = json.dumps(message).encode()
+            sock.sendall(struct.pack(">I", len(body)) + body)
+        def receive():
+            global buffer
+            while True:
+                if len(buffer) >= 4:
+                    (length,) = struct.unpack(">I", buffer[:4])
+                    if len(buffer) >= 4 + length:
+                        frame, buffer = buffer[4:4 + length], buffer[4 + length:]
+                        return json.loads(frame)
+                chunk = sock.recv(65536)
+                if not chunk:
+                    sys.exit(0)
+                buffer += chunk
+        def request(message):
+            send(message)
+            while True:
+                frame = receive()
+                if frame.get("id") == message.get("id"):
+                    return frame
+                handle(frame)
+        def handle(frame):
+            if frame.get("op") == "ping" and "--no-pong" not in args:
+                send({"op": "pong"})
+            elif frame.get("op") == "event":
+                record("events.txt", frame["event"]["event_type"])
+
+        request({"op": "hello", "id": 1, "protocol": 1,
+                 "module": {"name": os.environ["HERALD_MODULE_NAME"], "version": "1.0.0"},
+                 "token": os.environ["HERALD_TOKEN"]})
+        if "--no-load" not in args:
+            request({"op": "subscribe", "id": 2, "topics": [option("--subscribe", "module.#")]})
+        if option("--also-subscribe"):
+            reply = request({"op": "subscribe", "id": 3, "topics": [option("--also-subscribe")]})
+            record("replies.txt", "subscribe " + reply.get("op") + " " + reply.get("code", ""))
+        if option("--publish"):
+            for number, event_type in enumerate(option("--publish").split(",")):
+                reply = request({"op": "publish", "id": 10 + number, "event": {"event_type": event_type}})
+                record("replies.txt", "publish " + event_type + " " + reply.get("op") + " " + reply.get("code", ""))
+        if option("--exit-after-load"):
+            if option("--stderr"):
+                print(option("--stderr"), file=sys.stderr, flush=True)
+            sys.exit(int(option("--exit-after-load")))
+        while True:
+            handle(receive())
+        """#
+}

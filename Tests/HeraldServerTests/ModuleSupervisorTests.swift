@@ -1,0 +1,361 @@
+import Foundation
+import HeraldClient
+import HeraldCore
+import Logging
+import Testing
+
+@testable import HeraldServer
+
+/// Lifecycle events a watcher connection saw, in order.
+struct SeenEvent {
+    let type: String
+    let payload: [String: Any]
+
+    var module: String? { payload["module_name"] as? String }
+    var reason: String? { payload["reason"] as? String }
+
+    /// `type` and, when the event names one, its module: `module.loaded alpha`.
+    var summary: String { [type, module, reason].compactMap { $0 }.joined(separator: " ") }
+}
+
+extension Conversation {
+    /// Subscribes to `module.#`, runs `action`, and collects events until `done` holds for the events seen
+    /// so far, answering the broker's pings meanwhile. The `module.loaded` events the broker replays for the
+    /// `replayed` modules loaded before the watcher (PROTOCOL.md §3) are left out, and so are the watcher's own.
+    mutating func watch(
+        replayed: Int = 0, until done: ([SeenEvent]) -> Bool,
+        while action: @escaping @Sendable () async throws -> Void = {}
+    ) async throws -> [SeenEvent] {
+        _ = try await request(#"{"op":"subscribe","id":99,"topics":["module.#"]}"#)
+        var replays = replayed
+        var seen: [SeenEvent] = []
+        let acting = Task { try await action() }
+        defer { acting.cancel() }
+        while !done(seen) {
+            guard let frame = try await receive() else { break }
+            if frame == #"{"op":"ping"}"# {
+                try await send(#"{"op":"pong"}"#)
+                continue
+            }
+            guard let object = try JSONSerialization.jsonObject(with: Data(frame.utf8)) as? [String: Any],
+                object["op"] as? String == "event", let event = object["event"] as? [String: Any]
+            else { continue }
+            let type = event["event_type"] as? String ?? ""
+            let seenEvent = SeenEvent(type: type, payload: event["payload"] as? [String: Any] ?? [:])
+            if seenEvent.module == "watcher" { continue }
+            if replays > 0, seenEvent.type == "module.loaded" {
+                replays -= 1
+                continue
+            }
+            seen.append(seenEvent)
+        }
+        try await acting.value
+        return seen
+    }
+}
+
+/// The module supervisor with real child processes (`ModuleFixture.script`, Python): start order,
+/// environment and tokens, output capture, crashes and restarts, stopping, health, and control over HTTP.
+@Suite(.timeLimit(.minutes(1)))
+struct ModuleSupervisorTests {
+    /// The fixture modules do not leave on `node.shutdown`: the broker stops them after this short timeout
+    /// instead of the default 5 s.
+    private func quickStop(_ configuration: inout HeraldConfiguration) {
+        configuration.modules.shutdownTimeoutMs = 200
+    }
+
+    @Test func modulesStartInDependencyOrderWithTheirEnvironmentAndAFreshToken() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add(
+            "alpha", arguments: ["--flag"],
+            extra: "depends_on = [\"beta\"]\n[env]\nFIXTURE = \"set\"\n[limits]\nopen_files = 100\nmemory_mb = 700")
+        try modules.add("beta")
+        try modules.add("gamma", extra: #"depends_on = ["alpha"]"#)
+        let broker = try await TestBroker.start(modules: modules.directory, quickStop)
+        let supervisor = try #require(broker.supervisor)
+        let seen = try await broker.withModule("watcher") { watcher in
+            try await watcher.watch(until: { $0.count == 3 }, while: { await supervisor.startAll() })
+        }
+        #expect(seen.map(\.summary) == ["module.loaded beta", "module.loaded alpha", "module.loaded gamma"])
+        let text = try await ModuleFixture.written(broker.directory, module: "alpha", file: "env.json")
+        let env = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(env["HERALD_MODULE_NAME"] as? String == "alpha")
+        #expect(env["HERALD_SOCKET"] as? String == URL(fileURLWithPath: broker.socketPath).standardizedFileURL.path)
+        #expect(
+            env["HERALD_DATA_DIR"] as? String
+                == URL(fileURLWithPath: broker.directory + "/module-data/alpha").standardizedFileURL.path)
+        #expect(env["FIXTURE"] as? String == "set")
+        #expect(env["args"] as? [String] == ["--flag"])
+        #expect(env["cwd"] as? String == URL(fileURLWithPath: modules.directory + "/alpha").standardizedFileURL.path)
+        let token = try #require(env["HERALD_TOKEN"] as? String)
+        #expect(token.count == 64)
+        let betaText = try await ModuleFixture.written(broker.directory, module: "beta", file: "env.json")
+        #expect(!betaText.contains(token))
+        let started = supervisor.statuses.filter { $0.state != .external }
+        // [limits] apply to the module's process, not to the broker's.
+        let limits = try String(contentsOfFile: "/proc/\(started[0].pid ?? 0)/limits", encoding: .utf8)
+        let lines = limits.split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("Max open files") && $0.split(separator: " ").contains("100") })
+        #expect(lines.contains { $0.hasPrefix("Max data size") && $0.split(separator: " ").contains("734003200") })
+        let own = try String(contentsOfFile: "/proc/self/limits", encoding: .utf8).split(separator: "\n")
+        #expect(!own.contains { $0.hasPrefix("Max open files") && $0.split(separator: " ").contains("100") })
+        #expect(started.map(\.name) == ["alpha", "beta", "gamma"])
+        #expect(started.map(\.state) == [.running, .running, .running])
+        #expect(started.allSatisfy { $0.pid != nil && $0.health == .healthy && $0.loadedAt != nil })
+        try await broker.stop()
+        // The shutdown stopped every process.
+        #expect(supervisor.statuses.map(\.state) == [.stopped, .stopped, .stopped])
+    }
+
+    @Test func theIssuedTokenCarriesTheManifestPermissionsAndOnlyForItsModule() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add(
+            "limited",
+            arguments: ["--publish", "allowed.thing,denied.thing", "--also-subscribe", "block.#"],
+            extra: "[permissions]\npublish = [\"allowed.#\"]\nsubscribe = [\"module.#\"]")
+        let broker = try await TestBroker.start(modules: modules.directory, quickStop)
+        await broker.supervisor!.startAll()
+        let replies = try await ModuleFixture.written(broker.directory, module: "limited", file: "replies.txt")
+        // Written after the last publish.
+        var all = replies
+        while all.split(separator: "\n").count < 3 {
+            all = try await ModuleFixture.written(broker.directory, module: "limited", file: "replies.txt")
+        }
+        #expect(
+            all.split(separator: "\n") == [
+                "subscribe error forbidden", "publish allowed.thing ok ", "publish denied.thing error forbidden",
+            ])
+        // Issued tokens make tokens mandatory for no one else, and serve only their own module.
+        try await broker.withModule("anyone") { client in
+            let reply = try await client.request(#"{"op":"subscribe","id":1,"topics":["block.#"]}"#)
+            #expect(reply?.contains(#""op":"ok""#) == true)
+        }
+        let env = try await ModuleFixture.written(broker.directory, module: "limited", file: "env.json")
+        let token = try #require(
+            (try JSONSerialization.jsonObject(with: Data(env.utf8)) as? [String: Any])?["HERALD_TOKEN"] as? String)
+        try await broker.withConnection { client in
+            let reply = try await client.request(
+                #"{"op":"hello","id":1,"protocol":1,"module":{"name":"impostor","version":"1"},"token":""# + token
+                    + #""}"#)
+            #expect(reply?.contains(#""code":"unauthorized""#) == true)
+            #expect(reply?.contains("issued to module 'limited'") == true)
+        }
+        try await broker.stop()
+    }
+
+    @Test func outputIsLoggedLineByLineWithoutBlockingTheModule() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("chatty", arguments: ["--spam", "4000000"])
+        let records = RecordingLogHandler.Records()
+        let broker = try await TestBroker.start(
+            modules: modules.directory, logger: RecordingLogHandler.logger(records), quickStop)
+        await broker.supervisor!.startAll()
+        // 4 MB on stdout before its hello: a module blocked on a full pipe would never load.
+        #expect(broker.supervisor!.statuses.first?.state == .running)
+        try await waitUntil { records.all.contains { $0.hasPrefix("info spam-done module=chatty ") } }
+        let lines = records.all.filter {
+            $0.contains("module.stream=stdout") && $0.contains(String(repeating: "x", count: 99))
+        }
+        #expect(lines.count == 4_000_000 / 100)
+        try await broker.stop()
+    }
+
+    @Test func aCrashPublishesCrashedThenUnloadedAndRestartsWithBackoffUntilMaxRestarts() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add(
+            "fragile", arguments: ["--exit-after-load", "3", "--stderr", "boom: out of luck"],
+            extra: "[restart]\npolicy = \"on-failure\"\nbackoff_ms = 100\nmax_restarts = 2")
+        let broker = try await TestBroker.start(modules: modules.directory, quickStop)
+        let supervisor = broker.supervisor!
+        let started = ContinuousClock.now
+        let seen = try await broker.withModule("watcher") { watcher in
+            try await watcher.watch(until: { $0.count == 9 }, while: { await supervisor.startAll() })
+        }
+        #expect(
+            seen.map(\.summary)
+                == Array(
+                    repeating: ["module.loaded fragile", "module.crashed fragile", "module.unloaded fragile crashed"],
+                    count: 3
+                ).flatMap { $0 })
+        let error = try #require(seen[1].payload["error"] as? String)
+        #expect(error.hasPrefix("exit status 3"))
+        #expect(error.contains("boom: out of luck"))
+        // Backoff 100 ms, then 200 ms: at least 300 ms between the first start and the third.
+        #expect(ContinuousClock.now - started >= .milliseconds(300))
+        try await waitUntil { supervisor.statuses.first?.state == .failed }
+        let status = try #require(supervisor.statuses.first)
+        #expect(status.restarts == 2)
+        #expect(status.pid == nil)
+        #expect(status.problem?.contains("max_restarts") == true)
+        try await broker.stop()
+    }
+
+    @Test(arguments: [
+        ("never", "3", ModuleState.failed, 0), ("on-failure", "0", .stopped, 0), ("always", "0", .failed, 1),
+    ])
+    func theRestartPolicyDecidesWhatAnExitLeads(to policy: String, exitCode: String, state: ModuleState, restarts: Int)
+        async throws
+    {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add(
+            "once", arguments: ["--exit-after-load", exitCode],
+            extra: "[restart]\npolicy = \"\(policy)\"\nbackoff_ms = 10\nmax_restarts = 1")
+        let broker = try await TestBroker.start(modules: modules.directory, quickStop)
+        let supervisor = broker.supervisor!
+        await supervisor.startAll()
+        try await waitUntil {
+            supervisor.statuses.first?.state == state && supervisor.statuses.first?.restarts == restarts
+        }
+        #expect(supervisor.statuses.first?.pid == nil)
+        try await broker.stop()
+    }
+
+    @Test func aModuleKilledWithSIGKILLCrashesAndIsRestarted() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("victim", extra: "[restart]\nbackoff_ms = 10")
+        let broker = try await TestBroker.start(modules: modules.directory, quickStop)
+        let supervisor = broker.supervisor!
+        await supervisor.startAll()
+        let pid = try #require(supervisor.statuses.first?.pid)
+        let seen = try await broker.withModule("watcher") { watcher in
+            try await watcher.watch(replayed: 1, until: { $0.count == 3 }, while: { kill(pid, SIGKILL) })
+        }
+        #expect(
+            seen.map(\.summary) == ["module.crashed victim", "module.unloaded victim crashed", "module.loaded victim"])
+        #expect((seen[0].payload["error"] as? String)?.hasPrefix("killed by signal 9 (SIGKILL)") == true)
+        #expect(supervisor.statuses.first?.restarts == 1)
+        #expect(supervisor.statuses.first?.pid != pid)
+        try await broker.stop()
+    }
+
+    @Test func aModuleThatNeverLoadsIsStoppedAfterTheStartupTimeout() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("shy", arguments: ["--no-load"])
+        let broker = try await TestBroker.start(modules: modules.directory) {
+            quickStop(&$0)
+            $0.modules.startupTimeoutMs = 300
+        }
+        let supervisor = broker.supervisor!
+        await supervisor.startAll()
+        try await waitUntil { supervisor.statuses.first?.state == .failed }
+        let status = try #require(supervisor.statuses.first)
+        #expect(status.problem?.contains("startup_timeout_ms") == true)
+        #expect(status.pid == nil)
+        try await broker.stop()
+    }
+
+    @Test func missedHeartbeatsTurnAModuleDegradedThenUnhealthy() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("deaf", arguments: ["--no-pong"], extra: "[restart]\npolicy = \"never\"")
+        let broker = try await TestBroker.start(modules: modules.directory) {
+            quickStop(&$0)
+            // Long enough that the watcher answers its own pings in time on a loaded machine.
+            $0.ipc.heartbeatMs = 1000
+        }
+        let supervisor = broker.supervisor!
+        let seen = try await broker.withModule("watcher") { watcher in
+            try await watcher.watch(until: { $0.count == 4 }, while: { await supervisor.startAll() })
+        }
+        #expect(
+            seen.map(\.summary) == [
+                "module.loaded deaf", "module.health_changed deaf", "module.health_changed deaf",
+                "module.unloaded deaf disconnected",
+            ])
+        #expect(seen[1].payload["old_health"] as? String == "healthy")
+        #expect(seen[1].payload["new_health"] as? String == "degraded")
+        #expect(seen[2].payload["old_health"] as? String == "degraded")
+        #expect(seen[2].payload["new_health"] as? String == "unhealthy")
+        try await broker.stop()
+    }
+
+    @Test func modulesAreLoadedUnloadedAndReloadedOverHTTP() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("polite")
+        try modules.add("stubborn", arguments: ["--ignore-term"])
+        let broker = try await TestBroker.start(http: true, modules: modules.directory) {
+            $0.modules.shutdownTimeoutMs = 300
+            $0.tokens = [
+                .init(name: "ops", secret: "ops-secret", publish: [], subscribe: [try! TopicPattern("#")], admin: true),
+                .init(name: "watcher", secret: "watcher-secret", publish: [], subscribe: [try! TopicPattern("#")]),
+                .init(name: "ui", secret: "ui-secret", publish: [], subscribe: [try! TopicPattern("#")]),
+            ]
+        }
+        let supervisor = broker.supervisor!
+        await supervisor.startAll()
+        let http = broker.http(token: "ops-secret")
+        #expect(try await broker.http(token: "ui-secret").post("/v1/modules/polite/unload").status == 403)
+        let listed = try await http.get("/v1/modules")
+        #expect(listed.status == 200)
+        let rows = try #require(listed.json?["modules"] as? [[String: Any]])
+        #expect(rows.map { $0["name"] as? String } == ["polite", "stubborn"])
+        #expect(rows.map { $0["state"] as? String } == ["running", "running"])
+        #expect(
+            rows.allSatisfy { $0["pid"] is Int && $0["health"] as? String == "healthy" && $0["loaded_at"] is String })
+
+        try await broker.withModule("watcher", token: "watcher-secret") { watcher in
+            let unloads = try await watcher.watch(
+                replayed: 2, until: { $0.count == 2 },
+                while: {
+                    let polite = try await http.post("/v1/modules/polite/unload")
+                    #expect(polite.status == 200)
+                    #expect(polite.text.contains(#""state":"stopped""#))
+                    let started = ContinuousClock.now
+                    let stubborn = try await http.post("/v1/modules/stubborn/unload")
+                    #expect(stubborn.status == 200)
+                    // It ignored SIGTERM: SIGKILL after shutdown_timeout_ms.
+                    #expect(ContinuousClock.now - started >= .milliseconds(300))
+                })
+            #expect(unloads.map(\.summary) == ["module.unloaded polite stopped", "module.unloaded stubborn stopped"])
+        }
+        let loaded = try await http.post("/v1/modules/polite/load")
+        #expect(loaded.status == 200)
+        #expect(loaded.text.contains(#""state":"running""#))
+
+        try modules.writeManifest("polite", "name = \"polite\"\nversion = \"1.1.0\"\nentry_point = \"module.py\"\n")
+        try await broker.withModule("watcher", token: "watcher-secret") { watcher in
+            let reload = try await watcher.watch(
+                replayed: 1, until: { $0.count == 3 },
+                while: {
+                    let reloaded = try await http.post("/v1/modules/polite/reload")
+                    #expect(reloaded.status == 200)
+                })
+            #expect(
+                reload.map(\.summary) == [
+                    "module.unloaded polite stopped", "module.loaded polite", "module.reloaded polite",
+                ])
+            #expect(reload[2].payload["old_version"] as? String == "1.0.0")
+            #expect(reload[2].payload["new_version"] as? String == "1.1.0")
+        }
+        let missing = try await http.post("/v1/modules/absent/load")
+        #expect(missing.status == 404)
+        try modules.add("broken", version: "one")
+        let broken = try await http.post("/v1/modules/broken/load")
+        #expect(broken.status == 400)
+        #expect(broken.text.contains("version: 'one' is not a semantic version"))
+        try await broker.stop()
+    }
+
+    @Test func aModuleThatConnectsOnItsOwnIsListedAsExternal() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        let broker = try await TestBroker.start(http: true, modules: modules.directory, quickStop)
+        try await broker.withModule("walk-in") { client in
+            _ = try await client.request(#"{"op":"ready","id":1}"#)
+            let body = try await broker.http().get("/v1/modules").json
+            let rows = try #require(body?["modules"] as? [[String: Any]])
+            #expect(rows.map { $0["name"] as? String } == ["walk-in"])
+            #expect(rows.first?["state"] as? String == "external")
+            #expect(rows.first?["pid"] is NSNull)
+        }
+        try await broker.stop()
+    }
+}
