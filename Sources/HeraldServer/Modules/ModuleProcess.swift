@@ -66,9 +66,10 @@ final class ModuleProcess: Sendable {
     var pid: Int32 { state.withLock { $0.pid } }
 
     /// Starts `launch`; `exited` is called once, from the run's thread, when the process has exited and its
-    /// pipes are read. Throws the `errno` description when the process cannot be started.
+    /// pipes are read, with the last lines of its standard error. Throws the `errno` description when the
+    /// process cannot be started.
     static func start(
-        _ launch: Launch, logger: Logger, exited: @escaping @Sendable (ModuleExit) -> Void
+        _ launch: Launch, logger: Logger, exited: @escaping @Sendable (ModuleExit, [String]) -> Void
     ) async throws(ModuleProcessError) -> ModuleProcess {
         let process = ModuleProcess()
         let started: ModuleProcessError? = await withCheckedContinuation { continuation in
@@ -98,7 +99,7 @@ final class ModuleProcess: Sendable {
 
     private func run(
         _ launch: Launch, logger: Logger, started: (ModuleProcessError?) -> Void,
-        exited: @Sendable (ModuleExit) -> Void
+        exited: @Sendable (ModuleExit, [String]) -> Void
     ) {
         guard let output = Self.pipe() else { return started(ModuleProcessError(errno, "pipe")) }
         guard let errors = Self.pipe() else {
@@ -169,7 +170,7 @@ final class ModuleProcess: Sendable {
         // WIFEXITED and friends are macros Swift does not import.
         let exit: ModuleExit =
             waitStatus & 0x7f == 0 ? .exited((waitStatus >> 8) & 0xff) : .signaled(waitStatus & 0x7f)
-        exited(exit)
+        exited(exit, lastErrorLines)
     }
 
     /// A pipe whose ends are closed on exec (the child gets its copies through `dup2`).

@@ -107,7 +107,6 @@ struct ModuleRecord {
         var token: String?
         /// Publish `module.crashed`.
         var crashed = false
-        var lastErrorLines: [String] = []
         /// Publish this `module.unloaded` after `module.crashed`.
         var unloaded: ModuleUnloaded?
         /// Start again after this wait.
@@ -119,7 +118,6 @@ struct ModuleRecord {
     /// The current run's process exited.
     mutating func exited(_ exit: ModuleExit, shuttingDown: Bool, now: ContinuousClock.Instant) -> ExitOutcome {
         var outcome = ExitOutcome(token: token)
-        outcome.lastErrorLines = process?.lastErrorLines ?? []
         token = nil
         process = nil
         self.exit = exit

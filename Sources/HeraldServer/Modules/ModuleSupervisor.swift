@@ -146,8 +146,9 @@ public final class ModuleSupervisor: Service, Sendable {
             directory: manifest.folder, limits: manifest.limits)
         do {
             try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-            let process = try await ModuleProcess.start(launch, logger: broker.logger) { [weak self] exit in
-                self?.exited(name, run: run, exit)
+            let process = try await ModuleProcess.start(launch, logger: broker.logger) {
+                [weak self] exit, lastErrorLines in
+                self?.exited(name, run: run, exit, lastErrorLines: lastErrorLines)
             }
             state.withLock { $0.records[name]?.started(process, run: run) }
             broker.logger.info(
@@ -217,7 +218,7 @@ public final class ModuleSupervisor: Service, Sendable {
 
     // MARK: Exits and restarts
 
-    private func exited(_ name: String, run: Int, _ exit: ModuleExit) {
+    private func exited(_ name: String, run: Int, _ exit: ModuleExit, lastErrorLines: [String]) {
         let outcome = state.withLock { state -> ModuleRecord.ExitOutcome? in
             guard var record = state.records[name], record.run == run else { return nil }
             let outcome = record.exited(exit, shuttingDown: state.shuttingDown, now: .now)
@@ -229,7 +230,7 @@ public final class ModuleSupervisor: Service, Sendable {
         let metadata: Logger.Metadata = ["module": "\(name)", "module.exit": "\(exit)"]
         if outcome.crashed {
             broker.logger.warning("module crashed", metadata: metadata)
-            let lines = outcome.lastErrorLines
+            let lines = lastErrorLines
             broker.publish(
                 ModuleCrashed(
                     moduleName: name,
