@@ -210,13 +210,17 @@ extension ClientRequest {
 
     /// Module and group names: 1 to 64 of `[a-z0-9_-]`.
     static func validateModuleName(_ name: String, field: String) throws(ProtocolError) {
-        let valid =
-            (1...64).contains(name.utf8.count)
+        guard isValidModuleName(name) else { throw .invalidRequest(field, "must be 1 to 64 of a-z, 0-9, '_' and '-'") }
+    }
+
+    /// Whether `name` is a module name: 1 to 64 of `a-z`, `0-9`, `_` and `-` (also what a `module.toml`'s
+    /// `name` must be).
+    package static func isValidModuleName(_ name: String) -> Bool {
+        (1...64).contains(name.utf8.count)
             && name.utf8.allSatisfy { byte in
                 (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
                     || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
                     || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
             }
-        guard valid else { throw .invalidRequest(field, "must be 1 to 64 of a-z, 0-9, '_' and '-'") }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldProtocol
 import TOMLKit
 
 extension ModuleManifest {
@@ -31,14 +32,9 @@ extension ModuleManifest {
         return try reader.read(table, folder: folder)
     }
 
-    /// Whether `name` is a module name: 1 to 64 of `a-z`, `0-9`, `_` and `-`, as `hello` requires.
+    /// Whether `name` is a module name, as `hello` requires.
     static func isValidName(_ name: String) -> Bool {
-        (1...64).contains(name.utf8.count)
-            && name.utf8.allSatisfy { byte in
-                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
-                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
-                    || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
-            }
+        ClientRequest.isValidModuleName(name)
     }
 
     /// Whether `version` is a semantic version: `MAJOR.MINOR.PATCH`, numbers without leading zeros, then
