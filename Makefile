@@ -1,15 +1,21 @@
 # Herald's two commands for a new user: `make run` and `make test`. Everything else is for developers.
-# Each target installs what it needs itself: `make test` needs python3 (the Python example module) and
-# chromium (the dashboard's browser test).
+# Each target installs what it needs itself: building needs librabbitmq-dev (the RabbitMQ bridge's
+# headers); `make test` also needs python3 (the Python example module), chromium (the dashboard's browser
+# test) and rabbitmq-server (the bridge tests start private RabbitMQ nodes of their own).
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FORMAT_PATHS = Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Sources Fuzz/Package.swift Fuzz/Sources
 
-.PHONY: build run test test-deps lint format bench fuzz tsan clean
+.PHONY: build build-deps run test test-deps lint format bench fuzz tsan clean
 
-build:
+build: build-deps
 	$(SWIFT) build
+
+# The RabbitMQ bridge compiles against rabbitmq-c's headers (Debian librabbitmq-dev); the library itself is
+# loaded only when [bridge.rabbitmq] is configured (docs/scale-out.md).
+build-deps:
+	@[ -f /usr/include/amqp.h ] || { $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y librabbitmq-dev; }
 
 # Starts the broker with its embedded defaults (data in ./herald-data) and the example modules of
 # Examples/modules, which it starts and supervises; Ctrl-C stops it cleanly.
@@ -17,7 +23,7 @@ run: build
 	$(SWIFT) run herald serve --modules-dir Examples/modules
 
 # Every test. Warnings are errors in every Herald target (Package.swift), so this is also the strict build.
-test: lint test-deps
+test: lint build-deps test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
@@ -25,6 +31,7 @@ test: lint test-deps
 test-deps:
 	@command -v python3 >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3; }
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+	@[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || { $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y rabbitmq-server; }
 
 lint:
 	$(SWIFT) format lint --strict --recursive $(FORMAT_PATHS)
@@ -36,11 +43,12 @@ format:
 # benchmark (`herald bench pubsub`, Benchmarks/broker.sh) on a release build of herald.
 # SwiftPM can keep a stale build plan of the path dependency after source files are added or removed;
 # a clean rebuild fixes that.
-bench:
+bench: build-deps
 	cd Benchmarks && ($(SWIFT) build -c release || ($(SWIFT) package clean && $(SWIFT) build -c release))
 	Benchmarks/.build/release/InProcessBenchmark
 	$(SWIFT) build -c release --product herald
 	Benchmarks/broker.sh
+	Benchmarks/bridge.sh
 
 # Coverage-guided fuzzing of the envelope parser and payload validator for FUZZ_SECONDS (default 300).
 # The leak report at exit concerns one-time global tables and is switched off.

@@ -72,6 +72,22 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // rabbitmq-c behind a small blocking API, loaded with dlopen when a bridge is configured (docs/scale-out.md).
+        .target(name: "CHeraldAMQP", cSettings: [.unsafeFlags(["-Wall", "-Werror"])]),
+        .target(
+            name: "HeraldRabbitMQ",
+            dependencies: [
+                "CHeraldAMQP",
+                "HeraldCore",
+                "HeraldLog",
+                "HeraldServer",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "HeraldClient",
             dependencies: [
@@ -93,6 +109,7 @@ let package = Package(
                 "HeraldProtocol",
                 "HeraldServer",
                 "HeraldClient",
+                "HeraldRabbitMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -114,6 +131,7 @@ let package = Package(
             name: "HeraldServerTests",
             dependencies: [
                 "HeraldServer",
+                "HeraldRabbitMQ",
                 "HeraldClient",
                 "HeraldCore",
                 "HeraldLog",

@@ -11,7 +11,7 @@ struct Herald: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             Serve.self, Publish.self, Tail.self, Stats.self, Replay.self, Groups.self, DeadLetters.self, Modules.self,
-            Bench.self, Catalog.self,
+            Bridge.self, Bench.self, Catalog.self,
         ]
     )
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HeraldLog
+import HeraldRabbitMQ
 import HeraldServer
 import Logging
 import Metrics
@@ -99,10 +100,18 @@ struct Serve: AsyncParsableCommand {
         let tcpListener = IPCListener.tcp(for: broker)
         let gateway = HTTPGateway(broker: broker, metrics: { metrics.emitToString() })
         let supervisor = ModuleSupervisor(broker: broker)
+        var bridge: RabbitMQBridge?
+        if configuration.bridge != nil {
+            do {
+                bridge = try RabbitMQBridge(broker: broker)
+            } catch {
+                throw fail("\(error)")
+            }
+        }
         // Shut down in reverse: the supervisor first, while the socket still serves the modules it stops.
         let services = ServiceGroup(
             configuration: .init(
-                services: [listener] + (tcpListener.map { [$0] } ?? []) + [
+                services: [listener] + (tcpListener.map { [$0] } ?? []) + (bridge.map { [$0] } ?? []) + [
                     gateway, GroupLagMonitor(broker: broker), Housekeeping(broker: broker), supervisor,
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
@@ -120,9 +129,8 @@ struct Serve: AsyncParsableCommand {
                     Data("herald ready socket=\(listener.path) http=\(gateway.address)\n".utf8))
                 await supervisor.startAll()
                 broker.completeStartup(
-                    components: ["log", "groups", "ipc"] + (tcpListener == nil ? [] : ["ipc-tcp"]) + [
-                        "http", "modules", "housekeeping",
-                    ])
+                    components: ["log", "groups", "ipc"] + (tcpListener == nil ? [] : ["ipc-tcp"])
+                        + (bridge == nil ? [] : ["bridge"]) + ["http", "modules", "housekeeping"])
                 try await tasks.waitForAll()
             }
         } catch {

@@ -168,6 +168,43 @@ import Testing
             "[[auth.tokens]]\nname = \"a\"\ntoken = \"s\"\n[[auth.tokens]]\nname = \"b\"\ntoken = \"s\"",
             "configuration: auth.tokens[1].token: is the same secret as another token's"
         ),
+        (
+            "[bridge.kafka]\nurl = \"x\"",
+            "configuration: bridge.kafka: unknown key (the bridge there is: [bridge.rabbitmq])"
+        ),
+        ("[bridge.rabbitmq]\nhost = \"x\"", "configuration: bridge.rabbitmq.host: unknown key"),
+        (
+            "[bridge.rabbitmq]\nurl = \"amqps://h\"",
+            "configuration: bridge.rabbitmq.url: must be an amqp:// URL (amqps is not supported)"
+        ),
+        (
+            "[bridge.rabbitmq]\nexchange = \"amq.topic\"",
+            "configuration: bridge.rabbitmq.exchange: names starting with 'amq.' are reserved by RabbitMQ"
+        ),
+        (
+            "[bridge.rabbitmq]\nstart = \"now\"",
+            #"configuration: bridge.rabbitmq.start: must be "latest" or "earliest""#
+        ),
+        (
+            "[bridge.rabbitmq]\nbroker_id = \"a b\"",
+            "configuration: bridge.rabbitmq.broker_id: must be 1 to 64 of [A-Za-z0-9_.-], or empty"
+        ),
+        (
+            "[bridge.rabbitmq]\nreconnect_min_ms = 500\nreconnect_max_ms = 100",
+            "configuration: bridge.rabbitmq.reconnect_max_ms: must not be less than reconnect_min_ms"
+        ),
+        (
+            "[[bridge.rabbitmq.consume]]\npatterns = [\"#\"]",
+            "configuration: bridge.rabbitmq.consume[0].queue: required"
+        ),
+        (
+            "[[bridge.rabbitmq.consume]]\nqueue = \"q\"\npatterns = []",
+            "configuration: bridge.rabbitmq.consume[0].patterns: required, a non-empty array of topic patterns"
+        ),
+        (
+            "[[bridge.rabbitmq.consume]]\nqueue = \"q\"\npatterns = [\"#\"]\n[[bridge.rabbitmq.consume]]\nqueue = \"q\"\npatterns = [\"a\"]",
+            "configuration: bridge.rabbitmq.consume[1].queue: 'q' is consumed by another entry"
+        ),
     ])
     func refusesBadConfigurationNamingTheKey(_ toml: String, _ message: String) {
         do {
@@ -176,6 +213,43 @@ import Testing
         } catch {
             #expect(error.description == message)
         }
+    }
+
+    @Test func aBridgeSectionIsReadPrintedWithoutItsPasswordAndReadBack() throws {
+        let toml = """
+            [bridge.rabbitmq]
+            url = "amqp://herald:s3cret@mq.internal:5672/prod"
+            publish = ["block.#", "transaction.#"]
+            broker_id = "node-a"
+            start = "earliest"
+
+            [[bridge.rabbitmq.consume]]
+            queue = "node-a.in"
+            patterns = ["#"]
+            prefetch = 64
+
+            [[bridge.rabbitmq.consume]]
+            queue = "herald.group.indexer.0"
+            patterns = ["block.#"]
+            declare = false
+            """
+        let configuration = try HeraldConfiguration().applying(toml: toml)
+        let bridge = try #require(configuration.bridge)
+        #expect(bridge.url == "amqp://herald:s3cret@mq.internal:5672/prod")
+        #expect(bridge.exchange == "herald.events")
+        #expect(bridge.publish == ["block.#", "transaction.#"])
+        #expect(bridge.start == "earliest")
+        #expect(bridge.consume.map(\.queue) == ["node-a.in", "herald.group.indexer.0"])
+        #expect(bridge.consume.map(\.prefetch) == [64, 256])
+        #expect(bridge.consume.map(\.declare) == [true, false])
+        #expect(configuration.changedSections == ["bridge"])
+        let printed = configuration.tomlDescription
+        #expect(!printed.contains("s3cret"))
+        #expect(printed.contains(#"url = "amqp://herald:(redacted)@mq.internal:5672/prod""#))
+        var expected = configuration
+        expected.bridge?.url = "amqp://herald:(redacted)@mq.internal:5672/prod"
+        #expect(try HeraldConfiguration().applying(toml: printed) == expected)
+        #expect(try HeraldConfiguration().applying(toml: "").bridge == nil)
     }
 
     @Test func invalidTOMLSaysWhere() {

@@ -10,12 +10,13 @@ struct HeraldRun {
     let output: Pipe
     let errors: Pipe
 
-    /// Starts `herald` with `arguments` in `directory` (the current directory when `nil`).
-    static func start(_ arguments: [String], in directory: String? = nil, environment: [String: String]? = nil)
-        throws -> HeraldRun
-    {
+    /// Starts `herald` (or `program`) with `arguments` in `directory` (the current directory when `nil`).
+    static func start(
+        _ arguments: [String], in directory: String? = nil, environment: [String: String]? = nil,
+        program: String = executable
+    ) throws -> HeraldRun {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
+        process.executableURL = URL(fileURLWithPath: program)
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         if let environment { process.environment = environment }

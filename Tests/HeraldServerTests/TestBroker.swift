@@ -3,6 +3,7 @@ import HeraldClient
 import HeraldCore
 import HeraldLog
 import HeraldProtocol
+import HeraldRabbitMQ
 import Logging
 import Metrics
 import NIOCore
@@ -48,11 +49,14 @@ struct TestBroker {
     /// `http`, the HTTP gateway listens on a free loopback port and the broker completes its startup
     /// (`node.startup_completed`) once everything listens, as `herald serve` does.
     ///
+    /// With `bridge`, the RabbitMQ bridge of `[bridge.rabbitmq]` runs (the durable log is needed).
+    ///
     /// With `modules`, a ``ModuleSupervisor`` runs the modules of that directory; the test starts them with
     /// `supervisor.startAll()`. `logger` replaces the quiet default.
     static func start(
         durable: Bool = false, lagMonitor: Bool = true, http: Bool = false, modules: String? = nil,
-        logger customLogger: Logger? = nil, _ configure: (inout HeraldConfiguration) -> Void = { _ in }
+        bridge: Bool = false, logger customLogger: Logger? = nil,
+        _ configure: (inout HeraldConfiguration) -> Void = { _ in }
     )
         async throws -> TestBroker
     {
@@ -81,6 +85,7 @@ struct TestBroker {
         let supervisor = modules == nil ? nil : ModuleSupervisor(broker: broker)
         var all: [any Service] = [listener]
         if let tcpListener { all.append(tcpListener) }
+        if bridge { all.append(try RabbitMQBridge(broker: broker)) }
         if let gateway { all.append(gateway) }
         if lagMonitor { all.append(GroupLagMonitor(broker: broker)) }
         if let supervisor { all.append(supervisor) }

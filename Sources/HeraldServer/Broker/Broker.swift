@@ -23,7 +23,7 @@ public final class Broker: Sendable {
     let persist: [TopicPattern]
     /// The `event_id`s accepted within `log.dedup_window_ms`.
     let dedup: DedupWindow
-    let logger: Logger
+    package let logger: Logger
     /// Connected and loaded modules.
     let modules = ModuleRegistry()
     /// Counters and gauges for `GET /metrics`.

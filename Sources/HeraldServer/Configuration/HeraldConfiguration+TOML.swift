@@ -56,6 +56,7 @@ extension HeraldConfiguration {
             if !sections.contains(section) { sections.append(section) }
         }
         if !tokens.isEmpty { sections.append("auth") }
+        if bridge != nil { sections.append("bridge") }
         return sections
     }
 
@@ -73,13 +74,17 @@ extension HeraldConfiguration {
         }
         var result = self
         let byName = Dictionary(uniqueKeysWithValues: Self.keys.map { ($0.name, $0) })
-        let sections = Set(Self.keys.map(\.section)).subtracting([""]).union(["auth"])
+        let sections = Set(Self.keys.map(\.section)).subtracting([""]).union(["auth", "bridge"])
         for name in table.keys.sorted() {
             let value = table[name]!
             if sections.contains(name) {
                 guard let section = value.table else { throw ConfigurationError(key: name, "must be a table") }
                 if name == "auth" {
                     result.tokens = try Self.readAuth(section)
+                    continue
+                }
+                if name == "bridge" {
+                    result.bridge = try Self.readBridge(section)
                     continue
                 }
                 for field in section.keys.sorted() {
@@ -171,6 +176,7 @@ extension HeraldConfiguration {
             )
             if token.admin { lines.append("admin = true") }
         }
+        lines += bridgeLines
         return lines.joined(separator: "\n") + "\n"
     }
 }

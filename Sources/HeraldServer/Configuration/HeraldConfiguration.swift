@@ -21,6 +21,8 @@ public struct HeraldConfiguration: Sendable, Equatable {
     public var housekeeping = Housekeeping()
     /// Tokens and their permissions; none by default.
     public var tokens: [Token] = []
+    /// The RabbitMQ bridge; `nil` (no `[bridge.rabbitmq]`) runs without one.
+    public var bridge: RabbitMQBridge?
 
     /// The defaults.
     public init() {}

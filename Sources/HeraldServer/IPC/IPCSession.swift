@@ -284,6 +284,12 @@ struct IPCSession {
                     .invalidRequest, "group: this broker keeps no durable log, so it has no consumer groups",
                     requestID: id))
         }
+        if name == HeraldConfiguration.RabbitMQBridge.groupName {
+            return fail(
+                ProtocolError(
+                    .invalidRequest, "group: '\(name)' is reserved for the RabbitMQ bridge's position in the log",
+                    requestID: id))
+        }
         let start: GroupStart =
             switch request.from ?? .latest {
             case .latest: .latest

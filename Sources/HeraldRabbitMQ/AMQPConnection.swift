@@ -1,0 +1,242 @@
+import CHeraldAMQP
+import Foundation
+
+/// Why an AMQP call failed: a one-line reason from rabbitmq-c or the server.
+public struct AMQPError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+
+    public init(_ description: String) { self.description = description }
+
+    /// An error from the NUL-terminated reason a C call left in `buffer`.
+    init(cBuffer buffer: [CChar]) {
+        description = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// One blocking AMQP 0-9-1 connection with one channel, over rabbitmq-c (`CHeraldAMQP`). Every call blocks
+/// the calling thread, so it belongs on a thread of its own, never on an event loop; one thread at a time
+/// uses it. After a failure the connection should be closed and made again.
+public final class AMQPConnection {
+    private var handle: OpaquePointer?
+
+    /// Loads rabbitmq-c and connects to `url`, logs in and opens the channel.
+    public init(url: String, heartbeatSeconds: Int = 10, timeoutMs: Int = 5000) throws(AMQPError) {
+        var error = [CChar](repeating: 0, count: 512)
+        let made = herald_amqp_connect(url, Int32(heartbeatSeconds), Int32(timeoutMs), &error, error.count)
+        guard let made else { throw AMQPError(cBuffer: error) }
+        handle = made
+    }
+
+    deinit { close() }
+
+    /// Closes the channel and the connection; later calls fail.
+    public func close() {
+        guard let handle else { return }
+        herald_amqp_close(handle)
+        self.handle = nil
+    }
+
+    private func check(_ status: Int32) throws(AMQPError) {
+        guard status < 0 else { return }
+        throw lastError
+    }
+
+    private var lastError: AMQPError {
+        guard let handle else { return AMQPError("the connection is closed") }
+        return AMQPError(String(cString: herald_amqp_error(handle)))
+    }
+
+    private func connection() throws(AMQPError) -> OpaquePointer {
+        guard let handle else { throw AMQPError("the connection is closed") }
+        return handle
+    }
+
+    /// A queue or exchange argument (`x-queue-type`, `x-delivery-limit`, …).
+    public enum Argument: Sendable {
+        case string(String, String)
+        case integer(String, Int64)
+        case boolean(String, Bool)
+    }
+
+    private func withArguments<Result>(
+        _ arguments: [Argument], _ body: (UnsafePointer<herald_amqp_argument>?, Int) -> Result
+    ) -> Result {
+        // The C strings live as long as the call: strdup'd here, freed after.
+        var owned: [UnsafeMutablePointer<CChar>] = []
+        defer { owned.forEach { free($0) } }
+        let converted = arguments.map { argument -> herald_amqp_argument in
+            switch argument {
+            case .string(let name, let value):
+                let cName = strdup(name)!
+                let cValue = strdup(value)!
+                owned += [cName, cValue]
+                return herald_amqp_argument(name: cName, string: cValue, integer: 0, is_boolean: 0)
+            case .integer(let name, let value):
+                let cName = strdup(name)!
+                owned.append(cName)
+                return herald_amqp_argument(name: cName, string: nil, integer: value, is_boolean: 0)
+            case .boolean(let name, let value):
+                let cName = strdup(name)!
+                owned.append(cName)
+                return herald_amqp_argument(name: cName, string: nil, integer: value ? 1 : 0, is_boolean: 1)
+            }
+        }
+        return converted.withUnsafeBufferPointer { body($0.baseAddress, $0.count) }
+    }
+
+    /// Declares a durable exchange of `type` (`topic`, `fanout`, `x-consistent-hash`, …).
+    public func declareExchange(_ name: String, type: String, arguments: [Argument] = []) throws(AMQPError) {
+        let handle = try connection()
+        try check(withArguments(arguments) { herald_amqp_declare_exchange(handle, name, type, $0, $1) })
+    }
+
+    /// Declares a durable queue; `passive` only checks that it exists.
+    public func declareQueue(_ name: String, passive: Bool = false, arguments: [Argument] = []) throws(AMQPError) {
+        let handle = try connection()
+        try check(withArguments(arguments) { herald_amqp_declare_queue(handle, name, passive ? 1 : 0, $0, $1) })
+    }
+
+    public func bindQueue(_ queue: String, to exchange: String, key: String) throws(AMQPError) {
+        try check(herald_amqp_bind_queue(try connection(), queue, exchange, key))
+    }
+
+    /// Routes what `source` routes with `key` to the exchange `destination` too.
+    public func bindExchange(_ destination: String, to source: String, key: String) throws(AMQPError) {
+        try check(herald_amqp_bind_exchange(try connection(), destination, source, key))
+    }
+
+    public func deleteQueue(_ queue: String) throws(AMQPError) {
+        try check(herald_amqp_delete_queue(try connection(), queue))
+    }
+
+    public func deleteExchange(_ exchange: String) throws(AMQPError) {
+        try check(herald_amqp_delete_exchange(try connection(), exchange))
+    }
+
+    /// Publisher confirms from now on: the n-th publish after this has delivery tag n.
+    public func selectConfirms() throws(AMQPError) {
+        try check(herald_amqp_confirm_select(try connection()))
+    }
+
+    /// What a message carries besides its body and routing key.
+    public struct Properties: Sendable {
+        public var messageID: String?
+        public var type: String?
+        public var appID: String?
+        public var timestampMs: Int64 = 0
+        public var headers: [(String, String)] = []
+
+        public init(
+            messageID: String? = nil, type: String? = nil, appID: String? = nil, timestampMs: Int64 = 0,
+            headers: [(String, String)] = []
+        ) {
+            self.messageID = messageID
+            self.type = type
+            self.appID = appID
+            self.timestampMs = timestampMs
+            self.headers = headers
+        }
+    }
+
+    /// Publishes a persistent JSON message.
+    public func publish(
+        exchange: String, routingKey: String, body: [UInt8], properties: Properties = Properties()
+    ) throws(AMQPError) {
+        let handle = try connection()
+        var owned: [UnsafeMutablePointer<CChar>?] = []
+        defer { owned.forEach { free($0) } }
+        func c(_ text: String?) -> UnsafePointer<CChar>? {
+            guard let text else { return nil }
+            let copy = strdup(text)
+            owned.append(copy)
+            return UnsafePointer(copy)
+        }
+        let names = properties.headers.map { c($0.0) }
+        let values = properties.headers.map { c($0.1) }
+        let status = names.withUnsafeBufferPointer { names in
+            values.withUnsafeBufferPointer { values in
+                var cProperties = herald_amqp_properties(
+                    message_id: c(properties.messageID), type: c(properties.type), app_id: c(properties.appID),
+                    timestamp_ms: properties.timestampMs, header_names: names.baseAddress,
+                    header_values: values.baseAddress, header_count: properties.headers.count)
+                return body.withUnsafeBytes { bytes in
+                    herald_amqp_publish(handle, exchange, routingKey, bytes.baseAddress, bytes.count, &cProperties)
+                }
+            }
+        }
+        try check(status)
+    }
+
+    /// A publisher confirm for `tag` (or every tag up to it, when `multiple`).
+    public struct Confirm: Sendable, Equatable {
+        public let tag: UInt64
+        public let multiple: Bool
+        /// `false`: RabbitMQ could not take the message (a nack).
+        public let ack: Bool
+    }
+
+    /// The next publisher confirm, or `nil` after `timeoutMs` without one. Heartbeats are kept meanwhile.
+    public func nextConfirm(timeoutMs: Int) throws(AMQPError) -> Confirm? {
+        var confirm = herald_amqp_confirm()
+        let status = herald_amqp_wait_confirm(try connection(), Int32(timeoutMs), &confirm)
+        try check(status)
+        guard status == 1 else { return nil }
+        return Confirm(tag: confirm.tag, multiple: confirm.multiple != 0, ack: confirm.ack != 0)
+    }
+
+    /// Messages handed over before the first is acknowledged, for consumers started after this.
+    public func setPrefetch(_ count: Int) throws(AMQPError) {
+        try check(herald_amqp_qos(try connection(), UInt16(clamping: count)))
+    }
+
+    /// Consumes `queue` with manual acknowledgements; the consumer tag is the queue's name.
+    public func consume(_ queue: String) throws(AMQPError) {
+        try check(herald_amqp_consume(try connection(), queue))
+    }
+
+    /// A consumed message.
+    public struct Message: Sendable {
+        public let deliveryTag: UInt64
+        public let redelivered: Bool
+        public let body: [UInt8]
+        public let routingKey: String
+        /// The queue it came from (the consumer tag is the queue's name).
+        public let queue: String
+        public let messageID: String
+        public let appID: String
+        /// 2 for a persistent message.
+        public let deliveryMode: UInt8
+        /// The `chain_id` header, empty when absent.
+        public let chainIDHeader: String
+    }
+
+    /// The next message of any consumed queue, or `nil` after `timeoutMs` without one.
+    public func nextMessage(timeoutMs: Int) throws(AMQPError) -> Message? {
+        var raw = herald_amqp_message()
+        let status = herald_amqp_next_message(try connection(), Int32(timeoutMs), &raw)
+        try check(status)
+        guard status == 1 else { return nil }
+        defer { herald_amqp_message_free(&raw) }
+        let body = [UInt8](UnsafeRawBufferPointer(start: raw.body, count: raw.length))
+        return Message(
+            deliveryTag: raw.delivery_tag, redelivered: raw.redelivered != 0, body: body,
+            routingKey: Self.text(&raw.routing_key), queue: Self.text(&raw.consumer_tag),
+            messageID: Self.text(&raw.message_id), appID: Self.text(&raw.app_id), deliveryMode: raw.delivery_mode,
+            chainIDHeader: Self.text(&raw.chain_id_header))
+    }
+
+    private static func text<Tuple>(_ tuple: inout Tuple) -> String {
+        withUnsafeBytes(of: &tuple) { bytes in
+            String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    public func ack(_ deliveryTag: UInt64, multiple: Bool = false) throws(AMQPError) {
+        try check(herald_amqp_ack(try connection(), deliveryTag, multiple ? 1 : 0))
+    }
+
+    /// Rejects a message; without `requeue` it goes to the queue's dead-letter exchange, or is dropped.
+    public func reject(_ deliveryTag: UInt64, requeue: Bool) throws(AMQPError) {
+        try check(herald_amqp_reject(try connection(), deliveryTag, requeue ? 1 : 0))
+    }
+}

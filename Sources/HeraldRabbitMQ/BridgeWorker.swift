@@ -1,0 +1,93 @@
+import Dispatch
+import Foundation
+import Logging
+import Synchronization
+
+/// A thread that keeps one AMQP connection and does one direction of the bridge's work on it: it connects,
+/// serves until the connection fails, and connects again after a backoff that doubles from
+/// `reconnect_min_ms` to `reconnect_max_ms`, saying so in the log — until it is stopped.
+///
+/// rabbitmq-c blocks, so each direction has a thread of its own and never touches an event loop.
+final class BridgeWorker: Sendable {
+    let direction: String
+    private let stopping = Atomic<Bool>(false)
+    /// Signalled to cut a backoff or an idle wait short.
+    let wake = DispatchSemaphore(value: 0)
+    private let finished = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    init(direction: String) {
+        self.direction = direction
+    }
+
+    var isStopping: Bool { stopping.load(ordering: .acquiring) }
+
+    /// Starts the thread: `connect` makes a ready connection, `serve` works on it and returns when the
+    /// worker stops (or throws when the connection fails).
+    func start(
+        reconnectMinMs: Int, reconnectMaxMs: Int, logger: Logger, metrics: BridgeMetrics,
+        connect: @escaping @Sendable () throws(AMQPError) -> AMQPConnection,
+        serve: @escaping @Sendable (AMQPConnection) throws(AMQPError) -> Void
+    ) {
+        let thread = Thread { [self] in
+            var backoff = reconnectMinMs
+            var failures = 0
+            while !isStopping {
+                var connection: AMQPConnection?
+                do throws(AMQPError) {
+                    let made = try connect()
+                    connection = made
+                    metrics.connected(direction, true)
+                    if failures > 0 {
+                        logger.info(
+                            "RabbitMQ bridge reconnected",
+                            metadata: ["direction": "\(direction)", "failed_attempts": "\(failures)"])
+                    } else {
+                        logger.info("RabbitMQ bridge connected", metadata: ["direction": "\(direction)"])
+                    }
+                    failures = 0
+                    backoff = reconnectMinMs
+                    try serve(made)
+                    made.close()
+                } catch {
+                    connection?.close()
+                    metrics.connected(direction, false)
+                    if failures == 0 {
+                        logger.warning(
+                            "RabbitMQ bridge connection lost; connecting again with backoff",
+                            metadata: ["direction": "\(direction)", "error": "\(error)"])
+                    } else {
+                        logger.debug(
+                            "RabbitMQ bridge still cannot connect",
+                            metadata: ["direction": "\(direction)", "error": "\(error)", "backoff_ms": "\(backoff)"])
+                    }
+                    failures += 1
+                    metrics.reconnect(direction)
+                    _ = wake.wait(timeout: .now() + .milliseconds(backoff))
+                    backoff = min(backoff * 2, reconnectMaxMs)
+                }
+            }
+            metrics.connected(direction, false)
+            let waiters = finished.withLock { state in
+                state.done = true
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            waiters.forEach { $0.resume() }
+        }
+        thread.name = "herald-bridge-\(direction)"
+        thread.start()
+    }
+
+    /// Asks the thread to stop and waits until it has: `serve` finishes what it holds first.
+    func stop() async {
+        stopping.store(true, ordering: .releasing)
+        wake.signal()
+        await withCheckedContinuation { continuation in
+            let done = finished.withLock { state in
+                if !state.done { state.waiters.append(continuation) }
+                return state.done
+            }
+            if done { continuation.resume() }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+import HeraldCore
+import TOMLKit
+
+extension HeraldConfiguration {
+    /// `[bridge.rabbitmq]` (docs/scale-out.md): present, the broker publishes its stored events to a
+    /// RabbitMQ topic exchange and feeds the queues of `[[bridge.rabbitmq.consume]]` into its own log.
+    public struct RabbitMQBridge: Sendable, Equatable {
+        /// The consumer group through which the bridge reads the log; reserved, so no client may join it.
+        public static let groupName = "rabbitmq-bridge"
+
+        /// The RabbitMQ server, `amqp://user:password@host:port/vhost`.
+        public var url = "amqp://guest:guest@127.0.0.1:5672"
+        /// The topic exchange events are published to (declared durable).
+        public var exchange = "herald.events"
+        /// The topics of stored events that are published.
+        public var publish = ["#"]
+        /// This broker's id in `metadata.origin`; empty means the one kept in `<data_dir>/broker-id`.
+        public var brokerID = ""
+        /// Where the bridge's group starts the first time: `"latest"` (events stored from then on) or
+        /// `"earliest"` (everything the log still holds).
+        public var start = "latest"
+        /// Publishes waiting for RabbitMQ's confirm at once.
+        public var maxInFlight = 1024
+        /// How long a publish may wait for its confirm before the connection is given up and made again.
+        public var confirmTimeoutMs = 30_000
+        /// AMQP heartbeat; 0 turns heartbeats off.
+        public var heartbeatSeconds = 10
+        /// The first and the longest wait before connecting again; the wait doubles in between.
+        public var reconnectMinMs = 100
+        public var reconnectMaxMs = 30_000
+        /// Queues whose messages are fed into this broker.
+        public var consume: [Consume] = []
+
+        public init() {}
+
+        /// One `[[bridge.rabbitmq.consume]]` entry.
+        public struct Consume: Sendable, Equatable {
+            /// A durable queue; declared and bound to `patterns` on the exchange unless `declare` is false.
+            public var queue: String
+            /// Binding keys on the exchange (topic patterns).
+            public var patterns: [String]
+            /// Messages RabbitMQ hands over before the first is acknowledged.
+            public var prefetch = 256
+            /// `false`: the queue is made elsewhere (`herald bridge setup`) and is only consumed.
+            public var declare = true
+
+            public init(queue: String, patterns: [String], prefetch: Int = 256, declare: Bool = true) {
+                self.queue = queue
+                self.patterns = patterns
+                self.prefetch = prefetch
+                self.declare = declare
+            }
+        }
+    }
+
+    /// The keys of `[bridge.rabbitmq]`, read and printed in this order.
+    private static let bridgeKeys: [String] = [
+        "url", "exchange", "publish", "broker_id", "start", "max_in_flight", "confirm_timeout_ms",
+        "heartbeat_seconds", "reconnect_min_ms", "reconnect_max_ms", "consume",
+    ]
+
+    /// Reads the `[bridge]` table: `[bridge.rabbitmq]` is the one bridge there is.
+    static func readBridge(_ table: TOMLTable) throws(ConfigurationError) -> RabbitMQBridge? {
+        for name in table.keys where name != "rabbitmq" {
+            throw ConfigurationError(key: "bridge.\(name)", "unknown key (the bridge there is: [bridge.rabbitmq])")
+        }
+        guard let value = table["rabbitmq"] else { return nil }
+        guard let section = value.table else { throw ConfigurationError(key: "bridge.rabbitmq", "must be a table") }
+        for name in section.keys where !bridgeKeys.contains(name) {
+            throw ConfigurationError(key: "bridge.rabbitmq.\(name)", "unknown key")
+        }
+        var bridge = RabbitMQBridge()
+        let reader = TableReader(table: section, prefix: "bridge.rabbitmq")
+        bridge.url = try reader.string("url", default: bridge.url) { url in
+            url.hasPrefix("amqp://") ? nil : "must be an amqp:// URL (amqps is not supported)"
+        }
+        bridge.exchange = try reader.string("exchange", default: bridge.exchange, check: amqpNameProblem)
+        if let value = section["publish"] {
+            bridge.publish = try ConfigurationKey.readPatterns("bridge.rabbitmq.publish", value).map(\.text)
+        }
+        bridge.brokerID = try reader.string("broker_id", default: "") { id in
+            id.isEmpty || Self.isValidBrokerID(id) ? nil : "must be 1 to 64 of [A-Za-z0-9_.-], or empty"
+        }
+        bridge.start = try reader.string("start", default: bridge.start) { start in
+            ["latest", "earliest"].contains(start) ? nil : #"must be "latest" or "earliest""#
+        }
+        bridge.maxInFlight = try reader.integer("max_in_flight", 1...65_535, default: bridge.maxInFlight)
+        bridge.confirmTimeoutMs = try reader.integer(
+            "confirm_timeout_ms", 100...3_600_000, default: bridge.confirmTimeoutMs)
+        bridge.heartbeatSeconds = try reader.integer("heartbeat_seconds", 0...3600, default: bridge.heartbeatSeconds)
+        bridge.reconnectMinMs = try reader.integer("reconnect_min_ms", 1...3_600_000, default: bridge.reconnectMinMs)
+        bridge.reconnectMaxMs = try reader.integer("reconnect_max_ms", 1...3_600_000, default: bridge.reconnectMaxMs)
+        if bridge.reconnectMaxMs < bridge.reconnectMinMs {
+            throw ConfigurationError(key: "bridge.rabbitmq.reconnect_max_ms", "must not be less than reconnect_min_ms")
+        }
+        if let value = section["consume"] {
+            guard let entries = value.array else {
+                throw ConfigurationError(
+                    key: "bridge.rabbitmq.consume", "must be an array of tables ([[bridge.rabbitmq.consume]])")
+            }
+            for (index, entry) in entries.enumerated() {
+                let prefix = "bridge.rabbitmq.consume[\(index)]"
+                guard let table = entry.table else { throw ConfigurationError(key: prefix, "must be a table") }
+                for name in table.keys where !["queue", "patterns", "prefetch", "declare"].contains(name) {
+                    throw ConfigurationError(key: "\(prefix).\(name)", "unknown key")
+                }
+                let reader = TableReader(table: table, prefix: prefix)
+                guard table["queue"] != nil else { throw ConfigurationError(key: "\(prefix).queue", "required") }
+                let queue = try reader.string("queue", default: "", check: amqpNameProblem)
+                guard let patterns = table["patterns"] else {
+                    throw ConfigurationError(key: "\(prefix).patterns", "required, a non-empty array of topic patterns")
+                }
+                let parsed = try ConfigurationKey.readPatterns("\(prefix).patterns", patterns)
+                if parsed.isEmpty {
+                    throw ConfigurationError(key: "\(prefix).patterns", "required, a non-empty array of topic patterns")
+                }
+                if bridge.consume.contains(where: { $0.queue == queue }) {
+                    throw ConfigurationError(key: "\(prefix).queue", "'\(queue)' is consumed by another entry")
+                }
+                bridge.consume.append(
+                    RabbitMQBridge.Consume(
+                        queue: queue, patterns: parsed.map(\.text),
+                        prefetch: try reader.integer("prefetch", 1...65_535, default: 256),
+                        declare: try reader.boolean("declare", default: true)))
+            }
+        }
+        return bridge
+    }
+
+    /// Why `name` cannot name an exchange or queue: AMQP names are 1 to 255 bytes, and `amq.` is RabbitMQ's.
+    private static func amqpNameProblem(_ name: String) -> String? {
+        if name.isEmpty || name.utf8.count > 255 { return "must be 1 to 255 bytes" }
+        if name.hasPrefix("amq.") { return "names starting with 'amq.' are reserved by RabbitMQ" }
+        return nil
+    }
+
+    /// A broker id: 1 to 64 of `[A-Za-z0-9_.-]`.
+    public static func isValidBrokerID(_ id: String) -> Bool {
+        (1...64).contains(id.utf8.count)
+            && id.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"):
+                    true
+                default: false
+                }
+            }
+    }
+
+    /// `[bridge.rabbitmq]` and its `[[bridge.rabbitmq.consume]]` entries as `herald.toml` lines.
+    var bridgeLines: [String] {
+        guard let bridge else { return [] }
+        func patterns(_ list: [String]) -> String {
+            "[" + list.map(ConfigurationKey.quoted).joined(separator: ", ") + "]"
+        }
+        var lines = [
+            "", "[bridge.rabbitmq]",
+            "url = \(ConfigurationKey.quoted(Self.redactingPassword(bridge.url)))",
+            "exchange = \(ConfigurationKey.quoted(bridge.exchange))",
+            "publish = \(patterns(bridge.publish))",
+            "broker_id = \(ConfigurationKey.quoted(bridge.brokerID))",
+            "start = \(ConfigurationKey.quoted(bridge.start))",
+            "max_in_flight = \(bridge.maxInFlight)",
+            "confirm_timeout_ms = \(bridge.confirmTimeoutMs)",
+            "heartbeat_seconds = \(bridge.heartbeatSeconds)",
+            "reconnect_min_ms = \(bridge.reconnectMinMs)",
+            "reconnect_max_ms = \(bridge.reconnectMaxMs)",
+        ]
+        for entry in bridge.consume {
+            lines += [
+                "", "[[bridge.rabbitmq.consume]]",
+                "queue = \(ConfigurationKey.quoted(entry.queue))",
+                "patterns = \(patterns(entry.patterns))",
+                "prefetch = \(entry.prefetch)",
+                "declare = \(entry.declare)",
+            ]
+        }
+        return lines
+    }
+
+    /// `url` with its password replaced by `(redacted)`, for printing and logging.
+    public static func redactingPassword(_ url: String) -> String {
+        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@"),
+            let colon = url[scheme.upperBound..<at].firstIndex(of: ":")
+        else { return url }
+        return String(url[..<url.index(after: colon)]) + "(redacted)" + String(url[at...])
+    }
+}
+
+/// Reads the typed keys of one TOML table, each error naming `prefix.key`.
+struct TableReader {
+    let table: TOMLTable
+    let prefix: String
+
+    func string(_ name: String, default value: String, check: (String) -> String? = { _ in nil })
+        throws(ConfigurationError) -> String
+    {
+        guard let found = table[name] else { return value }
+        guard let text = found.string else { throw ConfigurationError(key: "\(prefix).\(name)", "must be a string") }
+        if let problem = check(text) { throw ConfigurationError(key: "\(prefix).\(name)", problem) }
+        return text
+    }
+
+    func integer(_ name: String, _ range: ClosedRange<Int>, default value: Int) throws(ConfigurationError) -> Int {
+        guard let found = table[name] else { return value }
+        return try ConfigurationKey.readInteger("\(prefix).\(name)", found, range)
+    }
+
+    func boolean(_ name: String, default value: Bool) throws(ConfigurationError) -> Bool {
+        guard let found = table[name] else { return value }
+        guard let flag = found.bool else { throw ConfigurationError(key: "\(prefix).\(name)", "must be true or false") }
+        return flag
+    }
+}
