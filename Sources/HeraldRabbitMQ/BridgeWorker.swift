@@ -62,7 +62,9 @@ final class BridgeWorker: Sendable {
                     }
                     failures += 1
                     metrics.reconnect(direction)
-                    _ = wake.wait(timeout: .now() + .milliseconds(backoff))
+                    // Wake-ups for new events do not cut the backoff short; only a stop does.
+                    let deadline = DispatchTime.now() + .milliseconds(backoff)
+                    while !isStopping, wake.wait(timeout: deadline) == .success {}
                     backoff = min(backoff * 2, reconnectMaxMs)
                 }
             }

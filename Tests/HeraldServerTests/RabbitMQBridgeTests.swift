@@ -117,8 +117,10 @@ struct RabbitMQBridgeTests {
             }
             try await waitForQueue(server, "alpha.in")
             try await waitForQueue(server, "beta.in")
-            let onAlpha = try await client(alpha, "watcher").subscribe(["block.#"], buffer: 1000)
-            let onBeta = try await client(beta, "watcher").subscribe(["block.#"], buffer: 1000)
+            let alphaWatcher = try await client(alpha, "watcher")
+            let betaWatcher = try await client(beta, "watcher")
+            let onAlpha = try await alphaWatcher.subscribe(["block.#"], buffer: 1000)
+            let onBeta = try await betaWatcher.subscribe(["block.#"], buffer: 1000)
             let alphaPublisher = try await client(alpha, "indexer")
             var sent: [String] = []
             for number in 0..<50 {
@@ -162,8 +164,7 @@ struct RabbitMQBridgeTests {
             let metrics = testMetrics.emitToString()
             #expect(metrics.contains(#"herald_bridge_received_total{outcome="invalid"}"#))
             #expect(metrics.contains(#"herald_bridge_received_total{outcome="own"}"#))
-            await alphaPublisher.close()
-            await betaPublisher.close()
+            for client in [alphaPublisher, betaPublisher, alphaWatcher, betaWatcher] { await client.close() }
             try await alpha.stop()
             try await beta.stop()
         }
