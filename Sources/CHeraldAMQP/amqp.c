@@ -310,12 +310,15 @@ int herald_amqp_declare_exchange(
 
 int herald_amqp_declare_queue(
     herald_amqp *connection, const char *name, int passive, const herald_amqp_argument *arguments,
-    size_t argument_count) {
+    size_t argument_count, uint32_t *message_count) {
     amqp_table_entry_t entries[16];
     amqp_table_t table;
     if (make_table(connection, arguments, argument_count, entries, &table) != 0) return -1;
-    lib.queue_declare(connection->state, channel, bytes(name), passive != 0, 1, 0, 0, table);
-    return check_last(connection, "declaring a queue");
+    amqp_queue_declare_ok_t *ok =
+        lib.queue_declare(connection->state, channel, bytes(name), passive != 0, 1, 0, 0, table);
+    if (check_last(connection, "declaring a queue") != 0) return -1;
+    if (message_count != NULL) *message_count = ok->message_count;
+    return 0;
 }
 
 int herald_amqp_bind_queue(herald_amqp *connection, const char *queue, const char *exchange, const char *key) {

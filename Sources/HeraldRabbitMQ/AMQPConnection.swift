@@ -90,10 +90,16 @@ public final class AMQPConnection {
         try check(withArguments(arguments) { herald_amqp_declare_exchange(handle, name, type, $0, $1) })
     }
 
-    /// Declares a durable queue; `passive` only checks that it exists.
-    public func declareQueue(_ name: String, passive: Bool = false, arguments: [Argument] = []) throws(AMQPError) {
+    /// Declares a durable queue (`passive` only checks that it exists) and returns the messages ready in it.
+    @discardableResult
+    public func declareQueue(_ name: String, passive: Bool = false, arguments: [Argument] = []) throws(AMQPError)
+        -> UInt32
+    {
         let handle = try connection()
-        try check(withArguments(arguments) { herald_amqp_declare_queue(handle, name, passive ? 1 : 0, $0, $1) })
+        var ready: UInt32 = 0
+        try check(
+            withArguments(arguments) { herald_amqp_declare_queue(handle, name, passive ? 1 : 0, $0, $1, &ready) })
+        return ready
     }
 
     public func bindQueue(_ queue: String, to exchange: String, key: String) throws(AMQPError) {

@@ -26,7 +26,7 @@ final class BridgeInbound: @unchecked Sendable {
     private let broker: Broker
     private let logger: Logger
     private let metrics: BridgeMetrics
-    let worker = BridgeWorker(direction: "inbound")
+    let worker: BridgeWorker
 
     /// Outcomes from the broker (on the log's writer thread), by connection generation and delivery tag.
     private let settled = Mutex<[(generation: Int, tag: UInt64, outcome: BridgedOutcome)]>([])
@@ -43,18 +43,17 @@ final class BridgeInbound: @unchecked Sendable {
         self.broker = broker
         self.logger = logger
         self.metrics = metrics
+        worker = BridgeWorker(direction: "inbound", settings: settings, logger: logger, metrics: metrics)
     }
 
     func start() {
         worker.start(
-            reconnectMinMs: settings.reconnectMinMs, reconnectMaxMs: settings.reconnectMaxMs, logger: logger,
-            metrics: metrics, connect: { [self] () throws(AMQPError) in try connect() },
+            prepare: { [self] connection throws(AMQPError) in try consume(on: connection) },
             serve: { [self] connection throws(AMQPError) in try serve(connection) })
     }
 
-    private func connect() throws(AMQPError) -> AMQPConnection {
-        let connection = try AMQPConnection(url: settings.url, heartbeatSeconds: settings.heartbeatSeconds)
-        try connection.declareExchange(settings.exchange, type: "topic")
+    /// Declares (or checks) and binds each consumed queue, and starts consuming it.
+    private func consume(on connection: AMQPConnection) throws(AMQPError) {
         for entry in settings.consume {
             if entry.declare {
                 try connection.declareQueue(entry.queue)
@@ -67,7 +66,6 @@ final class BridgeInbound: @unchecked Sendable {
             try connection.setPrefetch(entry.prefetch)
             try connection.consume(entry.queue)
         }
-        return connection
     }
 
     private func serve(_ connection: AMQPConnection) throws(AMQPError) {

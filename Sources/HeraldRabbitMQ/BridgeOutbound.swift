@@ -32,7 +32,7 @@ final class BridgeOutbound: @unchecked Sendable {
     private let member: GroupMember
     private let logger: Logger
     private let metrics: BridgeMetrics
-    let worker = BridgeWorker(direction: "outbound")
+    let worker: BridgeWorker
 
     /// Published and not yet confirmed, in publish order (which is tag order).
     private var inFlight = Deque<Message>()
@@ -51,22 +51,15 @@ final class BridgeOutbound: @unchecked Sendable {
         self.member = member
         self.logger = logger
         self.metrics = metrics
+        worker = BridgeWorker(direction: "outbound", settings: settings, logger: logger, metrics: metrics)
         let wake = worker.wake
         member.onWake { wake.signal() }
     }
 
     func start() {
         worker.start(
-            reconnectMinMs: settings.reconnectMinMs, reconnectMaxMs: settings.reconnectMaxMs, logger: logger,
-            metrics: metrics, connect: { [self] () throws(AMQPError) in try connect() },
+            prepare: { connection throws(AMQPError) in try connection.selectConfirms() },
             serve: { [self] connection throws(AMQPError) in try serve(connection) })
-    }
-
-    private func connect() throws(AMQPError) -> AMQPConnection {
-        let connection = try AMQPConnection(url: settings.url, heartbeatSeconds: settings.heartbeatSeconds)
-        try connection.declareExchange(settings.exchange, type: "topic")
-        try connection.selectConfirms()
-        return connection
     }
 
     private func serve(_ connection: AMQPConnection) throws(AMQPError) {

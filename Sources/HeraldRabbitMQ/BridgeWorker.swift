@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import HeraldServer
 import Logging
 import Synchronization
 
@@ -10,32 +11,43 @@ import Synchronization
 /// rabbitmq-c blocks, so each direction has a thread of its own and never touches an event loop.
 final class BridgeWorker: Sendable {
     let direction: String
+    private let settings: HeraldConfiguration.RabbitMQBridge
+    private let logger: Logger
+    private let metrics: BridgeMetrics
     private let stopping = Atomic<Bool>(false)
     /// Signalled to cut a backoff or an idle wait short.
     let wake = DispatchSemaphore(value: 0)
     private let finished = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
-    init(direction: String) {
+    init(direction: String, settings: HeraldConfiguration.RabbitMQBridge, logger: Logger, metrics: BridgeMetrics) {
         self.direction = direction
+        self.settings = settings
+        self.logger = logger
+        self.metrics = metrics
     }
 
     var isStopping: Bool { stopping.load(ordering: .acquiring) }
 
-    /// Starts the thread: `connect` makes a ready connection, `serve` works on it and returns when the
-    /// worker stops (or throws when the connection fails).
+    /// Starts the thread. Each connection is made to `url`, with the topic exchange declared; `prepare`
+    /// readies it for this direction, and `serve` works on it and returns when the worker stops (or throws
+    /// when the connection fails).
     func start(
-        reconnectMinMs: Int, reconnectMaxMs: Int, logger: Logger, metrics: BridgeMetrics,
-        connect: @escaping @Sendable () throws(AMQPError) -> AMQPConnection,
+        prepare: @escaping @Sendable (AMQPConnection) throws(AMQPError) -> Void,
         serve: @escaping @Sendable (AMQPConnection) throws(AMQPError) -> Void
     ) {
+        let settings = self.settings
+        let logger = self.logger
+        let metrics = self.metrics
         let thread = Thread { [self] in
-            var backoff = reconnectMinMs
+            var backoff = settings.reconnectMinMs
             var failures = 0
             while !isStopping {
                 var connection: AMQPConnection?
                 do throws(AMQPError) {
-                    let made = try connect()
+                    let made = try AMQPConnection(url: settings.url, heartbeatSeconds: settings.heartbeatSeconds)
                     connection = made
+                    try made.declareExchange(settings.exchange, type: "topic")
+                    try prepare(made)
                     metrics.connected(direction, true)
                     if failures > 0 {
                         logger.info(
@@ -45,7 +57,7 @@ final class BridgeWorker: Sendable {
                         logger.info("RabbitMQ bridge connected", metadata: ["direction": "\(direction)"])
                     }
                     failures = 0
-                    backoff = reconnectMinMs
+                    backoff = settings.reconnectMinMs
                     try serve(made)
                     made.close()
                 } catch {
@@ -65,7 +77,7 @@ final class BridgeWorker: Sendable {
                     // Wake-ups for new events do not cut the backoff short; only a stop does.
                     let deadline = DispatchTime.now() + .milliseconds(backoff)
                     while !isStopping, wake.wait(timeout: deadline) == .success {}
-                    backoff = min(backoff * 2, reconnectMaxMs)
+                    backoff = min(backoff * 2, settings.reconnectMaxMs)
                 }
             }
             metrics.connected(direction, false)

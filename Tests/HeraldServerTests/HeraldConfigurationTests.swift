@@ -195,7 +195,7 @@ import Testing
         ),
         (
             "[[bridge.rabbitmq.consume]]\npatterns = [\"#\"]",
-            "configuration: bridge.rabbitmq.consume[0].queue: required"
+            "configuration: bridge.rabbitmq.consume[0].queue: required, a non-empty string"
         ),
         (
             "[[bridge.rabbitmq.consume]]\nqueue = \"q\"\npatterns = []",

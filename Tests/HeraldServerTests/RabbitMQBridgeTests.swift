@@ -159,8 +159,8 @@ struct RabbitMQBridgeTests {
             #expect(atBeta.first { $0.eventID == "f-1" }?.metadata["origin"] == "rabbitmq")
             #expect(atAlpha.map(\.eventID).sorted() == (sent + ["g-1", "f-1", "beta-marker"]).sorted())
             #expect(atAlpha.first { $0.eventID == "beta-marker" }?.metadata["origin"] == "beta")
-            // The rejected body left nothing behind in beta's queue, and nothing in either log.
-            try await server.withClient { amqp in try amqp.declareQueue("beta.in", passive: true) }
+            // The rejected body was not put back: nothing waits in beta's queue.
+            #expect(try await server.withClient { amqp in try amqp.declareQueue("beta.in", passive: true) } == 0)
             let metrics = testMetrics.emitToString()
             #expect(metrics.contains(#"herald_bridge_received_total{outcome="invalid"}"#))
             #expect(metrics.contains(#"herald_bridge_received_total{outcome="own"}"#))
@@ -303,6 +303,7 @@ struct RabbitMQBridgeTests {
         var configuration = HeraldConfiguration()
         configuration.bridge = HeraldConfiguration.RabbitMQBridge()
         let broker = Broker(configuration: configuration, logger: .init(label: "bridge-test"))
-        #expect(throws: BridgeError.self) { try RabbitMQBridge(broker: broker) }
+        let error = #expect(throws: BridgeError.self) { try RabbitMQBridge(broker: broker) }
+        #expect(error?.description == "bridge.rabbitmq: the bridge reads the durable log, and this broker keeps none")
     }
 }

@@ -39,10 +39,11 @@ typedef struct {
 int herald_amqp_declare_exchange(
     herald_amqp *connection, const char *name, const char *type, const herald_amqp_argument *arguments,
     size_t argument_count);
-/// Declares a durable queue (`passive`: only checks that it exists).
+/// Declares a durable queue (`passive`: only checks that it exists); `*message_count`, when not NULL, is
+/// set to the messages ready in it.
 int herald_amqp_declare_queue(
     herald_amqp *connection, const char *name, int passive, const herald_amqp_argument *arguments,
-    size_t argument_count);
+    size_t argument_count, uint32_t *message_count);
 int herald_amqp_bind_queue(herald_amqp *connection, const char *queue, const char *exchange, const char *key);
 int herald_amqp_bind_exchange(
     herald_amqp *connection, const char *destination, const char *source, const char *key);

@@ -75,9 +75,7 @@ extension HeraldConfiguration {
             url.hasPrefix("amqp://") ? nil : "must be an amqp:// URL (amqps is not supported)"
         }
         bridge.exchange = try reader.string("exchange", default: bridge.exchange, check: amqpNameProblem)
-        if let value = section["publish"] {
-            bridge.publish = try ConfigurationKey.readPatterns("bridge.rabbitmq.publish", value).map(\.text)
-        }
+        if section["publish"] != nil { bridge.publish = try reader.patterns("publish", default: []).map(\.text) }
         bridge.brokerID = try reader.string("broker_id", default: "") { id in
             id.isEmpty || Self.isValidBrokerID(id) ? nil : "must be 1 to 64 of [A-Za-z0-9_.-], or empty"
         }
@@ -105,12 +103,8 @@ extension HeraldConfiguration {
                     throw ConfigurationError(key: "\(prefix).\(name)", "unknown key")
                 }
                 let reader = TableReader(table: table, prefix: prefix)
-                guard table["queue"] != nil else { throw ConfigurationError(key: "\(prefix).queue", "required") }
-                let queue = try reader.string("queue", default: "", check: amqpNameProblem)
-                guard let patterns = table["patterns"] else {
-                    throw ConfigurationError(key: "\(prefix).patterns", "required, a non-empty array of topic patterns")
-                }
-                let parsed = try ConfigurationKey.readPatterns("\(prefix).patterns", patterns)
+                let queue = try reader.requiredString("queue", check: amqpNameProblem)
+                let parsed = try reader.patterns("patterns", default: [])
                 if parsed.isEmpty {
                     throw ConfigurationError(key: "\(prefix).patterns", "required, a non-empty array of topic patterns")
                 }
@@ -199,6 +193,21 @@ struct TableReader {
         guard let text = found.string else { throw ConfigurationError(key: "\(prefix).\(name)", "must be a string") }
         if let problem = check(text) { throw ConfigurationError(key: "\(prefix).\(name)", problem) }
         return text
+    }
+
+    func requiredString(_ name: String, check: (String) -> String? = { _ in nil }) throws(ConfigurationError)
+        -> String
+    {
+        guard let text = table[name]?.string, !text.isEmpty else {
+            throw ConfigurationError(key: "\(prefix).\(name)", "required, a non-empty string")
+        }
+        if let problem = check(text) { throw ConfigurationError(key: "\(prefix).\(name)", problem) }
+        return text
+    }
+
+    func patterns(_ name: String, default value: [TopicPattern]) throws(ConfigurationError) -> [TopicPattern] {
+        guard let found = table[name] else { return value }
+        return try ConfigurationKey.readPatterns("\(prefix).\(name)", found)
     }
 
     func integer(_ name: String, _ range: ClosedRange<Int>, default value: Int) throws(ConfigurationError) -> Int {

@@ -116,29 +116,13 @@ extension HeraldConfiguration {
             for name in table.keys where !["name", "token", "publish", "subscribe", "admin"].contains(name) {
                 throw ConfigurationError(key: "\(prefix).\(name)", "unknown key")
             }
-            func text(_ name: String) throws(ConfigurationError) -> String {
-                guard let text = table[name]?.string, !text.isEmpty else {
-                    throw ConfigurationError(key: "\(prefix).\(name)", "required, a non-empty string")
-                }
-                return text
-            }
-            func patterns(_ name: String) throws(ConfigurationError) -> [TopicPattern] {
-                guard let value = table[name] else { return [] }
-                return try ConfigurationKey.readPatterns("\(prefix).\(name)", value)
-            }
-            var admin = false
-            if let value = table["admin"] {
-                guard let flag = value.bool else {
-                    throw ConfigurationError(key: "\(prefix).admin", "must be true or false")
-                }
-                admin = flag
-            }
+            let reader = TableReader(table: table, prefix: prefix)
             let token = Token(
-                name: try text("name"),
-                secret: try text("token"),
-                publish: try patterns("publish"),
-                subscribe: try patterns("subscribe"),
-                admin: admin
+                name: try reader.requiredString("name"),
+                secret: try reader.requiredString("token"),
+                publish: try reader.patterns("publish", default: []),
+                subscribe: try reader.patterns("subscribe", default: []),
+                admin: try reader.boolean("admin", default: false)
             )
             if tokens.contains(where: { $0.name == token.name }) {
                 throw ConfigurationError(key: "\(prefix).name", "'\(token.name)' is used by another token")

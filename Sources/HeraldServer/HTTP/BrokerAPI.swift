@@ -29,15 +29,15 @@ extension HTTPGateway {
         /// `external` for a module that connected on its own.
         let state: String
         /// `healthy`, `degraded` or `unhealthy` while connected; `null` otherwise.
-        let health: String?
-        let pid: Int32?
+        @NullWhenAbsent var health: String?
+        @NullWhenAbsent var pid: Int32?
         let restarts: Int
         /// RFC 3339; `null` while not loaded.
-        let loadedAt: String?
+        @NullWhenAbsent var loadedAt: String?
         /// Open IPC connections of the module.
         let connections: Int
         /// Why it is failed or stopped, when the broker knows.
-        let problem: String?
+        @NullWhenAbsent var problem: String?
 
         init(_ status: ModuleSupervisor.ModuleStatus) {
             name = status.name
@@ -56,20 +56,6 @@ extension HTTPGateway {
         enum CodingKeys: String, CodingKey {
             case name, version, state, health, pid, restarts, connections, problem
             case loadedAt = "loaded_at"
-        }
-
-        // Optional fields are written as `null` rather than left out, so every row has every field.
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(name, forKey: .name)
-            try container.encode(version, forKey: .version)
-            try container.encode(state, forKey: .state)
-            try container.encode(health, forKey: .health)
-            try container.encode(pid, forKey: .pid)
-            try container.encode(restarts, forKey: .restarts)
-            try container.encode(loadedAt, forKey: .loadedAt)
-            try container.encode(connections, forKey: .connections)
-            try container.encode(problem, forKey: .problem)
         }
     }
 

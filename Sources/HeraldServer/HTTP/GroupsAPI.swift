@@ -13,21 +13,12 @@ extension HTTPGateway {
                 let committed: Int64
                 let head: Int64
                 let lag: Int64
-                let oldestUnackedAgeMs: Int64?
+                /// `null` when nothing is unacknowledged.
+                @NullWhenAbsent var oldestUnackedAgeMs: Int64?
 
                 enum CodingKeys: String, CodingKey {
                     case partition, committed, head, lag
                     case oldestUnackedAgeMs = "oldest_unacked_age_ms"
-                }
-
-                // The age is `null` when nothing is unacknowledged, rather than left out.
-                func encode(to encoder: any Encoder) throws {
-                    var container = encoder.container(keyedBy: CodingKeys.self)
-                    try container.encode(partition, forKey: .partition)
-                    try container.encode(committed, forKey: .committed)
-                    try container.encode(head, forKey: .head)
-                    try container.encode(lag, forKey: .lag)
-                    try container.encode(oldestUnackedAgeMs, forKey: .oldestUnackedAgeMs)
                 }
             }
             let name: String
