@@ -263,7 +263,8 @@ struct ModuleSupervisorTests {
         }
         let supervisor = broker.supervisor!
         await supervisor.startAll()
-        #expect(supervisor.statuses.first?.state == .running)
+        // Not its state now: on a loaded machine the heartbeats may already have closed it (the events below
+        // say it was loaded first).
         let pattern = try TopicPattern("module.#")
         var seen: [SeenEvent] = []
         while seen.count < 4 {

@@ -160,4 +160,90 @@ struct WebSocketGatewayTests {
         try await waitUntil { broker.broker.bus.deliveryStatistics(for: "ws:ui")?.successful == 1 }
         try await broker.stop()
     }
+
+    // MARK: The WebSocket protocol itself (RFC 6455), with a client that writes frames byte for byte
+
+    @Test func pingsFragmentsBinaryMessagesAndCloseFollowTheRFC() async throws {
+        let broker = try await Self.start()
+        let address = broker.gateway!.address
+        let frames = try await onOwnThread { () throws -> [RawWebSocket.Frame?] in
+            let socket = try RawWebSocket(address: address, path: "/v1/ws")
+            var frames: [RawWebSocket.Frame?] = []
+            try socket.send(.ping, Array("hi".utf8))
+            frames.append(try socket.receiveSkippingPings())
+            // A message in three fragments, a ping between two of them (control frames may interleave).
+            try socket.send(text: #"{"op":"pi"#, fin: false)
+            try socket.send(.ping, Array("mid".utf8))
+            try socket.send(.continuation, Array(##"ng","id""##.utf8), fin: false)
+            try socket.send(.continuation, Array(#":1}"#.utf8))
+            frames.append(try socket.receiveSkippingPings())
+            frames.append(try socket.receiveSkippingPings())
+            try socket.send(.binary, [1, 2, 3])
+            frames.append(try socket.receiveSkippingPings())
+            try socket.send(.close, [0x03, 0xE8])
+            frames.append(try socket.receiveSkippingPings())
+            frames.append(try socket.receiveSkippingPings())
+            return frames
+        }
+        #expect(frames[0] == RawWebSocket.Frame(opcode: 0xA, payload: Array("hi".utf8)))
+        #expect(frames[1] == RawWebSocket.Frame(opcode: 0xA, payload: Array("mid".utf8)))
+        #expect(frames[2] == RawWebSocket.Frame(opcode: 0x1, payload: Array(#"{"op":"pong","id":1}"#.utf8)))
+        #expect(frames[3]?.opcode == 0x1)
+        #expect(frames[3]?.text.hasPrefix(#"{"op":"error","code":"bad_frame""#) == true)
+        // The close is echoed with its code (1000), then the broker closes the connection.
+        #expect(frames[4] == RawWebSocket.Frame(opcode: 0x8, payload: [0x03, 0xE8]))
+        #expect(frames[5] == nil)
+        try await waitUntil { broker.broker.metrics.connections(.websocket) == 0 }
+        try await broker.stop()
+    }
+
+    @Test func aMessageOverMaxFrameClosesTheSocketWith1009() async throws {
+        let broker = try await Self.start { $0.ipc.maxFrame = 4096 }
+        let address = broker.gateway!.address
+        let closes = try await onOwnThread { () throws -> [RawWebSocket.Frame?] in
+            // One frame too large, and a message whose fragments add up to too much.
+            let whole = try RawWebSocket(address: address, path: "/v1/ws")
+            try whole.send(text: String(repeating: " ", count: 5000))
+            let fragmented = try RawWebSocket(address: address, path: "/v1/ws")
+            try fragmented.send(text: String(repeating: " ", count: 3000), fin: false)
+            try fragmented.send(.continuation, Array(repeating: 0x20, count: 3000))
+            return [
+                try whole.receiveSkippingPings(), try whole.receiveSkippingPings(),
+                try fragmented.receiveSkippingPings(), try fragmented.receiveSkippingPings(),
+            ]
+        }
+        #expect(closes[0]?.opcode == 0x8 && closes[0]?.closeCode == 1009)
+        #expect(closes[1] == nil)
+        #expect(closes[2]?.opcode == 0x8 && closes[2]?.closeCode == 1009)
+        #expect(closes[3] == nil)
+        try await broker.stop()
+    }
+
+    @Test func aSilentSocketIsPingedThenClosed() async throws {
+        let broker = try await Self.start { $0.ipc.heartbeatMs = 100 }
+        let address = broker.gateway!.address
+        let frames = try await onOwnThread { () throws -> [RawWebSocket.Frame] in
+            let socket = try RawWebSocket(address: address, path: "/v1/ws")
+            var frames: [RawWebSocket.Frame] = []
+            while let frame = try socket.receive() { frames.append(frame) }
+            return frames
+        }
+        // Pinged (with no payload) while silent, never anything else, then closed.
+        #expect(!frames.isEmpty)
+        #expect(frames.allSatisfy { $0 == RawWebSocket.Frame(opcode: 0x9, payload: []) })
+        try await broker.stop()
+    }
+
+    @Test func stoppingTheBrokerClosesSocketsWith1001() async throws {
+        let broker = try await Self.start()
+        let socket = try await onOwnThread {
+            try RawWebSocket(address: broker.gateway!.address, path: "/v1/ws?topics=a")
+        }
+        let ok = try await onOwnThread { try socket.receiveSkippingPings() }
+        #expect(ok?.text == #"{"op":"ok","subscription":1}"#)
+        try await broker.stop()
+        let close = try await onOwnThread { try socket.receiveSkippingPings() }
+        #expect(close?.opcode == 0x8 && close?.closeCode == 1001)
+        #expect(try await onOwnThread { try socket.receiveSkippingPings() } == nil)
+    }
 }

@@ -1,14 +1,19 @@
 import HeraldCore
 
 /// Appends broker-to-client frames (PROTOCOL.md §2.3) to one buffer, each a 4-byte big-endian length and a
-/// JSON object, so that a connection writes many frames per flush.
+/// JSON object (or, on a WebSocket, a text frame's header and the object), so that a connection writes many
+/// frames per flush.
 ///
 /// `event` frames are spliced: a header written here, then the envelope's stored bytes, then `}`. The event
 /// is never encoded again, however many subscribers receive it.
 package struct FrameWriter {
     package private(set) var writer = JSONWriter(capacity: 4096)
+    /// How each frame is delimited: a length prefix on the IPC socket, a text frame on a WebSocket.
+    package let framing: Framing
 
-    package init() {}
+    package init(framing: Framing = .lengthPrefixed) {
+        self.framing = framing
+    }
 
     /// The frames written so far.
     package var bytes: [UInt8] { writer.bytes }
@@ -147,10 +152,10 @@ package struct FrameWriter {
 
     /// `{"op":"<op>"` and the `id`, then `fields`, then `}`, as one frame.
     private mutating func reply(_ op: StaticString, id: RequestID?, fields: (inout JSONWriter) -> Void) {
-        writer.frame(op: op, id: id, fields: fields)
+        writer.frame(framing, op: op, id: id, fields: fields)
     }
 
     private mutating func frame(_ body: (inout JSONWriter) -> Void) {
-        writer.frame(body)
+        writer.frame(framing, body)
     }
 }

@@ -1,18 +1,45 @@
 import HeraldCore
 
+/// How frames are delimited on a connection: the IPC socket's 4-byte big-endian length (PROTOCOL.md §2.1),
+/// or a WebSocket text frame from the server (RFC 6455 §5.2: unmasked, one JSON object per message, §7).
+package enum Framing: Sendable {
+    case lengthPrefixed
+    case webSocket
+}
+
 /// Framing shared by both directions (PROTOCOL.md §2.1): a 4-byte big-endian length, then one JSON object.
 extension JSONWriter {
     /// Reserves the 4-byte length, writes the body, then fills the length in, big-endian.
     package mutating func frame(_ body: (inout JSONWriter) -> Void) {
+        frame(.lengthPrefixed, body)
+    }
+
+    /// Writes the body as one frame of `framing`. Both headers start as 4 reserved bytes, which is exactly a
+    /// WebSocket header for 126 to 65 535 bytes (every delivered event of usual size); a shorter or longer
+    /// WebSocket message moves its body by the difference.
+    package mutating func frame(_ framing: Framing, _ body: (inout JSONWriter) -> Void) {
         let start = bytes.count
         append(raw: [0, 0, 0, 0])
         body(&self)
-        FrameLength.write(bytes.count - start - 4, into: &bytes, at: start)
+        let length = bytes.count - start - 4
+        switch framing {
+        case .lengthPrefixed:
+            FrameLength.write(length, into: &bytes, at: start)
+        case .webSocket:
+            WebSocketHeader.write(length, into: &bytes, reservedAt: start)
+        }
     }
 
     /// One frame holding `{"op":"<op>"`, the `id` when there is one, then `fields`, then `}`.
     package mutating func frame(op: StaticString, id: RequestID?, fields: (inout JSONWriter) -> Void) {
-        frame { writer in
+        frame(.lengthPrefixed, op: op, id: id, fields: fields)
+    }
+
+    /// One frame of `framing` holding `{"op":"<op>"`, the `id` when there is one, then `fields`, then `}`.
+    package mutating func frame(
+        _ framing: Framing, op: StaticString, id: RequestID?, fields: (inout JSONWriter) -> Void
+    ) {
+        frame(framing) { writer in
             writer.append(raw: "{\"op\":\"")
             writer.append(raw: op)
             writer.append(raw: "\"")

@@ -1,17 +1,14 @@
 import HTTPTypes
 import Hummingbird
-import HummingbirdWebSocket
 
 /// The context of one HTTP request: the token it presented, once ``BearerAuthentication`` checked it.
-struct GatewayContext: RequestContext, WebSocketRequestContext {
+struct GatewayContext: RequestContext {
     var coreContext: CoreRequestContextStorage
-    let webSocket: WebSocketHandlerReference<Self>
     /// The token presented; `nil` when the broker has none configured (everything is allowed).
     var token: HeraldConfiguration.Token?
 
     init(source: Source) {
         coreContext = CoreRequestContextStorage(source: source)
-        webSocket = WebSocketHandlerReference()
     }
 
     /// The client as the broker's checks see it, named `<kind>:<token name>` or `<kind>:anonymous`.

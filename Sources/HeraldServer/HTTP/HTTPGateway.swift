@@ -1,7 +1,6 @@
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
-import HummingbirdWebSocket
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -18,6 +17,9 @@ public final class HTTPGateway: Service, Sendable {
     /// Where it was asked to listen.
     public let listen: String
     private let bound = Mutex<String?>(nil)
+    /// The open WebSockets, served on the event loops outside Hummingbird's connection tasks: told and
+    /// closed when the gateway stops.
+    let webSockets = OpenConnections()
     /// Yields `nil` once listening, or the error that stopped the gateway before it could listen.
     private let listening: AsyncStream<(any Error)?>
     private let listeningContinuation: AsyncStream<(any Error)?>.Continuation
@@ -47,7 +49,10 @@ public final class HTTPGateway: Service, Sendable {
     }
 
     public func run() async throws {
-        defer { listeningContinuation.finish() }
+        defer {
+            listeningContinuation.finish()
+            webSockets.announceAll(WebSocketConnectionHandler.GoingAway())
+        }
         guard let address = HostPort(listen) else {
             throw IPCListener.ListenerStopped(reason: "http.listen: must be host:port")
         }
@@ -76,18 +81,18 @@ public final class HTTPGateway: Service, Sendable {
 
     /// HTTP/1 with WebSocket upgrades on `/v1/ws`, refused upgrades answered by ``WebSocketUpgradeGate``.
     private func serverBuilder() -> HTTPServerBuilder {
-        let webSocketResponder = makeWebSocketRouter().buildResponder()
-        let configuration = HTTP1WebSocketUpgradeChannel.Configuration(
-            http1: .init(idleTimeout: .seconds(60)),
-            ws: .init(
-                maxFrameSize: broker.configuration.ipc.maxFrame,
-                autoPing: .enabled(timePeriod: .milliseconds(broker.configuration.ipc.heartbeatMs))))
+        let broker = self.broker
+        let webSockets = self.webSockets
         return HTTPServerBuilder { responder in
             GatewayChannel(
-                upgrade: HTTP1WebSocketUpgradeChannel(
-                    responder: responder, webSocketResponder: webSocketResponder, configuration: configuration),
+                responder: responder,
+                http1: .init(idleTimeout: .seconds(60)),
+                maxFrame: broker.configuration.ipc.maxFrame,
                 check: { uri, authorization throws(APIError) in
-                    _ = try self.checkUpgrade(uri, authorization: authorization)
+                    try self.checkUpgrade(uri, authorization: authorization)
+                },
+                serve: { request in
+                    WebSocketConnectionHandler(broker: broker, request: request, connections: webSockets)
                 }
             )
         }

@@ -1,34 +1,7 @@
-import HTTPTypes
 import Hummingbird
 import HummingbirdCore
-import HummingbirdWebSocket
-import Logging
 import NIOCore
 import NIOHTTP1
-
-/// The gateway's connections: Hummingbird's HTTP/1 channel with WebSocket upgrades, and a
-/// ``WebSocketUpgradeGate`` in front of the upgrade so that a refused upgrade gets its status (401, 400, 403,
-/// 503, PROTOCOL.md §9) and error body, where the framework alone would answer any refusal with a bare 400.
-struct GatewayChannel: ServerChildChannel {
-    typealias Value = HTTP1WebSocketUpgradeChannel.Value
-
-    let upgrade: HTTP1WebSocketUpgradeChannel
-    let check: @Sendable (URI, String?) throws(APIError) -> Void
-
-    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        upgrade.setup(channel: channel, logger: logger).flatMapThrowing { value in
-            let decoder = try channel.pipeline.syncOperations.handler(
-                type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            try channel.pipeline.syncOperations.addHandler(
-                WebSocketUpgradeGate(check: check), position: .after(decoder))
-            return value
-        }
-    }
-
-    func handle(value: Value, logger: Logger) async {
-        await upgrade.handle(value: value, logger: logger)
-    }
-}
 
 /// Sits between the HTTP decoder and the upgrade handler for a connection's first request: an upgrade
 /// request for `/v1/ws` that fails its checks is answered here with the API's error and the connection

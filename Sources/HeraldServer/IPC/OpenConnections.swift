@@ -42,4 +42,11 @@ final class OpenConnections: Sendable {
     func closeAll() {
         for channel in state.withLock({ Array($0.channels.values) }) { channel.close(promise: nil) }
     }
+
+    /// Fires `event` through every open connection's pipeline, whose handler says goodbye and closes.
+    func announceAll(_ event: some Sendable) {
+        for channel in state.withLock({ Array($0.channels.values) }) {
+            channel.pipeline.fireUserInboundEventTriggered(event)
+        }
+    }
 }

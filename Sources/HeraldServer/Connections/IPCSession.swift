@@ -49,13 +49,15 @@ struct IPCSession {
     }
 
     /// A session that needs no `hello`: the WebSocket gateway authenticated the client at the upgrade
-    /// (PROTOCOL.md §7). Its statistics are kept under `principal`'s name; it is never a loaded module.
+    /// (PROTOCOL.md §7). Its statistics are kept under `principal`'s name; it is never a loaded module. Its
+    /// frames are WebSocket text frames.
     init(broker: Broker, greeted principal: Principal) {
         self.broker = broker
         self.requiresToken = false
         self.isModule = false
         self.module = principal.name
         self.permissions = principal.permissions
+        self.replies = FrameWriter(framing: .webSocket)
         let rate = broker.configuration.ipc.publishRate
         if rate > 0 { publishAllowance = TokenBucket(rate: rate, now: Self.monotonicNow()) }
     }
@@ -345,8 +347,9 @@ struct IPCSession {
         }
         guard let id, let membership = memberships[subscription] else { return true }
         let sendLater = self.sendLater
+        let framing = replies.framing
         membership.group.whenCommitted(answer.version) { result in
-            var reply = FrameWriter()
+            var reply = FrameWriter(framing: framing)
             switch result {
             case .success: reply.ok(id: id)
             case .failure(let error):
@@ -400,10 +403,11 @@ struct IPCSession {
         // A confirmed publish of a stored event is answered once the event is durable (PROTOCOL.md §4.4),
         // from the log's writer thread; everything else at once, with the other replies of this read.
         let sendLater = self.sendLater
+        let framing = replies.framing
         var confirming: Broker.ReceiptCallback?
         if let id {
             confirming = { result in
-                var reply = FrameWriter()
+                var reply = FrameWriter(framing: framing)
                 Self.confirm(result, id: id, into: &reply)
                 sendLater(reply.bytes)
             }

@@ -6,11 +6,12 @@ import Synchronization
 /// loop, so that a group commit confirming hundreds of publishes costs one hop to the loop and one flush,
 /// not one each.
 final class Outbox: Sendable {
-    private let channel: any Channel
+    /// The connection's output (``BrokerConnection/output``), used on its event loop only.
+    private let output: NIOLoopBound<ChannelHandlerContext>
     private let pending = Mutex<(bytes: [UInt8], scheduled: Bool)>(([], false))
 
-    init(channel: any Channel) {
-        self.channel = channel
+    init(context: ChannelHandlerContext) {
+        self.output = NIOLoopBound(context, eventLoop: context.eventLoop)
     }
 
     /// Queues `bytes` (whole frames) for the connection.
@@ -21,7 +22,7 @@ final class Outbox: Sendable {
             return !pending.scheduled
         }
         guard schedule else { return }
-        channel.eventLoop.execute { [self] in
+        output.eventLoop.execute { [self] in
             let bytes = pending.withLock { pending in
                 defer {
                     pending.bytes.removeAll(keepingCapacity: true)
@@ -29,7 +30,9 @@ final class Outbox: Sendable {
                 }
                 return pending.bytes
             }
-            channel.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
+            let context = output.value
+            guard context.channel.isActive else { return }
+            context.writeAndFlush(NIOAny(ByteBuffer(bytes: bytes)), promise: nil)
         }
     }
 }

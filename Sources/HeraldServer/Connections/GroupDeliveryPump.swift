@@ -9,15 +9,16 @@ import NIOCore
 /// group when it leaves.
 final class GroupDeliveryPump: ConnectionPump {
     let membership: GroupMembership
-    private unowned let handler: IPCConnectionHandler
-    private var frames = FrameWriter()
+    private unowned let connection: BrokerConnection
+    private var frames: FrameWriter
     private var isScheduled = false
     private var isStopped = false
 
-    init(membership: GroupMembership, handler: IPCConnectionHandler, context: ChannelHandlerContext) {
+    init(membership: GroupMembership, connection: BrokerConnection) {
         self.membership = membership
-        self.handler = handler
-        membership.member.onWake(wakeUp(context: context))
+        self.connection = connection
+        self.frames = FrameWriter(framing: connection.framing)
+        membership.member.onWake(wakeUp(context: connection.output))
     }
 
     var subscription: UInt64 { membership.member.subscription }
@@ -28,7 +29,7 @@ final class GroupDeliveryPump: ConnectionPump {
         var budget = DeliveryPump.turnBudget
         while true {
             guard context.channel.isWritable else {
-                handler.waitForWritable(self)
+                connection.waitForWritable(self)
                 return
             }
             guard budget > 0 else {
@@ -40,7 +41,7 @@ final class GroupDeliveryPump: ConnectionPump {
                 deliveries = try membership.group.take(
                     membership.member, maximum: 1024, maximumBytes: DeliveryPump.chunk)
             } catch {
-                handler.failDelivery(context: context, group: membership.group.name, error: error)
+                connection.failDelivery(group: membership.group.name, error: error)
                 return
             }
             guard !deliveries.isEmpty else { return }

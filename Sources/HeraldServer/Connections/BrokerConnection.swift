@@ -1,0 +1,128 @@
+import HeraldLog
+import HeraldProtocol
+import NIOCore
+
+/// What every client connection shares, whatever carries its frames — the IPC socket
+/// (``IPCConnectionHandler``) or a WebSocket (``WebSocketConnectionHandler``): its ``IPCSession``, the pumps
+/// that deliver its subscriptions on the connection's event loop, and the writes of its replies. The
+/// transport's handler reads and unwraps the client's frames, hands them here, and keeps its own liveness
+/// rule; everything here runs on the connection's event loop.
+final class BrokerConnection {
+    let broker: Broker
+    private(set) var session: IPCSession
+    /// Where the connection's bytes go: a context whose next outbound handler takes whole frames as bytes
+    /// (the IPC handler's own; on a WebSocket, the frame encoder's, so that frames written here as bytes
+    /// pass it by).
+    let output: ChannelHandlerContext
+    private var pumps: [DeliveryPump] = []
+    private var groupPumps: [GroupDeliveryPump] = []
+    /// Pumps that stopped because the connection was not writable.
+    private var waitingForWritable: [any ConnectionPump] = []
+    /// Set once the connection is being closed: what it still reads is ignored.
+    private(set) var isClosing = false
+
+    init(session: IPCSession, broker: Broker, output: ChannelHandlerContext) {
+        self.broker = broker
+        self.session = session
+        self.output = output
+        let outbox = Outbox(context: output)
+        self.session.sendLater = { bytes in outbox.send(bytes) }
+    }
+
+    /// How this connection delimits its frames.
+    var framing: Framing { session.replies.framing }
+
+    /// The module's name once it said hello, when the connection is a module's.
+    var moduleName: String? { session.moduleName }
+
+    /// Handles the frames one read brought and writes all their replies at once; then starts delivering new
+    /// subscriptions (after their `ok`, so that no event of a subscription precedes it) and stops the ended
+    /// ones. Closes the connection, after the replies, when a frame asked for that.
+    func handle(_ frames: [InboundFrame]) {
+        guard !isClosing else { return }
+        let keepOpen = session.handle(frames)
+        if !session.replies.bytes.isEmpty {
+            output.write(NIOAny(ByteBuffer(bytes: session.replies.bytes)), promise: nil)
+            session.replies.clear()
+        }
+        output.flush()
+        for subscription in session.pendingDeliveries {
+            let pump = DeliveryPump(subscription: subscription, connection: self)
+            pumps.append(pump)
+            pump.run(context: output)
+        }
+        session.pendingDeliveries.removeAll()
+        for membership in session.pendingGroupDeliveries {
+            let pump = GroupDeliveryPump(membership: membership, connection: self)
+            groupPumps.append(pump)
+            pump.run(context: output)
+        }
+        session.pendingGroupDeliveries.removeAll()
+        for ended in session.endedGroupDeliveries {
+            groupPumps.removeAll { pump in
+                guard pump.subscription == ended else { return false }
+                pump.stop()
+                return true
+            }
+        }
+        session.endedGroupDeliveries.removeAll()
+        // After an unsubscribe's `ok` no event of it follows: what its pump holds counts as failed.
+        for ended in session.endedDeliveries {
+            pumps.removeAll { pump in
+                guard pump.subscription === ended else { return false }
+                pump.abandon()
+                return true
+            }
+        }
+        session.endedDeliveries.removeAll()
+        if !keepOpen { close() }
+    }
+
+    /// Writes whole frames (a heartbeat, a control frame) and flushes.
+    func write(_ bytes: [UInt8]) {
+        output.writeAndFlush(NIOAny(ByteBuffer(bytes: bytes)), promise: nil)
+    }
+
+    /// Closes the connection; nothing more it sends is handled.
+    func close() {
+        isClosing = true
+        output.close(promise: nil)
+    }
+
+    /// The connection closed: what the subscriptions still queue counts as failed, the group memberships
+    /// end (what they hold goes to other members), and the module is unloaded when this was its last
+    /// connection (PROTOCOL.md §3, §4.1, §4.2).
+    func end() {
+        session.end()
+        for pump in pumps { pump.abandon() }
+        pumps.removeAll()
+        for pump in groupPumps { pump.stop() }
+        groupPumps.removeAll()
+        waitingForWritable.removeAll()
+    }
+
+    /// Runs the pumps that waited for room, once the connection is writable again.
+    func writabilityChanged() {
+        guard output.channel.isWritable else { return }
+        let waiting = waitingForWritable
+        waitingForWritable.removeAll()
+        for pump in waiting { pump.run(context: output) }
+    }
+
+    /// A pump found the connection full; it runs again when the connection is writable.
+    func waitForWritable(_ pump: any ConnectionPump) {
+        waitingForWritable.append(pump)
+    }
+
+    /// A durable subscription's events could not be read from the log: the client is told and the
+    /// connection closed, so that what its members hold goes to other members.
+    func failDelivery(group: String, error: LogError) {
+        broker.logger.error(
+            "group delivery failed: the log could not be read", metadata: ["group": "\(group)", "error": "\(error)"])
+        var frame = FrameWriter(framing: framing)
+        frame.error(
+            ProtocolError(.storageFailed, "group \(group): the log could not be read: \(error)", requestID: nil))
+        write(frame.bytes)
+        close()
+    }
+}

@@ -1,0 +1,172 @@
+import HeraldCore
+import HeraldProtocol
+import NIOCore
+import NIOWebSocket
+
+/// One WebSocket client (PROTOCOL.md §7), served on its channel's event loop like an IPC connection: each
+/// text message is one frame of the IPC protocol, handed to a ``BrokerConnection`` whose session needs no
+/// `hello` (the upgrade authenticated the client) and writes WebSocket text frames. Deliveries are written
+/// by the same pumps as on the IPC socket, many messages per write, as bytes that pass the frame encoder by.
+///
+/// - The query's `topics` are subscribed when the handler is added, before any message is read.
+/// - A message arriving in fragments is put together (at most `ipc.max_frame` bytes: a longer one closes the
+///   socket with 1009); a binary message is answered with `bad_frame`.
+/// - Pings are answered with pongs; a `close` is answered with a `close` and the socket closed.
+/// - Liveness: a ping frame after a heartbeat (`ipc.heartbeat_ms`) of silence, and the socket closed after
+///   three heartbeats of silence, at least two of them after the first ping (the IPC socket's rule, §2.3).
+final class WebSocketConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+
+    /// Fired through the pipeline when the gateway stops: the client is told with `close` 1001.
+    struct GoingAway {}
+
+    private let broker: Broker
+    private let request: HTTPGateway.WebSocketRequest
+    private let connections: OpenConnections
+    private let maxFrame: Int
+    private var connection: BrokerConnection?
+    /// A text or binary message whose final fragment has not come yet.
+    private var message: (isText: Bool, bytes: ByteBuffer)?
+    private var heartbeat: RepeatedTask?
+    private var lastHeard = NIODeadline.now()
+    /// The silence at the first ping of the current silent spell.
+    private var firstPing: TimeAmount?
+
+    init(broker: Broker, request: HTTPGateway.WebSocketRequest, connections: OpenConnections) {
+        self.broker = broker
+        self.request = request
+        self.connections = connections
+        self.maxFrame = broker.configuration.ipc.maxFrame
+    }
+
+    /// Added by the upgrade to an active channel, after the frame encoder and decoder.
+    func handlerAdded(context: ChannelHandlerContext) {
+        // Frames go out as bytes through the encoder's context, which hands them to the socket unchanged.
+        guard let output = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
+        else {
+            context.close(promise: nil)
+            return
+        }
+        broker.metrics.connection(.websocket, 1)
+        connections.add(context.channel)
+        let connection = BrokerConnection(
+            session: IPCSession(broker: broker, greeted: request.principal), broker: broker, output: output)
+        self.connection = connection
+        let interval = TimeAmount.milliseconds(Int64(broker.configuration.ipc.heartbeatMs))
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        heartbeat = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            handler.value.beat(interval: interval)
+        }
+        if !request.topics.isEmpty { connection.handle([.frame(ByteBuffer(bytes: request.subscribeFrame))]) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        end(context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        end(context: context)
+        context.fireChannelInactive()
+    }
+
+    private func end(context: ChannelHandlerContext) {
+        guard let connection else { return }
+        self.connection = nil
+        heartbeat?.cancel()
+        heartbeat = nil
+        connection.end()
+        connections.remove(context.channel)
+        broker.metrics.connection(.websocket, -1)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let connection, !connection.isClosing else { return }
+        lastHeard = .now()
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text, .binary:
+            guard message == nil else { return fail(1002, "a new message began before the last one ended") }
+            message = (frame.opcode == .text, frame.unmaskedData)
+        case .continuation:
+            guard message != nil else { return fail(1002, "a continuation frame with no message to continue") }
+            var data = frame.unmaskedData
+            message!.bytes.writeBuffer(&data)
+        case .ping:
+            connection.write(WebSocketHeader.control(.pong, payload: frame.unmaskedData.readableBytesView))
+            return
+        case .pong:
+            return
+        case .connectionClose:
+            // Echo the status code (RFC 6455 §5.5.1), then close.
+            let code = frame.unmaskedData.getInteger(at: frame.unmaskedData.readerIndex, as: UInt16.self)
+            connection.write(
+                WebSocketHeader.control(.close, payload: code.map { [UInt8($0 >> 8), UInt8($0 & 0xFF)] } ?? []))
+            connection.close()
+            return
+        default:
+            return fail(1002, "unknown opcode")
+        }
+        guard let (isText, bytes) = message else { return }
+        guard bytes.readableBytes <= maxFrame else {
+            return fail(1009, "a message is at most ipc.max_frame = \(maxFrame) bytes")
+        }
+        guard frame.fin else { return }
+        message = nil
+        guard isText else {
+            var error = FrameWriter(framing: .webSocket)
+            error.error(ProtocolError(.badFrame, "messages are text frames holding one JSON object"))
+            connection.write(error.bytes)
+            return
+        }
+        connection.handle([.frame(bytes)])
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        connection?.writabilityChanged()
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// The client closed its side (the gateway's channels allow half-closure), or the gateway stops.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is GoingAway {
+            fail(1001, "the broker is shutting down")
+        } else if case .inputClosed? = event as? ChannelEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// A frame the decoder refused (too large, a malformed control frame): `close` with the RFC's code.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error as? NIOWebSocketError {
+        case .invalidFrameLength?: fail(1009, "a frame is at most ipc.max_frame = \(maxFrame) bytes")
+        case .some: fail(1002, "\(error)")
+        case nil:
+            broker.logger.debug("websocket connection error", metadata: ["ws.error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    /// Sends `close` with `code` and `reason`, and closes the socket.
+    private func fail(_ code: UInt16, _ reason: String) {
+        guard let connection, !connection.isClosing else { return }
+        connection.write(WebSocketHeader.close(code: code, reason: reason))
+        connection.close()
+    }
+
+    private func beat(interval: TimeAmount) {
+        guard let connection else { return }
+        let silence = NIODeadline.now() - lastHeard
+        guard silence >= interval else {
+            firstPing = nil
+            return
+        }
+        if let firstPing, silence >= interval * 3, silence - firstPing >= interval * 2 {
+            connection.close()
+            return
+        }
+        if firstPing == nil { firstPing = silence }
+        connection.write(WebSocketHeader.control(.ping, payload: []))
+    }
+}
