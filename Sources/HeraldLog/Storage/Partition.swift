@@ -18,6 +18,8 @@ final class Partition: Sendable {
         var nextOffset: Int64
         /// Records appended and not yet written: their bytes, back to back, and where each starts.
         var pending = PendingRecords()
+        /// The buffers of the round written last, emptied, to be the next round's ``pending``.
+        var spare: PendingRecords?
         /// Offsets below this are readable (durable; written under `never`).
         var readableOffset: Int64
         /// Callbacks waiting for offsets to become durable, in offset order.
@@ -84,10 +86,27 @@ final class Partition: Sendable {
     /// thread only, so the file writes happen outside the lock. Under `always` each record is synced as it
     /// is written.
     func writePending() -> (written: Int64?, segments: [Segment], failure: LogError?) {
-        let (pending, active) = state.withLock { state in
-            defer { state.pending = PendingRecords() }
-            return (state.pending, state.segments.last!)
+        var pending = PendingRecords()
+        let active = state.withLock { state in
+            if let spare = state.spare {
+                state.spare = nil
+                pending = spare
+            }
+            swap(&pending, &state.pending)
+            return state.segments.last!
         }
+        let result = write(pending, from: active)
+        // The buffers go back, emptied, for a later round: appends then grow no buffer once it is large
+        // enough for a round, and nothing is reallocated while the event loops append.
+        pending.bytes.removeAll(keepingCapacity: true)
+        pending.records.removeAll(keepingCapacity: true)
+        state.withLock { $0.spare = pending }
+        return result
+    }
+
+    private func write(_ pending: PendingRecords, from active: Segment)
+        -> (written: Int64?, segments: [Segment], failure: LogError?)
+    {
         guard let last = pending.records.last else { return (nil, [], nil) }
         var segment = active
         var touched: [Segment] = [segment]

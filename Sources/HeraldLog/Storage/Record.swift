@@ -17,8 +17,9 @@ package enum Record {
     package static func append(
         offset: Int64, timestamp: Int64, data: UnsafeRawBufferPointer, to buffer: inout [UInt8]
     ) {
+        // No `reserveCapacity` here: reserving the exact size at each append reallocates the buffer every
+        // time (copying all it holds), where appending grows it geometrically.
         let start = buffer.count
-        buffer.reserveCapacity(start + headerSize + data.count)
         appendInteger(UInt32(20 + data.count), to: &buffer)
         appendInteger(UInt32(0), to: &buffer)
         appendInteger(UInt64(bitPattern: offset), to: &buffer)
