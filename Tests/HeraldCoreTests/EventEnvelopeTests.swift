@@ -294,6 +294,8 @@ import Testing
         let plain = try EventEnvelope(json: Array(#"{"event_type":"tx","event_id":"t"}"#.utf8))
         #expect(EventEnvelope.topic(ofStored: plain.json) == "tx")
         #expect(EventEnvelope.eventID(ofStored: Array(#"{"event_type":"tx""#.utf8)) == nil)
+        // Read up to the event_id only: what follows it is not scanned.
+        #expect(EventEnvelope.eventID(ofStored: Array(#"{"event_type":"tx","event_id":"e","payload":{"#.utf8)) == "e")
         #expect(EventEnvelope.topic(ofStored: Array("[1]".utf8)) == nil)
     }
 }

@@ -38,6 +38,35 @@ struct DedupTests {
         #expect(window.check("recent", now: 11_100) { nil }?.position == first)
     }
 
+    @Test func aRebuildFromSeveralPartitionsAtOnceStillExpiresEachIdOnTime() {
+        // Partitions are read at the same time, so ids come back out of their acceptance order. The three ids
+        // fall in one shard (FNV-1a 64 of each ends in 0xC), where the order decides eviction.
+        let window = DedupWindow(windowMilliseconds: 100)
+        window.reserve(4)
+        window.remember("late-0", position: nil, acceptedAt: 1_000, now: 1_000)
+        window.remember("early-7", position: nil, acceptedAt: 900, now: 1_000)
+        window.remember("middle-23", position: nil, acceptedAt: 910, now: 1_000)
+        window.finishRebuild()
+        // At 1 050 `early-7` and `middle-23` have left the window, `late-0` has not.
+        #expect(window.check("early-7", now: 1_050) { nil } == nil)
+        #expect(window.check("late-0", now: 1_050) { nil } != nil)
+        // Evicted, not merely refused: `late-0` and the new `early-7` are all the window holds.
+        #expect(window.count == 2)
+    }
+
+    @Test func anIdPastItsExpiryIsNeverADuplicateEvenBeforeItIsEvicted() {
+        // Without finishRebuild, `late-0` stays first in their shared shard's order and holds back eviction.
+        let window = DedupWindow(windowMilliseconds: 100)
+        window.remember("late-0", position: nil, acceptedAt: 1_000, now: 1_000)
+        window.remember("early-7", position: nil, acceptedAt: 900, now: 1_000)
+        var accepted = false
+        #expect(
+            window.check("early-7", now: 1_050) {
+                accepted = true; return nil
+            } == nil)
+        #expect(accepted)
+    }
+
     @Test func aZeroWindowDeduplicatesNothing() {
         let window = DedupWindow(windowMilliseconds: 0)
         var accepted = 0

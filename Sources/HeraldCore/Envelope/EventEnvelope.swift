@@ -219,13 +219,15 @@ extension EventEnvelope {
             var scanner = JSONScanner(buffer)
             var eventID: String?
             do throws(JSONSyntaxError) {
-                try scanner.readObject { key, value throws(JSONSyntaxError) in
-                    if key == "event_id", eventID == nil {
-                        eventID = try value.readString()
-                    } else {
+                // The broker writes `event_id` second: the payload and what follows are not scanned.
+                try scanner.readMembers(until: { key, value throws(JSONSyntaxError) -> Bool in
+                    guard key == "event_id" else {
                         _ = try value.skipValue()
+                        return true
                     }
-                }
+                    eventID = try value.readString()
+                    return false
+                })
             } catch {
                 return nil
             }

@@ -55,6 +55,32 @@ package struct JSONScanner: ~Copyable {
         }
     }
 
+    /// Reads an object's members, calling `body` with each key (`body` must consume the value), until `body`
+    /// returns `false`: what follows is neither read nor checked. For bytes the broker wrote itself, when
+    /// the field wanted comes early.
+    package mutating func readMembers(until body: (String, inout JSONScanner) throws(JSONSyntaxError) -> Bool)
+        throws(JSONSyntaxError)
+    {
+        try expect(UInt8(ascii: "{"), "an object")
+        if peek() == UInt8(ascii: "}") {
+            position += 1
+            return
+        }
+        while true {
+            guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
+            let key = try readString()
+            try expect(UInt8(ascii: ":"), "':'")
+            guard try body(key, &self) else { return }
+            switch peek() {
+            case UInt8(ascii: ","): position += 1
+            case UInt8(ascii: "}"):
+                position += 1
+                return
+            default: throw error("expected ',' or '}'")
+            }
+        }
+    }
+
     /// Reads the elements of an array, calling `body` for each; `body` must consume the element.
     package mutating func readArray(_ body: (inout JSONScanner) throws(JSONSyntaxError) -> Void)
         throws(JSONSyntaxError)

@@ -1,7 +1,9 @@
+import Dispatch
 import Foundation
 import HeraldCore
 import HeraldLog
 import HeraldProtocol
+import Synchronization
 
 /// An event the broker accepted: what subscribers get, and where it was stored.
 struct AcceptedEvent {
@@ -99,13 +101,27 @@ extension Broker {
 
 extension Broker {
     /// Refills the dedup window from the log's records of the last `log.dedup_window_ms`, so that a
-    /// publish repeated across a restart is still recognised (PROTOCOL.md §4.3).
+    /// publish repeated across a restart is still recognised (PROTOCOL.md §4.3). The partitions are read at
+    /// the same time, one per core, into a window sized for them beforehand.
     func rebuildDedupWindow() {
         guard let log, dedup.window > 0 else { return }
         let now = Self.millisecondsSince1970()
+        var starts: [Int64] = []
         do throws(LogError) {
             for partition in 0..<log.partitionCount {
-                var next = try log.offset(partition: partition, atOrAfter: now - dedup.window)
+                starts.append(try log.offset(partition: partition, atOrAfter: now - dedup.window))
+            }
+        } catch {
+            logger.error("the dedup window could not be rebuilt from the log", metadata: ["error": "\(error)"])
+            return
+        }
+        dedup.reserve(starts.enumerated().reduce(0) { $0 + Int(log.bounds(partition: $1.offset).end - $1.element) })
+        let failures = Mutex<[LogError]>([])
+        let dedup = self.dedup
+        let windowStarts = starts
+        DispatchQueue.concurrentPerform(iterations: log.partitionCount) { partition in
+            do throws(LogError) {
+                var next = windowStarts[partition]
                 while true {
                     let records = try log.read(partition: partition, from: next)
                     guard let last = records.last else { break }
@@ -117,8 +133,12 @@ extension Broker {
                     }
                     next = last.offset + 1
                 }
+            } catch {
+                failures.withLock { $0.append(error) }
             }
-        } catch {
+        }
+        dedup.finishRebuild()
+        if let error = failures.withLock({ $0.first }) {
             logger.error("the dedup window could not be rebuilt from the log", metadata: ["error": "\(error)"])
         }
     }

@@ -56,7 +56,7 @@ final class DedupWindow: Sendable {
         }
         return try shard(eventID).mutex.withLock { shard throws(Failure) -> Entry? in
             shard.evict(now: now)
-            if let first = shard.entries[eventID] { return first }
+            if let first = shard.entries[eventID], first.expires > now { return first }
             let position = try accept()
             let entry = Entry(position: position, expires: now + window)
             shard.entries[eventID] = entry
@@ -65,7 +65,32 @@ final class DedupWindow: Sendable {
         }
     }
 
-    /// Puts an event accepted at `acceptedAt` back in the window (rebuilding it from the log at start).
+    /// Makes room for `count` ids before a rebuild, so that the shards do not grow (and rehash) step by step.
+    func reserve(_ count: Int) {
+        let perShard = count / shards.count + count / (4 * shards.count) + 16
+        for shard in shards {
+            shard.mutex.withLock { shard in
+                shard.entries.reserveCapacity(perShard)
+                shard.order.reserveCapacity(perShard)
+            }
+        }
+    }
+
+    /// Ends a rebuild: ``remember(_:position:acceptedAt:now:)`` is called partition by partition (or for
+    /// several partitions at once), so each shard's ids are put back in the order they expire, which
+    /// eviction relies on.
+    func finishRebuild() {
+        for shard in shards {
+            shard.mutex.withLock { shard in
+                var order = Array(shard.order)
+                order.sort { $0.expires < $1.expires }
+                shard.order = Deque(order)
+            }
+        }
+    }
+
+    /// Puts an event accepted at `acceptedAt` back in the window (rebuilding it from the log at start);
+    /// ``finishRebuild()`` follows the last one.
     func remember(_ eventID: String, position: LogPosition?, acceptedAt: Int64, now: Int64) {
         guard window > 0, acceptedAt + window > now else { return }
         shard(eventID).mutex.withLock { shard in
