@@ -40,6 +40,10 @@ struct MetricsTests {
             #expect(gained("herald_events_stored_total") >= 2)
             #expect(gained("herald_events_duplicates_total") >= 1)
             #expect(gained(#"herald_log_fsync_duration_seconds_count"#) >= 1)
+            // Each write of live deliveries is one observation of their latency.
+            try await waitUntil { (broker.broker.bus.deliveryStatistics(for: name)?.successful ?? 0) >= 1 }
+            #expect(gained("herald_delivery_latency_seconds_count") >= 1)
+            #expect(gained("herald_delivery_latency_seconds_sum") > 0)
             let delivered = after[#"herald_events_delivered_total{module="\#(name)"}"#] ?? 0
             let dropped = after[#"herald_events_dropped_total{module="\#(name)",reason="channel_full"}"#] ?? 0
             // The live subscription (buffer 1) got the two events or dropped one of them.

@@ -31,6 +31,9 @@ public struct EventEnvelope: Sendable, Hashable, CustomStringConvertible {
     public var topic: String { storage.topic }
     /// The envelope's JSON text, encoded once when the envelope was made.
     public var json: [UInt8] { storage.json }
+    /// When the envelope was made: for an event the broker accepted, the moment of acceptance, from which
+    /// its deliveries' latency is measured. Not part of the event (not encoded, not compared).
+    package var sealedAt: ContinuousClock.Instant { storage.sealedAt }
 
     /// Makes an envelope from its fields, validating each and applying the defaults of PROTOCOL.md §1.
     public init(
@@ -161,6 +164,8 @@ extension EventEnvelope {
         let fields: Sealed
         let topic: String
         let json: [UInt8]
+        /// When the envelope was sealed (the broker seals an event once, when it accepts it).
+        let sealedAt = ContinuousClock.now
 
         init(fields: Sealed) {
             self.fields = fields

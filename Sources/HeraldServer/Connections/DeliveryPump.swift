@@ -74,6 +74,7 @@ final class DeliveryPump: ConnectionPump {
     /// Frames events from the front of the batch until a chunk is full, writes and flushes it; returns its
     /// size in bytes.
     private func writeChunk(context: ChannelHandlerContext) -> Int {
+        let oldest = batch.first?.envelope.sealedAt
         var count = 0
         while let delivery = batch.popFirst() {
             frames.event(subscription: subscription.id, seq: delivery.seq, envelope: delivery.envelope)
@@ -84,9 +85,15 @@ final class DeliveryPump: ConnectionPump {
         let written = count
         let promise = context.eventLoop.makePromise(of: Void.self)
         let subscription = self.subscription
+        let latency = connection.broker.metrics.deliveryLatency
         promise.futureResult.whenComplete { result in
             switch result {
-            case .success: subscription.recordDelivered(written)
+            case .success:
+                subscription.recordDelivered(written)
+                if let oldest {
+                    let elapsed = (ContinuousClock.now - oldest).components
+                    latency.recordNanoseconds(elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
+                }
             case .failure: subscription.recordFailed(written)
             }
         }

@@ -18,6 +18,9 @@ final class BrokerMetrics: Sendable {
     let published = Counter(label: "herald_events_published_total")
     let stored = Counter(label: "herald_events_stored_total")
     let duplicates = Counter(label: "herald_events_duplicates_total")
+    /// From an event's acceptance to the write of a live delivery of it to the subscriber's socket: one
+    /// observation per write, the oldest event it carried (``DeliveryPump``).
+    let deliveryLatency = Timer(label: "herald_delivery_latency_seconds")
     private let ipc = Atomic<Int>(0)
     private let tcp = Atomic<Int>(0)
     private let websocket = Atomic<Int>(0)
