@@ -63,17 +63,19 @@ final class RawWebSocket: @unchecked Sendable {
 
     deinit { close(descriptor) }
 
-    /// Sends one frame, masked as a client must (RFC 6455 §5.3).
-    func send(_ opcode: Opcode, _ payload: [UInt8], fin: Bool = true) throws {
+    /// Sends one frame, masked as a client must (RFC 6455 §5.3) unless `masked` is `false`.
+    func send(_ opcode: Opcode, _ payload: [UInt8], fin: Bool = true, masked: Bool = true) throws {
+        let maskBit: UInt8 = masked ? 0x80 : 0
         var frame: [UInt8] = [(fin ? 0x80 : 0) | opcode.rawValue]
         if payload.count <= 125 {
-            frame.append(0x80 | UInt8(payload.count))
+            frame.append(maskBit | UInt8(payload.count))
         } else if payload.count <= 0xFFFF {
-            frame += [0x80 | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
+            frame += [maskBit | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
         } else {
-            frame.append(0x80 | 127)
+            frame.append(maskBit | 127)
             for index in 0..<8 { frame.append(UInt8(truncatingIfNeeded: UInt64(payload.count) >> (56 - 8 * index))) }
         }
+        guard masked else { return try write(frame + payload) }
         let mask: [UInt8] = [0x12, 0x34, 0x56, 0x78]
         frame += mask
         frame += payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }

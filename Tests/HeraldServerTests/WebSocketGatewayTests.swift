@@ -219,6 +219,20 @@ struct WebSocketGatewayTests {
         try await broker.stop()
     }
 
+    @Test func anUnmaskedFrameClosesTheSocketWith1002() async throws {
+        let broker = try await Self.start()
+        let address = broker.gateway!.address
+        let frames = try await onOwnThread { () throws -> [RawWebSocket.Frame?] in
+            let socket = try RawWebSocket(address: address, path: "/v1/ws")
+            try socket.send(.text, Array(#"{"op":"ping","id":1}"#.utf8), masked: false)
+            return [try socket.receiveSkippingPings(), try socket.receiveSkippingPings()]
+        }
+        // Not answered as a ping: closed, as RFC 6455 §5.1 requires.
+        #expect(frames[0]?.opcode == 0x8 && frames[0]?.closeCode == 1002)
+        #expect(frames[1] == nil)
+        try await broker.stop()
+    }
+
     @Test func aSilentSocketIsPingedThenClosed() async throws {
         let broker = try await Self.start { $0.ipc.heartbeatMs = 100 }
         let address = broker.gateway!.address

@@ -10,7 +10,8 @@ import NIOWebSocket
 ///
 /// - The query's `topics` are subscribed when the handler is added, before any message is read.
 /// - A message arriving in fragments is put together (at most `ipc.max_frame` bytes: a longer one closes the
-///   socket with 1009); a binary message is answered with `bad_frame`.
+///   socket with 1009); a binary message is answered with `bad_frame`; a frame that is not masked closes
+///   it with 1002 (RFC 6455 §5.1).
 /// - Pings are answered with pongs; a `close` is answered with a `close` and the socket closed.
 /// - Liveness: a ping frame after a heartbeat (`ipc.heartbeat_ms`) of silence, and the socket closed after
 ///   three heartbeats of silence, at least two of them after the first ping (the IPC socket's rule, §2.3).
@@ -83,6 +84,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         guard let connection, !connection.isClosing else { return }
         lastHeard = .now()
         let frame = unwrapInboundIn(data)
+        // RFC 6455 §5.1: a server closes the connection on a frame from the client that is not masked.
+        guard frame.maskKey != nil else { return fail(1002, "frames from a client must be masked") }
         switch frame.opcode {
         case .text, .binary:
             guard message == nil else { return fail(1002, "a new message began before the last one ended") }
