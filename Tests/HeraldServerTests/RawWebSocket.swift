@@ -82,6 +82,11 @@ final class RawWebSocket: @unchecked Sendable {
         try write(frame)
     }
 
+    /// Sends bytes as they are (a frame built by hand).
+    func send(raw bytes: [UInt8]) throws {
+        try write(bytes)
+    }
+
     func send(text: String, fin: Bool = true) throws {
         try send(.text, Array(text.utf8), fin: fin)
     }

@@ -219,6 +219,54 @@ struct WebSocketGatewayTests {
         try await broker.stop()
     }
 
+    @Test func reservedBitsABadCloseCodeAndByeAreAnsweredWithClose() async throws {
+        let broker = try await Self.start()
+        let address = broker.gateway!.address
+        let closes = try await onOwnThread { () throws -> [RawWebSocket.Frame?] in
+            let reserved = try RawWebSocket(address: address, path: "/v1/ws")
+            try reserved.send(raw: [0xC1, 0x80, 0, 0, 0, 0])  // FIN, RSV1, text, masked, empty
+            let badCode = try RawWebSocket(address: address, path: "/v1/ws")
+            try badCode.send(.close, [0x03, 0xED])  // 1005 may not be sent
+            let polite = try RawWebSocket(address: address, path: "/v1/ws")
+            try polite.send(text: #"{"op":"bye"}"#)
+            return [
+                try reserved.receiveSkippingPings(), try badCode.receiveSkippingPings(),
+                try polite.receiveSkippingPings(), try polite.receiveSkippingPings(),
+            ]
+        }
+        #expect(closes[0]?.opcode == 0x8 && closes[0]?.closeCode == 1002)
+        #expect(closes[1]?.opcode == 0x8 && closes[1]?.closeCode == 1002)
+        // `bye` ends the session with a normal close, then the end of the stream.
+        #expect(closes[2]?.opcode == 0x8 && closes[2]?.closeCode == 1000)
+        #expect(closes[3] == nil)
+        try await broker.stop()
+    }
+
+    @Test func onlyV1WsUpgradesOtherPathsAreServedAsHTTP() async throws {
+        let broker = try await Self.start()
+        let upgrade = [
+            ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]
+        let health = try await broker.http().request("GET", "/healthz", headers: upgrade)
+        #expect(health.status == 200)
+        #expect(health.text.contains("ok"))
+        // /v1/ws without the WebSocket headers: 400 without a key, 426 naming version 13 for another version.
+        let keyless = try await broker.http().request(
+            "GET", "/v1/ws", headers: [("Connection", "Upgrade"), ("Upgrade", "websocket")])
+        #expect(keyless.status == 400)
+        #expect(keyless.json?["error"] != nil)
+        let version8 = try await broker.http().request(
+            "GET", "/v1/ws",
+            headers: [
+                ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "8"),
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ])
+        #expect(version8.status == 426)
+        #expect(version8.header("sec-websocket-version") == "13")
+        try await broker.stop()
+    }
+
     @Test func anUnmaskedFrameClosesTheSocketWith1002() async throws {
         let broker = try await Self.start()
         let address = broker.gateway!.address

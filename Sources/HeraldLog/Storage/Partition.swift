@@ -85,6 +85,9 @@ final class Partition: Sendable {
     /// to, which the caller syncs (or not) before calling ``markDurable(through:)``. Runs on the writer
     /// thread only, so the file writes happen outside the lock. Under `always` each record is synced as it
     /// is written.
+    /// The largest queue buffer kept for a later round.
+    static let spareLimit = 4 << 20
+
     func writePending() -> (written: Int64?, segments: [Segment], failure: LogError?) {
         var pending = PendingRecords()
         let active = state.withLock { state in
@@ -98,6 +101,8 @@ final class Partition: Sendable {
         let result = write(pending, from: active)
         // The buffers go back, emptied, for a later round: appends then grow no buffer once it is large
         // enough for a round, and nothing is reallocated while the event loops append.
+        // A round swollen by a burst (or a slow disk) is not kept: at most `spareLimit` bytes wait idle.
+        guard pending.bytes.capacity <= Self.spareLimit else { return result }
         pending.bytes.removeAll(keepingCapacity: true)
         pending.records.removeAll(keepingCapacity: true)
         state.withLock { $0.spare = pending }

@@ -20,8 +20,11 @@ final class BrokerConnection {
     private var waitingForWritable: [any ConnectionPump] = []
     /// Set once the connection is being closed: what it still reads is ignored.
     private(set) var isClosing = false
+    /// Written last when the broker closes the connection (a WebSocket's `close` 1000).
+    private let goodbye: [UInt8]?
 
-    init(session: IPCSession, broker: Broker, output: ChannelHandlerContext) {
+    init(session: IPCSession, broker: Broker, output: ChannelHandlerContext, goodbye: [UInt8]? = nil) {
+        self.goodbye = goodbye
         self.broker = broker
         self.session = session
         self.output = output
@@ -83,11 +86,31 @@ final class BrokerConnection {
         output.writeAndFlush(NIOAny(ByteBuffer(bytes: bytes)), promise: nil)
     }
 
-    /// Closes the connection; nothing more it sends is handled.
-    func close() {
+    /// Closes the connection once what was written before reached the socket; nothing more the client
+    /// sends is handled. Its output is shut first (the client reads everything, then the end), and the
+    /// connection closed when the client closes its side; a client that neither reads nor closes is cut
+    /// off after ``closeDeadline``. Closing at once would discard the writes still queued, and a close
+    /// with unread input resets the connection, which can cost the client the last frames.
+    /// `final`, when given, is written last instead of the connection's goodbye.
+    func close(with final: [UInt8]? = nil) {
+        guard !isClosing else { return }
+        isClosing = true
+        if let last = final ?? goodbye { output.write(NIOAny(ByteBuffer(bytes: last)), promise: nil) }
+        let channel = output.channel
+        let written = output.eventLoop.makePromise(of: Void.self)
+        output.writeAndFlush(NIOAny(ByteBuffer()), promise: written)
+        written.futureResult.whenComplete { _ in channel.close(mode: .output, promise: nil) }
+        channel.eventLoop.scheduleTask(in: Self.closeDeadline) { channel.close(promise: nil) }
+    }
+
+    /// Closes the connection at once, dropping what is still queued: its peer stopped answering.
+    func closeNow() {
         isClosing = true
         output.close(promise: nil)
     }
+
+    /// How long a closing connection waits for its client to read what was written and close.
+    static let closeDeadline = TimeAmount.seconds(2)
 
     /// The connection closed: what the subscriptions still queue counts as failed, the group memberships
     /// end (what they hold goes to other members), and the module is unloaded when this was its last

@@ -15,7 +15,9 @@ final class DeliveryPump: ConnectionPump {
     static let turnBudget = 4 * chunk
 
     let subscription: Subscription
-    private unowned let connection: BrokerConnection
+    /// Strong: a write that fails can close the channel (and end the connection) in the middle of a run.
+    /// The cycle with the connection's list of pumps ends with ``BrokerConnection/end()``.
+    private let connection: BrokerConnection
     /// Taken from the subscription and not written yet.
     private var batch = Deque<SubscriptionDelivery>()
     private var frames: FrameWriter
@@ -40,6 +42,8 @@ final class DeliveryPump: ConnectionPump {
         guard !isAbandoned, context.channel.isActive else { return }
         var budget = Self.turnBudget
         while true {
+            // A write below may have closed the channel, and the connection ended this pump.
+            guard !isAbandoned, context.channel.isActive else { return }
             if batch.isEmpty {
                 switch subscription.takeBatch(into: &batch, whenReady: wake) {
                 case .waiting, .ended: return

@@ -9,7 +9,9 @@ import NIOCore
 /// group when it leaves.
 final class GroupDeliveryPump: ConnectionPump {
     let membership: GroupMembership
-    private unowned let connection: BrokerConnection
+    /// Strong: a write that fails can close the channel (and end the connection) in the middle of a run.
+    /// The cycle with the connection's list of pumps ends with ``BrokerConnection/end()``.
+    private let connection: BrokerConnection
     private var frames: FrameWriter
     private var isScheduled = false
     private var isStopped = false
@@ -28,6 +30,8 @@ final class GroupDeliveryPump: ConnectionPump {
         guard !isStopped, context.channel.isActive else { return }
         var budget = DeliveryPump.turnBudget
         while true {
+            // A write below may have closed the channel, and the connection stopped this pump.
+            guard !isStopped, context.channel.isActive else { return }
             guard context.channel.isWritable else {
                 connection.waitForWritable(self)
                 return

@@ -10,6 +10,9 @@ import NIOWebSocket
 
 /// The gateway's connections: HTTP/1 served by Hummingbird, and on `/v1/ws` an upgrade to a WebSocket that
 /// is served on the event loop by a ``WebSocketConnectionHandler`` (no task per connection or per message).
+/// NIO upgrades only a connection's first request: a later `/v1/ws` upgrade request on a kept-alive
+/// connection, or one without valid WebSocket headers, reaches the API's `GET /v1/ws`, which answers 426
+/// (or the reason it would have been refused).
 ///
 /// A ``WebSocketUpgradeGate`` sits in front of the upgrade, so that a refused upgrade gets its status (401,
 /// 400, 403, 503, PROTOCOL.md §9) and error body rather than NIO's bare 400.
@@ -45,7 +48,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
         check: @escaping @Sendable (URI, String?) throws(APIError) -> HTTPGateway.WebSocketRequest,
         serve: @escaping @Sendable (HTTPGateway.WebSocketRequest) -> WebSocketConnectionHandler
     ) {
-        self.responder = Self.redirectingLateUpgrades(responder)
+        self.responder = responder
         self.http1 = http1
         self.maxFrame = maxFrame
         self.check = check
@@ -61,8 +64,11 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                 maxFrameSize: maxFrame,
                 enableAutomaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
+                    // Only `/v1/ws` upgrades; elsewhere the header is ignored and the request served as HTTP.
+                    let uri = URI(head.uri)
+                    guard uri.path == "/v1/ws" else { return channel.eventLoop.makeSucceededFuture(nil) }
                     attempted.value = true
-                    let accepted = try? check(URI(head.uri), head.headers.first(name: "authorization"))
+                    let accepted = try? check(uri, head.headers.first(name: "authorization"))
                     return channel.eventLoop.makeSucceededFuture(accepted == nil ? nil : HTTPHeaders())
                 },
                 upgradePipelineHandler: { channel, head in
@@ -126,24 +132,6 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             }
         } catch {
             logger.debug("gateway connection ended", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// NIO upgrades only a connection's first request; a later request asking for an upgrade is sent to the
-    /// same URI on a new connection (307 with `Connection: close`), where the upgrade can happen.
-    private static func redirectingLateUpgrades(_ responder: @escaping HTTPChannelHandler.Responder)
-        -> HTTPChannelHandler.Responder
-    {
-        struct Redirected: Error {}
-        return { request, writer, channel in
-            guard request.headers[.upgrade]?.lowercased() == "websocket" else {
-                return try await responder(request, writer, channel)
-            }
-            var location = request.uri.path
-            if let query = request.uri.query { location += "?\(query)" }
-            try await writer.writeResponse(
-                HTTPResponse(status: .temporaryRedirect, headerFields: [.connection: "close", .location: location]))
-            throw Redirected()
         }
     }
 }

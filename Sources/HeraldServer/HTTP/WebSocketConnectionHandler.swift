@@ -51,7 +51,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         broker.metrics.connection(.websocket, 1)
         connections.add(context.channel)
         let connection = BrokerConnection(
-            session: IPCSession(broker: broker, greeted: request.principal), broker: broker, output: output)
+            session: IPCSession(broker: broker, greeted: request.principal), broker: broker, output: output,
+            goodbye: WebSocketHeader.close(code: 1000, reason: "bye"))
         self.connection = connection
         let interval = TimeAmount.milliseconds(Int64(broker.configuration.ipc.heartbeatMs))
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -84,8 +85,10 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         guard let connection, !connection.isClosing else { return }
         lastHeard = .now()
         let frame = unwrapInboundIn(data)
-        // RFC 6455 §5.1: a server closes the connection on a frame from the client that is not masked.
+        // RFC 6455 §5.1: a server closes the connection on a frame from the client that is not masked;
+        // §5.2: and on reserved bits set, since no extension was negotiated.
         guard frame.maskKey != nil else { return fail(1002, "frames from a client must be masked") }
+        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else { return fail(1002, "no extension was negotiated") }
         switch frame.opcode {
         case .text, .binary:
             guard message == nil else { return fail(1002, "a new message began before the last one ended") }
@@ -100,11 +103,13 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         case .pong:
             return
         case .connectionClose:
-            // Echo the status code (RFC 6455 §5.5.1), then close.
-            let code = frame.unmaskedData.getInteger(at: frame.unmaskedData.readerIndex, as: UInt16.self)
-            connection.write(
-                WebSocketHeader.control(.close, payload: code.map { [UInt8($0 >> 8), UInt8($0 & 0xFF)] } ?? []))
-            connection.close()
+            // Echo a valid status code (RFC 6455 §5.5.1, §7.4), then close.
+            let payload = frame.unmaskedData
+            guard payload.readableBytes != 1 else { return fail(1002, "a close frame's code is two bytes") }
+            let code = payload.getInteger(at: payload.readerIndex, as: UInt16.self)
+            if let code, !Self.isValidCloseCode(code) { return fail(1002, "close code \(code) may not be sent") }
+            connection.close(
+                with: WebSocketHeader.control(.close, payload: code.map { [UInt8($0 >> 8), UInt8($0 & 0xFF)] } ?? []))
             return
         default:
             return fail(1002, "unknown opcode")
@@ -154,8 +159,16 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     /// Sends `close` with `code` and `reason`, and closes the socket.
     private func fail(_ code: UInt16, _ reason: String) {
         guard let connection, !connection.isClosing else { return }
-        connection.write(WebSocketHeader.close(code: code, reason: reason))
-        connection.close()
+        connection.close(with: WebSocketHeader.close(code: code, reason: reason))
+    }
+
+    /// Codes a peer may send in a `close` (RFC 6455 §7.4): the defined ones but 1004–1006 and 1015, and
+    /// 3000–4999 for libraries and applications.
+    private static func isValidCloseCode(_ code: UInt16) -> Bool {
+        switch code {
+        case 1000...1003, 1007...1014, 3000...4999: true
+        default: false
+        }
     }
 
     private func beat(interval: TimeAmount) {
@@ -166,7 +179,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             return
         }
         if let firstPing, silence >= interval * 3, silence - firstPing >= interval * 2 {
-            connection.close()
+            connection.closeNow()
             return
         }
         if firstPing == nil { firstPing = silence }

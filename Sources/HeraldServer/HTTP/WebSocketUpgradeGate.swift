@@ -4,8 +4,9 @@ import NIOCore
 import NIOHTTP1
 
 /// Sits between the HTTP decoder and the upgrade handler for a connection's first request: an upgrade
-/// request for `/v1/ws` that fails its checks is answered here with the API's error and the connection
-/// closed; anything else passes, and the gate leaves the pipeline.
+/// request for `/v1/ws` that fails its checks (or lacks the WebSocket headers) is answered here with the
+/// API's error and the connection closed; an upgrade request for another path loses its `Upgrade` header
+/// and is served as HTTP; anything else passes. Then the gate leaves the pipeline.
 final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -25,14 +26,34 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         let uri = URI(head.uri)
-        if uri.path == "/v1/ws", head.headers["upgrade"].contains(where: { $0.lowercased() == "websocket" }) {
-            do throws(APIError) {
-                try check(uri, head.headers.first(name: "authorization"))
-            } catch {
-                refuse(error, context: context)
-                return
-            }
+        guard head.headers.contains(name: "upgrade") else {
+            return pass(data, context: context)
         }
+        guard uri.path == "/v1/ws" else {
+            // Only /v1/ws upgrades: elsewhere the request is served as HTTP, its Upgrade ignored (NIO would
+            // otherwise try the upgrade, fail it, and end the connection).
+            var plain = head
+            plain.headers.remove(name: "upgrade")
+            return pass(wrapInboundOut(.head(plain)), context: context)
+        }
+        do throws(APIError) {
+            // What NIO's upgrader needs (RFC 6455 §4.2.1), said here with an error body.
+            guard head.headers.first(name: "sec-websocket-key") != nil else {
+                throw APIError(.badRequest, "invalid_request", "Sec-WebSocket-Key: missing")
+            }
+            guard head.headers.first(name: "sec-websocket-version") == "13" else {
+                throw APIError(.upgradeRequired, "invalid_request", "Sec-WebSocket-Version: must be 13")
+            }
+            try check(uri, head.headers.first(name: "authorization"))
+        } catch {
+            refuse(error, context: context)
+            return
+        }
+        pass(data, context: context)
+    }
+
+    /// Lets the request through and leaves the pipeline.
+    private func pass(_ data: NIOAny, context: ChannelHandlerContext) {
         context.fireChannelRead(data)
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
@@ -44,6 +65,8 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: String(body.readableBytes))
         headers.add(name: "Connection", value: "close")
+        // RFC 6455 §4.4: the version the broker speaks.
+        if error.status == .upgradeRequired { headers.add(name: "Sec-WebSocket-Version", value: "13") }
         let status = HTTPResponseStatus(statusCode: Int(error.status.code))
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
