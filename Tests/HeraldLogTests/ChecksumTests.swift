@@ -23,5 +23,8 @@ import Testing
         #expect(FNV1a64.hash("".utf8) == 0xCBF2_9CE4_8422_2325)
         #expect(FNV1a64.hash("a".utf8) == 0xAF63_DC4C_8601_EC8C)
         #expect(FNV1a64.hash("foobar".utf8) == 0x8594_4171_F739_67E8)
+        // Bytes that are not contiguous go byte by byte, to the same value.
+        #expect(FNV1a64.hash(AnySequence("foobar".utf8)) == 0x8594_4171_F739_67E8)
+        #expect(FNV1a64.hash(Array("foobar".utf8)) == 0x8594_4171_F739_67E8)
     }
 }

@@ -63,6 +63,8 @@ public struct TopicPattern: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether `topic` (such as `block.new.138`) matches this pattern.
     public func matches(_ topic: String) -> Bool {
+        // `#` alone (the default `log.persist`) matches every topic: no need to cut it into words.
+        if words.count == 1, words[0] == .any { return true }
         let topicWords = topic.split(separator: ".", omittingEmptySubsequences: false)
         return Self.matches(words[...], topicWords[...]) { pattern, word in pattern == word }
     }

@@ -53,8 +53,20 @@ package enum CRC32C {
 /// FNV-1a, 64 bits: the stable hash that assigns an event to a partition by its key (PROTOCOL.md §4.2).
 package enum FNV1a64 {
     package static func hash<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> UInt64 {
+        // A native string's UTF-8 (every key and event id) is contiguous: hashed over a buffer, without an
+        // iterator per byte.
+        if let hashed = bytes.withContiguousStorageIfAvailable({ Self.hash(buffer: $0) }) { return hashed }
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         for byte in bytes {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        return hash
+    }
+
+    private static func hash(buffer: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in buffer {
             hash ^= UInt64(byte)
             hash = hash &* 0x0000_0100_0000_01B3
         }
