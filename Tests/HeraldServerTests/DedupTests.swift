@@ -39,9 +39,9 @@ struct DedupTests {
     }
 
     @Test func aRebuildFromSeveralPartitionsAtOnceStillExpiresEachIdOnTime() {
-        // Partitions are read at the same time, so ids come back out of their acceptance order. The three ids
-        // fall in one shard (FNV-1a 64 of each ends in 0xC), where the order decides eviction.
-        let window = DedupWindow(windowMilliseconds: 100)
+        // Partitions are read at the same time, so ids come back out of their acceptance order. One shard, so
+        // that the order decides eviction.
+        let window = DedupWindow(windowMilliseconds: 100, shardCount: 1)
         window.reserve(4)
         window.remember("late-0", position: nil, acceptedAt: 1_000, now: 1_000)
         window.remember("early-7", position: nil, acceptedAt: 900, now: 1_000)
@@ -55,8 +55,8 @@ struct DedupTests {
     }
 
     @Test func anIdPastItsExpiryIsNeverADuplicateEvenBeforeItIsEvicted() {
-        // Without finishRebuild, `late-0` stays first in their shared shard's order and holds back eviction.
-        let window = DedupWindow(windowMilliseconds: 100)
+        // Without finishRebuild, `late-0` stays first in the shard's order and holds back eviction.
+        let window = DedupWindow(windowMilliseconds: 100, shardCount: 1)
         window.remember("late-0", position: nil, acceptedAt: 1_000, now: 1_000)
         window.remember("early-7", position: nil, acceptedAt: 900, now: 1_000)
         var accepted = false

@@ -15,10 +15,28 @@ final class DedupWindow: Sendable {
         var expires: Int64
     }
 
+    /// An id with its hash computed once (Swift's seeded SipHash, so ids chosen to collide cannot flood a
+    /// shard): the lookup, the insertion and every rehash of a growing dictionary reuse it instead of
+    /// hashing the string again, and the shard is chosen by it.
+    private struct Key: Hashable {
+        let id: String
+        let hash: Int
+
+        init(_ id: String) {
+            self.id = id
+            var hasher = Hasher()
+            hasher.combine(id)
+            hash = hasher.finalize()
+        }
+
+        static func == (left: Key, right: Key) -> Bool { left.hash == right.hash && left.id == right.id }
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+    }
+
     private struct Shard {
-        var entries: [String: Entry] = [:]
+        var entries: [Key: Entry] = [:]
         /// Ids in the order they expire (acceptance order; the window is the same for all).
-        var order = Deque<(id: String, expires: Int64)>()
+        var order = Deque<(id: Key, expires: Int64)>()
 
         mutating func evict(now: Int64) {
             while let first = order.first, first.expires <= now {
@@ -36,13 +54,15 @@ final class DedupWindow: Sendable {
         let mutex = Mutex(Shard())
     }
 
-    init(windowMilliseconds: Int) {
+    /// A window of `windowMilliseconds` in `shardCount` shards (a power of two; tests use one).
+    init(windowMilliseconds: Int, shardCount: Int = 16) {
+        precondition(shardCount > 0 && shardCount & (shardCount - 1) == 0, "a power of two")
         window = Int64(windowMilliseconds)
-        shards = (0..<16).map { _ in ShardLock() }
+        shards = (0..<shardCount).map { _ in ShardLock() }
     }
 
-    private func shard(_ eventID: String) -> ShardLock {
-        shards[Int(truncatingIfNeeded: FNV1a64.hash(eventID.utf8) & 15)]
+    private func shard(_ key: Key) -> ShardLock {
+        shards[key.hash & (shards.count - 1)]
     }
 
     /// Runs `accept` unless `eventID` was accepted within the window, in which case it returns what the
@@ -54,13 +74,14 @@ final class DedupWindow: Sendable {
             _ = try accept()
             return nil
         }
-        return try shard(eventID).mutex.withLock { shard throws(Failure) -> Entry? in
+        let key = Key(eventID)
+        return try shard(key).mutex.withLock { shard throws(Failure) -> Entry? in
             shard.evict(now: now)
-            if let first = shard.entries[eventID], first.expires > now { return first }
+            if let first = shard.entries[key], first.expires > now { return first }
             let position = try accept()
             let entry = Entry(position: position, expires: now + window)
-            shard.entries[eventID] = entry
-            shard.order.append((eventID, entry.expires))
+            shard.entries[key] = entry
+            shard.order.append((key, entry.expires))
             return nil
         }
     }
@@ -93,10 +114,11 @@ final class DedupWindow: Sendable {
     /// ``finishRebuild()`` follows the last one.
     func remember(_ eventID: String, position: LogPosition?, acceptedAt: Int64, now: Int64) {
         guard window > 0, acceptedAt + window > now else { return }
-        shard(eventID).mutex.withLock { shard in
+        let key = Key(eventID)
+        shard(key).mutex.withLock { shard in
             let entry = Entry(position: position, expires: acceptedAt + window)
-            shard.entries[eventID] = entry
-            shard.order.append((eventID, entry.expires))
+            shard.entries[key] = entry
+            shard.order.append((key, entry.expires))
         }
     }
 
