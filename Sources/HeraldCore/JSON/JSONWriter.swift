@@ -8,14 +8,27 @@ package struct JSONWriter {
         bytes.reserveCapacity(capacity)
     }
 
+    // The appends below are `@inlinable`: they run for every frame and every delivery, from other modules,
+    // and a generic one called across modules unspecialised copies its bytes one by one through protocol
+    // witnesses (FrameWriter.event was 15 % of a fan-out profile before).
+
+    @inlinable
     package mutating func append(raw: StaticString) {
         bytes.append(contentsOf: UnsafeBufferPointer(start: raw.utf8Start, count: raw.utf8CodeUnitCount))
     }
 
+    /// Bytes already encoded (a stored envelope), copied as one block.
+    @inlinable
+    package mutating func append(raw: [UInt8]) {
+        bytes.append(contentsOf: raw)
+    }
+
+    @inlinable
     package mutating func append(raw: some Sequence<UInt8>) {
         bytes.append(contentsOf: raw)
     }
 
+    @inlinable
     package mutating func append(integer: some BinaryInteger) {
         // Decimal digits written in place, without going through String's allocation.
         if integer < 0 { bytes.append(UInt8(ascii: "-")) }
