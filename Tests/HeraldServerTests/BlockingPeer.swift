@@ -34,16 +34,7 @@ final class BlockingPeer {
 
     /// Sends `json` as one frame.
     func send(_ json: String) throws {
-        let frame = lengthPrefixed(Array(json.utf8))
-        var offset = 0
-        while offset < frame.count {
-            // MSG_NOSIGNAL: a peer whose broker was killed gets EPIPE, not a SIGPIPE that ends the tests.
-            let written = frame[offset...].withUnsafeBytes {
-                Glibc.send(descriptor, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL))
-            }
-            guard written > 0 else { throw PeerError("write: errno \(errno)") }
-            offset += written
-        }
+        try sendAll(lengthPrefixed(Array(json.utf8)), to: descriptor)
     }
 
     /// The next frame as text, waiting for it; `nil` when the broker closed the connection.
@@ -77,6 +68,19 @@ final class BlockingPeer {
         guard welcome?.hasPrefix(#"{"op":"welcome""#) == true else {
             throw PeerError("no welcome: \(welcome ?? "closed")")
         }
+    }
+}
+
+/// Writes all of `bytes` to a blocking socket. MSG_NOSIGNAL: a peer whose broker was killed gets EPIPE, not
+/// a SIGPIPE that ends the tests.
+func sendAll(_ bytes: [UInt8], to descriptor: Int32) throws {
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes {
+            Glibc.send(descriptor, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL))
+        }
+        guard written > 0 else { throw PeerError("write: errno \(errno)") }
+        offset += written
     }
 }
 

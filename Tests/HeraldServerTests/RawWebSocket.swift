@@ -143,13 +143,6 @@ final class RawWebSocket: @unchecked Sendable {
     }
 
     private func write(_ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes {
-                Glibc.send(descriptor, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL))
-            }
-            guard written > 0 else { throw PeerError("write: errno \(errno)") }
-            offset += written
-        }
+        try sendAll(bytes, to: descriptor)
     }
 }

@@ -35,23 +35,9 @@ package struct JSONScanner: ~Copyable {
     package mutating func readObject(_ body: (String, inout JSONScanner) throws(JSONSyntaxError) -> Void)
         throws(JSONSyntaxError)
     {
-        try expect(UInt8(ascii: "{"), "an object")
-        if peek() == UInt8(ascii: "}") {
-            position += 1
-            return
-        }
-        while true {
-            guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
-            let key = try readString()
-            try expect(UInt8(ascii: ":"), "':'")
-            try body(key, &self)
-            switch peek() {
-            case UInt8(ascii: ","): position += 1
-            case UInt8(ascii: "}"):
-                position += 1
-                return
-            default: throw error("expected ',' or '}'")
-            }
+        try readMembers { key, value throws(JSONSyntaxError) -> Bool in
+            try body(key, &value)
+            return true
         }
     }
 

@@ -64,12 +64,11 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                 maxFrameSize: maxFrame,
                 enableAutomaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
-                    // Only `/v1/ws` upgrades; elsewhere the header is ignored and the request served as HTTP.
-                    let uri = URI(head.uri)
-                    guard uri.path == "/v1/ws" else { return channel.eventLoop.makeSucceededFuture(nil) }
+                    // The gate has checked the request and refused what fails; only `/v1/ws` upgrades (the
+                    // gate strips `Upgrade` elsewhere).
+                    guard URI(head.uri).path == "/v1/ws" else { return channel.eventLoop.makeSucceededFuture(nil) }
                     attempted.value = true
-                    let accepted = try? check(uri, head.headers.first(name: "authorization"))
-                    return channel.eventLoop.makeSucceededFuture(accepted == nil ? nil : HTTPHeaders())
+                    return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
                 },
                 upgradePipelineHandler: { channel, head in
                     channel.eventLoop.makeCompletedFuture {
