@@ -93,6 +93,9 @@ final class IPCConnectionHandler: ChannelInboundHandler {
             return
         }
         if let firstPing, silence >= interval * 3, silence - firstPing >= interval * 2 {
+            // A timer firing late can see both thresholds at once: the ping did go unanswered for a
+            // heartbeat first, so the module is reported degraded on its way to unhealthy.
+            if health == .healthy { report(.degraded) }
             report(.unhealthy)
             context.close(promise: nil)
             return
