@@ -42,6 +42,8 @@ struct BenchHTTP: AsyncParsableCommand {
         defer { spawned?.stop() }
         let client = HeraldHTTPClient(address: spawned?.http ?? http)
         let payload = "\"" + String(repeating: "x", count: max(0, payloadSize - 2)) + "\""
+        // Ids of this run only: a second run within the broker's dedup window would be counted as duplicates.
+        let run = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         for (mode, size) in [("single", 1), ("batched", batch)] {
             let requests = (events + size - 1) / size
             let started = ContinuousClock.now
@@ -49,7 +51,7 @@ struct BenchHTTP: AsyncParsableCommand {
                 var next = 0
                 func body(_ request: Int) -> String {
                     let list = (0..<size).map {
-                        #"{"event_type":"bench.http","event_id":"\#(mode)-\#(request)-\#($0)","payload":\#(payload)}"#
+                        #"{"event_type":"bench.http","event_id":"\#(run)-\#(mode)-\#(request)-\#($0)","payload":\#(payload)}"#
                     }
                     return size == 1 ? list[0] : #"{"events":["# + list.joined(separator: ",") + "]}"
                 }

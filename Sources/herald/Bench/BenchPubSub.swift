@@ -159,16 +159,21 @@ struct BenchPubSub: AsyncParsableCommand {
             // The send time as a fixed-width string: a JSON number may not have leading zeros.
             let head = #"{"t":"00000000000000000000","p":""#
             let payload = head + String(repeating: "x", count: payloadSize - head.utf8.count - 2) + #""}"#
+            // Each run's ids carry a tag of their own: a second run against the same broker within its dedup
+            // window must not have its events dropped as duplicates of the first's (and never finish).
+            let run = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+            let placeholder = "e-\(run)-000000000000"
             let json =
-                #"{"op":"publish","event":{"event_type":"bench","event_id":"e-000000000000","timestamp":"2026-11-23T00:00:00.000Z","payload":"#
-                + payload + "}}"
-            frame = FrameLength.prefix(json.utf8.count) + Array(json.utf8)
-            let text = String(decoding: frame, as: UTF8.self)
-            let id = text.range(of: "e-000000000000")!
-            let idStart = text.utf8.distance(from: text.startIndex, to: id.lowerBound) + 2
+                #"{"op":"publish","event":{"event_type":"bench","event_id":""# + placeholder
+                + #"","timestamp":"2026-11-23T00:00:00.000Z","payload":"# + payload + "}}"
+            let prefix = FrameLength.prefix(json.utf8.count)
+            frame = prefix + Array(json.utf8)
+            // Offsets are found in the JSON text, then moved past the length prefix (which is binary, not text).
+            let id = json.range(of: placeholder)!
+            let idStart = prefix.count + json.utf8.distance(from: json.startIndex, to: id.upperBound) - 12
             idDigits = idStart..<(idStart + 12)
-            let time = text.range(of: #"{"t":""#)!
-            let timeStart = text.utf8.distance(from: text.startIndex, to: time.upperBound)
+            let time = json.range(of: #"{"t":""#)!
+            let timeStart = prefix.count + json.utf8.distance(from: json.startIndex, to: time.upperBound)
             timeDigits = timeStart..<(timeStart + 20)
         }
     }
