@@ -39,9 +39,12 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // CRC-32C with the CPU's instruction, chosen at run time (HeraldLog's CRC32C).
+        .target(name: "CHeraldCRC32C", cSettings: [.unsafeFlags(["-Wall", "-Werror"])]),
         .target(
             name: "HeraldLog",
             dependencies: [
+                "CHeraldCRC32C",
                 "HeraldCore",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -1,7 +1,13 @@
+import CHeraldCRC32C
+
 /// CRC-32C (Castagnoli, the polynomial of iSCSI, ext4 and Kafka's record batches), which every log record
-/// carries. Hand-written because no package this project may use provides it: slicing by eight, one table
-/// lookup per byte in eight independent lanes, about 1–2 GB/s.
+/// carries. With the CPU's CRC-32C instruction when it has one (SSE 4.2, the AArch64 CRC extension: eight
+/// bytes per instruction, `CHeraldCRC32C`); otherwise hand-written, because no package this project may use
+/// provides it: slicing by eight, one table lookup per byte in eight independent lanes, about 1–2 GB/s.
 package enum CRC32C {
+    /// Whether the CPU's instruction is used, decided once.
+    package static let usesHardware = herald_crc32c_hardware() == 1
+
     /// The checksum of `bytes`.
     package static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         update(0, with: bytes)
@@ -9,6 +15,13 @@ package enum CRC32C {
 
     /// Continues `crc` (a finished checksum of earlier bytes) with `bytes`.
     package static func update(_ crc: UInt32, with bytes: UnsafeRawBufferPointer) -> UInt32 {
+        guard usesHardware else { return updateInSoftware(crc, with: bytes) }
+        guard let base = bytes.baseAddress else { return crc }
+        return ~herald_crc32c_update_hardware(~crc, base, bytes.count)
+    }
+
+    /// ``update(_:with:)`` by table, on any CPU.
+    package static func updateInSoftware(_ crc: UInt32, with bytes: UnsafeRawBufferPointer) -> UInt32 {
         var crc = ~crc
         var index = 0
         let count = bytes.count
