@@ -206,6 +206,21 @@ import Testing
             .integer(8)
         ),
         (##"{"op":"publish","event":[]}"##, .invalidEvent, "must be a JSON object", nil),
+        // The event is read in the frame's own pass: what is wrong inside it keeps its code and message.
+        (##"{"event":{"event_type":"a","colour":1},"op":"publish"}"##, .invalidEvent, "colour: unknown field", nil),
+        (
+            ##"{"op":"publish","event":{"event_type":"a","event_type":"b"}}"##, .invalidEvent,
+            "event_type: appears more than once", nil
+        ),
+        (##"{"op":"publish","event":{"payload":{}}}"##, .invalidEvent, "event_type: required", nil),
+        (
+            ##"{"op":"publish","event":{"event_type":"a","payload":{"x" 1}}}"##, .badFrame,
+            "not valid JSON: expected ':' at byte 57", nil
+        ),
+        (
+            ##"{"op":"publish","event":{"event_type":"a"},"event":{"event_type":"b"}}"##, .invalidRequest,
+            "event: appears more than once", nil
+        ),
         // the rest
         (##"{"op":"unsubscribe"}"##, .invalidRequest, "subscription: required", nil),
         (
@@ -238,6 +253,11 @@ import Testing
         #expect(error?.code == code, "\(json)")
         #expect(error?.message == message, "\(json)")
         #expect(error?.requestID == id, "\(json)")
+    }
+
+    @Test func anEventMemberOfAnotherOperationIsNotJudged() throws {
+        // Read in the same pass as the frame, but only a publish's event is checked as an envelope.
+        #expect(try describe(##"{"op":"ping","event":{"event_type":"Bad"}}"##) == "ping")
     }
 
     @Test func aFailedPublishWithoutIdNamesItsEvent() {

@@ -100,41 +100,98 @@ extension EnvelopeFields {
 
     /// Reads one envelope object at the scanner's position (inside a larger frame, say) and validates it.
     package init(scanning scanner: inout JSONScanner, form: EnvelopeForm) throws(EnvelopeError) {
-        guard scanner.peek() == UInt8(ascii: "{") else { throw EnvelopeError(field: "", "must be a JSON object") }
-        var eventType: String?
-        var fields = EnvelopeFields(eventType: "")
-        // The names seen so far, for duplicate detection: an envelope has at most nine known fields (any other
-        // is refused), so a small array is cheaper than a set.
-        var seen: [String] = []
-        seen.reserveCapacity(9)
-        var failure: EnvelopeError?
+        let result: Result<EnvelopeFields, EnvelopeError>
         do throws(JSONSyntaxError) {
-            try scanner.readObject { name, scanner throws(JSONSyntaxError) in
-                guard failure == nil else {
-                    try scanner.skipValue()
-                    return
-                }
-                guard !seen.contains(name) else {
-                    failure = .duplicateField(name)
-                    try scanner.skipValue()
-                    return
-                }
-                seen.append(name)
-                failure = try fields.read(field: name, from: &scanner, form: form, eventType: &eventType)
-            }
+            result = try Self.read(from: &scanner, form: form)
         } catch {
             throw .malformed(error)
         }
-        if let failure { throw failure }
-        guard let eventType else { throw .required("event_type") }
-        fields.eventType = eventType
-        try fields.validate()
-        self = fields
+        self = try result.get()
     }
 
-    /// Reads the value of field `name`; returns the envelope error it breaks, if any, having consumed it.
+    /// Reads one envelope object at the scanner's position, keeping the two kinds of failure apart: JSON
+    /// that is not valid is thrown (the scan cannot go on), an envelope that is valid JSON but breaks §1 is
+    /// returned, the whole object consumed (the scan of a larger frame goes on past it).
+    package static func read(from scanner: inout JSONScanner, form: EnvelopeForm) throws(JSONSyntaxError)
+        -> Result<EnvelopeFields, EnvelopeError>
+    {
+        guard scanner.peek() == UInt8(ascii: "{") else {
+            return .failure(EnvelopeError(field: "", "must be a JSON object"))
+        }
+        var eventType: String?
+        var fields = EnvelopeFields(eventType: "")
+        // The known fields seen so far, one bit each, for duplicate detection (an unknown field is refused
+        // the first time it appears).
+        var seen: UInt16 = 0
+        var failure: EnvelopeError?
+        try scanner.readObject { name, scanner throws(JSONSyntaxError) in
+            guard failure == nil else {
+                try scanner.skipValue()
+                return
+            }
+            guard let field = Field(name: name) else {
+                try scanner.skipValue()
+                failure = .unknownField(name)
+                return
+            }
+            guard seen & field.bit == 0 else {
+                failure = .duplicateField(name)
+                try scanner.skipValue()
+                return
+            }
+            seen |= field.bit
+            failure = try fields.read(field, from: &scanner, form: form, eventType: &eventType)
+        }
+        if let failure { return .failure(failure) }
+        guard let eventType else { return .failure(.required("event_type")) }
+        fields.eventType = eventType
+        do throws(EnvelopeError) {
+            try fields.validate()
+        } catch {
+            return .failure(error)
+        }
+        return .success(fields)
+    }
+
+    /// The fields an envelope may have (PROTOCOL.md §1).
+    private enum Field: UInt16 {
+        case eventType, eventID, timestamp, key, chainID, payload, metadata, offset, partition
+
+        init?(name: String) {
+            switch name {
+            case "event_type": self = .eventType
+            case "event_id": self = .eventID
+            case "timestamp": self = .timestamp
+            case "key": self = .key
+            case "chain_id": self = .chainID
+            case "payload": self = .payload
+            case "metadata": self = .metadata
+            case "offset": self = .offset
+            case "partition": self = .partition
+            default: return nil
+            }
+        }
+
+        var bit: UInt16 { 1 << rawValue }
+
+        var name: String {
+            switch self {
+            case .eventType: "event_type"
+            case .eventID: "event_id"
+            case .timestamp: "timestamp"
+            case .key: "key"
+            case .chainID: "chain_id"
+            case .payload: "payload"
+            case .metadata: "metadata"
+            case .offset: "offset"
+            case .partition: "partition"
+            }
+        }
+    }
+
+    /// Reads the value of `field`; returns the envelope error it breaks, if any, having consumed it.
     private mutating func read(
-        field name: String,
+        _ field: Field,
         from scanner: inout JSONScanner,
         form: EnvelopeForm,
         eventType: inout String?
@@ -161,36 +218,37 @@ extension EnvelopeFields {
                 return .failure(EnvelopeError(field: field, "must be an integer from \(range)"))
             }
         }
-        switch name {
-        case "event_type":
+        let name = field.name
+        switch field {
+        case .eventType:
             switch try string(name) {
             case .success(let value): eventType = value
             case .failure(let error): return error
             }
-        case "event_id":
+        case .eventID:
             switch try string(name) {
             case .success(let value): eventID = value
             case .failure(let error): return error
             }
-        case "timestamp":
+        case .timestamp:
             switch try string(name) {
             case .success(let value): timestamp = value
             case .failure(let error): return error
             }
-        case "key":
+        case .key:
             switch try string(name) {
             case .success(let value): key = value
             case .failure(let error): return error
             }
-        case "chain_id":
+        case .chainID:
             switch try integer(name, range: "0 to 9223372036854775807") {
             case .success(let value): chainID = value
             case .failure(let error): return error
             }
-        case "payload":
+        case .payload:
             let range = try scanner.skipValue()
             payload = RawJSON(unchecked: scanner.copyBytes(in: range))
-        case "metadata":
+        case .metadata:
             guard scanner.peek() == UInt8(ascii: "{") else {
                 try scanner.skipValue()
                 return .wrongType(name, expected: "an object of string values")
@@ -212,7 +270,7 @@ extension EnvelopeFields {
             }
             if let failure { return failure }
             self.metadata = metadata
-        case "offset", "partition":
+        case .offset, .partition:
             guard form == .delivered else {
                 // Ignored on publish (PROTOCOL.md §1): the log assigns them.
                 try scanner.skipValue()
@@ -220,12 +278,9 @@ extension EnvelopeFields {
             }
             switch try integer(name, range: "0 to 9223372036854775807") {
             case .success(let value):
-                if name == "offset" { offset = value } else { partition = Int(value) }
+                if field == .offset { offset = value } else { partition = Int(value) }
             case .failure(let error): return error
             }
-        default:
-            try scanner.skipValue()
-            return .unknownField(name)
         }
         return nil
     }

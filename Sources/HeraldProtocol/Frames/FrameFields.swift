@@ -8,18 +8,34 @@ struct FrameFields {
     /// of fields, and a linear search of them costs less than hashing.
     private(set) var fields: [(name: String, range: Range<Int>)] = []
     private(set) var duplicate: String?
+    /// The first `event` member read as an envelope during the scan, when the frame was scanned with an
+    /// envelope form and that member is an object: a publish's event is read in the same pass as its frame,
+    /// not skipped over and then read again. Invalid JSON inside it makes the frame a `bad_frame`, as when
+    /// it is skipped (the same scanner checks the same bytes).
+    private(set) var event: Result<EnvelopeFields, EnvelopeError>?
 
-    /// Scans the frame's object; throws `bad_frame` when it is not one JSON object.
-    init(frame: UnsafeBufferPointer<UInt8>) throws(ProtocolError) {
+    /// Scans the frame's object; throws `bad_frame` when it is not one JSON object. With `eventForm`, an
+    /// `event` member that is an object is read as an envelope of that form on the way (see `event`).
+    init(frame: UnsafeBufferPointer<UInt8>, eventForm: EnvelopeForm? = nil) throws(ProtocolError) {
         self.frame = frame
         var scanner = JSONScanner(frame)
         guard scanner.peek() == UInt8(ascii: "{") else { throw ProtocolError(.badFrame, "not a JSON object") }
         var fields: [(name: String, range: Range<Int>)] = []
         fields.reserveCapacity(8)
         var duplicate: String?
+        var event: Result<EnvelopeFields, EnvelopeError>?
         do throws(JSONSyntaxError) {
             try scanner.readObject { name, scanner throws(JSONSyntaxError) in
-                let range = try scanner.skipValue()
+                let range: Range<Int>
+                if let eventForm, name == "event", !fields.contains(where: { $0.name == name }),
+                    scanner.peek() == UInt8(ascii: "{")
+                {
+                    let start = scanner.position
+                    event = try EnvelopeFields.read(from: &scanner, form: eventForm)
+                    range = start..<scanner.position
+                } else {
+                    range = try scanner.skipValue()
+                }
                 if !fields.contains(where: { $0.name == name }) {
                     fields.append((name, range))
                 } else if duplicate == nil {
@@ -32,6 +48,7 @@ struct FrameFields {
         }
         self.fields = fields
         self.duplicate = duplicate
+        self.event = event
     }
 
     /// The frame's `id`, an integer or a string (PROTOCOL.md §2.1), the same way in both directions.

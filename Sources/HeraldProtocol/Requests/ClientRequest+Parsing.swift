@@ -6,7 +6,7 @@ extension ClientRequest {
     package static func parse(_ frame: UnsafeBufferPointer<UInt8>) -> Result<ClientRequest, ProtocolError> {
         let fields: FrameFields
         do throws(ProtocolError) {
-            fields = try FrameFields(frame: frame)
+            fields = try FrameFields(frame: frame, eventForm: .published)
         } catch {
             return .failure(error)
         }
@@ -196,6 +196,7 @@ extension ClientRequest {
     private static func publish(_ fields: FrameFields) throws(ProtocolError) -> EnvelopeFields {
         guard let bytes = fields.bytes("event") else { throw .invalidRequest("event", "required") }
         do throws(EnvelopeError) {
+            if let event = fields.event { return try event.get() }
             return try EnvelopeFields(parsing: bytes, form: .published)
         } catch {
             throw .invalidEvent(error)
