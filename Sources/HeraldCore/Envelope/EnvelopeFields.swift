@@ -140,7 +140,7 @@ extension EnvelopeFields {
                 return
             }
             seen |= field.bit
-            failure = try fields.read(field, from: &scanner, form: form, eventType: &eventType)
+            failure = try fields.read(field, named: name, from: &scanner, form: form, eventType: &eventType)
         }
         if let failure { return .failure(failure) }
         guard let eventType else { return .failure(.required("event_type")) }
@@ -173,25 +173,13 @@ extension EnvelopeFields {
         }
 
         var bit: UInt16 { 1 << rawValue }
-
-        var name: String {
-            switch self {
-            case .eventType: "event_type"
-            case .eventID: "event_id"
-            case .timestamp: "timestamp"
-            case .key: "key"
-            case .chainID: "chain_id"
-            case .payload: "payload"
-            case .metadata: "metadata"
-            case .offset: "offset"
-            case .partition: "partition"
-            }
-        }
     }
 
-    /// Reads the value of `field`; returns the envelope error it breaks, if any, having consumed it.
+    /// Reads the value of `field` (`name` in the JSON); returns the envelope error it breaks, if any, having
+    /// consumed it.
     private mutating func read(
         _ field: Field,
+        named name: String,
         from scanner: inout JSONScanner,
         form: EnvelopeForm,
         eventType: inout String?
@@ -218,7 +206,6 @@ extension EnvelopeFields {
                 return .failure(EnvelopeError(field: field, "must be an integer from \(range)"))
             }
         }
-        let name = field.name
         switch field {
         case .eventType:
             switch try string(name) {

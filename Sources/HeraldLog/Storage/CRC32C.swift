@@ -68,18 +68,13 @@ package enum FNV1a64 {
     package static func hash<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> UInt64 {
         // A native string's UTF-8 (every key and event id) is contiguous: hashed over a buffer, without an
         // iterator per byte.
-        if let hashed = bytes.withContiguousStorageIfAvailable({ Self.hash(buffer: $0) }) { return hashed }
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01B3
-        }
-        return hash
+        bytes.withContiguousStorageIfAvailable { fold($0) } ?? fold(bytes)
     }
 
-    private static func hash(buffer: UnsafeBufferPointer<UInt8>) -> UInt64 {
+    @inline(__always)
+    private static func fold<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in buffer {
+        for byte in bytes {
             hash ^= UInt64(byte)
             hash = hash &* 0x0000_0100_0000_01B3
         }

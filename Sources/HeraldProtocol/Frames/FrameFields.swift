@@ -26,17 +26,16 @@ struct FrameFields {
         var event: Result<EnvelopeFields, EnvelopeError>?
         do throws(JSONSyntaxError) {
             try scanner.readObject { name, scanner throws(JSONSyntaxError) in
+                let isFirst = !fields.contains(where: { $0.name == name })
                 let range: Range<Int>
-                if let eventForm, name == "event", !fields.contains(where: { $0.name == name }),
-                    scanner.peek() == UInt8(ascii: "{")
-                {
+                if let eventForm, isFirst, name == "event", scanner.peek() == UInt8(ascii: "{") {
                     let start = scanner.position
                     event = try EnvelopeFields.read(from: &scanner, form: eventForm)
                     range = start..<scanner.position
                 } else {
                     range = try scanner.skipValue()
                 }
-                if !fields.contains(where: { $0.name == name }) {
+                if isFirst {
                     fields.append((name, range))
                 } else if duplicate == nil {
                     duplicate = name
