@@ -13,9 +13,10 @@ build: build-deps
 	$(SWIFT) build
 
 # The RabbitMQ bridge compiles against rabbitmq-c's headers (Debian librabbitmq-dev); the library itself is
-# loaded only when [bridge.rabbitmq] is configured (docs/scale-out.md).
+# loaded only when [bridge.rabbitmq] is configured (docs/scale-out.md). The herald executable links jemalloc
+# (Debian libjemalloc-dev) as its allocator (docs/benchmarks.md, "Allocator").
 build-deps:
-	@[ -f /usr/include/amqp.h ] || { $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y librabbitmq-dev; }
+	@[ -f /usr/include/amqp.h ] && [ -f /usr/include/jemalloc/jemalloc.h ] || { $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y librabbitmq-dev libjemalloc-dev; }
 
 # Starts the broker with its embedded defaults (data in ./herald-data) and the example modules of
 # Examples/modules, which it starts and supervises; Ctrl-C stops it cleanly.

@@ -62,6 +62,7 @@ struct Serve: AsyncParsableCommand {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let metrics = Self.bootstrapMetrics()
         let logger = Logger(label: "herald")
+        logger.info("memory allocator", metadata: ["allocator": "\(Allocator.inUse)"])
         let log: DurableLog
         do {
             log = try DurableLog(configuration: configuration.logConfiguration)

@@ -21,9 +21,11 @@ struct ServeTests {
         #expect(Int(line.split(separator: ":").last ?? "").map { $0 > 0 } == true)
         #expect(FileManager.default.fileExists(atPath: directory + "/herald-data/herald.sock"))
         kill(run.process.processIdentifier, signal)
-        let (status, _) = await run.finish()
+        let (status, errors) = await run.finish()
         #expect(status == 0)
         #expect(!FileManager.default.fileExists(atPath: directory + "/herald-data/herald.sock"))
+        // The executable's malloc is jemalloc's, as Package.swift links it (docs/benchmarks.md, "Allocator").
+        #expect(errors.contains("allocator=jemalloc 5."))
     }
 
     @Test func flagsOverrideTheFile() async throws {
