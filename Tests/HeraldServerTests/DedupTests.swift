@@ -67,6 +67,23 @@ struct DedupTests {
         #expect(accepted)
     }
 
+    @Test func anEventRefusedByAcceptLeavesNothingInTheWindow() throws {
+        struct Refused: Error {}
+        let window = DedupWindow(windowMilliseconds: 1_000, shardCount: 1)
+        #expect(throws: Refused.self) {
+            try window.check("e-1", now: 10_000) { () throws(Refused) -> LogPosition? in throw Refused() }
+        }
+        #expect(window.count == 0)
+        // The id was never accepted: its next publish is.
+        var accepted = false
+        #expect(
+            window.check("e-1", now: 10_001) {
+                accepted = true; return nil
+            } == nil)
+        #expect(accepted)
+        #expect(window.count == 1)
+    }
+
     @Test func aZeroWindowDeduplicatesNothing() {
         let window = DedupWindow(windowMilliseconds: 0)
         var accepted = 0

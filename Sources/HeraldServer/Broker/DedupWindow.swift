@@ -45,10 +45,14 @@ final class DedupWindow: Sendable {
         /// Ids in the order they expire (acceptance order; the window is the same for all).
         var order = Deque<(id: Key, expires: Int64)>()
 
+        /// Forgets the ids whose time is up: one probe of the table each.
         mutating func evict(now: Int64) {
             while let first = order.first, first.expires <= now {
                 order.removeFirst()
-                if entries[first.id]?.expires == first.expires { entries[first.id] = nil }
+                // A later acceptance of the same id (after it expired) has its own, later place in `order`.
+                if let index = entries.index(forKey: first.id), entries.values[index].expires == first.expires {
+                    entries.remove(at: index)
+                }
             }
         }
     }
@@ -84,13 +88,43 @@ final class DedupWindow: Sendable {
         let key = Key(eventID)
         return try shard(key).mutex.withLock { shard throws(Failure) -> Entry? in
             shard.evict(now: now)
-            if let first = shard.entries[key], first.expires > now { return first }
-            let position = try accept()
-            let entry = Entry(position: position, expires: now + window)
-            shard.entries[key] = entry
-            shard.order.append((key, entry.expires))
-            return nil
+            // One probe of the table finds the id or makes its place, the common case for an id never seen. Only a
+            // failed `accept` probes again, to take the place back: a refused event leaves nothing behind.
+            let claim: Claim
+            do throws(Failure) {
+                claim = try Self.claim(&shard.entries[key, default: Self.unclaimed], now: now) {
+                    () throws(Failure) -> Entry in Entry(position: try accept(), expires: now + window)
+                }
+            } catch {
+                if shard.entries[key] == Self.unclaimed { shard.entries[key] = nil }
+                throw error
+            }
+            switch claim {
+            case .accepted(let entry):
+                shard.order.append((key, entry.expires))
+                return nil
+            case .withinWindow(let first):
+                return first
+            }
         }
+    }
+
+    /// A place in the table made for an id not accepted yet: expired, so that it is never taken for one.
+    private static let unclaimed = Entry(position: nil, expires: .min)
+
+    private enum Claim {
+        case accepted(Entry)
+        case withinWindow(Entry)
+    }
+
+    /// Fills `place` with what `accept` makes, unless it holds an id still in the window at `now`. A failed
+    /// `accept` leaves it as it was.
+    private static func claim<Failure: Error>(
+        _ place: inout Entry, now: Int64, accept: () throws(Failure) -> Entry
+    ) throws(Failure) -> Claim {
+        guard place.expires <= now else { return .withinWindow(place) }
+        place = try accept()
+        return .accepted(place)
     }
 
     /// Makes room for `count` ids before a rebuild, so that the shards do not grow (and rehash) step by step.
