@@ -103,6 +103,9 @@ struct HeraldClientTests {
 
         #expect(try await publisher.ping() > .zero)
         #expect(try await publisher.subscribers(of: "block.new") == ["indexer"])
+        // A delivery is counted when the write that carried it completes, which the client can see after the
+        // frames themselves: the count is awaited before it is asked for.
+        try await waitUntil { broker.broker.bus.deliveryStatistics(for: "indexer")?.successful == 2 }
         let stats = try await publisher.stats(module: "indexer")
         #expect(stats["indexer"]?.successful == 2)
         try await publisher.ready()
