@@ -23,6 +23,10 @@ struct ModuleRecord {
     /// The module's last connection closed while its process still ran: the `module.unloaded` waits a
     /// moment for the exit to know whether it crashed.
     private var pendingUnload: (version: String, saidBye: Bool)?
+    /// An exit recorded as a crash whose `module.crashed` is not published yet: a `module.unloaded` for the
+    /// connection's close waits in ``unloadAfterCrash`` until it is (EVENTS.md: crashed, then unloaded).
+    private var crashUnannounced = false
+    private var unloadAfterCrash: ModuleUnloaded?
     /// The token issued to the current run.
     private var token: String?
     /// The current run did not load within `startup_timeout_ms`.
@@ -86,10 +90,23 @@ struct ModuleRecord {
         }
         if let exit {
             let reason: UnloadReason = exit.isFailure ? .crashed : saidBye ? .bye : .disconnected
-            return (true, ModuleUnloaded(moduleName: manifest.name, version: unloaded.version, reason: reason), nil)
+            let event = ModuleUnloaded(moduleName: manifest.name, version: unloaded.version, reason: reason)
+            guard !crashUnannounced else {
+                unloadAfterCrash = event
+                return (true, nil, nil)
+            }
+            return (true, event, nil)
         }
         pendingUnload = (unloaded.version, saidBye)
         return (true, nil, run)
+    }
+
+    /// `module.crashed` was published: the `module.unloaded` that waited for it, if the last connection
+    /// closed in between.
+    mutating func crashAnnounced() -> ModuleUnloaded? {
+        crashUnannounced = false
+        defer { unloadAfterCrash = nil }
+        return unloadAfterCrash
     }
 
     /// The grace after a disconnection ended with the process still running: the module left on its own.
@@ -123,6 +140,7 @@ struct ModuleRecord {
         self.exit = exit
         let crashed = exit.isFailure && !stopping
         outcome.crashed = crashed
+        crashUnannounced = crashed
         if let pending = pendingUnload {
             pendingUnload = nil
             let reason: UnloadReason =

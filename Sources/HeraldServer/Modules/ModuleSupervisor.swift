@@ -241,6 +241,12 @@ public final class ModuleSupervisor: Service, Sendable {
             broker.logger.info("module exited", metadata: metadata)
         }
         if let unloaded = outcome.unloaded { broker.publish(unloaded) }
+        if outcome.crashed {
+            // The module's connection may have closed since the exit was recorded: its `module.unloaded` waited
+            // for `module.crashed`, published just above.
+            let unloaded = state.withLock { $0.records[name]?.crashAnnounced() }
+            if let unloaded { broker.publish(unloaded) }
+        }
         if let problem = outcome.gaveUp {
             broker.logger.error("module stays down", metadata: ["module": "\(name)", "module.problem": "\(problem)"])
         }
