@@ -53,6 +53,8 @@ struct ModuleRecord {
         exit = nil
         loadedRun = nil
         pendingUnload = nil
+        crashUnannounced = false
+        unloadAfterCrash = nil
         timedOut = false
         problem = nil
         self.token = token
