@@ -149,4 +149,23 @@ struct CLITests {
         // 500 events at 5000 per second take at least 0.1 s: the rate is kept.
         #expect((result["seconds"] as? Double ?? 0) >= 0.099)
     }
+
+    @Test func benchWebSocketReceivesEveryMatchingEventOnEveryConnection() async throws {
+        let run = try HeraldRun.start([
+            "bench", "ws", "--spawn", "--connections", "20", "--rate", "200", "--matching", "0.5", "--seconds", "1",
+            "--json",
+        ])
+        let (status, output, _) = await run.finishWithOutput()
+        #expect(status == 0)
+        let result = try #require(
+            try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        #expect(result["published"] as? Int == 200)
+        // Half of the 200 events are block.new.*, each received by all 20 clients (their delays recorded).
+        #expect(result["expected_deliveries"] as? Int == 2000)
+        #expect(result["received"] as? Int == 2000)
+        let p50 = try #require(result["p50_us"] as? Double)
+        #expect(p50 > 0)
+        #expect(p50 <= (result["p99_us"] as? Double ?? 0))
+        #expect((result["idle_kib_per_connection"] as? Double) != nil)
+    }
 }

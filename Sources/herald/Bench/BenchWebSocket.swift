@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import HeraldClient
 import HeraldProtocol
 import Histogram
 import Synchronization
@@ -41,6 +40,9 @@ struct BenchWebSocket: AsyncParsableCommand {
     @Option(help: "The HTTP listener of a running broker.")
     var http = "127.0.0.1:7480"
 
+    @Option(help: "Threads reading the clients' connections (each holds a share of them in an epoll set).")
+    var readerThreads = ProcessInfo.processInfo.activeProcessorCount
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -48,14 +50,12 @@ struct BenchWebSocket: AsyncParsableCommand {
         guard connections >= 1 else { throw ValidationError("--connections must be at least 1") }
         guard rate >= 1 else { throw ValidationError("--rate must be at least 1") }
         guard (0...1).contains(matching) else { throw ValidationError("--matching must be from 0 to 1") }
+        guard readerThreads >= 1 else { throw ValidationError("--reader-threads must be at least 1") }
     }
 
-    /// What every client saw.
-    final class Received: Sendable {
-        let state = Mutex<(count: Int, histogram: Histogram<UInt64>)>(
-            (0, Histogram(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)))
-        let connected = Atomic<Int>(0)
-        /// Set when the run is over: clients flush what they recorded and leave.
+    /// Shared by the run's threads.
+    final class Run: Sendable {
+        /// Set when the run is over: the readers leave.
         let stop = Atomic<Bool>(false)
     }
 
@@ -63,69 +63,65 @@ struct BenchWebSocket: AsyncParsableCommand {
         let spawned = spawn ? try SpawnedBroker.start() : nil
         defer { spawned?.stop() }
         let socketPath = spawned?.socket ?? socket
-        let address = spawned?.http ?? http
+        let (host, port) = try Self.hostAndPort(spawned?.http ?? http)
         let pid = spawned.map { $0.process.processIdentifier }
         let before = pid.map(Self.residentKiB) ?? 0
-        let received = Received()
-        var result = try await withThrowingTaskGroup(of: Void.self) { clients -> Outcome in
-            // Connected in waves, so that the listener's backlog is never the limit.
-            for index in 0..<connections {
-                clients.addTask { try await Self.client(address: address, received: received) }
-                if index % 200 == 199 {
-                    while received.connected.load(ordering: .relaxed) < index - 400 {
-                        try await Task.sleep(for: .milliseconds(5))
+        let readers = try (0..<min(readerThreads, connections)).map { _ in try BenchWebSocketReader() }
+        // Each reader thread opens its share of the connections, one after the other.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, reader) in readers.enumerated() {
+                let share = connections / readers.count + (index < connections % readers.count ? 1 : 0)
+                group.addTask {
+                    try await onThread("herald-bench-connect") {
+                        for _ in 0..<share {
+                            try reader.connect(host: host, port: port, path: "/v1/ws?topics=block.new.*")
+                        }
                     }
                 }
             }
-            while received.connected.load(ordering: .relaxed) < connections {
-                try await Task.sleep(for: .milliseconds(10))
+            try await group.waitForAll()
+        }
+        try await Task.sleep(for: .seconds(1))
+        let idle = pid.map(Self.residentKiB) ?? 0
+        let run = Run()
+        let published = try await withThrowingTaskGroup(of: (total: Int, matching: Int)?.self) { group in
+            for reader in readers {
+                group.addTask {
+                    try await onThread("herald-bench-reader") { try reader.run(until: run) }
+                    return nil
+                }
             }
-            try await Task.sleep(for: .seconds(1))
-            let idle = pid.map(Self.residentKiB) ?? 0
             let published = try await onThread("herald-bench-publisher") {
                 try Self.publish(socket: socketPath, rate: rate, seconds: seconds, matching: matching)
             }
             // Let the last events arrive.
             let expected = published.matching * connections
             let deadline = ContinuousClock.now + .seconds(5)
-            while received.state.withLock({ $0.count }) < expected && ContinuousClock.now < deadline {
+            while readers.reduce(0, { $0 + $1.received.load(ordering: .relaxed) }) < expected
+                && ContinuousClock.now < deadline
+            {
                 try await Task.sleep(for: .milliseconds(20))
             }
-            received.stop.store(true, ordering: .relaxed)
-            clients.cancelAll()
-            return Outcome(
-                connections: connections, rate: rate, matching: matching, seconds: seconds,
-                published: published.total, expected: expected,
-                received: received.state.withLock { $0.count },
-                idleKiBPerConnection: pid == nil ? nil : Double(idle - before) / Double(connections),
-                latency: received.state.withLock { $0.histogram })
+            run.stop.store(true, ordering: .relaxed)
+            try await group.waitForAll()
+            return published
         }
+        var latency = readers[0].histogram
+        for reader in readers.dropFirst() { latency.add(reader.histogram) }
+        var result = Outcome(
+            connections: connections, rate: rate, matching: matching, seconds: seconds,
+            published: published.total, expected: published.matching * connections,
+            received: readers.reduce(0) { $0 + $1.received.load(ordering: .relaxed) },
+            idleKiBPerConnection: pid == nil ? nil : Double(idle - before) / Double(connections),
+            latency: latency)
         result.report(json: json)
     }
 
-    /// One client: subscribes to `block.new.*`, counts itself connected at its `ok`, records each event's
-    /// delay until told to stop.
-    private static func client(address: String, received: Received) async throws {
-        try await HeraldWebSocket.connect(address: address, path: "/v1/ws?topics=block.new.*") {
-            _, messages in
-            for try await message in messages {
-                if message.hasPrefix(#"{"op":"ok""#) {
-                    received.connected.add(1, ordering: .relaxed)
-                    continue
-                }
-                let now = monotonicNanoseconds()
-                if let range = message.range(of: #"{"t":""#),
-                    let sent = UInt64(message[range.upperBound...].prefix(20)),
-                    now >= sent
-                {
-                    received.state.withLock { state in
-                        state.count += 1
-                        state.histogram.record(now - sent)
-                    }
-                }
-                if received.stop.load(ordering: .relaxed) { return }
-            }
-        }
+    /// `HOST:PORT` of an IPv4 listener.
+    private static func hostAndPort(_ address: String) throws -> (String, UInt16) {
+        guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...])
+        else { throw BenchError("\(address): expected HOST:PORT") }
+        return (String(address[..<colon]), port)
     }
 
     /// Publishes for `seconds` at `rate` over the socket; returns how many events, and how many matched.
