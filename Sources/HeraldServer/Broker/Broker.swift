@@ -28,6 +28,8 @@ public final class Broker: Sendable {
     let modules = ModuleRegistry()
     /// Counters and gauges for `GET /metrics`.
     let metrics = BrokerMetrics()
+    /// The pumps woken on each event loop, run by one task per loop (``PumpWakeups``).
+    let pumpWakeups = LoopPumpWakeups()
     private let sessions = Atomic<UInt64>(0)
     private let shuttingDown = Atomic<Bool>(false)
     private let started = Atomic<Bool>(false)

@@ -22,12 +22,15 @@ final class BrokerConnection {
     private(set) var isClosing = false
     /// Written last when the broker closes the connection (a WebSocket's `close` 1000).
     private let goodbye: [UInt8]?
+    /// Where the connection's pumps are woken: shared by every connection on its event loop.
+    let wakeups: PumpWakeups
 
     init(session: IPCSession, broker: Broker, output: ChannelHandlerContext, goodbye: [UInt8]? = nil) {
         self.goodbye = goodbye
         self.broker = broker
         self.session = session
         self.output = output
+        self.wakeups = broker.pumpWakeups.wakeups(for: output.eventLoop)
         let outbox = Outbox(context: output)
         self.session.sendLater = { bytes in outbox.send(bytes) }
     }

@@ -31,7 +31,7 @@ final class DeliveryPump: ConnectionPump {
         self.subscription = subscription
         self.connection = connection
         self.frames = FrameWriter(framing: connection.framing)
-        wake = wakeUp(context: connection.output)
+        wake = wakeUp(context: connection.output, wakeups: connection.wakeups)
     }
 
     /// Writes what is queued while the connection takes it and the turn's budget lasts; parks (until woken)

@@ -20,7 +20,7 @@ final class GroupDeliveryPump: ConnectionPump {
         self.membership = membership
         self.connection = connection
         self.frames = FrameWriter(framing: connection.framing)
-        membership.member.onWake(wakeUp(context: connection.output))
+        membership.member.onWake(wakeUp(context: connection.output, wakeups: connection.wakeups))
     }
 
     var subscription: UInt64 { membership.member.subscription }
