@@ -273,6 +273,9 @@ public final class DurableLog: Sendable {
             }
             if !flushWaiters.isEmpty || closing {
                 do throws(LogError) {
+                    if closing {
+                        for partition in partitions { try partition.trimPreallocation() }
+                    }
                     for partition in partitions { try partition.segments.last!.file.sync() }
                 } catch {
                     failure = failure ?? error

@@ -108,6 +108,53 @@ import Testing
         }
     }
 
+    @Test func theActiveSegmentGrowsByZerosAheadOfItsRecordsAndAClosedLogKeepsNone() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try DurableLog(configuration: configuration(directory.path))
+        for index in 0..<3 { try await log.appendText("ahead-\(index)") }
+        #expect(try fileSize(segmentPath(directory.path)) == Partition.preallocation)
+        log.close()
+        #expect(try fileSize(segmentPath(directory.path)) == 3 * (Record.headerSize + "ahead-0".utf8.count))
+    }
+
+    @Test func zerosAfterTheLastRecordAreNoDamageAndTheNextAppendOverwritesThem() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let ends = try await writeLog(in: directory.path, count: 5)
+        // What a broker killed with records preallocated ahead leaves.
+        let file = try LogFile(path: segmentPath(directory.path), create: false)
+        try file.write([UInt8](repeating: 0, count: 200_000), at: ends[4])
+        do {
+            let log = try DurableLog(configuration: configuration(directory.path))
+            #expect(log.recovery.truncations.isEmpty)
+            #expect(try log.texts().count == 5)
+            #expect(try fileSize(segmentPath(directory.path)) == ends[4] + 200_000)
+            #expect(try await log.appendText("after") == 5)
+            log.close()
+        }
+        let log = try DurableLog(configuration: configuration(directory.path))
+        defer { log.close() }
+        #expect(log.recovery.truncations.isEmpty)
+        #expect(try log.texts().last == "after")
+        #expect(try log.texts().count == 6)
+    }
+
+    @Test func aTornRecordFollowedByZerosIsCut() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let ends = try await writeLog(in: directory.path, count: 5)
+        // The first bytes of a record (its length, part of its header), then preallocated zeros.
+        let file = try LogFile(path: segmentPath(directory.path), create: false)
+        try file.write([0x20, 0, 0, 0, 0x5A, 0x5A] + [UInt8](repeating: 0, count: 4096), at: ends[4])
+        let log = try DurableLog(configuration: configuration(directory.path))
+        defer { log.close() }
+        #expect(log.recovery.truncations.count == 1)
+        #expect(log.recovery.truncations.first?.position == ends[4])
+        #expect(try log.texts().count == 5)
+        #expect(try fileSize(segmentPath(directory.path)) == ends[4])
+    }
+
     @Test func anEmptyDirectoryIsANewLog() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

@@ -123,6 +123,9 @@ final class Partition: Sendable {
                 if position > 0 && position + record.size > configuration.segmentBytes {
                     // Roll: write what this segment takes, seal it, and start the next at this offset.
                     try write(pending.bytes, runStart..<record.start, to: segment, at: runPosition)
+                    // A sealed segment keeps no zeros after its records.
+                    try segment.file.truncate(to: position)
+                    segment.allocated = position
                     try segment.file.sync()
                     try state.withLock { _ throws(LogError) in try segment.writeIndexFiles() }
                     let next = try Segment(directory: directory, baseOffset: record.offset, create: true)
@@ -157,8 +160,18 @@ final class Partition: Sendable {
 
     private func write(_ bytes: [UInt8], _ range: Range<Int>, to segment: Segment, at position: Int) throws(LogError) {
         guard !range.isEmpty else { return }
+        while segment.allocated < position + range.count {
+            try segment.file.write(Self.zeros, at: segment.allocated)
+            segment.allocated += Self.preallocation
+        }
         try segment.file.write(bytes, range, at: position)
     }
+
+    /// The active segment's file grows by this many zeros ahead of its records, so that a sync after an
+    /// append does not also have to write the file's new length (docs/storage.md, "Preallocation"): one
+    /// sync per 128 KiB of records changes the length instead of every one.
+    static let preallocation = 128 << 10
+    private static let zeros = [UInt8](repeating: 0, count: preallocation)
 
     /// Makes offsets through `offset` readable and calls those waiting for them.
     func markDurable(through offset: Int64) {
@@ -282,6 +295,7 @@ final class Partition: Sendable {
             let isActive = position == bases.count - 1
             if !isActive && segment.loadIndexFiles(fileSize: fileSize) {
                 report.segmentsTrusted += 1
+                segment.allocated = fileSize
                 segments.append(segment)
                 continue
             }
@@ -297,7 +311,14 @@ final class Partition: Sendable {
             }
             report.segmentsScanned += 1
             report.recordsScanned += Int(segment.nextOffset - base)
-            if segment.size < fileSize {
+            if segment.size < fileSize, try zeros(in: segment.file, from: segment.size, to: fileSize) {
+                // Preallocated and not written yet (the broker stopped without closing the log): no damage.
+                // The active segment keeps them for its next appends; a sealed one keeps no zeros.
+                if !isActive {
+                    try segment.file.truncate(to: segment.size)
+                    try segment.file.sync()
+                }
+            } else if segment.size < fileSize {
                 let reason: String
                 switch ended {
                 case .damaged(_, let why): reason = why
@@ -310,6 +331,7 @@ final class Partition: Sendable {
                 try segment.file.truncate(to: segment.size)
                 try segment.file.sync()
             }
+            segment.allocated = try segment.file.size()
             if isActive {
                 try segment.removeIndexFiles()
             } else {
@@ -321,7 +343,31 @@ final class Partition: Sendable {
         return segments
     }
 
+    /// Whether the bytes of `file` from `start` to `end` are all zero.
+    private static func zeros(in file: LogFile, from start: Int, to end: Int) throws(LogError) -> Bool {
+        var chunk: [UInt8] = []
+        var position = start
+        while position < end {
+            chunk.removeAll(keepingCapacity: true)
+            try file.read(into: &chunk, count: min(end - position, 1 << 16), at: position)
+            guard !chunk.isEmpty else { return false }
+            guard chunk.allSatisfy({ $0 == 0 }) else { return false }
+            position += chunk.count
+        }
+        return true
+    }
+
     // MARK: Syncing, retention, closing
+
+    /// Cuts the zeros written ahead of the active segment's records (the log is closing): a closed log's
+    /// files hold records only. Runs on the writer thread.
+    func trimPreallocation() throws(LogError) {
+        let active = state.withLock { $0.segments.last! }
+        let size = state.withLock { _ in active.size }
+        guard active.allocated > size else { return }
+        try active.file.truncate(to: size)
+        active.allocated = size
+    }
 
     /// Every segment, for a full sync (`maintenance.data` flush, closing).
     var segments: [Segment] { state.withLock { $0.segments } }

@@ -31,6 +31,9 @@ final class Segment: @unchecked Sendable {
     var timeIndex: [TimeEntry] = []
     /// Bytes written since the last index entry.
     var bytesSinceIndex = 0
+    /// The file's length: ``size`` and the zeros written ahead of the records (``Partition/preallocation``).
+    /// Used by the writer thread and recovery only.
+    var allocated = 0
 
     static func name(_ baseOffset: Int64) -> String {
         String(zeroPadded: baseOffset, width: 20)
