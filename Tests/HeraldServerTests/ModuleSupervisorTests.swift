@@ -234,10 +234,10 @@ struct ModuleSupervisorTests {
         try await broker.stop()
     }
 
-    @Test func aModuleThatNeverLoadsIsStoppedAfterTheStartupTimeout() async throws {
+    @Test func aModuleThatNeverLoadsIsKilledAfterTheStartupTimeoutAndStaysDownUnderPolicyNever() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }
-        try modules.add("shy", arguments: ["--no-load"])
+        try modules.add("shy", arguments: ["--no-load"], extra: "[restart]\npolicy = \"never\"")
         let broker = try await TestBroker.start(modules: modules.directory) {
             quickStop(&$0)
             $0.modules.startupTimeoutMs = 300
@@ -246,9 +246,84 @@ struct ModuleSupervisorTests {
         await supervisor.startAll()
         try await waitUntil { supervisor.statuses.first?.state == .failed }
         let status = try #require(supervisor.statuses.first)
-        #expect(status.problem?.contains("startup_timeout_ms") == true)
+        #expect(
+            status.problem
+                == "not loaded within modules.startup_timeout_ms (300 ms); killed by signal 15 (SIGTERM); restart policy never"
+        )
         #expect(status.pid == nil)
+        #expect(status.restarts == 0)
         try await broker.stop()
+    }
+
+    @Test func aModuleThatNeverLoadsCrashesAtTheStartupTimeoutAndIsRestarted() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("shy", arguments: ["--no-load"], extra: "[restart]\nbackoff_ms = 10\nmax_restarts = 1")
+        let broker = try await TestBroker.start(modules: modules.directory) {
+            quickStop(&$0)
+            $0.modules.startupTimeoutMs = 300
+        }
+        let supervisor = broker.supervisor!
+        let seen = try await broker.withModule("watcher") { watcher in
+            try await watcher.watch(until: { $0.count == 2 }, while: { await supervisor.startAll() })
+        }
+        // Never loaded, so no `module.unloaded` (PROTOCOL.md §3); one restart, then it stays down.
+        #expect(seen.map(\.summary) == ["module.crashed shy", "module.crashed shy"])
+        #expect(
+            (seen[0].payload["error"] as? String)?.hasPrefix(
+                "not loaded within modules.startup_timeout_ms (300 ms); killed by signal 15 (SIGTERM)") == true)
+        try await waitUntil { supervisor.statuses.first?.state == .failed }
+        let status = try #require(supervisor.statuses.first)
+        #expect(status.restarts == 1)
+        #expect(status.problem?.contains("restart.max_restarts") == true)
+        try await broker.stop()
+    }
+
+    @Test func aModuleThatStopsAnsweringPingsIsKilledAndRestarted() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("deaf", arguments: ["--no-pong"], extra: "[restart]\nbackoff_ms = 10\nmax_restarts = 1")
+        let broker = try await TestBroker.start(durable: true, modules: modules.directory) {
+            quickStop(&$0)
+            $0.ipc.heartbeatMs = 200
+        }
+        let supervisor = broker.supervisor!
+        await supervisor.startAll()
+        let firstPid = supervisor.statuses.first?.pid
+        // Read back from the log (see the test above): two runs, each loaded, unhealthy, killed.
+        let seen = try await storedModuleEvents(broker, count: 10)
+        #expect(
+            seen.map(\.summary)
+                == Array(
+                    repeating: [
+                        "module.loaded deaf", "module.health_changed deaf", "module.health_changed deaf",
+                        "module.crashed deaf", "module.unloaded deaf crashed",
+                    ], count: 2
+                ).flatMap { $0 })
+        #expect(
+            seen[3].payload["error"] as? String
+                == "unresponsive: no reply to the broker's pings for 600 ms; killed by signal 15 (SIGTERM)")
+        try await waitUntil { supervisor.statuses.first?.state == .failed }
+        let status = try #require(supervisor.statuses.first)
+        #expect(status.restarts == 1)
+        #expect(status.pid == nil)
+        #expect(firstPid != nil)
+        try await broker.stop()
+    }
+
+    /// The first `count` events of `module.#` stored in `broker`'s log, once there are that many.
+    private func storedModuleEvents(_ broker: TestBroker, count: Int) async throws -> [SeenEvent] {
+        let pattern = try TopicPattern("module.#")
+        var seen: [SeenEvent] = []
+        while seen.count < count {
+            try await Task.sleep(for: .milliseconds(20))
+            seen = try broker.broker.replay(pattern, from: .earliest, partition: nil, limit: 100).events.map { bytes in
+                let event = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+                return SeenEvent(
+                    type: event["event_type"] as? String ?? "", payload: event["payload"] as? [String: Any] ?? [:])
+            }
+        }
+        return Array(seen.prefix(count))
     }
 
     @Test func missedHeartbeatsTurnAModuleDegradedThenUnhealthy() async throws {
@@ -265,25 +340,20 @@ struct ModuleSupervisorTests {
         await supervisor.startAll()
         // Not its state now: on a loaded machine the heartbeats may already have closed it (the events below
         // say it was loaded first).
-        let pattern = try TopicPattern("module.#")
-        var seen: [SeenEvent] = []
-        while seen.count < 4 {
-            try await Task.sleep(for: .milliseconds(20))
-            seen = try broker.broker.replay(pattern, from: .earliest, partition: nil, limit: 100).events.map { bytes in
-                let event = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
-                return SeenEvent(
-                    type: event["event_type"] as? String ?? "", payload: event["payload"] as? [String: Any] ?? [:])
-            }
-        }
+        let seen = try await storedModuleEvents(broker, count: 5)
+        // Closed for its silence while its process runs: hung, so killed as failed (and, under policy
+        // never, not restarted).
         #expect(
             seen.map(\.summary) == [
                 "module.loaded deaf", "module.health_changed deaf", "module.health_changed deaf",
-                "module.unloaded deaf disconnected",
+                "module.crashed deaf", "module.unloaded deaf crashed",
             ])
         #expect(seen[1].payload["old_health"] as? String == "healthy")
         #expect(seen[1].payload["new_health"] as? String == "degraded")
         #expect(seen[2].payload["old_health"] as? String == "degraded")
         #expect(seen[2].payload["new_health"] as? String == "unhealthy")
+        try await waitUntil { supervisor.statuses.first?.state == .failed }
+        #expect(supervisor.statuses.first?.problem?.hasPrefix("unresponsive: ") == true)
         try await broker.stop()
     }
 

@@ -4,10 +4,15 @@ extension Broker {
     /// A connection of the module `name` closed (PROTOCOL.md §3). When it was the last one of a loaded
     /// module, `module.unloaded` follows: the supervisor publishes it for a module it started (it knows
     /// whether the broker stopped it or its process crashed); otherwise it is `bye` or `disconnected`.
-    func moduleDisconnected(_ name: String, saidBye: Bool) {
+    /// `unresponsive`: the broker closed the connection for heartbeats of silence.
+    func moduleDisconnected(_ name: String, saidBye: Bool, unresponsive: Bool) {
         let (last, unloaded) = modules.disconnected(name)
         guard last else { return }
-        if let supervisor, supervisor.disconnected(name, unloaded: unloaded, saidBye: saidBye) { return }
+        if let supervisor,
+            supervisor.disconnected(name, unloaded: unloaded, saidBye: saidBye, unresponsive: unresponsive)
+        {
+            return
+        }
         guard let unloaded else { return }
         publish(
             ModuleUnloaded(moduleName: unloaded.name, version: unloaded.version, reason: saidBye ? .bye : .disconnected)

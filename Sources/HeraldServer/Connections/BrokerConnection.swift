@@ -38,6 +38,12 @@ final class BrokerConnection {
     /// How this connection delimits its frames.
     var framing: Framing { session.replies.framing }
 
+    /// The connection is being closed for heartbeats of silence: its module, if this was its last
+    /// connection, is hung (``ModuleSupervisor/disconnected(_:unloaded:saidBye:unresponsive:)``).
+    func closingForSilence() {
+        session.closedForSilence = true
+    }
+
     /// The module's name once it said hello, when the connection is a module's.
     var moduleName: String? { session.moduleName }
 

@@ -12,6 +12,8 @@ struct IPCSession {
     private var version = ""
     /// Whether the client said `bye` (the reason its module is unloaded, if it was the last connection).
     private var saidBye = false
+    /// The broker closed the connection for heartbeats of silence (PROTOCOL.md §2.3).
+    var closedForSilence = false
     /// The permissions of the token presented in `hello`; `nil` when no token is configured (everything is
     /// allowed: the socket's mode 0600 is the guard, PROTOCOL.md §6).
     private var permissions: HeraldConfiguration.Token?
@@ -106,7 +108,7 @@ struct IPCSession {
         for membership in memberships.values { membership.group.leave(membership.member) }
         memberships.removeAll()
         guard isModule, let module else { return }
-        broker.moduleDisconnected(module, saidBye: saidBye)
+        broker.moduleDisconnected(module, saidBye: saidBye, unresponsive: closedForSilence)
     }
 
     /// The module's name once it said hello, when the connection is a module's.

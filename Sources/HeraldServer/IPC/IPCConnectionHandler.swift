@@ -97,6 +97,7 @@ final class IPCConnectionHandler: ChannelInboundHandler {
             // heartbeat first, so the module is reported degraded on its way to unhealthy.
             if health == .healthy { report(.degraded) }
             report(.unhealthy)
+            connection?.closingForSilence()
             context.close(promise: nil)
             return
         }

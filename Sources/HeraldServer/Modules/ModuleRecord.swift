@@ -14,8 +14,11 @@ struct ModuleRecord {
     private(set) var restarts = 0
     /// When the restarts within the last ``ModuleManifest/Restart/window`` were scheduled.
     private var recentRestarts: [ContinuousClock.Instant] = []
-    /// The broker asked the current run to stop (unload, reload, shutdown, startup timeout).
+    /// The broker asked the current run to stop (unload, reload, shutdown).
     private var stopping = false
+    /// Why the broker is killing the current run as failed (it did not load in time, or stopped answering
+    /// heartbeats): its exit is then a crash whatever its status, and restarts by the policy.
+    private var killedFor: String?
     /// How the current run's process ended, once it has.
     private var exit: ModuleExit?
     /// The run in which the module was loaded, if the current one.
@@ -55,6 +58,7 @@ struct ModuleRecord {
         pendingUnload = nil
         crashUnannounced = false
         unloadAfterCrash = nil
+        killedFor = nil
         timedOut = false
         problem = nil
         self.token = token
@@ -126,6 +130,8 @@ struct ModuleRecord {
         var token: String?
         /// Publish `module.crashed`.
         var crashed = false
+        /// What `module.crashed` says happened: the exit, after why the broker killed the run if it did.
+        var cause = ""
         /// Publish this `module.unloaded` after `module.crashed`.
         var unloaded: ModuleUnloaded?
         /// Start again after this wait.
@@ -140,8 +146,11 @@ struct ModuleRecord {
         token = nil
         process = nil
         self.exit = exit
-        let crashed = exit.isFailure && !stopping
+        let failed = exit.isFailure || killedFor != nil
+        let crashed = failed && !stopping
+        let cause = killedFor.map { "\($0); \(exit)" } ?? "\(exit)"
         outcome.crashed = crashed
+        outcome.cause = cause
         crashUnannounced = crashed
         if let pending = pendingUnload {
             pendingUnload = nil
@@ -154,16 +163,16 @@ struct ModuleRecord {
             return outcome
         }
         let policy = manifest.restart.policy
-        guard policy == .always || (policy == .onFailure && exit.isFailure) else {
-            state = exit.isFailure ? .failed : .stopped
-            problem = exit.isFailure ? "\(exit); restart policy \(policy.rawValue)" : nil
+        guard policy == .always || (policy == .onFailure && failed) else {
+            state = failed ? .failed : .stopped
+            problem = failed ? "\(cause); restart policy \(policy.rawValue)" : nil
             return outcome
         }
         recentRestarts.removeAll { now - $0 >= ModuleManifest.Restart.window }
         guard recentRestarts.count < manifest.restart.maxRestarts else {
             state = .failed
             problem =
-                "\(exit) after \(recentRestarts.count) restarts within 10 minutes (restart.max_restarts); it stays down"
+                "\(cause) after \(recentRestarts.count) restarts within 10 minutes (restart.max_restarts); it stays down"
             outcome.gaveUp = problem
             return outcome
         }
@@ -171,8 +180,21 @@ struct ModuleRecord {
         recentRestarts.append(now)
         restarts += 1
         state = .restarting
-        problem = "\(exit)"
+        problem = cause
         return outcome
+    }
+
+    /// The broker kills the current run as failed, for `reason`: returns the process to signal, or `nil`
+    /// when it has none or is being stopped anyway.
+    mutating func kill(for reason: String) -> ModuleProcess? {
+        guard let process, !stopping, exit == nil, killedFor == nil else { return nil }
+        killedFor = reason
+        return process
+    }
+
+    /// Whether run `run` has ended (its process exited, or a later run began).
+    func hasEnded(run: Int) -> Bool {
+        run != self.run || exit != nil
     }
 
     /// The broker stops the module: returns the process to signal, or `nil` when there is none (a pending

@@ -43,6 +43,8 @@ public final class ModuleSupervisor: Service, Sendable {
         case settled
         /// No process and no connection.
         case gone
+        /// The run's process exited (or a later run began).
+        case ended(run: Int)
     }
 
     /// A supervisor for the modules in `broker`'s `[modules] dir`.
@@ -167,21 +169,24 @@ public final class ModuleSupervisor: Service, Sendable {
         }
     }
 
+    /// A run not loaded within `startup_timeout_ms` is killed as failed: `module.crashed`, then a restart
+    /// by its policy.
     private func startupTimedOut(_ name: String, run: Int) async {
         let ms = broker.configuration.modules.startupTimeoutMs
-        let late = state.withLock { state in
-            guard var record = state.records[name], record.run == run, record.state == .starting else { return false }
-            record.problem = "not loaded within modules.startup_timeout_ms (\(ms) ms); stopped"
+        let process = state.withLock { state -> ModuleProcess? in
+            guard var record = state.records[name], record.run == run, record.state == .starting,
+                let process = record.kill(for: "not loaded within modules.startup_timeout_ms (\(ms) ms)")
+            else { return nil }
             record.timedOut = true
             state.records[name] = record
-            return true
+            return process
         }
-        guard late else { return }
+        guard let process else { return }
         broker.logger.error(
-            "module did not load in time; stopping it",
+            "module did not load in time; killing it",
             metadata: ["module": "\(name)", "modules.startup_timeout_ms": "\(ms)"])
         wake(name)
-        await stop(name)
+        await terminate(name, process, run: run)
     }
 
     // MARK: Hooks from the connections
@@ -194,13 +199,31 @@ public final class ModuleSupervisor: Service, Sendable {
 
     /// The last connection of `name` closed; `unloaded` is the module when it was loaded. Returns whether
     /// the supervisor publishes its `module.unloaded` (a module it started); otherwise the caller does.
-    func disconnected(_ name: String, unloaded: ModuleRegistry.LoadedModule?, saidBye: Bool) -> Bool {
-        let (handled, event, pending) = state.withLock { state -> (Bool, ModuleUnloaded?, Int?) in
-            guard var record = state.records[name] else { return (false, nil, nil) }
+    /// `unresponsive`: the connection was closed for heartbeats of silence (PROTOCOL.md §2.3). A module
+    /// whose last connection closed so while its process runs is hung: it is killed as failed
+    /// (`module.crashed`, then `module.unloaded` with `reason: "crashed"`) and restarts by its policy.
+    func disconnected(
+        _ name: String, unloaded: ModuleRegistry.LoadedModule?, saidBye: Bool, unresponsive: Bool = false
+    ) -> Bool {
+        let silence = 3 * broker.configuration.ipc.heartbeatMs
+        let (handled, event, pending, hung) = state.withLock {
+            state -> (Bool, ModuleUnloaded?, Int?, (ModuleProcess, Int)?) in
+            guard var record = state.records[name] else { return (false, nil, nil, nil) }
             defer { state.records[name] = record }
-            return record.disconnected(unloaded, saidBye: saidBye)
+            let (handled, event, pending) = record.disconnected(unloaded, saidBye: saidBye)
+            if let run = pending, unresponsive,
+                let process = record.kill(for: "unresponsive: no reply to the broker's pings for \(silence) ms")
+            {
+                // Its exit, which the kill brings, settles the pending `module.unloaded`: no grace.
+                return (handled, event, nil, (process, run))
+            }
+            return (handled, event, pending, nil)
         }
         if let event { broker.publish(event) }
+        if let (process, run) = hung {
+            broker.logger.error("module stopped answering heartbeats; killing it", metadata: ["module": "\(name)"])
+            Task { [weak self] in await self?.terminate(name, process, run: run) }
+        }
         if let run = pending {
             Task { [weak self] in
                 try? await Task.sleep(for: Self.exitGrace)
@@ -235,7 +258,7 @@ public final class ModuleSupervisor: Service, Sendable {
                 ModuleCrashed(
                     moduleName: name,
                     error: lines.isEmpty
-                        ? "\(exit)" : "\(exit); last lines of stderr:\n" + lines.joined(separator: "\n")
+                        ? outcome.cause : "\(outcome.cause); last lines of stderr:\n" + lines.joined(separator: "\n")
                 ))
         } else {
             broker.logger.info("module exited", metadata: metadata)
@@ -349,11 +372,19 @@ public final class ModuleSupervisor: Service, Sendable {
             wake(name)
             return
         }
+        await terminate(name, process)
+        await wait(for: name, .gone)
+    }
+
+    /// SIGTERM to `process`'s group, then SIGKILL if it has not ended after `shutdown_timeout_ms`. With
+    /// `run` (a kill for a failure) it has ended once that run's process exited, since a restart may follow
+    /// before its connections are gone; otherwise once the module has no process and no connection.
+    private func terminate(_ name: String, _ process: ModuleProcess, run: Int? = nil) async {
+        let ended: Condition = run.map { .ended(run: $0) } ?? .gone
         process.signal(SIGTERM)
-        if !(await wait(for: name, .gone, timeout: .milliseconds(broker.configuration.modules.shutdownTimeoutMs))) {
+        if !(await wait(for: name, ended, timeout: .milliseconds(broker.configuration.modules.shutdownTimeoutMs))) {
             broker.logger.warning("module ignored SIGTERM; killing it", metadata: ["module": "\(name)"])
             process.signal(SIGKILL)
-            await wait(for: name, .gone)
         }
     }
 
@@ -486,6 +517,8 @@ public final class ModuleSupervisor: Service, Sendable {
         case .settled: return record.isSettled
         case .gone:
             return record.process == nil && record.state != .starting && !registry.isConnected(record.manifest.name)
+        case .ended(let run):
+            return record.hasEnded(run: run)
         }
     }
 
