@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import Logging
 import Testing
 
 @testable import HeraldServer
@@ -29,5 +30,39 @@ import Testing
         #expect(unloaded.reason == .crashed)
         let again = record.crashAnnounced()
         #expect(again == nil)
+    }
+
+    @Test func aRunKilledAsFailedCrashesAndRestartsEvenWhenItExitsCleanly() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("hung")
+        let manifest = try ModuleManifest.load(folder: modules.directory + "/hung")
+        var record = ModuleRecord(manifest: manifest)
+        record.begin(token: "t-1")
+        // No process yet: nothing to kill.
+        #expect(record.kill(for: "unresponsive") == nil)
+        let process = try await ModuleProcess.start(
+            .init(
+                module: "hung", executable: "/bin/sleep", arguments: ["30"], environment: [:],
+                directory: modules.directory, limits: manifest.limits),
+            logger: Logger(label: "test")
+        ) { _, _ in }
+        defer { process.signal(SIGKILL) }
+        record.started(process, run: 1)
+        #expect(record.kill(for: "unresponsive: test") === process)
+        // Killed once: a second failure finds it already being killed.
+        #expect(record.kill(for: "again") == nil)
+        #expect(!record.hasEnded(run: 1))
+        // It handled SIGTERM and exited 0, but it was killed for a failure: `module.crashed` says why, and
+        // restart policy `on-failure` (the default) restarts it.
+        let outcome = record.exited(.exited(0), shuttingDown: false, now: .now)
+        #expect(outcome.crashed)
+        #expect(outcome.cause == "unresponsive: test; exit status 0")
+        #expect(outcome.restartAfter != nil)
+        #expect(record.state == .restarting)
+        #expect(record.hasEnded(run: 1))
+        record.begin(token: "t-2")
+        #expect(!record.hasEnded(run: 2))
+        #expect(record.hasEnded(run: 1))
     }
 }
