@@ -54,8 +54,9 @@ struct ModuleFixture {
 
     /// A module in Python with only the standard library. It writes its environment to `env.json` in its
     /// data directory, says hello with `HERALD_TOKEN`, subscribes to `--subscribe` (default `module.#`;
-    /// `--no-load` skips it), answers pings (unless `--no-pong`), and writes each reply of `--publish TYPE`
-    /// and `--also-subscribe PATTERN` to `replies.txt` and each event type it receives to `events.txt`.
+    /// `--no-load` skips it), answers pings (unless `--no-pong`: then it also hangs when the broker closes
+    /// its connection), and writes each reply of `--publish TYPE` and `--also-subscribe PATTERN` to
+    /// `replies.txt` and each event type it receives to `events.txt`.
     /// `--spam N` writes N bytes to stdout first; `--exit-after-load CODE` exits with CODE once loaded,
     /// after writing `--stderr TEXT`; `--ignore-term` ignores SIGTERM.
     static let script = #"""
@@ -101,6 +102,10 @@ struct ModuleFixture {
                         frame, buffer = buffer[4:4 + length], buffer[4 + length:]
                         return json.loads(frame)
                 chunk = sock.recv(65536)
+                if not chunk and "--no-pong" in args:
+                    # A hung module: it neither answers nor notices that the broker closed its connection.
+                    while True:
+                        signal.pause()
                 if not chunk:
                     sys.exit(0)
                 buffer += chunk
