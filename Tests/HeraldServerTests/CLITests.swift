@@ -150,6 +150,19 @@ struct CLITests {
         #expect((result["seconds"] as? Double ?? 0) >= 0.099)
     }
 
+    @Test(arguments: [[], ["--close"]])
+    func benchHTTPPublishesSingleEventsAndBatches(_ extra: [String]) async throws {
+        let run = try HeraldRun.start(
+            ["bench", "http", "--spawn", "--events", "60", "--batch", "20", "--in-flight", "4"] + extra)
+        let (status, output, _) = await run.finishWithOutput()
+        #expect(status == 0)
+        // Every request was answered 200 (the bench fails on any other status).
+        let lines = output.split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines.first?.hasPrefix("single: 60 events in 60 requests, ") == true)
+        #expect(lines.last?.hasPrefix("batched: 60 events in 3 requests, ") == true)
+    }
+
     @Test func benchWebSocketReceivesEveryMatchingEventOnEveryConnection() async throws {
         let run = try HeraldRun.start([
             "bench", "ws", "--spawn", "--connections", "20", "--rate", "200", "--matching", "0.5", "--seconds", "1",

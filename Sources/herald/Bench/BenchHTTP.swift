@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import HeraldClient
+import Synchronization
 
 /// `herald bench http`: publishes over `POST /v1/events`, one event per request and in batches, with a
 /// number of requests in flight; every reply waits until its events are durable (docs/benchmarks.md).
@@ -9,8 +9,9 @@ struct BenchHTTP: AsyncParsableCommand {
         commandName: "http",
         abstract: "Measure HTTP publish throughput, single events and batches.",
         discussion: """
-            Each request opens its own connection (the client sends Connection: close), so the single-event \
-            figure includes a TCP connection per event.
+            Each of --in-flight worker threads sends its requests one after the other on one kept-alive \
+            connection; with --close, on a new connection per request (Connection: close), which the \
+            single-event figure then includes.
             """
     )
 
@@ -26,6 +27,9 @@ struct BenchHTTP: AsyncParsableCommand {
     @Option(name: .customLong("payload-size"), help: "Bytes of each event's payload.")
     var payloadSize = 256
 
+    @Flag(help: "Open a new connection for each request instead of keeping one per worker alive.")
+    var close = false
+
     @Flag(help: "Start a broker for the run (in a temporary directory) instead of using --http.")
     var spawn = false
 
@@ -40,32 +44,37 @@ struct BenchHTTP: AsyncParsableCommand {
     func run() async throws {
         let spawned = spawn ? try SpawnedBroker.start() : nil
         defer { spawned?.stop() }
-        let client = HeraldHTTPClient(address: spawned?.http ?? http)
+        let address = spawned?.http ?? http
+        guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...])
+        else { throw BenchError("\(address): expected HOST:PORT") }
+        let host = String(address[..<colon])
         let payload = "\"" + String(repeating: "x", count: max(0, payloadSize - 2)) + "\""
         // Ids of this run only: a second run within the broker's dedup window would be counted as duplicates.
         let run = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         for (mode, size) in [("single", 1), ("batched", batch)] {
             let requests = (events + size - 1) / size
+            let taken = Taken()
             let started = ContinuousClock.now
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                var next = 0
-                func body(_ request: Int) -> String {
-                    let list = (0..<size).map {
-                        #"{"event_type":"bench.http","event_id":"\#(run)-\#(mode)-\#(request)-\#($0)","payload":\#(payload)}"#
+            try await withThrowingTaskGroup(of: Void.self) { workers in
+                for _ in 0..<min(inFlight, requests) {
+                    let connection = BenchHTTPConnection(host: host, port: port, keepAlive: !close)
+                    workers.addTask {
+                        try await onThread("herald-bench-http") {
+                            while case let request = taken.next.add(1, ordering: .relaxed).oldValue, request < requests
+                            {
+                                let list = (0..<size).map {
+                                    #"{"event_type":"bench.http","event_id":"\#(run)-\#(mode)-\#(request)-\#($0)","payload":\#(payload)}"#
+                                }
+                                let json = size == 1 ? list[0] : #"{"events":["# + list.joined(separator: ",") + "]}"
+                                let response = try connection.post("/v1/events", body: Array(json.utf8))
+                                guard response.status == 200 else {
+                                    throw BenchError("HTTP \(response.status): \(response.body)")
+                                }
+                            }
+                        }
                     }
-                    return size == 1 ? list[0] : #"{"events":["# + list.joined(separator: ",") + "]}"
                 }
-                while next < min(inFlight, requests) {
-                    let json = body(next)
-                    group.addTask { try await Self.send(client, json) }
-                    next += 1
-                }
-                while try await group.next() != nil, next < requests {
-                    let json = body(next)
-                    group.addTask { try await Self.send(client, json) }
-                    next += 1
-                }
-                try await group.waitForAll()
+                try await workers.waitForAll()
             }
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -77,8 +86,8 @@ struct BenchHTTP: AsyncParsableCommand {
         }
     }
 
-    private static func send(_ client: HeraldHTTPClient, _ json: String) async throws {
-        let response = try await client.post("/v1/events", json: json)
-        guard response.status == 200 else { throw BenchError("HTTP \(response.status): \(response.text)") }
+    /// The next request to send, shared by the workers.
+    final class Taken: Sendable {
+        let next = Atomic<Int>(0)
     }
 }
