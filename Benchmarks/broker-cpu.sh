@@ -3,7 +3,8 @@
 # ±30 % from run to run, but what one event costs the broker moves less, and says where the cost is.
 # Starts `herald serve` (the default configuration, or nothing stored with `nopersist`), warms it with
 # 100 000 events, then reads each thread's CPU time around `herald bench pubsub --events EVENTS` (1→1).
-# Usage: Benchmarks/broker-cpu.sh [EVENTS] [nopersist]; HERALD names the binary (.build/release/herald).
+# Usage: Benchmarks/broker-cpu.sh [EVENTS] [nopersist]; HERALD names the binary (.build/release/herald),
+# STALLED adds that many subscribers that never read (`--stalled`) to the measured run.
 set -eu
 HERALD=${HERALD:-.build/release/herald}
 EVENTS=${1:-1000000}
@@ -22,7 +23,7 @@ ticks() {
     done | awk '{sum[$1] += $2} END {for (name in sum) print name, sum[name]}' | sort
 }
 ticks > "$DIR/before"
-RATE=$("$HERALD" bench pubsub --socket "$DIR/herald.sock" --json --events "$EVENTS" |
+RATE=$("$HERALD" bench pubsub --socket "$DIR/herald.sock" --json --events "$EVENTS" --stalled "${STALLED:-0}" |
     sed 's/.*"events_per_second":\([0-9]*\).*/\1/')
 ticks > "$DIR/after"
 HZ=$(getconf CLK_TCK)
