@@ -70,6 +70,11 @@ int herald_spawn(const herald_spawn_request *request, pid_t *pid) {
         if (request->open_files > 0) {
             struct rlimit limit = {(rlim_t)request->open_files, (rlim_t)request->open_files};
             if (setrlimit(RLIMIT_NOFILE, &limit) != 0) fail(report[1], errno);
+        } else if (request->soft_open_files > 0) {
+            struct rlimit limit;
+            if (getrlimit(RLIMIT_NOFILE, &limit) != 0) fail(report[1], errno);
+            if ((rlim_t)request->soft_open_files < limit.rlim_max) limit.rlim_cur = (rlim_t)request->soft_open_files;
+            if (setrlimit(RLIMIT_NOFILE, &limit) != 0) fail(report[1], errno);
         }
         if (chdir(request->directory) != 0) fail(report[1], errno);
         execve(request->path, request->argv, request->envp);

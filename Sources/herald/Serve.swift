@@ -63,6 +63,10 @@ struct Serve: AsyncParsableCommand {
         let metrics = Self.bootstrapMetrics()
         let logger = Logger(label: "herald")
         logger.info("memory allocator", metadata: ["allocator": "\(Allocator.inUse)"])
+        let openFiles = OpenFileLimit.raiseToHardLimit()
+        logger.info(
+            "open files limit",
+            metadata: ["open_files": "\(openFiles.after)", "open_files.before": "\(openFiles.before)"])
         let log: DurableLog
         do {
             log = try DurableLog(configuration: configuration.logConfiguration)

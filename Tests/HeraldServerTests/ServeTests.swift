@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import HeraldClient
 import Testing
 
 /// `herald serve` as users and scripts run it (PROTOCOL.md §8): the executable built next to these tests.
@@ -26,6 +27,46 @@ struct ServeTests {
         #expect(!FileManager.default.fileExists(atPath: directory + "/herald-data/herald.sock"))
         // The executable's malloc is jemalloc's, as Package.swift links it (docs/benchmarks.md, "Allocator").
         #expect(errors.contains("allocator=jemalloc 5."))
+    }
+
+    @Test func serveRaisesItsOpenFilesLimitAndStartsModulesWithTheOneItHad() async throws {
+        let directory = try temporaryDirectory()
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("plain")
+        var own = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &own)
+        let hard = own.rlim_max == rlim_t.max ? rlim_t(1 << 20) : own.rlim_max
+        try #require(hard > 256)
+        // Started with a soft limit of 256, as a stock system's 1 024 would be too few for 10 000 sockets.
+        let run = try HeraldRun.start(
+            [
+                "--nofile=256:\(own.rlim_max == rlim_t.max ? "unlimited" : String(own.rlim_max))", HeraldRun.executable,
+                "serve", "--http", "127.0.0.1:0", "--modules-dir", modules.directory,
+            ], in: directory, program: "/usr/bin/prlimit")
+        let line = try #require(await run.firstLine())
+        let http = String(try #require(line.split(separator: " ").last { $0.hasPrefix("http=") }).dropFirst(5))
+        // The modules start after the ready line: wait until the module runs.
+        var module: Int?
+        while module == nil {
+            let listed = try await HeraldHTTPClient(address: http).get("/v1/modules")
+            let rows = try #require(
+                (try JSONSerialization.jsonObject(with: Data(listed.text.utf8)) as? [String: Any])?["modules"]
+                    as? [[String: Any]])
+            module = rows.first?["pid"] as? Int
+            if module == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        func openFiles(_ pid: Int32) throws -> [Substring] {
+            let limits = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)
+            let line = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") })
+            return line.split(separator: " ").dropFirst(3).prefix(2).map { $0 }
+        }
+        #expect(try openFiles(run.process.processIdentifier) == ["\(hard)", "\(hard)"].map { Substring($0) })
+        #expect(try openFiles(Int32(module!)).first == "256")
+        kill(run.process.processIdentifier, SIGTERM)
+        let (status, errors) = await run.finish()
+        #expect(status == 0)
+        #expect(errors.contains("open_files=\(hard) open_files.before=256"))
     }
 
     @Test func flagsOverrideTheFile() async throws {

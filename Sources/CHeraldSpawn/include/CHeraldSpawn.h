@@ -22,6 +22,9 @@ typedef struct {
     long long memory_bytes;
     /// `RLIMIT_NOFILE`, 0 for none.
     long long open_files;
+    /// Without `open_files`: the soft `RLIMIT_NOFILE` the child starts with (the broker's own, before it
+    /// raised it), at most the hard limit; 0 to inherit the broker's.
+    long long soft_open_files;
 } herald_spawn_request;
 
 /// Starts the child in a process group of its own, with SIGTERM as its parent-death signal (tied to the

@@ -196,7 +196,8 @@ final class ModuleProcess: Sendable {
                             path: path, argv: argv.baseAddress, envp: envp.baseAddress, directory: directory,
                             stdin_fd: input, stdout_fd: output, stderr_fd: errors,
                             memory_bytes: Int64(launch.limits.memoryMB ?? 0) << 20,
-                            open_files: Int64(launch.limits.openFiles ?? 0))
+                            open_files: Int64(launch.limits.openFiles ?? 0),
+                            soft_open_files: Int64(OpenFileLimit.beforeRaise ?? 0))
                         return herald_spawn(&request, &pid)
                     }
                 }

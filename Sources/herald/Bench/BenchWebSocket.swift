@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HeraldProtocol
+import HeraldServer
 import Histogram
 import Synchronization
 
@@ -66,6 +67,8 @@ struct BenchWebSocket: AsyncParsableCommand {
         let (host, port) = try Self.hostAndPort(spawned?.http ?? http)
         let pid = spawned.map { $0.process.processIdentifier }
         let before = pid.map(Self.residentKiB) ?? 0
+        // One descriptor per client: the soft limit of 1 024 that many systems start with is too few.
+        OpenFileLimit.raiseToHardLimit()
         let readers = try (0..<min(readerThreads, connections)).map { _ in try BenchWebSocketReader() }
         // Each reader thread opens its share of the connections, one after the other.
         try await withThrowingTaskGroup(of: Void.self) { group in
