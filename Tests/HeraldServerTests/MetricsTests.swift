@@ -8,8 +8,8 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct MetricsTests {
     /// Samples by `name{labels}` (as exposed) from the exposition.
-    static func scrape(_ broker: TestBroker) async throws -> [String: Double] {
-        let response = try await broker.http().get("/metrics")
+    static func scrape(_ broker: TestBroker, token: String? = nil) async throws -> [String: Double] {
+        let response = try await broker.http(token: token).get("/metrics")
         #expect(response.status == 200)
         #expect(response.header("content-type")?.hasPrefix("text/plain; version=0.0.4") == true)
         var samples: [String: Double] = [:]
@@ -58,6 +58,36 @@ struct MetricsTests {
             #expect(after[#"herald_connections{kind="ipc"}"#] != nil)
             #expect(after["herald_subscriptions"] != nil)
         }
+        try await broker.stop()
+    }
+
+    @Test func httpRequestsAreCountedAndTimedByRouteAndStatus() async throws {
+        let broker = try await TestBroker.start(http: true) {
+            $0.tokens = [.init(name: "ops", secret: "ops-secret", publish: [], subscribe: [], admin: true)]
+        }
+        let http = broker.http(token: "ops-secret")
+        let before = try await Self.scrape(broker, token: "ops-secret")
+        #expect(try await http.get("/v1/groups/nobody/dead-letters").status == 404)
+        #expect(try await http.get("/v1/groups/nobody/dead-letters").status == 404)
+        #expect(try await broker.http().get("/v1/stats").status == 401)
+        let path = "/no/such/path/\(UUID().uuidString)"
+        #expect(try await http.get(path).status == 404)
+        let after = try await Self.scrape(broker, token: "ops-secret")
+        // The registry is the test process's, shared with tests running meanwhile: at least these requests.
+        func gained(_ key: String) -> Double { (after[key] ?? 0) - (before[key] ?? 0) }
+        // By the matched route's pattern, not the path.
+        #expect(
+            gained(#"herald_http_requests_total{method="GET",route="/v1/groups/{group}/dead-letters",status="404"}"#)
+                >= 2)
+        #expect(
+            gained(#"herald_http_request_duration_seconds_count{method="GET",route="/v1/groups/{group}/dead-letters"}"#)
+                >= 2)
+        #expect(gained(#"herald_http_requests_total{method="GET",route="/v1/stats",status="401"}"#) >= 1)
+        // A path no route matches is one series, whatever the path.
+        #expect(gained(#"herald_http_requests_total{method="GET",route="unmatched",status="404"}"#) >= 1)
+        #expect(!after.keys.contains { $0.contains("nobody") || $0.contains(path) })
+        // The scrape before this one was counted too.
+        #expect(gained(#"herald_http_requests_total{method="GET",route="/metrics",status="200"}"#) >= 1)
         try await broker.stop()
     }
 }

@@ -1,0 +1,42 @@
+import Dispatch
+import HTTPTypes
+import Hummingbird
+import Metrics
+
+/// Counts and times every HTTP request (docs/operations.md): `herald_http_requests_total` and
+/// `herald_http_request_duration_seconds`, by method, route and status. The route is the matched pattern
+/// (`/v1/groups/{group}/dead-letters`), never the path itself, so that a scanner trying random paths adds
+/// one series (`route="unmatched"`), not one per path. Outermost, so that refused requests (401, 404, 413)
+/// count with the status they were answered with.
+struct RequestMetrics: RouterMiddleware {
+    typealias Context = GatewayContext
+
+    func handle(
+        _ request: Request, context: GatewayContext, next: (Request, GatewayContext) async throws -> Response
+    ) async throws -> Response {
+        let started = DispatchTime.now().uptimeNanoseconds
+        do {
+            let response = try await next(request, context)
+            record(request, context, status: response.status, since: started)
+            return response
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status ?? .internalServerError
+            record(request, context, status: status, since: started)
+            throw error
+        }
+    }
+
+    private func record(
+        _ request: Request, _ context: GatewayContext, status: HTTPResponse.Status, since started: UInt64
+    ) {
+        // Hummingbird names a request no route matched `NotFound`; routes all start with `/`.
+        let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "unmatched"
+        let method = request.method.rawValue
+        Counter(
+            label: "herald_http_requests_total",
+            dimensions: [("method", method), ("route", route), ("status", String(status.code))]
+        ).increment()
+        Timer(label: "herald_http_request_duration_seconds", dimensions: [("method", method), ("route", route)])
+            .recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+    }
+}
