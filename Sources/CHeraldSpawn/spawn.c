@@ -21,9 +21,11 @@ static void close_from(int first, int keep) {
         first = keep + 1;
     }
     if (syscall(SYS_close_range, first, ~0U, 0) != 0) {
+        // Up to the soft limit, which `herald serve` raised (possibly to a million): no descriptor above it
+        // can be open.
         long max = sysconf(_SC_OPEN_MAX);
-        if (max < 0 || max > 65536) max = 65536;
-        for (int fd = first; fd < max; fd++) close(fd);
+        if (max < 0) max = 1 << 20;
+        for (long fd = first; fd < max; fd++) close((int)fd);
     }
 }
 

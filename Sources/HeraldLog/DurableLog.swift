@@ -11,7 +11,7 @@ public final class DurableLog: Sendable {
     public let configuration: LogConfiguration
     /// What opening found and repaired.
     public let recovery: RecoveryReport
-    private let partitions: [Partition]
+    let partitions: [Partition]
     private let writer: Writer
     private let observers = Observers()
     /// The format file, locked while the log is open: one process at a time.
@@ -272,13 +272,14 @@ public final class DurableLog: Sendable {
                 observers.notify(partition.index)
             }
             if !flushWaiters.isEmpty || closing {
-                do throws(LogError) {
-                    if closing {
-                        for partition in partitions { try partition.trimPreallocation() }
+                // Every partition is synced even when another one fails; the first error is reported.
+                for partition in partitions {
+                    do throws(LogError) {
+                        if closing { try partition.trimPreallocation() }
+                        try partition.segments.last!.file.sync()
+                    } catch {
+                        failure = failure ?? error
                     }
-                    for partition in partitions { try partition.segments.last!.file.sync() }
-                } catch {
-                    failure = failure ?? error
                 }
                 for waiter in flushWaiters { waiter(failure.map { .failure($0) } ?? .success(())) }
             }

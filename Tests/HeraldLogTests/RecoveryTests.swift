@@ -155,6 +155,23 @@ import Testing
         #expect(try fileSize(segmentPath(directory.path)) == ends[4])
     }
 
+    @Test func aReaderStopsAtTheWrittenBytesWhileTheWriterIsBetweenNotingARecordAndWritingIt() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try DurableLog(configuration: configuration(directory.path))
+        defer { log.close() }
+        for index in 0..<3 { try await log.appendText("noted-\(index)") }
+        // What the writer thread does first in a round (under the partition's lock): it notes the next record,
+        // which grows the segment's size, and writes its bytes after. The writer is idle here, so the test
+        // can take that step itself.
+        let segment = log.partitions[0].segments.last!
+        segment.noteRecord(offset: 3, timestamp: 1_000, position: segment.size, size: 40, interval: 64)
+        // Past the written bytes are preallocated zeros: a reader going by the size would find "impossible
+        // length 0" there and throw.
+        #expect(try log.texts() == ["noted-0", "noted-1", "noted-2"])
+        #expect(try log.offset(partition: 0, atOrAfter: 5_000) == 3)
+    }
+
     @Test func anEmptyDirectoryIsANewLog() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

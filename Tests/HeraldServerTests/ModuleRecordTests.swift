@@ -65,4 +65,24 @@ import Testing
         #expect(!record.hasEnded(run: 2))
         #expect(record.hasEnded(run: 1))
     }
+    @Test func aProcessIsSeenAsExitedOnceItExitsAndNotBefore() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("brief")
+        let manifest = try ModuleManifest.load(folder: modules.directory + "/brief")
+        func launch(_ arguments: [String]) -> ModuleProcess.Launch {
+            .init(
+                module: "brief", executable: "/bin/sh", arguments: arguments, environment: [:],
+                directory: modules.directory, limits: manifest.limits)
+        }
+        let running = try await ModuleProcess.start(launch(["-c", "sleep 30"]), logger: Logger(label: "test")) { _, _ in
+        }
+        defer { running.signal(SIGKILL) }
+        #expect(!running.hasExited)
+        let brief = try await ModuleProcess.start(launch(["-c", "exit 3"]), logger: Logger(label: "test")) { _, _ in }
+        try await waitUntil { brief.hasExited }
+        // Killing a running one: seen as exited once it is, whether or not its exit was reaped and reported.
+        running.signal(SIGKILL)
+        try await waitUntil { running.hasExited }
+    }
 }

@@ -165,6 +165,7 @@ final class Partition: Sendable {
             segment.allocated += Self.preallocation
         }
         try segment.file.write(bytes, range, at: position)
+        state.withLock { _ in segment.written = max(segment.written, position + range.count) }
     }
 
     /// The active segment's file grows by this many zeros ahead of its records, so that a sync after an
@@ -226,7 +227,7 @@ final class Partition: Sendable {
         for segment in segments {
             guard offset < readable, records.count < maximumRecords, bytes < maximumBytes else { break }
             let (next, start, end) = state.withLock { _ in
-                (segment.nextOffset, segment.position(scanningFor: offset).position, segment.size)
+                (segment.nextOffset, segment.position(scanningFor: offset).position, segment.written)
             }
             guard next > offset else { continue }
             let ended = try RecordReader.read(segment.file, from: start, to: end) {
@@ -254,7 +255,7 @@ final class Partition: Sendable {
                 (
                     segment.largestTimestamp,
                     segment.position(scanningFor: segment.offset(scanningForTime: timestamp)).position,
-                    segment.size
+                    segment.written
                 )
             }
             guard let largest, largest >= timestamp else { continue }
@@ -296,6 +297,7 @@ final class Partition: Sendable {
             if !isActive && segment.loadIndexFiles(fileSize: fileSize) {
                 report.segmentsTrusted += 1
                 segment.allocated = fileSize
+                segment.written = segment.size
                 segments.append(segment)
                 continue
             }
@@ -332,6 +334,7 @@ final class Partition: Sendable {
                 try segment.file.sync()
             }
             segment.allocated = try segment.file.size()
+            segment.written = segment.size
             if isActive {
                 try segment.removeIndexFiles()
             } else {

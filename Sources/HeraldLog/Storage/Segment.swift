@@ -21,8 +21,11 @@ final class Segment: @unchecked Sendable {
     let baseOffset: Int64
     let file: LogFile
     let directory: String
-    /// Bytes of whole records.
+    /// Bytes of whole records, counting those the writer noted and is about to write.
     var size: Int
+    /// Bytes of records written to the file: readers read no further, since the bytes between this and
+    /// ``size`` may not be there yet.
+    var written = 0
     /// The offset after its last record (`baseOffset` while empty).
     var nextOffset: Int64
     /// The largest record timestamp, `nil` while empty.

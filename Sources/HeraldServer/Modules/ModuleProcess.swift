@@ -92,6 +92,19 @@ final class ModuleProcess: Sendable {
         }
     }
 
+    /// Whether the process has exited, even if the run's thread has not reaped it and reported the exit yet
+    /// (a loaded machine can take a while): `waitid` with `WNOWAIT` looks without reaping.
+    var hasExited: Bool {
+        state.withLock { state in
+            guard !state.reaped, state.pid > 0 else { return state.reaped }
+            var info = siginfo_t()
+            let result = waitid(P_PID, id_t(state.pid), &info, WEXITED | WNOHANG | WNOWAIT)
+            // ECHILD: the run's thread reaped it just now.
+            if result != 0 { return errno == ECHILD }
+            return info._sifields._sigchld.si_pid == state.pid
+        }
+    }
+
     /// The last lines the process wrote to standard error.
     var lastErrorLines: [String] { state.withLock { $0.stderrTail } }
 

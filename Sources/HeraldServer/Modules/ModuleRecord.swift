@@ -95,7 +95,7 @@ struct ModuleRecord {
             return (true, ModuleUnloaded(moduleName: manifest.name, version: unloaded.version, reason: .stopped), nil)
         }
         if let exit {
-            let reason: UnloadReason = exit.isFailure ? .crashed : saidBye ? .bye : .disconnected
+            let reason: UnloadReason = exit.isFailure || killedFor != nil ? .crashed : saidBye ? .bye : .disconnected
             let event = ModuleUnloaded(moduleName: manifest.name, version: unloaded.version, reason: reason)
             guard !crashUnannounced else {
                 unloadAfterCrash = event
@@ -189,8 +189,12 @@ struct ModuleRecord {
     mutating func kill(for reason: String) -> ModuleProcess? {
         guard let process, !stopping, exit == nil, killedFor == nil else { return nil }
         killedFor = reason
+        problem = reason
         return process
     }
+
+    /// Whether the current run has loaded (it may have left since).
+    var hasLoadedThisRun: Bool { loadedRun == run }
 
     /// Whether run `run` has ended (its process exited, or a later run began).
     func hasEnded(run: Int) -> Bool {

@@ -174,7 +174,9 @@ public final class ModuleSupervisor: Service, Sendable {
     private func startupTimedOut(_ name: String, run: Int) async {
         let ms = broker.configuration.modules.startupTimeoutMs
         let process = state.withLock { state -> ModuleProcess? in
+            // A run that loaded and then left on its own (back to `starting`, free to connect again) did load.
             guard var record = state.records[name], record.run == run, record.state == .starting,
+                !record.hasLoadedThisRun,
                 let process = record.kill(for: "not loaded within modules.startup_timeout_ms (\(ms) ms)")
             else { return nil }
             record.timedOut = true
@@ -234,8 +236,17 @@ public final class ModuleSupervisor: Service, Sendable {
         return handled
     }
 
+    /// The grace after the last connection closed is over: a process still running left on its own
+    /// (`disconnected` or `bye`). One that has exited but whose exit is not handled yet is left to that exit,
+    /// which says whether it crashed.
     private func graceEnded(_ name: String, run: Int) {
-        let event = state.withLock { $0.records[name]?.graceEnded(run: run) }
+        let event = state.withLock { state -> ModuleUnloaded? in
+            guard var record = state.records[name], record.run == run, !(record.process?.hasExited ?? false) else {
+                return nil
+            }
+            defer { state.records[name] = record }
+            return record.graceEnded(run: run)
+        }
         if let event { broker.publish(event) }
     }
 
