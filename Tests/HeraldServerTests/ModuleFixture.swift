@@ -58,7 +58,8 @@ struct ModuleFixture {
     /// its connection), and writes each reply of `--publish TYPE` and `--also-subscribe PATTERN` to
     /// `replies.txt` and each event type it receives to `events.txt`.
     /// `--spam N` writes N bytes to stdout first; `--exit-after-load CODE` exits with CODE once loaded,
-    /// after writing `--stderr TEXT`; `--ignore-term` ignores SIGTERM.
+    /// after writing `--stderr TEXT`; `--ignore-term` ignores SIGTERM; `--fail-first` exits with 1 before
+    /// its hello the first time it runs (a marker in its data directory), then runs normally.
     static let script = #"""
         #!/usr/bin/env python3
         import json, os, signal, socket, struct, sys
@@ -74,6 +75,9 @@ struct ModuleFixture {
             with open(os.path.join(data, name), "a") as f:
                 f.write(line + "\n")
 
+        if "--fail-first" in args and not os.path.exists(os.path.join(data, "failed-once")):
+            record("failed-once", "yes")
+            sys.exit(1)
         spam = int(option("--spam", "0"))
         line = ("x" * 99 + "\n").encode()
         while spam > 0:

@@ -279,6 +279,24 @@ struct ModuleSupervisorTests {
         try await broker.stop()
     }
 
+    @Test func aModuleWhoseDependencyLoadsOnlyAfterARestartStartsThen() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("base", arguments: ["--fail-first"], extra: "[restart]\nbackoff_ms = 10")
+        try modules.add("upper", extra: #"depends_on = ["base"]"#)
+        let broker = try await TestBroker.start(modules: modules.directory, quickStop)
+        let supervisor = broker.supervisor!
+        let seen = try await broker.withModule("watcher") { watcher in
+            try await watcher.watch(until: { $0.count == 3 }, while: { await supervisor.startAll() })
+        }
+        // `base` crashed before loading (no `module.unloaded`), loaded after its restart, and `upper`, which
+        // waits for it, started then.
+        #expect(seen.map(\.summary) == ["module.crashed base", "module.loaded base", "module.loaded upper"])
+        try await waitUntil { supervisor.statuses.allSatisfy { $0.state == .running } }
+        #expect(supervisor.statuses.map(\.name) == ["base", "upper"])
+        try await broker.stop()
+    }
+
     @Test func aModuleThatStopsAnsweringPingsIsKilledAndRestarted() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }

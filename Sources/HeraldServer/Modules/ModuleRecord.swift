@@ -50,6 +50,7 @@ struct ModuleRecord {
     /// A new run begins with `token`.
     mutating func begin(token: String) {
         awaitingStart = false
+        waitsForDependencies = false
         run += 1
         state = .starting
         stopping = false
@@ -76,6 +77,16 @@ struct ModuleRecord {
         state = .failed
         self.problem = problem
         token = nil
+    }
+
+    /// Not started because a dependency was not loaded: it starts when they all are (a dependency that
+    /// crashed or timed out may load after its restart).
+    private(set) var waitsForDependencies = false
+
+    /// The module is not started: a dependency is not loaded.
+    mutating func failForDependency(_ problem: String) {
+        fail(problem)
+        waitsForDependencies = true
     }
 
     /// A connection loaded the module; returns whether that settles a start.
@@ -212,6 +223,7 @@ struct ModuleRecord {
     /// From now on an exit of the current run is a stop, not a crash, and nothing restarts.
     mutating func prepareToStop() {
         stopping = true
+        waitsForDependencies = false
         if state == .restarting { state = .stopped }
     }
 }

@@ -100,7 +100,7 @@ public final class ModuleSupervisor: Service, Sendable {
                         self.broker.logger.error(
                             "module not started",
                             metadata: ["module": "\(manifest.name)", "module.problem": "\(problem)"])
-                        self.state.withLock { $0.records[manifest.name]?.fail(problem) }
+                        self.state.withLock { $0.records[manifest.name]?.failForDependency(problem) }
                         self.wake(manifest.name)
                         return
                     }
@@ -193,10 +193,25 @@ public final class ModuleSupervisor: Service, Sendable {
 
     // MARK: Hooks from the connections
 
-    /// A connection of `name` loaded it (PROTOCOL.md §3).
+    /// A connection of `name` loaded it (PROTOCOL.md §3). Modules that were not started for want of it start
+    /// now if all their dependencies are loaded.
     func loaded(_ name: String) {
-        let settled = state.withLock { $0.records[name]?.loaded() ?? false }
+        let (settled, dependents) = state.withLock { state -> (Bool, [String]) in
+            let settled = state.records[name]?.loaded() ?? false
+            guard settled, !state.shuttingDown else { return (settled, []) }
+            let loaded = Set(state.records.filter { $0.value.state == .running }.keys)
+            let ready = state.records.values.filter { record in
+                record.waitsForDependencies && record.manifest.dependencies.contains(name)
+                    && record.manifest.dependencies.allSatisfy(loaded.contains)
+            }.map(\.manifest.name)
+            return (settled, ready)
+        }
         if settled { wake(name) }
+        for dependent in dependents.sorted() {
+            broker.logger.info(
+                "module starts: its dependencies are loaded now", metadata: ["module": "\(dependent)"])
+            Task { [weak self] in await self?.start(dependent) }
+        }
     }
 
     /// The last connection of `name` closed; `unloaded` is the module when it was loaded. Returns whether
