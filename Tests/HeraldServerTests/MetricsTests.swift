@@ -70,6 +70,7 @@ struct MetricsTests {
         #expect(try await http.get("/v1/groups/nobody/dead-letters").status == 404)
         #expect(try await http.get("/v1/groups/nobody/dead-letters").status == 404)
         #expect(try await broker.http().get("/v1/stats").status == 401)
+        #expect(try await broker.http(token: "wrong").get("/v1/stats").status == 401)
         let path = "/no/such/path/\(UUID().uuidString)"
         #expect(try await http.get(path).status == 404)
         let after = try await Self.scrape(broker, token: "ops-secret")
@@ -77,17 +78,23 @@ struct MetricsTests {
         func gained(_ key: String) -> Double { (after[key] ?? 0) - (before[key] ?? 0) }
         // By the matched route's pattern, not the path.
         #expect(
-            gained(#"herald_http_requests_total{method="GET",route="/v1/groups/{group}/dead-letters",status="404"}"#)
+            gained(
+                #"herald_http_requests_total{method="GET",route="/v1/groups/{group}/dead-letters",status="404",token="ops"}"#
+            )
                 >= 2)
         #expect(
             gained(#"herald_http_request_duration_seconds_count{method="GET",route="/v1/groups/{group}/dead-letters"}"#)
                 >= 2)
-        #expect(gained(#"herald_http_requests_total{method="GET",route="/v1/stats",status="401"}"#) >= 1)
+        // Refused requests by what they presented: nothing, or a token that is not configured.
+        #expect(
+            gained(#"herald_http_requests_total{method="GET",route="/v1/stats",status="401",token="anonymous"}"#) >= 1)
+        #expect(
+            gained(#"herald_http_requests_total{method="GET",route="/v1/stats",status="401",token="invalid"}"#) >= 1)
         // A path no route matches is one series, whatever the path.
-        #expect(gained(#"herald_http_requests_total{method="GET",route="unmatched",status="404"}"#) >= 1)
+        #expect(gained(#"herald_http_requests_total{method="GET",route="unmatched",status="404",token="ops"}"#) >= 1)
         #expect(!after.keys.contains { $0.contains("nobody") || $0.contains(path) })
         // The scrape before this one was counted too.
-        #expect(gained(#"herald_http_requests_total{method="GET",route="/metrics",status="200"}"#) >= 1)
+        #expect(gained(#"herald_http_requests_total{method="GET",route="/metrics",status="200",token="ops"}"#) >= 1)
         try await broker.stop()
     }
 }

@@ -101,7 +101,7 @@ public final class HTTPGateway: Service, Sendable {
     /// The API's routes, behind the metrics, error and token middleware.
     func makeRouter() -> Router<GatewayContext> {
         let router = Router(context: GatewayContext.self)
-        router.add(middleware: RequestMetrics())
+        router.add(middleware: RequestMetrics(tokens: broker.configuration.tokens))
         router.add(middleware: ErrorBodies())
         router.add(middleware: BearerAuthentication(tokens: broker.configuration.tokens))
         addBrokerRoutes(to: router)

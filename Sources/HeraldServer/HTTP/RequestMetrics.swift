@@ -3,13 +3,16 @@ import HTTPTypes
 import Hummingbird
 import Metrics
 
-/// Counts and times every HTTP request (docs/operations.md): `herald_http_requests_total` and
-/// `herald_http_request_duration_seconds`, by method, route and status. The route is the matched pattern
-/// (`/v1/groups/{group}/dead-letters`), never the path itself, so that a scanner trying random paths adds
-/// one series (`route="unmatched"`), not one per path. Outermost, so that refused requests (401, 404, 413)
-/// count with the status they were answered with.
+/// Counts and times every HTTP request (docs/operations.md): `herald_http_requests_total` by method, route,
+/// status and token, and `herald_http_request_duration_seconds` by method and route. The route is the
+/// matched pattern (`/v1/groups/{group}/dead-letters`), never the path itself, so that a scanner trying
+/// random paths adds one series (`route="unmatched"`), not one per path. The token is the configured
+/// token's name, `anonymous` when none was presented (or none is configured), `invalid` for a wrong one.
+/// Outermost, so that refused requests (401, 404, 413) count with the status they were answered with; it
+/// therefore checks the token itself, as ``BearerAuthentication`` does after it.
 struct RequestMetrics: RouterMiddleware {
     typealias Context = GatewayContext
+    let tokens: [HeraldConfiguration.Token]
 
     func handle(
         _ request: Request, context: GatewayContext, next: (Request, GatewayContext) async throws -> Response
@@ -34,9 +37,23 @@ struct RequestMetrics: RouterMiddleware {
         let method = request.method.rawValue
         Counter(
             label: "herald_http_requests_total",
-            dimensions: [("method", method), ("route", route), ("status", String(status.code))]
+            dimensions: [
+                ("method", method), ("route", route), ("status", String(status.code)), ("token", token(of: request)),
+            ]
         ).increment()
         Timer(label: "herald_http_request_duration_seconds", dimensions: [("method", method), ("route", route)])
             .recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+    }
+
+    /// The name the `token` label gives the request's token.
+    private func token(of request: Request) -> String {
+        guard !tokens.isEmpty else { return "anonymous" }
+        let authorization = request.headers[.authorization]
+        let queryToken =
+            ["/", "/v1/ws"].contains(request.uri.path) ? request.uri.queryParameters["token"].map(String.init) : nil
+        guard authorization != nil || queryToken != nil else { return "anonymous" }
+        return
+            (try? BearerAuthentication.authenticate(
+                authorization: authorization, queryToken: queryToken, tokens: tokens))?.name ?? "invalid"
     }
 }
