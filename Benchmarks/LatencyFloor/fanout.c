@@ -25,23 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "floor.h"
+
 enum { FRAME = 300, HEADER = 4, MAX_THREADS = 16 };
 static int connections = 10000, rate = 10, seconds = 10, senders = 2, readers = 2;
 static int *servers, *clients;
 static uint64_t *delays;
 static atomic_size_t recorded;
 static size_t expected;
-
-static uint64_t now(void) {
-    struct timespec time;
-    clock_gettime(CLOCK_MONOTONIC, &time);
-    return (uint64_t)time.tv_sec * 1000000000u + (uint64_t)time.tv_nsec;
-}
-
-static void fail(const char *what) {
-    perror(what);
-    exit(1);
-}
 
 /// Writes each event to the connections `servers[first ..< first + count]`.
 static void *send_events(void *argument) {
@@ -107,11 +98,6 @@ static void *read_events(void *argument) {
     return NULL;
 }
 
-static int compare(const void *left, const void *right) {
-    uint64_t a = *(const uint64_t *)left, b = *(const uint64_t *)right;
-    return (a > b) - (a < b);
-}
-
 int main(int argc, char **argv) {
     if (argc > 1) connections = atoi(argv[1]);
     if (argc > 2) rate = atoi(argv[2]);
@@ -161,7 +147,7 @@ int main(int argc, char **argv) {
             pthread_create(&threads[index], NULL, read_events, (void *)(intptr_t)index);
         if (write(ready[1], "r", 1) != 1) fail("write");
         for (int index = 0; index < readers; index++) pthread_join(threads[index], NULL);
-        qsort(delays, expected, sizeof(uint64_t), compare);
+        sort_delays(delays, expected);
         printf("%d connections, %d events/s, %d senders, %d readers: %zu deliveries, p50 %.2f ms, p99 %.2f ms, "
                "p99.9 %.2f ms, max %.2f ms\n",
                connections, rate, senders, readers, expected, (double)delays[expected / 2] / 1e6,

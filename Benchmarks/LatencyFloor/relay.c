@@ -16,20 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "floor.h"
+
 enum { MESSAGE = 300 };
 static int hops = 2, rate = 10000, events = 50000;
 static int publishers[2], subscribers[2], handoff[2];
-
-static uint64_t now(void) {
-    struct timespec time;
-    clock_gettime(CLOCK_MONOTONIC, &time);
-    return (uint64_t)time.tv_sec * 1000000000u + (uint64_t)time.tv_nsec;
-}
-
-static void fail(const char *what) {
-    perror(what);
-    exit(1);
-}
 
 static void write_all(int descriptor, const char *bytes, ssize_t count) {
     for (ssize_t offset = 0; offset < count;) {
@@ -76,11 +67,6 @@ static void *relay_out(void *unused) {
     return NULL;
 }
 
-static int compare(const void *left, const void *right) {
-    uint64_t a = *(const uint64_t *)left, b = *(const uint64_t *)right;
-    return (a > b) - (a < b);
-}
-
 int main(int argc, char **argv) {
     if (argc > 1) hops = atoi(argv[1]);
     if (argc > 2) rate = atoi(argv[2]);
@@ -109,7 +95,7 @@ int main(int argc, char **argv) {
         memcpy(&sent, message, sizeof sent);
         delays[index] = now() - sent;
     }
-    qsort(delays, (size_t)events, sizeof(uint64_t), compare);
+    sort_delays(delays, (size_t)events);
     printf("hops %d, %d events/s: p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n", hops, rate,
            (double)delays[events / 2] / 1e3, (double)delays[(size_t)events * 99 / 100] / 1e3,
            (double)delays[(size_t)events * 999 / 1000] / 1e3, (double)delays[events - 1] / 1e3);

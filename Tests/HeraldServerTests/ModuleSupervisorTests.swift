@@ -307,7 +307,8 @@ struct ModuleSupervisorTests {
         }
         let supervisor = broker.supervisor!
         await supervisor.startAll()
-        // Read back from the log (see the test above): two runs, each loaded, unhealthy, killed.
+        // Read back from the log (as missedHeartbeatsTurnAModuleDegradedThenUnhealthy does, for the same
+        // reason): two runs, each loaded, unhealthy, killed.
         let seen = try await storedModuleEvents(broker, count: 10)
         #expect(
             seen.map(\.summary)

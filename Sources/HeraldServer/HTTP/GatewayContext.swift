@@ -36,13 +36,18 @@ struct BearerAuthentication: RouterMiddleware {
     ) async throws -> Response {
         guard !tokens.isEmpty, request.uri.path != "/healthz" else { return try await next(request, context) }
         var context = context
+        let presented = Self.presented(by: request)
         context.token = try Self.authenticate(
-            authorization: request.headers[.authorization],
-            // A browser cannot set headers when it opens the dashboard or a WebSocket: those take `?token=`.
-            queryToken: ["/", "/v1/ws"].contains(request.uri.path)
-                ? request.uri.queryParameters["token"].map(String.init) : nil,
-            tokens: tokens)
+            authorization: presented.authorization, queryToken: presented.queryToken, tokens: tokens)
         return try await next(request, context)
+    }
+
+    /// What `request` presents as its token: its `Authorization` header and, on the paths a browser opens
+    /// (the dashboard, a WebSocket) — which cannot set headers — its `?token=`.
+    static func presented(by request: Request) -> (authorization: String?, queryToken: String?) {
+        let queryToken =
+            ["/", "/v1/ws"].contains(request.uri.path) ? request.uri.queryParameters["token"].map(String.init) : nil
+        return (request.headers[.authorization], queryToken)
     }
 
     /// The token a request presents, among `tokens` (not empty): 401 when it is missing or wrong.

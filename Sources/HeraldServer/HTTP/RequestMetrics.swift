@@ -48,9 +48,7 @@ struct RequestMetrics: RouterMiddleware {
     /// The name the `token` label gives the request's token.
     private func token(of request: Request) -> String {
         guard !tokens.isEmpty else { return "anonymous" }
-        let authorization = request.headers[.authorization]
-        let queryToken =
-            ["/", "/v1/ws"].contains(request.uri.path) ? request.uri.queryParameters["token"].map(String.init) : nil
+        let (authorization, queryToken) = BearerAuthentication.presented(by: request)
         guard authorization != nil || queryToken != nil else { return "anonymous" }
         return
             (try? BearerAuthentication.authenticate(

@@ -32,8 +32,6 @@ struct ModuleRecord {
     private var unloadAfterCrash: ModuleUnloaded?
     /// The token issued to the current run.
     private var token: String?
-    /// The current run did not load within `startup_timeout_ms`.
-    var timedOut = false
     /// Why the module is failed or stopped.
     var problem: String?
 
@@ -44,8 +42,9 @@ struct ModuleRecord {
     /// `startAll` will start it once its dependencies settle.
     var awaitingStart = false
 
-    /// Loaded, failed, timed out, or not starting at all: what `startAll` and `load` wait for.
-    var isSettled: Bool { !awaitingStart && (state != .starting || timedOut) }
+    /// Loaded, failed, being killed as failed (it did not load in time), or not starting at all: what
+    /// `startAll` and `load` wait for.
+    var isSettled: Bool { !awaitingStart && (state != .starting || killedFor != nil) }
 
     /// A new run begins with `token`.
     mutating func begin(token: String) {
@@ -60,7 +59,6 @@ struct ModuleRecord {
         crashUnannounced = false
         unloadAfterCrash = nil
         killedFor = nil
-        timedOut = false
         problem = nil
         self.token = token
     }
@@ -170,7 +168,7 @@ struct ModuleRecord {
             outcome.unloaded = ModuleUnloaded(moduleName: manifest.name, version: pending.version, reason: reason)
         }
         if stopping || shuttingDown {
-            state = timedOut ? .failed : .stopped
+            state = killedFor != nil ? .failed : .stopped
             return outcome
         }
         let policy = manifest.restart.policy

@@ -179,7 +179,6 @@ public final class ModuleSupervisor: Service, Sendable {
                 !record.hasLoadedThisRun,
                 let process = record.kill(for: "not loaded within modules.startup_timeout_ms (\(ms) ms)")
             else { return nil }
-            record.timedOut = true
             state.records[name] = record
             return process
         }

@@ -44,10 +44,7 @@ struct BenchHTTP: AsyncParsableCommand {
     func run() async throws {
         let spawned = spawn ? try SpawnedBroker.start() : nil
         defer { spawned?.stop() }
-        let address = spawned?.http ?? http
-        guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...])
-        else { throw BenchError("\(address): expected HOST:PORT") }
-        let host = String(address[..<colon])
+        let (host, port) = try hostAndPort(spawned?.http ?? http)
         let payload = "\"" + String(repeating: "x", count: max(0, payloadSize - 2)) + "\""
         // Ids of this run only: a second run within the broker's dedup window would be counted as duplicates.
         let run = String(UInt32.random(in: 0...UInt32.max), radix: 16)

@@ -27,11 +27,11 @@ final class BenchHTTPConnection: @unchecked Sendable {
 
     /// Sends `POST path` with a JSON `body`; returns the status and the response body.
     func post(_ path: String, body: [UInt8]) throws -> (status: Int, body: String) {
-        if descriptor < 0 { try open() }
+        if descriptor < 0 { descriptor = try connectTCP(host: host, port: port) }
         let head =
             "POST \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nContent-Type: application/json\r\n"
             + "Content-Length: \(body.count)\r\nConnection: \(keepAlive ? "keep-alive" : "close")\r\n\r\n"
-        try writeAll(Array(head.utf8) + body)
+        try writeAll(descriptor, Array(head.utf8) + body)
         let response = try readResponse()
         if !keepAlive || response.closes {
             close(descriptor)
@@ -39,30 +39,6 @@ final class BenchHTTPConnection: @unchecked Sendable {
             buffer.removeAll()
         }
         return (response.status, response.body)
-    }
-
-    private func open() throws {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw BenchError("socket: errno \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-            close(socket)
-            throw BenchError("\(host): not an IPv4 address")
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else {
-            close(socket)
-            throw BenchError("\(host):\(port): cannot connect (errno \(errno))")
-        }
-        var one: Int32 = 1
-        setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        descriptor = socket
     }
 
     private func readResponse() throws -> (status: Int, body: String, closes: Bool) {
@@ -100,17 +76,5 @@ final class BenchHTTPConnection: @unchecked Sendable {
         if count < 0 && errno == EINTR { return }
         guard count > 0 else { throw BenchError("the broker closed the connection") }
         buffer.append(contentsOf: chunk[..<count])
-    }
-
-    private func writeAll(_ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress!, $0.count) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw BenchError("write: errno \(errno)")
-            }
-            offset += written
-        }
     }
 }

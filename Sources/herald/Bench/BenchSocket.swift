@@ -46,15 +46,7 @@ final class BenchSocket: @unchecked Sendable {
 
     /// Writes every byte, as many system calls as it takes.
     func write(_ bytes: UnsafeRawBufferPointer) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw BenchError("write: errno \(errno)")
-            }
-            offset += written
-        }
+        try writeAll(descriptor, bytes)
     }
 
     func write(_ bytes: [UInt8]) throws {
@@ -114,6 +106,57 @@ final class BenchSocket: @unchecked Sendable {
         }
         return reply
     }
+}
+
+/// Writes every byte of `bytes` to `descriptor`, as many system calls as it takes (waiting out `EAGAIN` on a
+/// non-blocking socket).
+func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) throws {
+    var offset = 0
+    while offset < bytes.count {
+        let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+        if written < 0 {
+            if errno == EINTR || errno == EAGAIN { continue }
+            throw BenchError("write: errno \(errno)")
+        }
+        offset += written
+    }
+}
+
+func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) throws {
+    try bytes.withUnsafeBytes { try writeAll(descriptor, $0) }
+}
+
+/// A blocking TCP connection to `host` (an IPv4 address) and `port`, with `TCP_NODELAY`.
+func connectTCP(host: String, port: UInt16) throws -> Int32 {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw BenchError("socket: errno \(errno)") }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+        close(descriptor)
+        throw BenchError("\(host): not an IPv4 address")
+    }
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    guard connected == 0 else {
+        close(descriptor)
+        throw BenchError("\(host):\(port): cannot connect (errno \(errno))")
+    }
+    var one: Int32 = 1
+    setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    return descriptor
+}
+
+/// The host and port of `HOST:PORT` (an IPv4 listener, as the broker's ready line gives it).
+func hostAndPort(_ address: String) throws -> (host: String, port: UInt16) {
+    guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
+        throw BenchError("\(address): expected HOST:PORT")
+    }
+    return (String(address[..<colon]), port)
 }
 
 struct BenchError: Error, CustomStringConvertible {

@@ -64,7 +64,7 @@ struct BenchWebSocket: AsyncParsableCommand {
         let spawned = spawn ? try SpawnedBroker.start() : nil
         defer { spawned?.stop() }
         let socketPath = spawned?.socket ?? socket
-        let (host, port) = try Self.hostAndPort(spawned?.http ?? http)
+        let (host, port) = try hostAndPort(spawned?.http ?? http)
         let pid = spawned.map { $0.process.processIdentifier }
         let before = pid.map(Self.residentKiB) ?? 0
         // One descriptor per client: the soft limit of 1 024 that many systems start with is too few.
@@ -118,13 +118,6 @@ struct BenchWebSocket: AsyncParsableCommand {
             idleKiBPerConnection: pid == nil ? nil : Double(idle - before) / Double(connections),
             latency: latency)
         result.report(json: json)
-    }
-
-    /// `HOST:PORT` of an IPv4 listener.
-    private static func hostAndPort(_ address: String) throws -> (String, UInt16) {
-        guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...])
-        else { throw BenchError("\(address): expected HOST:PORT") }
-        return (String(address[..<colon]), port)
     }
 
     /// Publishes for `seconds` at `rate` over the socket; returns how many events, and how many matched.

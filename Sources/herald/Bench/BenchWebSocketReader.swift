@@ -41,34 +41,17 @@ final class BenchWebSocketReader: @unchecked Sendable {
     /// Opens a connection to `host:port`, upgrades it on `path` and waits for the broker's `ok` to the
     /// query's subscription (blocking), then adds it to the set.
     func connect(host: String, port: UInt16, path: String) throws {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw BenchError("socket: errno \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-            close(descriptor)
-            throw BenchError("\(host): not an IPv4 address")
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else {
-            close(descriptor)
-            throw BenchError("\(host):\(port): cannot connect (errno \(errno))")
-        }
+        let descriptor = try connectTCP(host: host, port: port)
         let request =
             "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        try Self.writeAll(descriptor, Array(request.utf8))
+        try writeAll(descriptor, Array(request.utf8))
         // The response's head, then frames until the subscription's `ok`; what follows it stays pending.
         var bytes: [UInt8] = []
         var head = 0
         while head == 0 {
             try Self.readSome(descriptor, into: &bytes)
-            if let end = Self.find(Array("\r\n\r\n".utf8), in: bytes[...]) { head = end + 4 }
+            if let end = bytes.firstRange(of: Array("\r\n\r\n".utf8))?.upperBound { head = end }
         }
         guard bytes.starts(with: Array("HTTP/1.1 101".utf8)) else {
             close(descriptor)
@@ -143,7 +126,7 @@ final class BenchWebSocketReader: @unchecked Sendable {
                 // A masked pong with the ping's payload (at most 125 bytes, RFC 6455 §5.5).
                 var pong: [UInt8] = [0x8A, 0x80 | UInt8(payload.count), 0, 0, 0, 0]
                 pong.append(contentsOf: payload)
-                try Self.writeAll(descriptors[index], pong)
+                try writeAll(descriptors[index], pong)
             default: break
             }
         }
@@ -173,26 +156,13 @@ final class BenchWebSocketReader: @unchecked Sendable {
 
     /// The send time the publisher wrote into the event's payload (`"t":"<20 digits>"`).
     private static func sendTime(in payload: ArraySlice<UInt8>) -> UInt64? {
-        guard let at = find(Array(#""t":""#.utf8), in: payload) else { return nil }
+        guard let at = payload.firstRange(of: Array(#""t":""#.utf8))?.upperBound else { return nil }
         var value: UInt64 = 0
-        for byte in payload[(at + 5)...].prefix(20) {
+        for byte in payload[at...].prefix(20) {
             guard (0x30...0x39).contains(byte) else { return nil }
             value = value * 10 + UInt64(byte - 0x30)
         }
         return value
-    }
-
-    /// The index of the first occurrence of `needle` in `haystack`.
-    private static func find(_ needle: [UInt8], in haystack: ArraySlice<UInt8>) -> Int? {
-        guard haystack.count >= needle.count else { return nil }
-        var index = haystack.startIndex
-        while index <= haystack.endIndex - needle.count {
-            if haystack[index] == needle[0] && haystack[index..<(index + needle.count)].elementsEqual(needle) {
-                return index
-            }
-            index += 1
-        }
-        return nil
     }
 
     private static func readSome(_ descriptor: Int32, into bytes: inout [UInt8]) throws {
@@ -201,17 +171,5 @@ final class BenchWebSocketReader: @unchecked Sendable {
         if size < 0 && errno == EINTR { return }
         guard size > 0 else { throw BenchError("the broker closed a WebSocket during its upgrade") }
         bytes.append(contentsOf: chunk[..<size])
-    }
-
-    private static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress!, $0.count) }
-            if written < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                throw BenchError("write: errno \(errno)")
-            }
-            offset += written
-        }
     }
 }
