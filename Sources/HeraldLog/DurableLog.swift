@@ -63,14 +63,17 @@ public final class DurableLog: Sendable {
         self.partitions = partitions
         recovery = report
         writer = Writer()
-        let thread = Thread { [partitions, writer, configuration, observers] in
+        // Under `batch` a round syncs every partition it wrote at once (docs/storage.md, "Writing").
+        let syncer = ParallelSync(
+            helpers: configuration.fsync == .batch ? min(partitions.count, 8) - 1 : 0, name: "herald-sync")
+        LogThread.start { [partitions, writer, configuration, observers] in
+            LogThread.setName("herald-log")
             Self.runWriter(
-                partitions: partitions, writer: writer, policy: configuration.fsync, observers: observers,
+                partitions: partitions, writer: writer, syncer: syncer, policy: configuration.fsync,
+                observers: observers,
                 // How long each group commit's fsyncs take (docs/operations.md).
                 fsyncDuration: Metrics.Timer(label: "herald_log_fsync_duration_seconds"))
         }
-        thread.name = "herald-log-writer"
-        thread.start()
     }
 
     static func partitionDirectory(_ directory: String, _ index: Int) -> String {
@@ -238,8 +241,8 @@ public final class DurableLog: Sendable {
     // MARK: The writer thread
 
     private static func runWriter(
-        partitions: [Partition], writer: Writer, policy: LogConfiguration.FsyncPolicy, observers: Observers,
-        fsyncDuration: Metrics.Timer
+        partitions: [Partition], writer: Writer, syncer: ParallelSync, policy: LogConfiguration.FsyncPolicy,
+        observers: Observers, fsyncDuration: Metrics.Timer
     ) {
         while true {
             writer.wake.wait()
@@ -249,27 +252,34 @@ public final class DurableLog: Sendable {
                 return (state.closing, state.flushWaiters)
             }
             var failure: LogError?
+            // Write every partition's queued records, then sync all the segments written at once (one
+            // wait for the disk instead of one per partition), then report them durable.
+            var written: [(partition: Partition, through: Int64, segments: [Segment])] = []
             for partition in partitions {
-                let (written, segments, error) = partition.writePending()
+                let (through, segments, error) = partition.writePending()
                 if let error {
                     failure = failure ?? error
-                    continue
+                } else if let through {
+                    written.append((partition, through, segments))
                 }
-                guard let written else { continue }
-                if policy == .batch {
-                    do throws(LogError) {
-                        let started = DispatchTime.now().uptimeNanoseconds
-                        for segment in segments { try segment.file.sync() }
-                        fsyncDuration.recordNanoseconds(
-                            Int64(DispatchTime.now().uptimeNanoseconds - started))
-                    } catch {
-                        partition.fail(error)
-                        failure = failure ?? error
-                        continue
-                    }
+            }
+            if policy == .batch && !written.isEmpty {
+                let started = DispatchTime.now().uptimeNanoseconds
+                let files = written.flatMap { entry in entry.segments.map { (entry.partition.index, $0.file) } }
+                let failures = syncer.sync(files.map(\.1))
+                fsyncDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+                // A partition whose sync failed fails (its records may not be on disk); the others are durable.
+                for (file, error) in zip(files, failures) {
+                    guard let error, let failed = written.firstIndex(where: { $0.partition.index == file.0 })
+                    else { continue }
+                    written[failed].partition.fail(error)
+                    written.remove(at: failed)
+                    failure = failure ?? error
                 }
-                partition.markDurable(through: written)
-                observers.notify(partition.index)
+            }
+            for entry in written {
+                entry.partition.markDurable(through: entry.through)
+                observers.notify(entry.partition.index)
             }
             if !flushWaiters.isEmpty || closing {
                 // Every partition is synced even when another one fails; the first error is reported.
@@ -284,6 +294,7 @@ public final class DurableLog: Sendable {
                 for waiter in flushWaiters { waiter(failure.map { .failure($0) } ?? .success(())) }
             }
             if closing {
+                syncer.stop()
                 writer.finished.signal()
                 return
             }

@@ -33,6 +33,34 @@ import Testing
         #expect(files.contains(Segment.name(0) + ".index"))
     }
 
+    @Test(arguments: [LogConfiguration.FsyncPolicy.always, .batch, .never])
+    func concurrentAppendsToEveryPartitionAreAllDurableInOrder(_ fsync: LogConfiguration.FsyncPolicy) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        // Eight partitions appended at once: the writer's rounds hold several partitions, synced together.
+        let log = try DurableLog(
+            configuration: LogConfiguration(directory: directory.path, partitions: 8, fsync: fsync))
+        let (stream, continuation) = AsyncStream<LogPosition>.makeStream()
+        let count = 2_000
+        for index in 0..<count {
+            _ = try log.append(
+                partition: index % 8, timestamp: 1, encode: { offset in Array("\(index % 8):\(offset)".utf8) },
+                whenDurable: { result in
+                    if let position = try? result.get() { continuation.yield(position) }
+                })
+        }
+        var durable: [Int: [Int64]] = [:]
+        for await position in stream.prefix(count) { durable[position.partition, default: []].append(position.offset) }
+        log.close()
+        let reopened = try DurableLog(
+            configuration: LogConfiguration(directory: directory.path, partitions: 8, fsync: fsync))
+        defer { reopened.close() }
+        for partition in 0..<8 {
+            #expect(durable[partition] == Array(0..<Int64(count / 8)), "partition \(partition)")
+            #expect(try reopened.texts(partition: partition) == (0..<count / 8).map { "\(partition):\($0)" })
+        }
+    }
+
     @Test func theDurabilityCallbackNamesTheRecordsPositionAndTheRecordReadsBack() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
