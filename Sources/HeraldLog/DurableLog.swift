@@ -226,6 +226,12 @@ public final class DurableLog: Sendable {
         return total
     }
 
+    /// Deletes the sealed segments of `partition` whose every record is before `offset` (the active segment
+    /// stays): for a log whose reader is done with its oldest records. Returns the segments and bytes deleted.
+    public func deleteSegments(partition: Int, before offset: Int64) throws(LogError) -> (segments: Int, bytes: Int) {
+        try partitions[partition].deleteSegments(before: offset)
+    }
+
     /// Writes and syncs what is queued and stops the writer; later appends fail with ``LogError/closed``.
     public func close() {
         let first = writer.state.withLock { state in

@@ -190,6 +190,58 @@ struct ConsumerGroupTests {
         #expect(letter.metadata["attempts"] == "1")
     }
 
+    @Test(arguments: [false, true])
+    func purgedOrReplayedDeadLettersGiveTheirSpaceBack(replay: Bool) async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        let group = try fixture.group()
+        let member = group.join(subscription: 1, maxInFlight: 1_000, ackWaitMs: nil)
+        // 12 dead letters of ~100 KB: more than one of the queue's 1 MiB segments.
+        let padding = String(repeating: "x", count: 100_000)
+        for index in 0..<12 {
+            let sealed = try EventEnvelope(
+                json: Array(#"{"event_type":"tx","event_id":"e\#(index)","payload":{"pad":"\#(padding)"}}"#.utf8))
+            _ = try await fixture.log.appendDurably(partition: 0, timestamp: fixture.time.wall) { _ in sealed.json }
+        }
+        for delivery in try group.take(member, maximum: 100, maximumBytes: 8 << 20) {
+            _ = group.nack(member, seq: delivery.seq, delayMs: nil, deadLetter: true)
+        }
+        try await waitUntil { group.deadLetterCount == 12 }
+        let segments = DurableLog.partitionDirectory(fixture.directory.path + "/groups/g/dead-letters", 0)
+        func segmentCount() -> Int {
+            ((try? FileManager.default.contentsOfDirectory(atPath: segments)) ?? []).filter { $0.hasSuffix(".log") }
+                .count
+        }
+        #expect(segmentCount() == 2)
+        let outcome = replay ? try group.replayDeadLetters() : group.purgeDeadLetters()
+        #expect(outcome.count == 12)
+        // Once the group's state says so on disk, only the active segment is left.
+        try await waitUntil { segmentCount() == 1 }
+        #expect(group.deadLetterCount == 0)
+        #expect(try group.listDeadLetters(limit: 100).isEmpty)
+        if replay {
+            // The replayed events are the group's again, all 12 of them.
+            let replayed = try group.take(member, maximum: 100, maximumBytes: 8 << 20)
+            #expect(replayed.map(\.eventID) == (0..<12).map { "e\($0)" })
+            let answer = group.ack(member, seqs: replayed.map(\.seq))
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                group.whenCommitted(answer.version) { continuation.resume(with: $0) }
+            }
+        }
+        // Later dead letters are kept, and the count survives a restart.
+        let reopened = try fixture.reopened()
+        defer { reopened.close() }
+        let again = try reopened.group()
+        #expect(again.deadLetterCount == 0)
+        let next = again.join(subscription: 2, maxInFlight: nil, ackWaitMs: nil)
+        try await reopened.store("tx", id: "late")
+        let late = try #require(try again.take(next, maximum: 100).first { $0.eventID == "late" })
+        _ = again.nack(next, seq: late.seq, delayMs: nil, deadLetter: true)
+        try await waitUntil { again.deadLetterCount == 1 }
+        let letters = try again.listDeadLetters(limit: 10)
+        #expect(letters.map { (try? EventEnvelope(json: $0.bytes, form: .delivered))?.eventID } == ["late"])
+    }
+
     @Test func anAckNamingASeqNeverDeliveredChangesNothing() async throws {
         let fixture = try GroupFixture(partitions: 1)
         defer { fixture.close() }

@@ -172,6 +172,31 @@ import Testing
         #expect(try log.read(partition: 0, from: 0).first?.offset == log.bounds(partition: 0).start)
     }
 
+    @Test func segmentsWhollyBeforeAnOffsetAreDeletedAndNoOthers() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try DurableLog(configuration: configuration(directory))
+        defer { log.close() }
+        for index in 0..<40 { try await log.appendText("r\(index)") }
+        #expect(try log.deleteSegments(partition: 0, before: 0) == (0, 0))
+        // Every record before 20 may go, but only in segments all of whose records are: record 20 and the
+        // ones sharing its segment stay.
+        let deleted = try log.deleteSegments(partition: 0, before: 20)
+        let start = log.bounds(partition: 0).start
+        #expect(deleted.segments >= 1 && deleted.bytes > 0)
+        #expect(start > 0 && start <= 20)
+        #expect(try log.texts() == (Int(start)..<40).map { "r\($0)" })
+        #expect(try log.texts(partition: 1).isEmpty)
+        // Past the end: every sealed segment goes, the active one stays and the offsets go on.
+        _ = try log.deleteSegments(partition: 0, before: 1_000)
+        let remaining = try FileManager.default.contentsOfDirectory(
+            atPath: DurableLog.partitionDirectory(directory.path, 0)
+        ).filter { $0.hasSuffix(".log") }
+        #expect(remaining.count == 1)
+        #expect(try await log.appendText("r40") == 40)
+        #expect(try log.texts().last == "r40")
+    }
+
     @Test func retentionBySizeKeepsThePartitionUnderItsLimit() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

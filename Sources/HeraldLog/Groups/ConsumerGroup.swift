@@ -142,6 +142,9 @@ public final class ConsumerGroup: Sendable {
         var initial = State(cursors: cursors, owners: Array(repeating: nil, count: cursors.count))
         initial.deadLettersFrom = snapshot?.deadLettersFrom ?? 0
         state = Mutex(initial)
+        // The state on disk says these are replayed or purged: their space is given back (also when the
+        // broker stopped between writing that state and deleting them). Failing leaves it to a later purge.
+        _ = try? deadLetters.discard(before: initial.deadLettersFrom)
         if snapshot == nil {
             try file.write(self.snapshot().snapshot)
         }
@@ -569,7 +572,18 @@ public final class ConsumerGroup: Sendable {
             return (Int(count), state.version)
         }
         changed()
+        discardDeadLetters(before: end, once: version)
         return DeadLetterOutcome(count: count, kept: 0, version: version)
+    }
+
+    /// Once the state that moved `deadLettersFrom` to `offset` is on disk, deletes the dead-letter segments
+    /// before it: not sooner, or a crash would restore dead letters (or a replay's pending events) that are
+    /// gone. A failure leaves the space to the next purge, replay or start.
+    private func discardDeadLetters(before offset: Int64, once version: UInt64) {
+        whenCommitted(version) { [deadLetters] result in
+            guard case .success = result else { return }
+            _ = try? deadLetters.discard(before: offset)
+        }
     }
 
     /// Gives every dead letter kept so far back to the group: each original event is pending again with no
@@ -624,6 +638,7 @@ public final class ConsumerGroup: Sendable {
         for letter in expired {
             try deadLetters.append(letter.bytes, timestamp: letter.timestamp) { _ in }
         }
+        discardDeadLetters(before: next, once: version)
         return DeadLetterOutcome(count: originals.count, kept: expired.count, version: version)
     }
 

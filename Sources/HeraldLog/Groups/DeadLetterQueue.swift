@@ -4,8 +4,9 @@ import Synchronization
 /// `metadata.dead_letter_reason`, `metadata.attempts` and `metadata.original_offset` (and
 /// `original_partition`) added, kept in a one-partition durable log of their own under the group's
 /// directory with fsync `always`. The log is opened on the first dead letter, or at start if it exists.
-/// Replaying or purging dead letters moves the group's `deadLettersFrom` past them (``ConsumerGroup``); the
-/// records stay on disk.
+/// Replaying or purging dead letters moves the group's `deadLettersFrom` past them (``ConsumerGroup``); once
+/// that is on disk, the segments holding only such records are deleted (``discard(before:)``). Segments are
+/// 1 MiB, so at most about that much stays after a purge.
 public final class DeadLetterQueue: Sendable {
     let directory: String
     private let log = Mutex<DurableLog?>(nil)
@@ -20,7 +21,8 @@ public final class DeadLetterQueue: Sendable {
             if let log { return .success(log) }
             do throws(LogError) {
                 let opened = try DurableLog(
-                    configuration: LogConfiguration(directory: directory, partitions: 1, fsync: .always))
+                    configuration: LogConfiguration(
+                        directory: directory, partitions: 1, fsync: .always, segmentBytes: Self.segmentBytes))
                 log = opened
                 return .success(opened)
             } catch {
@@ -47,6 +49,17 @@ public final class DeadLetterQueue: Sendable {
         guard let log = log.withLock({ $0 }) else { return [] }
         return try log.read(partition: 0, from: offset, maximumRecords: maximumRecords)
     }
+
+    /// Deletes the segments whose every dead letter is before `offset` (replayed or purged, and the group's
+    /// state saying so on disk). Returns the segments and bytes deleted.
+    @discardableResult
+    func discard(before offset: Int64) throws(LogError) -> (segments: Int, bytes: Int) {
+        guard let log = log.withLock({ $0 }) else { return (0, 0) }
+        return try log.deleteSegments(partition: 0, before: offset)
+    }
+
+    /// The size at which the queue's log starts a new segment: the unit in which space is given back.
+    static let segmentBytes = 1 << 20
 
     func close() {
         log.withLock { $0 }?.close()

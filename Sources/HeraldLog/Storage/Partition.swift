@@ -379,15 +379,29 @@ final class Partition: Sendable {
     /// `olderThan`, then the oldest while the partition is larger than `maximumBytes`. Returns the
     /// segments and bytes deleted.
     func applyRetention(olderThan: Int64?, maximumBytes: Int?) throws(LogError) -> (segments: Int, bytes: Int) {
+        try deleteOldestSegments { oldest, total in
+            let tooOld = olderThan.map { limit in (oldest.largestTimestamp ?? Int64.min) < limit } ?? false
+            let tooBig = maximumBytes.map { total > $0 } ?? false
+            return tooOld || tooBig
+        }
+    }
+
+    /// Deletes whole sealed segments (never the active one) whose every record is before `offset`: records
+    /// their only reader is done with (a consumer group's replayed or purged dead letters).
+    func deleteSegments(before offset: Int64) throws(LogError) -> (segments: Int, bytes: Int) {
+        try deleteOldestSegments { oldest, _ in oldest.nextOffset <= offset }
+    }
+
+    /// Deletes sealed segments, oldest first, while `condition` holds for the oldest (given the partition's
+    /// total size); the active segment is never deleted, so offsets never restart.
+    private func deleteOldestSegments(while condition: (Segment, Int) -> Bool) throws(LogError) -> (
+        segments: Int, bytes: Int
+    ) {
         let deleted = state.withLock { state -> [Segment] in
             var deleted: [Segment] = []
             var total = state.segments.reduce(0) { $0 + $1.size }
-            while state.segments.count > 1 {
-                let oldest = state.segments[0]
-                let tooOld = olderThan.map { limit in (oldest.largestTimestamp ?? Int64.min) < limit } ?? false
-                let tooBig = maximumBytes.map { total > $0 } ?? false
-                guard tooOld || tooBig else { break }
-                total -= oldest.size
+            while state.segments.count > 1, condition(state.segments[0], total) {
+                total -= state.segments[0].size
                 deleted.append(state.segments.removeFirst())
             }
             return deleted
