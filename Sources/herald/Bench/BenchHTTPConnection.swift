@@ -45,7 +45,7 @@ final class BenchHTTPConnection: @unchecked Sendable {
         let separator = Array("\r\n\r\n".utf8)
         var headEnd: Int?
         while headEnd == nil {
-            headEnd = buffer.firstRange(of: separator)?.upperBound
+            headEnd = end(of: separator, in: buffer[...])
             if headEnd == nil { try readMore() }
         }
         let head = String(decoding: buffer[..<headEnd!], as: UTF8.self).lowercased()

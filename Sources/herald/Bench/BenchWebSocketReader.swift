@@ -51,7 +51,7 @@ final class BenchWebSocketReader: @unchecked Sendable {
         var head = 0
         while head == 0 {
             try Self.readSome(descriptor, into: &bytes)
-            if let end = bytes.firstRange(of: Array("\r\n\r\n".utf8))?.upperBound { head = end }
+            if let found = end(of: Self.headEnd, in: bytes[...]) { head = found }
         }
         guard bytes.starts(with: Array("HTTP/1.1 101".utf8)) else {
             close(descriptor)
@@ -154,9 +154,12 @@ final class BenchWebSocketReader: @unchecked Sendable {
         return (bytes[base] & 0x0F, bytes[(base + header)..<(base + header + length)], header + length)
     }
 
+    private static let headEnd = Array("\r\n\r\n".utf8)
+    private static let sendTimeField = Array(#""t":""#.utf8)
+
     /// The send time the publisher wrote into the event's payload (`"t":"<20 digits>"`).
     private static func sendTime(in payload: ArraySlice<UInt8>) -> UInt64? {
-        guard let at = payload.firstRange(of: Array(#""t":""#.utf8))?.upperBound else { return nil }
+        guard let at = end(of: sendTimeField, in: payload) else { return nil }
         var value: UInt64 = 0
         for byte in payload[at...].prefix(20) {
             guard (0x30...0x39).contains(byte) else { return nil }
