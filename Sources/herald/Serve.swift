@@ -165,6 +165,11 @@ struct Serve: AsyncParsableCommand {
             .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
             .seconds(1), .seconds(5),
         ]
+        factory.durationHistogramBuckets["herald_group_delivery_latency_seconds"] = [
+            .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
+            .seconds(30), .seconds(60), .seconds(300), .seconds(3600),
+        ]
         MetricsSystem.bootstrap(factory)
         return registry
     }

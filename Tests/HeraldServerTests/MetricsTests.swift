@@ -57,6 +57,14 @@ struct MetricsTests {
             #expect((after["herald_log_segments"] ?? 0) >= 1)
             #expect(after[#"herald_connections{kind="ipc"}"#] != nil)
             #expect(after["herald_subscriptions"] != nil)
+            // The group's first deliveries are timed from their acceptance, under the group's name.
+            let groupLatency = #"herald_group_delivery_latency_seconds_count{group="\#(name)"}"#
+            var scraped = after
+            while (scraped[groupLatency] ?? 0) < 1 {
+                try await Task.sleep(for: .milliseconds(5))
+                scraped = try await Self.scrape(broker)
+            }
+            #expect(scraped[#"herald_group_delivery_latency_seconds_bucket{group="\#(name)",le="+Inf"}"#] ?? 0 >= 1)
         }
         try await broker.stop()
     }

@@ -319,7 +319,7 @@ public final class ConsumerGroup: Sendable {
         state.version += 1
         return GroupDelivery(
             seq: seq, attempt: pending.attempts, partition: record.partition, offset: record.offset,
-            bytes: record.bytes)
+            timestamp: record.timestamp, bytes: record.bytes)
     }
 
     private func matches(_ bytes: [UInt8]) -> Bool {

@@ -49,6 +49,8 @@ public struct GroupDelivery: Sendable {
     public let attempt: Int
     public let partition: Int
     public let offset: Int64
+    /// When the broker accepted the event, milliseconds since 1970.
+    public let timestamp: Int64
     /// The stored envelope.
     public let bytes: [UInt8]
 }

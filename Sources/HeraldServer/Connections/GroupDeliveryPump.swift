@@ -1,5 +1,6 @@
 import HeraldLog
 import HeraldProtocol
+import Metrics
 import NIOCore
 
 /// Drains one durable subscription into its connection on the connection's event loop: takes what its
@@ -15,11 +16,13 @@ final class GroupDeliveryPump: ConnectionPump {
     private var frames: FrameWriter
     private var isScheduled = false
     private var isStopped = false
+    private let latency: Timer
 
     init(membership: GroupMembership, connection: BrokerConnection) {
         self.membership = membership
         self.connection = connection
         self.frames = FrameWriter(framing: connection.framing)
+        latency = connection.broker.metrics.groupDeliveryLatency(group: membership.group.name)
         membership.member.onWake(wakeUp(context: connection.output, wakeups: connection.wakeups))
     }
 
@@ -49,13 +52,18 @@ final class GroupDeliveryPump: ConnectionPump {
                 return
             }
             guard !deliveries.isEmpty else { return }
+            var oldestFirst: Int64?
             for delivery in deliveries {
                 frames.event(
                     subscription: subscription, seq: delivery.seq, attempt: delivery.attempt, json: delivery.bytes)
+                if delivery.attempt == 1 { oldestFirst = min(oldestFirst ?? delivery.timestamp, delivery.timestamp) }
             }
             budget -= frames.bytes.count
             context.writeAndFlush(NIOAny(ByteBuffer(bytes: frames.bytes)), promise: nil)
             frames.clear()
+            if let oldestFirst {
+                latency.recordMilliseconds(max(0, Broker.millisecondsSince1970() - oldestFirst))
+            }
         }
     }
 

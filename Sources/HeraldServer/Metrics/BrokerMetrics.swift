@@ -21,6 +21,13 @@ final class BrokerMetrics: Sendable {
     /// From an event's acceptance to the write of a live delivery of it to the subscriber's socket: one
     /// observation per write, the oldest event it carried (``DeliveryPump``).
     let deliveryLatency = Timer(label: "herald_delivery_latency_seconds")
+
+    /// From an event's acceptance (the record's timestamp, milliseconds of the wall clock) to the write of
+    /// its first delivery to a member of `group`: one observation per write, the oldest first delivery it
+    /// carried (``GroupDeliveryPump``). Kafka's end-to-end latency: events read from far back count their age.
+    func groupDeliveryLatency(group: String) -> Timer {
+        Timer(label: "herald_group_delivery_latency_seconds", dimensions: [("group", group)])
+    }
     private let ipc = Atomic<Int>(0)
     private let tcp = Atomic<Int>(0)
     private let websocket = Atomic<Int>(0)
