@@ -176,6 +176,14 @@ import Testing
             "max_in_flight: only applies with group", nil
         ),
         (
+            ##"{"op":"subscribe","topics":["#"],"group":"g","buffer":5}"##, .invalidRequest,
+            "buffer: only applies without group (a group member takes max_in_flight)", nil
+        ),
+        (
+            ##"{"op":"subscribe","topics":["#"],"group":"g","overflow":"drop_oldest"}"##, .invalidRequest,
+            "overflow: only applies without group (a group member takes max_in_flight)", nil
+        ),
+        (
             ##"{"op":"subscribe","topics":["#"],"group":"Bad!"}"##, .invalidRequest,
             "group: must be 1 to 64 of a-z, 0-9, '_' and '-'", nil
         ),

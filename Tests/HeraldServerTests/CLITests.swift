@@ -89,10 +89,12 @@ struct CLITests {
             await json.finishWithOutput().output == #"{"reader":{"successful":1,"failed":0,"channel_full":0}}"# + "\n")
         let table = try HeraldRun.start(["stats", "--socket", broker.socketPath])
         let lines = await table.finishWithOutput().output.split(separator: "\n")
+        // Every module that ever connected, the CLI's own connections (`herald-cli`) among them (§5).
         #expect(
             lines == [
-                "module  successful    failed        channel_full",
-                "reader  1             0             0",
+                "module      successful    failed        channel_full",
+                "herald-cli  0             0             0",
+                "reader      1             0             0",
             ])
         let unknown = try HeraldRun.start(["stats", "ghost", "--socket", broker.socketPath])
         let (status, _, errors) = await unknown.finishWithOutput()

@@ -179,6 +179,18 @@ struct IPCListenerTests {
         try await broker.stop()
     }
 
+    @Test func aModuleThatOnlySaidHelloHasStatisticsOfZero() async throws {
+        let broker = try await TestBroker.start()
+        // Its counts run from its first connection (§5): seen, with nothing delivered yet.
+        try await broker.withModule("quiet") { (client: inout Conversation) async throws in
+            #expect(
+                try await client.request(#"{"op":"stats","id":1,"module":"quiet"}"#)
+                    == #"{"op":"ok","id":1,"stats":{"quiet":{"successful":0,"failed":0,"channel_full":0}}}"#)
+        }
+        #expect(broker.broker.bus.deliveryStatistics(for: "quiet") == DeliveryStatistics())
+        try await broker.stop()
+    }
+
     @Test func unsubscribeStatsAndSubscribers() async throws {
         let broker = try await TestBroker.start()
         try await broker.withModule("indexer") { (client: inout Conversation) async throws in

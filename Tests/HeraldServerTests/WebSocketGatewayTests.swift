@@ -256,6 +256,11 @@ struct WebSocketGatewayTests {
             "GET", "/v1/ws", headers: [("Connection", "Upgrade"), ("Upgrade", "websocket")])
         #expect(keyless.status == 400)
         #expect(keyless.json?["error"] != nil)
+        // More patterns than a subscribe takes: refused before the upgrade, as a bad pattern is.
+        let tooMany = (0...64).map { "t\($0)" }.joined(separator: ",")
+        let crowded = try await broker.http().request("GET", "/v1/ws?topics=\(tooMany)", headers: upgrade)
+        #expect(crowded.status == 400)
+        #expect(crowded.text.contains("topics: must hold 1 to 64 patterns"))
         let version8 = try await broker.http().request(
             "GET", "/v1/ws",
             headers: [

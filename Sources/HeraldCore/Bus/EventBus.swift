@@ -210,6 +210,14 @@ public final class EventBus: Sendable {
         routing.withLock { $0.counters }.mapValues(\.snapshot)
     }
 
+    /// Starts the statistics of `subscriber` at zero if its name was never seen: a module's counts run from
+    /// its first connection (PROTOCOL.md §5), whether or not it subscribes.
+    public func noteSubscriber(_ subscriber: String) {
+        routing.withLock { routing in
+            if routing.counters[subscriber] == nil { routing.counters[subscriber] = DeliveryCounters() }
+        }
+    }
+
     /// Sets the statistics of `subscriber` back to zero; returns `false` if the name was never seen.
     @discardableResult
     public func resetDeliveryStatistics(for subscriber: String) -> Bool {

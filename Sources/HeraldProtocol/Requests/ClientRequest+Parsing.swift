@@ -151,6 +151,11 @@ extension ClientRequest {
             for field in ["from", "max_in_flight", "ack_wait_ms"] where fields.has(field) {
                 throw .invalidRequest(field, "only applies with group")
             }
+        } else {
+            // A durable subscription has no queue to bound: it reads the log, `max_in_flight` at a time.
+            for field in ["buffer", "overflow"] where fields.has(field) {
+                throw .invalidRequest(field, "only applies without group (a group member takes max_in_flight)")
+            }
         }
         return Subscribe(
             topics: topics,

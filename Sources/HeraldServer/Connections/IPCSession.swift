@@ -219,6 +219,8 @@ struct IPCSession {
         module = hello.moduleName
         version = hello.moduleVersion
         broker.modules.connected(hello.moduleName, version: hello.moduleVersion)
+        // Its statistics run from here (PROTOCOL.md §5): zeros until it subscribes, not "never seen".
+        broker.bus.noteSubscriber(hello.moduleName)
         replies.welcome(
             id: id,
             session: broker.nextSession(),

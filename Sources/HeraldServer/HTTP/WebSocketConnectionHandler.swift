@@ -50,6 +50,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         }
         broker.metrics.connection(.websocket, 1)
         connections.add(context.channel)
+        // Its statistics (`ws:<token name>`) run from its first socket, as a module's from its first hello.
+        broker.bus.noteSubscriber(request.principal.name)
         let connection = BrokerConnection(
             session: IPCSession(broker: broker, greeted: request.principal), broker: broker, output: output,
             goodbye: WebSocketHeader.close(code: 1000, reason: "bye"))

@@ -47,6 +47,9 @@ extension HTTPGateway {
                     throw APIError(.badRequest, "invalid_topic", "topics[\(index)]: \(error)")
                 }
             }
+            guard topics.count <= ClientRequest.maximumTopics else {
+                throw .invalidRequest("topics: must hold 1 to \(ClientRequest.maximumTopics) patterns")
+            }
         }
         var buffer = 100
         if let text = query["buffer"] {

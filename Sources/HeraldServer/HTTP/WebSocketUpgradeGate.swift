@@ -7,16 +7,54 @@ import NIOHTTP1
 /// request for `/v1/ws` that fails its checks (or lacks the WebSocket headers) is answered here with the
 /// API's error and the connection closed; an upgrade request for another path loses its `Upgrade` header
 /// and is served as HTTP; anything else passes. Then the gate leaves the pipeline.
+///
+/// Until then it also guards what comes before a first request: bytes that are not HTTP/1.1 get a 400 (a
+/// header section over NIO's limit a 431) with an error body, and a connection whose first request head has
+/// not arrived within ``firstRequestTimeout`` is closed — an idle or trickling connection is not held forever
+/// (after the first request, Hummingbird's idle timeout does that).
 final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let check: @Sendable (URI, String?) throws(APIError) -> Void
-    private var refusing = false
+    /// How long a new connection may take to send its first request's head.
+    static let firstRequestTimeout = TimeAmount.seconds(30)
 
-    init(check: @escaping @Sendable (URI, String?) throws(APIError) -> Void) {
+    private let check: @Sendable (URI, String?) throws(APIError) -> Void
+    private let timeout: TimeAmount
+    private var refusing = false
+    private var deadline: Scheduled<Void>?
+
+    init(timeout: TimeAmount = firstRequestTimeout, check: @escaping @Sendable (URI, String?) throws(APIError) -> Void)
+    {
+        self.timeout = timeout
         self.check = check
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+    }
+
+    /// A request NIO's decoder cannot read: answered, and the connection closed (what follows cannot be
+    /// framed).
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parse = error as? HTTPParserError, !refusing else {
+            context.fireErrorCaught(error)
+            return
+        }
+        deadline?.cancel()
+        if case .headerOverflow = parse {
+            refuse(
+                APIError(.init(code: 431), "too_large", "request: the header section is larger than the broker reads"),
+                context: context)
+        } else {
+            refuse(.invalidRequest("request: not a valid HTTP/1.1 request (\(parse))"), context: context)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -25,6 +63,7 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
             context.fireChannelRead(data)
             return
         }
+        deadline?.cancel()
         let uri = URI(head.uri)
         guard head.headers.contains(name: "upgrade") else {
             return pass(data, context: context)
