@@ -29,14 +29,18 @@ import Testing
     }
 
     @Test func parsesSubscribeWithEveryOption() throws {
+        let live = try request(
+            ##"{"op":"subscribe","id":"s0","topics":["block.new.*"],"buffer":500,"overflow":"drop_oldest"}"##)
+        guard case .subscribe(let bounded) = live.operation else { throw Failure("not subscribe") }
+        #expect(bounded.buffer == 500)
+        #expect(bounded.overflow == .dropOldest)
+        #expect(bounded.group == nil)
         let parsed = try request(
-            ##"{"op":"subscribe","id":"s1","topics":["block.new.*","#.138"],"buffer":500,"overflow":"drop_oldest","group":"indexer","from":{"offset":41},"max_in_flight":10,"ack_wait_ms":5000}"##
+            ##"{"op":"subscribe","id":"s1","topics":["block.new.*","#.138"],"group":"indexer","from":{"offset":41},"max_in_flight":10,"ack_wait_ms":5000}"##
         )
         #expect(parsed.id == .string("s1"))
         guard case .subscribe(let subscribe) = parsed.operation else { throw Failure("not subscribe") }
         #expect(subscribe.topics.map(\.text) == ["block.new.*", "#.138"])
-        #expect(subscribe.buffer == 500)
-        #expect(subscribe.overflow == .dropOldest)
         #expect(subscribe.group == "indexer")
         #expect(subscribe.from == .offset(41))
         #expect(subscribe.maxInFlight == 10)
