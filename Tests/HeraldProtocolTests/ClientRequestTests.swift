@@ -28,6 +28,29 @@ import Testing
         #expect(hello == .init(moduleName: "fee-oracle", moduleVersion: "1.0.0", instance: "a", token: "t"))
     }
 
+    @Test func anObjectWithMoreMembersThanAnyRequestNeedsIsRefused() throws {
+        let many = (0..<65).map { #""k\#($0)":1"# }.joined(separator: ",")
+        // The frame itself, and the objects inside it that are read as frames (refused as that field).
+        for (frame, message) in [
+            (#"{"op":"ping","id":1,"# + many + "}", "frame: more than 64 members in one object"),
+            (#"{"op":"hello","protocol":1,"module":{"name":"m","version":"1","# + many + "}}", "module: "),
+            (##"{"op":"subscribe","topics":["#"],"group":"g","from":{"## + many + "}}", "from: "),
+        ] {
+            guard case .failure(let error) = ClientRequest.parse(Array(frame.utf8)) else {
+                Issue.record("accepted: \(frame.prefix(60))")
+                continue
+            }
+            #expect(error.code == .invalidRequest)
+            #expect(error.message.hasPrefix(message), "\(error.message)")
+        }
+        // 64 are fine (unknown members are ignored).
+        let enough = (0..<62).map { #""k\#($0)":1"# }.joined(separator: ",")
+        guard case .success = ClientRequest.parse(Array((#"{"op":"ping","id":1,"# + enough + "}").utf8)) else {
+            Issue.record("64 members refused")
+            return
+        }
+    }
+
     @Test func parsesSubscribeWithEveryOption() throws {
         let live = try request(
             ##"{"op":"subscribe","id":"s0","topics":["block.new.*"],"buffer":500,"overflow":"drop_oldest"}"##)

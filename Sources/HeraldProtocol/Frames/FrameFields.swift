@@ -16,7 +16,11 @@ struct FrameFields {
 
     /// Scans the frame's object; throws `bad_frame` when it is not one JSON object. With `eventForm`, an
     /// `event` member that is an object is read as an envelope of that form on the way (see `event`).
-    init(frame: UnsafeBufferPointer<UInt8>, eventForm: EnvelopeForm? = nil) throws(ProtocolError) {
+    /// At most `maximumMembers` members (a request's objects); `nil` for an object keyed by names, such as a
+    /// `stats` reply's modules.
+    init(
+        frame: UnsafeBufferPointer<UInt8>, eventForm: EnvelopeForm? = nil, maximumMembers: Int? = Self.maximumMembers
+    ) throws(ProtocolError) {
         self.frame = frame
         var scanner = JSONScanner(frame)
         guard scanner.peek() == UInt8(ascii: "{") else { throw ProtocolError(.badFrame, "not a JSON object") }
@@ -24,8 +28,16 @@ struct FrameFields {
         fields.reserveCapacity(8)
         var duplicate: String?
         var event: Result<EnvelopeFields, EnvelopeError>?
+        var count = 0
         do throws(JSONSyntaxError) {
             try scanner.readObject { name, scanner throws(JSONSyntaxError) in
+                // The search for a repeated name is linear: a frame with thousands of members would cost the
+                // connection's event loop (and every connection on it) seconds. No frame of the protocol needs
+                // more than a few.
+                count += 1
+                guard count <= maximumMembers ?? Int.max else {
+                    throw JSONSyntaxError(message: Self.tooManyMembers, offset: scanner.position)
+                }
                 let isFirst = !fields.contains(where: { $0.name == name })
                 let range: Range<Int>
                 if let eventForm, isFirst, name == "event", scanner.peek() == UInt8(ascii: "{") {
@@ -43,12 +55,19 @@ struct FrameFields {
             }
             guard scanner.isAtEnd else { throw JSONSyntaxError(message: "trailing bytes", offset: scanner.position) }
         } catch {
+            if error.message == Self.tooManyMembers {
+                throw ProtocolError(.invalidRequest, "frame: more than \(Self.maximumMembers) members in one object")
+            }
             throw ProtocolError(.badFrame, "not valid JSON: \(error)")
         }
         self.fields = fields
         self.duplicate = duplicate
         self.event = event
     }
+
+    /// The most members a frame's object (a request, its `module`, its `from`) may have.
+    static let maximumMembers = 64
+    private static let tooManyMembers = "too many members"
 
     /// The frame's `id`, an integer or a string (PROTOCOL.md §2.1), the same way in both directions.
     func requestID() throws(ProtocolError) -> RequestID? {

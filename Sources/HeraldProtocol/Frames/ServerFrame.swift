@@ -102,7 +102,7 @@ package enum ServerFrame: Sendable, Equatable {
             }
         }
         if let stats = fields.bytes("stats") {
-            let modules = try FrameFields(frame: stats)
+            let modules = try FrameFields(frame: stats, maximumMembers: nil)
             var all: [String: DeliveryStatistics] = [:]
             for name in modules.names {
                 let counts = try FrameFields(frame: modules.bytes(name)!)
