@@ -281,6 +281,28 @@ struct IPCListenerTests {
         #expect(FileManager.default.contents(atPath: directory + "/herald.sock") == Data("mine".utf8))
     }
 
+    @Test func aSocketWithABrokerBehindItIsNotTakenOver() async throws {
+        let first = try await TestBroker.start()
+        // A second broker with its own data directory, told to listen on the first one's socket.
+        let directory = NSTemporaryDirectory() + "herald-second-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let second = try await TestBroker.start {
+                $0.dataDirectory = directory
+                $0.ipc.socket = first.socketPath
+            }
+            try await second.stop()
+            Issue.record("the second broker took over a live socket")
+        } catch {
+            #expect("\(error)".contains("is in use: a broker (or another program) accepts connections on it"))
+        }
+        // The first broker still has its socket, and answers on it.
+        try await first.withModule("m") { (client: inout Conversation) async throws in
+            #expect(try await client.request(#"{"op":"ping","id":1}"#) == #"{"op":"pong","id":1}"#)
+        }
+        try await first.stop()
+    }
+
     /// Binds a Unix socket at `path` and closes it without removing the file, as a crashed broker would.
     private func leaveStaleSocket(at path: String) throws {
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)

@@ -166,6 +166,12 @@ public final class IPCListener: Service, Sendable {
             }
         switch endpoint {
         case .unix(let path):
+            // A socket file with a broker behind it is not stale: replacing it would take the path from a
+            // running broker (whose clients would then reach this one, and none once this one exits).
+            if Self.acceptsConnections(unixSocket: path) {
+                throw ListenerStopped(
+                    reason: "ipc.socket: \(path) is in use: a broker (or another program) accepts connections on it")
+            }
             let server: any Channel
             do {
                 server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
@@ -186,6 +192,30 @@ public final class IPCListener: Service, Sendable {
                 throw ListenerStopped(reason: "ipc.tcp: cannot listen on \(endpoint): \(error)")
             }
         }
+    }
+
+    /// Whether something listens on the Unix socket at `path`: a connection to it succeeds (or is only
+    /// refused for a full backlog). A stale file, left by a process that died, refuses connections.
+    static func acceptsConnections(unixSocket path: String) -> Bool {
+        var status = stat()
+        guard stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK else { return false }
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        return connected == 0 || errno == EAGAIN
     }
 
     /// Why the listener could not serve.
