@@ -48,6 +48,37 @@ struct DurablePublishTests {
         try await broker.stop()
     }
 
+    @Test func repliesComeInRequestOrderAndByeSendsWhatIsOwedFirst() async throws {
+        let broker = try await TestBroker.start(durable: true) { $0.log.persist = ["block.#"] }
+        try await broker.withModule("pipeliner") { (client: inout Conversation) async throws in
+            // Sent without waiting: a confirmed publish of a stored event (answered once durable), a ping, a
+            // refused publish, an unstored publish and `stats` (all answerable at once), then `bye`.
+            for frame in [
+                #"{"op":"publish","id":1,"event":{"event_type":"block.new","event_id":"p1"}}"#,
+                #"{"op":"ping","id":2}"#,
+                #"{"op":"publish","id":3,"event":{"event_type":"X"}}"#,
+                #"{"op":"publish","id":4,"event":{"event_type":"tx","event_id":"p4"}}"#,
+                #"{"op":"stats","id":5,"module":"pipeliner"}"#,
+                #"{"op":"publish","id":6,"event":{"event_type":"block.new","event_id":"p6"}}"#,
+                #"{"op":"bye","id":7}"#,
+            ] {
+                try await client.send(frame)
+            }
+            var replies: [String] = []
+            while let reply = try await client.receive() {
+                if reply != #"{"op":"ping"}"# { replies.append(reply) }
+            }
+            #expect(
+                replies.map { $0.split(separator: ",").prefix(2).joined(separator: ",") } == [
+                    #"{"op":"ok","id":1"#, #"{"op":"pong","id":2}"#, #"{"op":"error","id":3"#,
+                    #"{"op":"ok","id":4"#, #"{"op":"ok","id":5"#, #"{"op":"ok","id":6"#, #"{"op":"ok","id":7}"#,
+                ])
+            #expect(replies.first?.contains(#""event_id":"p1","duplicate":false,"offset":0"#) == true)
+            #expect(replies.dropLast().last?.contains(#""event_id":"p6","duplicate":false,"offset":"#) == true)
+        }
+        try await broker.stop()
+    }
+
     @Test func eventsOutsidePersistAreDeliveredButNotStored() async throws {
         let broker = try await TestBroker.start(durable: true) { $0.log.persist = ["block.#"] }
         let log = try #require(broker.broker.log)

@@ -30,6 +30,13 @@ package struct FrameWriter {
         return taken
     }
 
+    /// Removes and returns the frames written after the buffer held `count` bytes.
+    package mutating func take(after count: Int) -> [UInt8] {
+        let taken = Array(writer.bytes[count...])
+        writer.bytes.removeSubrange(count...)
+        return taken
+    }
+
     // MARK: Frames
 
     /// `{"op":"event","subscription":7,"seq":42,"attempt":1,"event":{…}}`, keys in exactly this order.

@@ -1,3 +1,4 @@
+import HeraldCore
 import HeraldLog
 import HeraldProtocol
 import NIOCore
@@ -31,8 +32,8 @@ final class BrokerConnection {
         self.session = session
         self.output = output
         self.wakeups = broker.pumpWakeups.wakeups(for: output.eventLoop)
-        let outbox = Outbox(context: output)
-        self.session.sendLater = { bytes in outbox.send(bytes) }
+        let outbox = Outbox(context: output, order: self.session.order)
+        self.session.sendLater = { bytes, slot in outbox.send(bytes, into: slot) }
     }
 
     /// How this connection delimits its frames.
@@ -49,27 +50,24 @@ final class BrokerConnection {
 
     /// Handles the frames one read brought and writes all their replies at once; then starts delivering new
     /// subscriptions (after their `ok`, so that no event of a subscription precedes it) and stops the ended
-    /// ones. Closes the connection, after the replies, when a frame asked for that.
+    /// ones. Closes the connection, after the replies, when a frame asked for that. Replies held behind one
+    /// still to come (``ReplyOrder``) go out later, and what must follow them waits with them: the start of
+    /// deliveries, and the close — after a `bye` the broker still sends what it owes.
     func handle(_ frames: [InboundFrame]) {
-        guard !isClosing else { return }
+        guard !isClosing, !isClosingAfterReplies else { return }
         let keepOpen = session.handle(frames)
         if !session.replies.bytes.isEmpty {
             output.write(NIOAny(ByteBuffer(bytes: session.replies.bytes)), promise: nil)
             session.replies.clear()
         }
         output.flush()
-        for subscription in session.pendingDeliveries {
-            let pump = DeliveryPump(subscription: subscription, connection: self)
-            pumps.append(pump)
-            pump.run(context: output)
-        }
+        let subscriptions = session.pendingDeliveries
+        let memberships = session.pendingGroupDeliveries
         session.pendingDeliveries.removeAll()
-        for membership in session.pendingGroupDeliveries {
-            let pump = GroupDeliveryPump(membership: membership, connection: self)
-            groupPumps.append(pump)
-            pump.run(context: output)
-        }
         session.pendingGroupDeliveries.removeAll()
+        if !subscriptions.isEmpty || !memberships.isEmpty {
+            session.order.then { [self] in startDeliveries(subscriptions, memberships) }
+        }
         for ended in session.endedGroupDeliveries {
             groupPumps.removeAll { pump in
                 guard pump.subscription == ended else { return false }
@@ -87,7 +85,32 @@ final class BrokerConnection {
             }
         }
         session.endedDeliveries.removeAll()
-        if !keepOpen { close() }
+        if !keepOpen {
+            isClosingAfterReplies = true
+            session.order.then { [self] in close() }
+        }
+    }
+
+    /// Set when a frame asked to close while replies were still owed: later frames are not handled.
+    private var isClosingAfterReplies = false
+
+    /// Set once the connection closed and its subscriptions ended.
+    private var hasEnded = false
+
+    private func startDeliveries(_ subscriptions: [Subscription], _ memberships: [GroupMembership]) {
+        // The connection closed while their `ok` waited: nothing was ever taken from them.
+        guard !isClosing, !hasEnded else { return }
+        for subscription in subscriptions {
+            let pump = DeliveryPump(subscription: subscription, connection: self)
+            pumps.append(pump)
+            pump.run(context: output)
+        }
+        // A durable subscription unsubscribed while its `ok` waited has left its group: nothing to start.
+        for membership in memberships where session.isMember(membership.member.subscription) {
+            let pump = GroupDeliveryPump(membership: membership, connection: self)
+            groupPumps.append(pump)
+            pump.run(context: output)
+        }
     }
 
     /// Writes whole frames (a heartbeat, a control frame) and flushes.
@@ -125,6 +148,7 @@ final class BrokerConnection {
     /// end (what they hold goes to other members), and the module is unloaded when this was its last
     /// connection (PROTOCOL.md §3, §4.1, §4.2).
     func end() {
+        hasEnded = true
         session.end()
         for pump in pumps { pump.abandon() }
         pumps.removeAll()

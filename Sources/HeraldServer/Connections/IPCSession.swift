@@ -34,8 +34,11 @@ struct IPCSession {
     /// Durable subscriptions unsubscribed by the frames just handled.
     var endedGroupDeliveries: [UInt64] = []
     /// Writes a reply that comes after the read that asked for it (a confirmed publish's `ok`, once the
-    /// event is durable); safe from any thread.
-    var sendLater: @Sendable ([UInt8]) -> Void = { _ in }
+    /// event is durable) into the slot its request reserved in ``order``; safe from any thread.
+    var sendLater: @Sendable ([UInt8], UInt64) -> Void = { _, _ in }
+    /// The connection's replies in request order (PROTOCOL.md §2.1): replies that come after a reply still
+    /// to come wait behind it.
+    var order = ReplyOrder()
 
     /// Whether the client is a module (PROTOCOL.md §3): it is loaded on its first `subscribe` or `ready`
     /// and unloaded when its last connection goes. WebSocket clients are not.
@@ -78,6 +81,11 @@ struct IPCSession {
     /// the replies; later frames are not handled).
     mutating func handle(_ frames: [InboundFrame]) -> Bool {
         for unit in frames {
+            let mark = replies.bytes.count
+            defer {
+                // Behind a reply still to come, this frame's replies wait their turn.
+                if order.isHolding && replies.bytes.count > mark { order.hold(replies.take(after: mark)) }
+            }
             let keepOpen: Bool
             switch unit {
             case .oversized(let length):
@@ -113,6 +121,9 @@ struct IPCSession {
 
     /// The module's name once it said hello, when the connection is a module's.
     var moduleName: String? { isModule ? module : nil }
+
+    /// Whether durable subscription `subscription` is still open (not unsubscribed since it was made).
+    func isMember(_ subscription: UInt64) -> Bool { memberships[subscription] != nil }
 
     // MARK: Requests
 
@@ -352,6 +363,7 @@ struct IPCSession {
         guard let id, let membership = memberships[subscription] else { return true }
         let sendLater = self.sendLater
         let framing = replies.framing
+        let slot = order.reserve()
         membership.group.whenCommitted(answer.version) { result in
             var reply = FrameWriter(framing: framing)
             switch result {
@@ -360,7 +372,7 @@ struct IPCSession {
                 reply.error(
                     ProtocolError(.storageFailed, "the group state could not be written: \(error)", requestID: id))
             }
-            sendLater(reply.bytes)
+            sendLater(reply.bytes, slot)
         }
         return true
     }
@@ -409,20 +421,27 @@ struct IPCSession {
         let sendLater = self.sendLater
         let framing = replies.framing
         var confirming: Broker.ReceiptCallback?
-        if let id {
+        // Reserved before the event is accepted: the log may confirm it before `accept` returns.
+        let slot = id.map { _ in order.reserve() }
+        if let id, let slot {
             confirming = { result in
                 var reply = FrameWriter(framing: framing)
                 Self.confirm(result, id: id, into: &reply)
-                sendLater(reply.bytes)
+                sendLater(reply.bytes, slot)
             }
         }
         let now: PublishReceipt?
         do throws(ProtocolError) {
             now = try broker.accept(admitted, confirming: confirming)
         } catch {
+            if let slot { order.cancel(slot) }
             return refuse(fields, id: id, error.code, error.message)
         }
-        if let id, let now { Self.confirm(.success(now), id: id, into: &replies) }
+        if let id, let slot, let now {
+            // Not stored (or refused): answered now after all, and `confirming` is never called.
+            order.cancel(slot)
+            Self.confirm(.success(now), id: id, into: &replies)
+        }
         return true
     }
 

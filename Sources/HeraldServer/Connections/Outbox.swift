@@ -2,37 +2,43 @@ import NIOCore
 import Synchronization
 
 /// Replies written from other threads (a confirmed publish's `ok` from the log's writer thread, an ack's
-/// `ok` from the group committer): gathered under a lock and written by one task on the connection's event
-/// loop, so that a group commit confirming hundreds of publishes costs one hop to the loop and one flush,
-/// not one each.
+/// `ok` from the group committer) into the slots their requests reserved (``ReplyOrder``): gathered under a
+/// lock and handed to the connection's event loop by one task, so that a group commit confirming hundreds of
+/// publishes costs one hop to the loop and one flush, not one each.
 final class Outbox: Sendable {
-    /// The connection's output (``BrokerConnection/output``), used on its event loop only.
-    private let output: NIOLoopBound<ChannelHandlerContext>
-    private let pending = Mutex<(bytes: [UInt8], scheduled: Bool)>(([], false))
+    /// The connection's output (``BrokerConnection/output``) and its reply order, used on its event loop only.
+    private let output: NIOLoopBound<(context: ChannelHandlerContext, order: ReplyOrder)>
+    private let pending = Mutex<(replies: [(slot: UInt64, bytes: [UInt8])], scheduled: Bool)>(([], false))
 
-    init(context: ChannelHandlerContext) {
-        self.output = NIOLoopBound(context, eventLoop: context.eventLoop)
+    init(context: ChannelHandlerContext, order: ReplyOrder) {
+        self.output = NIOLoopBound((context, order), eventLoop: context.eventLoop)
     }
 
-    /// Queues `bytes` (whole frames) for the connection.
-    func send(_ bytes: [UInt8]) {
+    /// The reply (whole frames) of `slot`.
+    func send(_ bytes: [UInt8], into slot: UInt64) {
         let schedule = pending.withLock { pending in
-            pending.bytes.append(contentsOf: bytes)
+            pending.replies.append((slot, bytes))
             defer { pending.scheduled = true }
             return !pending.scheduled
         }
         guard schedule else { return }
         output.eventLoop.execute { [self] in
-            let bytes = pending.withLock { pending in
+            let replies = pending.withLock { pending in
                 defer {
-                    pending.bytes.removeAll(keepingCapacity: true)
+                    pending.replies.removeAll(keepingCapacity: true)
                     pending.scheduled = false
                 }
-                return pending.bytes
+                return pending.replies
             }
-            let context = output.value
+            let (context, order) = output.value
             guard context.channel.isActive else { return }
-            context.writeAndFlush(NIOAny(ByteBuffer(bytes: bytes)), promise: nil)
+            for reply in replies { order.fill(reply.slot, with: reply.bytes) }
+            var written = false
+            order.drain { bytes in
+                context.write(NIOAny(ByteBuffer(bytes: bytes)), promise: nil)
+                written = true
+            }
+            if written { context.flush() }
         }
     }
 }
