@@ -63,6 +63,24 @@ struct IPCListenerTests {
             )
             #expect(try await client.receive() == nil)
         }
+        // Not a known op, not JSON, a known op that does not parse: none is a hello, each closes.
+        for (frame, id) in [
+            (#"{"op":"zzz","id":3}"#, #""id":3,"#), (#"{"op":"HELLO","id":"h"}"#, #""id":"h","#), ("not json", ""),
+            (#"{"op":"subscribe","id":4}"#, #""id":4,"#),
+        ] {
+            try await broker.withConnection { (client: inout Conversation) async throws in
+                let reply = try #require(try await client.request(frame))
+                #expect(reply.hasPrefix(#"{"op":"error","# + id + #""code":"handshake_required","#), "\(frame)")
+                #expect(try await client.receive() == nil)
+            }
+        }
+        // A hello with a bad field is told what is wrong with it.
+        try await broker.withConnection { (client: inout Conversation) async throws in
+            let reply = try #require(
+                try await client.request(
+                    #"{"op":"hello","id":1,"protocol":1,"module":{"name":"Bad Name","version":"1"}}"#))
+            #expect(reply.contains(#""code":"invalid_request""#))
+        }
         try await broker.stop()
     }
 

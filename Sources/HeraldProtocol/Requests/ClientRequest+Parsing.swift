@@ -28,6 +28,13 @@ extension ClientRequest {
         }
     }
 
+    /// The `op` of a frame that may not parse as a request (`nil` when it has none or is not a JSON object):
+    /// what a connection that has not said hello tells a bad `hello` from a frame that is not one.
+    package static func operationName(of frame: UnsafeBufferPointer<UInt8>) -> String? {
+        guard let fields = try? FrameFields(frame: frame) else { return nil }
+        return try? fields.string("op")
+    }
+
     /// Parses a frame held in an array.
     package static func parse(_ frame: [UInt8]) -> Result<ClientRequest, ProtocolError> {
         frame.withUnsafeBufferPointer { parse($0) }

@@ -98,6 +98,19 @@ struct IPCSession {
                 switch parsed {
                 case .success(let request):
                     keepOpen = respond(to: request)
+                case .failure(let error) where module == nil:
+                    // Before `hello`, a frame that is not one (an unknown op, no op, not JSON) is
+                    // `handshake_required` (§2.4); a `hello` with a bad field gets its own error.
+                    let op = frame.withUnsafeReadableBytes {
+                        ClientRequest.operationName(of: $0.assumingMemoryBound(to: UInt8.self))
+                    }
+                    keepOpen =
+                        op == "hello"
+                        ? fail(error)
+                        : fail(
+                            ProtocolError(
+                                .handshakeRequired, "the first frame must be hello (\(error.message))",
+                                requestID: error.requestID))
                 case .failure(let error):
                     keepOpen = fail(error)
                 }
