@@ -51,6 +51,37 @@ import Testing
         }
     }
 
+    @Test func errorRepliesFitInTheSmallestFrameWhateverTheRequestHeld() throws {
+        let huge = String(repeating: "x", count: 100_000)
+        // An id longer than 255 bytes is refused, and not echoed.
+        guard case .failure(let longID) = ClientRequest.parse(Array(#"{"op":"ping","id":"\#(huge)"}"#.utf8)) else {
+            Issue.record("a 100 000-byte id was accepted")
+            return
+        }
+        #expect(longID.requestID == nil)
+        #expect(longID.message == "id: a string id must be at most 255 bytes")
+        let longest = String(repeating: "i", count: 255)
+        guard case .success(let ping) = ClientRequest.parse(Array(#"{"op":"ping","id":"\#(longest)"}"#.utf8)) else {
+            Issue.record("a 255-byte id was refused")
+            return
+        }
+        #expect(ping.id == .string(longest))
+        // Whatever is quoted back — an op, a pattern, an event id — the frame stays small.
+        for frame in [
+            #"{"op":"\#(huge)","id":1}"#,
+            #"{"op":"subscribe","id":1,"topics":["\#(huge)"]}"#,
+            #"{"op":"publish","event":{"event_type":"x","event_id":"\#(huge)"}}"#,
+        ] {
+            guard case .failure(let error) = ClientRequest.parse(Array(frame.utf8)) else {
+                Issue.record("accepted: \(frame.prefix(40))")
+                continue
+            }
+            var writer = FrameWriter()
+            writer.error(error)
+            #expect(writer.bytes.count < 2048, "\(error.code): \(writer.bytes.count) bytes")
+        }
+    }
+
     @Test func parsesSubscribeWithEveryOption() throws {
         let live = try request(
             ##"{"op":"subscribe","id":"s0","topics":["block.new.*"],"buffer":500,"overflow":"drop_oldest"}"##)

@@ -85,4 +85,13 @@ import Testing
         running.signal(SIGKILL)
         try await waitUntil { running.hasExited }
     }
+
+    @Test func theStderrTailOfACrashIsCutToItsBudgetKeepingTheEnd() {
+        #expect(ModuleSupervisor.tail("short", maximumBytes: 100) == "short")
+        let lines = (0..<20).map { "line \($0) " + String(repeating: "é", count: 1500) }.joined(separator: "\n")
+        let tail = ModuleSupervisor.tail(lines, maximumBytes: 341)
+        #expect(tail.utf8.count <= 341)
+        #expect(tail.hasPrefix("…"))
+        #expect(lines.hasSuffix(tail.dropFirst()))
+    }
 }

@@ -171,5 +171,10 @@ public struct TopicPatternError: Error, Sendable, Equatable, CustomStringConvert
         self.message = message
     }
 
-    public var description: String { "pattern '\(pattern)': \(message)" }
+    /// Quotes at most 255 bytes of the pattern (a longer one is an error of its own).
+    public var description: String {
+        let quoted =
+            pattern.utf8.count <= 255 ? pattern : String(decoding: pattern.utf8.prefix(252), as: UTF8.self) + "…"
+        return "pattern '\(quoted)': \(message)"
+    }
 }

@@ -8,15 +8,32 @@ public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible 
     public var message: String
     /// The `id` of the failed request, when it had one.
     public var requestID: RequestID?
-    /// The `event_id` of a failed publish sent without `id`, when the event had one.
-    public var eventID: String?
+    /// The `event_id` of a failed publish sent without `id`, when the event had one (of at most 255 bytes:
+    /// a longer one is invalid, and not echoed).
+    public var eventID: String? {
+        didSet { if let eventID, eventID.utf8.count > 255 { self.eventID = nil } }
+    }
 
-    /// An error with `code` and `message`.
+    /// An error with `code` and `message`. A message that quotes what the client sent is cut to
+    /// ``maximumMessageBytes``, and an `event_id` over 255 bytes (an invalid one) is not echoed, so that
+    /// every error frame fits in the smallest `max_frame` (§2.1: the limit holds in both directions).
     public init(_ code: ErrorCode, _ message: String, requestID: RequestID? = nil, eventID: String? = nil) {
         self.code = code
-        self.message = message
+        self.message = Self.clamped(message)
         self.requestID = requestID
-        self.eventID = eventID
+        self.eventID = eventID.flatMap { $0.utf8.count <= 255 ? $0 : nil }
+    }
+
+    /// The longest message an error frame carries, in UTF-8 bytes.
+    public static let maximumMessageBytes = 1024
+
+    private static func clamped(_ message: String) -> String {
+        guard message.utf8.count > maximumMessageBytes else { return message }
+        var kept = Substring(message)
+        while kept.utf8.count > maximumMessageBytes - 3 {
+            kept = kept.dropLast(max(1, (kept.utf8.count - maximumMessageBytes) / 4))
+        }
+        return kept + "…"
     }
 
     public var description: String { "\(code): \(message)" }

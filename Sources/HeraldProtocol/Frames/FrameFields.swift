@@ -74,6 +74,10 @@ struct FrameFields {
         guard var scanner = scanner("id") else { return nil }
         if scanner.peek() == UInt8(ascii: "\"") {
             guard let text = try? scanner.readString() else { throw ProtocolError(.badFrame, "id: not valid JSON") }
+            // Every reply echoes the id: a longer one could make a reply larger than `max_frame`.
+            guard text.utf8.count <= RequestID.maximumBytes else {
+                throw .invalidRequest("id", "a string id must be at most \(RequestID.maximumBytes) bytes")
+            }
             return .string(text)
         }
         do throws(JSONIntegerError) {

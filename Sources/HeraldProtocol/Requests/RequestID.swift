@@ -5,6 +5,9 @@ public enum RequestID: Sendable, Hashable, CustomStringConvertible {
     /// A string id, such as `"id": "req-7"`.
     case string(String)
 
+    /// The longest string id, in UTF-8 bytes: replies echo it, and must fit in `max_frame`.
+    public static let maximumBytes = 255
+
     public var description: String {
         switch self {
         case .integer(let value): String(value)

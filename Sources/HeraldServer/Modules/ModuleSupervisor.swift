@@ -266,6 +266,14 @@ public final class ModuleSupervisor: Service, Sendable {
 
     // MARK: Exits and restarts
 
+    /// The end of `text`, at most `maximumBytes` of UTF-8 (whole characters), marked "…" where it was cut.
+    static func tail(_ text: String, maximumBytes: Int) -> String {
+        guard text.utf8.count > maximumBytes else { return text }
+        var kept = Substring(text)
+        while kept.utf8.count > maximumBytes - 3 { kept = kept.dropFirst(max(1, (kept.utf8.count - maximumBytes) / 4)) }
+        return "…" + kept
+    }
+
     private func exited(_ name: String, run: Int, _ exit: ModuleExit, lastErrorLines: [String]) {
         let outcome = state.withLock { state -> ModuleRecord.ExitOutcome? in
             guard var record = state.records[name], record.run == run else { return nil }
@@ -279,11 +287,16 @@ public final class ModuleSupervisor: Service, Sendable {
         if outcome.crashed {
             broker.logger.warning("module crashed", metadata: metadata)
             let lines = lastErrorLines
+            // The event must fit in a frame however long the module's lines were: the stderr tail is cut to
+            // a budget that stays within `max_frame` even if every byte needs a six-byte JSON escape.
+            let budget = min(4096, max(256, (broker.largestEnvelope - 1024) / 6))
             broker.publish(
                 ModuleCrashed(
                     moduleName: name,
                     error: lines.isEmpty
-                        ? outcome.cause : "\(outcome.cause); last lines of stderr:\n" + lines.joined(separator: "\n")
+                        ? outcome.cause
+                        : "\(outcome.cause); last lines of stderr:\n"
+                            + Self.tail(lines.joined(separator: "\n"), maximumBytes: budget)
                 ))
         } else {
             broker.logger.info("module exited", metadata: metadata)
