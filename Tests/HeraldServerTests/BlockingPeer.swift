@@ -95,3 +95,42 @@ func onOwnThread<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value
         Thread { continuation.resume(with: Swift.Result(catching: body)) }.start()
     }
 }
+
+/// Sends `request` (raw bytes, as a client that builds its own requests would) to the TCP listener at
+/// `address` (`host:port`) and returns everything the broker answers until it closes the connection (or 20
+/// seconds pass).
+func rawExchange(address: String, _ request: String) async throws -> String {
+    try await onOwnThread {
+        let colon = address.lastIndex(of: ":")!
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw PeerError("socket: errno \(errno)") }
+        defer { close(descriptor) }
+        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        socketAddress.sin_port = UInt16(address[address.index(after: colon)...])!.bigEndian
+        socketAddress.sin_addr.s_addr = inet_addr(String(address[..<colon]))
+        let connected = withUnsafePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { throw PeerError("\(address): cannot connect (errno \(errno))") }
+        let bytes = Array(request.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let written = bytes[sent...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+            guard written > 0 else { break }
+            sent += written
+        }
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = recv(descriptor, &chunk, chunk.count, 0)
+            guard count > 0 else { break }
+            received += chunk[..<count]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+}

@@ -148,6 +148,14 @@ struct HTTPAPITests {
         let big = try await broker.http().post("/v1/events", json: Self.event(String(repeating: "x", count: 5000)))
         #expect(big.status == 413)
         #expect(Self.error(big)?["code"] as? String == "too_large")
+        // Without a Content-Length (chunked), the limit is found while the body is read: the same answer.
+        let chunk = Self.event(String(repeating: "x", count: 5000))
+        let chunked = try await rawExchange(
+            address: broker.gateway!.address,
+            "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                + "Connection: close\r\n\r\n" + String(chunk.utf8.count, radix: 16) + "\r\n" + chunk + "\r\n0\r\n\r\n")
+        #expect(chunked.hasPrefix("HTTP/1.1 413"))
+        #expect(chunked.contains(#""code":"too_large""#))
         try await broker.stop()
         let roomy = try await Self.start()
         let many = #"{"events":["# + (0...1000).map { Self.event("e\($0)") }.joined(separator: ",") + "]}"

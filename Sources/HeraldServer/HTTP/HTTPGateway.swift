@@ -119,6 +119,9 @@ public final class HTTPGateway: Service, Sendable {
         }
         do {
             return try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            // A body without a Content-Length (chunked) found too large while it is read.
+            throw APIError(.contentTooLarge, "too_large", "body: more than http.max_body = \(limit) bytes")
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw APIError(.contentTooLarge, "too_large", "body: more than http.max_body = \(limit) bytes")
         }
