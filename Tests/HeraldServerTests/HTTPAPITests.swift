@@ -64,6 +64,22 @@ struct HTTPAPITests {
         try await broker.stop()
     }
 
+    @Test func aMethodItsPathDoesNotTakeIs405NamingTheOnesItDoes() async throws {
+        let broker = try await Self.start()
+        let put = try await broker.http().request("PUT", "/v1/events")
+        #expect(put.status == 405)
+        #expect(put.header("allow") == "GET, POST")
+        #expect(Self.error(put)?["code"] as? String == "invalid_request")
+        // A path with a parameter, and the health check.
+        let stats = try await broker.http().request("POST", "/v1/stats/someone")
+        #expect(stats.status == 405)
+        #expect(stats.header("allow") == "DELETE, GET")
+        #expect(try await broker.http().request("POST", "/healthz").header("allow") == "GET")
+        // A path no route has is still 404.
+        #expect(try await broker.http().request("PUT", "/v1/nothing").status == 404)
+        try await broker.stop()
+    }
+
     @Test func anUnknownPathIs404WithAnErrorBody() async throws {
         let broker = try await Self.start()
         let response = try await broker.http().get("/v1/nothing")
@@ -141,6 +157,44 @@ struct HTTPAPITests {
         #expect(response.status == 400)
         #expect(Self.error(response)?["code"] as? String == code)
         try await broker.stop()
+    }
+
+    @Test func withoutTokensAPageOfAnotherSiteCannotPublishOrOpenAWebSocket() async throws {
+        let open = try await Self.start()
+        let address = open.gateway!.address
+        let foreign = try await open.http().request(
+            "POST", "/v1/events", body: Array(Self.event("csrf").utf8), headers: [("Origin", "http://evil.example")])
+        #expect(foreign.status == 403)
+        #expect(
+            (Self.error(foreign)?["message"] as? String)?.hasPrefix("Origin: a page from http://evil.example") == true)
+        let upgrade = [
+            ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Origin", "null"),
+        ]
+        #expect(try await open.http().request("GET", "/v1/ws?topics=x", headers: upgrade).status == 403)
+        // Nothing was published (the same event is new afterwards); the broker's own page, reads and clients
+        // without an Origin are not affected.
+        let again = try await open.http().post("/v1/events", json: Self.event("csrf"))
+        #expect(again.status == 200 && again.text.contains(#""duplicate":false"#))
+        let own = try await open.http().request(
+            "POST", "/v1/events", body: Array(Self.event("own").utf8), headers: [("Origin", "http://\(address)")])
+        #expect(own.status == 200)
+        #expect(
+            try await open.http().request("GET", "/v1/stats", headers: [("Origin", "http://evil.example")]).status
+                == 200)
+        #expect(try await open.http().post("/v1/events", json: Self.event("plain")).status == 200)
+        try await open.stop()
+        // With tokens, a page of another site must present one, and then may.
+        let guarded = try await Self.start {
+            $0.tokens = [
+                HeraldConfiguration.Token(
+                    name: "ui", secret: "ui-secret", publish: [try! TopicPattern("#")], subscribe: [])
+            ]
+        }
+        let allowed = try await guarded.http(token: "ui-secret").request(
+            "POST", "/v1/events", body: Array(Self.event("token").utf8), headers: [("Origin", "http://ui.example")])
+        #expect(allowed.status == 200)
+        try await guarded.stop()
     }
 
     @Test func bodiesAndBatchesOverTheirLimitsAre413() async throws {

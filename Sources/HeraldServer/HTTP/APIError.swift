@@ -12,6 +12,8 @@ struct APIError: Error, HTTPResponseError {
     let message: String
     /// The position of the event at fault in a batch.
     var index: Int?
+    /// For 405: the methods the path takes, sent as `Allow` (RFC 9110 §15.5.6).
+    var allow: [String] = []
 
     init(_ status: HTTPResponse.Status, _ code: String, _ message: String, index: Int? = nil) {
         self.status = status
@@ -53,7 +55,9 @@ struct APIError: Error, HTTPResponseError {
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        JSONResponse.encode(body, status: status)
+        var response = JSONResponse.encode(body, status: status)
+        if !allow.isEmpty { response.headers[.allow] = allow.joined(separator: ", ") }
+        return response
     }
 
     fileprivate var body: some Encodable { Body(error: .init(code: code, message: message, index: index)) }

@@ -37,7 +37,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
     /// The largest WebSocket frame a client may send.
     let maxFrame: Int
     /// The checks of an upgrade request: what it asks for and who asks, or why it is refused.
-    let check: @Sendable (URI, String?) throws(APIError) -> HTTPGateway.WebSocketRequest
+    let check: @Sendable (URI, HTTPHeaders) throws(APIError) -> HTTPGateway.WebSocketRequest
     /// The handler that serves an accepted WebSocket.
     let serve: @Sendable (HTTPGateway.WebSocketRequest) -> WebSocketConnectionHandler
 
@@ -45,7 +45,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
         responder: @escaping HTTPChannelHandler.Responder,
         http1: HTTP1Channel.Configuration,
         maxFrame: Int,
-        check: @escaping @Sendable (URI, String?) throws(APIError) -> HTTPGateway.WebSocketRequest,
+        check: @escaping @Sendable (URI, HTTPHeaders) throws(APIError) -> HTTPGateway.WebSocketRequest,
         serve: @escaping @Sendable (HTTPGateway.WebSocketRequest) -> WebSocketConnectionHandler
     ) {
         self.responder = responder
@@ -73,7 +73,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                 upgradePipelineHandler: { channel, head in
                     channel.eventLoop.makeCompletedFuture {
                         // Checked again where the socket starts: the broker may have begun shutting down.
-                        guard let request = try? check(URI(head.uri), head.headers.first(name: "authorization")) else {
+                        guard let request = try? check(URI(head.uri), head.headers) else {
                             channel.close(promise: nil)
                             return .webSocket
                         }
@@ -108,7 +108,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             let decoder = try channel.pipeline.syncOperations.handler(
                 type: ByteToMessageHandler<HTTPRequestDecoder>.self)
             try channel.pipeline.syncOperations.addHandler(
-                WebSocketUpgradeGate { uri, authorization throws(APIError) in _ = try check(uri, authorization) },
+                WebSocketUpgradeGate { uri, headers throws(APIError) in _ = try check(uri, headers) },
                 position: .after(decoder))
             return Value(upgrade: upgrade, channel: channel)
         }

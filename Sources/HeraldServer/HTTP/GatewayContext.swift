@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import Synchronization
 
 /// The context of one HTTP request: the token it presented, once ``BearerAuthentication`` checked it.
 struct GatewayContext: RequestContext {
@@ -26,7 +27,8 @@ struct GatewayContext: RequestContext {
 }
 
 /// Checks `Authorization: Bearer <token>` (or, for the dashboard and the WebSocket, `?token=`) on every request but
-/// `/healthz` when tokens are configured (PROTOCOL.md §7): missing or wrong is 401.
+/// `/healthz` when tokens are configured (PROTOCOL.md §7): missing or wrong is 401. Without tokens, refuses
+/// changes a page of another site asks a browser to send (``CrossSiteCheck``).
 struct BearerAuthentication: RouterMiddleware {
     typealias Context = GatewayContext
     let tokens: [HeraldConfiguration.Token]
@@ -34,6 +36,9 @@ struct BearerAuthentication: RouterMiddleware {
     func handle(
         _ request: Request, context: GatewayContext, next: (Request, GatewayContext) async throws -> Response
     ) async throws -> Response {
+        try CrossSiteCheck.check(
+            origin: request.headers[.origin], host: request.head.authority,
+            method: request.method.rawValue, tokensConfigured: !tokens.isEmpty)
         guard !tokens.isEmpty, request.uri.path != "/healthz" else { return try await next(request, context) }
         var context = context
         let presented = Self.presented(by: request)
@@ -77,6 +82,8 @@ struct BearerAuthentication: RouterMiddleware {
 /// error body.
 struct ErrorBodies: RouterMiddleware {
     typealias Context = GatewayContext
+    /// The routes, to tell a path no route has (404) from a method its route does not take (405).
+    let routes: RouteMethods
 
     func handle(
         _ request: Request, context: GatewayContext, next: (Request, GatewayContext) async throws -> Response
@@ -88,6 +95,15 @@ struct ErrorBodies: RouterMiddleware {
         } catch let error as HTTPError {
             switch error.status {
             case .notFound:
+                let allowed = routes.methods(for: request.uri.path)
+                guard allowed.isEmpty else {
+                    var refusal = APIError(
+                        .methodNotAllowed, "invalid_request",
+                        "\(request.method) \(request.uri.path): not allowed; this path takes "
+                            + allowed.joined(separator: ", "))
+                    refusal.allow = allowed
+                    throw refusal
+                }
                 throw APIError.notFound("\(request.method) \(request.uri.path): no such endpoint")
             case .methodNotAllowed:
                 throw APIError(
@@ -98,5 +114,38 @@ struct ErrorBodies: RouterMiddleware {
                 throw APIError(error.status, "invalid_request", error.body ?? error.status.reasonPhrase)
             }
         }
+    }
+}
+
+/// The methods each route of the API takes, read from the router once its routes are added.
+final class RouteMethods: Sendable {
+    private let table = Mutex<[(segments: [Substring], method: String)]>([])
+
+    /// Records `routes` (`Router.routes`).
+    func set(_ routes: [(path: String, method: String)]) {
+        table.withLock { table in
+            table = routes.map { (Self.segments($0.path), $0.method) }
+        }
+    }
+
+    /// The methods of the routes whose path matches `path` (a `{parameter}` matches any one segment), sorted;
+    /// empty when no route has the path.
+    func methods(for path: String) -> [String] {
+        let requested = Self.segments(path)
+        let routes = table.withLock { $0 }
+        var methods = Set<String>()
+        for route in routes where route.segments.count == requested.count {
+            if zip(route.segments, requested).allSatisfy(Self.matches) { methods.insert(route.method) }
+        }
+        return methods.sorted()
+    }
+
+    /// Whether a route's path segment takes `segment`: the same word, or a parameter.
+    private static func matches(_ pattern: Substring, _ segment: Substring) -> Bool {
+        pattern == segment || pattern.hasPrefix("{") || pattern.hasPrefix(":") || pattern == "*"
+    }
+
+    private static func segments(_ path: String) -> [Substring] {
+        path.split(separator: "/", omittingEmptySubsequences: true)
     }
 }

@@ -88,8 +88,8 @@ public final class HTTPGateway: Service, Sendable {
                 responder: responder,
                 http1: .init(idleTimeout: .seconds(60)),
                 maxFrame: broker.configuration.ipc.maxFrame,
-                check: { uri, authorization throws(APIError) in
-                    try self.checkUpgrade(uri, authorization: authorization)
+                check: { uri, headers throws(APIError) in
+                    try self.checkUpgrade(uri, headers: headers)
                 },
                 serve: { request in
                     WebSocketConnectionHandler(broker: broker, request: request, connections: webSockets)
@@ -101,13 +101,15 @@ public final class HTTPGateway: Service, Sendable {
     /// The API's routes, behind the metrics, error and token middleware.
     func makeRouter() -> Router<GatewayContext> {
         let router = Router(context: GatewayContext.self)
+        let routes = RouteMethods()
         router.add(middleware: RequestMetrics(tokens: broker.configuration.tokens))
-        router.add(middleware: ErrorBodies())
+        router.add(middleware: ErrorBodies(routes: routes))
         router.add(middleware: BearerAuthentication(tokens: broker.configuration.tokens))
         addBrokerRoutes(to: router)
         addEventRoutes(to: router)
         addGroupRoutes(to: router)
         addWebSocketRoutes(to: router)
+        routes.set(router.routes.map { ("\($0.path)", $0.method.rawValue) })
         return router
     }
 

@@ -2,6 +2,7 @@ import HeraldCore
 import HeraldProtocol
 import Hummingbird
 import HummingbirdCore
+import NIOHTTP1
 
 /// `GET /v1/ws?topics=P1,P2&buffer=N` (PROTOCOL.md §7): each text message is one JSON object, exactly the
 /// frames of the IPC socket without their length prefix. The socket speaks through an ``IPCSession`` that
@@ -72,8 +73,12 @@ extension HTTPGateway {
 
     /// The checks of an upgrade request, as ``WebSocketUpgradeGate`` runs them before the upgrade: the
     /// token when tokens are configured (401), then ``webSocketRequest(_:token:)``.
-    func checkUpgrade(_ uri: URI, authorization: String?) throws(APIError) -> WebSocketRequest {
+    func checkUpgrade(_ uri: URI, headers: HTTPHeaders) throws(APIError) -> WebSocketRequest {
         let tokens = broker.configuration.tokens
+        let authorization = headers.first(name: "authorization")
+        try CrossSiteCheck.check(
+            origin: headers.first(name: "origin"), host: headers.first(name: "host"), method: "GET-UPGRADE",
+            tokensConfigured: !tokens.isEmpty)
         let token =
             tokens.isEmpty
             ? nil

@@ -20,13 +20,15 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
     /// How long a new connection may take to send its first request's head.
     static let firstRequestTimeout = TimeAmount.seconds(30)
 
-    private let check: @Sendable (URI, String?) throws(APIError) -> Void
+    private let check: @Sendable (URI, HTTPHeaders) throws(APIError) -> Void
     private let timeout: TimeAmount
     private var refusing = false
     private var deadline: Scheduled<Void>?
 
-    init(timeout: TimeAmount = firstRequestTimeout, check: @escaping @Sendable (URI, String?) throws(APIError) -> Void)
-    {
+    init(
+        timeout: TimeAmount = firstRequestTimeout,
+        check: @escaping @Sendable (URI, HTTPHeaders) throws(APIError) -> Void
+    ) {
         self.timeout = timeout
         self.check = check
     }
@@ -83,7 +85,7 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
             guard head.headers.first(name: "sec-websocket-version") == "13" else {
                 throw APIError(.upgradeRequired, "invalid_request", "Sec-WebSocket-Version: must be 13")
             }
-            try check(uri, head.headers.first(name: "authorization"))
+            try check(uri, head.headers)
         } catch {
             refuse(error, context: context)
             return
