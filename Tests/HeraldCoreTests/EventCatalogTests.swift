@@ -292,6 +292,22 @@ let catalogSamples: [(event: any CatalogEvent, fields: Set<String>)] = {
             "payload.actions[0]: must be an object"
         ),
         ("validator.status", "[1]", "payload: must be an object"),
+        // `token.transfer`'s amount is a decimal number in a string.
+        (
+            "token.transfer",
+            #"{"token_address":"t","from_address":"a","to_address":"b","amount":"abc","transaction_hash":"h"}"#,
+            #"payload.amount: must be a decimal number in a string, such as "1500000""#
+        ),
+        (
+            "token.transfer",
+            #"{"token_address":"t","from_address":"a","to_address":"b","amount":"-1","transaction_hash":"h"}"#,
+            #"payload.amount: must be a decimal number in a string, such as "1500000""#
+        ),
+        (
+            "token.transfer",
+            #"{"token_address":"t","from_address":"a","to_address":"b","amount":"1.","transaction_hash":"h"}"#,
+            #"payload.amount: must be a decimal number in a string, such as "1500000""#
+        ),
         // Integers are JSON integers: no fraction, no exponent, 64 bits.
         ("block.new", #"{"hash":"h","block_number":12.0}"#, "payload.block_number: must be an integer"),
         ("block.new", #"{"hash":"h","block_number":1e3}"#, "payload.block_number: must be an integer"),
@@ -337,6 +353,13 @@ let catalogSamples: [(event: any CatalogEvent, fields: Set<String>)] = {
         // are the producer's business.
         let payload = try RawJSON(validating: #"{"hash":"0x1","fee_rate":3,"extra":{"x":1}}"#)
         #expect(throws: Never.self) { try EventCatalog.validatePayload(payload, eventType: "transaction.pending") }
+        for amount in ["0", "123456789012345678901234567890", "1.5"] {
+            let transfer = try RawJSON(
+                validating:
+                    #"{"token_address":"t","from_address":"a","to_address":"b","amount":"\#(amount)","transaction_hash":"h"}"#
+            )
+            #expect(throws: Never.self) { try EventCatalog.validatePayload(transfer, eventType: "token.transfer") }
+        }
         // Types outside the catalog pass unchecked.
         #expect(throws: Never.self) { try EventCatalog.validatePayload(nil, eventType: "custom.thing") }
     }

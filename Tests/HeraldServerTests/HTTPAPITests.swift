@@ -315,6 +315,9 @@ struct HTTPAPITests {
             let subscribers = try await broker.http().get("/v1/subscribers?event_type=tx")
             #expect(subscribers.text == #"{"subscribers":["indexer"]}"#)
             #expect(try await broker.http().get("/v1/subscribers").status == 400)
+            let wildcard = try await broker.http().get("/v1/subscribers?event_type=block.%2A")
+            #expect(wildcard.status == 400)
+            #expect((Self.error(wildcard)?["message"] as? String)?.hasPrefix("event_type: event_type") == false)
 
             let modules = try await broker.http().get("/v1/modules")
             let listed = try #require((modules.json?["modules"] as? [[String: Any]])?.first)

@@ -35,7 +35,7 @@ extension EventCatalog {
             .required("token_address", .string),
             .required("from_address", .string),
             .required("to_address", .string),
-            .required("amount", .string),
+            .required("amount", .decimal),
             .required("transaction_hash", .string),
         ]),
         "contract.verified": PayloadSchema(fields: [

@@ -10,6 +10,9 @@ struct PayloadSchema: Sendable {
         case boolean
         /// 64 lowercase hexadecimal characters.
         case hash
+        /// A string holding a non-negative decimal number of any size: digits, and optionally a `.` and more
+        /// digits (`token.transfer`'s `amount`, EVENTS.md).
+        case decimal
         /// One of a closed set of strings.
         case oneOf([String])
         case array(Shape)

@@ -69,6 +69,11 @@ struct PayloadValidator {
             guard Hash(try scanner.readString()) != nil else {
                 return EnvelopeError(field: path, "must be 64 lowercase hexadecimal characters")
             }
+        case .decimal:
+            guard next == UInt8(ascii: "\"") else { return try mismatch("a string") }
+            guard Self.isDecimal(try scanner.readString()) else {
+                return EnvelopeError(field: path, "must be a decimal number in a string, such as \"1500000\"")
+            }
         case .oneOf(let values):
             let allowed = values.map { "\"\($0)\"" }.joined(separator: ", ")
             guard next == UInt8(ascii: "\"") else { return try mismatch("one of \(allowed)") }
@@ -114,5 +119,12 @@ struct PayloadValidator {
             return failure
         }
         return nil
+    }
+
+    /// Digits, then optionally `.` and digits: a non-negative decimal of any size.
+    static func isDecimal(_ text: String) -> Bool {
+        let parts = text.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count) else { return false }
+        return parts.allSatisfy { part in !part.isEmpty && part.allSatisfy { (0x30...0x39).contains($0) } }
     }
 }

@@ -109,7 +109,7 @@ extension HTTPGateway {
             do throws(EnvelopeError) {
                 try EnvelopeFields.validateEventType(eventType)
             } catch {
-                throw APIError.invalidRequest("event_type: \(error)")
+                throw APIError.invalidRequest("\(error)")
             }
             return JSONResponse.encode(Subscribers(subscribers: broker.bus.subscribers(for: eventType).sorted()))
         }
