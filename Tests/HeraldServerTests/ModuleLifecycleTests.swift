@@ -112,6 +112,22 @@ struct ModuleLifecycleTests {
         try await broker.stop()
     }
 
+    @Test func duringAShutdownAModuleThatLeavesWasStoppedEvenIfItSaidBye() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("watcher") { (watcher: inout Conversation) async throws in
+            _ = try await watcher.request(#"{"op":"subscribe","id":1,"topics":["module.unloaded"]}"#)
+            try await broker.withModule("external") { (external: inout Conversation) async throws in
+                _ = try await external.request(#"{"op":"ready","id":1}"#)
+                broker.broker.beginShutdown(reason: "test")
+                _ = try await external.request(#"{"op":"bye","id":2}"#)
+            }
+            var next = try await watcher.receive()
+            while next == #"{"op":"ping"}"# { next = try await watcher.receive() }
+            #expect(summary(next) == "1 module.unloaded external stopped")
+        }
+        try await broker.stop()
+    }
+
     @Test func theRegistryLoadsOnceAndUnloadsWithTheLastConnection() {
         let registry = ModuleRegistry()
         registry.connected("a", version: "1")

@@ -68,5 +68,11 @@ struct NodeLifecycleTests {
         #expect(payload("maintenance.data")["timeout_seconds"] as? Int == 1)
         #expect(payload("module.unloaded")["reason"] as? String == "stopped")
         #expect(payload("node.shutdown_completed")["duration_ms"] is Int)
+        // The broker's own flush on `node.shutdown` ran between `maintenance.started` and
+        // `maintenance.completed`, both stored before `node.shutdown_completed`.
+        let maintenance = firstRun.filter { $0.0.hasPrefix("maintenance.") && $0.0 != "maintenance.data" }
+        #expect(maintenance.map(\.0) == ["maintenance.started", "maintenance.completed"])
+        #expect(payload("maintenance.completed")["maintenance_type"] as? String == "data.flush")
+        #expect(payload("maintenance.completed")["success"] as? Bool == true)
     }
 }

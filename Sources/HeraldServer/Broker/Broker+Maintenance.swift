@@ -21,43 +21,51 @@ extension Broker {
             return
         }
         let kind = "data.\(request.operation.rawValue)"
-        Task {
-            publish(MaintenanceStarted(maintenanceType: kind))
-            let started = ContinuousClock.now
-            var results: [String: JSONValue] = [:]
-            var failure: LogError?
-            if request.operation == .flush || request.operation == .both {
-                do throws(LogError) {
-                    try await log.flush()
-                    results["flushed"] = .bool(true)
-                } catch {
-                    failure = error
-                }
-            }
-            if failure == nil, request.operation == .cleanup || request.operation == .both {
-                let now = Self.millisecondsSince1970()
-                let olderThan = request.targetAgeDays.map { now - Int64($0) * 86_400_000 }
-                do throws(LogError) {
-                    let deleted = try log.applyRetention(now: now, olderThan: olderThan)
-                    results["segments_deleted"] = .integer(Int64(deleted.segments))
-                    results["bytes_deleted"] = .integer(Int64(deleted.bytes))
-                } catch {
-                    failure = error
-                }
-            }
-            if let failure {
-                results["error"] = .string("\(failure)")
-                logger.error("maintenance failed", metadata: ["maintenance.type": "\(kind)", "error": "\(failure)"])
-            } else {
-                logger.info("maintenance done", metadata: ["maintenance.type": "\(kind)", "results": "\(results)"])
-            }
-            let elapsed = ContinuousClock.now - started
-            publish(
-                MaintenanceCompleted(
-                    maintenanceType: kind, success: failure == nil,
-                    durationMs: Int(elapsed.wholeMilliseconds),
-                    results: .object(results)))
+        // Recorded under the lock before it can end: its own end removes it under the same lock.
+        maintenanceRuns.withLock { runs in
+            let number = runs.next
+            runs.next += 1
+            runs.running[number] = Task { await self.runMaintenance(request, kind: kind, log: log, number: number) }
         }
+    }
+
+    private func runMaintenance(_ request: MaintenanceData, kind: String, log: DurableLog, number: UInt64) async {
+        defer { _ = maintenanceRuns.withLock { $0.running.removeValue(forKey: number) } }
+        publish(MaintenanceStarted(maintenanceType: kind))
+        let started = ContinuousClock.now
+        var results: [String: JSONValue] = [:]
+        var failure: LogError?
+        if request.operation == .flush || request.operation == .both {
+            do throws(LogError) {
+                try await log.flush()
+                results["flushed"] = .bool(true)
+            } catch {
+                failure = error
+            }
+        }
+        if failure == nil, request.operation == .cleanup || request.operation == .both {
+            let now = Self.millisecondsSince1970()
+            let olderThan = request.targetAgeDays.map { now - Int64($0) * 86_400_000 }
+            do throws(LogError) {
+                let deleted = try log.applyRetention(now: now, olderThan: olderThan)
+                results["segments_deleted"] = .integer(Int64(deleted.segments))
+                results["bytes_deleted"] = .integer(Int64(deleted.bytes))
+            } catch {
+                failure = error
+            }
+        }
+        if let failure {
+            results["error"] = .string("\(failure)")
+            logger.error("maintenance failed", metadata: ["maintenance.type": "\(kind)", "error": "\(failure)"])
+        } else {
+            logger.info("maintenance done", metadata: ["maintenance.type": "\(kind)", "results": "\(results)"])
+        }
+        let elapsed = ContinuousClock.now - started
+        publish(
+            MaintenanceCompleted(
+                maintenanceType: kind, success: failure == nil,
+                durationMs: Int(elapsed.wholeMilliseconds),
+                results: .object(results)))
     }
 }
 

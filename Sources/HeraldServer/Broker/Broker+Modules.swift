@@ -14,9 +14,10 @@ extension Broker {
             return
         }
         guard let unloaded else { return }
-        publish(
-            ModuleUnloaded(moduleName: unloaded.name, version: unloaded.version, reason: saidBye ? .bye : .disconnected)
-        )
+        // During a shutdown the broker stopped it, whether it said bye on the way or was closed at the
+        // deadline (PROTOCOL.md §3: "stopped … shutdown — even if it said bye on the way").
+        let reason: UnloadReason = isShuttingDown ? .stopped : saidBye ? .bye : .disconnected
+        publish(ModuleUnloaded(moduleName: unloaded.name, version: unloaded.version, reason: reason))
     }
 
     /// A connection of the module `name` reports its health from its heartbeats; a change of the module's

@@ -42,6 +42,9 @@ public final class Broker: Sendable {
     private let shutdownStarted = Mutex<ContinuousClock.Instant?>(nil)
     /// The supervisor of the modules the broker starts, while it runs.
     private let supervisorSlot = Mutex<ModuleSupervisor?>(nil)
+    /// `maintenance.data` work under way, by a number of its own: the shutdown waits for it, so that its
+    /// `maintenance.completed` is stored before the log closes.
+    let maintenanceRuns = Mutex<(next: UInt64, running: [UInt64: Task<Void, Never>])>((0, [:]))
     /// Tokens issued to the modules the broker started, by secret (PROTOCOL.md §6).
     private let issuedTokens = Mutex<[String: IssuedToken]>([:])
 
@@ -129,6 +132,9 @@ public final class Broker: Sendable {
     /// `node.shutdown_completed` with the time since the shutdown began and flushes again (EVENTS.md).
     public func completeShutdown() async {
         let began = shutdownStarted.withLock { $0 } ?? .now
+        // The shutdown's own flush (and any other maintenance) ends with `maintenance.completed`: stored
+        // before `node.shutdown_completed`, while the log is open.
+        for run in maintenanceRuns.withLock({ Array($0.running.values) }) { await run.value }
         try? await log?.flush()
         publish(NodeShutdownCompleted(durationMs: Int((ContinuousClock.now - began).wholeMilliseconds)))
         try? await log?.flush()
