@@ -14,6 +14,28 @@ struct Herald: AsyncParsableCommand {
             Bridge.self, Bench.self, Catalog.self,
         ]
     )
+
+    /// Runs the command line. A command line that does not parse (an unknown flag, a missing argument, a
+    /// value out of range) fails with one line on standard error, `herald: <reason>`, and status 64 —
+    /// what PROTOCOL.md §8 asks of a failure — rather than ArgumentParser's error, help and usage; `--help`
+    /// and `--version` print as usual.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            guard code != .success, !(error is ExitCode) else { exit(withError: error) }
+            let reason = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            var standardError = StandardError()
+            print("herald: \(reason)", to: &standardError)
+            exit(withError: ExitCode(code.rawValue == 0 ? 64 : code.rawValue))
+        }
+    }
 }
 
 /// `herald catalog`: the event types Herald knows.

@@ -6,6 +6,18 @@ import Testing
 /// `herald publish`, `herald tail` and `herald stats` (PROTOCOL.md §8) against a real broker.
 @Suite(.timeLimit(.minutes(1)))
 struct CLITests {
+    @Test(arguments: [
+        (["tail", "x", "--count", "0"], "herald: --count must be at least 1\n"),
+        (["serve", "--bogus"], "herald: Unknown option '--bogus'\n"),
+        (["publish"], "herald: Missing expected argument '<event-type>'\n"),
+    ])
+    func aCommandLineThatDoesNotParseFailsWithOneLine(arguments: [String], expected: String) async throws {
+        let (status, output, errors) = await (try HeraldRun.start(arguments)).finishWithOutput()
+        #expect(status == 64)
+        #expect(output.isEmpty)
+        #expect(errors == expected)
+    }
+
     @Test func publishPrintsTheEventIDAndTheEventArrivesAsGiven() async throws {
         let broker = try await TestBroker.start()
         try await broker.withModule("watcher") { (watcher: inout Conversation) async throws in
