@@ -76,6 +76,24 @@ struct DurableSubscriptionTests {
         try await broker.stop()
     }
 
+    @Test func aGroupMemberIsASubscriberOfWhatItsGroupTakes() async throws {
+        let broker = try await Self.start()
+        try await broker.withModule("archiver") { (client: inout Conversation) async throws in
+            _ = try await client.request(#"{"op":"subscribe","id":1,"topics":["tx"],"group":"archive"}"#)
+            #expect(
+                try await client.request(#"{"op":"subscribers","id":2,"event_type":"tx"}"#)
+                    == #"{"op":"ok","id":2,"subscribers":["archiver"]}"#)
+            #expect(
+                try await client.request(#"{"op":"subscribers","id":3,"event_type":"block.new"}"#)
+                    == #"{"op":"ok","id":3,"subscribers":[]}"#)
+            _ = try await client.request(#"{"op":"unsubscribe","id":4,"subscription":1}"#)
+            #expect(
+                try await client.request(#"{"op":"subscribers","id":5,"event_type":"tx"}"#)
+                    == #"{"op":"ok","id":5,"subscribers":[]}"#)
+        }
+        try await broker.stop()
+    }
+
     @Test func whatADepartedMemberDidNotAcknowledgeGoesToAnotherMember() async throws {
         let broker = try await Self.start()
         try await broker.withModule("worker") { (stayer: inout Conversation) async throws in

@@ -63,6 +63,8 @@ public final class ConsumerGroup: Sendable {
         let handle: GroupMember
         let maxInFlight: Int
         let ackWaitMs: Int64
+        /// The module whose subscription it is (`subscribers`, PROTOCOL.md §2.2); `nil` for the broker's own.
+        let module: String?
         var nextSeq: UInt64 = 1
         var inFlight: [UInt64: (partition: Int, offset: Int64)] = [:]
         var partitions: [Int] = []
@@ -152,15 +154,20 @@ public final class ConsumerGroup: Sendable {
 
     // MARK: Members
 
+    /// The modules with a member in the group, sorted.
+    public var memberModules: [String] {
+        state.withLock { state in Set(state.members.values.compactMap(\.module)).sorted() }
+    }
+
     /// Adds a member for `subscription`; the partitions are spread again.
-    public func join(subscription: UInt64, maxInFlight: Int?, ackWaitMs: Int64?) -> GroupMember {
+    public func join(subscription: UInt64, maxInFlight: Int?, ackWaitMs: Int64?, module: String? = nil) -> GroupMember {
         let (member, effects) = state.withLock { state in
             let id = state.nextMemberID
             state.nextMemberID += 1
             let handle = GroupMember(id: id, subscription: subscription)
             state.members[id] = Member(
                 handle: handle, maxInFlight: maxInFlight ?? settings.maxInFlight,
-                ackWaitMs: ackWaitMs ?? settings.ackWaitMs)
+                ackWaitMs: ackWaitMs ?? settings.ackWaitMs, module: module)
             var effects = Effects()
             rebalance(&state, &effects)
             return (handle, effects)

@@ -101,6 +101,15 @@ public final class ConsumerGroups: Sendable {
         groups.withLock { $0[name] }
     }
 
+    /// The modules with a member in a group whose topics take events of `eventType` (on any chain).
+    public func subscribers(for eventType: String) -> Set<String> {
+        var modules = Set<String>()
+        for group in all where group.topics.contains(where: { $0.matches(eventType: eventType) }) {
+            modules.formUnion(group.memberModules)
+        }
+        return modules
+    }
+
     /// Every group, by name.
     public var all: [ConsumerGroup] {
         groups.withLock { $0.values.sorted { $0.name < $1.name } }

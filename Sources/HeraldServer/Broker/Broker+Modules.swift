@@ -38,3 +38,13 @@ extension Broker {
         publish(ConfigLoaded(changedSections: configuration.changedSections))
     }
 }
+
+extension Broker {
+    /// The modules subscribed to events of `eventType` (PROTOCOL.md §2.2 `subscribers`), sorted: by a live
+    /// subscription, or as a member of a consumer group whose topics take them.
+    func subscribers(for eventType: String) -> [String] {
+        var modules = Set(bus.subscribers(for: eventType))
+        if let groups { modules.formUnion(groups.subscribers(for: eventType)) }
+        return modules.sorted()
+    }
+}

@@ -198,7 +198,7 @@ struct IPCSession {
                 replies.ok(id: id, stats: broker.bus.allDeliveryStatistics())
             }
         case .subscribers(let eventType):
-            replies.ok(id: id, subscribers: broker.bus.subscribers(for: eventType))
+            replies.ok(id: id, subscribers: broker.subscribers(for: eventType))
         case .ping:
             replies.pong(id: id)
         case .pong:
@@ -338,8 +338,9 @@ struct IPCSession {
         }
         let subscription = broker.bus.reserveSubscriptionID()
         let member = group.join(
-            subscription: subscription, maxInFlight: request.maxInFlight, ackWaitMs: request.ackWaitMs.map { Int64($0) }
-        )
+            subscription: subscription, maxInFlight: request.maxInFlight,
+            ackWaitMs: request.ackWaitMs.map { Int64($0) },
+            module: module)
         let membership = GroupMembership(group: group, member: member)
         memberships[subscription] = membership
         replies.ok(id: id, subscription: subscription)

@@ -111,7 +111,7 @@ extension HTTPGateway {
             } catch {
                 throw APIError.invalidRequest("\(error)")
             }
-            return JSONResponse.encode(Subscribers(subscribers: broker.bus.subscribers(for: eventType).sorted()))
+            return JSONResponse.encode(Subscribers(subscribers: broker.subscribers(for: eventType)))
         }
         router.get("/v1/modules") { _, _ in
             let statuses = broker.supervisor?.statuses ?? ModuleSupervisor.externalStatuses(broker.modules)
