@@ -94,6 +94,18 @@ struct DurableSubscriptionTests {
         try await broker.stop()
     }
 
+    @Test func aBrokerThatStoresNothingRefusesGroups() async throws {
+        let broker = try await Self.start { $0.log.persist = [] }
+        try await broker.withModule("archiver") { (client: inout Conversation) async throws in
+            let reply = try #require(
+                try await client.request(#"{"op":"subscribe","id":1,"topics":["tx"],"group":"archive"}"#))
+            #expect(reply.contains(#""code":"invalid_request""#))
+            #expect(reply.contains("log.persist = []"))
+        }
+        #expect(broker.broker.groups?.group(named: "archive") == nil)
+        try await broker.stop()
+    }
+
     @Test func whatADepartedMemberDidNotAcknowledgeGoesToAnotherMember() async throws {
         let broker = try await Self.start()
         try await broker.withModule("worker") { (stayer: inout Conversation) async throws in

@@ -314,6 +314,13 @@ struct IPCSession {
                     .invalidRequest, "group: this broker keeps no durable log, so it has no consumer groups",
                     requestID: id))
         }
+        if broker.configuration.log.persist.isEmpty {
+            return fail(
+                ProtocolError(
+                    .invalidRequest,
+                    "group: this broker stores no events (log.persist = []), so a group would get none",
+                    requestID: id))
+        }
         if name == HeraldConfiguration.RabbitMQBridge.groupName {
             return fail(
                 ProtocolError(
