@@ -75,6 +75,11 @@ struct HTTPAPITests {
         #expect(stats.status == 405)
         #expect(stats.header("allow") == "DELETE, GET")
         #expect(try await broker.http().request("POST", "/healthz").header("allow") == "GET")
+        // HEAD is answered as the GET, without its body.
+        let head = try await broker.http().request("HEAD", "/healthz")
+        #expect(head.status == 200)
+        #expect(head.body.isEmpty)
+        #expect(try await broker.http().request("HEAD", "/v1/nothing").status == 404)
         // A path no route has is still 404.
         #expect(try await broker.http().request("PUT", "/v1/nothing").status == 404)
         try await broker.stop()

@@ -78,6 +78,30 @@ struct BearerAuthentication: RouterMiddleware {
     }
 }
 
+/// `HEAD` on any path served for `GET` (RFC 9110 §9.3.2: the same status and headers, no body), as a load
+/// balancer's probe or `curl -I` sends it: answered as the `GET`, errors included, with the body dropped. It
+/// wraps the whole router, since the router picks the route by method before any middleware runs.
+struct HeadAsGet<Wrapped: HTTPResponder>: HTTPResponder where Wrapped.Context == GatewayContext {
+    typealias Context = GatewayContext
+    let wrapped: Wrapped
+
+    func respond(to request: Request, context: GatewayContext) async throws -> Response {
+        guard request.method == .head else { return try await wrapped.respond(to: request, context: context) }
+        var head = request.head
+        head.method = .get
+        var response: Response
+        do {
+            response = try await wrapped.respond(to: Request(head: head, body: request.body), context: context)
+        } catch let error as any HTTPResponseError {
+            response = try error.response(from: request, context: context)
+        }
+        let length = response.body.contentLength
+        response.body = ResponseBody()
+        response.headers[.contentLength] = length.map { String($0) }
+        return response
+    }
+}
+
 /// Turns the framework's own errors (an unknown path, a wrong method, a body too large) into the API's
 /// error body.
 struct ErrorBodies: RouterMiddleware {

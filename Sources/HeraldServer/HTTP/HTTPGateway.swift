@@ -57,7 +57,7 @@ public final class HTTPGateway: Service, Sendable {
             throw IPCListener.ListenerStopped(reason: "http.listen: must be host:port")
         }
         let application = Application(
-            router: makeRouter(),
+            responder: HeadAsGet(wrapped: makeRouter().buildResponder()),
             server: serverBuilder(),
             configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil, backlog: 4096),
             onServerRunning: { [weak self] channel in
