@@ -48,7 +48,8 @@ import Testing
             logger: Logger(label: "test")
         ) { _, _ in }
         defer { process.signal(SIGKILL) }
-        record.started(process, run: 1)
+        let killNow = record.started(process, run: 1)
+        #expect(!killNow)
         #expect(record.kill(for: "unresponsive: test") === process)
         // Killed once: a second failure finds it already being killed.
         #expect(record.kill(for: "again") == nil)
@@ -64,6 +65,12 @@ import Testing
         record.begin(token: "t-2")
         #expect(!record.hasEnded(run: 2))
         #expect(record.hasEnded(run: 1))
+        // A kill asked for before the run's process is recorded (it connected, loaded and went silent first)
+        // is carried out when it is.
+        let asked = record.requestKill(for: "unresponsive: early")
+        let askedAgain = record.requestKill(for: "again")
+        let killWhenStarted = record.started(process, run: 2)
+        #expect(asked && !askedAgain && killWhenStarted)
     }
     @Test func aProcessIsSeenAsExitedOnceItExitsAndNotBefore() async throws {
         let modules = try ModuleFixture()

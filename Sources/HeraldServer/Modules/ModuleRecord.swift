@@ -64,9 +64,12 @@ struct ModuleRecord {
     }
 
     /// The run's process started (unless it already exited, which ``exited(_:shuttingDown:now:)`` handled).
-    mutating func started(_ process: ModuleProcess, run: Int) {
-        guard run == self.run, exit == nil else { return }
+    /// Returns whether to kill it at once: a kill was asked for before its process was known (its module can
+    /// connect, load and go silent before the task that spawned it records it, on a busy machine).
+    mutating func started(_ process: ModuleProcess, run: Int) -> Bool {
+        guard run == self.run, exit == nil else { return false }
         self.process = process
+        return killedFor != nil
     }
 
     /// The module could not start at all.
@@ -196,10 +199,18 @@ struct ModuleRecord {
     /// The broker kills the current run as failed, for `reason`: returns the process to signal, or `nil`
     /// when it has none or is being stopped anyway.
     mutating func kill(for reason: String) -> ModuleProcess? {
-        guard let process, !stopping, exit == nil, killedFor == nil else { return nil }
+        guard process != nil, requestKill(for: reason) else { return nil }
+        return process
+    }
+
+    /// Asks for the run's process to be killed as failed, for `reason`; `false` when there is nothing to
+    /// kill (it is stopping, it exited, a kill was already asked for). The caller kills ``process`` when
+    /// there is one; otherwise ``started(_:run:)`` says to kill it once it is known.
+    mutating func requestKill(for reason: String) -> Bool {
+        guard !stopping, exit == nil, killedFor == nil else { return false }
         killedFor = reason
         problem = reason
-        return process
+        return true
     }
 
     /// Whether the current run has loaded (it may have left since).

@@ -152,7 +152,10 @@ public final class ModuleSupervisor: Service, Sendable {
                 [weak self] exit, lastErrorLines in
                 self?.exited(name, run: run, exit, lastErrorLines: lastErrorLines)
             }
-            state.withLock { $0.records[name]?.started(process, run: run) }
+            if state.withLock({ $0.records[name]?.started(process, run: run) ?? false }) {
+                // Killed (hung) before its process was recorded: the kill happens now.
+                Task { [weak self] in await self?.terminate(name, process, run: run) }
+            }
             broker.logger.info(
                 "module started",
                 metadata: ["module": "\(name)", "module.pid": "\(process.pid)", "module.run": "\(run)"])
@@ -223,22 +226,25 @@ public final class ModuleSupervisor: Service, Sendable {
     ) -> Bool {
         let silence = 3 * broker.configuration.ipc.heartbeatMs
         let (handled, event, pending, hung) = state.withLock {
-            state -> (Bool, ModuleUnloaded?, Int?, (ModuleProcess, Int)?) in
+            state -> (Bool, ModuleUnloaded?, Int?, (process: ModuleProcess?, run: Int)?) in
             guard var record = state.records[name] else { return (false, nil, nil, nil) }
             defer { state.records[name] = record }
             let (handled, event, pending) = record.disconnected(unloaded, saidBye: saidBye)
             if let run = pending, unresponsive,
-                let process = record.kill(for: "unresponsive: no reply to the broker's pings for \(silence) ms")
+                record.requestKill(for: "unresponsive: no reply to the broker's pings for \(silence) ms")
             {
-                // Its exit, which the kill brings, settles the pending `module.unloaded`: no grace.
-                return (handled, event, nil, (process, run))
+                // Its exit, which the kill brings, settles the pending `module.unloaded`: no grace. Without
+                // its process recorded yet, the kill happens when it is (`started`).
+                return (handled, event, nil, (record.process, run))
             }
             return (handled, event, pending, nil)
         }
         if let event { broker.publish(event) }
-        if let (process, run) = hung {
+        if let hung {
             broker.logger.error("module stopped answering heartbeats; killing it", metadata: ["module": "\(name)"])
-            Task { [weak self] in await self?.terminate(name, process, run: run) }
+            if let process = hung.process {
+                Task { [weak self] in await self?.terminate(name, process, run: hung.run) }
+            }
         }
         if let run = pending {
             Task { [weak self] in
