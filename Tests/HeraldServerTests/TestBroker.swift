@@ -125,6 +125,8 @@ struct TestBroker {
     /// Waits until the broker has stopped, and removes its directory.
     func stopped() async throws {
         try await running.value
+        // As `herald serve` ends: the shutdown's own maintenance is stored before the log closes.
+        await broker.completeShutdown()
         broker.groups?.close()
         broker.log?.close()
         try? FileManager.default.removeItem(atPath: directory)
@@ -133,6 +135,7 @@ struct TestBroker {
     /// Waits until the broker has stopped and closes its log, leaving its directory for another broker.
     func stoppedKeepingDirectory() async throws {
         try await running.value
+        await broker.completeShutdown()
         broker.groups?.close()
         broker.log?.close()
     }
