@@ -68,13 +68,13 @@ struct HTTPAPITests {
         let broker = try await Self.start()
         let put = try await broker.http().request("PUT", "/v1/events")
         #expect(put.status == 405)
-        #expect(put.header("allow") == "GET, POST")
+        #expect(put.header("allow") == "GET, HEAD, POST")
         #expect(Self.error(put)?["code"] as? String == "invalid_request")
         // A path with a parameter, and the health check.
         let stats = try await broker.http().request("POST", "/v1/stats/someone")
         #expect(stats.status == 405)
-        #expect(stats.header("allow") == "DELETE, GET")
-        #expect(try await broker.http().request("POST", "/healthz").header("allow") == "GET")
+        #expect(stats.header("allow") == "DELETE, GET, HEAD")
+        #expect(try await broker.http().request("POST", "/healthz").header("allow") == "GET, HEAD")
         // HEAD is answered as the GET, without its body.
         let head = try await broker.http().request("HEAD", "/healthz")
         #expect(head.status == 200)
@@ -177,6 +177,18 @@ struct HTTPAPITests {
             ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Origin", "null"),
         ]
         #expect(try await open.http().request("GET", "/v1/ws?topics=x", headers: upgrade).status == 403)
+        // A page that points its own name at this address (DNS rebinding) sends that name as Host, and gets
+        // nothing, reads included; an IP address or localhost is this broker.
+        for (method, path) in [("GET", "/v1/stats"), ("POST", "/v1/events")] {
+            let rebound = try await open.http().request(
+                method, path, body: method == "POST" ? Array(Self.event("csrf").utf8) : nil,
+                headers: [
+                    ("Host", "evil.example:\(address.split(separator: ":").last!)"), ("Origin", "http://evil.example"),
+                ])
+            #expect(rebound.status == 403, "\(method) \(path)")
+            #expect((Self.error(rebound)?["message"] as? String)?.hasPrefix("Host: 'evil.example:") == true)
+        }
+        #expect(try await open.http().request("GET", "/v1/stats", headers: [("Host", "localhost")]).status == 200)
         // Nothing was published (the same event is new afterwards); the broker's own page, reads and clients
         // without an Origin are not affected.
         let again = try await open.http().post("/v1/events", json: Self.event("csrf"))
@@ -211,7 +223,7 @@ struct HTTPAPITests {
         let chunk = Self.event(String(repeating: "x", count: 5000))
         let chunked = try await rawExchange(
             address: broker.gateway!.address,
-            "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
                 + "Connection: close\r\n\r\n" + String(chunk.utf8.count, radix: 16) + "\r\n" + chunk + "\r\n0\r\n\r\n")
         #expect(chunked.hasPrefix("HTTP/1.1 413"))
         #expect(chunked.contains(#""code":"too_large""#))

@@ -256,6 +256,10 @@ struct WebSocketGatewayTests {
             "GET", "/v1/ws", headers: [("Connection", "Upgrade"), ("Upgrade", "websocket")])
         #expect(keyless.status == 400)
         #expect(keyless.json?["error"] != nil)
+        // An upgrade is a GET, with a 16-byte key.
+        #expect(try await broker.http().request("POST", "/v1/ws?topics=a", headers: upgrade).status == 405)
+        let badKey = upgrade.map { $0.0 == "Sec-WebSocket-Key" ? ($0.0, "x") : $0 }
+        #expect(try await broker.http().request("GET", "/v1/ws?topics=a", headers: badKey).status == 400)
         // More patterns than a subscribe takes: refused before the upgrade, as a bad pattern is.
         let tooMany = (0...64).map { "t\($0)" }.joined(separator: ",")
         let crowded = try await broker.http().request("GET", "/v1/ws?topics=\(tooMany)", headers: upgrade)

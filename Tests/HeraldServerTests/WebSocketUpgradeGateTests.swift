@@ -76,3 +76,16 @@ import Testing
         }
     }
 }
+
+/// The Host rule of ``CrossSiteCheck``: an address or localhost, never another name.
+@Suite struct CrossSiteCheckTests {
+    @Test(arguments: [
+        ("127.0.0.1:7480", true), ("127.0.0.1", true), ("localhost:7480", true), ("LOCALHOST", true),
+        ("[::1]:7480", true), ("[::1]", true), ("10.0.0.5:80", true), ("evil.example:7480", false),
+        ("evil.example", false), ("127.0.0.1.evil.example", false), ("256.0.0.1", false), ("1.2.3", false),
+        ("localhost:", false), ("localhost:abc", false), ("[::1]x", false), ("", false),
+    ])
+    func aHostIsAnAddressOrLocalhost(host: String, accepted: Bool) {
+        #expect(CrossSiteCheck.isAddressOrLocalhost(host) == accepted)
+    }
+}

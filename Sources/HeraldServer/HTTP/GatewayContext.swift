@@ -161,6 +161,8 @@ final class RouteMethods: Sendable {
         for route in routes where route.segments.count == requested.count {
             if zip(route.segments, requested).allSatisfy(Self.matches) { methods.insert(route.method) }
         }
+        // HEAD is answered wherever GET is (``HeadAsGet``).
+        if methods.contains("GET") { methods.insert("HEAD") }
         return methods.sorted()
     }
 

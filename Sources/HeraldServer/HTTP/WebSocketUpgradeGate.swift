@@ -79,8 +79,16 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
         }
         do throws(APIError) {
             // What NIO's upgrader needs (RFC 6455 §4.2.1), said here with an error body.
-            guard head.headers.first(name: "sec-websocket-key") != nil else {
+            guard head.method == .GET else {
+                throw APIError(
+                    .methodNotAllowed, "invalid_request", "\(head.method) /v1/ws: a WebSocket upgrade is a GET")
+            }
+            guard let key = head.headers.first(name: "sec-websocket-key") else {
                 throw APIError(.badRequest, "invalid_request", "Sec-WebSocket-Key: missing")
+            }
+            guard Self.isNonce(key) else {
+                throw APIError(
+                    .badRequest, "invalid_request", "Sec-WebSocket-Key: must be 16 bytes in base64 (RFC 6455 §4.1)")
             }
             guard head.headers.first(name: "sec-websocket-version") == "13" else {
                 throw APIError(.upgradeRequired, "invalid_request", "Sec-WebSocket-Version: must be 13")
@@ -91,6 +99,18 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         pass(data, context: context)
+    }
+
+    /// Whether `key` is 16 bytes in base64: 22 characters of the base64 alphabet, then `==`.
+    static func isNonce(_ key: String) -> Bool {
+        let bytes = Array(key.utf8)
+        guard bytes.count == 24, bytes[22] == UInt8(ascii: "="), bytes[23] == UInt8(ascii: "=") else { return false }
+        return bytes[..<22].allSatisfy { byte in
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "+")
+                || byte == UInt8(ascii: "/")
+        }
     }
 
     /// Lets the request through and leaves the pipeline.
