@@ -37,6 +37,8 @@ public final class DurableLog: Sendable {
         struct State {
             var closing = false
             var flushWaiters: [@Sendable (Result<Void, LogError>) -> Void] = []
+            /// Publishers paused until the backlog drains.
+            var drainWaiters: [@Sendable () -> Void] = []
         }
 
         func signal() {
@@ -194,6 +196,24 @@ public final class DurableLog: Sendable {
 
     // MARK: Flushing, retention, closing
 
+    /// Bytes of records appended and not yet written, over all partitions: what publishers that do not wait
+    /// for confirms can pile up when the disk is slower than they are (fsync `always`).
+    public var backlog: Int { partitions.reduce(0) { $0 + $1.backlog.load(ordering: .relaxed) } }
+
+    /// The backlog above which publishers should stop sending until it drains (``whenBacklogDrains(_:)``).
+    public static let backlogLimit = 4 << 20
+
+    /// Calls `callback` (on the writer thread, or at once) once the backlog is below half of
+    /// ``backlogLimit``.
+    public func whenBacklogDrains(_ callback: @escaping @Sendable () -> Void) {
+        let now = writer.state.withLock { state in
+            guard backlog >= Self.backlogLimit / 2, !state.closing else { return true }
+            state.drainWaiters.append(callback)
+            return false
+        }
+        if now { callback() }
+    }
+
     /// Writes everything appended so far and syncs every partition, whatever the fsync policy
     /// (`maintenance.data` with `flush`).
     public func flush() async throws(LogError) {
@@ -287,6 +307,13 @@ public final class DurableLog: Sendable {
                 entry.partition.markDurable(through: entry.through)
                 observers.notify(entry.partition.index)
             }
+            let drained = writer.state.withLock { state -> [@Sendable () -> Void] in
+                let backlog = partitions.reduce(0) { $0 + $1.backlog.load(ordering: .relaxed) }
+                guard closing || backlog < Self.backlogLimit / 2 else { return [] }
+                defer { state.drainWaiters.removeAll() }
+                return state.drainWaiters
+            }
+            for waiter in drained { waiter() }
             if !flushWaiters.isEmpty || closing {
                 // Every partition is synced even when another one fails; the first error is reported.
                 for partition in partitions {

@@ -43,6 +43,12 @@ import Testing
             #expect(error.code == .invalidRequest)
             #expect(error.message.hasPrefix(message), "\(error.message)")
         }
+        // The error names the request: its `id`, read among the members before the limit.
+        guard case .failure(let named) = ClientRequest.parse(Array((#"{"op":"ping","id":7,"# + many + "}").utf8)) else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(named.requestID == .integer(7))
         // 64 are fine (unknown members are ignored).
         let enough = (0..<62).map { #""k\#($0)":1"# }.joined(separator: ",")
         guard case .success = ClientRequest.parse(Array((#"{"op":"ping","id":1,"# + enough + "}").utf8)) else {

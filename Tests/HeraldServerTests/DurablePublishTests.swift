@@ -1,5 +1,6 @@
 import Foundation
 import HeraldLog
+import Synchronization
 import Testing
 
 @testable import HeraldServer
@@ -76,6 +77,42 @@ struct DurablePublishTests {
             #expect(replies.first?.contains(#""event_id":"p1","duplicate":false,"offset":0"#) == true)
             #expect(replies.dropLast().last?.contains(#""event_id":"p6","duplicate":false,"offset":"#) == true)
         }
+        try await broker.stop()
+    }
+
+    @Test func aPublisherFasterThanTheDiskIsHeldBackNotQueuedWithoutBound() async throws {
+        // fsync `always`: a sync per record, far slower than a publisher that does not wait for confirms.
+        let broker = try await TestBroker.start(durable: true) { $0.log.fsync = .always }
+        let log = try #require(broker.broker.log)
+        let payload = String(repeating: "x", count: 2_000)
+        let count = 8_000
+        let largest = Mutex(0)
+        let watching = Task {
+            while !Task.isCancelled {
+                let backlog = log.backlog
+                largest.withLock { $0 = max($0, backlog) }
+                try? await Task.sleep(for: .milliseconds(1))
+            }
+        }
+        try await broker.withModule("firehose") { (client: inout Conversation) async throws in
+            var frames: [UInt8] = []
+            for index in 0..<count {
+                frames += lengthPrefixed(
+                    Array(
+                        #"{"op":"publish","event":{"event_type":"tx","event_id":"f\#(index)","payload":"\#(payload)"}}"#
+                            .utf8))
+            }
+            try await client.sendRaw(frames)
+            // Replies in order: the pong comes once every publish before it was read and accepted.
+            #expect(try await client.request(#"{"op":"ping","id":1}"#) == #"{"op":"pong","id":1}"#)
+        }
+        try await log.flush()
+        watching.cancel()
+        // About 16 MB went through a backlog that stayed near its limit (one read of 256 KiB may pass it), and
+        // every event is stored.
+        #expect(largest.withLock { $0 } <= DurableLog.backlogLimit + (1 << 20))
+        let stored = (0..<log.configuration.partitions).reduce(Int64(0)) { $0 + log.bounds(partition: $1).end }
+        #expect(stored >= Int64(count))
         try await broker.stop()
     }
 

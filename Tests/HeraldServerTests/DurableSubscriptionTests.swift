@@ -94,6 +94,23 @@ struct DurableSubscriptionTests {
         try await broker.stop()
     }
 
+    @Test func aMemberThatSaysByeLeavesItsGroupAtOnce() async throws {
+        let broker = try await Self.start()
+        try await broker.withModule("stayer") { (stayer: inout Conversation) async throws in
+            _ = try await stayer.request(#"{"op":"subscribe","id":1,"topics":["tx"],"group":"pair"}"#)
+            try await broker.withModule("leaver") { (leaver: inout Conversation) async throws in
+                _ = try await leaver.request(#"{"op":"subscribe","id":1,"topics":["tx"],"group":"pair"}"#)
+                let group = try #require(broker.broker.groups?.group(named: "pair"))
+                #expect(group.memberModules == ["leaver", "stayer"])
+                #expect(try await leaver.request(#"{"op":"bye","id":2}"#) == #"{"op":"ok","id":2}"#)
+                #expect(try await leaver.receive() == nil)
+                // Its socket is still open on this side, but it has left: its partitions are the other's.
+                #expect(group.memberModules == ["stayer"])
+            }
+        }
+        try await broker.stop()
+    }
+
     @Test func aBrokerThatStoresNothingRefusesGroups() async throws {
         let broker = try await Self.start { $0.log.persist = [] }
         try await broker.withModule("archiver") { (client: inout Conversation) async throws in

@@ -197,6 +197,39 @@ struct IPCListenerTests {
         try await broker.stop()
     }
 
+    @Test func aFrameTooLargeClosesTheConnectionWithNothingAfterTheError() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("m") { (client: inout Conversation) async throws in
+            // A subscription, an event for it, and a frame of length 0, in one write.
+            try await client.sendRaw(
+                lengthPrefixed(Array(#"{"op":"subscribe","id":1,"topics":["zz"]}"#.utf8))
+                    + lengthPrefixed(Array(#"{"op":"publish","id":2,"event":{"event_type":"zz"}}"#.utf8)) + [
+                        0, 0, 0, 0,
+                    ])
+            var frames: [String] = []
+            while let frame = try await client.receive() { if frame != #"{"op":"ping"}"# { frames.append(frame) } }
+            #expect(frames.count == 3, "\(frames)")
+            #expect(frames.last?.contains(#""code":"frame_too_large""#) == true)
+            #expect(!frames.contains { $0.hasPrefix(#"{"op":"event""#) })
+        }
+        try await broker.stop()
+    }
+
+    @Test func statsLargerThanMaxFrameAreRefusedNotSent() async throws {
+        let broker = try await TestBroker.start { $0.ipc.maxFrame = 4096 }
+        for index in 0..<200 { broker.broker.bus.noteSubscriber("module-with-a-long-name-\(index)") }
+        try await broker.withModule("m") { (client: inout Conversation) async throws in
+            let all = try #require(try await client.request(#"{"op":"stats","id":1}"#))
+            #expect(all.hasPrefix(#"{"op":"error","id":1,"code":"invalid_request","message":"stats: "#))
+            #expect(all.contains("more than ipc.max_frame = 4096"))
+            // One module still answers.
+            #expect(
+                try await client.request(#"{"op":"stats","id":2,"module":"m"}"#)
+                    == #"{"op":"ok","id":2,"stats":{"m":{"successful":0,"failed":0,"channel_full":0}}}"#)
+        }
+        try await broker.stop()
+    }
+
     @Test func aModuleThatOnlySaidHelloHasStatisticsOfZero() async throws {
         let broker = try await TestBroker.start()
         // Its counts run from its first connection (§5): seen, with nothing delivered yet.

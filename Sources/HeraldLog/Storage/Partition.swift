@@ -11,6 +11,8 @@ final class Partition: Sendable {
     let directory: String
     private let configuration: LogConfiguration
     private let state: Mutex<State>
+    /// Bytes of records appended and not yet written (queued, or in the writer's current round).
+    let backlog = Atomic<Int>(0)
 
     private struct State {
         var segments: [Segment]
@@ -69,6 +71,7 @@ final class Partition: Sendable {
                 Record.append(offset: offset, timestamp: timestamp, data: $0, to: &state.pending.bytes)
             }
             state.pending.records.append((offset, timestamp, start, state.pending.bytes.count - start))
+            backlog.add(state.pending.bytes.count - start, ordering: .relaxed)
             if let whenDurable { state.waiters.append((offset, whenDurable)) }
             return (offset, bytes)
         }
@@ -99,6 +102,7 @@ final class Partition: Sendable {
             return state.segments.last!
         }
         let result = write(pending, from: active)
+        backlog.subtract(pending.bytes.count, ordering: .relaxed)
         // The buffers go back, emptied, for a later round: appends then grow no buffer once it is large
         // enough for a round, and nothing is reallocated while the event loops append.
         // A round swollen by a burst (or a slow disk) is not kept: at most `spareLimit` bytes wait idle.

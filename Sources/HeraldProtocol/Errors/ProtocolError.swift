@@ -27,13 +27,21 @@ public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible 
     /// The longest message an error frame carries, in UTF-8 bytes.
     public static let maximumMessageBytes = 1024
 
+    /// `message` cut, if needed, so that it takes at most ``maximumMessageBytes`` once escaped in JSON (a
+    /// control character takes six bytes there, `"` and `\` two).
     private static func clamped(_ message: String) -> String {
-        guard message.utf8.count > maximumMessageBytes else { return message }
-        var kept = Substring(message)
-        while kept.utf8.count > maximumMessageBytes - 3 {
-            kept = kept.dropLast(max(1, (kept.utf8.count - maximumMessageBytes) / 4))
+        var size = 0
+        var end = message.unicodeScalars.startIndex
+        for scalar in message.unicodeScalars {
+            let encoded =
+                scalar.value < 0x20 ? 6 : scalar == "\"" || scalar == "\\" ? 2 : String(scalar).utf8.count
+            guard size + encoded <= maximumMessageBytes - 3 else {
+                return String(message.unicodeScalars[..<end]) + "…"
+            }
+            size += encoded
+            end = message.unicodeScalars.index(after: end)
         }
-        return kept + "…"
+        return message
     }
 
     public var description: String { "\(code): \(message)" }

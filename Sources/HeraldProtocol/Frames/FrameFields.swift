@@ -18,8 +18,11 @@ struct FrameFields {
     /// `event` member that is an object is read as an envelope of that form on the way (see `event`).
     /// At most `maximumMembers` members (a request's objects); `nil` for an object keyed by names, such as a
     /// `stats` reply's modules.
+    /// With `keepingFirstMembers`, a frame over the limit is not refused here: its first members are kept and
+    /// ``isTruncated`` is set, so that the caller can answer with the frame's `id` (and tell a `hello`).
     init(
-        frame: UnsafeBufferPointer<UInt8>, eventForm: EnvelopeForm? = nil, maximumMembers: Int? = Self.maximumMembers
+        frame: UnsafeBufferPointer<UInt8>, eventForm: EnvelopeForm? = nil, maximumMembers: Int? = Self.maximumMembers,
+        keepingFirstMembers: Bool = false
     ) throws(ProtocolError) {
         self.frame = frame
         var scanner = JSONScanner(frame)
@@ -55,10 +58,11 @@ struct FrameFields {
             }
             guard scanner.isAtEnd else { throw JSONSyntaxError(message: "trailing bytes", offset: scanner.position) }
         } catch {
-            if error.message == Self.tooManyMembers {
-                throw ProtocolError(.invalidRequest, "frame: more than \(Self.maximumMembers) members in one object")
+            guard error.message == Self.tooManyMembers else {
+                throw ProtocolError(.badFrame, "not valid JSON: \(error)")
             }
-            throw ProtocolError(.badFrame, "not valid JSON: \(error)")
+            guard keepingFirstMembers else { throw Self.tooManyMembersError }
+            isTruncated = true
         }
         self.fields = fields
         self.duplicate = duplicate
@@ -68,6 +72,12 @@ struct FrameFields {
     /// The most members a frame's object (a request, its `module`, its `from`) may have.
     static let maximumMembers = 64
     private static let tooManyMembers = "too many members"
+    /// The error for an object with more than ``maximumMembers`` members.
+    static let tooManyMembersError = ProtocolError(
+        .invalidRequest, "frame: more than \(maximumMembers) members in one object")
+
+    /// Set when the frame had more than `maximumMembers` members and only the first were kept.
+    private(set) var isTruncated = false
 
     /// The frame's `id`, an integer or a string (PROTOCOL.md §2.1), the same way in both directions.
     func requestID() throws(ProtocolError) -> RequestID? {

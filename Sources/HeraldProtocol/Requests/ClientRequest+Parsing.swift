@@ -6,7 +6,7 @@ extension ClientRequest {
     package static func parse(_ frame: UnsafeBufferPointer<UInt8>) -> Result<ClientRequest, ProtocolError> {
         let fields: FrameFields
         do throws(ProtocolError) {
-            fields = try FrameFields(frame: frame, eventForm: .published)
+            fields = try FrameFields(frame: frame, eventForm: .published, keepingFirstMembers: true)
         } catch {
             return .failure(error)
         }
@@ -14,6 +14,11 @@ extension ClientRequest {
         do throws(ProtocolError) {
             id = try fields.requestID()
         } catch {
+            return .failure(error)
+        }
+        if fields.isTruncated {
+            var error = FrameFields.tooManyMembersError
+            error.requestID = id
             return .failure(error)
         }
         do throws(ProtocolError) {
@@ -31,7 +36,7 @@ extension ClientRequest {
     /// The `op` of a frame that may not parse as a request (`nil` when it has none or is not a JSON object):
     /// what a connection that has not said hello tells a bad `hello` from a frame that is not one.
     package static func operationName(of frame: UnsafeBufferPointer<UInt8>) -> String? {
-        guard let fields = try? FrameFields(frame: frame) else { return nil }
+        guard let fields = try? FrameFields(frame: frame, keepingFirstMembers: true) else { return nil }
         return try? fields.string("op")
     }
 
@@ -80,7 +85,9 @@ extension ClientRequest {
         case "ping": return .ping
         case "pong": return .pong
         case "bye": return .bye
-        default: throw ProtocolError(.unknownOp, "op: unknown operation '\(op)'")
+        default:
+            let quoted = op.unicodeScalars.count <= 64 ? op : String(op.unicodeScalars.prefix(64)) + "…"
+            throw ProtocolError(.unknownOp, "op: unknown operation '\(quoted)'")
         }
     }
 

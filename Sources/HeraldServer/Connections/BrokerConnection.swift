@@ -65,7 +65,8 @@ final class BrokerConnection {
         let memberships = session.pendingGroupDeliveries
         session.pendingDeliveries.removeAll()
         session.pendingGroupDeliveries.removeAll()
-        if !subscriptions.isEmpty || !memberships.isEmpty {
+        // A connection that closes after these replies starts no deliveries: nothing follows its last reply.
+        if keepOpen && (!subscriptions.isEmpty || !memberships.isEmpty) {
             session.order.then { [self] in startDeliveries(subscriptions, memberships) }
         }
         for ended in session.endedGroupDeliveries {
@@ -127,6 +128,10 @@ final class BrokerConnection {
     func close(with final: [UInt8]? = nil) {
         guard !isClosing else { return }
         isClosing = true
+        // The client is gone as far as the broker is concerned (`bye`, or an error that closes): its
+        // subscriptions end and its group memberships pass to the other members now, not when it gets round
+        // to closing its side — nothing more is delivered to it, and its module is unloaded.
+        end()
         if let last = final ?? goodbye { output.write(NIOAny(ByteBuffer(bytes: last)), promise: nil) }
         let channel = output.channel
         let written = output.eventLoop.makePromise(of: Void.self)
@@ -148,6 +153,7 @@ final class BrokerConnection {
     /// end (what they hold goes to other members), and the module is unloaded when this was its last
     /// connection (PROTOCOL.md §3, §4.1, §4.2).
     func end() {
+        guard !hasEnded else { return }
         hasEnded = true
         session.end()
         for pump in pumps { pump.abandon() }

@@ -195,10 +195,14 @@ struct IPCSession {
                 }
                 replies.ok(id: id, stats: [name: statistics])
             } else {
+                let mark = replies.bytes.count
                 replies.ok(id: id, stats: broker.bus.allDeliveryStatistics())
+                return fits(since: mark, id: id, "stats: every module's statistics take")
             }
         case .subscribers(let eventType):
+            let mark = replies.bytes.count
             replies.ok(id: id, subscribers: broker.subscribers(for: eventType))
+            return fits(since: mark, id: id, "subscribers: the list takes")
         case .ping:
             replies.pong(id: id)
         case .pong:
@@ -497,6 +501,20 @@ struct IPCSession {
     private mutating func refuse(_ fields: EnvelopeFields, id: RequestID?, _ code: ErrorCode, _ message: String) -> Bool
     {
         fail(ProtocolError(code, message, requestID: id, eventID: id == nil ? fields.eventID : nil))
+    }
+
+    /// Keeps the reply written since `mark` when it fits in `ipc.max_frame` (PROTOCOL.md §2.1: in both
+    /// directions); otherwise replaces it with `invalid_request` saying so. Returns `true`: the connection stays.
+    private mutating func fits(since mark: Int, id: RequestID?, _ what: String) -> Bool {
+        let maximum = broker.configuration.ipc.maxFrame
+        let size = replies.bytes.count - mark
+        guard size > maximum else { return true }
+        _ = replies.take(after: mark)
+        return fail(
+            ProtocolError(
+                .invalidRequest,
+                "\(what) \(size) bytes, more than ipc.max_frame = \(maximum): ask for one module, or use the HTTP API",
+                requestID: id))
     }
 
     /// Queues the error frame; returns whether the connection stays open (PROTOCOL.md §2.4).
