@@ -114,6 +114,32 @@ final class BrokerConnection {
         }
     }
 
+    /// Set while reading from the connection is paused for the log (``pauseReadingWhileTheLogIsBehind()``);
+    /// the transport's heartbeat does not count that silence against the client.
+    private(set) var isReadingPaused = false
+
+    /// Stops reading from this connection while the durable log holds more than
+    /// ``DurableLog/backlogLimit`` bytes it has not written (a publisher that does not wait for confirms,
+    /// faster than the disk under fsync `always`): the kernel's socket buffer fills and the publisher waits,
+    /// instead of the broker's memory growing without bound and every confirmed publish waiting behind it.
+    /// Reading resumes when the backlog is below half the limit. Called after each read.
+    func pauseReadingWhileTheLogIsBehind() {
+        guard !isReadingPaused, let log = broker.log, log.backlog >= DurableLog.backlogLimit else { return }
+        isReadingPaused = true
+        let channel = output.channel
+        channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        let connection = NIOLoopBound(self, eventLoop: output.eventLoop)
+        let loop = output.eventLoop
+        log.whenBacklogDrains {
+            loop.execute {
+                connection.value.isReadingPaused = false
+                guard channel.isActive else { return }
+                channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+                channel.read()
+            }
+        }
+    }
+
     /// Writes whole frames (a heartbeat, a control frame) and flushes.
     func write(_ bytes: [UInt8]) {
         output.writeAndFlush(NIOAny(ByteBuffer(bytes: bytes)), promise: nil)

@@ -129,6 +129,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             return
         }
         connection.handle([.frame(bytes)])
+        connection.pauseReadingWhileTheLogIsBehind()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -175,6 +176,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     private func beat(interval: TimeAmount) {
         guard let connection else { return }
+        // Not reading is the broker's doing while paused for the log: the client's pongs wait unread.
+        if connection.isReadingPaused { lastHeard = .now() }
         let silence = NIODeadline.now() - lastHeard
         guard silence >= interval else {
             firstPing = nil

@@ -1,5 +1,4 @@
 import HeraldCore
-import HeraldLog
 import HeraldProtocol
 import NIOCore
 
@@ -24,8 +23,6 @@ final class IPCConnectionHandler: ChannelInboundHandler {
     private var health = ModuleHealth.healthy
 
     private let kind: BrokerMetrics.ConnectionKind
-    /// Reading is paused until the log's backlog drains (``pauseWhileTheLogIsBehind(context:)``).
-    private var isPaused = false
 
     init(broker: Broker, requiresToken: Bool, connections: OpenConnections) {
         self.kind = requiresToken ? .tcp : .ipc
@@ -70,32 +67,7 @@ final class IPCConnectionHandler: ChannelInboundHandler {
         lastHeard = .now()
         if health != .healthy { report(.healthy) }
         connection.handle(unwrapInboundIn(data))
-        pauseWhileTheLogIsBehind(context: context)
-    }
-
-    /// Stops reading from this connection while the durable log holds more than
-    /// ``DurableLog/backlogLimit`` bytes it has not written (a publisher that does not wait for confirms,
-    /// faster than the disk under fsync `always`): the kernel's socket buffer fills and the publisher waits,
-    /// instead of the broker's memory growing without bound and every confirmed publish waiting behind it.
-    /// Reading resumes when the backlog is below half the limit. A paused connection is not judged silent.
-    private func pauseWhileTheLogIsBehind(context: ChannelHandlerContext) {
-        guard !isPaused, let log = broker.log, log.backlog >= DurableLog.backlogLimit else { return }
-        isPaused = true
-        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let loop = context.eventLoop
-        log.whenBacklogDrains {
-            loop.execute {
-                let handler = handler.value
-                handler.isPaused = false
-                handler.lastHeard = .now()
-                let context = bound.value
-                guard context.channel.isActive else { return }
-                context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
-                context.read()
-            }
-        }
+        connection.pauseReadingWhileTheLogIsBehind()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -116,7 +88,7 @@ final class IPCConnectionHandler: ChannelInboundHandler {
     /// silence was `unhealthy` (``Broker/connection(_:of:is:)`` publishes `module.health_changed`).
     private func beat(context: ChannelHandlerContext, interval: TimeAmount) {
         // Not reading is the broker's doing while paused: the client's pongs wait unread.
-        if isPaused { lastHeard = .now() }
+        if connection?.isReadingPaused == true { lastHeard = .now() }
         let silence = NIODeadline.now() - lastHeard
         guard silence >= interval else {
             firstPing = nil
