@@ -43,6 +43,22 @@ import Testing
         #expect(!channel.isActive)
     }
 
+    @Test func anHTTP10RequestIsPassedOnToCloseUnlessItAsksToKeepTheConnection() throws {
+        for (request, connection) in [
+            ("GET /healthz HTTP/1.0\r\n\r\n", "close"),
+            ("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "keep-alive"),
+            ("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", nil),
+        ] as [(String, String?)] {
+            let channel = try channel()
+            try channel.writeInbound(ByteBuffer(string: request))
+            guard case .head(let head) = try channel.readInbound(as: HTTPServerRequestPart.self) else {
+                Issue.record("no head passed on for \(request)")
+                continue
+            }
+            #expect(head.headers.first(name: "connection") == connection, "\(request)")
+        }
+    }
+
     @Test func aHeaderSectionOverTheDecodersLimitGetsA431() throws {
         let channel = try channel()
         try channel.writeInbound(

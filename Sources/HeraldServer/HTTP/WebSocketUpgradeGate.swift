@@ -68,6 +68,13 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
         deadline?.cancel()
         let uri = URI(head.uri)
         guard head.headers.contains(name: "upgrade") else {
+            // HTTP/1.0 closes after its response unless it asks to keep the connection (RFC 9112 §9.3): said
+            // to the server behind as `Connection: close`.
+            if head.version == .http1_0, !head.headers[canonicalForm: "connection"].contains("keep-alive") {
+                var closing = head
+                closing.headers.replaceOrAdd(name: "connection", value: "close")
+                return pass(wrapInboundOut(.head(closing)), context: context)
+            }
             return pass(data, context: context)
         }
         guard uri.path == "/v1/ws" else {
