@@ -67,6 +67,13 @@ struct Serve: AsyncParsableCommand {
         logger.info(
             "open files limit",
             metadata: ["open_files": "\(openFiles.after)", "open_files.before": "\(openFiles.before)"])
+        // A broker already listening on the socket: refused before anything starts (the listener would
+        // refuse it too, but only after the HTTP listener had opened and the shutdown had run).
+        if IPCListener.acceptsConnections(unixSocket: configuration.socketPath) {
+            throw fail(
+                "ipc.socket: \(configuration.socketPath) is in use: a broker (or another program) accepts connections on it"
+            )
+        }
         let log: DurableLog
         do {
             log = try DurableLog(configuration: configuration.logConfiguration)

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import HeraldClient
+import HeraldServer
 import Testing
 
 /// `herald serve` as users and scripts run it (PROTOCOL.md §8): the executable built next to these tests.
@@ -87,6 +88,26 @@ struct ServeTests {
         #expect(printed.contains("socket = \"/tmp/flag.sock\"\n"))
         #expect(printed.contains("max_frame = 8192\n"))
         #expect(printed.contains("tcp = \"127.0.0.1:7471\"\n"))
+    }
+
+    @Test func aSecondBrokerOnALiveSocketExitsBeforeStartingAnything() async throws {
+        let directory = try temporaryDirectory()
+        let first = try HeraldRun.start(["serve", "--http", "127.0.0.1:0"], in: directory)
+        _ = try #require(await first.firstLine())
+        let socket = directory + "/herald-data/herald.sock"
+        let second = try HeraldRun.start(
+            ["serve", "--http", "127.0.0.1:0", "--data-dir", directory + "/other", "--socket", socket], in: directory)
+        #expect(await second.firstLine() == nil)
+        let (status, errors) = await second.finish()
+        #expect(status == 2)
+        #expect(
+            errors.hasSuffix(
+                "herald: ipc.socket: \(socket) is in use: a broker (or another program) accepts connections on it\n"))
+        #expect(!errors.contains("shutting down"))
+        // The first still has its socket.
+        #expect(IPCListener.acceptsConnections(unixSocket: socket))
+        kill(first.process.processIdentifier, SIGTERM)
+        #expect(await first.finish().status == 0)
     }
 
     @Test func aBadTCPAddressFlagIsRefusedNamingTheKey() async throws {

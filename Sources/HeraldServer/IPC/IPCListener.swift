@@ -196,7 +196,7 @@ public final class IPCListener: Service, Sendable {
 
     /// Whether something listens on the Unix socket at `path`: a connection to it succeeds (or is only
     /// refused for a full backlog). A stale file, left by a process that died, refuses connections.
-    static func acceptsConnections(unixSocket path: String) -> Bool {
+    public static func acceptsConnections(unixSocket path: String) -> Bool {
         var status = stat()
         guard stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK else { return false }
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
