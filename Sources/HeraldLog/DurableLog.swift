@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import HeraldCore
 import Metrics
 import Synchronization
 
@@ -19,7 +20,7 @@ public final class DurableLog: Sendable {
 
     /// Who is told when a partition has new readable records.
     private final class Observers: Sendable {
-        let list = Mutex<[@Sendable (Int) -> Void]>([])
+        let list = StateLock<[@Sendable (Int) -> Void]>([])
 
         func notify(_ partition: Int) {
             for observer in list.withLock({ $0 }) { observer(partition) }
@@ -32,7 +33,7 @@ public final class DurableLog: Sendable {
         let finished = DispatchSemaphore(value: 0)
         /// Set when the writer has been woken and has not started its round yet.
         let isWoken = Atomic<Bool>(false)
-        let state = Mutex(State())
+        let state = StateLock(State())
 
         struct State {
             var closing = false

@@ -28,7 +28,7 @@ public final class ConsumerGroup: Sendable {
     private let log: DurableLog
     private let file: GroupStateFile
     private let clock: GroupClock
-    private let state: Mutex<State>
+    private let state: StateLock<State>
     /// Tells the registry's committer that the state changed.
     private let changed: @Sendable () -> Void
 
@@ -143,7 +143,7 @@ public final class ConsumerGroup: Sendable {
         }
         var initial = State(cursors: cursors, owners: Array(repeating: nil, count: cursors.count))
         initial.deadLettersFrom = snapshot?.deadLettersFrom ?? 0
-        state = Mutex(initial)
+        state = StateLock(initial)
         // The state on disk says these are replayed or purged: their space is given back (also when the
         // broker stopped between writing that state and deleting them). Failing leaves it to a later purge.
         _ = try? deadLetters.discard(before: initial.deadLettersFrom)
@@ -727,7 +727,7 @@ public final class GroupMember: Sendable {
     let id: UInt64
     /// The subscription id the client knows it by.
     public let subscription: UInt64
-    private let wakeTarget = Mutex<(@Sendable () -> Void)?>(nil)
+    private let wakeTarget = StateLock<(@Sendable () -> Void)?>(nil)
 
     init(id: UInt64, subscription: UInt64) {
         self.id = id

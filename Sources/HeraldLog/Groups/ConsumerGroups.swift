@@ -11,7 +11,7 @@ public final class ConsumerGroups: Sendable {
     public let settings: GroupSettings
     private let log: DurableLog
     private let clock: GroupClock
-    private let groups = Mutex<[String: ConsumerGroup]>([:])
+    private let groups = StateLock<[String: ConsumerGroup]>([:])
     private let committer = Committer()
 
     private final class Committer: Sendable {

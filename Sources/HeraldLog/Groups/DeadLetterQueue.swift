@@ -1,3 +1,4 @@
+import HeraldCore
 import Synchronization
 
 /// A group's dead-letter queue (PROTOCOL.md §4.2): the events it gave up on, each with
@@ -9,7 +10,7 @@ import Synchronization
 /// 1 MiB, so at most about that much stays after a purge.
 public final class DeadLetterQueue: Sendable {
     let directory: String
-    private let log = Mutex<DurableLog?>(nil)
+    private let log = StateLock<DurableLog?>(nil)
 
     init(directory: String) throws(LogError) {
         self.directory = directory

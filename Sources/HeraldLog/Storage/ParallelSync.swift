@@ -1,4 +1,5 @@
 import Dispatch
+import HeraldCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -12,7 +13,7 @@ import Synchronization
 final class ParallelSync: Sendable {
     private let helpers: [DispatchSemaphore]
     private let finished = DispatchSemaphore(value: 0)
-    private let round = Mutex(Round())
+    private let round = StateLock(Round())
 
     private struct Round {
         var files: [LogFile] = []

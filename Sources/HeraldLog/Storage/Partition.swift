@@ -1,4 +1,5 @@
 import DequeModule
+import HeraldCore
 import Synchronization
 
 /// One partition of the log: a directory of segments, appended to in offset order. Appends are queued in
@@ -10,7 +11,7 @@ final class Partition: Sendable {
     let index: Int
     let directory: String
     private let configuration: LogConfiguration
-    private let state: Mutex<State>
+    private let state: StateLock<State>
     /// Bytes of records appended and not yet written (queued, or in the writer's current round).
     let backlog = Atomic<Int>(0)
 
@@ -47,7 +48,7 @@ final class Partition: Sendable {
         let segments = try Self.recover(directory: directory, configuration: configuration, report: &report)
         report.records += Int(segments.last!.nextOffset - segments.first!.baseOffset)
         let next = segments.last!.nextOffset
-        state = Mutex(State(segments: segments, nextOffset: next, readableOffset: next))
+        state = StateLock(State(segments: segments, nextOffset: next, readableOffset: next))
     }
 
     // MARK: Appending
