@@ -69,8 +69,7 @@ public final class DurableLog: Sendable {
         // Under `batch` a round syncs every partition it wrote at once (docs/storage.md, "Writing").
         let syncer = ParallelSync(
             helpers: configuration.fsync == .batch ? min(partitions.count, 8) - 1 : 0, name: "herald-sync")
-        LogThread.start { [partitions, writer, configuration, observers] in
-            LogThread.setName("herald-log")
+        NamedThread.start("herald-log") { [partitions, writer, configuration, observers] in
             Self.runWriter(
                 partitions: partitions, writer: writer, syncer: syncer, policy: configuration.fsync,
                 observers: observers,

@@ -55,9 +55,7 @@ public final class ConsumerGroups: Sendable {
         let all = loaded
         groups.withLock { $0 = all }
         // The thread holds the registry until `close` stops it.
-        let thread = Thread { [self] in runCommitter() }
-        thread.name = "herald-group-committer"
-        thread.start()
+        NamedThread.start("herald-groups") { [self] in runCommitter() }
         log.observeReadable { [weak self] partition in
             guard let self else { return }
             for group in self.groups.withLock({ Array($0.values) }) { group.readable(partition: partition) }

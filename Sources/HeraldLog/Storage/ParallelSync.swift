@@ -27,8 +27,7 @@ final class ParallelSync: Sendable {
         helpers = (0..<max(0, count)).map { _ in DispatchSemaphore(value: 0) }
         for (number, start) in helpers.enumerated() {
             let threadName = "\(name)-\(number + 1)"
-            LogThread.start { [self] in
-                LogThread.setName(threadName)
+            NamedThread.start(threadName) { [self] in
                 while true {
                     start.wait()
                     if round.withLock({ $0.stopping }) { return }
@@ -80,36 +79,5 @@ final class ParallelSync: Sendable {
                 round.withLock { $0.failures[index] = error }
             }
         }
-    }
-}
-
-/// A plain POSIX thread: the log's threads block in system calls, so they are not Swift concurrency's.
-enum LogThread {
-    static func start(_ body: @escaping @Sendable () -> Void) {
-        final class Box: Sendable {
-            let body: @Sendable () -> Void
-            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-        }
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        let created = pthread_create(
-            &thread, nil,
-            { argument in
-                let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
-                box.body()
-                return nil
-            }, box)
-        precondition(created == 0, "pthread_create failed: \(created)")
-        pthread_detach(thread)
-    }
-
-    /// Names the calling thread as `top -H` and `/proc/…/task/…/comm` show it (at most 15 bytes kept).
-    static func setName(_ name: String) {
-        // What `pthread_setname_np` does on Linux, which Swift's Glibc module does not declare.
-        let descriptor = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return }
-        defer { close(descriptor) }
-        let bytes = Array(name.utf8.prefix(15))
-        _ = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
     }
 }

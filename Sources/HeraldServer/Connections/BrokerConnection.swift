@@ -89,6 +89,8 @@ final class BrokerConnection {
         if !keepOpen {
             isClosingAfterReplies = true
             session.order.then { [self] in close() }
+        } else {
+            pauseReadingWhileTheLogIsBehind()
         }
     }
 
@@ -122,8 +124,8 @@ final class BrokerConnection {
     /// ``DurableLog/backlogLimit`` bytes it has not written (a publisher that does not wait for confirms,
     /// faster than the disk under fsync `always`): the kernel's socket buffer fills and the publisher waits,
     /// instead of the broker's memory growing without bound and every confirmed publish waiting behind it.
-    /// Reading resumes when the backlog is below half the limit. Called after each read.
-    func pauseReadingWhileTheLogIsBehind() {
+    /// Reading resumes when the backlog is below half the limit. Checked after each read (``handle(_:)``).
+    private func pauseReadingWhileTheLogIsBehind() {
         guard !isReadingPaused, let log = broker.log, log.backlog >= DurableLog.backlogLimit else { return }
         isReadingPaused = true
         let channel = output.channel

@@ -129,7 +129,6 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             return
         }
         connection.handle([.frame(bytes)])
-        connection.pauseReadingWhileTheLogIsBehind()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

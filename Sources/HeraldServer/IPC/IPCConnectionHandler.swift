@@ -67,7 +67,6 @@ final class IPCConnectionHandler: ChannelInboundHandler {
         lastHeard = .now()
         if health != .healthy { report(.healthy) }
         connection.handle(unwrapInboundIn(data))
-        connection.pauseReadingWhileTheLogIsBehind()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -73,11 +73,9 @@ final class ModuleProcess: Sendable {
     ) async throws(ModuleProcessError) -> ModuleProcess {
         let process = ModuleProcess()
         let started: ModuleProcessError? = await withCheckedContinuation { continuation in
-            let thread = Thread {
+            NamedThread.start("module-\(launch.module)") {
                 process.run(launch, logger: logger, started: { continuation.resume(returning: $0) }, exited: exited)
             }
-            thread.name = "herald-module-\(launch.module)"
-            thread.start()
         }
         if let started { throw started }
         return process
