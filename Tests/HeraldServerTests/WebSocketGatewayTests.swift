@@ -219,7 +219,7 @@ struct WebSocketGatewayTests {
         try await broker.stop()
     }
 
-    @Test func reservedBitsABadCloseCodeAndByeAreAnsweredWithClose() async throws {
+    @Test func reservedBitsABadCloseCodeOrReasonAndByeAreAnsweredWithClose() async throws {
         let broker = try await Self.start()
         let address = broker.gateway!.address
         let closes = try await onOwnThread { () throws -> [RawWebSocket.Frame?] in
@@ -227,15 +227,24 @@ struct WebSocketGatewayTests {
             try reserved.send(raw: [0xC1, 0x80, 0, 0, 0, 0])  // FIN, RSV1, text, masked, empty
             let badCode = try RawWebSocket(address: address, path: "/v1/ws")
             try badCode.send(.close, [0x03, 0xED])  // 1005 may not be sent
+            let badReason = try RawWebSocket(address: address, path: "/v1/ws")
+            try badReason.send(.close, [0x03, 0xE8, 0x6F, 0xFF])  // 1000, then a reason that is not UTF-8
+            let goodReason = try RawWebSocket(address: address, path: "/v1/ws")
+            try goodReason.send(.close, [0x03, 0xE8] + Array("done ✓".utf8))
             let polite = try RawWebSocket(address: address, path: "/v1/ws")
             try polite.send(text: #"{"op":"bye"}"#)
             return [
                 try reserved.receiveSkippingPings(), try badCode.receiveSkippingPings(),
                 try polite.receiveSkippingPings(), try polite.receiveSkippingPings(),
+                try badReason.receiveSkippingPings(), try goodReason.receiveSkippingPings(),
             ]
         }
         #expect(closes[0]?.opcode == 0x8 && closes[0]?.closeCode == 1002)
         #expect(closes[1]?.opcode == 0x8 && closes[1]?.closeCode == 1002)
+        // RFC 6455 §8.1: a close reason that is not UTF-8 fails the connection with 1007; a UTF-8 one is
+        // answered with the code it came with.
+        #expect(closes[4]?.opcode == 0x8 && closes[4]?.closeCode == 1007)
+        #expect(closes[5]?.opcode == 0x8 && closes[5]?.closeCode == 1000)
         // `bye` ends the session with a normal close, then the end of the stream.
         #expect(closes[2]?.opcode == 0x8 && closes[2]?.closeCode == 1000)
         #expect(closes[3] == nil)

@@ -110,6 +110,12 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             guard payload.readableBytes != 1 else { return fail(1002, "a close frame's code is two bytes") }
             let code = payload.getInteger(at: payload.readerIndex, as: UInt16.self)
             if let code, !Self.isValidCloseCode(code) { return fail(1002, "close code \(code) may not be sent") }
+            // §8.1: a reason that is not UTF-8 fails the connection with 1007.
+            if payload.readableBytes > 2,
+                String(validating: payload.readableBytesView.dropFirst(2), as: UTF8.self) == nil
+            {
+                return fail(1007, "a close reason must be UTF-8")
+            }
             connection.close(
                 with: WebSocketHeader.control(.close, payload: code.map { [UInt8($0 >> 8), UInt8($0 & 0xFF)] } ?? []))
             return
