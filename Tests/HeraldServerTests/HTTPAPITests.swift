@@ -91,6 +91,13 @@ struct HTTPAPITests {
         #expect(response.status == 404)
         #expect(Self.error(response)?["code"] as? String == "not_found")
         #expect((Self.error(response)?["message"] as? String)?.contains("/v1/nothing") == true)
+        // A long path is quoted in part: an error's message is at most 1 KiB, as on the IPC socket.
+        let long = try await broker.http().get("/v1/" + String(repeating: "a", count: 20_000))
+        #expect(long.status == 404)
+        let message = Self.error(long)?["message"] as? String
+        #expect(message?.hasPrefix("GET /v1/aaa") == true)
+        #expect(message?.hasSuffix("…") == true)
+        #expect((message?.utf8.count ?? .max) <= 1024)
         try await broker.stop()
     }
 

@@ -29,7 +29,7 @@ public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible 
 
     /// `message` cut, if needed, so that it takes at most ``maximumMessageBytes`` once escaped in JSON (a
     /// control character takes six bytes there, `"` and `\` two).
-    private static func clamped(_ message: String) -> String {
+    public static func clamped(_ message: String) -> String {
         var size = 0
         var end = message.unicodeScalars.startIndex
         for scalar in message.unicodeScalars {

@@ -15,10 +15,11 @@ struct APIError: Error, HTTPResponseError {
     /// For 405: the methods the path takes, sent as `Allow` (RFC 9110 §15.5.6).
     var allow: [String] = []
 
+    /// A message that quotes the request (a path, a field) is cut as an IPC error's is, to 1 KiB.
     init(_ status: HTTPResponse.Status, _ code: String, _ message: String, index: Int? = nil) {
         self.status = status
         self.code = code
-        self.message = message
+        self.message = ProtocolError.clamped(message)
         self.index = index
     }
 
