@@ -37,6 +37,8 @@ public final class DurableLog: Sendable {
 
         struct State {
             var closing = false
+            /// Set by ``stopLikeACrash()``: the writer stops without writing or syncing anything more.
+            var crashing = false
             var flushWaiters: [@Sendable (Result<Void, LogError>) -> Void] = []
             /// Publishers paused until the backlog drains.
             var drainWaiters: [@Sendable () -> Void] = []
@@ -62,6 +64,7 @@ public final class DurableLog: Sendable {
                     index: index, directory: Self.partitionDirectory(configuration.directory, index),
                     configuration: configuration, report: &report))
         }
+        let journal = try Self.replayJournal(configuration, partitions, &report)
         report.duration = ContinuousClock.now - started
         self.partitions = partitions
         recovery = report
@@ -71,11 +74,47 @@ public final class DurableLog: Sendable {
             helpers: configuration.fsync == .batch ? min(partitions.count, 8) - 1 : 0, name: "herald-sync")
         NamedThread.start("herald-log") { [partitions, writer, configuration, observers] in
             Self.runWriter(
-                partitions: partitions, writer: writer, syncer: syncer, policy: configuration.fsync,
+                partitions: partitions, writer: writer, syncer: syncer, journal: journal, policy: configuration.fsync,
                 observers: observers,
                 // How long each group commit's fsyncs take (docs/operations.md).
                 fsyncDuration: Metrics.Timer(label: "herald_log_fsync_duration_seconds"))
         }
+    }
+
+    /// Opens the journal (under `batch`, or when one is left from a run under `batch`) and gives each
+    /// partition back the records of its current generation that the partition lacks, synced; then starts
+    /// the journal over. Returns it for the writer under `batch`.
+    private static func replayJournal(
+        _ configuration: LogConfiguration, _ partitions: [Partition], _ report: inout RecoveryReport
+    ) throws(LogError) -> Journal? {
+        let path = "\(configuration.directory)/\(Journal.fileName)"
+        guard configuration.fsync == .batch || LogFile.exists(path) else { return nil }
+        let journal = try Journal(directory: configuration.directory, capacity: configuration.journalBytes)
+        var gapped = Set<Int>()
+        var replayed = 0
+        var gaps: [LogPosition] = []
+        try journal.replay { index, records throws(LogError) in
+            guard partitions.indices.contains(index), !gapped.contains(index) else { return }
+            let (appended, missing) = partitions[index].replay(records)
+            replayed += appended
+            if let missing {
+                gapped.insert(index)
+                gaps.append(LogPosition(partition: index, offset: missing))
+            }
+        }
+        report.recordsReplayed = replayed
+        report.replayGaps = gaps
+        report.records += replayed
+        if replayed > 0 {
+            for partition in partitions {
+                let (through, segments, failure) = partition.writePending()
+                if let failure { throw failure }
+                for segment in segments { try segment.file.sync() }
+                if let through { partition.markDurable(through: through) }
+            }
+        }
+        try journal.restart()
+        return configuration.fsync == .batch ? journal : nil
     }
 
     static func partitionDirectory(_ directory: String, _ index: Int) -> String {
@@ -252,6 +291,23 @@ public final class DurableLog: Sendable {
         try partitions[partition].deleteSegments(before: offset)
     }
 
+    /// Stops the writer as a `kill -9` would stop the broker (for tests): what is queued is not written,
+    /// nothing more is synced, the journal is not started over; the log's lock is released so that the
+    /// directory can be opened again.
+    func stopLikeACrash() {
+        let first = writer.state.withLock { state in
+            defer {
+                state.closing = true
+                state.crashing = true
+            }
+            return !state.closing
+        }
+        guard first else { return }
+        writer.signal()
+        writer.finished.wait()
+        lock.unlock()
+    }
+
     /// Writes and syncs what is queued and stops the writer; later appends fail with ``LogError/closed``.
     public func close() {
         let first = writer.state.withLock { state in
@@ -267,22 +323,29 @@ public final class DurableLog: Sendable {
     // MARK: The writer thread
 
     private static func runWriter(
-        partitions: [Partition], writer: Writer, syncer: ParallelSync, policy: LogConfiguration.FsyncPolicy,
-        observers: Observers, fsyncDuration: Metrics.Timer
+        partitions: [Partition], writer: Writer, syncer: ParallelSync, journal: Journal?,
+        policy: LogConfiguration.FsyncPolicy, observers: Observers, fsyncDuration: Metrics.Timer
     ) {
         while true {
             writer.wake.wait()
             writer.isWoken.store(false, ordering: .sequentiallyConsistent)
-            let (closing, flushWaiters) = writer.state.withLock { state in
+            let (closing, crashing, flushWaiters) = writer.state.withLock { state in
                 defer { state.flushWaiters.removeAll() }
-                return (state.closing, state.flushWaiters)
+                return (state.closing, state.crashing, state.flushWaiters)
+            }
+            if crashing {
+                syncer.stop()
+                writer.finished.signal()
+                return
             }
             var failure: LogError?
-            // Write every partition's queued records, then sync all the segments written at once (one
-            // wait for the disk instead of one per partition), then report them durable.
+            // Write every partition's queued records (and, under `batch`, add them to the journal), then make
+            // them durable with one sync, then report them durable.
             var written: [(partition: Partition, through: Int64, segments: [Segment])] = []
             for partition in partitions {
-                let (through, segments, error) = partition.writePending()
+                let index = partition.index
+                let (through, segments, error) = partition.writePending(
+                    journal: journal.map { journal in { journal.add(partition: index, records: $0) } })
                 if let error {
                     failure = failure ?? error
                 } else if let through {
@@ -291,17 +354,10 @@ public final class DurableLog: Sendable {
             }
             if policy == .batch && !written.isEmpty {
                 let started = DispatchTime.now().uptimeNanoseconds
-                let files = written.flatMap { entry in entry.segments.map { (entry.partition.index, $0.file) } }
-                let failures = syncer.sync(files.map(\.1))
-                fsyncDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
-                // A partition whose sync failed fails (its records may not be on disk); the others are durable.
-                for (file, error) in zip(files, failures) {
-                    guard let error, let failed = written.firstIndex(where: { $0.partition.index == file.0 })
-                    else { continue }
-                    written[failed].partition.fail(error)
-                    written.remove(at: failed)
+                if let error = commit(journal, partitions: partitions, written: &written, syncer: syncer) {
                     failure = failure ?? error
                 }
+                fsyncDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
             }
             for entry in written {
                 entry.partition.markDurable(through: entry.through)
@@ -324,6 +380,10 @@ public final class DurableLog: Sendable {
                         failure = failure ?? error
                     }
                 }
+                // A checkpoint: the journal's records are all in synced segments now.
+                if failure == nil, let journal, journal.used > 0 {
+                    do throws(LogError) { try journal.restart() } catch { failure = error }
+                }
                 for waiter in flushWaiters { waiter(failure.map { .failure($0) } ?? .success(())) }
             }
             if closing {
@@ -332,5 +392,51 @@ public final class DurableLog: Sendable {
                 return
             }
         }
+    }
+
+    /// Makes a `batch` round durable: with a journal that has room, by writing the round's records to it
+    /// and syncing it alone; otherwise (a full journal, or none) by a checkpoint: every partition's active
+    /// segment synced at once (`syncer`), then the journal started over. A partition whose segment could
+    /// not be synced fails and leaves `written`; a journal that could not be written or synced fails
+    /// them all. Returns the first error.
+    private static func commit(
+        _ journal: Journal?, partitions: [Partition],
+        written: inout [(partition: Partition, through: Int64, segments: [Segment])], syncer: ParallelSync
+    ) -> LogError? {
+        if let journal, journal.hasRoom {
+            do throws(LogError) {
+                try journal.commit()
+                return nil
+            } catch {
+                for entry in written { entry.partition.fail(error) }
+                written.removeAll()
+                return error
+            }
+        }
+        // The round's segments (a roll may have left records in a sealed one: synced then, but listed
+        // again here at no cost) and every partition's active segment, which holds records only the
+        // journal had.
+        var files = written.flatMap { entry in entry.segments.map { (entry.partition.index, $0.file) } }
+        for partition in partitions where !files.contains(where: { $0.1 === partition.segments.last!.file }) {
+            files.append((partition.index, partition.segments.last!.file))
+        }
+        let failures = syncer.sync(files.map(\.1))
+        var failure: LogError?
+        for (file, error) in zip(files, failures) {
+            guard let error else { continue }
+            failure = failure ?? error
+            partitions[file.0].fail(error)
+            written.removeAll { $0.partition.index == file.0 }
+        }
+        guard let journal else { return failure }
+        do throws(LogError) {
+            // With a partition failed, its records may be needed from the journal at the next open.
+            if failure == nil { try journal.restart() } else { journal.discardRound() }
+        } catch {
+            for entry in written { entry.partition.fail(error) }
+            written.removeAll()
+            return error
+        }
+        return failure
     }
 }

@@ -23,6 +23,9 @@ public struct LogConfiguration: Sendable, Equatable {
     public var retentionMilliseconds: Int64?
     /// The oldest sealed segments of a partition are deleted while it is larger than this; `nil`: no limit.
     public var retentionBytesPerPartition: Int?
+    /// The size of the journal file of the `batch` policy (docs/storage.md, "The journal"): when a round's
+    /// records do not fit in what is left of it, every partition is synced and it starts over.
+    public var journalBytes: Int
 
     public init(
         directory: String,
@@ -31,7 +34,8 @@ public struct LogConfiguration: Sendable, Equatable {
         segmentBytes: Int = 64 << 20,
         indexIntervalBytes: Int = 4096,
         retentionMilliseconds: Int64? = nil,
-        retentionBytesPerPartition: Int? = nil
+        retentionBytesPerPartition: Int? = nil,
+        journalBytes: Int = 16 << 20
     ) {
         self.directory = directory
         self.partitions = partitions
@@ -40,6 +44,7 @@ public struct LogConfiguration: Sendable, Equatable {
         self.indexIntervalBytes = indexIntervalBytes
         self.retentionMilliseconds = retentionMilliseconds
         self.retentionBytesPerPartition = retentionBytesPerPartition
+        self.journalBytes = journalBytes
     }
 }
 
@@ -64,6 +69,11 @@ public struct RecoveryReport: Sendable, Equatable {
     /// Sealed segments whose index files were missing or stale, rebuilt by the scan.
     public var indexesRebuilt = 0
     public var truncations: [Truncation] = []
+    /// Records the segments had lost (unsynced when the machine stopped) and the journal gave back.
+    public var recordsReplayed = 0
+    /// Where a partition's records were missing beyond what the journal held (the first offset missing):
+    /// damage a journal should never leave; nothing after it was replayed.
+    public var replayGaps: [LogPosition] = []
     /// How long opening took.
     public var duration: Duration = .zero
 

@@ -92,7 +92,11 @@ final class Partition: Sendable {
     /// The largest queue buffer kept for a later round.
     static let spareLimit = 4 << 20
 
-    func writePending() -> (written: Int64?, segments: [Segment], failure: LogError?) {
+    /// `journal`, when given, gets the round's records (back to back, as written to the segment) once they
+    /// are written.
+    func writePending(journal: ((UnsafeRawBufferPointer) -> Void)? = nil)
+        -> (written: Int64?, segments: [Segment], failure: LogError?)
+    {
         var pending = PendingRecords()
         let active = state.withLock { state in
             if let spare = state.spare {
@@ -103,6 +107,7 @@ final class Partition: Sendable {
             return state.segments.last!
         }
         let result = write(pending, from: active)
+        if let journal, result.written != nil { pending.bytes.withUnsafeBytes { journal($0) } }
         backlog.subtract(pending.bytes.count, ordering: .relaxed)
         // The buffers go back, emptied, for a later round: appends then grow no buffer once it is large
         // enough for a round, and nothing is reallocated while the event loops append.
@@ -349,6 +354,29 @@ final class Partition: Sendable {
             segments.append(segment)
         }
         return segments
+    }
+
+    /// Appends again the records of `records` (a journal entry: whole records, back to back) that this
+    /// partition lacks, before the log's writer starts: those from its next offset on; those before are
+    /// here already. Returns how many were appended, and, when a record's offset is past the next one
+    /// (records missing in between, which a journal never leaves), the first offset missing: nothing from
+    /// there on is appended.
+    func replay(_ records: UnsafeRawBufferPointer) -> (appended: Int, missing: Int64?) {
+        var appended = 0
+        var rest = records
+        while !rest.isEmpty, case .record(let offset, let timestamp, let size) = Record.parse(rest) {
+            let next = state.withLock { $0.nextOffset }
+            if offset > next { return (appended, next) }
+            if offset == next {
+                let data = Array(UnsafeRawBufferPointer(rebasing: rest[Record.headerSize..<size]))
+                // A partition that failed refuses appends; the caller finds the failure when it writes.
+                if (try? append(timestamp: timestamp, encode: { _ in data }, whenDurable: nil)) != nil {
+                    appended += 1
+                }
+            }
+            rest = UnsafeRawBufferPointer(rebasing: rest[size...])
+        }
+        return (appended, nil)
     }
 
     /// Whether the bytes of `file` from `start` to `end` are all zero.

@@ -77,7 +77,12 @@ struct BenchDurable: AsyncParsableCommand {
             let path = spawned?.socket ?? socket
             var result = try await measure(socket: path)
             if let broker = spawned {
-                result.logBytes = SpawnedBroker.size(of: broker.directory + "/log")
+                // The segments and their indexes; the journal is a file of fixed size, not a cost per event.
+                let journal = broker.directory + "/log/journal"
+                let journalBytes =
+                    (try? FileManager.default.attributesOfItem(atPath: journal)[.size] as? Int).flatMap { $0 } ?? 0
+                result.logBytes = SpawnedBroker.size(of: broker.directory + "/log") - journalBytes
+                result.journalBytes = journalBytes
                 if restart {
                     broker.stop(keepingDirectory: true)
                     let started = monotonicNanoseconds()
@@ -243,6 +248,8 @@ struct DurableResult {
     var latency: Histogram<UInt64>
     var consumeSeconds: Double?
     var logBytes: Int?
+    /// The journal's size (fixed, whatever the events).
+    var journalBytes = 0
     var restartSeconds: Double?
 
     private func milliseconds(_ percentile: Double) -> Double {
@@ -266,8 +273,8 @@ struct DurableResult {
         if let logBytes {
             lines.append(
                 String(
-                    format: "  log on disk: %d bytes, %.1f bytes per event", logBytes, Double(logBytes) / Double(events)
-                ))
+                    format: "  log on disk: %d bytes, %.1f bytes per event (and the journal: %d bytes)", logBytes,
+                    Double(logBytes) / Double(events), journalBytes))
         }
         if let restartSeconds {
             lines.append(String(format: "  restart to ready (recovery included): %.3f s", restartSeconds))
@@ -290,6 +297,7 @@ struct DurableResult {
         if let logBytes {
             fields.append(#""log_bytes":\#(logBytes)"#)
             fields.append(String(format: #""bytes_per_event":%.1f"#, Double(logBytes) / Double(events)))
+            fields.append(#""journal_bytes":\#(journalBytes)"#)
         }
         if let restartSeconds { fields.append(String(format: #""restart_seconds":%.3f"#, restartSeconds)) }
         return "{" + fields.joined(separator: ",") + "}"
