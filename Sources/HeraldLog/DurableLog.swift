@@ -184,6 +184,24 @@ public final class DurableLog: Sendable {
         encode: (Int64) -> [UInt8]?,
         whenDurable: DurabilityCallback? = nil
     ) throws(LogError) -> (offset: Int64, bytes: [UInt8])? {
+        try append(
+            partition: partition, at: timestamp, encode: { offset, _ in encode(offset) }, whenDurable: whenDurable)
+    }
+
+    /// ``append(partition:timestamp:encode:whenDurable:)`` with the record's timestamp the current time,
+    /// read under the partition's lock as the offset is assigned, and given to `encode` with it: along a
+    /// partition the timestamps follow the offsets (unless the system clock is set back).
+    public func append(
+        partition: Int,
+        encode: (_ offset: Int64, _ timestamp: Int64) -> [UInt8]?,
+        whenDurable: DurabilityCallback? = nil
+    ) throws(LogError) -> (offset: Int64, bytes: [UInt8])? {
+        try append(partition: partition, at: nil, encode: encode, whenDurable: whenDurable)
+    }
+
+    private func append(
+        partition: Int, at timestamp: Int64?, encode: (Int64, Int64) -> [UInt8]?, whenDurable: DurabilityCallback?
+    ) throws(LogError) -> (offset: Int64, bytes: [UInt8])? {
         if writer.state.withLock({ $0.closing }) { throw LogError.closed }
         let appended = try partitions[partition].append(timestamp: timestamp, encode: encode, whenDurable: whenDurable)
         if appended != nil { writer.signal() }

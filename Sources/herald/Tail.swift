@@ -44,8 +44,10 @@ struct Tail: AsyncParsableCommand {
         case "earliest": return .earliest
         default:
             if let offset = Int64(from), offset >= 0 { return .offset(offset) }
-            if let time = Timestamp.millisecondsSinceEpoch(from) { return .time(millisecondsSinceEpoch: time) }
-            throw fail("--from must be latest, earliest, an offset or an RFC 3339 UTC time, not '\(from)'")
+            if let time = Timestamp.millisecondsSinceEpoch(from, anyOffset: true) {
+                return .time(millisecondsSinceEpoch: time)
+            }
+            throw fail("--from must be latest, earliest, an offset or an RFC 3339 time, not '\(from)'")
         }
     }
 

@@ -29,6 +29,21 @@ import Testing
         #expect(Timestamp.millisecondsSinceEpoch(text) == nil)
     }
 
+    @Test(arguments: [
+        ("2026-11-23T10:00:00.123+02:00", Int64(1_795_420_800_123)),
+        ("2026-11-23T02:30:00-05:30", 1_795_420_800_000),
+        ("2026-11-24T07:59:00+23:59", 1_795_420_800_000),
+        ("2026-11-23T08:00:00Z", 1_795_420_800_000),
+    ])
+    func parsesAnyOffsetWhenAskedTo(_ text: String, _ milliseconds: Int64) {
+        #expect(Timestamp.millisecondsSinceEpoch(text, anyOffset: true) == milliseconds)
+    }
+
+    @Test(arguments: ["2026-11-23T08:00:00+24:00", "2026-11-23T08:00:00+01:60", "2026-11-23T08:00:00+0100", "+01:00"])
+    func rejectsImpossibleOffsets(_ text: String) {
+        #expect(Timestamp.millisecondsSinceEpoch(text, anyOffset: true) == nil)
+    }
+
     @Test(arguments: [Int64(0), 1, 999, 1_795_420_800_123, 1_709_251_199_999, 253_402_300_799_999, -1])
     func formatsWithMillisecondsAndParsesBack(_ milliseconds: Int64) throws {
         let text = Timestamp.format(millisecondsSinceEpoch: milliseconds)

@@ -1,4 +1,5 @@
 import Foundation
+import HeraldCore
 import HeraldLog
 import Synchronization
 import Testing
@@ -113,6 +114,47 @@ struct DurablePublishTests {
         #expect(largest.withLock { $0 } <= DurableLog.backlogLimit + (1 << 20))
         let stored = (0..<log.configuration.partitions).reduce(Int64(0)) { $0 + log.bounds(partition: $1).end }
         #expect(stored >= Int64(count))
+        try await broker.stop()
+    }
+
+    @Test func aDefaultTimestampIsTheLogsTimeForTheEventAndFollowsTheOffsets() async throws {
+        let broker = try await TestBroker.start(durable: true) { $0.log.persist = ["tx.#"] }
+        let log = try #require(broker.broker.log)
+        // Two publishers at once (each connection on its own event loop), on the same keys, none setting a
+        // timestamp: over millisecond boundaries a second clock reading would differ from the first.
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            for publisher in ["p1", "p2"] {
+                tasks.addTask {
+                    try await broker.withModule(publisher) { (client: inout Conversation) async throws in
+                        for index in 0..<1500 {
+                            try await client.send(
+                                #"{"op":"publish","event":{"event_type":"tx.new","chain_id":\#(index % 2),"payload":{}}}"#
+                            )
+                        }
+                        _ = try await client.request(#"{"op":"ping","id":1}"#)
+                    }
+                }
+            }
+            try await tasks.waitForAll()
+        }
+        try await waitUntil { (0..<log.partitionCount).reduce(0) { $0 + Int(log.bounds(partition: $1).end) } == 3000 }
+        for partition in 0..<log.partitionCount {
+            var previous = Int64.min
+            var next: Int64 = 0
+            while true {
+                let records = try log.read(partition: partition, from: next)
+                guard let last = records.last else { break }
+                for record in records {
+                    let envelope = try #require(
+                        try JSONSerialization.jsonObject(with: Data(record.bytes)) as? [String: Any])
+                    let timestamp = try #require(envelope["timestamp"] as? String)
+                    #expect(Timestamp.millisecondsSinceEpoch(timestamp) == record.timestamp)
+                    #expect(record.timestamp >= previous)
+                    previous = record.timestamp
+                }
+                next = last.offset + 1
+            }
+        }
         try await broker.stop()
     }
 

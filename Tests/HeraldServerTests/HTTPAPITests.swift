@@ -351,7 +351,7 @@ struct HTTPAPITests {
             #expect(listed["state"] as? String == "external")
             #expect(listed["pid"] is NSNull)
             #expect(listed["restarts"] as? Int == 0)
-            #expect((listed["loaded_at"] as? String).flatMap(Timestamp.millisecondsSinceEpoch) != nil)
+            #expect((listed["loaded_at"] as? String).flatMap { Timestamp.millisecondsSinceEpoch($0) } != nil)
         }
         for action in ["load", "unload", "reload"] {
             let response = try await broker.http().post("/v1/modules/indexer/\(action)")

@@ -9,10 +9,11 @@ package struct EnvelopeFields: Sendable {
 
     /// Sets what a publisher may leave out — `event_id` (a random one), `timestamp` (now) and `key` (the
     /// decimal `chain_id`, else `event_type`) — keeping what is set. Sealing applies it; the broker applies
-    /// it first when it needs the id or the key before sealing.
-    package mutating func applyDefaults() {
+    /// it first when it needs the id or the key before sealing, leaving `timestamp` (`stampingTime: false`)
+    /// to be read when the event gets its offset.
+    package mutating func applyDefaults(stampingTime: Bool = true) {
         if eventID == nil { eventID = EventID.random() }
-        if timestamp == nil { timestamp = Timestamp.now() }
+        if timestamp == nil && stampingTime { timestamp = Timestamp.now() }
         if key == nil { key = chainID.map { String($0) } ?? eventType }
     }
 

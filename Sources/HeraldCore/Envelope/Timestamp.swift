@@ -56,13 +56,15 @@ public enum Timestamp: Sendable {
     }
 
     /// Parses an RFC 3339 UTC timestamp into milliseconds since the epoch (fractions below a millisecond
-    /// are truncated), or returns `nil` if `text` is not one.
-    public static func millisecondsSinceEpoch(_ text: String) -> Int64? {
+    /// are truncated), or returns `nil` if `text` is not one. With `anyOffset`, any RFC 3339 offset from UTC
+    /// (`+02:00`, `-05:30`) is accepted too and taken into account: for times a client asks about (`from`),
+    /// which only envelopes' own timestamps restrict to UTC (PROTOCOL.md §1).
+    public static func millisecondsSinceEpoch(_ text: String, anyOffset: Bool = false) -> Int64? {
         var text = text
-        return text.withUTF8 { parse($0) }
+        return text.withUTF8 { parse($0, anyOffset: anyOffset) }
     }
 
-    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>, anyOffset: Bool) -> Int64? {
         guard bytes.count >= 20 else { return nil }
         func number(_ offset: Int, _ width: Int) -> Int64? {
             var value: Int64 = 0
@@ -103,15 +105,22 @@ public enum Timestamp: Sendable {
             }
         }
         let rest = UnsafeBufferPointer(rebasing: bytes[index...])
-        let isUTC =
-            (rest.count == 1 && (rest[0] == UInt8(ascii: "Z") || rest[0] == UInt8(ascii: "z")))
-            || (rest.count == 6 && (rest[0] == UInt8(ascii: "+") || rest[0] == UInt8(ascii: "-"))
-                && rest[1] == UInt8(ascii: "0") && rest[2] == UInt8(ascii: "0") && rest[3] == UInt8(ascii: ":")
-                && rest[4] == UInt8(ascii: "0") && rest[5] == UInt8(ascii: "0"))
-        guard isUTC else { return nil }
+        // The offset from UTC, in minutes: `Z`, or `±hh:mm` (only `±00:00` unless `anyOffset`).
+        var offsetMinutes: Int64 = 0
+        if rest.count == 1 && (rest[0] == UInt8(ascii: "Z") || rest[0] == UInt8(ascii: "z")) {
+            offsetMinutes = 0
+        } else if rest.count == 6, rest[0] == UInt8(ascii: "+") || rest[0] == UInt8(ascii: "-"),
+            rest[3] == UInt8(ascii: ":"), let hours = number(index + 1, 2), let minutes = number(index + 4, 2),
+            hours <= 23, minutes <= 59
+        {
+            offsetMinutes = (hours * 60 + minutes) * (rest[0] == UInt8(ascii: "-") ? -1 : 1)
+            guard offsetMinutes == 0 || anyOffset else { return nil }
+        } else {
+            return nil
+        }
         // A leap second (:60) is accepted and counted as the next second, as POSIX time does.
         let days = daysSinceEpoch(year: year, month: month, day: day)
-        return ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millisecond
+        return ((days * 24 + hour) * 60 + minute - offsetMinutes) * 60_000 + second * 1000 + millisecond
     }
 
     private static func isLeapYear(_ year: Int64) -> Bool {

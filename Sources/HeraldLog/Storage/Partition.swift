@@ -53,19 +53,21 @@ final class Partition: Sendable {
 
     // MARK: Appending
 
-    /// Assigns the next offset, lets `encode` make the event's bytes knowing it, and queues the record.
-    /// Returns the offset and the bytes, or `nil` when `encode` declined (returned `nil`): then nothing is
-    /// queued and the offset goes to the next append. `whenDurable`, if given, is called (on the log's
-    /// writer thread) once the record is durable under the fsync policy, or failed.
+    /// Assigns the next offset, lets `encode` make the event's bytes knowing it and the record's timestamp
+    /// (`timestamp`, or when `nil` the current time, read under the lock), and queues the record. Returns
+    /// the offset and the bytes, or `nil` when `encode` declined (returned `nil`): then nothing is queued
+    /// and the offset goes to the next append. `whenDurable`, if given, is called (on the log's writer
+    /// thread) once the record is durable under the fsync policy, or failed.
     func append(
-        timestamp: Int64,
-        encode: (Int64) -> [UInt8]?,
+        timestamp: Int64?,
+        encode: (_ offset: Int64, _ timestamp: Int64) -> [UInt8]?,
         whenDurable: DurabilityCallback?
     ) throws(LogError) -> (offset: Int64, bytes: [UInt8])? {
         try state.withLock { state throws(LogError) in
             if let failure = state.failure { throw failure }
             let offset = state.nextOffset
-            guard let bytes = encode(offset) else { return nil }
+            let timestamp = timestamp ?? Timestamp.currentMilliseconds()
+            guard let bytes = encode(offset, timestamp) else { return nil }
             state.nextOffset += 1
             let start = state.pending.bytes.count
             bytes.withUnsafeBytes {
@@ -370,7 +372,7 @@ final class Partition: Sendable {
             if offset == next {
                 let data = Array(UnsafeRawBufferPointer(rebasing: rest[Record.headerSize..<size]))
                 // A partition that failed refuses appends; the caller finds the failure when it writes.
-                if (try? append(timestamp: timestamp, encode: { _ in data }, whenDurable: nil)) != nil {
+                if (try? append(timestamp: timestamp, encode: { _, _ in data }, whenDurable: nil)) != nil {
                     appended += 1
                 }
             }

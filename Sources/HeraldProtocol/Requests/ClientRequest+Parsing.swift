@@ -200,8 +200,8 @@ extension ClientRequest {
         }
         if object.has("time") {
             let text = try prefixed("from", object.string("time"))!
-            guard let milliseconds = Timestamp.millisecondsSinceEpoch(text) else {
-                throw .invalidRequest("from.time", "must be an RFC 3339 UTC timestamp")
+            guard let milliseconds = Timestamp.millisecondsSinceEpoch(text, anyOffset: true) else {
+                throw .invalidRequest("from.time", "must be an RFC 3339 timestamp")
             }
             return .time(millisecondsSinceEpoch: milliseconds)
         }

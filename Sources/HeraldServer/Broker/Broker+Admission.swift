@@ -22,7 +22,7 @@ struct PublishReceipt: Sendable, Equatable {
 extension Broker {
     /// Checks a publish by `principal` (PROTOCOL.md §2.4, §6): the broker is not shutting down, the token's
     /// `publish` patterns match the topic, the payload passes validation when `validate_payloads` is on. The
-    /// event comes back with its defaults applied (`event_id`, `timestamp`, `key`) and `metadata.producer`
+    /// event comes back with its defaults applied (`event_id`, `key`; `timestamp` when accepted) and `metadata.producer`
     /// set to the principal's name unless it names one. The error carries no request id.
     func admit(_ fields: EnvelopeFields, from principal: Principal) throws(ProtocolError) -> EnvelopeFields {
         var fields = fields
@@ -44,7 +44,7 @@ extension Broker {
             }
         }
         if fields.metadata["producer"] == nil { fields.metadata["producer"] = principal.name }
-        fields.applyDefaults()
+        fields.applyDefaults(stampingTime: false)
         return fields
     }
 

@@ -16,7 +16,7 @@ enum ReplayStart: Equatable {
     init?(_ text: String, partitioned: Bool) {
         if text == "earliest" {
             self = .earliest
-        } else if let time = Timestamp.millisecondsSinceEpoch(text) {
+        } else if let time = Timestamp.millisecondsSinceEpoch(text, anyOffset: true) {
             self = .time(time)
         } else if partitioned, let offset = Int64(text), offset >= 0 {
             self = .offset(offset)

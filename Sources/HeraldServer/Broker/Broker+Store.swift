@@ -35,7 +35,9 @@ extension Broker {
         -> AcceptedEvent
     {
         var fields = fields
-        fields.applyDefaults()
+        // The time is read when the event gets its offset (`store`), so that the envelope's default
+        // `timestamp` is the log's time for it (docs/protocol.md).
+        fields.applyDefaults(stampingTime: false)
         var accepted: AcceptedEvent?
         let first = try dedup.check(fields.eventID!, now: Self.millisecondsSince1970()) {
             () throws(AcceptError) -> LogPosition? in
@@ -45,6 +47,7 @@ extension Broker {
         }
         if let first {
             metrics.duplicates.increment()
+            fields.applyDefaults()
             return AcceptedEvent(envelope: EventEnvelope(sealing: fields), stored: first.position, duplicate: true)
         }
         metrics.published.increment()
@@ -63,7 +66,7 @@ extension Broker {
         let limit = largestEnvelope
         let topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
         guard let log, persist.contains(where: { $0.matches(topic) }) else {
-            let sealed = EventEnvelope(sealing: fields)
+            let sealed = EventEnvelope(sealing: fields)  // stamped now, when it has no timestamp
             guard sealed.json.count <= limit else { throw .tooLarge(size: sealed.json.count, limit: limit) }
             bus.publish(sealed)
             return AcceptedEvent(envelope: sealed, stored: nil)
@@ -73,13 +76,14 @@ extension Broker {
         let appended: (offset: Int64, bytes: [UInt8])?
         do throws(LogError) {
             // Sealed with its offset inside the append; too large, it is declined and takes no offset.
+            // The log reads the time under the partition's lock with the offset: the default `timestamp` is it.
             appended = try log.append(
                 partition: partition,
-                timestamp: Self.millisecondsSince1970(),
-                encode: { offset in
+                encode: { offset, time in
                     var stored = fields
                     stored.offset = offset
                     stored.partition = partition
+                    if stored.timestamp == nil { stored.timestamp = Timestamp.format(millisecondsSinceEpoch: time) }
                     let envelope = EventEnvelope(sealing: stored)
                     sealed = envelope
                     return envelope.json.count <= limit ? envelope.json : nil
