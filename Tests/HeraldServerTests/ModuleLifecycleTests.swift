@@ -58,6 +58,99 @@ struct ModuleLifecycleTests {
         try await broker.stop()
     }
 
+    @Test func modulesLoadingAtTheSameMomentAreEachToldOfTheOtherExactlyOnce() async throws {
+        let broker = try await TestBroker.start()
+        for round in 0..<40 {
+            let names = ["a\(round)", "b\(round)"]
+            let barrier = Barrier(parties: 2)
+            let seen = try await withThrowingTaskGroup(of: [String: [String]].self) { tasks in
+                for name in names {
+                    tasks.addTask {
+                        try await broker.withModule(name) {
+                            (module: inout Conversation) async throws -> [String: [String]] in
+                            // Both subscribe at once: each loads its module.
+                            await barrier.arrive()
+                            let ok = try await module.request(
+                                #"{"op":"subscribe","id":1,"topics":["module.loaded","marker"]}"#)
+                            #expect(ok?.hasPrefix(#"{"op":"ok","id":1,"subscription":"#) == true)
+                            // Once both loads are done, a marker from each: queued behind every `module.loaded`.
+                            await barrier.arrive()
+                            try await module.send(
+                                #"{"op":"publish","event":{"event_type":"marker","event_id":"m-\#(name)"}}"#)
+                            var loaded: [String: [String]] = [:]
+                            var markers = 0
+                            while markers < 2, let frame = try await module.receive() {
+                                let object = try #require(
+                                    try JSONSerialization.jsonObject(with: Data(frame.utf8)) as? [String: Any])
+                                let event = try #require(object["event"] as? [String: Any])
+                                if event["event_type"] as? String == "marker" {
+                                    markers += 1
+                                } else if let payload = event["payload"] as? [String: Any],
+                                    let loadedName = payload["module_name"] as? String, names.contains(loadedName)
+                                {
+                                    loaded[loadedName, default: []].append(event["event_id"] as? String ?? "")
+                                }
+                            }
+                            return loaded
+                        }
+                    }
+                }
+                var all: [[String: [String]]] = []
+                for try await loaded in tasks { all.append(loaded) }
+                return all
+            }
+            for loaded in seen {
+                // Each module's `module.loaded` once — in the replay or live, never both — with one event_id.
+                #expect(loaded.mapValues(\.count) == [names[0]: 1, names[1]: 1], "round \(round)")
+            }
+            #expect(Set(seen.flatMap { $0[names[0]] ?? [] }).count == 1, "round \(round)")
+            #expect(Set(seen.flatMap { $0[names[1]] ?? [] }).count == 1, "round \(round)")
+        }
+        try await broker.stop()
+    }
+
+    /// Loads `names` one after the other (`ready`), each connection open while `body` runs.
+    private func loaded(_ names: ArraySlice<String>, on broker: TestBroker, _ body: () async throws -> Void)
+        async throws
+    {
+        guard let name = names.first else { return try await body() }
+        try await broker.withModule(name) { (module: inout Conversation) async throws in
+            #expect(try await module.request(#"{"op":"ready","id":1}"#) == #"{"op":"ok","id":1}"#)
+            try await loaded(names.dropFirst(), on: broker, body)
+        }
+    }
+
+    @Test func theReplayIsTheStoredEventsAndIsNotCutByTheBuffer() async throws {
+        let broker = try await TestBroker.start(durable: true)
+        try await loaded(["m0", "m1", "m2", "m3", "m4"], on: broker) {
+            // The stored `module.loaded` of m0…m4, in load order.
+            let log = try #require(broker.broker.log)
+            var stored: [String] = []
+            for record in try log.read(partition: log.partition(forKey: Broker.serverName), from: 0) {
+                let text = String(decoding: record.bytes, as: UTF8.self)
+                if text.contains(#""event_type":"module.loaded""#) { stored.append(text) }
+            }
+            #expect(stored.count == 5)
+            try await broker.withModule("late") { (late: inout Conversation) async throws in
+                // A buffer of 2 cannot hold five replays and the module's own event: they are kept anyway.
+                #expect(
+                    try await late.request(#"{"op":"subscribe","id":1,"topics":["module.loaded"],"buffer":2}"#)
+                        == #"{"op":"ok","id":1,"subscription":1}"#)
+                for (index, original) in stored.enumerated() {
+                    // Exactly the stored envelope: same event_id, timestamp, key, offset and partition.
+                    #expect(
+                        try await late.receive()
+                            == #"{"op":"event","subscription":1,"seq":\#(index + 1),"event":"# + original + "}")
+                }
+                let own = try #require(try await late.receive())
+                #expect(own.contains(#""seq":6,"#) && own.contains(#""module_name":"late""#))
+                let stats = try #require(try await late.request(#"{"op":"stats","id":2,"module":"late"}"#))
+                #expect(stats.contains(#""channel_full":0"#))
+            }
+        }
+        try await broker.stop()
+    }
+
     @Test func aSubscriptionThatDoesNotMatchModuleLoadedGetsNoReplay() async throws {
         let broker = try await TestBroker.start()
         try await broker.withModule("indexer") { (indexer: inout Conversation) async throws in
@@ -146,5 +239,27 @@ struct ModuleLifecycleTests {
         #expect(registry.listing.map(\.version) == ["2", "3"])
         #expect(registry.disconnected("c") == (true, nil))
         #expect(registry.listing.map(\.name) == ["b"])
+    }
+}
+
+/// Lets `parties` tasks wait for each other, round after round.
+private actor Barrier {
+    private let parties: Int
+    private var arrived = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(parties: Int) { self.parties = parties }
+
+    /// Waits until `parties` tasks have arrived.
+    func arrive() async {
+        arrived += 1
+        if arrived == parties {
+            arrived = 0
+            let released = waiting
+            waiting.removeAll()
+            for continuation in released { continuation.resume() }
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
     }
 }

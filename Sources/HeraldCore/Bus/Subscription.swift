@@ -78,6 +78,12 @@ public final class Subscription: AsyncSequence, Sendable {
         _ = storage.enqueue(envelope)
     }
 
+    /// Lets the queue hold `count` events more than its buffer until the consumer next takes what is
+    /// queued: room for a replay the subscriber could not have read yet.
+    package func allowBeyondBuffer(_ count: Int) {
+        storage.allowBeyondBuffer(count)
+    }
+
     /// Counts `count` events as delivered to the subscriber (`successful`).
     package func recordDelivered(_ count: Int) {
         storage.recordDelivered(count)

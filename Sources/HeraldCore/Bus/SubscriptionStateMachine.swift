@@ -22,6 +22,8 @@ struct SubscriptionStateMachine: ~Copyable {
     /// Events still to accept before draining (for `once`); `nil` for no limit.
     private var remaining: Int?
     private var waiter: SubscriptionWaiter?
+    /// Room beyond `capacity` until the consumer next drains the queue (``allowBeyondCapacity(_:)``).
+    private var extra = 0
 
     init(capacity: Int, overflow: OverflowPolicy, limit: Int?) {
         self.capacity = capacity
@@ -47,7 +49,7 @@ struct SubscriptionStateMachine: ~Copyable {
     mutating func enqueue(_ envelope: EventEnvelope) -> EnqueueAction {
         guard case .open = phase else { return .closed }
         lastSeq += 1
-        if queue.count >= capacity {
+        if queue.count >= capacity + extra {
             guard evictsOldest else { return .droppedNewest }
             queue.removeFirst()
             queue.append(SubscriptionDelivery(seq: lastSeq, envelope: envelope))
@@ -67,6 +69,12 @@ struct SubscriptionStateMachine: ~Copyable {
         return .queued(seq: lastSeq, resume: resume)
     }
 
+    /// Lets the queue hold `count` events more than its capacity until the consumer next drains it (the
+    /// broker's replay of `module.loaded` to a module that has not read anything yet).
+    mutating func allowBeyondCapacity(_ count: Int) {
+        extra += count
+    }
+
     enum DrainAction {
         /// `count` events moved into the consumer's buffer.
         case drained(count: Int)
@@ -81,6 +89,7 @@ struct SubscriptionStateMachine: ~Copyable {
     mutating func drain(into buffer: inout Deque<SubscriptionDelivery>) -> DrainAction {
         if !queue.isEmpty {
             swap(&queue, &buffer)
+            extra = 0
             return .drained(count: buffer.count)
         }
         switch phase {

@@ -53,6 +53,11 @@ final class SubscriptionStorage: Sendable, Hashable {
         case closed
     }
 
+    /// Lets the queue hold `count` events more than its capacity until the consumer next drains it.
+    func allowBeyondBuffer(_ count: Int) {
+        state.withLock { $0.allowBeyondCapacity(count) }
+    }
+
     /// Offers `envelope` to the queue. Never blocks beyond the short critical section.
     func enqueue(_ envelope: EventEnvelope) -> EnqueueOutcome {
         switch state.withLock({ $0.enqueue(envelope) }) {

@@ -26,6 +26,8 @@ public final class Broker: Sendable {
     package let logger: Logger
     /// Connected and loaded modules.
     let modules = ModuleRegistry()
+    /// Held while a module loads (``loadingModules(_:)``).
+    private let moduleLoads = StateLock(())
     /// Counters and gauges for `GET /metrics`.
     let metrics = BrokerMetrics()
     /// The pumps woken on each event loop, run by one task per loop (``PumpWakeups``).
@@ -66,8 +68,9 @@ public final class Broker: Sendable {
     }
 
     /// Publishes an event of the broker's own (lifecycle events), with `producer` set to `herald` and
-    /// `metadata` added.
-    func publish<Event: CatalogEvent>(_ event: Event, metadata: [String: String] = [:]) {
+    /// `metadata` added. Returns the envelope as published (with its offset when stored).
+    @discardableResult
+    func publish<Event: CatalogEvent>(_ event: Event, metadata: [String: String] = [:]) -> EventEnvelope? {
         do {
             var all = EventEnvelope.Metadata()
             for (name, value) in metadata { all[name] = value }
@@ -78,17 +81,27 @@ public final class Broker: Sendable {
             var fields = envelope.fields
             fields.key = Self.serverName
             do throws(AcceptError) {
-                _ = try accept(fields)
+                return try accept(fields).envelope
             } catch {
                 logger.error(
                     "a broker event could not be stored",
                     metadata: ["event.type": "\(Event.eventType)", "error": "\(error)"])
                 bus.publish(envelope)
+                return envelope
             }
         } catch {
             // Catalog events always encode; this would be a defect in the catalog, not an input error.
             logger.error("a broker event could not be encoded", metadata: ["event.type": "\(Event.eventType)"])
+            return nil
         }
+    }
+
+    /// Runs `body` while no other module loads: a module's load (its `module.loaded` replay and publish) and
+    /// the registration of the subscription it replays to happen as one step, so that a module loading at
+    /// the same moment reaches that subscription exactly once — in the replay or live, never both, never
+    /// neither (PROTOCOL.md §3).
+    func loadingModules<Result, Failure: Error>(_ body: () throws(Failure) -> Result) throws(Failure) -> Result {
+        try moduleLoads.withLock { _ throws(Failure) -> Result in try body() }
     }
 
     /// Whether `node.startup_completed` was published and the shutdown has not begun: `GET /readyz`

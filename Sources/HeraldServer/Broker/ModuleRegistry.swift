@@ -12,6 +12,8 @@ final class ModuleRegistry: Sendable {
         let version: String
         /// When it was loaded.
         var loadedAt = Date()
+        /// Its `module.loaded` as published (and stored): what a module loaded later is replayed.
+        var announcement: EventEnvelope?
 
         /// The same module: its load time is not part of what it is.
         static func == (lhs: LoadedModule, rhs: LoadedModule) -> Bool {
@@ -56,6 +58,14 @@ final class ModuleRegistry: Sendable {
             let others = state.loaded
             state.loaded.append(LoadedModule(name: module, version: version))
             return others
+        }
+    }
+
+    /// Keeps the `module.loaded` published for `module`, for the replays to modules loaded after it.
+    func announced(_ module: String, _ envelope: EventEnvelope) {
+        state.withLock { state in
+            guard let index = state.loaded.firstIndex(where: { $0.name == module }) else { return }
+            state.loaded[index].announcement = envelope
         }
     }
 

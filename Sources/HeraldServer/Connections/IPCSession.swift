@@ -172,7 +172,7 @@ struct IPCSession {
             return publish(fields, id: id)
         case .ready:
             replies.ok(id: id)
-            load(module, replayingTo: nil)
+            broker.loadingModules { load(module, replayingTo: nil) }
         case .ack(let subscription, let seqs):
             switch durableSubscription(subscription, id: id) {
             case .failure(let error): return fail(error)
@@ -290,12 +290,18 @@ struct IPCSession {
         }
         let subscription: Subscription
         do throws(SubscriptionError) {
-            subscription = try broker.bus.subscribe(
-                request.topics,
-                subscriber: module,
-                buffer: request.buffer ?? 100,
-                overflow: request.overflow ?? .dropNewest
-            )
+            // Subscribed and loaded as one step: see `Broker.loadingModules`. Its replay follows the `ok`,
+            // which goes out first (deliveries start after this read's replies).
+            subscription = try broker.loadingModules { () throws(SubscriptionError) -> Subscription in
+                let subscription = try broker.bus.subscribe(
+                    request.topics,
+                    subscriber: module,
+                    buffer: request.buffer ?? 100,
+                    overflow: request.overflow ?? .dropNewest
+                )
+                load(module, replayingTo: subscription)
+                return subscription
+            }
         } catch {
             return fail(
                 ProtocolError(error.isInvalidTopic ? .invalidTopic : .invalidRequest, error.message, requestID: id))
@@ -303,7 +309,6 @@ struct IPCSession {
         subscriptions[subscription.id] = subscription
         replies.ok(id: id, subscription: subscription.id)
         pendingDeliveries.append(subscription)
-        load(module, replayingTo: subscription)
         return true
     }
 
@@ -358,7 +363,7 @@ struct IPCSession {
         pendingGroupDeliveries.append(membership)
         // A durable subscription loads its module like a live one; it replays nothing: the group reads
         // `module.loaded` events from the log like any other.
-        load(module, replayingTo: nil)
+        broker.loadingModules { load(module, replayingTo: nil) }
         return true
     }
 
@@ -402,24 +407,29 @@ struct IPCSession {
         return true
     }
 
-    /// Loads the module on its first `subscribe` or `ready` (PROTOCOL.md §3): the `ok` is already queued;
-    /// the new subscription, if it matches `module.loaded`, is offered one `module.loaded` per other loaded
-    /// module, oldest load first; then `module.loaded` for this module is published to every matching
-    /// subscription, this one included. A module that is already loaded replays and publishes nothing.
+    /// Loads the module on its first `subscribe` or `ready` (PROTOCOL.md §3), inside
+    /// `Broker.loadingModules`: the new subscription, if it matches `module.loaded`, is offered the
+    /// `module.loaded` of each other loaded module as it was published (same `event_id`, `timestamp` and
+    /// offset), oldest load first; then `module.loaded` for this module is published to every matching
+    /// subscription, this one included. The replay and the module's own event may take the subscription's
+    /// queue past its `buffer`: a queue that cannot hold them would drop events before the module could read
+    /// anything. A module that is already loaded replays and publishes nothing.
     private func load(_ module: String, replayingTo subscription: Subscription?) {
         guard isModule, let others = broker.modules.load(module, version: version) else { return }
         if let subscription, subscription.patterns.contains(where: { $0.matches(ModuleLoaded.eventType) }) {
+            subscription.allowBeyondBuffer(others.count + 1)
             for other in others {
-                guard
-                    let envelope = try? EventEnvelope(
+                let envelope =
+                    other.announcement
+                    ?? (try? EventEnvelope(
                         ModuleLoaded(moduleName: other.name, version: other.version),
-                        metadata: ["producer": Broker.serverName]
-                    )
-                else { continue }
-                subscription.offer(envelope)
+                        metadata: ["producer": Broker.serverName]))
+                if let envelope { subscription.offer(envelope) }
             }
         }
-        broker.publish(ModuleLoaded(moduleName: module, version: version))
+        if let announcement = broker.publish(ModuleLoaded(moduleName: module, version: version)) {
+            broker.modules.announced(module, announcement)
+        }
         broker.supervisor?.loaded(module)
     }
 
