@@ -94,9 +94,16 @@ struct Modules: AsyncParsableCommand {
             let body = try await options.call("POST", "/v1/modules/\(name!)/\(action.rawValue)")
             let state = text(body["state"])
             let problem = body["problem"] as? String
-            options.json
-                ? options.printJSON(body)
-                : printLine("\(action.rawValue): \(name!) is \(state)" + (problem.map { " (\($0))" } ?? ""))
+            let line = "\(action.rawValue): \(name!) is \(state)" + (problem.map { " (\($0))" } ?? "")
+            // Done only when the module ended where it was asked to go: loaded (running) or stopped. A load
+            // that failed, timed out or waits to restart is a failure (PROTOCOL.md §8), said on stderr.
+            let succeeded = state == (action == .unload ? "stopped" : "running")
+            if options.json {
+                options.printJSON(body)
+            } else if succeeded {
+                printLine(line)
+            }
+            if !succeeded { throw fail(line) }
             return
         }
         let body = try await options.call("GET", "/v1/modules")

@@ -255,6 +255,35 @@ struct ModuleSupervisorTests {
         try await broker.stop()
     }
 
+    @Test func theCLIExitsNonZeroWhenALoadDoesNotEndLoaded() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("shy", arguments: ["--no-load"], extra: "[restart]\npolicy = \"never\"")
+        try modules.add("polite")
+        let broker = try await TestBroker.start(http: true, modules: modules.directory) {
+            quickStop(&$0)
+            $0.modules.startupTimeoutMs = 300
+        }
+        let address = broker.gateway!.address
+        let shy = try HeraldRun.start(["modules", "load", "shy", "--http", address])
+        let (failed, output, errors) = await shy.finishWithOutput()
+        #expect(failed != 0)
+        #expect(output.isEmpty)
+        // Answered at the timeout, as it is being killed.
+        #expect(errors.hasPrefix("herald: load: shy is "))
+        #expect(errors.contains("not loaded within modules.startup_timeout_ms (300 ms)"))
+        #expect(errors.split(separator: "\n").count == 1)
+        let polite = try HeraldRun.start(["modules", "load", "polite", "--http", address])
+        let (loaded, line, _) = await polite.finishWithOutput()
+        #expect(loaded == 0)
+        #expect(line == "load: polite is running\n")
+        let unload = try HeraldRun.start(["modules", "unload", "polite", "--http", address, "--json"])
+        let (stopped, json, _) = await unload.finishWithOutput()
+        #expect(stopped == 0)
+        #expect(json.contains(#""state":"stopped""#))
+        try await broker.stop()
+    }
+
     @Test func aModuleThatNeverLoadsCrashesAtTheStartupTimeoutAndIsRestarted() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }
@@ -433,6 +462,18 @@ struct ModuleSupervisorTests {
             #expect(reload[2].payload["old_version"] as? String == "1.0.0")
             #expect(reload[2].payload["new_version"] as? String == "1.1.0")
         }
+        // A reload whose new manifest is refused says why and leaves the running module running.
+        let pid = try #require(
+            (try await http.get("/v1/modules").json?["modules"] as? [[String: Any]])?.first?["pid"] as? Int)
+        try modules.writeManifest(
+            "polite", "name = \"polite\"\nversion = \"1.2.0\"\nentry_point = \"module.py\"\nbogus = 1\n")
+        let refused = try await http.post("/v1/modules/polite/reload")
+        #expect(refused.status == 400)
+        #expect(refused.text.contains("bogus"))
+        let after = try #require((try await http.get("/v1/modules").json?["modules"] as? [[String: Any]])?.first)
+        #expect(after["state"] as? String == "running")
+        #expect(after["pid"] as? Int == pid)
+        #expect(after["version"] as? String == "1.1.0")
         let missing = try await http.post("/v1/modules/absent/load")
         #expect(missing.status == 404)
         try modules.add("broken", version: "one")

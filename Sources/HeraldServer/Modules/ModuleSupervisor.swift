@@ -365,10 +365,14 @@ public final class ModuleSupervisor: Service, Sendable {
 
     /// Stops `name` and starts it again with its manifest read again; publishes `module.reloaded` with the
     /// old and new versions once the new process is loaded.
+    /// The new manifest is read and checked before anything is stopped: a refused manifest is the error,
+    /// and the running module is left running (as `systemctl reload` leaves a service whose configuration
+    /// does not load).
     public func reload(_ name: String) async throws(ControlError) -> ModuleStatus {
         let old = try status(of: name).version
+        let manifest = try checkedManifest(name)
         await stop(name)
-        try refresh(name)
+        install(manifest)
         await start(name)
         await wait(for: name, .settled)
         let status = try status(of: name)
@@ -380,6 +384,11 @@ public final class ModuleSupervisor: Service, Sendable {
 
     /// Reads `name`'s manifest again (load and reload pick up changes); a refused manifest is the error.
     private func refresh(_ name: String) throws(ControlError) {
+        install(try checkedManifest(name))
+    }
+
+    /// `name`'s manifest read from the modules directory and checked, or why it is refused.
+    private func checkedManifest(_ name: String) throws(ControlError) -> ModuleManifest {
         guard ModuleManifest.isValidName(name) else {
             throw ControlError(notFound: true, description: "module: '\(name)' is not in \(directory)")
         }
@@ -399,6 +408,12 @@ public final class ModuleSupervisor: Service, Sendable {
                 notFound: false,
                 description: "\(manifest.folder)/module.toml: depends_on: '\(missing)' is not a module of this broker")
         }
+        return manifest
+    }
+
+    /// Makes `manifest` the one its module starts from next (a running process keeps the one it has).
+    private func install(_ manifest: ModuleManifest) {
+        let name = manifest.name
         state.withLock { state in
             state.refused[name] = nil
             if state.records[name] == nil {
