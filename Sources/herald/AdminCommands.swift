@@ -13,6 +13,9 @@ struct HTTPOptions: ParsableArguments {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @Option(help: "Seconds to wait for the broker's answer (a module load waits for the module).")
+    var timeout: Double = 60
+
     var client: HeraldHTTPClient {
         HeraldHTTPClient(address: http, token: token ?? ProcessInfo.processInfo.environment["HERALD_TOKEN"])
     }
@@ -22,7 +25,7 @@ struct HTTPOptions: ParsableArguments {
     func call(_ method: String, _ path: String) async throws -> [String: Any] {
         let response: HeraldHTTPClient.Response
         do {
-            response = try await client.request(method, path)
+            response = try await HeraldCLI.answered(within: timeout) { try await client.request(method, path) }
         } catch {
             throw fail("cannot reach the broker at \(http): \(error)")
         }

@@ -17,7 +17,11 @@ struct ClientOptions: ParsableArguments {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @Option(help: "Seconds to wait for the broker to answer (connecting, each request).")
+    var timeout: Double = 10
+
     /// A client configuration that does not reconnect: a command reports a lost broker rather than wait.
+    /// The client's own log is silenced: the command's one line on standard error says what went wrong.
     var configuration: HeraldClientConfiguration {
         var configuration = HeraldClientConfiguration(
             endpoint: .unixSocket(socket),
@@ -26,6 +30,7 @@ struct ClientOptions: ParsableArguments {
             token: token ?? ProcessInfo.processInfo.environment["HERALD_TOKEN"]
         )
         configuration.reconnect.enabled = false
+        configuration.logger.logLevel = .critical
         return configuration
     }
 
@@ -34,7 +39,7 @@ struct ClientOptions: ParsableArguments {
     func withClient<Result>(_ body: (HeraldClient) async throws -> Result) async throws -> Result {
         let client: HeraldClient
         do {
-            client = try await HeraldClient.connect(configuration)
+            client = try await answered { try await HeraldClient.connect(configuration) }
         } catch {
             throw fail(Self.reason(error))
         }
@@ -51,6 +56,11 @@ struct ClientOptions: ParsableArguments {
         }
     }
 
+    /// Runs `body` (a request to the broker) within ``timeout``: see ``answered(within:_:)``.
+    func answered<Result>(_ body: () async throws -> Result) async throws -> Result {
+        try await HeraldCLI.answered(within: timeout, body)
+    }
+
     static func reason(_ error: any Error) -> String {
         switch error {
         case let error as ProtocolError: "\(error.code): \(error.message)"
@@ -62,4 +72,20 @@ struct ClientOptions: ParsableArguments {
 /// Writes one line to standard output at once, for output read line by line by another program.
 func printLine(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+enum HeraldCLI {
+    /// Runs `body`, ending the process with a one-line reason and status 2 if it has not finished within
+    /// `seconds`: a broker that accepts connections but does not answer (stopped, overloaded) must not hang
+    /// a script or a health check (PROTOCOL.md §8).
+    static func answered<Result>(within seconds: Double, _ body: () async throws -> Result) async throws -> Result {
+        let watchdog = Task.detached {
+            try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+            var standardError = StandardError()
+            print("herald: the broker did not answer within \(seconds) s (--timeout)", to: &standardError)
+            exit(2)
+        }
+        defer { watchdog.cancel() }
+        return try await body()
+    }
 }

@@ -38,7 +38,9 @@ struct Publish: AsyncParsableCommand {
         } catch {
             throw fail("invalid_event: \(error)")
         }
-        let receipt = try await options.withClient { client in try await client.publishConfirmed(envelope) }
+        let receipt = try await options.withClient { client in
+            try await options.answered { try await client.publishConfirmed(envelope) }
+        }
         if options.json {
             var writer = JSONWriter()
             writer.append(raw: "{\"event_id\":")

@@ -12,7 +12,9 @@ struct Stats: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
-        let stats = try await options.withClient { client in try await client.stats(module: module) }
+        let stats = try await options.withClient { client in
+            try await options.answered { try await client.stats(module: module) }
+        }
         let names = stats.keys.sorted()
         if options.json {
             var writer = JSONWriter()

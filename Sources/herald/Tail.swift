@@ -57,7 +57,9 @@ struct Tail: AsyncParsableCommand {
         if let group {
             let start = try startPosition()
             let printed = try await options.withClient { client in
-                let subscription = try await client.subscribe(patterns, group: group, from: start)
+                let subscription = try await options.answered {
+                    try await client.subscribe(patterns, group: group, from: start)
+                }
                 var printed = 0
                 for await delivery in subscription {
                     printLine(delivery.envelope.description)
@@ -73,7 +75,7 @@ struct Tail: AsyncParsableCommand {
             return
         }
         let (printed, droppedByBroker, droppedByClient) = try await options.withClient { client in
-            let subscription = try await client.subscribe(patterns, buffer: buffer)
+            let subscription = try await options.answered { try await client.subscribe(patterns, buffer: buffer) }
             var printed = 0
             for await envelope in subscription {
                 printLine(envelope.description)

@@ -18,6 +18,73 @@ struct CLITests {
         #expect(errors == expected)
     }
 
+    /// A socket (or port) that accepts connections and never answers: the kernel completes the connection
+    /// from the listen backlog, and nothing reads what the command writes.
+    private final class SilentListener: @unchecked Sendable {
+        let descriptor: Int32
+        let path: String?
+        let port: Int?
+
+        init(unixPath: String) throws {
+            path = unixPath
+            port = nil
+            let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            self.descriptor = descriptor
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                for (index, byte) in unixPath.utf8.enumerated() { raw[index] = byte }
+            }
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            guard bound == 0, listen(descriptor, 8) == 0 else { throw POSIXError(.EADDRINUSE) }
+        }
+
+        init(tcp: ()) throws {
+            path = nil
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            self.descriptor = descriptor
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                    bind(descriptor, pointer, length) == 0 && listen(descriptor, 8) == 0
+                        && getsockname(descriptor, pointer, &length) == 0
+                }
+            }
+            guard bound else { throw POSIXError(.EADDRINUSE) }
+            port = Int(UInt16(bigEndian: address.sin_port))
+        }
+
+        deinit {
+            close(descriptor)
+            if let path { unlink(path) }
+        }
+    }
+
+    @Test func aBrokerThatDoesNotAnswerIsAOneLineFailureAfterTheTimeout() async throws {
+        let directory = NSTemporaryDirectory() + "herald-silent-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let socketListener = try SilentListener(unixPath: directory + "/h.sock")
+        let httpListener = try SilentListener(tcp: ())
+        for arguments in [
+            ["stats", "--socket", socketListener.path!, "--timeout", "0.5"],
+            ["publish", "x.y", "--socket", socketListener.path!, "--timeout", "0.5"],
+            ["groups", "--http", "127.0.0.1:\(httpListener.port!)", "--timeout", "0.5"],
+        ] {
+            let (status, output, errors) = await (try HeraldRun.start(arguments)).finishWithOutput()
+            #expect(status == 2, "\(arguments)")
+            #expect(output.isEmpty)
+            #expect(errors == "herald: the broker did not answer within 0.5 s (--timeout)\n", "\(arguments)")
+        }
+    }
+
     @Test func publishPrintsTheEventIDAndTheEventArrivesAsGiven() async throws {
         let broker = try await TestBroker.start()
         try await broker.withModule("watcher") { (watcher: inout Conversation) async throws in
@@ -42,7 +109,8 @@ struct CLITests {
     }
 
     @Test func tailPrintsOneEnvelopePerLine() async throws {
-        let broker = try await TestBroker.start()
+        // Open connections get 200 ms to leave when the broker stops (the last tail below stays).
+        let broker = try await TestBroker.start { $0.modules.shutdownTimeoutMs = 200 }
         let tail = try HeraldRun.start(["tail", "block.#", "--count", "2", "--socket", broker.socketPath])
         while broker.broker.bus.subscribers(for: "block.new") != ["herald-cli"] { await Task.yield() }
         try await broker.withModule("node") { (node: inout Conversation) async throws in
@@ -61,7 +129,13 @@ struct CLITests {
                 {"event_type":"block.new","event_id":"b-2","timestamp":"2026-11-23T08:00:00.000Z","key":"block.new","metadata":{"producer":"node"}}
 
                 """)
+        // A broker that goes away before the count is reached: one line on standard error, status 2.
+        let waiting = try HeraldRun.start(["tail", "block.#", "--count", "5", "--socket", broker.socketPath])
+        while broker.broker.bus.subscribers(for: "block.new") != ["herald-cli"] { await Task.yield() }
         try await broker.stop()
+        let (lost, _, errors) = await waiting.finishWithOutput()
+        #expect(lost == 2)
+        #expect(errors == "herald: the broker closed the connection after 0 events\n")
     }
 
     @Test func tailWithAGroupPrintsStoredEventsAndAcknowledgesThem() async throws {
