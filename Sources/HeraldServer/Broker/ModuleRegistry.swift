@@ -38,6 +38,8 @@ final class ModuleRegistry: Sendable {
         var loaded: [LoadedModule] = []
         /// Connections that are not healthy, by module.
         var health: [String: [ObjectIdentifier: ModuleHealth]] = [:]
+        /// How to close each open connection, by module (``closeConnections(of:)``).
+        var closers: [String: [ObjectIdentifier: @Sendable () -> Void]] = [:]
     }
 
     private let state = StateLock(State())
@@ -67,6 +69,25 @@ final class ModuleRegistry: Sendable {
             guard let index = state.loaded.firstIndex(where: { $0.name == module }) else { return }
             state.loaded[index].announcement = envelope
         }
+    }
+
+    /// Keeps how to close a connection of `module` (said hello as it), until ``forgetCloser(of:module:)``.
+    func keepCloser(of connection: ObjectIdentifier, module: String, _ close: @escaping @Sendable () -> Void) {
+        state.withLock { $0.closers[module, default: [:]][connection] = close }
+    }
+
+    func forgetCloser(of connection: ObjectIdentifier, module: String) {
+        state.withLock { state in
+            state.closers[module]?[connection] = nil
+            if state.closers[module]?.isEmpty == true { state.closers[module] = nil }
+        }
+    }
+
+    /// Closes every open connection of `module` (the broker stopped it: whatever still uses its name goes
+    /// with it).
+    func closeConnections(of module: String) {
+        let closers = state.withLock { Array(($0.closers[module] ?? [:]).values) }
+        for close in closers { close() }
     }
 
     /// A connection of `module` closed: returns whether it was the module's last, and the module if it was

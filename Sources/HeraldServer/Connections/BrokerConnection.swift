@@ -56,6 +56,12 @@ final class BrokerConnection {
     func handle(_ frames: [InboundFrame]) {
         guard !isClosing, !isClosingAfterReplies else { return }
         let keepOpen = session.handle(frames)
+        if closableAs == nil, session.isModule, let module = session.moduleName {
+            // The supervisor closes a module's every connection when it stops the module.
+            closableAs = module
+            let channel = output.channel
+            broker.modules.keepCloser(of: ObjectIdentifier(self), module: module) { channel.close(promise: nil) }
+        }
         if !session.replies.bytes.isEmpty {
             output.write(NIOAny(ByteBuffer(bytes: session.replies.bytes)), promise: nil)
             session.replies.clear()
@@ -93,6 +99,9 @@ final class BrokerConnection {
             pauseReadingWhileTheLogIsBehind()
         }
     }
+
+    /// The module this connection said hello as, once its closer is kept in the registry.
+    private var closableAs: String?
 
     /// Set when a frame asked to close while replies were still owed: later frames are not handled.
     private var isClosingAfterReplies = false
@@ -183,6 +192,7 @@ final class BrokerConnection {
     func end() {
         guard !hasEnded else { return }
         hasEnded = true
+        if let closableAs { broker.modules.forgetCloser(of: ObjectIdentifier(self), module: closableAs) }
         session.end()
         for pump in pumps { pump.abandon() }
         pumps.removeAll()

@@ -42,7 +42,7 @@ struct IPCSession {
 
     /// Whether the client is a module (PROTOCOL.md §3): it is loaded on its first `subscribe` or `ready`
     /// and unloaded when its last connection goes. WebSocket clients are not.
-    private let isModule: Bool
+    let isModule: Bool
 
     /// A session on the IPC socket; the client's first frame must be `hello`.
     init(broker: Broker, requiresToken: Bool) {

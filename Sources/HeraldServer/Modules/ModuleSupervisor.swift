@@ -424,14 +424,20 @@ public final class ModuleSupervisor: Service, Sendable {
         }
     }
 
-    /// Stops `name`'s process, if it has one, and waits until it is gone.
+    /// Stops `name`'s process, if it has one, and waits until it is gone: once the process exited, the
+    /// connections still open under the module's name (a helper it started, a client using its name or its
+    /// token) are closed, so that the stop ends with `module.unloaded` instead of waiting for them.
     private func stop(_ name: String) async {
-        let process = state.withLock { $0.records[name]?.stop() } ?? nil
-        guard let process else {
+        let stopping = state.withLock { state -> (ModuleProcess, Int)? in
+            guard let process = state.records[name]?.stop() else { return nil }
+            return (process, state.records[name]!.run)
+        }
+        guard let (process, run) = stopping else {
             wake(name)
             return
         }
-        await terminate(name, process)
+        await terminate(name, process, run: run)
+        broker.modules.closeConnections(of: name)
         await wait(for: name, .gone)
     }
 
