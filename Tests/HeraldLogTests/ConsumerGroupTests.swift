@@ -272,6 +272,23 @@ struct ConsumerGroupTests {
         #expect(group.lag().first == PartitionLag(partition: 0, committed: 3, head: 3, oldestUnackedAgeMs: nil))
     }
 
+    @Test func withNoMemberEventsOutsideTheTopicsDoNotCountAsLag() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        let group = try fixture.group(topics: ["t.#"])
+        for index in 0..<20 { try await fixture.store("u.x", id: "u-\(index)") }
+        // No member reads, yet the group moves past what is not its own, as a member would.
+        try await waitUntil { group.lag().first?.committed == 20 }
+        #expect(group.lag() == [PartitionLag(partition: 0, committed: 20, head: 20, oldestUnackedAgeMs: nil)])
+        // Its own events stop it: they are lag until a member takes them, and what follows them too.
+        try await fixture.store("t.a", id: "mine")
+        try await fixture.store("u.x", id: "after")
+        try await waitUntil { fixture.log.bounds(partition: 0).end == 22 }
+        #expect(group.lag().first?.committed == 20)
+        let member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        #expect(try group.take(member, maximum: 10).map(\.eventID) == ["mine"])
+    }
+
     @Test func aNewGroupStartsWhereFromSaysAndAnExistingOneKeepsItsPlace() async throws {
         let fixture = try GroupFixture(partitions: 1)
         defer { fixture.close() }

@@ -335,16 +335,51 @@ public final class ConsumerGroup: Sendable {
         return topics.contains { $0.matches(topic) }
     }
 
-    /// The log made new events of `partition` readable: its owner is woken if it waits.
+    /// The log made new events of `partition` readable: its owner is woken if it waits. A partition no
+    /// member owns moves its read position past the events that are not the group's (as a member's take
+    /// would), so that they do not count as lag while the group has no member.
     func readable(partition: Int) {
+        var changed = false
         let member = state.withLock { state -> GroupMember? in
-            guard partition < state.owners.count, let owner = state.owners[partition],
-                state.members[owner]?.waiting == true
-            else { return nil }
+            guard partition < state.owners.count else { return nil }
+            guard let owner = state.owners[partition] else {
+                changed = skipOthers(&state, partition)
+                return nil
+            }
+            guard state.members[owner]?.waiting == true else { return nil }
             state.members[owner]!.waiting = false
             return state.members[owner]!.handle
         }
         member?.wake()
+        if changed { self.changed() }
+    }
+
+    /// Moves `partition`'s read position past the events after it that the group's topics do not match,
+    /// up to the first that they do (at most 4096 a call: the log's writer thread calls this). Returns
+    /// whether it moved.
+    private func skipOthers(_ state: inout State, _ partition: Int) -> Bool {
+        guard !matchesEverything else { return false }
+        let start = state.cursors[partition].next
+        var scanned = 0
+        while scanned < 4096 {
+            guard
+                let records = try? log.read(
+                    partition: partition, from: state.cursors[partition].next, maximumRecords: 256),
+                !records.isEmpty
+            else { break }
+            for record in records {
+                guard !matches(record.bytes) else { return finishSkip(&state, partition, from: start) }
+                state.cursors[partition].next = record.offset + 1
+            }
+            scanned += records.count
+        }
+        return finishSkip(&state, partition, from: start)
+    }
+
+    private func finishSkip(_ state: inout State, _ partition: Int, from start: Int64) -> Bool {
+        guard state.cursors[partition].next != start else { return false }
+        state.version += 1
+        return true
     }
 
     // MARK: Acknowledging
