@@ -67,6 +67,13 @@ struct Serve: AsyncParsableCommand {
         logger.info(
             "open files limit",
             metadata: ["open_files": "\(openFiles.after)", "open_files.before": "\(openFiles.before)"])
+        // Where it listens must be free: checked before anything starts or is stored.
+        let listens =
+            [(configuration.http.listen, "http.listen")]
+            + (configuration.ipc.tcp.isEmpty ? [] : [(configuration.ipc.tcp, "ipc.tcp")])
+        if let problem = listens.lazy.compactMap({ ListenCheck.problem(listening: $0.0, key: $0.1) }).first {
+            throw fail(problem)
+        }
         // A broker already listening on the socket: refused before anything starts (the listener would
         // refuse it too, but only after the HTTP listener had opened and the shutdown had run).
         if IPCListener.acceptsConnections(unixSocket: configuration.socketPath) {

@@ -110,6 +110,42 @@ struct ServeTests {
         #expect(await first.finish().status == 0)
     }
 
+    @Test func aPortInUseIsRefusedBeforeAnythingStartsOrIsStored() async throws {
+        let directory = try temporaryDirectory()
+        let first = try HeraldRun.start(["serve", "--http", "127.0.0.1:0"], in: directory)
+        let ready = try #require(await first.firstLine())
+        let taken = try #require(ready.split(separator: "http=").last.map(String.init))
+        let second = try HeraldRun.start(["serve", "--http", taken, "--data-dir", directory + "/other"], in: directory)
+        #expect(await second.firstLine() == nil)
+        let (status, errors) = await second.finish()
+        #expect(status == 2)
+        #expect(errors.hasSuffix("herald: http.listen: cannot listen on \(taken): Address already in use\n"))
+        #expect(!errors.contains("shutting down"))
+        // Nothing was opened or stored: no log, no socket.
+        #expect(!FileManager.default.fileExists(atPath: directory + "/other/log"))
+        #expect(!FileManager.default.fileExists(atPath: directory + "/other/herald.sock"))
+        kill(first.process.processIdentifier, SIGTERM)
+        #expect(await first.finish().status == 0)
+    }
+
+    @Test(arguments: [
+        (["--modules-dir", ""], "herald: configuration: modules.dir: must not be empty\n"),
+        (["--data-dir", ""], "herald: configuration: data_dir: must not be empty\n"),
+        (
+            ["--socket", "/tmp/" + String(repeating: "s", count: 120)],
+            "herald: configuration: ipc.socket: /tmp/\(String(repeating: "s", count: 120)) is 125 bytes; a Unix socket's path may have at most 107\n"
+        ),
+    ])
+    func flagsAreCheckedAsTheFileIs(_ flags: [String], _ message: String) async throws {
+        let directory = try temporaryDirectory()
+        for printing in [false, true] {
+            let run = try HeraldRun.start(["serve"] + flags + (printing ? ["--print-config"] : []), in: directory)
+            let (status, errors) = await run.finish()
+            #expect(status != 0)
+            #expect(errors == message)
+        }
+    }
+
     @Test func aBadTCPAddressFlagIsRefusedNamingTheKey() async throws {
         let directory = try temporaryDirectory()
         let run = try HeraldRun.start(["serve", "--ipc-tcp", "7471"], in: directory)

@@ -149,8 +149,14 @@ public struct HeraldConfiguration: Sendable, Equatable {
     }
 
     /// Checks the rules that join several options or need parsing: addresses are `host:port`, and binding
-    /// HTTP beyond loopback needs tokens.
+    /// HTTP beyond loopback needs tokens; and, for values the flags set (the file's are checked as read),
+    /// that directories are not empty and the socket's path fits a Unix socket.
     public func validate() throws(ConfigurationError) {
+        if dataDirectory.isEmpty { throw ConfigurationError(key: "data_dir", "must not be empty") }
+        if modules.directory.isEmpty { throw ConfigurationError(key: "modules.dir", "must not be empty") }
+        if let problem = ListenCheck.problem(socketPath: socketPath) {
+            throw ConfigurationError(key: "ipc.socket", problem)
+        }
         if !ipc.tcp.isEmpty && HostPort(ipc.tcp) == nil {
             throw ConfigurationError(key: "ipc.tcp", "must be host:port, or empty for no TCP listener")
         }
