@@ -92,9 +92,30 @@ import Testing
         ("#.a.#", "x.a.y.#", true),
         ("notification", "notification", true),
         ("notification", "notification.*", false),
+        // `#` on the covered side, against `*` and `#` on the covering side.
+        ("a.*.#", "a.#.b", true),
+        ("a.*.#", "a.#.*", true),
+        ("#.*", "a.#", true),
+        ("#.*", "*.#", true),
+        ("*.*.#", "a.#.b", true),
+        ("a.*.#", "a.#", false),
+        ("*.*.#", "a.#", false),
+        ("#.*", "#", false),
     ])
     func coversWhatItMatches(_ outer: String, _ inner: String, _ expected: Bool) throws {
         #expect(try TopicPattern(outer).covers(TopicPattern(inner)) == expected)
+    }
+
+    @Test(arguments: [
+        (["a.*", "a.*.*.#"], "a.*.#", true),
+        (["a.*", "a.*.*.#"], "a.b.#", true),
+        (["a.*", "a.*.*.#"], "a.#", false),
+        (["block.new.*", "block.reorg.*"], "block.*.1", false),
+        (["block.new.#", "block.*"], "block.new", true),
+        (["x", "y"], "#", false),
+    ])
+    func severalPatternsCoverTogether(_ outers: [String], _ inner: String, _ expected: Bool) throws {
+        #expect(try TopicPattern.isCovered(TopicPattern(inner), by: outers.map { try TopicPattern($0) }) == expected)
     }
 
     /// Coverage agrees with matching: whenever `outer` covers `inner`, every topic `inner` matches is matched
@@ -126,6 +147,42 @@ import Testing
                     #expect(outer.matches(topic), "\(outer) covers \(inner) but not \(topic)")
                 }
             }
+        }
+    }
+
+    /// And the other way: whenever every topic `inner` matches (up to six words of `a`, `b` and a third word
+    /// neither names, and no words at all) is matched by `outer`, `outer` covers `inner`. Short patterns have short
+    /// counterexamples, so six words find any.
+    @Test func coverageIsCompleteOnSampledTopics() throws {
+        var generator = SplitMix(seed: 11)
+        let words = ["a", "b"]
+        func pattern() throws -> TopicPattern {
+            try TopicPattern(
+                (0..<(1 + generator.next(upTo: 3))).map { _ in
+                    switch generator.next(upTo: 4) {
+                    case 0: "*"
+                    case 1: "#"
+                    default: words[generator.next(upTo: 2)]
+                    }
+                }.joined(separator: ".")
+            )
+        }
+        let alphabet = ["a", "b", "c"]
+        var topics: [String] = []
+        var layer = [""]
+        for _ in 1...6 {
+            layer = layer.flatMap { prefix in alphabet.map { prefix.isEmpty ? $0 : prefix + "." + $0 } }
+            topics += layer
+        }
+        for _ in 0..<500 {
+            let outer = try pattern()
+            let inner = try pattern()
+            // No words at all, which only patterns of `#` alone match (§9: `#` is covered only by `#`).
+            func matchesNothingAtAll(_ pattern: TopicPattern) -> Bool { pattern.words.allSatisfy { $0 == .any } }
+            let matchedByBoth =
+                topics.allSatisfy { !inner.matches($0) || outer.matches($0) }
+                && (!matchesNothingAtAll(inner) || matchesNothingAtAll(outer))
+            #expect(outer.covers(inner) == matchedByBoth, "\(outer) and \(inner)")
         }
     }
 

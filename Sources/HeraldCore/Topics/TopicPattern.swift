@@ -87,43 +87,89 @@ public struct TopicPattern: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether every word sequence `other` can match is matched by this pattern (PROTOCOL.md §9):
     /// `block.#` covers `block.*.*`; `#` is covered only by `#`, since `#` also matches no words at all.
-    ///
-    /// Decided word by word with memoisation, O(this × other). A pattern is checked against one covering
-    /// pattern at a time; a pattern covered only by the union of several is not recognised as covered,
-    /// which errs on the side of refusing.
     public func covers(_ other: TopicPattern) -> Bool {
-        var memo: [Int: Bool] = [:]
-        let outer = words
-        let inner = other.words
-        func contained(_ i: Int, _ j: Int) -> Bool {
-            // inner[i...] ⊆ outer[j...]
-            let key = i * (outer.count + 1) + j
-            if let known = memo[key] { return known }
-            let result: Bool
-            if i == inner.count {
-                result = outer[j...].allSatisfy { $0 == .any }
-            } else if j == outer.count {
-                result = false
-            } else {
-                switch (inner[i], outer[j]) {
-                case (.any, .any):
-                    result = contained(i + 1, j) || contained(i, j + 1)
-                case (_, .any):
-                    result = contained(i, j + 1) || contained(i + 1, j)
-                case (.any, _):
-                    result = false
-                case (.one, .one), (.literal, .one):
-                    result = contained(i + 1, j + 1)
-                case (.literal(let a), .literal(let b)):
-                    result = a == b && contained(i + 1, j + 1)
-                case (.one, .literal):
-                    result = false
+        Self.isCovered(other, by: [self])
+    }
+
+    /// Whether every topic `pattern` can match is matched by one of `patterns` (PROTOCOL.md §9: a token's
+    /// `subscribe` patterns cover a subscription together, `a.*` and `a.*.*.#` cover `a.*.#`).
+    ///
+    /// Each pattern is an automaton over words (`#` a state that loops); `pattern`'s language is included
+    /// in the union's when no word sequence reaches an accepting state of `pattern` and none of theirs. The
+    /// search runs over pairs (a state of `pattern`, the set of states the union is in — made as it goes),
+    /// reading only words that can tell the patterns apart: each literal they name and one word none names.
+    /// So it is exact, `#` and `*` anywhere on either side. A search past `limit` pairs (patterns built to
+    /// blow up the union's sets) answers "not covered": a refusal, never a grant.
+    public static func isCovered(_ pattern: TopicPattern, by patterns: [TopicPattern], limit: Int = 100_000) -> Bool {
+        // The union's states: (pattern, position) numbered one after the other.
+        var bases: [Int] = []
+        var total = 0
+        for covering in patterns {
+            bases.append(total)
+            total += covering.words.count + 1
+        }
+        func closure(_ words: [Word], _ position: Int, into states: inout Set<Int>, base: Int) {
+            var position = position
+            while true {
+                states.insert(base + position)
+                guard position < words.count, words[position] == .any else { return }
+                position += 1
+            }
+        }
+        func closure(_ words: [Word], _ position: Int) -> Set<Int> {
+            var states: Set<Int> = []
+            closure(words, position, into: &states, base: 0)
+            return states
+        }
+        /// Where `words` can be after reading `word` (`nil`: a word no pattern names) from `position`.
+        func step(_ words: [Word], _ position: Int, _ word: String?) -> [Int] {
+            guard position < words.count else { return [] }
+            switch words[position] {
+            case .any: return [position]
+            case .one: return [position + 1]
+            case .literal(let text): return text == word ? [position + 1] : []
+            }
+        }
+        var alphabet: [String?] = [nil]
+        for covering in patterns + [pattern] {
+            for case .literal(let text) in covering.words where !alphabet.contains(text) { alphabet.append(text) }
+        }
+        var start: Set<Int> = []
+        for (index, covering) in patterns.enumerated() {
+            closure(covering.words, 0, into: &start, base: bases[index])
+        }
+        func accepting(_ union: Set<Int>) -> Bool {
+            patterns.indices.contains { union.contains(bases[$0] + patterns[$0].words.count) }
+        }
+        struct Pair: Hashable {
+            let position: Int
+            let union: Set<Int>
+        }
+        var seen: Set<Pair> = []
+        var queue = closure(pattern.words, 0).map { Pair(position: $0, union: start) }
+        while let pair = queue.popLast() {
+            guard seen.insert(pair).inserted else { continue }
+            if pair.position == pattern.words.count && !accepting(pair.union) { return false }
+            guard seen.count <= limit else { return false }
+            for word in alphabet {
+                let nexts = step(pattern.words, pair.position, word)
+                guard !nexts.isEmpty else { continue }
+                var union: Set<Int> = []
+                for state in pair.union {
+                    guard let index = bases.lastIndex(where: { $0 <= state }) else { continue }
+                    let words = patterns[index].words
+                    for next in step(words, state - bases[index], word) {
+                        closure(words, next, into: &union, base: bases[index])
+                    }
+                }
+                for next in nexts {
+                    for position in closure(pattern.words, next) {
+                        queue.append(Pair(position: position, union: union))
+                    }
                 }
             }
-            memo[key] = result
-            return result
         }
-        return contained(0, 0)
+        return true
     }
 
     /// Matches by dynamic programming over (pattern word, topic word): O(pattern × topic) whatever the

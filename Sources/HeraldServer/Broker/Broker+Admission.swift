@@ -52,7 +52,7 @@ extension Broker {
     /// one of the token's `subscribe` patterns. The error carries no request id.
     func checkSubscribe(_ topics: [TopicPattern], from principal: Principal) throws(ProtocolError) {
         guard let permissions = principal.permissions else { return }
-        for (index, topic) in topics.enumerated() where !permissions.subscribe.contains(where: { $0.covers(topic) }) {
+        for (index, topic) in topics.enumerated() where !TopicPattern.isCovered(topic, by: permissions.subscribe) {
             throw ProtocolError(
                 .forbidden,
                 "topics[\(index)]: '\(topic.text)' is not covered by the subscribe permissions of token '\(permissions.name)'"
