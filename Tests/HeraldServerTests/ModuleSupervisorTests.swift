@@ -506,6 +506,14 @@ struct ModuleSupervisorTests {
         let broken = try await http.post("/v1/modules/broken/load")
         #expect(broken.status == 400)
         #expect(broken.text.contains("version: 'one' is not a semantic version"))
+        // The refused folder is listed, failed, with the reason.
+        let row = try #require(
+            (try await http.get("/v1/modules").json?["modules"] as? [[String: Any]])?.first {
+                $0["name"] as? String == "broken"
+            })
+        #expect(row["state"] as? String == "failed")
+        #expect((row["problem"] as? String)?.contains("manifest refused:") == true)
+        #expect((row["problem"] as? String)?.contains("version: 'one' is not a semantic version") == true)
         try await broker.stop()
     }
 

@@ -400,6 +400,8 @@ public final class ModuleSupervisor: Service, Sendable {
         do {
             manifest = try ModuleManifest.load(folder: folder)
         } catch {
+            // Listed as refused until a manifest that loads replaces it (a running module keeps running).
+            state.withLock { $0.refused[name] = error }
             throw ControlError(notFound: false, description: error.description)
         }
         let known = state.withLock { Set($0.records.keys) }
@@ -496,7 +498,7 @@ public final class ModuleSupervisor: Service, Sendable {
     public var statuses: [ModuleStatus] {
         let listing = broker.modules.listing
         let connected = Dictionary(listing.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        let records = state.withLock { $0.records }
+        let (records, refused) = state.withLock { ($0.records, $0.refused) }
         var result = records.values.sorted { $0.manifest.name < $1.manifest.name }.map { record in
             let live = connected[record.manifest.name]
             return ModuleStatus(
@@ -510,7 +512,15 @@ public final class ModuleSupervisor: Service, Sendable {
                 connections: live?.connections ?? 0,
                 problem: record.problem)
         }
-        result += Self.externalStatuses(broker.modules, excluding: Set(records.keys))
+        // A folder whose manifest was refused is listed too, failed with the reason: an operator sees the typo
+        // in `herald modules`, not only in the broker's log.
+        let refusedOnly = refused.filter { records[$0.key] == nil }.sorted { $0.key < $1.key }
+        result += refusedOnly.map { name, error in
+            ModuleStatus(
+                name: name, version: "", state: .failed, health: nil, pid: nil, restarts: 0, loadedAt: nil,
+                connections: 0, problem: "manifest refused: \(error)")
+        }
+        result += Self.externalStatuses(broker.modules, excluding: Set(records.keys).union(refused.keys))
         return result
     }
 
