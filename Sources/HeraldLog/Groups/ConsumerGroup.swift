@@ -55,6 +55,9 @@ public final class ConsumerGroup: Sendable {
         var pending: [Int64: Pending] = [:]
         /// Pending offsets waiting for a redelivery (no holder, not dead-lettering).
         var due: Set<Int64> = []
+        /// Where a partition no member owns stopped moving: the offset of the group's own event found there
+        /// (``ConsumerGroup/skipOthers(_:_:)`` reads nothing more until `next` moves on).
+        var ownEventAt: Int64?
 
         var committed: Int64 { pending.keys.min() ?? next }
     }
@@ -358,7 +361,9 @@ public final class ConsumerGroup: Sendable {
     /// up to the first that they do (at most 4096 a call: the log's writer thread calls this). Returns
     /// whether it moved.
     private func skipOthers(_ state: inout State, _ partition: Int) -> Bool {
-        guard !matchesEverything else { return false }
+        guard !matchesEverything, state.cursors[partition].ownEventAt != state.cursors[partition].next else {
+            return false
+        }
         let start = state.cursors[partition].next
         var scanned = 0
         while scanned < 4096 {
@@ -368,7 +373,10 @@ public final class ConsumerGroup: Sendable {
                 !records.isEmpty
             else { break }
             for record in records {
-                guard !matches(record.bytes) else { return finishSkip(&state, partition, from: start) }
+                guard !matches(record.bytes) else {
+                    state.cursors[partition].ownEventAt = record.offset
+                    return finishSkip(&state, partition, from: start)
+                }
                 state.cursors[partition].next = record.offset + 1
             }
             scanned += records.count
