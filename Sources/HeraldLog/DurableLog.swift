@@ -72,9 +72,9 @@ public final class DurableLog: Sendable {
         // Under `batch` a round syncs every partition it wrote at once (docs/storage.md, "Writing").
         let syncer = ParallelSync(
             helpers: configuration.fsync == .batch ? min(partitions.count, 8) - 1 : 0, name: "herald-sync")
-        NamedThread.start("herald-log") { [partitions, writer, configuration, observers] in
+        NamedThread.start("herald-log") { [partitions, writer, observers] in
             Self.runWriter(
-                partitions: partitions, writer: writer, syncer: syncer, journal: journal, policy: configuration.fsync,
+                partitions: partitions, writer: writer, syncer: syncer, journal: journal,
                 observers: observers,
                 // How long each group commit's fsyncs take (docs/operations.md).
                 fsyncDuration: Metrics.Timer(label: "herald_log_fsync_duration_seconds"))
@@ -87,8 +87,7 @@ public final class DurableLog: Sendable {
     private static func replayJournal(
         _ configuration: LogConfiguration, _ partitions: [Partition], _ report: inout RecoveryReport
     ) throws(LogError) -> Journal? {
-        let path = "\(configuration.directory)/\(Journal.fileName)"
-        guard configuration.fsync == .batch || LogFile.exists(path) else { return nil }
+        guard configuration.fsync == .batch || Journal.exists(in: configuration.directory) else { return nil }
         let journal = try Journal(directory: configuration.directory, capacity: configuration.journalBytes)
         var gapped = Set<Int>()
         var replayed = 0
@@ -342,7 +341,7 @@ public final class DurableLog: Sendable {
 
     private static func runWriter(
         partitions: [Partition], writer: Writer, syncer: ParallelSync, journal: Journal?,
-        policy: LogConfiguration.FsyncPolicy, observers: Observers, fsyncDuration: Metrics.Timer
+        observers: Observers, fsyncDuration: Metrics.Timer
     ) {
         while true {
             writer.wake.wait()
@@ -352,6 +351,7 @@ public final class DurableLog: Sendable {
                 return (state.closing, state.crashing, state.flushWaiters)
             }
             if crashing {
+                try? journal?.waitForCheckpoint()
                 syncer.stop()
                 writer.finished.signal()
                 return
@@ -370,7 +370,7 @@ public final class DurableLog: Sendable {
                     written.append((partition, through, segments))
                 }
             }
-            if policy == .batch && !written.isEmpty {
+            if let journal, !written.isEmpty {
                 let started = DispatchTime.now().uptimeNanoseconds
                 if let error = commit(journal, partitions: partitions, written: &written, syncer: syncer) {
                     failure = failure ?? error
@@ -399,12 +399,14 @@ public final class DurableLog: Sendable {
                     }
                 }
                 // A checkpoint: the journal's records are all in synced segments now.
-                if failure == nil, let journal, journal.used > 0 {
-                    do throws(LogError) { try journal.restart() } catch { failure = error }
+                if failure == nil, let journal {
+                    do throws(LogError) { try journal.startOver() } catch { failure = error }
                 }
                 for waiter in flushWaiters { waiter(failure.map { .failure($0) } ?? .success(())) }
             }
             if closing {
+                // A checkpoint still syncing uses the helpers: it ends first.
+                try? journal?.waitForCheckpoint()
                 syncer.stop()
                 writer.finished.signal()
                 return
@@ -412,49 +414,20 @@ public final class DurableLog: Sendable {
         }
     }
 
-    /// Makes a `batch` round durable: with a journal that has room, by writing the round's records to it
-    /// and syncing it alone; otherwise (a full journal, or none) by a checkpoint: every partition's active
-    /// segment synced at once (`syncer`), then the journal started over. A partition whose segment could
-    /// not be synced fails and leaves `written`; a journal that could not be written or synced fails
-    /// them all. Returns the first error.
+    /// Makes a `batch` round durable through the journal (``Journal/commit(activeSegments:syncer:)``). A
+    /// journal that could not be written or synced, or a checkpoint that failed, fails every partition:
+    /// what they hold may then be on disk nowhere but in a journal file that must not be reused.
     private static func commit(
-        _ journal: Journal?, partitions: [Partition],
+        _ journal: Journal, partitions: [Partition],
         written: inout [(partition: Partition, through: Int64, segments: [Segment])], syncer: ParallelSync
     ) -> LogError? {
-        if let journal, journal.hasRoom {
-            do throws(LogError) {
-                try journal.commit()
-                return nil
-            } catch {
-                for entry in written { entry.partition.fail(error) }
-                written.removeAll()
-                return error
-            }
-        }
-        // The round's segments (a roll may have left records in a sealed one: synced then, but listed
-        // again here at no cost) and every partition's active segment, which holds records only the
-        // journal had.
-        var files = written.flatMap { entry in entry.segments.map { (entry.partition.index, $0.file) } }
-        for partition in partitions where !files.contains(where: { $0.1 === partition.segments.last!.file }) {
-            files.append((partition.index, partition.segments.last!.file))
-        }
-        let failures = syncer.sync(files.map(\.1))
-        var failure: LogError?
-        for (file, error) in zip(files, failures) {
-            guard let error else { continue }
-            failure = failure ?? error
-            partitions[file.0].fail(error)
-            written.removeAll { $0.partition.index == file.0 }
-        }
-        guard let journal else { return failure }
         do throws(LogError) {
-            // With a partition failed, its records may be needed from the journal at the next open.
-            if failure == nil { try journal.restart() } else { journal.discardRound() }
+            try journal.commit(activeSegments: { partitions.map { $0.segments.last!.file } }, syncer: syncer)
+            return nil
         } catch {
-            for entry in written { entry.partition.fail(error) }
+            for partition in partitions { partition.fail(error) }
             written.removeAll()
             return error
         }
-        return failure
     }
 }

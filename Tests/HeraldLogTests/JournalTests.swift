@@ -39,11 +39,16 @@ import Testing
         }
     }
 
+    /// The newest generation of the journal's two files.
     private func journalGeneration(_ directory: String) throws -> UInt64 {
-        let file = try LogFile(path: directory + "/journal", create: false)
-        var header: [UInt8] = []
-        try file.read(into: &header, count: 16, at: 0)
-        return header.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
+        try Journal.fileNames.map { name in
+            let file = try LogFile(path: directory + "/" + name, create: false)
+            var header: [UInt8] = []
+            try file.read(into: &header, count: 16, at: 0)
+            return header.withUnsafeBytes {
+                UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            }
+        }.max()!
     }
 
     @Test func recordsTheSegmentsLostAreWrittenAgainFromTheJournal() async throws {
@@ -95,12 +100,15 @@ import Testing
         let log = try DurableLog(configuration: configuration(directory.path, partitions: 1))
         let texts = try await append(6, to: log)
         log.stopLikeACrash()
-        // Each record was its own round, so its own entry: flip a byte in the fourth entry's event bytes.
-        var position = Journal.headerSize
-        for index in 0..<3 { position += Journal.entryHeaderSize + Record.headerSize + texts[0][index].utf8.count }
-        let journal = try LogFile(path: directory.path + "/journal", create: false)
+        // Each record was its own round, so its own entry: flip a byte in the fourth entry's event bytes. A new
+        // log's rounds go to the first file.
+        var position = JournalFile.headerSize
+        for index in 0..<3 {
+            position += JournalFile.entryHeaderSize + Record.headerSize + texts[0][index].utf8.count
+        }
+        let journal = try LogFile(path: directory.path + "/journal.0", create: false)
         var byte: [UInt8] = []
-        let flipped = position + Journal.entryHeaderSize + Record.headerSize + 1
+        let flipped = position + JournalFile.entryHeaderSize + Record.headerSize + 1
         try journal.read(into: &byte, count: 1, at: flipped)
         try journal.write([byte[0] ^ 0x01], at: flipped)
         try LogFile(path: segmentPath(directory.path), create: false).truncate(to: 0)
@@ -114,12 +122,13 @@ import Testing
     @Test func aFullJournalIsACheckpointAfterWhichItStartsOver() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        // Room for about 70 one-record rounds (4 KiB after the header; 24 + 24 + 12 bytes each).
+        // Room for about 70 one-record rounds in each file (4 KiB after the header; 24 + 24 + 12 bytes each).
         let small = configuration(directory.path, journalBytes: 8192)
         let log = try DurableLog(configuration: small)
         let texts = try await append(300, to: log)
         log.stopLikeACrash()
-        // Opening started a generation, and each checkpoint another: four for 300 rounds.
+        // Opening started a generation, and each switch to the other file (a checkpoint) another: four for 300
+        // rounds.
         #expect(try journalGeneration(directory.path) == 5)
 
         // Nothing was lost: every record is there once, in order.
@@ -151,7 +160,7 @@ import Testing
         let first = try DurableLog(configuration: always)
         try await first.appendText("a")
         first.close()
-        #expect(!FileManager.default.fileExists(atPath: directory.path + "/always/journal"))
+        #expect(!Journal.exists(in: directory.path + "/always"))
 
         let log = try DurableLog(configuration: configuration(directory.path + "/switched", partitions: 1))
         let texts = try await append(5, to: log)

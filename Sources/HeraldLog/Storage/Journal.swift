@@ -1,13 +1,160 @@
-/// The write-ahead journal of the `batch` fsync policy (docs/storage.md, "The journal"): one file that every
-/// round of the writer appends the records of all its partitions to, and the only file a round syncs. The
-/// partitions' segments get the same records, written but not synced; a **checkpoint** syncs them all
-/// when the journal is full (and at a flush or close), after which the journal starts over. At open, the
-/// records of the journal's current generation that a partition lacks (lost with the page cache) are
-/// written to it again.
+import Dispatch
+import HeraldCore
+
+/// The write-ahead journal of the `batch` fsync policy (docs/storage.md, "The journal"): every round of the
+/// writer appends the records of all its partitions to the journal, and the journal is the only file the
+/// round syncs. The partitions' segments get the same records, written but not synced, and are synced at a
+/// **checkpoint**.
 ///
-/// The file grows by zeros written ahead of its entries, 1 MiB at a time, up to its capacity, and keeps that
-/// size when it starts over: once grown, a sync never has to write its length. Little-endian, as the
-/// segments:
+/// Two files take turns (``JournalFile``): when the one in use is full, the next round goes to the other,
+/// started over with the next generation, while a background thread (`herald-checkpoint`) syncs every
+/// partition's active segment; once that is done the full file is needed no more and may be started over in
+/// its turn. So a checkpoint holds no round back, unless the second file fills before the first one's
+/// checkpoint ends (then the round waits for it). At open, both files' current generations are replayed,
+/// the older first, into partitions that lack their records.
+///
+/// Only the writer thread uses a journal after the log opened; the checkpoint thread only syncs segments.
+final class Journal: @unchecked Sendable {
+    // Unchecked `Sendable`: used by one thread at a time (the opener, then the writer thread); the
+    // checkpoint's state, which the checkpoint thread also touches, is behind `checkpoint`'s lock.
+    static let fileNames = ["journal.0", "journal.1"]
+
+    private let files: [JournalFile]
+    /// The file rounds go to.
+    private var active: Int
+    /// The round's records, by partition, not yet written (``commit(activeSegments:syncer:)``).
+    private var pending = PendingEntries()
+
+    private struct PendingEntries {
+        var records: [UInt8] = []
+        var entries: [(partition: Int, start: Int, count: Int)] = []
+        var isEmpty: Bool { entries.isEmpty }
+
+        mutating func removeAll() {
+            records.removeAll(keepingCapacity: records.capacity <= 4 << 20)
+            entries.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// A checkpoint running in the background, and how the last one ended.
+    private let checkpoint = StateLock(CheckpointState())
+    private let checkpointDone = DispatchSemaphore(value: 0)
+    private let queue = DispatchQueue(label: "herald-checkpoint")
+
+    private struct CheckpointState {
+        /// The file whose records are being synced in their segments: not to be started over before.
+        var running: Int?
+        /// Why a checkpoint failed: the log must fail (the records of that file may be nowhere else).
+        var failure: LogError?
+    }
+
+    /// Opens (or creates) the two files in `directory`; each may hold entries up to `capacity` bytes.
+    init(directory: String, capacity: Int) throws(LogError) {
+        var files: [JournalFile] = []
+        for name in Self.fileNames {
+            files.append(try JournalFile(path: "\(directory)/\(name)", capacity: capacity))
+        }
+        try LogFile.syncDirectory(directory)
+        self.files = files
+        // Rounds continue in the newer file (after `replay` and `restart`, in a new generation).
+        active = files[0].generation >= files[1].generation ? 0 : 1
+    }
+
+    /// Whether a journal is in `directory` (a run under `batch` left it).
+    static func exists(in directory: String) -> Bool {
+        fileNames.contains { LogFile.exists("\(directory)/\($0)") }
+    }
+
+    // MARK: Replaying
+
+    /// Calls `visit` with each entry of both files' current generations, the older generation first, in
+    /// the order written: its partition and its records.
+    func replay(_ visit: (_ partition: Int, _ records: UnsafeRawBufferPointer) throws(LogError) -> Void)
+        throws(LogError)
+    {
+        for file in files.sorted(by: { $0.generation < $1.generation }) {
+            try file.replay(visit)
+        }
+    }
+
+    /// Starts over after the replay (every partition synced): the newer file gets the next generation and
+    /// takes the rounds; the other keeps what it holds, needed no more, until its turn.
+    func restart() throws(LogError) {
+        let newest = files.map(\.generation).max()!
+        active = files[0].generation >= files[1].generation ? 0 : 1
+        try files[active].restart(generation: newest + 1)
+    }
+
+    // MARK: Writing
+
+    /// Adds `records`, the round's records of `partition`, to what ``commit(activeSegments:syncer:)``
+    /// writes.
+    func add(partition: Int, records: UnsafeRawBufferPointer) {
+        let start = pending.records.count
+        pending.records.append(contentsOf: records)
+        pending.entries.append((partition, start, records.count))
+    }
+
+    /// Makes the round durable: writes its entries after the last ones of the file in use and syncs it. When
+    /// they do not fit, the other file takes over (waiting for its own checkpoint to end, if one runs) and
+    /// a checkpoint of the full one starts in the background: `activeSegments()`, every partition's active
+    /// segment, synced by `syncer`.
+    func commit(activeSegments: () -> [LogFile], syncer: ParallelSync) throws(LogError) {
+        defer { pending.removeAll() }
+        if let failure = checkpoint.withLock({ $0.failure }) { throw failure }
+        guard !pending.isEmpty else { return }
+        let size = pending.entries.reduce(0) { $0 + JournalFile.entryHeaderSize + $1.count }
+        if !files[active].hasRoom(for: size) {
+            let full = active
+            let next = 1 - active
+            try waitForCheckpoint()
+            try files[next].restart(generation: files[full].generation + 1)
+            active = next
+            startCheckpoint(of: full, files: activeSegments(), syncer: syncer)
+        }
+        try files[active].write(pending.records, pending.entries, room: size)
+    }
+
+    private func startCheckpoint(of file: Int, files segments: [LogFile], syncer: ParallelSync) {
+        checkpoint.withLock { $0.running = file }
+        queue.async { [self] in
+            let failure = syncer.sync(segments).lazy.compactMap { $0 }.first
+            checkpoint.withLock { state in
+                state.running = nil
+                if let failure { state.failure = state.failure ?? failure }
+            }
+            checkpointDone.signal()
+        }
+    }
+
+    /// Waits until no checkpoint runs; throws how one failed.
+    func waitForCheckpoint() throws(LogError) {
+        if checkpoint.withLock({ $0.running != nil }) { checkpointDone.wait() }
+        if let failure = checkpoint.withLock({ $0.failure }) { throw failure }
+    }
+
+    /// After a full sync of every partition (a flush, the close): nothing either file holds is needed any
+    /// more, and the file in use starts over.
+    func startOver() throws(LogError) {
+        try waitForCheckpoint()
+        guard files[active].used > 0 else { return }
+        let newest = files.map(\.generation).max()!
+        try files[active].restart(generation: newest + 1)
+    }
+
+    /// Drops the round's entries (their records were synced in their segments otherwise).
+    func discardRound() {
+        pending.removeAll()
+    }
+
+    /// Bytes of entries in the file in use.
+    var used: Int { files[active].used }
+
+    /// The generations of the two files (for tests).
+    var generations: [UInt64] { files.map(\.generation) }
+}
+
+/// One file of the journal. Little-endian, as the segments:
 ///
 /// | bytes | field |
 /// | --- | --- |
@@ -28,32 +175,31 @@
 /// | n | the records, exactly as in the partition's segment |
 ///
 /// A generation's entries end at the first one that is torn, corrupt or of another generation: the bytes
-/// after it are older generations' (or zeros). Only the writer thread uses a journal, after the log opened.
-final class Journal: @unchecked Sendable {
-    // Unchecked `Sendable`: used by one thread at a time, the log's opener and then its writer thread.
-    static let fileName = "journal"
+/// after it are older generations' (or zeros). The file grows by zeros written ahead of its entries, 1 MiB at
+/// a time up to its capacity, and keeps that size when it starts over: once grown, a sync never has to write
+/// its length.
+final class JournalFile {
     static let headerSize = 4096
     static let entryHeaderSize = 24
+    static let growth = 1 << 20
     private static let magic: [UInt8] = Array("HJOURNL1".utf8)
+    private static let zeros = [UInt8](repeating: 0, count: growth)
 
     let file: LogFile
     /// Where entries must end.
     let capacity: Int
     /// The file's size: zeros are written ahead of the entries (``growth`` at a time) up to ``capacity``.
     private var allocated: Int
-    static let growth = 1 << 20
     private(set) var generation: UInt64
     /// Whether the header was whole: otherwise no entry is replayed.
     private var isReplayable = true
     /// Where the next entry goes.
-    private var position = Journal.headerSize
-    /// The round's entries, written by ``commit()``.
-    private var pending: [UInt8] = []
+    private var position = JournalFile.headerSize
+    /// The round's entries as written (reused).
+    private var buffer: [UInt8] = []
 
-    /// Opens the journal in `directory`, creating it (a header, generation 0) if needed; entries may take
-    /// `capacity` bytes.
-    init(directory: String, capacity: Int) throws(LogError) {
-        let path = "\(directory)/\(Self.fileName)"
+    /// Opens the file at `path`, creating it (a header, generation 0) if needed.
+    init(path: String, capacity: Int) throws(LogError) {
         let exists = LogFile.exists(path)
         file = try LogFile(path: path, create: true)
         self.capacity = max(capacity, Self.headerSize * 2)
@@ -65,8 +211,8 @@ final class Journal: @unchecked Sendable {
                 self.generation = generation
             } else {
                 // A header that is not whole was being written after a checkpoint (or when the file was
-                // made): nothing in the file is needed. A generation no entry in it can have makes sure
-                // that none is replayed, now or after later restarts.
+                // made): nothing in the file is needed. A generation no entry in it can have makes sure that
+                // none is replayed, now or after later restarts.
                 generation = UInt64.random(in: (1 << 40)...(1 << 62))
                 isReplayable = false
             }
@@ -75,7 +221,6 @@ final class Journal: @unchecked Sendable {
             allocated = Self.headerSize
             try file.write(Self.header(generation: 0) + [UInt8](repeating: 0, count: Self.headerSize - 20), at: 0)
             try file.sync()
-            try LogFile.syncDirectory(directory)
         }
     }
 
@@ -97,15 +242,11 @@ final class Journal: @unchecked Sendable {
         }
     }
 
-    // MARK: Replaying
-
-    /// Calls `visit` with each entry of the current generation, in the order written: its partition and its
-    /// records. Returns how many bytes of entries there were.
-    @discardableResult
+    /// Calls `visit` with each entry of the current generation, in the order written.
     func replay(_ visit: (_ partition: Int, _ records: UnsafeRawBufferPointer) throws(LogError) -> Void)
-        throws(LogError) -> Int
+        throws(LogError)
     {
-        guard isReplayable else { return 0 }
+        guard isReplayable else { return }
         var chunk: [UInt8] = []
         var at = Self.headerSize
         while at + Self.entryHeaderSize <= allocated {
@@ -134,63 +275,50 @@ final class Journal: @unchecked Sendable {
             }.get()
             at += 4 + length
         }
-        return at - Self.headerSize
     }
 
-    // MARK: Writing
+    /// Whether `size` more bytes of entries fit.
+    func hasRoom(for size: Int) -> Bool { position + size <= capacity }
 
-    /// Adds `records`, the round's records of `partition`, to what ``commit()`` writes.
-    func add(partition: Int, records: UnsafeRawBufferPointer) {
-        let start = pending.count
-        append(UInt32(20 + records.count))
-        append(UInt32(0))
-        append(generation)
-        append(UInt32(partition))
-        append(UInt32(0))
-        pending.append(contentsOf: records)
-        let crc = pending.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(start + 8)...])) }
-        withUnsafeBytes(of: crc.littleEndian) { crcBytes in
-            for index in 0..<4 { pending[start + 4 + index] = crcBytes[index] }
+    /// Writes `entries` (each a partition's records in `records`, `room` bytes in all with their headers)
+    /// after the last ones and syncs the file.
+    func write(_ records: [UInt8], _ entries: [(partition: Int, start: Int, count: Int)], room: Int)
+        throws(LogError)
+    {
+        buffer.removeAll(keepingCapacity: buffer.capacity <= 4 << 20)
+        for entry in entries {
+            let start = buffer.count
+            append(UInt32(20 + entry.count))
+            append(UInt32(0))
+            append(generation)
+            append(UInt32(entry.partition))
+            append(UInt32(0))
+            records.withUnsafeBytes { buffer.append(contentsOf: $0[entry.start..<(entry.start + entry.count)]) }
+            let crc = buffer.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(start + 8)...])) }
+            withUnsafeBytes(of: crc.littleEndian) { crcBytes in
+                for index in 0..<4 { buffer[start + 4 + index] = crcBytes[index] }
+            }
         }
-    }
-
-    private func append<Integer: FixedWidthInteger>(_ value: Integer) {
-        withUnsafeBytes(of: value.littleEndian) { pending.append(contentsOf: $0) }
-    }
-
-    private static let zeros = [UInt8](repeating: 0, count: growth)
-
-    /// Whether the round's entries fit in what is left of the file.
-    var hasRoom: Bool { position + pending.count <= capacity }
-
-    /// Writes the round's entries after the last and syncs the journal: the round is durable.
-    func commit() throws(LogError) {
-        defer { pending.removeAll(keepingCapacity: pending.capacity <= 4 << 20) }
-        guard !pending.isEmpty else { return }
-        while allocated < position + pending.count {
+        while allocated < position + buffer.count {
             try file.write(Self.zeros, at: allocated)
             allocated += Self.growth
         }
-        try file.write(pending, at: position)
+        try file.write(buffer, at: position)
         try file.sync()
-        position += pending.count
+        position += buffer.count
     }
 
-    /// Starts a new generation (after a checkpoint: every partition is synced, so no entry is needed any
-    /// more), dropping the round's entries: the next entry goes to the start of the file again.
-    func restart() throws(LogError) {
-        pending.removeAll(keepingCapacity: pending.capacity <= 4 << 20)
-        generation += 1
+    private func append<Integer: FixedWidthInteger>(_ value: Integer) {
+        withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
+    }
+
+    /// Starts the file over in `generation`: its header says so (synced), and entries go to its start again.
+    func restart(generation: UInt64) throws(LogError) {
+        self.generation = generation
         try file.write(Self.header(generation: generation), at: 0)
         try file.sync()
         position = Self.headerSize
         isReplayable = true
-    }
-
-    /// Drops the round's entries (its records were synced in their segments, but the journal cannot start
-    /// over: it still holds records a failed partition may need).
-    func discardRound() {
-        pending.removeAll(keepingCapacity: pending.capacity <= 4 << 20)
     }
 
     /// Bytes of entries in the current generation.
