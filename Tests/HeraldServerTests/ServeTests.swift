@@ -30,6 +30,21 @@ struct ServeTests {
         #expect(errors.contains("allocator=jemalloc 5."))
     }
 
+    @Test func withEveryHousekeepingIntervalOffTheBrokerKeepsServing() async throws {
+        let directory = try temporaryDirectory()
+        let toml = "[housekeeping]\ncleanup_interval_ms = 0\nhealth_check_interval_ms = 0\ndisk_check_interval_ms = 0\n"
+        try toml.write(toFile: directory + "/herald.toml", atomically: true, encoding: .utf8)
+        let run = try HeraldRun.start(["serve", "--http", "127.0.0.1:0"], in: directory)
+        _ = try #require(await run.firstLine())
+        // Still serving after its ready line: a request is answered.
+        let stats = try HeraldRun.start(["stats", "--socket", directory + "/herald-data/herald.sock"])
+        #expect(await stats.finishWithOutput().status == 0)
+        kill(run.process.processIdentifier, SIGTERM)
+        let (status, errors) = await run.finish()
+        #expect(status == 0)
+        #expect(!errors.contains("finished unexpectedly"))
+    }
+
     @Test func serveRaisesItsOpenFilesLimitAndStartsModulesWithTheOneItHad() async throws {
         let directory = try temporaryDirectory()
         let modules = try ModuleFixture()

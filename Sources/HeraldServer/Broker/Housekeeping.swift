@@ -16,6 +16,13 @@ public struct Housekeeping: Service {
 
     public func run() async throws {
         let settings = broker.configuration.housekeeping
+        // With every interval 0 there is nothing to do, but the service still runs until the shutdown: a
+        // service that returns early ends the whole group (the broker stopped right after its ready line).
+        guard settings.cleanupIntervalMs > 0 || settings.healthCheckIntervalMs > 0 || settings.diskCheckIntervalMs > 0
+        else {
+            try? await gracefulShutdown()
+            return
+        }
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { await every(settings.cleanupIntervalMs) { cleanup() } }
