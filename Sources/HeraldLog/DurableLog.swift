@@ -55,7 +55,8 @@ public final class DurableLog: Sendable {
         guard configuration.partitions >= 1 else { throw LogError.incompatible("a log needs at least one partition") }
         self.configuration = configuration
         try LogFile.makeDirectory(configuration.directory)
-        lock = try Self.checkFormat(configuration)
+        let logID: UInt64
+        (lock, logID) = try Self.checkFormat(configuration)
         var report = RecoveryReport()
         var partitions: [Partition] = []
         for index in 0..<configuration.partitions {
@@ -64,7 +65,7 @@ public final class DurableLog: Sendable {
                     index: index, directory: Self.partitionDirectory(configuration.directory, index),
                     configuration: configuration, report: &report))
         }
-        let journal = try Self.replayJournal(configuration, partitions, &report)
+        let journal = try Self.replayJournal(configuration, logID: logID, partitions, &report)
         report.duration = ContinuousClock.now - started
         self.partitions = partitions
         recovery = report
@@ -85,10 +86,12 @@ public final class DurableLog: Sendable {
     /// partition back the records of its current generation that the partition lacks, synced; then starts
     /// the journal over. Returns it for the writer under `batch`.
     private static func replayJournal(
-        _ configuration: LogConfiguration, _ partitions: [Partition], _ report: inout RecoveryReport
+        _ configuration: LogConfiguration, logID: UInt64, _ partitions: [Partition], _ report: inout RecoveryReport
     ) throws(LogError) -> Journal? {
         guard configuration.fsync == .batch || Journal.exists(in: configuration.directory) else { return nil }
-        let journal = try Journal(directory: configuration.directory, capacity: configuration.journalBytes)
+        let journal = try Journal(
+            directory: configuration.directory, logID: logID, capacity: configuration.journalBytes)
+        report.journalProblems = journal.problems
         var gapped = Set<Int>()
         var replayed = 0
         var gaps: [LogPosition] = []
@@ -120,38 +123,44 @@ public final class DurableLog: Sendable {
         "\(directory)/partition-\(String(zeroPadded: index, width: 3))"
     }
 
-    /// The file `herald-log` names the format and the partition count, which must not change: the
-    /// partition of a key depends on it. It is locked (returned open) while the log is open, so that a second
-    /// broker on the same directory is refused rather than write over the first.
-    private static func checkFormat(_ configuration: LogConfiguration) throws(LogError) -> LogFile {
+    /// The file `herald-log` names the format, the partition count (which must not change: the partition
+    /// of a key depends on it) and the log's id (a random number that the journal's files carry, so that a
+    /// journal of another log is never replayed into this one). It is locked (returned open) while the log
+    /// is open, so that a second broker on the same directory is refused rather than write over the first.
+    /// A file from before the id existed gets one.
+    private static func checkFormat(_ configuration: LogConfiguration) throws(LogError) -> (LogFile, UInt64) {
         let path = "\(configuration.directory)/herald-log"
         let expected = "herald-log 1\npartitions \(configuration.partitions)\n"
-        if LogFile.exists(path) {
-            let file = try LogFile(path: path, create: false)
-            guard try file.tryLock() else {
-                throw LogError.incompatible(
-                    "\(configuration.directory) is in use by another open log (another broker?)")
-            }
-            var bytes: [UInt8] = []
-            try file.read(into: &bytes, count: 4096, at: 0)
-            let found = String(decoding: bytes, as: UTF8.self)
-            guard found != expected else { return file }
-            let lines = found.split(separator: "\n")
-            guard lines.first == "herald-log 1", lines.count == 2, lines[1].hasPrefix("partitions ") else {
-                throw LogError.incompatible("\(path): not a Herald log of a format this version reads")
-            }
-            throw LogError.incompatible(
-                "the log in \(configuration.directory) has \(lines[1].dropFirst(11)) partitions but log.partitions is "
-                    + "\(configuration.partitions); the count cannot change, because it decides each key's partition")
-        }
-        let file = try LogFile(path: path, create: true)
+        let exists = LogFile.exists(path)
+        let file = try LogFile(path: path, create: !exists)
         guard try file.tryLock() else {
             throw LogError.incompatible("\(configuration.directory) is in use by another open log (another broker?)")
         }
-        try file.write(Array(expected.utf8), at: 0)
+        if exists {
+            var bytes: [UInt8] = []
+            try file.read(into: &bytes, count: 4096, at: 0)
+            let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
+            guard lines.first == "herald-log 1", lines.count >= 2, lines[1].hasPrefix("partitions ") else {
+                throw LogError.incompatible("\(path): not a Herald log of a format this version reads")
+            }
+            guard lines[1] == "partitions \(configuration.partitions)" else {
+                throw LogError.incompatible(
+                    "the log in \(configuration.directory) has \(lines[1].dropFirst(11)) partitions but log.partitions is "
+                        + "\(configuration.partitions); the count cannot change, because it decides each key's partition"
+                )
+            }
+            if lines.count >= 3, lines[2].hasPrefix("id "), let id = UInt64(lines[2].dropFirst(3), radix: 16) {
+                return (file, id)
+            }
+        }
+        // Written over the old text without cutting it first: the new text begins with it, so a crash in
+        // the middle leaves a file that still reads (and gets an id at the next open).
+        let id = UInt64.random(in: 1...UInt64.max)
+        let text = expected + "id " + String(id, radix: 16) + "\n"
+        try file.write(Array(text.utf8), at: 0)
         try file.sync()
         try LogFile.syncDirectory(configuration.directory)
-        return file
+        return (file, id)
     }
 
     // MARK: Appending and reading

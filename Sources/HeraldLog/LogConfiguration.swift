@@ -74,6 +74,8 @@ public struct RecoveryReport: Sendable, Equatable {
     /// Where a partition's records were missing beyond what the journal held (the first offset missing):
     /// damage a journal should never leave; nothing after it was replayed.
     public var replayGaps: [LogPosition] = []
+    /// Journal files not replayed, and why (written by another log, a header that is not whole).
+    public var journalProblems: [String] = []
     /// How long opening took.
     public var duration: Duration = .zero
 

@@ -96,6 +96,19 @@ struct Serve: AsyncParsableCommand {
                     "bytes_removed": "\(truncation.bytesRemoved)", "reason": "\(truncation.reason)",
                 ])
         }
+        for problem in log.recovery.journalProblems {
+            logger.warning("log recovery did not replay a journal file", metadata: ["reason": "\(problem)"])
+        }
+        if log.recovery.recordsReplayed > 0 {
+            logger.info(
+                "log recovery gave back records from the journal (written, not yet synced in their segments)",
+                metadata: ["records": "\(log.recovery.recordsReplayed)"])
+        }
+        for gap in log.recovery.replayGaps {
+            logger.error(
+                "log recovery found records missing that the journal could not give back",
+                metadata: ["partition": "\(gap.partition)", "first_missing_offset": "\(gap.offset)"])
+        }
         logger.info(
             "log opened",
             metadata: [

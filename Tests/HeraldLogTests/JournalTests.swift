@@ -152,6 +152,53 @@ import Testing
         #expect(try damaged.texts(partition: 0).count == 300)
     }
 
+    @Test func aJournalOfAnotherLogIsNotReplayedAndIsReported() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let mine = directory.path + "/mine"
+        let other = directory.path + "/other"
+        let log = try DurableLog(configuration: configuration(mine, partitions: 1))
+        _ = try await append(3, to: log)
+        log.close()
+        let foreign = try DurableLog(configuration: configuration(other, partitions: 1))
+        for index in 0..<5 { try await foreign.appendText("foreign-\(index)") }
+        foreign.stopLikeACrash()
+        // The other log's journal copied over this one's, and this log's segment emptied so that offsets
+        // line up: replaying would invent records.
+        for name in Journal.fileNames {
+            try? FileManager.default.removeItem(atPath: mine + "/" + name)
+            try FileManager.default.copyItem(atPath: other + "/" + name, toPath: mine + "/" + name)
+        }
+        try LogFile(path: segmentPath(mine), create: false).truncate(to: 0)
+        let reopened = try DurableLog(configuration: configuration(mine, partitions: 1))
+        defer { reopened.close() }
+        #expect(try reopened.texts().isEmpty)
+        #expect(reopened.recovery.recordsReplayed == 0)
+        #expect(reopened.recovery.journalProblems.count == 2)
+        #expect(reopened.recovery.journalProblems.allSatisfy { $0.contains("written by another log") })
+    }
+
+    @Test func aHeaderNamingAGenerationThisLogNeverWritesIsNotReplayed() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try DurableLog(configuration: configuration(directory.path, partitions: 1))
+        _ = try await append(3, to: log)
+        log.stopLikeACrash()
+        // A whole header of this log with the largest generation (its CRC right): the next would overflow.
+        let path = directory.path + "/journal.0"
+        let file = try LogFile(path: path, create: false)
+        var header: [UInt8] = []
+        try file.read(into: &header, count: 28, at: 0)
+        header.replaceSubrange(8..<16, with: withUnsafeBytes(of: UInt64.max.littleEndian) { Array($0) })
+        let crc = header.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<24])) }
+        header.replaceSubrange(24..<28, with: withUnsafeBytes(of: crc.littleEndian) { Array($0) })
+        try file.write(header, at: 0)
+        let reopened = try DurableLog(configuration: configuration(directory.path, partitions: 1))
+        defer { reopened.close() }
+        #expect(reopened.recovery.journalProblems.contains { $0.contains("is not one this log writes") })
+        #expect(try reopened.texts().count == 3)
+    }
+
     @Test func onlyTheBatchPolicyKeepsAJournalButAnyPolicyReplaysOneLeftBehind() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

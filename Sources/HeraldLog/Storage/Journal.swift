@@ -48,17 +48,21 @@ final class Journal: @unchecked Sendable {
         var failure: LogError?
     }
 
-    /// Opens (or creates) the two files in `directory`; each may hold entries up to `capacity` bytes.
-    init(directory: String, capacity: Int) throws(LogError) {
+    /// Opens (or creates) the two files in `directory` for the log `logID`; each may hold entries up to
+    /// `capacity` bytes.
+    init(directory: String, logID: UInt64, capacity: Int) throws(LogError) {
         var files: [JournalFile] = []
         for name in Self.fileNames {
-            files.append(try JournalFile(path: "\(directory)/\(name)", capacity: capacity))
+            files.append(try JournalFile(path: "\(directory)/\(name)", logID: logID, capacity: capacity))
         }
         try LogFile.syncDirectory(directory)
         self.files = files
         // Rounds continue in the newer file (after `replay` and `restart`, in a new generation).
         active = files[0].generation >= files[1].generation ? 0 : 1
     }
+
+    /// The files that are not replayed, and why.
+    var problems: [String] { files.compactMap(\.problem) }
 
     /// Whether a journal is in `directory` (a run under `batch` left it).
     static func exists(in directory: String) -> Bool {
@@ -160,7 +164,8 @@ final class Journal: @unchecked Sendable {
 /// | --- | --- |
 /// | 8 | header: `HJOURNL1` |
 /// | 8 | the generation |
-/// | 4 | CRC-32C of the 16 bytes before |
+/// | 8 | the id of the log it belongs to (`herald-log`'s `id`) |
+/// | 4 | CRC-32C of the 24 bytes before |
 /// | to 4096 | zeros |
 ///
 /// then entries, back to back from byte 4096, each the records one partition got in one round:
@@ -191,54 +196,75 @@ final class JournalFile {
     /// The file's size: zeros are written ahead of the entries (``growth`` at a time) up to ``capacity``.
     private var allocated: Int
     private(set) var generation: UInt64
-    /// Whether the header was whole: otherwise no entry is replayed.
+    /// The log whose records it holds.
+    private let logID: UInt64
+    /// Whether the header was whole and of this log: otherwise no entry is replayed.
     private var isReplayable = true
+    /// Why it is not replayed, for the recovery report.
+    private(set) var problem: String?
     /// Where the next entry goes.
     private var position = JournalFile.headerSize
     /// The round's entries as written (reused).
     private var buffer: [UInt8] = []
 
-    /// Opens the file at `path`, creating it (a header, generation 0) if needed.
-    init(path: String, capacity: Int) throws(LogError) {
+    /// Generations stay below this: a header naming a larger one is not a header this log wrote.
+    private static let generationLimit: UInt64 = 1 << 62
+
+    /// Opens the file at `path` for the log `logID`, creating it (a header, generation 0) if needed.
+    init(path: String, logID: UInt64, capacity: Int) throws(LogError) {
         let exists = LogFile.exists(path)
         file = try LogFile(path: path, create: true)
+        self.logID = logID
         self.capacity = max(capacity, Self.headerSize * 2)
         if exists, try file.size() >= Self.headerSize {
             var header: [UInt8] = []
-            try file.read(into: &header, count: 20, at: 0)
+            try file.read(into: &header, count: 28, at: 0)
             allocated = try file.size()
-            if let generation = Self.generation(ofHeader: header) {
-                self.generation = generation
+            let read = Self.read(header: header)
+            if let read, read.logID == logID, read.generation < Self.generationLimit {
+                generation = read.generation
             } else {
-                // A header that is not whole was being written after a checkpoint (or when the file was
-                // made): nothing in the file is needed. A generation no entry in it can have makes sure that
-                // none is replayed, now or after later restarts.
-                generation = UInt64.random(in: (1 << 40)...(1 << 62))
+                // Not replayed: a header that is not whole was being written just after a checkpoint (or
+                // when the file was made), and nothing in the file is needed; one of another log (a journal
+                // copied from elsewhere) holds none of this log's records. A generation no entry in it can
+                // have makes sure that none is replayed, now or after later restarts.
+                generation = UInt64.random(in: (1 << 40)...(1 << 61))
                 isReplayable = false
+                problem =
+                    read.map { read in
+                        read.logID != logID
+                            ? "\(path): written by another log (id \(String(read.logID, radix: 16))), not replayed"
+                            : "\(path): generation \(read.generation) is not one this log writes, not replayed"
+                    } ?? "\(path): the header is not whole, not replayed"
             }
         } else {
             generation = 0
             allocated = Self.headerSize
-            try file.write(Self.header(generation: 0) + [UInt8](repeating: 0, count: Self.headerSize - 20), at: 0)
+            try file.write(
+                Self.header(generation: 0, logID: logID) + [UInt8](repeating: 0, count: Self.headerSize - 28), at: 0)
             try file.sync()
         }
     }
 
-    private static func header(generation: UInt64) -> [UInt8] {
+    private static func header(generation: UInt64, logID: UInt64) -> [UInt8] {
         var bytes = magic
         withUnsafeBytes(of: generation.littleEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: logID.littleEndian) { bytes.append(contentsOf: $0) }
         let crc = bytes.withUnsafeBytes { CRC32C.checksum($0) }
         withUnsafeBytes(of: crc.littleEndian) { bytes.append(contentsOf: $0) }
         return bytes
     }
 
-    /// The generation a header names, or `nil` when it is not a journal header.
-    private static func generation(ofHeader header: [UInt8]) -> UInt64? {
-        guard header.count >= 20, Array(header[0..<8]) == magic else { return nil }
-        return header.withUnsafeBytes { bytes -> UInt64? in
-            let crc = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
-            guard crc == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<16])) else { return nil }
-            return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+    /// The generation and log id a header names, or `nil` when it is not a whole journal header.
+    private static func read(header: [UInt8]) -> (generation: UInt64, logID: UInt64)? {
+        guard header.count >= 28, Array(header[0..<8]) == magic else { return nil }
+        return header.withUnsafeBytes { bytes -> (UInt64, UInt64)? in
+            let crc = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 24, as: UInt32.self))
+            guard crc == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<24])) else { return nil }
+            return (
+                UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
+            )
         }
     }
 
@@ -315,10 +341,11 @@ final class JournalFile {
     /// Starts the file over in `generation`: its header says so (synced), and entries go to its start again.
     func restart(generation: UInt64) throws(LogError) {
         self.generation = generation
-        try file.write(Self.header(generation: generation), at: 0)
+        try file.write(Self.header(generation: generation, logID: logID), at: 0)
         try file.sync()
         position = Self.headerSize
         isReplayable = true
+        problem = nil
     }
 
     /// Bytes of entries in the current generation.
