@@ -186,6 +186,21 @@ import Testing
         }
     }
 
+    /// A token of hostile patterns: a pattern that is one of them is covered at once; the search for others
+    /// stops at its budget and refuses (it runs on an event loop: the suite's time limit bounds it).
+    @Test func hostileCoveringPatternsAnswerWithinTheBudget() throws {
+        let hostileA = try TopicPattern(Array(repeating: "#.a", count: 60).joined(separator: ".") + ".#")
+        let hostileB = try TopicPattern(Array(repeating: "#.b", count: 60).joined(separator: ".") + ".#")
+        #expect(TopicPattern.isCovered(hostileA, by: [hostileA, hostileB]))
+        let probe = try TopicPattern(Array(repeating: "#.a.#.b", count: 30).joined(separator: "."))
+        #expect(!TopicPattern.isCovered(probe, by: [hostileA, hostileB], budget: 10_000))
+        // Many ordinary patterns: a pattern one of them covers is found without the search.
+        let ordinary = try (1...40).map {
+            try TopicPattern("#." + Array(repeating: "a", count: $0).joined(separator: ".") + ".#")
+        }
+        #expect(TopicPattern.isCovered(try TopicPattern("a.#"), by: ordinary, budget: 0))
+    }
+
     @Test func hostilePatternsStayPolynomial() throws {
         let pattern = try TopicPattern(Array(repeating: "#.a", count: 40).joined(separator: ".") + ".b")
         let topic = Array(repeating: "a", count: 100).joined(separator: ".")

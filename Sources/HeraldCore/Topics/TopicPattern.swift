@@ -91,82 +91,138 @@ public struct TopicPattern: Sendable, Hashable, CustomStringConvertible {
         Self.isCovered(other, by: [self])
     }
 
+    /// A sufficient test, polynomial (O(this × other), word by word with memoisation): when it says yes,
+    /// this pattern covers `other`; it misses some cases where `#` in `other` meets `*` here, which
+    /// ``isCovered(_:by:budget:)`` then decides.
+    private func coversWordByWord(_ other: TopicPattern) -> Bool {
+        var memo: [Int: Bool] = [:]
+        let outer = words
+        let inner = other.words
+        func contained(_ i: Int, _ j: Int) -> Bool {
+            // inner[i...] ⊆ outer[j...]
+            let key = i * (outer.count + 1) + j
+            if let known = memo[key] { return known }
+            let result: Bool
+            if i == inner.count {
+                result = outer[j...].allSatisfy { $0 == .any }
+            } else if j == outer.count {
+                result = false
+            } else {
+                switch (inner[i], outer[j]) {
+                case (.any, .any):
+                    result = contained(i + 1, j) || contained(i, j + 1)
+                case (_, .any):
+                    result = contained(i, j + 1) || contained(i + 1, j)
+                case (.any, _):
+                    result = false
+                case (.one, .one), (.literal, .one):
+                    result = contained(i + 1, j + 1)
+                case (.literal(let a), .literal(let b)):
+                    result = a == b && contained(i + 1, j + 1)
+                case (.one, .literal):
+                    result = false
+                }
+            }
+            memo[key] = result
+            return result
+        }
+        return contained(0, 0)
+    }
+
     /// Whether every topic `pattern` can match is matched by one of `patterns` (PROTOCOL.md §9: a token's
     /// `subscribe` patterns cover a subscription together, `a.*` and `a.*.*.#` cover `a.*.#`).
     ///
-    /// Each pattern is an automaton over words (`#` a state that loops); `pattern`'s language is included
-    /// in the union's when no word sequence reaches an accepting state of `pattern` and none of theirs. The
-    /// search runs over pairs (a state of `pattern`, the set of states the union is in — made as it goes),
-    /// reading only words that can tell the patterns apart: each literal they name and one word none names.
-    /// So it is exact, `#` and `*` anywhere on either side. A search past `limit` pairs (patterns built to
-    /// blow up the union's sets) answers "not covered": a refusal, never a grant.
-    public static func isCovered(_ pattern: TopicPattern, by patterns: [TopicPattern], limit: Int = 100_000) -> Bool {
-        // The union's states: (pattern, position) numbered one after the other.
+    /// First the cheap answers: `pattern` is one of them, or one alone covers it word by word. Otherwise
+    /// each pattern is an automaton over words (`#` a state that loops), and `pattern`'s language must be
+    /// included in the union's: no word sequence may reach an accepting state of `pattern` and none of
+    /// theirs. The search runs over pairs (a state of `pattern`, the set of states the union is in — a bit
+    /// set, made as it goes), reading only words that can tell the patterns apart: each literal they name and
+    /// one word none names. It is exact, `#` and `*` anywhere on either side, but patterns can be built to
+    /// make the sets blow up: past `budget` steps it answers "not covered" — a refusal, never a grant, in
+    /// bounded time (it runs on an event loop).
+    public static func isCovered(_ pattern: TopicPattern, by patterns: [TopicPattern], budget: Int = 200_000)
+        -> Bool
+    {
+        if patterns.contains(where: { $0 == pattern || $0.coversWordByWord(pattern) }) { return true }
+        // The union's states, numbered one after the other: which pattern and position each one is.
+        var owners: [(pattern: Int, position: Int)] = []
         var bases: [Int] = []
-        var total = 0
-        for covering in patterns {
-            bases.append(total)
-            total += covering.words.count + 1
+        for (index, covering) in patterns.enumerated() {
+            bases.append(owners.count)
+            for position in 0...covering.words.count { owners.append((index, position)) }
         }
-        func closure(_ words: [Word], _ position: Int, into states: inout Set<Int>, base: Int) {
-            var position = position
-            while true {
-                states.insert(base + position)
-                guard position < words.count, words[position] == .any else { return }
-                position += 1
-            }
-        }
-        func closure(_ words: [Word], _ position: Int) -> Set<Int> {
-            var states: Set<Int> = []
-            closure(words, position, into: &states, base: 0)
-            return states
-        }
-        /// Where `words` can be after reading `word` (`nil`: a word no pattern names) from `position`.
-        func step(_ words: [Word], _ position: Int, _ word: String?) -> [Int] {
-            guard position < words.count else { return [] }
-            switch words[position] {
-            case .any: return [position]
-            case .one: return [position + 1]
-            case .literal(let text): return text == word ? [position + 1] : []
-            }
-        }
+        let wordCount = (owners.count + 63) / 64
         var alphabet: [String?] = [nil]
         for covering in patterns + [pattern] {
             for case .literal(let text) in covering.words where !alphabet.contains(text) { alphabet.append(text) }
         }
-        var start: Set<Int> = []
-        for (index, covering) in patterns.enumerated() {
-            closure(covering.words, 0, into: &start, base: bases[index])
+        var work = 0
+        func insertClosure(_ covering: Int, _ position: Int, into set: inout [UInt64]) {
+            let words = patterns[covering].words
+            var position = position
+            while true {
+                let state = bases[covering] + position
+                set[state >> 6] |= 1 << UInt64(state & 63)
+                guard position < words.count, words[position] == .any else { return }
+                position += 1
+            }
         }
-        func accepting(_ union: Set<Int>) -> Bool {
-            patterns.indices.contains { union.contains(bases[$0] + patterns[$0].words.count) }
+        /// Where a pattern's words can be after reading `word` (`nil`: a word no pattern names) at `position`.
+        func step(_ words: [Word], _ position: Int, _ word: String?) -> Int? {
+            guard position < words.count else { return nil }
+            switch words[position] {
+            case .any: return position
+            case .one: return position + 1
+            case .literal(let text): return text == word ? position + 1 : nil
+            }
         }
+        func closure(_ words: [Word], _ position: Int) -> [Int] {
+            var positions = [position]
+            var position = position
+            while position < words.count, words[position] == .any {
+                position += 1
+                positions.append(position)
+            }
+            return positions
+        }
+        var start = [UInt64](repeating: 0, count: wordCount)
+        for index in patterns.indices { insertClosure(index, 0, into: &start) }
+        let accepting: [UInt64] = {
+            var set = [UInt64](repeating: 0, count: wordCount)
+            for (index, covering) in patterns.enumerated() {
+                let state = bases[index] + covering.words.count
+                set[state >> 6] |= 1 << UInt64(state & 63)
+            }
+            return set
+        }()
         struct Pair: Hashable {
             let position: Int
-            let union: Set<Int>
+            let union: [UInt64]
         }
         var seen: Set<Pair> = []
         var queue = closure(pattern.words, 0).map { Pair(position: $0, union: start) }
         while let pair = queue.popLast() {
             guard seen.insert(pair).inserted else { continue }
-            if pair.position == pattern.words.count && !accepting(pair.union) { return false }
-            guard seen.count <= limit else { return false }
+            if pair.position == pattern.words.count && !zip(pair.union, accepting).contains(where: { $0 & $1 != 0 }) {
+                return false
+            }
             for word in alphabet {
-                let nexts = step(pattern.words, pair.position, word)
-                guard !nexts.isEmpty else { continue }
-                var union: Set<Int> = []
-                for state in pair.union {
-                    guard let index = bases.lastIndex(where: { $0 <= state }) else { continue }
-                    let words = patterns[index].words
-                    for next in step(words, state - bases[index], word) {
-                        closure(words, next, into: &union, base: bases[index])
+                guard let next = step(pattern.words, pair.position, word) else { continue }
+                var union = [UInt64](repeating: 0, count: wordCount)
+                for (chunk, bits) in pair.union.enumerated() where bits != 0 {
+                    var remaining = bits
+                    while remaining != 0 {
+                        let state = chunk << 6 + remaining.trailingZeroBitCount
+                        remaining &= remaining - 1
+                        work += 1
+                        let owner = owners[state]
+                        if let moved = step(patterns[owner.pattern].words, owner.position, word) {
+                            insertClosure(owner.pattern, moved, into: &union)
+                        }
                     }
                 }
-                for next in nexts {
-                    for position in closure(pattern.words, next) {
-                        queue.append(Pair(position: position, union: union))
-                    }
-                }
+                guard work <= budget else { return false }
+                for position in closure(pattern.words, next) { queue.append(Pair(position: position, union: union)) }
             }
         }
         return true

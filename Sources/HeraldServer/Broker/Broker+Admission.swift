@@ -52,12 +52,26 @@ extension Broker {
     /// one of the token's `subscribe` patterns. The error carries no request id.
     func checkSubscribe(_ topics: [TopicPattern], from principal: Principal) throws(ProtocolError) {
         guard let permissions = principal.permissions else { return }
-        for (index, topic) in topics.enumerated() where !TopicPattern.isCovered(topic, by: permissions.subscribe) {
+        for (index, topic) in topics.enumerated() where !covered(topic, by: permissions) {
             throw ProtocolError(
                 .forbidden,
                 "topics[\(index)]: '\(topic.text)' is not covered by the subscribe permissions of token '\(permissions.name)'"
             )
         }
+    }
+
+    /// Whether `permissions`' `subscribe` patterns cover `topic`, remembered per token and pattern: the exact
+    /// check can take milliseconds for tokens of many patterns, and clients subscribe to the same patterns
+    /// again and again (each reconnect, each WebSocket).
+    private func covered(_ topic: TopicPattern, by permissions: HeraldConfiguration.Token) -> Bool {
+        let key = CoverageKey(token: permissions.name, pattern: topic.text)
+        if let known = coverage.withLock({ $0[key] }) { return known }
+        let answer = TopicPattern.isCovered(topic, by: permissions.subscribe)
+        coverage.withLock { cache in
+            if cache.count >= 4096 { cache.removeAll(keepingCapacity: true) }
+            cache[key] = answer
+        }
+        return answer
     }
 
     /// The largest stored envelope a delivery frame can carry: `max_frame` less the frame's own fields.

@@ -28,6 +28,8 @@ public final class Broker: Sendable {
     let modules = ModuleRegistry()
     /// Held while a module loads (``loadingModules(_:)``).
     private let moduleLoads = StateLock(())
+    /// Subscribe coverage answers by token and pattern (`checkSubscribe`).
+    let coverage = StateLock<[CoverageKey: Bool]>([:])
     /// Counters and gauges for `GET /metrics`.
     let metrics = BrokerMetrics()
     /// The pumps woken on each event loop, run by one task per loop (``PumpWakeups``).
@@ -207,4 +209,10 @@ public final class Broker: Sendable {
     func nextSession() -> String {
         "s-\(sessions.add(1, ordering: .relaxed).newValue)"
     }
+}
+
+/// A token's name and a subscribe pattern: what a coverage answer is remembered by.
+struct CoverageKey: Hashable {
+    let token: String
+    let pattern: String
 }
