@@ -59,7 +59,8 @@ struct ModuleFixture {
     /// `replies.txt` and each event type it receives to `events.txt`.
     /// `--spam N` writes N bytes to stdout first; `--exit-after-load CODE` exits with CODE once loaded,
     /// after writing `--stderr TEXT`; `--ignore-term` ignores SIGTERM; `--fail-first` exits with 1 before
-    /// its hello the first time it runs (a marker in its data directory), then runs normally.
+    /// its hello the first time it runs (a marker in its data directory), then runs normally;
+    /// `--reconnect-after-load` closes its connection once loaded and connects again at once (`ready`).
     static let script = #"""
         #!/usr/bin/env python3
         import json, os, signal, socket, struct, sys
@@ -138,6 +139,17 @@ struct ModuleFixture {
             for number, event_type in enumerate(option("--publish").split(",")):
                 reply = request({"op": "publish", "id": 10 + number, "event": {"event_type": event_type}})
                 record("replies.txt", "publish " + event_type + " " + reply.get("op") + " " + reply.get("code", ""))
+        if "--reconnect-after-load" in args:
+            # Closes its connection and opens another at once, as a client library does after an error.
+            sock.close()
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(os.environ["HERALD_SOCKET"])
+            buffer = b""
+            request({"op": "hello", "id": 1, "protocol": 1,
+                     "module": {"name": os.environ["HERALD_MODULE_NAME"], "version": "1.0.0"},
+                     "token": os.environ["HERALD_TOKEN"]})
+            request({"op": "ready", "id": 2})
+            record("replies.txt", "reconnected")
         if option("--exit-after-load"):
             if option("--stderr"):
                 print(option("--stderr"), file=sys.stderr, flush=True)

@@ -255,6 +255,39 @@ struct ModuleSupervisorTests {
         try await broker.stop()
     }
 
+    @Test func aModuleThatReconnectsAtOnceIsUnloadedThenLoadedAndRuns() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("bouncy", arguments: ["--reconnect-after-load"])
+        let broker = try await TestBroker.start(http: true, modules: modules.directory) { quickStop(&$0) }
+        let supervisor = broker.supervisor!
+        try await broker.withModule("watcher") { watcher in
+            let seen = try await watcher.watch(
+                replayed: 0, until: { $0.count == 3 }, while: { await supervisor.startAll() })
+            // Its first connection closed (unloaded, owed before anything of the new one), then it loaded
+            // again — never two loads in a row, never an unload while it is connected.
+            #expect(
+                seen.map(\.summary) == [
+                    "module.loaded bouncy", "module.unloaded bouncy disconnected", "module.loaded bouncy",
+                ])
+            try await waitUntil { supervisor.statuses.first?.state == .running }
+            // The grace after the first close ends with nothing more to say. (An event that must not come can
+            // only be looked for after the time it would have come in: the grace, then a marker behind it.)
+            try await Task.sleep(for: ModuleSupervisor.exitGrace + .milliseconds(200))
+            try await watcher.send(#"{"op":"publish","event":{"event_type":"module.marker"}}"#)
+            var late: [String] = []
+            while let frame = try await watcher.receive(), !frame.contains(#""event_type":"module.marker""#) {
+                if frame.contains("bouncy") { late.append(frame) }
+            }
+            #expect(late.isEmpty)
+            #expect(supervisor.statuses.first?.state == .running)
+        }
+        let load = try await broker.http().post("/v1/modules/bouncy/load")
+        #expect(load.status == 200)
+        #expect(load.text.contains(#""state":"running""#))
+        try await broker.stop()
+    }
+
     @Test func unloadingAModuleClosesEveryConnectionUsingItsName() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }

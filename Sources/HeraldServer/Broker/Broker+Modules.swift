@@ -6,6 +6,12 @@ extension Broker {
     /// whether the broker stopped it or its process crashed); otherwise it is `bye` or `disconnected`.
     /// `unresponsive`: the broker closed the connection for heartbeats of silence.
     func moduleDisconnected(_ name: String, saidBye: Bool, unresponsive: Bool) {
+        // Under the module-load lock: a module loading at the same moment sees this module loaded (in its
+        // replay) and then unloaded, or neither — never its unload before its load.
+        loadingModules { unloadIfLast(name, saidBye: saidBye, unresponsive: unresponsive) }
+    }
+
+    private func unloadIfLast(_ name: String, saidBye: Bool, unresponsive: Bool) {
         let (last, unloaded) = modules.disconnected(name)
         guard last else { return }
         if let supervisor,

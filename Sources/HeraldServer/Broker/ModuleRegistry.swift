@@ -107,6 +107,11 @@ final class ModuleRegistry: Sendable {
         }
     }
 
+    /// Whether `module` is loaded.
+    func isLoaded(_ module: String) -> Bool {
+        state.withLock { state in state.loaded.contains { $0.name == module } }
+    }
+
     /// Whether a connection of `module` is open.
     func isConnected(_ module: String) -> Bool {
         state.withLock { $0.connections[module] != nil }

@@ -293,6 +293,9 @@ struct IPCSession {
             // Subscribed and loaded as one step: see `Broker.loadingModules`. Its replay follows the `ok`,
             // which goes out first (deliveries start after this read's replies).
             subscription = try broker.loadingModules { () throws(SubscriptionError) -> Subscription in
+                // An unload still owed to this module (it reconnected at once) comes before anything of
+                // the new load, and before this subscription exists.
+                if isModule, !broker.modules.isLoaded(module) { broker.supervisor?.reconnectedDuringGrace(module) }
                 let subscription = try broker.bus.subscribe(
                     request.topics,
                     subscriber: module,
@@ -415,7 +418,9 @@ struct IPCSession {
     /// queue past its `buffer`: a queue that cannot hold them would drop events before the module could read
     /// anything. A module that is already loaded replays and publishes nothing.
     private func load(_ module: String, replayingTo subscription: Subscription?) {
-        guard isModule, let others = broker.modules.load(module, version: version) else { return }
+        guard isModule, !broker.modules.isLoaded(module) else { return }
+        broker.supervisor?.reconnectedDuringGrace(module)
+        guard let others = broker.modules.load(module, version: version) else { return }
         if let subscription, subscription.patterns.contains(where: { $0.matches(ModuleLoaded.eventType) }) {
             subscription.allowBeyondBuffer(others.count + 1)
             for other in others {

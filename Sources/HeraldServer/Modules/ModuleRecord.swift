@@ -127,6 +127,17 @@ struct ModuleRecord {
         return unloadAfterCrash
     }
 
+    /// The module loads again (a new connection of the same process) while the grace after its last
+    /// connection closed still runs: the `module.unloaded` it was owed comes now, before its new
+    /// `module.loaded`, and it is starting again (``loaded()`` makes it running).
+    mutating func reconnectedDuringGrace() -> ModuleUnloaded? {
+        guard let pending = pendingUnload else { return nil }
+        pendingUnload = nil
+        if state == .running { state = .starting }
+        return ModuleUnloaded(
+            moduleName: manifest.name, version: pending.version, reason: pending.saidBye ? .bye : .disconnected)
+    }
+
     /// The grace after a disconnection ended with the process still running: the module left on its own.
     mutating func graceEnded(run: Int) -> ModuleUnloaded? {
         guard run == self.run, let pending = pendingUnload else { return nil }

@@ -260,12 +260,28 @@ public final class ModuleSupervisor: Service, Sendable {
     /// (`disconnected` or `bye`). One that has exited but whose exit is not handled yet is left to that exit,
     /// which says whether it crashed.
     private func graceEnded(_ name: String, run: Int) {
-        let event = state.withLock { state -> ModuleUnloaded? in
-            guard var record = state.records[name], record.run == run, !(record.process?.hasExited ?? false) else {
-                return nil
+        // Under the broker's module-load lock: a module loading now sees this unload before or after, whole.
+        broker.loadingModules {
+            let event = state.withLock { state -> ModuleUnloaded? in
+                guard var record = state.records[name], record.run == run, !(record.process?.hasExited ?? false)
+                else {
+                    return nil
+                }
+                defer { state.records[name] = record }
+                return record.graceEnded(run: run)
             }
+            if let event { broker.publish(event) }
+        }
+    }
+
+    /// `name` is loading again while the grace after its last connection closed runs (its process
+    /// reconnected at once): publishes the `module.unloaded` it was owed first. Called under the broker's
+    /// module-load lock, before the new load's events.
+    func reconnectedDuringGrace(_ name: String) {
+        let event = state.withLock { state -> ModuleUnloaded? in
+            guard var record = state.records[name] else { return nil }
             defer { state.records[name] = record }
-            return record.graceEnded(run: run)
+            return record.reconnectedDuringGrace()
         }
         if let event { broker.publish(event) }
     }
