@@ -16,6 +16,10 @@ struct HTTPOptions: ParsableArguments {
     @Option(help: "Seconds to wait for the broker's answer (a module load waits for the module).")
     var timeout: Double = 60
 
+    func validate() throws {
+        try HeraldCLI.checkTimeout(timeout)
+    }
+
     var client: HeraldHTTPClient {
         HeraldHTTPClient(address: http, token: token ?? ProcessInfo.processInfo.environment["HERALD_TOKEN"])
     }

@@ -20,6 +20,10 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "Seconds to wait for the broker to answer (connecting, each request).")
     var timeout: Double = 10
 
+    func validate() throws {
+        try HeraldCLI.checkTimeout(timeout)
+    }
+
     /// A client configuration that does not reconnect: a command reports a lost broker rather than wait.
     /// The client's own log is silenced: the command's one line on standard error says what went wrong.
     var configuration: HeraldClientConfiguration {
@@ -75,6 +79,13 @@ func printLine(_ line: String) {
 }
 
 enum HeraldCLI {
+    /// `--timeout` must be a number of seconds a command can wait: above 0, at most a day.
+    static func checkTimeout(_ seconds: Double) throws {
+        guard seconds.isFinite, seconds > 0, seconds <= 86_400 else {
+            throw ValidationError("--timeout must be a number of seconds above 0 and at most 86400")
+        }
+    }
+
     /// Runs `body`, ending the process with a one-line reason and status 2 if it has not finished within
     /// `seconds`: a broker that accepts connections but does not answer (stopped, overloaded) must not hang
     /// a script or a health check (PROTOCOL.md §8).

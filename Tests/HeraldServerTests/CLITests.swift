@@ -10,6 +10,8 @@ struct CLITests {
         (["tail", "x", "--count", "0"], "herald: --count must be at least 1\n"),
         (["serve", "--bogus"], "herald: Unknown option '--bogus'\n"),
         (["publish"], "herald: Missing expected argument '<event-type>'\n"),
+        (["stats", "--timeout", "nan"], "herald: --timeout must be a number of seconds above 0 and at most 86400\n"),
+        (["groups", "--timeout", "1e20"], "herald: --timeout must be a number of seconds above 0 and at most 86400\n"),
     ])
     func aCommandLineThatDoesNotParseFailsWithOneLine(arguments: [String], expected: String) async throws {
         let (status, output, errors) = await (try HeraldRun.start(arguments)).finishWithOutput()

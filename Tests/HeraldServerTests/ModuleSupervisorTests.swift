@@ -255,7 +255,7 @@ struct ModuleSupervisorTests {
         try await broker.stop()
     }
 
-    @Test func aModuleThatReconnectsAtOnceIsUnloadedThenLoadedAndRuns() async throws {
+    @Test func aModuleThatReconnectsWithinTheGraceIsUnloadedThenLoadedAndRuns() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }
         try modules.add("bouncy", arguments: ["--reconnect-after-load"])
@@ -533,6 +533,13 @@ struct ModuleSupervisorTests {
         #expect(after["state"] as? String == "running")
         #expect(after["pid"] as? Int == pid)
         #expect(after["version"] as? String == "1.1.0")
+        // Stopped, it cannot start on that manifest: listed failed, with the reason.
+        #expect(try await http.post("/v1/modules/polite/unload").status == 200)
+        #expect(try await http.post("/v1/modules/polite/load").status == 400)
+        let refusedRow = try #require(
+            (try await http.get("/v1/modules").json?["modules"] as? [[String: Any]])?.first)
+        #expect(refusedRow["state"] as? String == "failed")
+        #expect((refusedRow["problem"] as? String)?.hasPrefix("manifest refused:") == true)
         let missing = try await http.post("/v1/modules/absent/load")
         #expect(missing.status == 404)
         try modules.add("broken", version: "one")

@@ -146,6 +146,7 @@ struct ServeTests {
     @Test(arguments: [
         (["--modules-dir", ""], "herald: configuration: modules.dir: must not be empty\n"),
         (["--data-dir", ""], "herald: configuration: data_dir: must not be empty\n"),
+        (["--http", "127.0.0.1:+80"], "herald: configuration: http.listen: must be host:port\n"),
         (
             ["--socket", "/tmp/" + String(repeating: "s", count: 120)],
             "herald: configuration: ipc.socket: /tmp/\(String(repeating: "s", count: 120)) is 125 bytes; a Unix socket's path may have at most 107\n"

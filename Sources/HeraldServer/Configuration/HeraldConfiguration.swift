@@ -202,7 +202,10 @@ struct HostPort: Equatable {
         guard let colon = text.lastIndex(of: ":") else { return nil }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+        let digits = text[text.index(after: colon)...]
+        guard !host.isEmpty, !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
+            let port = Int(digits), (0...65535).contains(port)
+        else {
             return nil
         }
         self.host = host

@@ -517,16 +517,18 @@ public final class ModuleSupervisor: Service, Sendable {
         let (records, refused) = state.withLock { ($0.records, $0.refused) }
         var result = records.values.sorted { $0.manifest.name < $1.manifest.name }.map { record in
             let live = connected[record.manifest.name]
+            // A newer manifest was refused and no process runs: it cannot start until the manifest is fixed.
+            let refusedNow = record.process == nil ? refused[record.manifest.name] : nil
             return ModuleStatus(
                 name: record.manifest.name,
                 version: record.manifest.version,
-                state: record.state,
+                state: refusedNow == nil ? record.state : .failed,
                 health: live.flatMap { broker.modules.health(of: $0.name) },
                 pid: record.process?.pid,
                 restarts: record.restarts,
                 loadedAt: live?.loadedAt,
                 connections: live?.connections ?? 0,
-                problem: record.problem)
+                problem: refusedNow.map { "manifest refused: \($0)" } ?? record.problem)
         }
         // A folder whose manifest was refused is listed too, failed with the reason: an operator sees the typo
         // in `herald modules`, not only in the broker's log.
