@@ -288,6 +288,29 @@ struct ModuleSupervisorTests {
         try await broker.stop()
     }
 
+    @Test func controlRequestsOnOneModuleRunOneAfterTheOtherAndEachAnswersWithAFinalState() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("polite")
+        let broker = try await TestBroker.start(http: true, modules: modules.directory) { quickStop(&$0) }
+        await broker.supervisor!.startAll()
+        let http = broker.http()
+        for (first, second) in [("reload", "reload"), ("unload", "reload"), ("reload", "unload"), ("unload", "load")] {
+            async let a = http.post("/v1/modules/polite/\(first)")
+            async let b = http.post("/v1/modules/polite/\(second)")
+            let answers = try await [a, b]
+            for (action, answer) in zip([first, second], answers) {
+                #expect(answer.status == 200, "\(first)+\(second): \(action)")
+                let state = answer.json?["state"] as? String
+                #expect(
+                    state == (action == "unload" ? "stopped" : "running"),
+                    "\(first)+\(second): \(action) \(state ?? "-")")
+            }
+            _ = try await http.post("/v1/modules/polite/load")
+        }
+        try await broker.stop()
+    }
+
     @Test func unloadingAModuleClosesEveryConnectionUsingItsName() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }

@@ -354,6 +354,33 @@ public final class ModuleSupervisor: Service, Sendable {
 
     // MARK: Control
 
+    /// One control request at a time per module (``exclusively(_:_:)``).
+    private let controls = ControlLocks()
+
+    private actor ControlLocks {
+        private var busy: Set<String> = []
+        private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+        func acquire(_ name: String) async {
+            guard busy.contains(name) else {
+                busy.insert(name)
+                return
+            }
+            await withCheckedContinuation { waiting[name, default: []].append($0) }
+        }
+
+        /// Hands the module to the next request waiting for it, in arrival order.
+        func release(_ name: String) {
+            if var queue = waiting[name], !queue.isEmpty {
+                let next = queue.removeFirst()
+                waiting[name] = queue.isEmpty ? nil : queue
+                next.resume()
+            } else {
+                busy.remove(name)
+            }
+        }
+    }
+
     /// What `load`, `unload` and `reload` answer when they cannot act.
     public struct ControlError: Error, Sendable, CustomStringConvertible {
         /// No module of that name in the modules directory (404).
@@ -364,19 +391,40 @@ public final class ModuleSupervisor: Service, Sendable {
     /// Starts `name` from the modules directory, reading its manifest again: returns once it is loaded,
     /// failed or timed out. A module already running is left as it is.
     public func load(_ name: String) async throws(ControlError) -> ModuleStatus {
-        try refresh(name)
-        await start(name)
-        await wait(for: name, .settled)
-        return try status(of: name)
+        try await exclusively(name) { () async throws(ControlError) -> ModuleStatus in
+            try refresh(name)
+            await start(name)
+            await wait(for: name, .settled)
+            return try status(of: name)
+        }
+    }
+
+    /// Runs one control request on `name` at a time: a second `load`, `unload` or `reload` of the same module
+    /// waits for the first to end (two operators pressing reload at once: the first reloads, then the
+    /// second; each answers with where the module ended).
+    private func exclusively<Result: Sendable>(
+        _ name: String, _ body: () async throws(ControlError) -> Result
+    ) async throws(ControlError) -> Result {
+        await controls.acquire(name)
+        let result: Swift.Result<Result, ControlError>
+        do throws(ControlError) {
+            result = .success(try await body())
+        } catch {
+            result = .failure(error)
+        }
+        await controls.release(name)
+        return try result.get()
     }
 
     /// Stops `name`: SIGTERM, then SIGKILL after `shutdown_timeout_ms`; returns once its process exited
     /// and its connections closed (`module.unloaded` with `reason: "stopped"`). A module waiting to restart
     /// stays stopped.
     public func unload(_ name: String) async throws(ControlError) -> ModuleStatus {
-        _ = try status(of: name)
-        await stop(name)
-        return try status(of: name)
+        try await exclusively(name) { () async throws(ControlError) -> ModuleStatus in
+            _ = try status(of: name)
+            await stop(name)
+            return try status(of: name)
+        }
     }
 
     /// Stops `name` and starts it again with its manifest read again; publishes `module.reloaded` with the
@@ -385,17 +433,19 @@ public final class ModuleSupervisor: Service, Sendable {
     /// and the running module is left running (as `systemctl reload` leaves a service whose configuration
     /// does not load).
     public func reload(_ name: String) async throws(ControlError) -> ModuleStatus {
-        let old = try status(of: name).version
-        let manifest = try checkedManifest(name)
-        await stop(name)
-        install(manifest)
-        await start(name)
-        await wait(for: name, .settled)
-        let status = try status(of: name)
-        if status.state == .running {
-            broker.publish(ModuleReloaded(moduleName: name, oldVersion: old, newVersion: status.version))
+        try await exclusively(name) { () async throws(ControlError) -> ModuleStatus in
+            let old = try status(of: name).version
+            let manifest = try checkedManifest(name)
+            await stop(name)
+            install(manifest)
+            await start(name)
+            await wait(for: name, .settled)
+            let status = try status(of: name)
+            if status.state == .running {
+                broker.publish(ModuleReloaded(moduleName: name, oldVersion: old, newVersion: status.version))
+            }
+            return status
         }
-        return status
     }
 
     /// Reads `name`'s manifest again (load and reload pick up changes); a refused manifest is the error.
