@@ -71,7 +71,9 @@ struct Serve: AsyncParsableCommand {
         let listens =
             [(configuration.http.listen, "http.listen")]
             + (configuration.ipc.tcp.isEmpty ? [] : [(configuration.ipc.tcp, "ipc.tcp")])
-        if let problem = listens.lazy.compactMap({ ListenCheck.problem(listening: $0.0, key: $0.1) }).first {
+        if let problem = ListenCheck.problem(creatingSocketAt: configuration.socketPath)
+            ?? listens.lazy.compactMap({ ListenCheck.problem(listening: $0.0, key: $0.1) }).first
+        {
             throw fail(problem)
         }
         // A broker already listening on the socket: refused before anything starts (the listener would

@@ -1,6 +1,10 @@
 import Foundation
 import HeraldClient
+import HeraldCore
+import Logging
 import Testing
+
+@testable import HeraldServer
 
 /// EVENTS.md's node lifecycle order, from `herald serve` with a module: as the module sees it, and as the
 /// log stores it.
@@ -11,6 +15,20 @@ struct NodeLifecycleTests {
         "config.loaded", "module.loaded", "module.unloaded", "node.startup_completed", "node.shutdown",
         "maintenance.data", "node.shutdown_completed",
     ]
+
+    @Test func aShutdownBeforeTheStartupCompletedSaysSoNotSignal() async throws {
+        for completed in [false, true] {
+            let broker = Broker(configuration: HeraldConfiguration(), logger: Logger(label: "lifecycle-test"))
+            let subscription = try broker.bus.subscribe(
+                [try TopicPattern("node.shutdown")], subscriber: "watcher", buffer: 10, overflow: .dropNewest)
+            if completed { broker.completeStartup(components: []) }
+            broker.beginShutdown()
+            var iterator = subscription.makeAsyncIterator()
+            let event = try #require(await iterator.next())
+            let payload = String(decoding: event.payload?.bytes ?? [], as: UTF8.self)
+            #expect(payload.contains(completed ? #""reason":"signal""# : #""reason":"startup_failed""#))
+        }
+    }
 
     @Test func startupAndShutdownHappenInOrderAndAreStored() async throws {
         let modules = try ModuleFixture()

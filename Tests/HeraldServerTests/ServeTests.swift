@@ -143,6 +143,38 @@ struct ServeTests {
         #expect(await first.finish().status == 0)
     }
 
+    @Test func aSocketThatCannotBeMadeIsRefusedBeforeAnythingStarts() async throws {
+        let directory = try temporaryDirectory()
+        try "not a socket".write(toFile: directory + "/plain", atomically: true, encoding: .utf8)
+        for (socket, message) in [
+            (
+                directory + "/missing/h.sock",
+                "herald: ipc.socket: \(directory)/missing is not a directory, so \(directory)/missing/h.sock cannot be made\n"
+            ),
+            (
+                directory + "/plain",
+                "herald: ipc.socket: \(directory)/plain exists and is not a socket; the broker will not replace it\n"
+            ),
+        ] {
+            let run = try HeraldRun.start(
+                ["serve", "--http", "127.0.0.1:0", "--data-dir", directory + "/data", "--socket", socket], in: directory
+            )
+            #expect(await run.firstLine() == nil)
+            let (status, errors) = await run.finish()
+            #expect(status == 2)
+            #expect(errors.hasSuffix(message))
+            #expect(!FileManager.default.fileExists(atPath: directory + "/data/log"))
+        }
+        let same = try HeraldRun.start(
+            ["serve", "--http", "127.0.0.1:7599", "--ipc-tcp", "127.0.0.1:7599"], in: directory)
+        let (status, errors) = await same.finish()
+        #expect(status != 0)
+        #expect(
+            errors
+                == "herald: configuration: ipc.tcp: 127.0.0.1:7599 is also http.listen; the two listeners need two ports\n"
+        )
+    }
+
     @Test(arguments: [
         (["--modules-dir", ""], "herald: configuration: modules.dir: must not be empty\n"),
         (["--data-dir", ""], "herald: configuration: data_dir: must not be empty\n"),

@@ -123,9 +123,12 @@ public final class Broker: Sendable {
     /// `shutting_down` (PROTOCOL.md §2.4).
     public var isShuttingDown: Bool { shuttingDown.load(ordering: .acquiring) }
 
-    /// Starts the shutdown: publishes `node.shutdown` (reason `signal`, with the time modules and clients
-    /// get to leave) the first time it is called; later calls do nothing.
-    public func beginShutdown(reason: String = "signal") {
+    /// Starts the shutdown: publishes `node.shutdown` (with the time modules and clients get to leave) the
+    /// first time it is called; later calls do nothing. The reason is `signal` once the startup completed;
+    /// before, it is `startup_failed`: a listener that could not start ends the start-up, and only then do
+    /// the other services stop (a signal during the start-up is told the same way).
+    public func beginShutdown(reason: String? = nil) {
+        let reason = reason ?? (started.load(ordering: .acquiring) ? "signal" : "startup_failed")
         guard shuttingDown.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         else { return }
         shutdownStarted.withLock { $0 = .now }

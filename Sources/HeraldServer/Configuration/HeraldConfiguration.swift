@@ -157,6 +157,11 @@ public struct HeraldConfiguration: Sendable, Equatable {
         if let problem = ListenCheck.problem(socketPath: socketPath) {
             throw ConfigurationError(key: "ipc.socket", problem)
         }
+        if !ipc.tcp.isEmpty, let tcp = HostPort(ipc.tcp), let web = HostPort(http.listen), tcp.port != 0,
+            tcp == web
+        {
+            throw ConfigurationError(key: "ipc.tcp", "\(ipc.tcp) is also http.listen; the two listeners need two ports")
+        }
         if !ipc.tcp.isEmpty && HostPort(ipc.tcp) == nil {
             throw ConfigurationError(key: "ipc.tcp", "must be host:port, or empty for no TCP listener")
         }

@@ -31,6 +31,21 @@ public enum ListenCheck {
         return "\(key): cannot listen on \(listen): \(String(cString: strerror(errno)))"
     }
 
+    /// Why the broker cannot make its socket at `path` now, or `nil`: its directory must exist (the data
+    /// directory is made by the broker; another one is not), and a file there must be a socket (a stale one
+    /// is replaced; anything else is not the broker's to remove).
+    public static func problem(creatingSocketAt path: String) -> String? {
+        let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        var status = stat()
+        if !directory.isEmpty, stat(directory, &status) != 0 || status.st_mode & S_IFMT != S_IFDIR {
+            return "ipc.socket: \(directory) is not a directory, so \(path) cannot be made"
+        }
+        if lstat(path, &status) == 0, status.st_mode & S_IFMT != S_IFSOCK {
+            return "ipc.socket: \(path) exists and is not a socket; the broker will not replace it"
+        }
+        return nil
+    }
+
     /// Why `path` (the socket `ipc.socket` names) cannot be a Unix socket's path, or `nil`.
     static func problem(socketPath path: String) -> String? {
         let limit = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
