@@ -18,6 +18,12 @@ struct HTTPOptions: ParsableArguments {
 
     func validate() throws {
         try HeraldCLI.checkTimeout(timeout)
+        guard let colon = http.lastIndex(of: ":"), colon != http.startIndex,
+            let port = Int(http[http.index(after: colon)...]), (1...65535).contains(port),
+            http[http.index(after: colon)...].allSatisfy(\.isNumber)
+        else {
+            throw ValidationError("--http must be host:port, not '\(http)'")
+        }
     }
 
     var client: HeraldHTTPClient {
@@ -204,6 +210,10 @@ struct Replay: AsyncParsableCommand {
     var limit: Int?
 
     @OptionGroup var options: HTTPOptions
+
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+    }
 
     func run() async throws {
         var from = self.from

@@ -31,14 +31,21 @@ struct Tail: AsyncParsableCommand {
 
     @OptionGroup var options: ClientOptions
 
+    /// Usage errors, found before the broker is asked: status 64, like a command line that does not parse.
     func validate() throws {
         if patterns.isEmpty { throw ValidationError("give at least one pattern, such as '#'") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if from != nil && group == nil { throw ValidationError("--from needs --group") }
+        if group != nil && buffer != nil {
+            throw ValidationError("--buffer is for live subscriptions, not with --group")
+        }
+        if let from, startPosition(from) == nil {
+            throw ValidationError("--from must be latest, earliest, an offset or an RFC 3339 time, not '\(from)'")
+        }
     }
 
-    /// `--from` as the broker takes it.
-    private func startPosition() throws(ExitCode) -> GroupStartPosition? {
-        guard let from else { return nil }
+    /// `--from` as the broker takes it, or `nil` when it is not one.
+    private func startPosition(_ from: String) -> GroupStartPosition? {
         switch from {
         case "latest": return .latest
         case "earliest": return .earliest
@@ -47,15 +54,13 @@ struct Tail: AsyncParsableCommand {
             if let time = Timestamp.millisecondsSinceEpoch(from, anyOffset: true) {
                 return .time(millisecondsSinceEpoch: time)
             }
-            throw fail("--from must be latest, earliest, an offset or an RFC 3339 time, not '\(from)'")
+            return nil
         }
     }
 
     func run() async throws {
-        if from != nil && group == nil { throw fail("--from needs --group") }
-        if group != nil && buffer != nil { throw fail("--buffer is for live subscriptions, not with --group") }
         if let group {
-            let start = try startPosition()
+            let start = from.flatMap(startPosition)
             let printed = try await options.withClient { client in
                 let subscription = try await options.answered {
                     try await client.subscribe(patterns, group: group, from: start)

@@ -12,6 +12,13 @@ struct CLITests {
         (["publish"], "herald: Missing expected argument '<event-type>'\n"),
         (["stats", "--timeout", "nan"], "herald: --timeout must be a number of seconds above 0 and at most 86400\n"),
         (["groups", "--timeout", "1e20"], "herald: --timeout must be a number of seconds above 0 and at most 86400\n"),
+        (["tail", "x", "--from", "earliest"], "herald: --from needs --group\n"),
+        (
+            ["tail", "x", "--group", "g", "--from", "soon"],
+            "herald: --from must be latest, earliest, an offset or an RFC 3339 time, not 'soon'\n"
+        ),
+        (["groups", "--http", "nonsense"], "herald: --http must be host:port, not 'nonsense'\n"),
+        (["replay", "#", "--limit", "0"], "herald: --limit must be at least 1\n"),
     ])
     func aCommandLineThatDoesNotParseFailsWithOneLine(arguments: [String], expected: String) async throws {
         let (status, output, errors) = await (try HeraldRun.start(arguments)).finishWithOutput()
