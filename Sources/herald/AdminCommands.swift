@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HeraldClient
+import HeraldServer
 
 /// The options of every subcommand that talks to a running broker through its HTTP API (PROTOCOL.md §8).
 struct HTTPOptions: ParsableArguments {
@@ -18,10 +19,7 @@ struct HTTPOptions: ParsableArguments {
 
     func validate() throws {
         try HeraldCLI.checkTimeout(timeout)
-        guard let colon = http.lastIndex(of: ":"), colon != http.startIndex,
-            let port = Int(http[http.index(after: colon)...]), (1...65535).contains(port),
-            http[http.index(after: colon)...].allSatisfy(\.isNumber)
-        else {
+        guard let address = HostPort(http), address.port != 0 else {
             throw ValidationError("--http must be host:port, not '\(http)'")
         }
     }

@@ -22,17 +22,20 @@ final class Journal: @unchecked Sendable {
     private let files: [JournalFile]
     /// The file rounds go to.
     private var active: Int
-    /// The round's records, by partition, not yet written (``commit(activeSegments:syncer:)``).
+    /// The round's entries, built as they are added (each partition's records copied once, behind its
+    /// header); their generation and checksum are filled in by ``commit(activeSegments:syncer:)``, once it
+    /// knows which file they go to.
     private var pending = PendingEntries()
 
-    private struct PendingEntries {
-        var records: [UInt8] = []
-        var entries: [(partition: Int, start: Int, count: Int)] = []
-        var isEmpty: Bool { entries.isEmpty }
+    struct PendingEntries {
+        var bytes: [UInt8] = []
+        /// Where each entry starts in `bytes`.
+        var starts: [Int] = []
+        var isEmpty: Bool { starts.isEmpty }
 
         mutating func removeAll() {
-            records.removeAll(keepingCapacity: records.capacity <= 4 << 20)
-            entries.removeAll(keepingCapacity: true)
+            bytes.removeAll(keepingCapacity: bytes.capacity <= 4 << 20)
+            starts.removeAll(keepingCapacity: true)
         }
     }
 
@@ -94,9 +97,9 @@ final class Journal: @unchecked Sendable {
     /// Adds `records`, the round's records of `partition`, to what ``commit(activeSegments:syncer:)``
     /// writes.
     func add(partition: Int, records: UnsafeRawBufferPointer) {
-        let start = pending.records.count
-        pending.records.append(contentsOf: records)
-        pending.entries.append((partition, start, records.count))
+        pending.starts.append(pending.bytes.count)
+        JournalFile.appendEntryHeader(partition: partition, recordBytes: records.count, to: &pending.bytes)
+        pending.bytes.append(contentsOf: records)
     }
 
     /// Makes the round durable: writes its entries after the last ones of the file in use and syncs it. When
@@ -107,7 +110,7 @@ final class Journal: @unchecked Sendable {
         defer { pending.removeAll() }
         if let failure = checkpoint.withLock({ $0.failure }) { throw failure }
         guard !pending.isEmpty else { return }
-        let size = pending.entries.reduce(0) { $0 + JournalFile.entryHeaderSize + $1.count }
+        let size = pending.bytes.count
         if !files[active].hasRoom(for: size) {
             let full = active
             let next = 1 - active
@@ -116,7 +119,7 @@ final class Journal: @unchecked Sendable {
             active = next
             startCheckpoint(of: full, files: activeSegments(), syncer: syncer)
         }
-        try files[active].write(pending.records, pending.entries, room: size)
+        try files[active].write(&pending)
     }
 
     private func startCheckpoint(of file: Int, files segments: [LogFile], syncer: ParallelSync) {
@@ -204,8 +207,6 @@ final class JournalFile {
     private(set) var problem: String?
     /// Where the next entry goes.
     private var position = JournalFile.headerSize
-    /// The round's entries as written (reused).
-    private var buffer: [UInt8] = []
 
     /// Generations stay below this: a header naming a larger one is not a header this log wrote.
     private static let generationLimit: UInt64 = 1 << 62
@@ -306,36 +307,37 @@ final class JournalFile {
     /// Whether `size` more bytes of entries fit.
     func hasRoom(for size: Int) -> Bool { position + size <= capacity }
 
-    /// Writes `entries` (each a partition's records in `records`, `room` bytes in all with their headers)
-    /// after the last ones and syncs the file.
-    func write(_ records: [UInt8], _ entries: [(partition: Int, start: Int, count: Int)], room: Int)
-        throws(LogError)
-    {
-        buffer.removeAll(keepingCapacity: buffer.capacity <= 4 << 20)
-        for entry in entries {
-            let start = buffer.count
-            append(UInt32(20 + entry.count))
-            append(UInt32(0))
-            append(generation)
-            append(UInt32(entry.partition))
-            append(UInt32(0))
-            records.withUnsafeBytes { buffer.append(contentsOf: $0[entry.start..<(entry.start + entry.count)]) }
-            let crc = buffer.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(start + 8)...])) }
-            withUnsafeBytes(of: crc.littleEndian) { crcBytes in
-                for index in 0..<4 { buffer[start + 4 + index] = crcBytes[index] }
+    /// Appends an entry's header for `recordBytes` bytes of `partition`'s records, its generation and
+    /// checksum left zero (``write(_:)`` fills them in).
+    static func appendEntryHeader(partition: Int, recordBytes: Int, to bytes: inout [UInt8]) {
+        func append<Integer: FixedWidthInteger>(_ value: Integer) {
+            withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+        }
+        append(UInt32(20 + recordBytes))
+        append(UInt32(0))
+        append(UInt64(0))
+        append(UInt32(partition))
+        append(UInt32(0))
+    }
+
+    /// Writes `entries` after the last ones, in this file's generation, and syncs the file.
+    func write(_ entries: inout Journal.PendingEntries) throws(LogError) {
+        let generation = generation
+        entries.bytes.withUnsafeMutableBytes { bytes in
+            for (index, start) in entries.starts.enumerated() {
+                let end = index + 1 < entries.starts.count ? entries.starts[index + 1] : bytes.count
+                bytes.storeBytes(of: generation.littleEndian, toByteOffset: start + 8, as: UInt64.self)
+                let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[(start + 8)..<end]))
+                bytes.storeBytes(of: crc.littleEndian, toByteOffset: start + 4, as: UInt32.self)
             }
         }
-        while allocated < position + buffer.count {
+        while allocated < position + entries.bytes.count {
             try file.write(Self.zeros, at: allocated)
             allocated += Self.growth
         }
-        try file.write(buffer, at: position)
+        try file.write(entries.bytes, at: position)
         try file.sync()
-        position += buffer.count
-    }
-
-    private func append<Integer: FixedWidthInteger>(_ value: Integer) {
-        withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
+        position += entries.bytes.count
     }
 
     /// Starts the file over in `generation`: its header says so (synced), and entries go to its start again.

@@ -55,8 +55,9 @@ extension Broker {
         return accepted!
     }
 
+    /// The wall clock in milliseconds: the same reading the log and the envelopes' timestamps use.
     static func millisecondsSince1970() -> Int64 {
-        Int64(Date().timeIntervalSince1970 * 1000)
+        Timestamp.currentMilliseconds()
     }
 
     /// Seals, stores (when the topic matches `log.persist`) and publishes an event that is not a duplicate.

@@ -198,12 +198,12 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
     public var description: String { key.isEmpty ? "configuration: \(message)" : "configuration: \(key): \(message)" }
 }
 
-/// A `host:port` option.
-struct HostPort: Equatable {
-    let host: String
-    let port: Int
+/// A `host:port` option (the configuration's addresses, and the CLI's `--http`).
+public struct HostPort: Equatable, Sendable {
+    public let host: String
+    public let port: Int
 
-    init?(_ text: String) {
+    public init?(_ text: String) {
         guard let colon = text.lastIndex(of: ":") else { return nil }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }

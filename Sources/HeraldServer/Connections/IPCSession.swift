@@ -293,9 +293,8 @@ struct IPCSession {
             // Subscribed and loaded as one step: see `Broker.loadingModules`. Its replay follows the `ok`,
             // which goes out first (deliveries start after this read's replies).
             subscription = try broker.loadingModules { () throws(SubscriptionError) -> Subscription in
-                // An unload still owed to this module (it reconnected at once) comes before anything of
-                // the new load, and before this subscription exists.
-                if isModule, !broker.modules.isLoaded(module) { broker.supervisor?.reconnectedDuringGrace(module) }
+                // Before this subscription exists: an owed unload is not for it.
+                publishOwedUnload(module)
                 let subscription = try broker.bus.subscribe(
                     request.topics,
                     subscriber: module,
@@ -410,6 +409,14 @@ struct IPCSession {
         return true
     }
 
+    /// The `module.unloaded` still owed to a module that is about to load again (its process reconnected
+    /// within the grace after its last connection closed): published before anything of the new load.
+    /// Nothing for a loaded module, or one owed nothing.
+    private func publishOwedUnload(_ module: String) {
+        guard isModule, !broker.modules.isLoaded(module) else { return }
+        broker.supervisor?.reconnectedDuringGrace(module)
+    }
+
     /// Loads the module on its first `subscribe` or `ready` (PROTOCOL.md §3), inside
     /// `Broker.loadingModules`: the new subscription, if it matches `module.loaded`, is offered the
     /// `module.loaded` of each other loaded module as it was published (same `event_id`, `timestamp` and
@@ -418,9 +425,8 @@ struct IPCSession {
     /// queue past its `buffer`: a queue that cannot hold them would drop events before the module could read
     /// anything. A module that is already loaded replays and publishes nothing.
     private func load(_ module: String, replayingTo subscription: Subscription?) {
-        guard isModule, !broker.modules.isLoaded(module) else { return }
-        broker.supervisor?.reconnectedDuringGrace(module)
-        guard let others = broker.modules.load(module, version: version) else { return }
+        publishOwedUnload(module)
+        guard isModule, let others = broker.modules.load(module, version: version) else { return }
         if let subscription, subscription.patterns.contains(where: { $0.matches(ModuleLoaded.eventType) }) {
             subscription.allowBeyondBuffer(others.count + 1)
             for other in others {
