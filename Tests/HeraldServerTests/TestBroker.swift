@@ -67,6 +67,10 @@ struct TestBroker {
         configuration.dataDirectory = directory
         // Heartbeat pings are frames a test does not expect; only heartbeat tests shorten the interval.
         configuration.ipc.heartbeatMs = 3_600_000
+        // Nor does a test expect a redelivery it did not ask for: with hundreds of tests sharing two cores, an
+        // event can wait longer than the default 30 s between its delivery and the test's ack (a lag test
+        // saw its first event delivered again, and its acks miss). Tests of redelivery set a short wait.
+        configuration.groups.ackWaitMs = 3_600_000
         configuration.http.listen = "127.0.0.1:0"
         if let modules { configuration.modules.directory = modules }
         configure(&configuration)
