@@ -69,6 +69,29 @@ struct MetricsTests {
         try await broker.stop()
     }
 
+    @Test func everyMetricFamilyHasOneHelpLineBeforeItsType() async throws {
+        let broker = try await TestBroker.start(durable: true, http: true)
+        #expect(try await broker.http().post("/v1/events", json: #"{"event_type":"tx"}"#).status == 200)
+        let lines = try await broker.http().get("/metrics").text.split(separator: "\n")
+        let types = lines.indices.filter { lines[$0].hasPrefix("# TYPE ") }
+        #expect(types.count >= 10)
+        for index in types {
+            let name = lines[index].dropFirst(7).prefix { $0 != " " }
+            #expect(index > 0 && lines[index - 1].hasPrefix("# HELP \(name) "), "\(name) has no help line")
+        }
+        #expect(lines.filter { $0.hasPrefix("# HELP ") }.count == types.count)
+        try await broker.stop()
+    }
+
+    @Test func helpLinesGoBeforeTypesAndKeepTheRestAsItWas() {
+        let exposition = "# TYPE herald_log_bytes gauge\nherald_log_bytes 3\n# TYPE other counter\nother 1\n"
+        #expect(
+            MetricHelp.adding(to: exposition)
+                == "# HELP herald_log_bytes Bytes of records in the durable log's segments.\n" + exposition)
+        #expect(MetricHelp.adding(to: "") == "")
+        #expect(MetricHelp.adding(to: "x 1") == "x 1")
+    }
+
     @Test func httpRequestsAreCountedAndTimedByRouteAndStatus() async throws {
         let broker = try await TestBroker.start(http: true) {
             $0.tokens = [.init(name: "ops", secret: "ops-secret", publish: [], subscribe: [], admin: true)]

@@ -82,7 +82,7 @@ extension HTTPGateway {
             broker.metrics.refresh(broker)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: metricsText())))
+                body: .init(byteBuffer: ByteBuffer(string: MetricHelp.adding(to: metricsText()))))
         }
         router.get("/v1/stats") { _, _ in
             JSONResponse.encode(Statistics(stats: broker.bus.allDeliveryStatistics()))
