@@ -87,6 +87,29 @@ import Testing
         #expect(throws: JSONSyntaxError.self) { try skip(hostile) }
     }
 
+    @Test func objectsAndArraysNestedDeepCloseInTheirOwnOrder() throws {
+        // Objects and arrays alternate, so each level's kind is told apart past every 64 levels.
+        let depth = JSONScanner.maximumDepth
+        var opening = ""
+        var closing: [String] = []
+        for level in 0..<depth {
+            if level % 3 == 0 {
+                opening += #"{"k":"#
+                closing.append("}")
+            } else {
+                opening += "["
+                closing.append("]")
+            }
+        }
+        let whole = opening + "1" + closing.reversed().joined()
+        #expect(try skip(whole) == whole)
+        // One closer of the wrong kind, 130 levels down, is an error.
+        var wrong = Array(closing.reversed())
+        let index = depth - 130
+        wrong[index] = wrong[index] == "}" ? "]" : "}"
+        #expect(throws: JSONSyntaxError.self) { try skip(opening + "1" + wrong.joined()) }
+    }
+
     /// Reads one integer from `text` with `read`, as a `Result` so tables can compare errors.
     private func integer(
         _ text: String,

@@ -174,7 +174,12 @@ extension EventEnvelope {
         }
 
         private static func encode(_ fields: Sealed) -> [UInt8] {
-            var writer = JSONWriter(capacity: 160 + (fields.payload?.bytes.count ?? 0))
+            // Sized for the whole envelope (field names, numbers and quotes in the constant), so that it is
+            // allocated once; only strings that need escapes make it grow.
+            var capacity = 160 + fields.eventType.utf8.count + fields.eventID.utf8.count + fields.key.utf8.count
+            capacity += fields.timestamp.utf8.count + (fields.payload?.bytes.count ?? 0)
+            for (name, value) in fields.metadata { capacity += name.utf8.count + value.utf8.count + 6 }
+            var writer = JSONWriter(capacity: capacity)
             writer.append(raw: "{\"event_type\":")
             writer.append(string: fields.eventType)
             writer.append(raw: ",\"event_id\":")

@@ -216,7 +216,7 @@ package struct JSONScanner: ~Copyable {
         let start = position
         // Containers are tracked on an explicit stack, not by recursion, so hostile nesting cannot
         // exhaust the thread's stack; `true` marks an object.
-        var containers: [Bool] = []
+        var containers = ContainerStack()
         while true {
             // A value starts here.
             guard let byte = peek() else { throw error("expected a value") }
@@ -437,4 +437,33 @@ package enum JSONIntegerError: Error, Sendable, Equatable {
     case malformed(JSONSyntaxError)
     case notAnInteger
     case outOfRange
+}
+
+/// The open containers of ``JSONScanner/skipValue()``, one bit each (`true`: an object), held inline: no
+/// allocation per skipped value, up to ``JSONScanner/maximumDepth`` levels.
+private struct ContainerStack {
+    private var words = InlineArray<8, UInt64>(repeating: 0)
+    private(set) var count = 0
+
+    static var capacity: Int { 8 * 64 }
+
+    var isEmpty: Bool { count == 0 }
+
+    var last: Bool? {
+        guard count > 0 else { return nil }
+        let index = count - 1
+        return words[index >> 6] & (1 << UInt64(index & 63)) != 0
+    }
+
+    mutating func append(_ isObject: Bool) {
+        precondition(count < Self.capacity, "deeper than the stack holds")
+        let bit: UInt64 = 1 << UInt64(count & 63)
+        if isObject { words[count >> 6] |= bit } else { words[count >> 6] &= ~bit }
+        count += 1
+    }
+
+    mutating func removeLast() {
+        precondition(count > 0)
+        count -= 1
+    }
 }
