@@ -34,8 +34,7 @@ let package = Package(
         .target(
             name: "HeraldCore",
             dependencies: [
-                .product(name: "DequeModule", package: "swift-collections"),
-                .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections")
             ],
             swiftSettings: strictSettings
         ),
