@@ -147,6 +147,8 @@ import Testing
         #expect(try describe(##"{"op":"nack","subscription":3,"seq":4}"##) == "nack 3 4 nil false")
         #expect(try describe(##"{"op":"stats"}"##) == "stats nil")
         #expect(try describe(##"{"op":"stats","module":"indexer"}"##) == "stats indexer")
+        // Statistics are also kept under names that are not modules' (a WebSocket's `ws:<token name>`).
+        #expect(try describe(##"{"op":"stats","module":"ws:anonymous"}"##) == "stats ws:anonymous")
         #expect(try describe(##"{"op":"subscribers","event_type":"block.new"}"##) == "subscribers block.new")
         #expect(try describe(##"{"op":"ping"}"##) == "ping")
         #expect(try describe(##"{"op":"pong"}"##) == "pong")
@@ -311,8 +313,8 @@ import Testing
             "dead_letter: must be a boolean", nil
         ),
         (
-            ##"{"op":"stats","module":"Not Valid"}"##, .invalidRequest,
-            "module: must be 1 to 64 of a-z, 0-9, '_' and '-'", nil
+            ##"{"op":"stats","module":""}"##, .invalidRequest,
+            "module: must be 1 to 255 bytes: a module's name or a name such as ws:anonymous", nil
         ),
         (##"{"op":"subscribers"}"##, .invalidRequest, "event_type: required", nil),
         (

@@ -330,6 +330,11 @@ struct HTTPAPITests {
             #expect(stats["indexer"] == ["successful": 1, "failed": 0, "channel_full": 0])
             let one = try await broker.http().get("/v1/stats/indexer")
             #expect(one.text == #"{"stats":{"indexer":{"channel_full":0,"failed":0,"successful":1}}}"#)
+            // A name in the path is percent-decoded (RFC 3986): `%64` is `d`, as encodeURIComponent may write.
+            #expect(try await broker.http().get("/v1/stats/in%64exer").text == one.text)
+            let broken = try await broker.http().get("/v1/stats/in%zzdexer")
+            #expect(broken.status == 400)
+            #expect(Self.error(broken)?["message"] as? String == "path: 'in%zzdexer' is not valid percent-encoding")
             #expect(try await broker.http().get("/v1/stats/ghost").status == 404)
             let reset = try await broker.http().delete("/v1/stats/indexer")
             #expect(reset.status == 200)
@@ -426,6 +431,13 @@ struct HTTPAPITests {
         let basic = try await broker.http().request(
             "GET", "/v1/stats", headers: [("Authorization", "Basic dWk6dWktc2VjcmV0")])
         #expect(basic.status == 401)
+        // A 401 names the scheme it takes (RFC 9110 §15.5.2), whose name is case-insensitive (§11.1).
+        #expect(basic.header("www-authenticate") == #"Bearer realm="herald""#)
+        let lowercase = try await broker.http().request(
+            "GET", "/v1/stats", headers: [("Authorization", "bearer ui-secret")])
+        #expect(lowercase.status == 200)
+        let noToken = try await broker.http().request("GET", "/v1/stats", headers: [("Authorization", "Bearer")])
+        #expect(noToken.status == 401)
         try await broker.stop()
     }
 

@@ -38,6 +38,11 @@ struct WebSocketGatewayTests {
         }
         // Statistics under ws:anonymous, and no module.loaded for a WebSocket.
         try await waitUntil { broker.broker.bus.deliveryStatistics(for: "ws:anonymous")?.successful == 2 }
+        // A `stats` request may name them (§5: only a name never seen is invalid_request).
+        try await broker.withModule("reader") { (client: inout Conversation) async throws in
+            let stats = try #require(try await client.request(#"{"op":"stats","id":1,"module":"ws:anonymous"}"#))
+            #expect(stats.hasPrefix(#"{"op":"ok","id":1,"stats":{"ws:anonymous":{"successful":2,"#))
+        }
         #expect(broker.broker.modules.loadedModules.isEmpty)
         try await broker.stop()
     }

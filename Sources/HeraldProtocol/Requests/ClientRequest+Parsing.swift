@@ -71,8 +71,13 @@ extension ClientRequest {
                 )
             )
         case "stats":
+            // Any name statistics are kept under: a module's, and also a WebSocket's `ws:<token name>` (§7).
+            // One never seen is the broker's `invalid_request`; here only its length is checked.
             let module = try fields.string("module")
-            if let module { try validateModuleName(module, field: "module") }
+            if let module, !(1...255).contains(module.utf8.count) {
+                throw .invalidRequest(
+                    "module", "must be 1 to 255 bytes: a module's name or a name such as ws:anonymous")
+            }
             return .stats(module: module)
         case "subscribers":
             let eventType = try fields.string("event_type", required: true)!

@@ -58,6 +58,8 @@ struct APIError: Error, HTTPResponseError {
     func response(from request: Request, context: some RequestContext) throws -> Response {
         var response = JSONResponse.encode(body, status: status)
         if !allow.isEmpty { response.headers[.allow] = allow.joined(separator: ", ") }
+        // A 401 names the scheme that would be accepted (RFC 9110 §11.6.1, §15.5.2).
+        if status == .unauthorized { response.headers[.wwwAuthenticate] = #"Bearer realm="herald""# }
         return response
     }
 

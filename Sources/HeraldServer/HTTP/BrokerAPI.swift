@@ -88,7 +88,7 @@ extension HTTPGateway {
             JSONResponse.encode(Statistics(stats: broker.bus.allDeliveryStatistics()))
         }
         router.get("/v1/stats/{module}") { _, context -> Response in
-            let name = try context.parameters.require("module")
+            let name = try context.pathParameter("module")
             guard let statistics = broker.bus.deliveryStatistics(for: name) else {
                 throw APIError.notFound("module: '\(name)' was never seen")
             }
@@ -96,7 +96,7 @@ extension HTTPGateway {
         }
         router.delete("/v1/stats/{module}") { _, context -> Response in
             try context.requireAdmin("resetting statistics")
-            let name = try context.parameters.require("module")
+            let name = try context.pathParameter("module")
             guard broker.bus.resetDeliveryStatistics(for: name) else {
                 throw APIError.notFound("module: '\(name)' was never seen")
             }
@@ -124,7 +124,7 @@ extension HTTPGateway {
                     throw APIError(
                         .serviceUnavailable, "not_ready", "\(action): the module supervisor is not running")
                 }
-                let name = context.parameters.get("name") ?? ""
+                let name = try context.pathParameter("name")
                 do throws(ModuleSupervisor.ControlError) {
                     let status =
                         switch action {

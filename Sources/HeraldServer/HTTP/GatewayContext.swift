@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import Synchronization
@@ -7,6 +8,16 @@ struct GatewayContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     /// The token presented; `nil` when the broker has none configured (everything is allowed).
     var token: HeraldConfiguration.Token?
+
+    /// The path parameter `name`, percent-decoded (RFC 3986 §2.1: `ws%3Aanonymous` is `ws:anonymous`, as a
+    /// browser's `encodeURIComponent` writes it); 400 when its encoding is broken.
+    func pathParameter(_ name: String) throws(APIError) -> String {
+        let raw = parameters.get(name) ?? ""
+        guard let decoded = raw.removingPercentEncoding else {
+            throw APIError.invalidRequest("path: '\(raw)' is not valid percent-encoding")
+        }
+        return decoded
+    }
 
     init(source: Source) {
         coreContext = CoreRequestContextStorage(source: source)
@@ -61,10 +72,12 @@ struct BearerAuthentication: RouterMiddleware {
     {
         let presented: String?
         if let authorization {
-            guard authorization.hasPrefix("Bearer ") else {
+            // The scheme's name is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
+            let scheme = authorization.prefix { $0 != " " }
+            guard scheme.lowercased() == "bearer", scheme.count < authorization.count else {
                 throw APIError(.unauthorized, "unauthorized", "Authorization: expected 'Bearer <token>'")
             }
-            presented = String(authorization.dropFirst("Bearer ".count))
+            presented = String(authorization.dropFirst(scheme.count).drop { $0 == " " })
         } else {
             presented = queryToken
         }

@@ -100,7 +100,7 @@ extension HTTPGateway {
 
     /// The group the path names, or 404.
     private func group(_ context: GatewayContext) throws -> ConsumerGroup {
-        let name = try context.parameters.require("group")
+        let name = try context.pathParameter("group")
         guard let group = broker.groups?.group(named: name) else {
             throw APIError.notFound("group: '\(name)' does not exist")
         }
