@@ -70,7 +70,7 @@ struct IPCShutdownTests {
     @Test func afterNodeShutdownNewSubscribesAndPublishesAreRefusedAndTheConnectionStays() async throws {
         // A long lame-duck period: a loaded test machine must not reach the deadline before the last request.
         let broker = try await TestBroker.start { $0.modules.shutdownTimeoutMs = 60_000 }
-        // A broker that started (a shutdown before that says `startup_failed`).
+        // A broker that started.
         broker.broker.completeStartup(components: ["ipc"])
         try await broker.withModule("watcher") { (client: inout Conversation) async throws in
             #expect(

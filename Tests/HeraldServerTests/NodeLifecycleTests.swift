@@ -16,18 +16,39 @@ struct NodeLifecycleTests {
         "maintenance.data", "node.shutdown_completed",
     ]
 
-    @Test func aShutdownBeforeTheStartupCompletedSaysSoNotSignal() async throws {
-        for completed in [false, true] {
-            let broker = Broker(configuration: HeraldConfiguration(), logger: Logger(label: "lifecycle-test"))
-            let subscription = try broker.bus.subscribe(
-                [try TopicPattern("node.shutdown")], subscriber: "watcher", buffer: 10, overflow: .dropNewest)
-            if completed { broker.completeStartup(components: []) }
-            broker.beginShutdown()
-            var iterator = subscription.makeAsyncIterator()
-            let event = try #require(await iterator.next())
-            let payload = String(decoding: event.payload?.bytes ?? [], as: UTF8.self)
-            #expect(payload.contains(completed ? #""reason":"signal""# : #""reason":"startup_failed""#))
+    /// EVENTS.md: SIGTERM/SIGINT is `reason: "signal"`, whenever it comes; `startup_failed` is a listener that
+    /// could not start. A shutdown that began before the start-up completed ends it: no
+    /// `node.startup_completed` follows `node.shutdown`.
+    @Test(arguments: [
+        ("signal before startup", "signal"), ("signal after startup", "signal"), ("failure", "startup_failed"),
+    ])
+    func theShutdownSaysWhyAndEndsTheStartup(_ case: String, reason: String) async throws {
+        let broker = Broker(configuration: HeraldConfiguration(), logger: Logger(label: "lifecycle-test"))
+        let subscription = try broker.bus.subscribe(
+            [try TopicPattern("node.#")], subscriber: "watcher", buffer: 10, overflow: .dropNewest)
+        let completedFirst = `case` == "signal after startup"
+        if completedFirst { broker.completeStartup(components: []) }
+        if `case` == "failure" { broker.startupFailed() } else { broker.beginShutdown() }
+        // A failure reported once the startup completed changes nothing; a startup completing after the
+        // shutdown began is not told.
+        broker.startupFailed()
+        broker.completeStartup(components: [])
+        broker.publish(NodeShutdownCompleted(durationMs: 0))
+        var types: [String] = []
+        var shutdownPayload = ""
+        for await event in subscription {
+            types.append(event.eventType)
+            if event.eventType == "node.shutdown" {
+                shutdownPayload = String(decoding: event.payload?.bytes ?? [], as: UTF8.self)
+            }
+            if event.eventType == "node.shutdown_completed" { break }
         }
+        #expect(
+            types
+                == (completedFirst ? ["node.startup_completed"] : [])
+                + ["node.shutdown", "node.shutdown_completed"])
+        #expect(shutdownPayload.contains(#""reason":"\#(reason)""#))
+        #expect(broker.isReady == false)
     }
 
     @Test func startupAndShutdownHappenInOrderAndAreStored() async throws {

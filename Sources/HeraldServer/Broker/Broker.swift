@@ -113,7 +113,9 @@ public final class Broker: Sendable {
     /// Publishes `node.startup_completed` with the time since the broker was made and the `components`
     /// running, once every listener accepts connections; later calls do nothing.
     public func completeStartup(components: [String]) {
-        guard started.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        // A shutdown that began first ends the start-up: no `node.startup_completed` after `node.shutdown`.
+        guard !isShuttingDown,
+            started.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         else { return }
         let duration = ContinuousClock.now - createdAt
         publish(NodeStartupCompleted(durationMs: Int(duration.wholeMilliseconds), components: components))
@@ -123,12 +125,16 @@ public final class Broker: Sendable {
     /// `shutting_down` (PROTOCOL.md §2.4).
     public var isShuttingDown: Bool { shuttingDown.load(ordering: .acquiring) }
 
+    /// A listener could not start: the start-up ends, and the shutdown it begins says `startup_failed`.
+    public func startupFailed() {
+        guard !started.load(ordering: .acquiring) else { return }
+        beginShutdown(reason: "startup_failed")
+    }
+
     /// Starts the shutdown: publishes `node.shutdown` (with the time modules and clients get to leave) the
-    /// first time it is called; later calls do nothing. The reason is `signal` once the startup completed;
-    /// before, it is `startup_failed`: a listener that could not start ends the start-up, and only then do
-    /// the other services stop (a signal during the start-up is told the same way).
-    public func beginShutdown(reason: String? = nil) {
-        let reason = reason ?? (started.load(ordering: .acquiring) ? "signal" : "startup_failed")
+    /// first time it is called; later calls do nothing. The reason is `signal` (EVENTS.md: SIGTERM or SIGINT,
+    /// whether or not the start-up completed) unless ``startupFailed()`` began it.
+    public func beginShutdown(reason: String = "signal") {
         guard shuttingDown.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         else { return }
         shutdownStarted.withLock { $0 = .now }

@@ -75,6 +75,7 @@ public final class HTTPGateway: Service, Sendable {
         } catch {
             let failure = IPCListener.ListenerStopped(reason: "http.listen: cannot listen on \(listen): \(error)")
             listeningContinuation.yield(failure)
+            broker.startupFailed()
             throw failure
         }
     }

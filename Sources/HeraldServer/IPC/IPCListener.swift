@@ -90,6 +90,7 @@ public final class IPCListener: Service, Sendable {
             server = try await bind(connections)
         } catch {
             listeningContinuation.yield(error)
+            broker.startupFailed()
             throw error
         }
         if case .tcp(let host, _) = endpoint, let port = server.localAddress?.port {
