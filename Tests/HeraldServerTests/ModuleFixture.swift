@@ -61,6 +61,8 @@ struct ModuleFixture {
     /// after writing `--stderr TEXT`; `--ignore-term` ignores SIGTERM; `--fail-first` exits with 1 before
     /// its hello the first time it runs (a marker in its data directory), then runs normally;
     /// `--reconnect-after-load` closes its connection once loaded and connects again 0.2 s later (`ready`).
+    /// `--leave-child` forks, once loaded, a child that ignores SIGTERM, holds the connection and sleeps (its
+    /// pid in `child.pid`).
     static let script = #"""
         #!/usr/bin/env python3
         import json, os, signal, socket, struct, sys
@@ -153,6 +155,15 @@ struct ModuleFixture {
                      "token": os.environ["HERALD_TOKEN"]})
             request({"op": "ready", "id": 2})
             record("replies.txt", "reconnected")
+        if "--leave-child" in args:
+            # A child that ignores SIGTERM and keeps the connection it inherited, as a helper process would.
+            child = os.fork()
+            if child == 0:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                import time
+                while True:
+                    time.sleep(1)
+            record("child.pid", str(child))
         if option("--exit-after-load"):
             if option("--stderr"):
                 print(option("--stderr"), file=sys.stderr, flush=True)

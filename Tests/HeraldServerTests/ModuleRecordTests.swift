@@ -32,6 +32,35 @@ import Testing
         #expect(again == nil)
     }
 
+    /// The exit is handled and the restart begins before the event loop notices the killed run's connection
+    /// closed: that close is still the killed run's `module.unloaded`, `crashed`, not a `disconnected` of
+    /// nobody's.
+    @Test(arguments: [(ModuleExit.signaled(SIGKILL), UnloadReason.crashed), (.exited(0), .disconnected)])
+    func theLastConnectionOfARunThatEndedClosingAfterTheRestartIsThatRunsUnload(
+        exit: ModuleExit, reason: UnloadReason
+    ) throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("victim", extra: "[restart]\npolicy = \"always\"")
+        var record = ModuleRecord(manifest: try ModuleManifest.load(folder: modules.directory + "/victim"))
+        record.begin(token: "t-1")
+        let loaded = record.loaded()
+        #expect(loaded)
+        let outcome = record.exited(exit, shuttingDown: false, now: .now)
+        #expect(outcome.restartAfter != nil)
+        _ = record.crashAnnounced()
+        record.begin(token: "t-2")
+        let (handled, unloaded, grace) = record.disconnected(
+            ModuleRegistry.LoadedModule(name: "victim", version: "1.0.0"), saidBye: false)
+        #expect(handled)
+        #expect(unloaded?.reason == reason)
+        #expect(grace == nil)
+        // Once: a later connection of the new run, before it loads, is not that run's.
+        let (again, _, _) = record.disconnected(
+            ModuleRegistry.LoadedModule(name: "victim", version: "1.0.0"), saidBye: false)
+        #expect(!again)
+    }
+
     @Test func aRunKilledAsFailedCrashesAndRestartsEvenWhenItExitsCleanly() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }

@@ -194,6 +194,31 @@ struct ModuleSupervisorTests {
         try await broker.stop()
     }
 
+    /// When a module's process exits, what is left of its process group is killed: a child that inherited
+    /// the connection would otherwise keep the module loaded, and outlive every restart.
+    @Test func whatAModuleLeavesBehindInItsProcessGroupIsKilledWhenItExits() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add(
+            "parent", arguments: ["--leave-child", "--exit-after-load", "3"], extra: "[restart]\npolicy = \"never\"")
+        let broker = try await TestBroker.start(modules: modules.directory, quickStop)
+        let supervisor = broker.supervisor!
+        let seen = try await broker.withModule("watcher") { watcher in
+            try await watcher.watch(until: { $0.count == 3 }, while: { await supervisor.startAll() })
+        }
+        // The child's copy of the connection closed with it: the module was unloaded.
+        #expect(
+            seen.map(\.summary) == ["module.loaded parent", "module.crashed parent", "module.unloaded parent crashed"])
+        let child = try #require(
+            Int32(try await ModuleFixture.written(broker.directory, module: "parent", file: "child.pid").dropLast()))
+        // Gone, or a zombie until whoever adopted it reaps it.
+        try await waitUntil {
+            guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8) else { return true }
+            return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+        }
+        try await broker.stop()
+    }
+
     @Test(arguments: [
         ("never", "3", ModuleState.failed, 0), ("on-failure", "0", .stopped, 0), ("always", "0", .failed, 1),
     ])
@@ -333,6 +358,31 @@ struct ModuleSupervisorTests {
         let reload = try await broker.http().post("/v1/modules/polite/reload")
         #expect(reload.status == 200)
         #expect(reload.text.contains(#""state":"running""#))
+        try await broker.stop()
+    }
+
+    /// §3: a module is loaded when a connection of it completes its first `subscribe`. A process the broker
+    /// starts while another connection of its name holds the module loaded is loaded too once it subscribes,
+    /// not killed at the startup timeout as if it never had.
+    @Test func aModuleStartedWhileAnotherConnectionOfItsNameIsLoadedRuns() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("polite")
+        let broker = try await TestBroker.start(http: true, modules: modules.directory) {
+            quickStop(&$0)
+            $0.modules.startupTimeoutMs = 5_000
+        }
+        let supervisor = broker.supervisor!
+        try await broker.withModule("polite") { (helper: inout Conversation) async throws in
+            #expect(
+                try await helper.request(#"{"op":"subscribe","id":1,"topics":["nothing.here"]}"#)
+                    == #"{"op":"ok","id":1,"subscription":1}"#)
+            #expect(broker.broker.modules.isLoaded("polite"))
+            let load = try await broker.http().post("/v1/modules/polite/load")
+            #expect(load.status == 200)
+            #expect(load.text.contains(#""state":"running""#), "\(load.text)")
+            #expect(supervisor.statuses.first?.restarts == 0)
+        }
         try await broker.stop()
     }
 

@@ -426,7 +426,13 @@ struct IPCSession {
     /// anything. A module that is already loaded replays and publishes nothing.
     private func load(_ module: String, replayingTo subscription: Subscription?) {
         publishOwedUnload(module)
-        guard isModule, let others = broker.modules.load(module, version: version) else { return }
+        guard isModule else { return }
+        guard let others = broker.modules.load(module, version: version) else {
+            // Already loaded by another connection of its name (§3): a process the supervisor started and
+            // waits for is loaded all the same once it subscribes.
+            broker.supervisor?.loaded(module)
+            return
+        }
         if let subscription, subscription.patterns.contains(where: { $0.matches(ModuleLoaded.eventType) }) {
             subscription.allowBeyondBuffer(others.count + 1)
             for other in others {

@@ -174,6 +174,10 @@ final class ModuleProcess: Sendable {
             streams[index].flush(emit: emit)
             close(streams[index].descriptor)
         }
+        // What the process leaves in its group (children that outlived it, holding its connection or
+        // doing its work) is killed, as systemd kills what remains of a service whose main process exited.
+        // Signalled before the process is reaped: until then the group's id cannot name another group.
+        if exitSignal >= 0 { kill(-pid, SIGKILL) }
         var waitStatus: Int32 = 0
         while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
         state.withLock { $0.reaped = true }

@@ -30,6 +30,12 @@ struct ModuleRecord {
     /// connection's close waits in ``unloadAfterCrash`` until it is (EVENTS.md: crashed, then unloaded).
     private var crashUnannounced = false
     private var unloadAfterCrash: ModuleUnloaded?
+    /// The loaded run's last connection has not closed yet.
+    private var loadedRunConnected = false
+    /// How the previous run ended, when a new run began before that run's last connection closed (a busy
+    /// event loop notices a closed socket later than the supervisor's thread notices the exit): that close
+    /// is still the previous run's `module.unloaded`, with the reason its exit gives.
+    private var previousRunEnd: (crashed: Bool, stopped: Bool)?
     /// The token issued to the current run.
     private var token: String?
     /// Why the module is failed or stopped.
@@ -50,6 +56,11 @@ struct ModuleRecord {
     mutating func begin(token: String) {
         awaitingStart = false
         waitsForDependencies = false
+        previousRunEnd = nil
+        if loadedRun == run, loadedRunConnected, let exit {
+            previousRunEnd = (exit.isFailure || killedFor != nil, stopping)
+        }
+        loadedRunConnected = false
         run += 1
         state = .starting
         stopping = false
@@ -95,6 +106,8 @@ struct ModuleRecord {
         guard state == .starting, process != nil || exit == nil else { return false }
         state = .running
         loadedRun = run
+        loadedRunConnected = true
+        previousRunEnd = nil
         return true
     }
 
@@ -102,7 +115,15 @@ struct ModuleRecord {
     /// event to publish now, and the run whose grace period starts (the process still runs).
     mutating func disconnected(_ unloaded: ModuleRegistry.LoadedModule?, saidBye: Bool) -> (Bool, ModuleUnloaded?, Int?)
     {
-        guard let unloaded, loadedRun == run else { return (false, nil, nil) }
+        guard let unloaded else { return (false, nil, nil) }
+        if loadedRun == nil, let previous = previousRunEnd {
+            previousRunEnd = nil
+            let reason: UnloadReason =
+                previous.stopped ? .stopped : previous.crashed ? .crashed : saidBye ? .bye : .disconnected
+            return (true, ModuleUnloaded(moduleName: manifest.name, version: unloaded.version, reason: reason), nil)
+        }
+        guard loadedRun == run else { return (false, nil, nil) }
+        loadedRunConnected = false
         if stopping {
             return (true, ModuleUnloaded(moduleName: manifest.name, version: unloaded.version, reason: .stopped), nil)
         }
