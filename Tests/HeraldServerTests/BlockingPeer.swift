@@ -100,6 +100,15 @@ func onOwnThread<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value
 /// `address` (`host:port`) and returns everything the broker answers until it closes the connection (or 20
 /// seconds pass).
 func rawExchange(address: String, _ request: String) async throws -> String {
+    try await rawExchange(address: address, request, thenOnceReceived: nil, send: "").answer
+}
+
+/// ``rawExchange(address:_:)`` in two steps: sends `request`, reads until what it received contains
+/// `marker` (an interim response), then sends `body` and reads the rest. Returns what came before the body
+/// was sent, and everything.
+func rawExchange(address: String, _ request: String, thenOnceReceived marker: String?, send body: String)
+    async throws -> (beforeBody: String, answer: String)
+{
     try await onOwnThread {
         let colon = address.lastIndex(of: ":")!
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -117,20 +126,33 @@ func rawExchange(address: String, _ request: String) async throws -> String {
             }
         }
         guard connected == 0 else { throw PeerError("\(address): cannot connect (errno \(errno))") }
-        let bytes = Array(request.utf8)
-        var sent = 0
-        while sent < bytes.count {
-            let written = bytes[sent...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
-            guard written > 0 else { break }
-            sent += written
+        func write(_ text: String) {
+            let bytes = Array(text.utf8)
+            var sent = 0
+            while sent < bytes.count {
+                let written = bytes[sent...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+                guard written > 0 else { break }
+                sent += written
+            }
         }
+        write(request)
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
+        var beforeBody = ""
+        if let marker {
+            while !String(decoding: received, as: UTF8.self).contains(marker) {
+                let count = recv(descriptor, &chunk, chunk.count, 0)
+                guard count > 0 else { break }
+                received += chunk[..<count]
+            }
+            beforeBody = String(decoding: received, as: UTF8.self)
+            write(body)
+        }
         while true {
             let count = recv(descriptor, &chunk, chunk.count, 0)
             guard count > 0 else { break }
             received += chunk[..<count]
         }
-        return String(decoding: received, as: UTF8.self)
+        return (beforeBody, String(decoding: received, as: UTF8.self))
     }
 }

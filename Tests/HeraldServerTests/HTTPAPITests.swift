@@ -123,6 +123,22 @@ struct HTTPAPITests {
         try await broker.stop()
     }
 
+    /// RFC 9110 §10.1.1: a client that sends `Expect: 100-continue` waits for `100 Continue` before its body
+    /// (curl does, for bodies over 1 MiB, for up to a second).
+    @Test func aRequestThatExpects100ContinueGetsItBeforeItsBody() async throws {
+        let broker = try await Self.start()
+        let body = Self.event("continued")
+        let (beforeBody, answer) = try await rawExchange(
+            address: broker.gateway!.address,
+            "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + "Content-Length: \(body.utf8.count)\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+            thenOnceReceived: "\r\n\r\n", send: body)
+        #expect(beforeBody == "HTTP/1.1 100 Continue\r\n\r\n")
+        #expect(answer.dropFirst(beforeBody.count).hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(answer.contains(#""event_id":"continued""#))
+        try await broker.stop()
+    }
+
     @Test func aBatchIsPublishedInOrderWithDuplicatesMarked() async throws {
         let broker = try await Self.start()
         let body =
