@@ -313,9 +313,14 @@ struct WebSocketGatewayTests {
             while let frame = try socket.receive() { frames.append(frame) }
             return frames
         }
-        // Pinged (with no payload) while silent, never anything else, then closed.
-        #expect(!frames.isEmpty)
-        #expect(frames.allSatisfy { $0 == RawWebSocket.Frame(opcode: 0x9, payload: []) })
+        // Pinged (with no payload) while silent, never anything else, then closed with 1008 and why.
+        let pings = frames.dropLast()
+        #expect(!pings.isEmpty)
+        #expect(pings.allSatisfy { $0 == RawWebSocket.Frame(opcode: 0x9, payload: []) })
+        #expect(frames.last?.opcode == 0x8 && frames.last?.closeCode == 1008)
+        #expect(
+            frames.last.map { String(decoding: $0.payload.dropFirst(2), as: UTF8.self) }
+                == "no reply to pings for 300 ms")
         try await broker.stop()
     }
 

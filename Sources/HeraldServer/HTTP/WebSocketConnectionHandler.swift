@@ -14,7 +14,8 @@ import NIOWebSocket
 ///   it with 1002 (RFC 6455 §5.1).
 /// - Pings are answered with pongs; a `close` is answered with a `close` and the socket closed.
 /// - Liveness: a ping frame after a heartbeat (`ipc.heartbeat_ms`) of silence, and the socket closed after
-///   three heartbeats of silence, at least two of them after the first ping (the IPC socket's rule, §2.3).
+///   three heartbeats of silence, at least two of them after the first ping (the IPC socket's rule, §2.3),
+///   with a `close` 1008 saying so when the socket still takes it.
 final class WebSocketConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
 
@@ -189,6 +190,11 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             return
         }
         if let firstPing, silence >= interval * 3, silence - firstPing >= interval * 2 {
+            // Told why (1008: the broker's rule that pings are answered), if the socket takes it, then closed
+            // without waiting: a client that does not answer may not read either.
+            connection.write(
+                WebSocketHeader.close(
+                    code: 1008, reason: "no reply to pings for \((interval * 3).nanoseconds / 1_000_000) ms"))
             connection.closeNow()
             return
         }
