@@ -126,11 +126,15 @@ struct ModuleLifecycleTests {
             // The stored `module.loaded` of m0…m4, in load order.
             let log = try #require(broker.broker.log)
             var stored: [String] = []
-            for record in try log.read(partition: log.partition(forKey: Broker.serverName), from: 0) {
-                let text = String(decoding: record.bytes, as: UTF8.self)
-                if text.contains(#""event_type":"module.loaded""#) { stored.append(text) }
+            // Read once the log's writer wrote the last of them (a `ready` is answered before its event is).
+            try await waitUntil {
+                stored = []
+                for record in (try? log.read(partition: log.partition(forKey: Broker.serverName), from: 0)) ?? [] {
+                    let text = String(decoding: record.bytes, as: UTF8.self)
+                    if text.contains(#""event_type":"module.loaded""#) { stored.append(text) }
+                }
+                return stored.count == 5
             }
-            #expect(stored.count == 5)
             try await broker.withModule("late") { (late: inout Conversation) async throws in
                 // A buffer of 2 cannot hold five replays and the module's own event: they are kept anyway.
                 #expect(

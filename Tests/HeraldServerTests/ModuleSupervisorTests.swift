@@ -194,6 +194,23 @@ struct ModuleSupervisorTests {
         try await broker.stop()
     }
 
+    /// §3: "a crash before loading still publishes `module.crashed`" — one whose process cannot even start.
+    @Test func aModuleWhoseProgramCannotBeStartedCrashesWithTheReason() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("junk", executable: "\u{7f}ELF, but not really a program\n")
+        let broker = try await TestBroker.start(modules: modules.directory, quickStop)
+        let supervisor = broker.supervisor!
+        let seen = try await broker.withModule("watcher") { watcher in
+            try await watcher.watch(until: { $0.count == 1 }, while: { await supervisor.startAll() })
+        }
+        #expect(seen.map(\.summary) == ["module.crashed junk"])
+        let error = try #require(seen.first?.payload["error"] as? String)
+        #expect(error.hasPrefix("could not start: ") && error.contains("Exec format error"), "\(error)")
+        #expect(supervisor.statuses.first?.state == .failed)
+        try await broker.stop()
+    }
+
     /// When a module's process exits, what is left of its process group is killed: a child that inherited
     /// the connection would otherwise keep the module loaded, and outlive every restart.
     @Test func whatAModuleLeavesBehindInItsProcessGroupIsKilledWhenItExits() async throws {

@@ -168,6 +168,9 @@ public final class ModuleSupervisor: Service, Sendable {
             broker.revoke(secret)
             broker.logger.error("module could not start", metadata: ["module": "\(name)", "error": "\(error)"])
             state.withLock { $0.records[name]?.fail("could not start: \(error)") }
+            // PROTOCOL.md §3: a crash before loading still publishes `module.crashed`; a process that could
+            // not even be started is the earliest crash there is. Not restarted: nothing will have changed.
+            broker.publish(ModuleCrashed(moduleName: name, error: "could not start: \(error)"))
             wake(name)
         }
     }
