@@ -209,10 +209,10 @@ struct Serve: AsyncParsableCommand {
         let file = config ?? (FileManager.default.fileExists(atPath: "herald.toml") ? "herald.toml" : nil)
         if let file {
             let text: String
-            do {
-                text = try String(contentsOfFile: file, encoding: .utf8)
+            do throws(TextFileError) {
+                text = try TextFile.read(file)
             } catch {
-                throw ConfigurationError(file: file, "cannot be read: \(error.localizedDescription)")
+                throw ConfigurationError(file: file, "cannot be read: \(error)")
             }
             configuration = try configuration.applying(toml: text)
         }

@@ -65,6 +65,19 @@ import Testing
         }
     }
 
+    @Test func aManifestThatIsADirectoryIsRefusedSayingSo() throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try FileManager.default.createDirectory(
+            atPath: modules.directory + "/odd/module.toml", withIntermediateDirectories: true)
+        do {
+            _ = try ModuleManifest.load(folder: modules.directory + "/odd")
+            Issue.record("a directory was read as a manifest")
+        } catch {
+            #expect(error.description.hasSuffix("/odd/module.toml: cannot be read: is a directory, not a file"))
+        }
+    }
+
     @Test(arguments: [
         ("../escape.sh", "entry_point: '../escape.sh' must not contain '..'"),
         ("/bin/sh", "entry_point: '/bin/sh' must be relative to the module's folder"),
@@ -78,6 +91,19 @@ import Testing
         let directory = ModuleDirectory(path: modules.directory)
         #expect(directory.manifests.isEmpty)
         #expect(directory.errors.map(\.description) == ["\(modules.directory)/m/module.toml: \(message)"])
+    }
+
+    @Test func aDirectoryThatIsMissingOrAFileOrHoldsOtherFoldersSaysSo() throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("real")
+        try FileManager.default.createDirectory(atPath: modules.directory + "/notes", withIntermediateDirectories: true)
+        let directory = ModuleDirectory(path: modules.directory)
+        #expect(directory.problem == nil)
+        #expect(directory.manifests.map(\.name) == ["real"])
+        #expect(directory.ignoredFolders == ["notes"])
+        #expect(ModuleDirectory(path: modules.directory + "/absent").problem == .missing)
+        #expect(ModuleDirectory(path: modules.directory + "/real/module.toml").problem == .notADirectory)
     }
 
     @Test func aFileThatIsNotExecutableIsRefused() throws {

@@ -227,11 +227,12 @@ struct ServeTests {
         #expect(errors == message + "\n")
     }
 
-    @Test func aMissingConfigurationFileIsNamed() async throws {
+    @Test(arguments: [("absent.toml", "does not exist"), (".", "is a directory, not a file")])
+    func aConfigurationFileThatCannotBeReadIsNamedWithWhy(file: String, why: String) async throws {
         let directory = try temporaryDirectory()
-        let run = try HeraldRun.start(["serve", "--config", "absent.toml"], in: directory)
+        let run = try HeraldRun.start(["serve", "--config", file], in: directory)
         let (status, errors) = await run.finish()
         #expect(status != 0)
-        #expect(errors.hasPrefix("herald: configuration: absent.toml: cannot be read"))
+        #expect(errors == "herald: configuration: \(file): cannot be read: \(why)\n")
     }
 }

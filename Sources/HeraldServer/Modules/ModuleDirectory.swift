@@ -10,16 +10,37 @@ public struct ModuleDirectory: Sendable {
     public private(set) var manifests: [ModuleManifest] = []
     /// Why each refused module was refused.
     public private(set) var errors: [ManifestError] = []
+    /// Why a directory holds no modules at all.
+    public enum Problem: String, Sendable {
+        case missing = "does not exist"
+        case notADirectory = "is not a directory"
+    }
+    /// Why the directory holds no modules at all, when it is missing or not a directory.
+    public private(set) var problem: Problem?
+    /// Folders in it without a `module.toml`: not modules.
+    public private(set) var ignoredFolders: [String] = []
 
     /// Reads every manifest under `path`. A missing directory holds no modules; a folder without a
     /// `module.toml` is not a module.
     public init(path: String) {
         self.path = path
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            problem = .missing
+        } else if !isDirectory.boolValue {
+            problem = .notADirectory
+        }
         let folders = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         var candidates: [ModuleManifest] = []
         for folder in folders.sorted() where !folder.hasPrefix(".") {
             let full = path + "/" + folder
-            guard FileManager.default.fileExists(atPath: full + "/" + ModuleManifest.fileName) else { continue }
+            guard FileManager.default.fileExists(atPath: full + "/" + ModuleManifest.fileName) else {
+                var isFolder: ObjCBool = false
+                if FileManager.default.fileExists(atPath: full, isDirectory: &isFolder), isFolder.boolValue {
+                    ignoredFolders.append(folder)
+                }
+                continue
+            }
             do {
                 candidates.append(try ModuleManifest.load(folder: full))
             } catch {

@@ -15,10 +15,10 @@ extension ModuleManifest {
         let folder = URL(fileURLWithPath: folder).standardizedFileURL.path
         let file = folder + "/" + fileName
         let text: String
-        do {
-            text = try String(contentsOfFile: file, encoding: .utf8)
+        do throws(TextFileError) {
+            text = try TextFile.read(file)
         } catch {
-            throw ManifestError(file: file, "cannot be read: \(error.localizedDescription)")
+            throw ManifestError(file: file, "cannot be read: \(error)")
         }
         let table: TOMLTable
         do {

@@ -77,6 +77,20 @@ public final class ModuleSupervisor: Service, Sendable {
     /// Refused manifests are logged and skipped.
     public func startAll() async {
         let modules = ModuleDirectory(path: directory)
+        let place: Logger.Metadata = ["modules.dir": "\(directory)"]
+        switch modules.problem {
+        case .missing: broker.logger.info("the modules directory does not exist: no modules", metadata: place)
+        case .notADirectory:
+            broker.logger.error("the modules directory is not a directory: no modules", metadata: place)
+        case nil:
+            let names = modules.manifests.map(\.name)
+            broker.logger.info("modules found", metadata: place.merging(["modules": "\(names)"]) { $1 })
+        }
+        for folder in modules.ignoredFolders {
+            broker.logger.warning(
+                "a folder of the modules directory has no \(ModuleManifest.fileName): not a module",
+                metadata: place.merging(["folder": "\(folder)"]) { $1 })
+        }
         for error in modules.errors {
             broker.logger.error("module refused", metadata: ["module.manifest": "\(error)"])
         }
