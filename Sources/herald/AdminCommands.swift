@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HeraldClient
+import HeraldProtocol
 import HeraldServer
 
 /// The options of every subcommand that talks to a running broker through its HTTP API (PROTOCOL.md §8).
@@ -98,6 +99,9 @@ struct Modules: AsyncParsableCommand {
     func validate() throws {
         if action != .list && name == nil { throw ValidationError("\(action.rawValue) needs a module NAME") }
         if action == .list && name != nil { throw ValidationError("list takes no module NAME") }
+        if let name, !ClientRequest.isValidModuleName(name) {
+            throw ValidationError("NAME must be a module name, 1 to 64 of a-z, 0-9, '_' and '-', not '\(name)'")
+        }
     }
 
     func run() async throws {
@@ -170,6 +174,12 @@ struct DeadLetters: AsyncParsableCommand {
     var limit = 100
 
     @OptionGroup var options: HTTPOptions
+
+    func validate() throws {
+        if !ClientRequest.isValidModuleName(group) {
+            throw ValidationError("GROUP must be a group name, 1 to 64 of a-z, 0-9, '_' and '-', not '\(group)'")
+        }
+    }
 
     func run() async throws {
         let path = "/v1/groups/\(group)/dead-letters"

@@ -19,6 +19,11 @@ struct CLITests {
         ),
         (["groups", "--http", "nonsense"], "herald: --http must be host:port, not 'nonsense'\n"),
         (["replay", "#", "--limit", "0"], "herald: --limit must be at least 1\n"),
+        (
+            ["modules", "load", "BAD NAME"],
+            "herald: NAME must be a module name, 1 to 64 of a-z, 0-9, '_' and '-', not 'BAD NAME'\n"
+        ),
+        (["dlq", "x?y"], "herald: GROUP must be a group name, 1 to 64 of a-z, 0-9, '_' and '-', not 'x?y'\n"),
     ])
     func aCommandLineThatDoesNotParseFailsWithOneLine(arguments: [String], expected: String) async throws {
         let (status, output, errors) = await (try HeraldRun.start(arguments)).finishWithOutput()
