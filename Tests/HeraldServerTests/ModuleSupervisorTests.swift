@@ -403,6 +403,25 @@ struct ModuleSupervisorTests {
         try await broker.stop()
     }
 
+    /// An unload does not wait behind a load whose module never loads (up to `startup_timeout_ms`, two
+    /// minutes here, past the suite's time limit): the start is stopped, and both answer stopped.
+    @Test func unloadingAModuleWhoseStartHangsStopsItAtOnce() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("hanging", arguments: ["--no-load"])
+        let broker = try await TestBroker.start(modules: modules.directory) {
+            quickStop(&$0)
+            $0.modules.startupTimeoutMs = 120_000
+        }
+        let supervisor = broker.supervisor!
+        let load = Task { try await supervisor.load("hanging") }
+        try await waitUntil { supervisor.statuses.first?.state == .starting && supervisor.statuses.first?.pid != nil }
+        let unloaded = try await supervisor.unload("hanging")
+        #expect(unloaded.state == .stopped)
+        #expect(try await load.value.state == .stopped)
+        try await broker.stop()
+    }
+
     @Test func theCLIExitsNonZeroWhenALoadDoesNotEndLoaded() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }

@@ -436,8 +436,13 @@ public final class ModuleSupervisor: Service, Sendable {
     /// Stops `name`: SIGTERM, then SIGKILL after `shutdown_timeout_ms`; returns once its process exited
     /// and its connections closed (`module.unloaded` with `reason: "stopped"`). A module waiting to restart
     /// stays stopped.
+    ///
+    /// A start still waiting for its module to load — a `load` or `reload` in progress holds the module for
+    /// up to `startup_timeout_ms` — is stopped at once rather than after it: an operator unloading a module
+    /// whose start hangs wants it stopped now. That request then answers with the module stopped.
     public func unload(_ name: String) async throws(ControlError) -> ModuleStatus {
-        try await exclusively(name) { () async throws(ControlError) -> ModuleStatus in
+        if (try? status(of: name))?.state == .starting { await stop(name) }
+        return try await exclusively(name) { () async throws(ControlError) -> ModuleStatus in
             _ = try status(of: name)
             await stop(name)
             return try status(of: name)
