@@ -494,6 +494,33 @@ struct ModuleSupervisorTests {
         try await broker.stop()
     }
 
+    /// An operator's `load` or `reload` honours `depends_on` as the start does: refused, saying which, while
+    /// a dependency is not loaded; allowed once it is.
+    @Test func loadingAModuleWhoseDependencyIsNotLoadedIsRefusedSayingWhich() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("base")
+        try modules.add("upper", extra: #"depends_on = ["base"]"#)
+        let broker = try await TestBroker.start(modules: modules.directory, quickStop)
+        let supervisor = broker.supervisor!
+        await supervisor.startAll()
+        _ = try await supervisor.unload("upper")
+        _ = try await supervisor.unload("base")
+        for request in ["load", "reload"] {
+            do {
+                _ = try await (request == "load" ? supervisor.load("upper") : supervisor.reload("upper"))
+                Issue.record("\(request) started a module whose dependency is stopped")
+            } catch {
+                #expect(!error.notFound)
+                #expect(error.description == "module: 'upper' depends on 'base', not loaded: load it first")
+            }
+        }
+        #expect(supervisor.statuses.map(\.state) == [.stopped, .stopped])
+        #expect(try await supervisor.load("base").state == .running)
+        #expect(try await supervisor.load("upper").state == .running)
+        try await broker.stop()
+    }
+
     @Test func aModuleThatStopsAnsweringPingsIsKilledAndRestarted() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }

@@ -409,10 +409,26 @@ public final class ModuleSupervisor: Service, Sendable {
     /// failed or timed out. A module already running is left as it is.
     public func load(_ name: String) async throws(ControlError) -> ModuleStatus {
         try await exclusively(name) { () async throws(ControlError) -> ModuleStatus in
-            try refresh(name)
+            let manifest = try checkedManifest(name)
+            if state.withLock({ $0.records[name]?.state }) != .running { try checkDependenciesLoaded(manifest) }
+            install(manifest)
             await start(name)
             await wait(for: name, .settled)
             return try status(of: name)
+        }
+    }
+
+    /// Refuses to start `manifest`'s module while a module it depends on is not loaded: a module starts once
+    /// its dependencies are (docs/modules.md), whether the broker starts it or an operator asks.
+    private func checkDependenciesLoaded(_ manifest: ModuleManifest) throws(ControlError) {
+        let missing = manifest.dependencies.filter { !broker.modules.isLoaded($0) }
+        guard missing.isEmpty else {
+            let names = missing.map { "'\($0)'" }.joined(separator: ", ")
+            throw ControlError(
+                notFound: false,
+                description:
+                    "module: '\(manifest.name)' depends on \(names), not loaded: load \(missing.count == 1 ? "it" : "them") first"
+            )
         }
     }
 
@@ -458,6 +474,7 @@ public final class ModuleSupervisor: Service, Sendable {
         try await exclusively(name) { () async throws(ControlError) -> ModuleStatus in
             let old = try status(of: name).version
             let manifest = try checkedManifest(name)
+            try checkDependenciesLoaded(manifest)
             await stop(name)
             install(manifest)
             await start(name)
@@ -468,11 +485,6 @@ public final class ModuleSupervisor: Service, Sendable {
             }
             return status
         }
-    }
-
-    /// Reads `name`'s manifest again (load and reload pick up changes); a refused manifest is the error.
-    private func refresh(_ name: String) throws(ControlError) {
-        install(try checkedManifest(name))
     }
 
     /// `name`'s manifest read from the modules directory and checked, or why it is refused.
