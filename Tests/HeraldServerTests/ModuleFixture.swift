@@ -129,8 +129,15 @@ struct ModuleFixture {
             elif frame.get("op") == "event":
                 record("events.txt", frame["event"]["event_type"])
 
+        # The version its manifest (in the working directory, the module's folder) gives, as a real module's
+        # build would say.
+        version = "1.0.0"
+        if os.path.exists("module.toml"):
+            for manifest_line in open("module.toml"):
+                if manifest_line.startswith("version"):
+                    version = manifest_line.split('"')[1]
         request({"op": "hello", "id": 1, "protocol": 1,
-                 "module": {"name": os.environ["HERALD_MODULE_NAME"], "version": "1.0.0"},
+                 "module": {"name": os.environ["HERALD_MODULE_NAME"], "version": version},
                  "token": os.environ["HERALD_TOKEN"]})
         if "--no-load" not in args:
             request({"op": "subscribe", "id": 2, "topics": [option("--subscribe", "module.#")]})

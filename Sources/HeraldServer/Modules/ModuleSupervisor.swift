@@ -418,6 +418,11 @@ public final class ModuleSupervisor: Service, Sendable {
         }
     }
 
+    /// The version `name` said in `hello`, while it is loaded.
+    private func loadedVersion(of name: String) -> String? {
+        broker.modules.loadedModules.first { $0.name == name }?.version
+    }
+
     /// Refuses to start `manifest`'s module while a module it depends on is not loaded: a module starts once
     /// its dependencies are (docs/modules.md), whether the broker starts it or an operator asks.
     private func checkDependenciesLoaded(_ manifest: ModuleManifest) throws(ControlError) {
@@ -472,7 +477,10 @@ public final class ModuleSupervisor: Service, Sendable {
     /// does not load).
     public func reload(_ name: String) async throws(ControlError) -> ModuleStatus {
         try await exclusively(name) { () async throws(ControlError) -> ModuleStatus in
-            let old = try status(of: name).version
+            // The versions the module's `module.loaded` and `module.unloaded` carry (what it said in `hello`),
+            // else its manifest's: the three events of a reload agree.
+            let manifestVersion = try status(of: name).version
+            let old = loadedVersion(of: name) ?? manifestVersion
             let manifest = try checkedManifest(name)
             try checkDependenciesLoaded(manifest)
             await stop(name)
@@ -481,7 +489,9 @@ public final class ModuleSupervisor: Service, Sendable {
             await wait(for: name, .settled)
             let status = try status(of: name)
             if status.state == .running {
-                broker.publish(ModuleReloaded(moduleName: name, oldVersion: old, newVersion: status.version))
+                broker.publish(
+                    ModuleReloaded(
+                        moduleName: name, oldVersion: old, newVersion: loadedVersion(of: name) ?? status.version))
             }
             return status
         }
