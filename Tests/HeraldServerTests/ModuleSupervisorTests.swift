@@ -682,6 +682,11 @@ struct ModuleSupervisorTests {
             (try await http.get("/v1/modules").json?["modules"] as? [[String: Any]])?.first)
         #expect(refusedRow["state"] as? String == "failed")
         #expect((refusedRow["problem"] as? String)?.hasPrefix("manifest refused:") == true)
+        // Fixed since, the refusal is gone once the broker looks again (an unload does): stopped, not failed.
+        try modules.writeManifest("polite", "name = \"polite\"\nversion = \"1.2.0\"\nentry_point = \"module.py\"\n")
+        let unloadedAgain = try await http.post("/v1/modules/polite/unload")
+        #expect(unloadedAgain.json?["state"] as? String == "stopped")
+        #expect(unloadedAgain.json?["problem"] is NSNull)
         let missing = try await http.post("/v1/modules/absent/load")
         #expect(missing.status == 404)
         try modules.add("broken", version: "one")

@@ -466,6 +466,10 @@ public final class ModuleSupervisor: Service, Sendable {
         return try await exclusively(name) { () async throws(ControlError) -> ModuleStatus in
             _ = try status(of: name)
             await stop(name)
+            // A refused manifest fixed since is not what the stopped module is listed with.
+            if state.withLock({ $0.refused[name] != nil }), (try? checkedManifest(name)) != nil {
+                state.withLock { $0.refused[name] = nil }
+            }
             return try status(of: name)
         }
     }
