@@ -139,6 +139,16 @@ struct HTTPAPITests {
         try await broker.stop()
     }
 
+    @Test func aBodyStartingWithAByteOrderMarkIsReadWithoutIt() async throws {
+        let broker = try await Self.start()
+        let response = try await broker.http().request(
+            "POST", "/v1/events", body: [0xEF, 0xBB, 0xBF] + Array(Self.event("bom").utf8),
+            headers: [("Content-Type", "application/json")])
+        #expect(response.status == 200)
+        #expect(response.text.contains(#""event_id":"bom""#))
+        try await broker.stop()
+    }
+
     @Test func aBatchIsPublishedInOrderWithDuplicatesMarked() async throws {
         let broker = try await Self.start()
         let body =

@@ -114,14 +114,17 @@ public final class HTTPGateway: Service, Sendable {
         return router
     }
 
-    /// Reads a request body of at most `http.max_body` bytes; a larger one is 413.
+    /// Reads a request body of at most `http.max_body` bytes; a larger one is 413. A UTF-8 byte order mark
+    /// at its start, which some Windows tools write, is dropped (RFC 8259 §8.1 lets a parser ignore it).
     func body(of request: Request) async throws -> ByteBuffer {
         let limit = broker.configuration.http.maxBody
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
             throw APIError(.contentTooLarge, "too_large", "body: \(length) bytes, more than http.max_body = \(limit)")
         }
         do {
-            return try await request.body.collect(upTo: limit)
+            var body = try await request.body.collect(upTo: limit)
+            if body.readableBytesView.starts(with: [0xEF, 0xBB, 0xBF]) { body.moveReaderIndex(forwardBy: 3) }
+            return body
         } catch is NIOTooManyBytesError {
             // A body without a Content-Length (chunked) found too large while it is read.
             throw APIError(.contentTooLarge, "too_large", "body: more than http.max_body = \(limit) bytes")
