@@ -66,6 +66,17 @@ public final class DurableLog: Sendable {
                     configuration: configuration, report: &report))
         }
         let journal = try Self.replayJournal(configuration, logID: logID, partitions, &report)
+        if let synced = SyncedEnds.read(directory: configuration.directory) {
+            for partition in partitions {
+                let end = partition.writtenEnd
+                if let known = synced[partition.index], known > end {
+                    report.recordsLost.append(.init(partition: partition.index, offsets: end..<known))
+                }
+            }
+        }
+        let directory = configuration.directory
+        journal?.checkpointing = { partitions.map(\.writtenEnd) }
+        journal?.checkpointed = { ends in try? SyncedEnds.write(ends, directory: directory) }
         report.duration = ContinuousClock.now - started
         self.partitions = partitions
         recovery = report
@@ -75,7 +86,7 @@ public final class DurableLog: Sendable {
             helpers: configuration.fsync == .batch ? min(partitions.count, 8) - 1 : 0, name: "herald-sync")
         NamedThread.start("herald-log") { [partitions, writer, observers] in
             Self.runWriter(
-                partitions: partitions, writer: writer, syncer: syncer, journal: journal,
+                partitions: partitions, directory: directory, writer: writer, syncer: syncer, journal: journal,
                 observers: observers,
                 // How long each group commit's fsyncs take (docs/operations.md).
                 fsyncDuration: Metrics.Timer(label: "herald_log_fsync_duration_seconds"))
@@ -349,7 +360,7 @@ public final class DurableLog: Sendable {
     // MARK: The writer thread
 
     private static func runWriter(
-        partitions: [Partition], writer: Writer, syncer: ParallelSync, journal: Journal?,
+        partitions: [Partition], directory: String, writer: Writer, syncer: ParallelSync, journal: Journal?,
         observers: Observers, fsyncDuration: Metrics.Timer
     ) {
         while true {
@@ -411,6 +422,9 @@ public final class DurableLog: Sendable {
                 if failure == nil, let journal {
                     do throws(LogError) { try journal.startOver() } catch { failure = error }
                 }
+                // Everything written is synced: the ends the next open checks (after any checkpoint, which
+                // `startOver` waited for, so that its older ends do not replace these).
+                if failure == nil { try? SyncedEnds.write(partitions.map(\.writtenEnd), directory: directory) }
                 for waiter in flushWaiters { waiter(failure.map { .failure($0) } ?? .success(())) }
             }
             if closing {

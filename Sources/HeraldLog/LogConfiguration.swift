@@ -74,6 +74,13 @@ public struct RecoveryReport: Sendable, Equatable {
     /// Where a partition's records were missing beyond what the journal held (the first offset missing):
     /// damage a journal should never leave; nothing after it was replayed.
     public var replayGaps: [LogPosition] = []
+    /// Records known synced (``SyncedEnds``) that a partition no longer has: `offsets` were lost, with no
+    /// damage recovery could see (a segment cut at a record's end). Acknowledged events are gone.
+    public struct LostRecords: Sendable, Equatable {
+        public let partition: Int
+        public let offsets: Range<Int64>
+    }
+    public var recordsLost: [LostRecords] = []
     /// Journal files not replayed, and why (written by another log, a header that is not whole).
     public var journalProblems: [String] = []
     /// How long opening took.

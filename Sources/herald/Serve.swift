@@ -106,6 +106,14 @@ struct Serve: AsyncParsableCommand {
                 "log recovery gave back records from the journal (written, not yet synced in their segments)",
                 metadata: ["records": "\(log.recovery.recordsReplayed)"])
         }
+        for lost in log.recovery.recordsLost {
+            logger.error(
+                "log recovery found a partition shorter than it was known synced: acknowledged events are lost",
+                metadata: [
+                    "partition": "\(lost.partition)", "first_missing_offset": "\(lost.offsets.lowerBound)",
+                    "records_lost": "\(lost.offsets.count)",
+                ])
+        }
         for gap in log.recovery.replayGaps {
             logger.error(
                 "log recovery found records missing that the journal could not give back",

@@ -152,6 +152,62 @@ import Testing
         #expect(try damaged.texts(partition: 0).count == 300)
     }
 
+    /// `synced-ends` (docs/storage.md, "Recovery"): a segment cut exactly at a record's end has nothing
+    /// damaged for recovery to find; the ends recorded at the close show the records lost.
+    @Test func aSegmentCutAtARecordsEndAfterACloseIsReportedAsLost() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try DurableLog(configuration: configuration(directory.path))
+        let texts = try await append(20, to: log)
+        log.close()
+        try LogFile(path: segmentPath(directory.path, partition: 0), create: false).truncate(to: ends(texts[0])[6])
+        let reopened = try DurableLog(configuration: configuration(directory.path))
+        #expect(reopened.recovery.truncations.isEmpty)
+        #expect(reopened.recovery.recordsLost == [.init(partition: 0, offsets: 7..<10)])
+        #expect(try reopened.texts(partition: 0) == Array(texts[0].prefix(7)))
+        #expect(try reopened.texts(partition: 1) == texts[1])
+        reopened.close()
+        // The close recorded the ends as they are now: the loss is reported once.
+        let again = try DurableLog(configuration: configuration(directory.path))
+        defer { again.close() }
+        #expect(again.recovery.recordsLost.isEmpty)
+    }
+
+    /// Each checkpoint records what it synced: records lost below it after a crash are reported, even when
+    /// the journal (started over since) cannot give them back.
+    @Test func whatACheckpointSyncedIsCheckedAfterACrash() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let small = configuration(directory.path, journalBytes: 8192)
+        let log = try DurableLog(configuration: small)
+        _ = try await append(300, to: log)
+        log.stopLikeACrash()
+        let synced = try #require(SyncedEnds.read(directory: directory.path))
+        let checkpointed = try #require(synced[0])
+        #expect(checkpointed > 0 && checkpointed <= 150)
+        try LogFile(path: segmentPath(directory.path, partition: 0), create: false).truncate(to: 0)
+        let reopened = try DurableLog(configuration: small)
+        defer { reopened.close() }
+        #expect(reopened.recovery.recordsLost == [.init(partition: 0, offsets: 0..<checkpointed)])
+        #expect(try reopened.texts(partition: 0).isEmpty)
+    }
+
+    @Test func aJournalFileShorterThanItsHeaderIsReported() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try DurableLog(configuration: configuration(directory.path))
+        _ = try await append(4, to: log)
+        log.close()
+        try LogFile(path: directory.path + "/journal.0", create: false).truncate(to: 10)
+        let reopened = try DurableLog(configuration: configuration(directory.path))
+        defer { reopened.close() }
+        #expect(
+            reopened.recovery.journalProblems == [
+                "\(directory.path)/journal.0: the header is not whole (10 bytes), not replayed"
+            ])
+        #expect(try reopened.texts(partition: 0).count + reopened.texts(partition: 1).count == 4)
+    }
+
     @Test func aJournalOfAnotherLogIsNotReplayedAndIsReported() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

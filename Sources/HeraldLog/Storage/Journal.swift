@@ -106,6 +106,11 @@ final class Journal: @unchecked Sendable {
     /// they do not fit, the other file takes over (waiting for its own checkpoint to end, if one runs) and
     /// a checkpoint of the full one starts in the background: `activeSegments()`, every partition's active
     /// segment, synced by `syncer`.
+    /// Asked on the writer thread as a checkpoint starts: what it makes durable (each partition's written
+    /// end), given to ``checkpointed`` once it did (``SyncedEnds``).
+    var checkpointing: (() -> [Int64])?
+    var checkpointed: (@Sendable ([Int64]) -> Void)?
+
     func commit(activeSegments: () -> [LogFile], syncer: ParallelSync) throws(LogError) {
         defer { pending.removeAll() }
         if let failure = checkpoint.withLock({ $0.failure }) { throw failure }
@@ -117,15 +122,17 @@ final class Journal: @unchecked Sendable {
             try waitForCheckpoint()
             try files[next].restart(generation: files[full].generation + 1)
             active = next
-            startCheckpoint(of: full, files: activeSegments(), syncer: syncer)
+            startCheckpoint(of: full, files: activeSegments(), ends: checkpointing?() ?? [], syncer: syncer)
         }
         try files[active].write(&pending)
     }
 
-    private func startCheckpoint(of file: Int, files segments: [LogFile], syncer: ParallelSync) {
+    private func startCheckpoint(of file: Int, files segments: [LogFile], ends: [Int64], syncer: ParallelSync) {
         checkpoint.withLock { $0.running = file }
+        let checkpointed = self.checkpointed
         queue.async { [self] in
             let failure = syncer.sync(segments).lazy.compactMap { $0 }.first
+            if failure == nil, !ends.isEmpty { checkpointed?(ends) }
             checkpoint.withLock { state in
                 state.running = nil
                 if let failure { state.failure = state.failure ?? failure }
@@ -239,6 +246,10 @@ final class JournalFile {
                     } ?? "\(path): the header is not whole, not replayed"
             }
         } else {
+            // A file shorter than its header was cut while its header was written: nothing in it to replay.
+            if exists, let size = try? file.size(), size > 0 {
+                problem = "\(path): the header is not whole (\(size) bytes), not replayed"
+            }
             generation = 0
             allocated = Self.headerSize
             try file.write(

@@ -186,6 +186,10 @@ final class Partition: Sendable {
     static let preallocation = 128 << 10
     private static let zeros = [UInt8](repeating: 0, count: preallocation)
 
+    /// The offset after the last record written to the segment files (synced or not): what a sync of the
+    /// active segment now makes durable. On the writer thread, between rounds.
+    var writtenEnd: Int64 { state.withLock { $0.segments.last!.nextOffset } }
+
     /// Makes offsets through `offset` readable and calls those waiting for them.
     func markDurable(through offset: Int64) {
         let ready = state.withLock { state in
