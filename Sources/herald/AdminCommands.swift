@@ -124,11 +124,9 @@ struct Modules: AsyncParsableCommand {
         let body = try await options.call("GET", "/v1/modules")
         let modules = body["modules"] as? [[String: Any]] ?? []
         if options.json { return options.printJSON(body) }
-        printTable(
-            ["name", "version", "state", "health", "pid", "restarts", "loaded_at"],
-            modules.map { module in
-                ["name", "version", "state", "health", "pid", "restarts", "loaded_at"].map { text(module[$0]) }
-            })
+        // `problem` last: why a module is failed or stopped (a refused manifest, a crash loop) shows here.
+        let columns = ["name", "version", "state", "health", "pid", "restarts", "loaded_at", "problem"]
+        printTable(columns, modules.map { module in columns.map { text(module[$0]) } })
     }
 }
 
@@ -151,7 +149,8 @@ struct Groups: AsyncParsableCommand {
             }
         }
         printTable(
-            ["group", "members", "dead_letters", "partition", "committed", "head", "lag", "oldest_unacked_ms"], rows)
+            ["group", "members", "dead_letters", "partition", "committed", "head", "lag", "oldest_unacked_age_ms"], rows
+        )
     }
 }
 

@@ -56,6 +56,7 @@ struct AdminCLITests {
             #expect(status == 0)
             let lines = table.split(separator: "\n")
             #expect(lines.first?.hasPrefix("group    members  dead_letters  partition") == true)
+            #expect(lines.first?.hasSuffix("oldest_unacked_age_ms") == true)
             #expect(lines.count == 3 && lines.dropFirst().allSatisfy { $0.hasPrefix("workers  1        1 ") })
             let (_, json, _) = try await Self.run(["groups", "--json"], broker)
             #expect(json.contains(#""name":"workers""#))
@@ -71,6 +72,7 @@ struct AdminCLITests {
             #expect(missing != 0 && errors == "herald: not_found: group: 'ghost' does not exist\n")
 
             let (_, modules, _) = try await Self.run(["modules"], broker)
+            #expect(modules.split(separator: "\n").first?.hasSuffix("loaded_at                 problem") == true)
             #expect(
                 modules.split(separator: "\n").last?.hasPrefix("worker  1.0      external  healthy  -    0") == true)
             let (refused, _, why) = try await Self.run(["modules", "reload", "worker"], broker)
@@ -84,7 +86,7 @@ struct AdminCLITests {
         let run = try HeraldRun.start(["groups", "--http", "127.0.0.1:1"])
         let (status, _, errors) = await run.finishWithOutput()
         #expect(status != 0)
-        #expect(errors.hasPrefix("herald: cannot reach the broker at 127.0.0.1:1:"))
+        #expect(errors == "herald: cannot reach the broker at 127.0.0.1:1: Connection refused\n")
         #expect(errors.split(separator: "\n").count == 1)
     }
 }

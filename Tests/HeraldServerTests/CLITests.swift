@@ -220,9 +220,14 @@ struct CLITests {
     }
 
     @Test func benchPubSubDeliversEveryEventToEverySubscriber() async throws {
-        let run = try HeraldRun.start([
-            "bench", "pubsub", "--spawn", "--events", "3000", "--subscribers", "2", "--stalled", "1", "--json",
-        ])
+        // Run from a directory whose herald.toml the spawned broker must not read (it would refuse to start).
+        let directory = NSTemporaryDirectory() + "herald-bench-cwd-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "bogus = 1\n".write(toFile: directory + "/herald.toml", atomically: true, encoding: .utf8)
+        let run = try HeraldRun.start(
+            ["bench", "pubsub", "--spawn", "--events", "3000", "--subscribers", "2", "--stalled", "1", "--json"],
+            in: directory)
         let (status, output, _) = await run.finishWithOutput()
         #expect(status == 0)
         let result = try #require(

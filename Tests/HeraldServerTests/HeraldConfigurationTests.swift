@@ -119,6 +119,8 @@ import Testing
         let printed = configuration.tomlDescription
         #expect(!printed.contains("a-long-random-secret"))
         #expect(printed.contains("[[auth.tokens]]\nname = \"explorer-ui\"\ntoken = \"(redacted)\""))
+        // Every key, defaults included.
+        #expect(printed.contains("subscribe = [\"#\"]\nadmin = false\n"))
     }
 
     @Test(arguments: [

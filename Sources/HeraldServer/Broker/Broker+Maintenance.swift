@@ -1,5 +1,6 @@
 import HeraldCore
 import HeraldLog
+import Logging
 
 extension Broker {
     /// Acts on an accepted `maintenance.data` (EVENTS.md "Maintenance and resources"), whoever published
@@ -58,7 +59,18 @@ extension Broker {
             results["error"] = .string("\(failure)")
             logger.error("maintenance failed", metadata: ["maintenance.type": "\(kind)", "error": "\(failure)"])
         } else {
-            logger.info("maintenance done", metadata: ["maintenance.type": "\(kind)", "results": "\(results)"])
+            // One metadata entry per result (`flushed=true segments_deleted=0 …`), not Swift's rendering of the
+            // dictionary.
+            var metadata: Logger.Metadata = ["maintenance.type": "\(kind)"]
+            for (name, value) in results {
+                switch value {
+                case .bool(let flag): metadata[name] = "\(flag)"
+                case .integer(let number): metadata[name] = "\(number)"
+                case .string(let text): metadata[name] = "\(text)"
+                default: metadata[name] = "\(value)"
+                }
+            }
+            logger.info("maintenance done", metadata: metadata)
         }
         let elapsed = ContinuousClock.now - started
         publish(

@@ -158,7 +158,7 @@ extension HeraldConfiguration {
             lines.append(
                 "subscribe = [" + token.subscribe.map { ConfigurationKey.quoted($0.text) }.joined(separator: ", ") + "]"
             )
-            if token.admin { lines.append("admin = true") }
+            lines.append("admin = \(token.admin)")
         }
         lines += bridgeLines
         return lines.joined(separator: "\n") + "\n"

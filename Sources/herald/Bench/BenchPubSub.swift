@@ -391,12 +391,15 @@ struct SpawnedBroker {
     }
 
     /// Starts `herald serve` on `directory` (its socket inside it), with `configuration` written to
-    /// `herald.toml` there when given, and waits for its ready line.
+    /// `herald.toml` there when given, and waits for its ready line. It runs in `directory`, so that the
+    /// `herald.toml` and `modules` of the directory the benchmark was started from (a deployment's, say)
+    /// are not picked up: the figures are those of the defaults, or of `configuration`.
     static func start(directory: String, configuration: String?) throws -> SpawnedBroker {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let socket = directory + "/herald.sock"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         process.arguments = ["serve", "--data-dir", directory, "--socket", socket, "--http", "127.0.0.1:0"]
         let file = directory + "/herald.toml"
         if let configuration { try configuration.write(toFile: file, atomically: true, encoding: .utf8) }
