@@ -173,6 +173,23 @@ import Testing
         #expect(again.recovery.recordsLost.isEmpty)
     }
 
+    @Test func theSyncedEndsFileReadsBackWholeOrNotAtAll() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try SyncedEnds.write([12_345_678_901, 0, 7], directory: directory.path)
+        let path = directory.path + "/" + SyncedEnds.fileName
+        let size = try LogFile(path: path, create: false).size()
+        #expect(size == 4096)
+        #expect(SyncedEnds.read(directory: directory.path) == [0: 12_345_678_901, 1: 0, 2: 7])
+        // Written over in place: the same size, shorter numbers and all.
+        try SyncedEnds.write([1, 2, 3], directory: directory.path)
+        #expect(try LogFile(path: path, create: false).size() == size)
+        #expect(SyncedEnds.read(directory: directory.path) == [0: 1, 1: 2, 2: 3])
+        // A byte changed (a torn write) fails the checksum: no check rather than a wrong one.
+        try LogFile(path: path, create: false).write(Array("9".utf8), at: 16)
+        #expect(SyncedEnds.read(directory: directory.path) == nil)
+    }
+
     /// Each checkpoint records what it synced: records lost below it after a crash are reported, even when
     /// the journal (started over since) cannot give them back.
     @Test func whatACheckpointSyncedIsCheckedAfterACrash() async throws {
