@@ -44,6 +44,8 @@ final class ModuleProcess: Sendable {
         var environment: [String: String]
         var directory: String
         var limits: ModuleManifest.Limits
+        /// The supervisor's run number, for the log.
+        var run = 0
     }
 
     private struct State {
@@ -131,6 +133,11 @@ final class ModuleProcess: Sendable {
         }
         state.withLock { $0.pid = pid }
         let exitSignal = herald_pidfd_open(pid)
+        // Logged here, before anything of its exit can be: a process that fails at once is seen to start
+        // before it is seen to crash.
+        logger.info(
+            "module started",
+            metadata: ["module": "\(launch.module)", "module.pid": "\(pid)", "module.run": "\(launch.run)"])
         started(nil)
 
         var streams = [

@@ -159,7 +159,7 @@ public final class ModuleSupervisor: Service, Sendable {
         environment["HERALD_DATA_DIR"] = dataDirectory
         let launch = ModuleProcess.Launch(
             module: name, executable: manifest.entryPoint, arguments: manifest.arguments, environment: environment,
-            directory: manifest.folder, limits: manifest.limits)
+            directory: manifest.folder, limits: manifest.limits, run: run)
         do {
             try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
             let process = try await ModuleProcess.start(launch, logger: broker.logger) {
@@ -170,9 +170,6 @@ public final class ModuleSupervisor: Service, Sendable {
                 // Killed (hung) before its process was recorded: the kill happens now.
                 Task { [weak self] in await self?.terminate(name, process, run: run) }
             }
-            broker.logger.info(
-                "module started",
-                metadata: ["module": "\(name)", "module.pid": "\(process.pid)", "module.run": "\(run)"])
             let timeout = Duration.milliseconds(configuration.modules.startupTimeoutMs)
             Task { [weak self] in
                 try? await Task.sleep(for: timeout)
