@@ -225,7 +225,8 @@ herald_amqp *herald_amqp_connect(
     struct amqp_connection_info info;
     lib.default_connection_info(&info);
     if (lib.parse_url(text, &info) != AMQP_STATUS_OK || info.ssl) {
-        snprintf(error, error_size, "'%s' is not an amqp:// URL (amqps is not supported)", url);
+        /* The URL is not quoted: it may hold a password. */
+        snprintf(error, error_size, "the URL is not one librabbitmq reads (amqp://user:password@host:port/vhost)");
         free(text);
         free(connection);
         return NULL;

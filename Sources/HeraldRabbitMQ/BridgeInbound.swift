@@ -52,7 +52,10 @@ final class BridgeInbound: @unchecked Sendable {
             serve: { [self] connection throws(AMQPError) in try serve(connection) })
     }
 
-    /// Declares (or checks) and binds each consumed queue, and starts consuming it.
+    /// Declares (or checks) and binds every consumed queue, then starts consuming them. All are checked
+    /// before the first is consumed: a `declare = false` queue that does not exist closes the channel, and
+    /// messages already handed out on another queue would go back with one delivery attempt spent — a
+    /// quorum queue's `x-delivery-limit` would dead-letter them, unseen, after a few retries.
     private func consume(on connection: AMQPConnection) throws(AMQPError) {
         for entry in settings.consume {
             if entry.declare {
@@ -63,6 +66,8 @@ final class BridgeInbound: @unchecked Sendable {
             } else {
                 try connection.declareQueue(entry.queue, passive: true)
             }
+        }
+        for entry in settings.consume {
             try connection.setPrefetch(entry.prefetch)
             try connection.consume(entry.queue)
         }

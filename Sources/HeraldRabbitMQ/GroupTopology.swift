@@ -48,7 +48,41 @@ public struct GroupTopology: Sendable {
         }
     }
 
+    /// Whether `queue` exists (a passive declare; one that fails closes its channel, so each has its own
+    /// connection).
+    private static func exists(_ queue: String, url: String) throws(AMQPError) -> Bool {
+        let connection = try AMQPConnection(url: url)
+        defer { connection.close() }
+        do {
+            _ = try connection.declareQueue(queue, passive: true)
+            return true
+        } catch  where error.description.contains("404") {
+            return false
+        }
+    }
+
+    /// Refuses a group that exists with another number of partitions (docs/scale-out.md: it cannot change).
+    /// Declaring more queues would bind them to the hash exchange and move chains between partitions; fewer
+    /// would leave the others bound. A queue's own arguments do not say how many partitions its group has,
+    /// so the partitions are counted: partition `partitions - 1` must exist and partition `partitions` not.
+    private func checkPartitionCount(url: String) throws(AMQPError) {
+        guard try Self.exists(partitionQueue(0), url: url) else { return }
+        let fewer = try !Self.exists(partitionQueue(partitions - 1), url: url)
+        var more = false
+        if !fewer { more = try Self.exists(partitionQueue(partitions), url: url) }
+        guard fewer || more else { return }
+        var existing = 1
+        while existing <= 1024 {
+            guard try Self.exists(partitionQueue(existing), url: url) else { break }
+            existing += 1
+        }
+        throw AMQPError(
+            "group '\(group)' has \(existing) partitions on RabbitMQ, not \(partitions): the number of a group's "
+                + "partitions cannot change (docs/scale-out.md); make a new group")
+    }
+
     private func declareOnce(url: String) throws(AMQPError) -> [String] {
+        try checkPartitionCount(url: url)
         let connection = try AMQPConnection(url: url)
         defer { connection.close() }
         var lines: [String] = []

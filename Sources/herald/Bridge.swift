@@ -3,6 +3,7 @@ import Foundation
 import HeraldCore
 import HeraldProtocol
 import HeraldRabbitMQ
+import HeraldServer
 
 /// `herald bridge`: the RabbitMQ side of scale-out (docs/scale-out.md).
 struct Bridge: ParsableCommand {
@@ -50,6 +51,7 @@ struct BridgeSetup: ParsableCommand {
     var node: String?
 
     func validate() throws {
+        if let problem = HeraldConfiguration.amqpURLProblem(url) { throw ValidationError("--url: \(problem)") }
         guard ClientRequest.isValidModuleName(group) else {
             throw ValidationError("--group: must be 1 to 64 of [a-z0-9_-]")
         }

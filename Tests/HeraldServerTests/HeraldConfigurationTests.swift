@@ -114,6 +114,15 @@ import Testing
         #expect(printed.contains("[ipc]\nsocket = \"\"\n"))
     }
 
+    @Test(arguments: [
+        "amqp://guest:guest@127.0.0.1:5672", "amqp://h", "amqp://h/", "amqp://u:p%40ss@h:5672/%2f",
+        "amqp://[::1]:5672/v",
+        "amqp://h/prod",
+    ])
+    func urlsLibrabbitmqReadsAreAccepted(url: String) {
+        #expect(HeraldConfiguration.amqpURLProblem(url) == nil)
+    }
+
     @Test func printedConfigurationRedactsSecrets() throws {
         let configuration = try HeraldConfiguration().applying(toml: Self.example)
         let printed = configuration.tomlDescription
@@ -177,8 +186,37 @@ import Testing
         ("[bridge.rabbitmq]\nhost = \"x\"", "configuration: bridge.rabbitmq.host: unknown key"),
         (
             "[bridge.rabbitmq]\nurl = \"amqps://h\"",
-            "configuration: bridge.rabbitmq.url: must be an amqp:// URL (amqps is not supported)"
+            "configuration: bridge.rabbitmq.url: amqps:// is not supported (TLS): use amqp://"
         ),
+        (
+            "[bridge.rabbitmq]\nurl = \"http://h\"",
+            "configuration: bridge.rabbitmq.url: must be an amqp:// URL: amqp://user:password@host:port/vhost"
+        ),
+        (
+            "[bridge.rabbitmq]\nurl = \"amqp://user:TopS3cret@127.0.0.1:99999/%2f\"",
+            "configuration: bridge.rabbitmq.url: the port must be a number from 1 to 65535"
+        ),
+        (
+            "[bridge.rabbitmq]\nurl = \"amqp://h:abc\"",
+            "configuration: bridge.rabbitmq.url: the port must be a number from 1 to 65535"
+        ),
+        (
+            "[bridge.rabbitmq]\nurl = \"amqp://h/a/b\"",
+            "configuration: bridge.rabbitmq.url: the vhost must be one path segment (write / inside it as %2f)"
+        ),
+        (
+            "[bridge.rabbitmq]\nurl = \"amqp://h:5672?heartbeat=5\"",
+            "configuration: bridge.rabbitmq.url: must not have a query or a fragment"
+        ),
+        (
+            "[bridge.rabbitmq]\nurl = \"amqp://h/%zz\"",
+            "configuration: bridge.rabbitmq.url: the vhost is not valid percent-encoding"
+        ),
+        (
+            "[bridge.rabbitmq]\nurl = \"amqp://[::1\"",
+            "configuration: bridge.rabbitmq.url: an IPv6 host must end with ]"
+        ),
+        ("[bridge.rabbitmq]\nurl = \"amqp://u:p@\"", "configuration: bridge.rabbitmq.url: has no host"),
         (
             "[bridge.rabbitmq]\nexchange = \"amq.topic\"",
             "configuration: bridge.rabbitmq.exchange: names starting with 'amq.' are reserved by RabbitMQ"

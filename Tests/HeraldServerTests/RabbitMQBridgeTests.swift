@@ -225,6 +225,22 @@ struct RabbitMQBridgeTests {
             #expect(status == 0, "\(errors)")
             #expect(output.contains("enabled the RabbitMQ plugin rabbitmq_consistent_hash_exchange"))
             #expect(output.contains("queue herald.group.indexer.2 (quorum"))
+            // The same again is harmless; another number of partitions is refused, naming the one it has.
+            for (partitions, accepted) in [("3", true), ("4", false), ("2", false)] {
+                let again = try HeraldRun.start(
+                    [
+                        "bridge", "setup", "--url", server.url, "--group", "indexer", "--partitions", partitions,
+                        "--pattern", "block.#", "--max-deliver", "2",
+                    ], environment: server.environment)
+                let (status, _, errors) = await again.finishWithOutput()
+                #expect((status == 0) == accepted, "\(partitions): \(errors)")
+                if !accepted {
+                    #expect(
+                        errors
+                            == "herald: bridge setup: group 'indexer' has 3 partitions on RabbitMQ, not \(partitions): the number of a group's partitions cannot change (docs/scale-out.md); make a new group\n"
+                    )
+                }
+            }
 
             let broker = try await TestBroker.start(durable: true, bridge: true) {
                 $0.bridge = settings(server, id: "alpha", publish: ["block.#"])
@@ -274,6 +290,59 @@ struct RabbitMQBridgeTests {
             #expect(dead.map(\.messageID) == ["poison"])
             await publisher.close()
             try await broker.stop()
+        }
+    }
+
+    /// A `declare = false` queue that does not exist stops the inbound side before it takes any message:
+    /// taken, then put back by the channel's close, each retry would spend a delivery of the other queues'
+    /// messages, and a group queue's `x-delivery-limit` would dead-letter them unseen.
+    @Test func aMissingQueueSpendsNoDeliveryOfTheOthers() async throws {
+        try await RabbitMQServer.with { server in
+            let setup = try HeraldRun.start(
+                [
+                    "bridge", "setup", "--url", server.url, "--group", "rep", "--partitions", "1", "--pattern", "rep.#",
+                    "--max-deliver", "2", "--rabbitmq-plugins", RabbitMQServer.pluginsScript, "--rabbitmq-node",
+                    server.node,
+                ], environment: server.environment)
+            let (status, _, errors) = await setup.finishWithOutput()
+            #expect(status == 0, "\(errors)")
+            let alpha = try await TestBroker.start(durable: true, bridge: true) {
+                $0.bridge = settings(server, id: "alpha", publish: ["rep.#"])
+            }
+            let publisher = try await client(alpha, "sender")
+            _ = try await publisher.publishConfirmed(try event("rep.x", chain: 1, id: "kept", number: 0))
+            try await waitUntilBridged(alpha)
+            await publisher.close()
+            try await alpha.stop()
+
+            let records = RecordingLogHandler.Records()
+            let echo = try await TestBroker.start(
+                durable: true, bridge: true, logger: RecordingLogHandler.logger(records)
+            ) {
+                $0.bridge = settings(
+                    server, id: "echo", publish: [],
+                    consume: [
+                        .init(queue: "herald.group.rep.0", patterns: [], declare: false),
+                        .init(queue: "herald.group.missing.0", patterns: [], declare: false),
+                    ])
+            }
+            // Three attempts, each refused for the missing queue: with max-deliver 2, two would have been enough
+            // to dead-letter the event had they taken it.
+            try await waitUntil {
+                records.all.filter {
+                    ($0.contains("connection lost") || $0.contains("still cannot connect"))
+                        && $0.contains("direction=inbound")
+                }.count >= 3
+            }
+            #expect(records.contains("no queue 'herald.group.missing.0'"))
+            let (ready, dead) = try await server.withClient { amqp in
+                (
+                    try amqp.declareQueue("herald.group.rep.0", passive: true),
+                    try amqp.declareQueue("herald.group.rep.dead", passive: true)
+                )
+            }
+            #expect(ready == 1 && dead == 0)
+            try await echo.stop()
         }
     }
 

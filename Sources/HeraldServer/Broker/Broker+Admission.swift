@@ -85,7 +85,9 @@ extension Broker {
     /// stored the receipt is returned at once; for a stored one (a duplicate: the first event) `confirming`
     /// is called from the log's writer thread once it is durable under the fsync policy, and `nil` is
     /// returned. Without `confirming`, nobody waits for the disk.
-    func accept(_ fields: EnvelopeFields, confirming: ReceiptCallback?) throws(ProtocolError) -> PublishReceipt? {
+    func accept(_ fields: EnvelopeFields, confirming: ReceiptCallback?, extraBytes: Int = 0) throws(ProtocolError)
+        -> PublishReceipt?
+    {
         let eventID = fields.eventID ?? ""
         let accepted: AcceptedEvent
         do throws(AcceptError) {
@@ -93,7 +95,7 @@ extension Broker {
             if let confirming {
                 whenDurable = { result in confirming(Self.receipt(result, eventID, duplicate: false)) }
             }
-            accepted = try accept(fields, whenDurable: whenDurable)
+            accepted = try accept(fields, whenDurable: whenDurable, extraBytes: extraBytes)
         } catch {
             throw error.protocolError
         }

@@ -18,6 +18,12 @@ extension Broker {
     /// statistics).
     package static let bridgeProducer = "bridge:rabbitmq"
 
+    /// What a bridged envelope may have beyond `max_frame − 1024`: the `,"origin":"<broker id>"` (a broker
+    /// id is at most 64 bytes) its sending broker added to an event that fitted there. Without it, an event
+    /// near the limit accepted on one broker would be refused by the other. A delivery frame's header takes
+    /// about 100 of the 1 024 bytes kept for it, so the envelope still fits in one frame.
+    package static let bridgedOriginAllowance = 128
+
     /// Accepts an event that arrived from another broker through a bridge, as a confirmed publish of a
     /// module would be (PROTOCOL.md §4.3, §4.4): checked, deduplicated by `event_id`, stored and delivered.
     /// `completion` is called once, when the outcome is known — for a stored event, once it is durable.
@@ -28,12 +34,14 @@ extension Broker {
         }
         do throws(ProtocolError) {
             let admitted = try admit(fields, from: Principal(name: Self.bridgeProducer, permissions: nil))
-            let receipt = try accept(admitted) { result in
-                switch result {
-                case .success(let receipt): completion(receipt.duplicate ? .duplicate : .stored)
-                case .failure(let error): completion(outcome(error))
-                }
-            }
+            let receipt = try accept(
+                admitted,
+                confirming: { result in
+                    switch result {
+                    case .success(let receipt): completion(receipt.duplicate ? .duplicate : .stored)
+                    case .failure(let error): completion(outcome(error))
+                    }
+                }, extraBytes: Self.bridgedOriginAllowance)
             if let receipt { completion(receipt.duplicate ? .duplicate : .stored) }
         } catch {
             completion(outcome(error))

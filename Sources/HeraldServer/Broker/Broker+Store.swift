@@ -31,8 +31,10 @@ extension Broker {
     /// which the stored envelope carries; then it is published to live subscribers without waiting for the
     /// disk. `whenDurable`, for a stored event only, is called from the log's writer thread once the event
     /// is durable under the fsync policy.
-    func accept(_ fields: EnvelopeFields, whenDurable: DurabilityCallback? = nil) throws(AcceptError)
-        -> AcceptedEvent
+    /// `extraBytes` raises the size limit for an event a bridge brings: the `origin` its sending broker
+    /// added to an envelope that fitted there.
+    func accept(_ fields: EnvelopeFields, whenDurable: DurabilityCallback? = nil, extraBytes: Int = 0)
+        throws(AcceptError) -> AcceptedEvent
     {
         var fields = fields
         // The time is read when the event gets its offset (`store`), so that the envelope's default
@@ -41,7 +43,7 @@ extension Broker {
         var accepted: AcceptedEvent?
         let first = try dedup.check(fields.eventID!, now: Self.millisecondsSince1970()) {
             () throws(AcceptError) -> LogPosition? in
-            let stored = try store(fields, whenDurable: whenDurable)
+            let stored = try store(fields, whenDurable: whenDurable, limit: largestEnvelope + extraBytes)
             accepted = stored
             return stored.stored
         }
@@ -61,10 +63,9 @@ extension Broker {
     }
 
     /// Seals, stores (when the topic matches `log.persist`) and publishes an event that is not a duplicate.
-    private func store(_ fields: EnvelopeFields, whenDurable: DurabilityCallback?) throws(AcceptError)
+    private func store(_ fields: EnvelopeFields, whenDurable: DurabilityCallback?, limit: Int) throws(AcceptError)
         -> AcceptedEvent
     {
-        let limit = largestEnvelope
         let topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
         guard let log, persist.contains(where: { $0.matches(topic) }) else {
             let sealed = EventEnvelope(sealing: fields)  // stamped now, when it has no timestamp

@@ -1,3 +1,4 @@
+import Foundation
 import HeraldCore
 import TOMLKit
 
@@ -71,9 +72,7 @@ extension HeraldConfiguration {
         }
         var bridge = RabbitMQBridge()
         let reader = TableReader(table: section, prefix: "bridge.rabbitmq")
-        bridge.url = try reader.string("url", default: bridge.url) { url in
-            url.hasPrefix("amqp://") ? nil : "must be an amqp:// URL (amqps is not supported)"
-        }
+        bridge.url = try reader.string("url", default: bridge.url, check: Self.amqpURLProblem)
         bridge.exchange = try reader.string("exchange", default: bridge.exchange, check: amqpNameProblem)
         if section["publish"] != nil { bridge.publish = try reader.patterns("publish", default: []).map(\.text) }
         bridge.brokerID = try reader.string("broker_id", default: "") { id in
@@ -170,6 +169,54 @@ extension HeraldConfiguration {
             ]
         }
         return lines
+    }
+
+    /// Why `url` is not an AMQP URL the bridge can connect with, or `nil`: `amqp://[user[:password]@]host
+    /// [:port][/vhost]` as librabbitmq reads it, checked here so that a bad one is refused at start rather
+    /// than retried for ever. The reason never quotes the URL (it may hold a password).
+    public static func amqpURLProblem(_ url: String) -> String? {
+        if url.hasPrefix("amqps://") { return "amqps:// is not supported (TLS): use amqp://" }
+        guard url.hasPrefix("amqp://") else { return "must be an amqp:// URL: amqp://user:password@host:port/vhost" }
+        var rest = Substring(url.dropFirst("amqp://".count))
+        if rest.contains("?") || rest.contains("#") { return "must not have a query or a fragment" }
+        var vhost: Substring?
+        if let slash = rest.firstIndex(of: "/") {
+            vhost = rest[rest.index(after: slash)...]
+            rest = rest[..<slash]
+        }
+        if let vhost {
+            if vhost.contains("/") { return "the vhost must be one path segment (write / inside it as %2f)" }
+            if String(vhost).removingPercentEncoding == nil { return "the vhost is not valid percent-encoding" }
+        }
+        var hostPort = rest
+        if let at = rest.lastIndex(of: "@") {
+            let userInfo = rest[..<at]
+            if String(userInfo).removingPercentEncoding == nil {
+                return "the user or password is not valid percent-encoding"
+            }
+            hostPort = rest[rest.index(after: at)...]
+        }
+        var host = hostPort
+        var port: Substring?
+        if hostPort.hasPrefix("[") {
+            guard let close = hostPort.firstIndex(of: "]") else { return "an IPv6 host must end with ]" }
+            host = hostPort[hostPort.index(after: hostPort.startIndex)..<close]
+            let after = hostPort[hostPort.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":") else { return "after the IPv6 host comes :port or nothing" }
+                port = after.dropFirst()
+            }
+        } else if let colon = hostPort.lastIndex(of: ":") {
+            host = hostPort[..<colon]
+            port = hostPort[hostPort.index(after: colon)...]
+        }
+        if host.isEmpty { return "has no host" }
+        if let port {
+            guard !port.isEmpty, port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber), let number = Int(port),
+                (1...65535).contains(number)
+            else { return "the port must be a number from 1 to 65535" }
+        }
+        return nil
     }
 
     /// `url` with its password replaced by `(redacted)`, for printing and logging.
