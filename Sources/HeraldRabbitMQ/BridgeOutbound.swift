@@ -11,8 +11,9 @@ import Logging
 /// only once RabbitMQ has confirmed it. What is unconfirmed when the connection fails is published again,
 /// in the same order, on the next connection: at least once, in order per partition.
 ///
-/// Events that came from another broker (`metadata.origin` names another) are not published again; the
-/// ones published carry `metadata.origin` set to this broker's id.
+/// Events that came from another broker (`metadata.origin` names another) are not published again, nor
+/// the broker's own (`metadata.producer = "herald"`: they describe this node); the ones published carry
+/// `metadata.origin` set to this broker's id.
 ///
 /// Its state is confined to the worker's thread (`@unchecked Sendable` for the closures that run there).
 final class BridgeOutbound: @unchecked Sendable {
@@ -139,6 +140,9 @@ final class BridgeOutbound: @unchecked Sendable {
             return nil
         }
         if let origin = envelope.metadata["origin"], origin != brokerID { return nil }
+        // The broker's own events (`node.*`, `module.*`, its `maintenance.*` and limit warnings) describe this
+        // node: on another, a `node.shutdown` would tell that broker's modules to exit (docs/scale-out.md).
+        if envelope.metadata["producer"] == Broker.serverName { return nil }
         guard publishPatterns.contains(where: { $0.matches(envelope.topic) }) else { return nil }
         var fields = envelope.fields
         fields.offset = nil

@@ -346,6 +346,36 @@ struct RabbitMQBridgeTests {
         }
     }
 
+    /// The broker's own events describe its node: another broker's modules must not see its `module.loaded`
+    /// or `node.shutdown` as their broker's.
+    @Test func aBrokersOwnLifecycleEventsStayOnIt() async throws {
+        try await RabbitMQServer.with { server in
+            let alpha = try await TestBroker.start(durable: true, bridge: true) {
+                $0.bridge = settings(server, id: "alpha", publish: ["#"])
+            }
+            let beta = try await TestBroker.start(durable: true, bridge: true) {
+                $0.bridge = settings(
+                    server, id: "beta", publish: [], consume: [.init(queue: "beta.all", patterns: ["#"])])
+            }
+            try await waitForQueue(server, "beta.all")
+            let onBeta = try await (try await client(beta, "watcher")).subscribe(["#"], buffer: 1000)
+            // A module loads on alpha (alpha stores its `module.loaded`), then alpha publishes a marker.
+            let module = try await client(alpha, "indexer")
+            _ = try await module.subscribe(["nothing"])
+            _ = try await module.publishConfirmed(try event("x.marker", chain: 1, id: "marker", number: 0))
+            var fromAlpha: [String] = []
+            for await envelope in onBeta where envelope.metadata["origin"] == "alpha" {
+                fromAlpha.append(envelope.eventType)
+                if envelope.eventID == "marker" { break }
+            }
+            // Published in log order: what came before the marker would have come before it.
+            #expect(fromAlpha == ["x.marker"])
+            await module.close()
+            try await alpha.stop()
+            try await beta.stop()
+        }
+    }
+
     @Test func noClientMayJoinTheBridgesGroup() async throws {
         let broker = try await TestBroker.start(durable: true)
         let answer = try await broker.withModule("sneaky") { conversation in
