@@ -19,7 +19,7 @@ import Synchronization
 /// Its state is confined to the worker's thread (`@unchecked Sendable` for the closures that run there).
 final class BridgeInbound: @unchecked Sendable {
     /// `metadata.origin` of events that came from a publisher that named none.
-    static let foreignOrigin = "rabbitmq"
+    static let foreignOrigin = HeraldConfiguration.foreignOrigin
 
     private let settings: HeraldConfiguration.RabbitMQBridge
     private let brokerID: String

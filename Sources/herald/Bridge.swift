@@ -52,6 +52,9 @@ struct BridgeSetup: ParsableCommand {
 
     func validate() throws {
         if let problem = HeraldConfiguration.amqpURLProblem(url) { throw ValidationError("--url: \(problem)") }
+        if let problem = HeraldConfiguration.amqpNameProblem(exchange) {
+            throw ValidationError("--exchange: \(problem)")
+        }
         guard ClientRequest.isValidModuleName(group) else {
             throw ValidationError("--group: must be 1 to 64 of [a-z0-9_-]")
         }

@@ -24,6 +24,14 @@ struct CLITests {
             "herald: NAME must be a module name, 1 to 64 of a-z, 0-9, '_' and '-', not 'BAD NAME'\n"
         ),
         (["dlq", "x?y"], "herald: GROUP must be a group name, 1 to 64 of a-z, 0-9, '_' and '-', not 'x?y'\n"),
+        (
+            ["bridge", "setup", "--group", "g", "--exchange", "amq.topic"],
+            "herald: --exchange: names starting with 'amq.' are reserved by RabbitMQ\n"
+        ),
+        (
+            ["bridge", "setup", "--group", "g", "--url", "amqp://u:secret@h:99999"],
+            "herald: --url: the port must be a number from 1 to 65535\n"
+        ),
     ])
     func aCommandLineThatDoesNotParseFailsWithOneLine(arguments: [String], expected: String) async throws {
         let (status, output, errors) = await (try HeraldRun.start(arguments)).finishWithOutput()

@@ -218,6 +218,10 @@ import Testing
         ),
         ("[bridge.rabbitmq]\nurl = \"amqp://u:p@\"", "configuration: bridge.rabbitmq.url: has no host"),
         (
+            "[bridge.rabbitmq]\nbroker_id = \"rabbitmq\"",
+            "configuration: bridge.rabbitmq.broker_id: 'rabbitmq' is the origin given to messages of publishers that are not Herald brokers"
+        ),
+        (
             "[bridge.rabbitmq]\nexchange = \"amq.topic\"",
             "configuration: bridge.rabbitmq.exchange: names starting with 'amq.' are reserved by RabbitMQ"
         ),

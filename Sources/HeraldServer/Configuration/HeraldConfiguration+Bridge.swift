@@ -76,7 +76,10 @@ extension HeraldConfiguration {
         bridge.exchange = try reader.string("exchange", default: bridge.exchange, check: amqpNameProblem)
         if section["publish"] != nil { bridge.publish = try reader.patterns("publish", default: []).map(\.text) }
         bridge.brokerID = try reader.string("broker_id", default: "") { id in
-            id.isEmpty || Self.isValidBrokerID(id) ? nil : "must be 1 to 64 of [A-Za-z0-9_.-], or empty"
+            if id == Self.foreignOrigin {
+                return "'\(id)' is the origin given to messages of publishers that are not Herald brokers"
+            }
+            return id.isEmpty || Self.isValidBrokerID(id) ? nil : "must be 1 to 64 of [A-Za-z0-9_.-], or empty"
         }
         bridge.start = try reader.string("start", default: bridge.start) { start in
             ["latest", "earliest"].contains(start) ? nil : #"must be "latest" or "earliest""#
@@ -121,7 +124,11 @@ extension HeraldConfiguration {
     }
 
     /// Why `name` cannot name an exchange or queue: AMQP names are 1 to 255 bytes, and `amq.` is RabbitMQ's.
-    private static func amqpNameProblem(_ name: String) -> String? {
+    /// The `metadata.origin` the bridge gives a message that carries none (a publisher that is not a Herald
+    /// broker): no broker may have it as its id, or it would drop those messages as its own.
+    public static let foreignOrigin = "rabbitmq"
+
+    public static func amqpNameProblem(_ name: String) -> String? {
         if name.isEmpty || name.utf8.count > 255 { return "must be 1 to 255 bytes" }
         if name.hasPrefix("amq.") { return "names starting with 'amq.' are reserved by RabbitMQ" }
         return nil
