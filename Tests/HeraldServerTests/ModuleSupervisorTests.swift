@@ -418,7 +418,8 @@ struct ModuleSupervisorTests {
         }
         let supervisor = broker.supervisor!
         let load = Task { try await supervisor.load("hanging") }
-        try await waitUntil { supervisor.statuses.first?.state == .starting && supervisor.statuses.first?.pid != nil }
+        // Once it said hello (connected, not loaded): the load then saw `stopping` on the way and answered it.
+        try await waitUntil { broker.broker.modules.isConnected("hanging") }
         let unloaded = try await supervisor.unload("hanging")
         #expect(unloaded.state == .stopped)
         #expect(try await load.value.state == .stopped)
@@ -494,6 +495,55 @@ struct ModuleSupervisorTests {
         #expect(seen.map(\.summary) == ["module.crashed base", "module.loaded base", "module.loaded upper"])
         try await waitUntil { supervisor.statuses.allSatisfy { $0.state == .running } }
         #expect(supervisor.statuses.map(\.name) == ["base", "upper"])
+        try await broker.stop()
+    }
+
+    /// A module the broker stopped, or whose run crashed, is no longer the run's once its connections are
+    /// gone: a client that later says hello under its name and leaves gets `disconnected` or `bye` (§3), not
+    /// the ended run's `stopped`.
+    @Test func aClientUsingAStoppedModulesNameLeavesWithItsOwnReason() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("base")
+        let broker = try await TestBroker.start(modules: modules.directory) { quickStop(&$0) }
+        let supervisor = broker.supervisor!
+        await supervisor.startAll()
+        #expect(try await supervisor.unload("base").state == .stopped)
+        let seen = try await broker.withModule("watcher") { watcher in
+            try await watcher.watch(
+                until: { $0.count == 4 },
+                while: {
+                    for farewell in [false, true] {
+                        try await broker.withModule("base") { (client: inout Conversation) async throws in
+                            _ = try await client.request(#"{"op":"subscribe","id":1,"topics":["nothing"]}"#)
+                            if farewell { try await client.send(#"{"op":"bye"}"#) }
+                        }
+                    }
+                })
+        }
+        #expect(
+            seen.map(\.summary) == [
+                "module.loaded base", "module.unloaded base disconnected", "module.loaded base",
+                "module.unloaded base bye",
+            ])
+        try await broker.stop()
+    }
+
+    /// A folder whose manifest was refused at start, fixed since: an unload (which looks again) lists it
+    /// stopped, where it answered 404 and vanished from the list.
+    @Test func aManifestRefusedAtStartAndFixedIsStoppedByAnUnload() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("bad", extra: "bogus = 1")
+        let broker = try await TestBroker.start(modules: modules.directory) { quickStop(&$0) }
+        let supervisor = broker.supervisor!
+        await supervisor.startAll()
+        #expect(supervisor.statuses.first?.state == .failed)
+        try modules.writeManifest("bad", "name = \"bad\"\nversion = \"1.0.0\"\nentry_point = \"module.py\"\n")
+        let unloaded = try await supervisor.unload("bad")
+        #expect(unloaded.state == .stopped && unloaded.problem == nil)
+        #expect(supervisor.statuses.map(\.name) == ["bad"])
+        #expect(try await supervisor.load("bad").state == .running)
         try await broker.stop()
     }
 

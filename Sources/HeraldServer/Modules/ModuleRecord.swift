@@ -122,7 +122,10 @@ struct ModuleRecord {
                 previous.stopped ? .stopped : previous.crashed ? .crashed : saidBye ? .bye : .disconnected
             return (true, ModuleUnloaded(moduleName: manifest.name, version: unloaded.version, reason: reason), nil)
         }
-        guard loadedRun == run else { return (false, nil, nil) }
+        // Only while the run's own connections hold the module: once they all closed (the run ended, or
+        // was stopped), a client that loads the module under its name later is not that run, and its
+        // leaving says `bye` or `disconnected`, not the run's `stopped` or `crashed`.
+        guard loadedRun == run, loadedRunConnected else { return (false, nil, nil) }
         loadedRunConnected = false
         if stopping {
             return (true, ModuleUnloaded(moduleName: manifest.name, version: unloaded.version, reason: .stopped), nil)

@@ -410,9 +410,16 @@ public final class ModuleSupervisor: Service, Sendable {
             if state.withLock({ $0.records[name]?.state }) != .running { try checkDependenciesLoaded(manifest) }
             install(manifest)
             await start(name)
-            await wait(for: name, .settled)
+            await settle(name)
             return try status(of: name)
         }
+    }
+
+    /// Waits until `name` is loaded, failed or timed out — or stopped, when an unload cut its start short:
+    /// then until it is gone, so that the answer is `stopped`, not the `stopping` on the way.
+    private func settle(_ name: String) async {
+        await wait(for: name, .settled)
+        if state.withLock({ $0.records[name]?.state }) == .stopping { await wait(for: name, .gone) }
     }
 
     /// The version `name` said in `hello`, while it is loaded.
@@ -463,9 +470,10 @@ public final class ModuleSupervisor: Service, Sendable {
         return try await exclusively(name) { () async throws(ControlError) -> ModuleStatus in
             _ = try status(of: name)
             await stop(name)
-            // A refused manifest fixed since is not what the stopped module is listed with.
-            if state.withLock({ $0.refused[name] != nil }), (try? checkedManifest(name)) != nil {
-                state.withLock { $0.refused[name] = nil }
+            // A refused manifest fixed since is not what the stopped module is listed with: it is the
+            // module's manifest now (a folder refused at start gets its record).
+            if state.withLock({ $0.refused[name] != nil }), let manifest = try? checkedManifest(name) {
+                install(manifest)
             }
             return try status(of: name)
         }
@@ -487,7 +495,7 @@ public final class ModuleSupervisor: Service, Sendable {
             await stop(name)
             install(manifest)
             await start(name)
-            await wait(for: name, .settled)
+            await settle(name)
             let status = try status(of: name)
             if status.state == .running {
                 broker.publish(
