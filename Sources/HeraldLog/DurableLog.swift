@@ -381,9 +381,7 @@ public final class DurableLog: Sendable {
             // them durable with one sync, then report them durable.
             var written: [(partition: Partition, through: Int64, segments: [Segment])] = []
             for partition in partitions {
-                let index = partition.index
-                let (through, segments, error) = partition.writePending(
-                    journal: journal.map { journal in { journal.add(partition: index, records: $0) } })
+                let (through, segments, error) = partition.writePending(journal: journal)
                 if let error {
                     failure = failure ?? error
                 } else if let through {

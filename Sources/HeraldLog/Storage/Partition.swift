@@ -95,10 +95,8 @@ final class Partition: Sendable {
     static let spareLimit = 4 << 20
 
     /// `journal`, when given, gets the round's records (back to back, as written to the segment) once they
-    /// are written.
-    func writePending(journal: ((UnsafeRawBufferPointer) -> Void)? = nil)
-        -> (written: Int64?, segments: [Segment], failure: LogError?)
-    {
+    /// are written, as this partition's entry.
+    func writePending(journal: Journal? = nil) -> (written: Int64?, segments: [Segment], failure: LogError?) {
         var pending = PendingRecords()
         let active = state.withLock { state in
             if let spare = state.spare {
@@ -109,7 +107,9 @@ final class Partition: Sendable {
             return state.segments.last!
         }
         let result = write(pending, from: active)
-        if let journal, result.written != nil { pending.bytes.withUnsafeBytes { journal($0) } }
+        if let journal, result.written != nil {
+            pending.bytes.withUnsafeBytes { journal.add(partition: index, records: $0) }
+        }
         backlog.subtract(pending.bytes.count, ordering: .relaxed)
         // The buffers go back, emptied, for a later round: appends then grow no buffer once it is large
         // enough for a round, and nothing is reallocated while the event loops append.

@@ -123,11 +123,11 @@ extension HeraldConfiguration {
         return bridge
     }
 
-    /// Why `name` cannot name an exchange or queue: AMQP names are 1 to 255 bytes, and `amq.` is RabbitMQ's.
     /// The `metadata.origin` the bridge gives a message that carries none (a publisher that is not a Herald
     /// broker): no broker may have it as its id, or it would drop those messages as its own.
     public static let foreignOrigin = "rabbitmq"
 
+    /// Why `name` cannot name an exchange or queue: AMQP names are 1 to 255 bytes, and `amq.` is RabbitMQ's.
     public static func amqpNameProblem(_ name: String) -> String? {
         if name.isEmpty || name.utf8.count > 255 { return "must be 1 to 255 bytes" }
         if name.hasPrefix("amq.") { return "names starting with 'amq.' are reserved by RabbitMQ" }

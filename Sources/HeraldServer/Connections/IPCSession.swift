@@ -172,7 +172,10 @@ struct IPCSession {
             return publish(fields, id: id)
         case .ready:
             replies.ok(id: id)
-            broker.loadingModules { load(module, replayingTo: nil) }
+            broker.loadingModules {
+                publishOwedUnload(module)
+                load(module, replayingTo: nil)
+            }
         case .ack(let subscription, let seqs):
             switch durableSubscription(subscription, id: id) {
             case .failure(let error): return fail(error)
@@ -365,7 +368,10 @@ struct IPCSession {
         pendingGroupDeliveries.append(membership)
         // A durable subscription loads its module like a live one; it replays nothing: the group reads
         // `module.loaded` events from the log like any other.
-        broker.loadingModules { load(module, replayingTo: nil) }
+        broker.loadingModules {
+            publishOwedUnload(module)
+            load(module, replayingTo: nil)
+        }
         return true
     }
 
@@ -423,9 +429,9 @@ struct IPCSession {
     /// offset), oldest load first; then `module.loaded` for this module is published to every matching
     /// subscription, this one included. The replay and the module's own event may take the subscription's
     /// queue past its `buffer`: a queue that cannot hold them would drop events before the module could read
-    /// anything. A module that is already loaded replays and publishes nothing.
+    /// anything. A module that is already loaded replays and publishes nothing. The caller has published
+    /// the unload the module may be owed (``publishOwedUnload(_:)``) first.
     private func load(_ module: String, replayingTo subscription: Subscription?) {
-        publishOwedUnload(module)
         guard isModule else { return }
         guard let others = broker.modules.load(module, version: version) else {
             // Already loaded by another connection of its name (§3): a process the supervisor started and
