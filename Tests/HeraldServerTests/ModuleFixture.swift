@@ -53,7 +53,7 @@ struct ModuleFixture {
     }
 
     /// A module in Python with only the standard library. It writes its environment to `env.json` in its
-    /// data directory, says hello with `HERALD_TOKEN`, subscribes to `--subscribe` (default `module.#`;
+    /// data directory, says hello with `HERALD_TOKEN` (unless `--no-token`), subscribes to `--subscribe` (default `module.#`;
     /// `--no-load` skips it), answers pings (unless `--no-pong`: then it also hangs when the broker closes
     /// its connection), and writes each reply of `--publish TYPE` and `--also-subscribe PATTERN` to
     /// `replies.txt` and each event type it receives to `events.txt`.
@@ -136,9 +136,11 @@ struct ModuleFixture {
             for manifest_line in open("module.toml"):
                 if manifest_line.startswith("version"):
                     version = manifest_line.split('"')[1]
-        request({"op": "hello", "id": 1, "protocol": 1,
-                 "module": {"name": os.environ["HERALD_MODULE_NAME"], "version": version},
-                 "token": os.environ["HERALD_TOKEN"]})
+        hello = {"op": "hello", "id": 1, "protocol": 1,
+                 "module": {"name": os.environ["HERALD_MODULE_NAME"], "version": version}}
+        if "--no-token" not in args:
+            hello["token"] = os.environ["HERALD_TOKEN"]
+        request(hello)
         if "--no-load" not in args:
             request({"op": "subscribe", "id": 2, "topics": [option("--subscribe", "module.#")]})
         if option("--also-subscribe"):

@@ -7,13 +7,36 @@ import Testing
 
 /// A started module's record, without processes: the order of its lifecycle events (EVENTS.md).
 @Suite struct ModuleRecordTests {
+    /// A start is settled by its own run's connections only: the one that presents the run's token, or
+    /// (presenting none) whose process is in the run's process group. Another client under the module's name
+    /// loads the name, not the run.
+    @Test func onlyTheRunsOwnConnectionsSettleItsStart() throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("victim")
+        var record = ModuleRecord(manifest: try ModuleManifest.load(folder: modules.directory + "/victim"))
+        record.begin(token: "t-1")
+        let otherToken = record.loaded(from: ConnectionOrigin(issuedToken: "t-0"))
+        #expect(!otherToken)
+        let noOrigin = record.loaded(from: ConnectionOrigin())
+        #expect(!noOrigin)
+        let ownToken = record.loaded(from: ConnectionOrigin(issuedToken: "t-1"))
+        #expect(ownToken)
+        // This test's process leads no group of a run: its own group is the one it is in.
+        let me = getpid()
+        #expect(ConnectionOrigin(peerProcess: me).isRun(token: nil, leader: getpgid(0)))
+        #expect(!ConnectionOrigin(peerProcess: me).isRun(token: nil, leader: getpgid(0) + 1))
+        // A token decides over the process group: an issued token of another run is another run.
+        #expect(!ConnectionOrigin(issuedToken: "t-0", peerProcess: me).isRun(token: "t-1", leader: getpgid(0)))
+    }
+
     @Test func anUnloadAfterARecordedCrashWaitsUntilTheCrashIsPublished() throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }
         try modules.add("victim")
         var record = ModuleRecord(manifest: try ModuleManifest.load(folder: modules.directory + "/victim"))
         record.begin(token: "t-1")
-        let loaded = record.loaded()
+        let loaded = record.loaded(from: ConnectionOrigin(issuedToken: "t-1"))
         #expect(loaded)
         // The exit is recorded; the supervisor has not published `module.crashed` yet when the connection closes.
         let outcome = record.exited(.signaled(SIGKILL), shuttingDown: false, now: .now)
@@ -44,7 +67,7 @@ import Testing
         try modules.add("victim", extra: "[restart]\npolicy = \"always\"")
         var record = ModuleRecord(manifest: try ModuleManifest.load(folder: modules.directory + "/victim"))
         record.begin(token: "t-1")
-        let loaded = record.loaded()
+        let loaded = record.loaded(from: ConnectionOrigin(issuedToken: "t-1"))
         #expect(loaded)
         let outcome = record.exited(exit, shuttingDown: false, now: .now)
         #expect(outcome.restartAfter != nil)
@@ -77,7 +100,7 @@ import Testing
             logger: Logger(label: "test")
         ) { _, _ in }
         defer { process.signal(SIGKILL) }
-        let killNow = record.started(process, run: 1)
+        let killNow = record.started(process, run: 1).kill
         #expect(!killNow)
         #expect(record.kill(for: "unresponsive: test") === process)
         // Killed once: a second failure finds it already being killed.
@@ -98,8 +121,36 @@ import Testing
         // is carried out when it is.
         let asked = record.requestKill(for: "unresponsive: early")
         let askedAgain = record.requestKill(for: "again")
-        let killWhenStarted = record.started(process, run: 2)
+        let killWhenStarted = record.started(process, run: 2).kill
         #expect(asked && !askedAgain && killWhenStarted)
+    }
+
+    /// A run's process that connects and subscribes, presenting no token, before the task that spawned it
+    /// records it: it is known by its process group once it is recorded, and that settles the start.
+    @Test func aRunThatLoadedBeforeItsProcessWasRecordedIsLoadedWhenItIs() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("early")
+        let manifest = try ModuleManifest.load(folder: modules.directory + "/early")
+        var record = ModuleRecord(manifest: manifest)
+        record.begin(token: "t-1")
+        let process = try await ModuleProcess.start(
+            .init(
+                module: "early", executable: "/bin/sleep", arguments: ["30"], environment: [:],
+                directory: modules.directory, limits: manifest.limits),
+            logger: Logger(label: "test")
+        ) { _, _ in }
+        defer { process.signal(SIGKILL) }
+        // Another client (this test's process, in another group) and then the run's own process load it.
+        let byOther = record.loaded(from: ConnectionOrigin(peerProcess: getpid()))
+        let byRunEarly = record.loaded(from: ConnectionOrigin(peerProcess: process.pid))
+        #expect(!byOther && !byRunEarly)
+        #expect(record.state == .starting)
+        let started = record.started(process, run: 1)
+        #expect(!started.kill)
+        #expect(started.loaded)
+        #expect(record.state == .running)
+        #expect(record.hasLoadedThisRun)
     }
     @Test func aProcessIsSeenAsExitedOnceItExitsAndNotBefore() async throws {
         let modules = try ModuleFixture()

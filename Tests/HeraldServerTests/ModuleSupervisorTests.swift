@@ -406,6 +406,56 @@ struct ModuleSupervisorTests {
         try await broker.stop()
     }
 
+    /// The same for a module that presents no token: its process is known by its process group.
+    @Test func aModuleWithoutItsTokenIsToldFromAnotherConnectionOfItsNameByItsProcessGroup() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("tokenless", arguments: ["--no-token"])
+        let broker = try await TestBroker.start(http: true, modules: modules.directory) {
+            quickStop(&$0)
+            $0.modules.startupTimeoutMs = 5_000
+        }
+        let supervisor = broker.supervisor!
+        try await broker.withModule("tokenless") { (helper: inout Conversation) async throws in
+            #expect(
+                try await helper.request(#"{"op":"subscribe","id":1,"topics":["nothing.here"]}"#)
+                    == #"{"op":"ok","id":1,"subscription":1}"#)
+            let load = try await broker.http().post("/v1/modules/tokenless/load")
+            #expect(load.status == 200)
+            #expect(load.text.contains(#""state":"running""#), "\(load.text)")
+            #expect(supervisor.statuses.first?.restarts == 0)
+        }
+        try await broker.stop()
+    }
+
+    /// While the broker waits for a module it started to load, another client that says hello under the
+    /// module's name and subscribes loads the name (§3), but it is not the started process: the start is not
+    /// settled by it, and times out as the process never loads.
+    @Test func anotherClientUnderAStartingModulesNameDoesNotSettleItsStart() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("shy", arguments: ["--no-load"], extra: "[restart]\npolicy = \"never\"")
+        let broker = try await TestBroker.start(modules: modules.directory) {
+            quickStop(&$0)
+            $0.modules.startupTimeoutMs = 1_500
+        }
+        let supervisor = broker.supervisor!
+        let load = Task { try await supervisor.load("shy") }
+        // The process said hello (connected, not loaded).
+        try await waitUntil { broker.broker.modules.isConnected("shy") }
+        try await broker.withModule("shy") { (impostor: inout Conversation) async throws in
+            #expect(
+                try await impostor.request(#"{"op":"subscribe","id":1,"topics":["nothing.here"]}"#)
+                    == #"{"op":"ok","id":1,"subscription":1}"#)
+            #expect(broker.broker.modules.isLoaded("shy"))
+            let status = try await load.value
+            // Answered at the timeout, as the process is killed (before the fix: `running` at once).
+            #expect(status.state != .running)
+            #expect(status.problem?.contains("not loaded within modules.startup_timeout_ms") == true)
+        }
+        try await broker.stop()
+    }
+
     /// An unload does not wait behind a load whose module never loads (up to `startup_timeout_ms`, two
     /// minutes here, past the suite's time limit): the start is stopped, and both answer stopped.
     @Test func unloadingAModuleWhoseStartHangsStopsItAtOnce() async throws {

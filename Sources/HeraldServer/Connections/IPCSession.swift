@@ -17,6 +17,8 @@ struct IPCSession {
     /// The permissions of the token presented in `hello`; `nil` when no token is configured (everything is
     /// allowed: the socket's mode 0600 is the guard, PROTOCOL.md §6).
     private var permissions: HeraldConfiguration.Token?
+    /// Where the connection comes from: whether it is a process the broker started (``ModuleSupervisor``).
+    private var origin: ConnectionOrigin
     /// `ipc.publish_rate`, when set.
     private var publishAllowance: TokenBucket?
     private var subscriptions: [UInt64: Subscription] = [:]
@@ -44,10 +46,12 @@ struct IPCSession {
     /// and unloaded when its last connection goes. WebSocket clients are not.
     let isModule: Bool
 
-    /// A session on the IPC socket; the client's first frame must be `hello`.
-    init(broker: Broker, requiresToken: Bool) {
+    /// A session on the IPC socket; the client's first frame must be `hello`. `peerProcess`: the process at
+    /// the other end of a Unix socket connection.
+    init(broker: Broker, requiresToken: Bool, peerProcess: Int32? = nil) {
         self.broker = broker
         self.requiresToken = requiresToken
+        self.origin = ConnectionOrigin(peerProcess: peerProcess)
         self.isModule = true
         let rate = broker.configuration.ipc.publishRate
         if rate > 0 { publishAllowance = TokenBucket(rate: rate, now: Self.monotonicNow()) }
@@ -59,6 +63,7 @@ struct IPCSession {
     init(broker: Broker, greeted principal: Principal) {
         self.broker = broker
         self.requiresToken = false
+        self.origin = ConnectionOrigin()
         self.isModule = false
         self.module = principal.name
         self.permissions = principal.permissions
@@ -238,6 +243,7 @@ struct IPCSession {
                         requestID: id))
             }
             permissions = issued.permissions
+            origin.issuedToken = presented
         } else if requiresToken || !tokens.isEmpty {
             guard let presented = hello.token else {
                 return fail(ProtocolError(.unauthorized, "token: required by this broker", requestID: id))
@@ -436,7 +442,7 @@ struct IPCSession {
         guard let others = broker.modules.load(module, version: version) else {
             // Already loaded by another connection of its name (§3): a process the supervisor started and
             // waits for is loaded all the same once it subscribes.
-            broker.supervisor?.loaded(module)
+            broker.supervisor?.loaded(module, from: origin)
             return
         }
         if let subscription, subscription.patterns.contains(where: { $0.matches(ModuleLoaded.eventType) }) {
@@ -453,7 +459,7 @@ struct IPCSession {
         if let announcement = broker.publish(ModuleLoaded(moduleName: module, version: version)) {
             broker.modules.announced(module, announcement)
         }
-        broker.supervisor?.loaded(module)
+        broker.supervisor?.loaded(module, from: origin)
     }
 
     private mutating func publish(_ fields: EnvelopeFields, id: RequestID?) -> Bool {

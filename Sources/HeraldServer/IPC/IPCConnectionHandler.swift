@@ -35,7 +35,10 @@ final class IPCConnectionHandler: ChannelInboundHandler {
         broker.metrics.connection(kind, 1)
         connections.add(context.channel)
         connection = BrokerConnection(
-            session: IPCSession(broker: broker, requiresToken: requiresToken), broker: broker, output: context)
+            session: IPCSession(
+                broker: broker, requiresToken: requiresToken,
+                peerProcess: requiresToken ? nil : ConnectionOrigin.peerProcess(of: context.channel)),
+            broker: broker, output: context)
         let interval = TimeAmount.milliseconds(Int64(broker.configuration.ipc.heartbeatMs))
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)

@@ -38,6 +38,10 @@ struct ModuleRecord {
     private var previousRunEnd: (crashed: Bool, stopped: Bool)?
     /// The token issued to the current run.
     private var token: String?
+    /// Processes whose connections loaded the module before the run's process was recorded (a module can
+    /// connect and subscribe before the task that spawned it records it, on a busy machine), for
+    /// ``started(_:run:)`` to check once it knows the run's process group.
+    private var loadersBeforeStart: [Int32] = []
     /// Why the module is failed or stopped.
     var problem: String?
 
@@ -71,16 +75,23 @@ struct ModuleRecord {
         unloadAfterCrash = nil
         killedFor = nil
         problem = nil
+        loadersBeforeStart = []
         self.token = token
     }
 
     /// The run's process started (unless it already exited, which ``exited(_:shuttingDown:now:)`` handled).
     /// Returns whether to kill it at once: a kill was asked for before its process was known (its module can
-    /// connect, load and go silent before the task that spawned it records it, on a busy machine).
-    mutating func started(_ process: ModuleProcess, run: Int) -> Bool {
-        guard run == self.run, exit == nil else { return false }
+    /// connect, load and go silent before the task that spawned it records it, on a busy machine); and
+    /// whether it loaded before it was recorded, which settles the start now.
+    mutating func started(_ process: ModuleProcess, run: Int) -> (kill: Bool, loaded: Bool) {
+        guard run == self.run, exit == nil else { return (false, false) }
         self.process = process
-        return killedFor != nil
+        let leader = process.pid
+        let loadedEarlier = loadersBeforeStart.contains {
+            ConnectionOrigin(peerProcess: $0).isRun(token: nil, leader: leader)
+        }
+        loadersBeforeStart = []
+        return (killedFor != nil, loadedEarlier && markLoaded())
     }
 
     /// The module could not start at all.
@@ -101,9 +112,20 @@ struct ModuleRecord {
         waitsForDependencies = true
     }
 
-    /// A connection loaded the module; returns whether that settles a start.
-    mutating func loaded() -> Bool {
+    /// A connection from `origin` loaded the module, or subscribed while another connection of its name
+    /// held it loaded; returns whether that settles a start. Only the run's own connections do: another
+    /// client using the module's name loads the name (PROTOCOL.md §3), not the process the broker waits for.
+    mutating func loaded(from origin: ConnectionOrigin) -> Bool {
         guard state == .starting, process != nil || exit == nil else { return false }
+        guard origin.isRun(token: token, leader: process?.pid) else {
+            if process == nil, let peer = origin.peerProcess { loadersBeforeStart.append(peer) }
+            return false
+        }
+        return markLoaded()
+    }
+
+    private mutating func markLoaded() -> Bool {
+        guard state == .starting else { return false }
         state = .running
         loadedRun = run
         loadedRunConnected = true

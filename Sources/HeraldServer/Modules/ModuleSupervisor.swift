@@ -166,7 +166,13 @@ public final class ModuleSupervisor: Service, Sendable {
                 [weak self] exit, lastErrorLines in
                 self?.exited(name, run: run, exit, lastErrorLines: lastErrorLines)
             }
-            if state.withLock({ $0.records[name]?.started(process, run: run) ?? false }) {
+            var killNow = false
+            settleStart(of: name) { record in
+                let (kill, loaded) = record.started(process, run: run)
+                killNow = kill
+                return loaded
+            }
+            if killNow {
                 // Killed (hung) before its process was recorded: the kill happens now.
                 Task { [weak self] in await self?.terminate(name, process, run: run) }
             }
@@ -209,11 +215,20 @@ public final class ModuleSupervisor: Service, Sendable {
 
     // MARK: Hooks from the connections
 
-    /// A connection of `name` loaded it (PROTOCOL.md §3). Modules that were not started for want of it start
-    /// now if all their dependencies are loaded.
-    func loaded(_ name: String) {
+    /// A connection of `name` from `origin` loaded it (PROTOCOL.md §3), or subscribed while another
+    /// connection held it loaded. Modules that were not started for want of it start now if all their
+    /// dependencies are loaded.
+    func loaded(_ name: String, from origin: ConnectionOrigin) {
+        settleStart(of: name) { $0.loaded(from: origin) }
+    }
+
+    /// Applies `transition` to `name`'s record; when it settles a start (the run loaded), wakes who waits
+    /// for it and starts the modules that waited for it.
+    private func settleStart(of name: String, _ transition: (inout ModuleRecord) -> Bool) {
         let (settled, dependents) = state.withLock { state -> (Bool, [String]) in
-            let settled = state.records[name]?.loaded() ?? false
+            guard var record = state.records[name] else { return (false, []) }
+            let settled = transition(&record)
+            state.records[name] = record
             guard settled, !state.shuttingDown else { return (settled, []) }
             let loaded = Set(state.records.filter { $0.value.state == .running }.keys)
             let ready = state.records.values.filter { record in
