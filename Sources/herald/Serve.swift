@@ -8,6 +8,7 @@ import Metrics
 import NIOCore
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 
 /// `herald serve`: runs the broker daemon (PROTOCOL.md §8).
 struct Serve: AsyncParsableCommand {
@@ -160,6 +161,15 @@ struct Serve: AsyncParsableCommand {
                 logger: logger
             )
         )
+        // Ctrl-C twice: the second SIGTERM or SIGINT ends the shutdown's waiting (docs/operations.md).
+        let secondSignal = Task {
+            var signals = 0
+            for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                signals += 1
+                if signals == 2 { broker.hurryShutdown() }
+            }
+        }
+        defer { secondSignal.cancel() }
         do {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await services.run() }

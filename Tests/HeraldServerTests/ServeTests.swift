@@ -85,6 +85,36 @@ struct ServeTests {
         #expect(errors.contains("open_files=\(hard) open_files.before=256"))
     }
 
+    /// Ctrl-C twice: a second SIGTERM during the shutdown stops waiting for modules and connections (ten
+    /// minutes here, for a module that ignores SIGTERM): it exits at once, and cleanly. Without it the exit
+    /// would come after the test's deadline (``HeraldRun/finish()`` kills it then, and the status is not 0).
+    @Test func aSecondSignalEndsTheShutdownsWaiting() async throws {
+        let directory = try temporaryDirectory()
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("stubborn", arguments: ["--ignore-term"])
+        try "[modules]\nshutdown_timeout_ms = 600000\n".write(
+            toFile: directory + "/herald.toml", atomically: true, encoding: .utf8)
+        let run = try HeraldRun.start(
+            ["serve", "--http", "127.0.0.1:0", "--modules-dir", modules.directory], in: directory)
+        let line = try #require(await run.firstLine())
+        let http = String(try #require(line.split(separator: " ").last { $0.hasPrefix("http=") }).dropFirst(5))
+        let client = HeraldHTTPClient(address: http)
+        // The module runs once it is listed running.
+        while try await !client.get("/v1/modules").text.contains(#""state":"running""#) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        kill(run.process.processIdentifier, SIGTERM)
+        // The shutdown has begun once the socket refuses connections.
+        while IPCListener.acceptsConnections(unixSocket: directory + "/herald-data/herald.sock") {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        kill(run.process.processIdentifier, SIGTERM)
+        let (status, errors) = await run.finish()
+        #expect(status == 0)
+        #expect(errors.contains("second signal: stopping now"))
+    }
+
     @Test func flagsOverrideTheFile() async throws {
         let directory = try temporaryDirectory()
         try "data_dir = \"from-file\"\n[ipc]\nmax_frame = 8192\n".write(

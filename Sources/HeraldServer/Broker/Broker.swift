@@ -39,9 +39,10 @@ public final class Broker: Sendable {
     private let started = Atomic<Bool>(false)
     /// When the broker was made, for `node.startup_completed`'s `duration_ms`.
     private let createdAt = ContinuousClock.now
-    /// Tasks waiting for the shutdown to begin, by a number of their own.
-    private let shutdownWaiters = Mutex<[UInt64: CheckedContinuation<Void, Never>]>([:])
-    private let waiterNumbers = Atomic<UInt64>(0)
+    /// Open once the shutdown has begun.
+    private let shutdownLatch = Latch()
+    /// Open once the shutdown must not wait any longer (a second signal): ``hurryShutdown()``.
+    private let hurryLatch = Latch()
     /// When the shutdown began, for `node.shutdown_completed`'s `duration_ms`.
     private let shutdownStarted = Mutex<ContinuousClock.Instant?>(nil)
     /// The supervisor of the modules the broker starts, while it runs.
@@ -139,11 +140,7 @@ public final class Broker: Sendable {
         else { return }
         shutdownStarted.withLock { $0 = .now }
         logger.info("shutting down", metadata: ["shutdown.reason": "\(reason)"])
-        let waiters = shutdownWaiters.withLock { waiters in
-            defer { waiters.removeAll() }
-            return waiters.values
-        }
-        for waiter in waiters { waiter.resume() }
+        shutdownLatch.open()
         let timeout = (configuration.modules.shutdownTimeoutMs + 999) / 1000
         // Published after the flag is set: a subscriber told of the shutdown finds new requests refused.
         publish(NodeShutdown(reason: reason, timeoutSeconds: timeout))
@@ -197,21 +194,21 @@ public final class Broker: Sendable {
 
     /// Returns once the shutdown has begun (at once if it has), or when the calling task is cancelled.
     func shutdownBegun() async {
-        let number = waiterNumbers.add(1, ordering: .relaxed).newValue
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let now = shutdownWaiters.withLock { waiters in
-                    // Checked under the lock that `beginShutdown` takes after setting the flag: a waiter
-                    // either sees the flag or is resumed by it.
-                    if isShuttingDown || Task.isCancelled { return true }
-                    waiters[number] = continuation
-                    return false
-                }
-                if now { continuation.resume() }
-            }
-        } onCancel: {
-            shutdownWaiters.withLock { $0.removeValue(forKey: number) }?.resume()
-        }
+        await shutdownLatch.wait()
+    }
+
+    /// Ends the shutdown's waiting (a second SIGTERM or SIGINT, as Ctrl-C twice): modules still running are
+    /// killed and connections still open are closed now, instead of at `modules.shutdown_timeout_ms`. What
+    /// was accepted is still flushed to the log before the broker exits. Begins the shutdown if it has not.
+    public func hurryShutdown() {
+        beginShutdown()
+        guard hurryLatch.open() else { return }
+        logger.warning("second signal: stopping now, without waiting for modules and connections to leave")
+    }
+
+    /// Returns once ``hurryShutdown()`` was called (at once if it was), or when the calling task is cancelled.
+    func shutdownHurried() async {
+        await hurryLatch.wait()
     }
 
     /// A new session name for a `welcome`: `s-1`, `s-2`, …

@@ -117,6 +117,7 @@ public final class IPCListener: Service, Sendable {
             await withTaskGroup(of: Void.self) { drained in
                 drained.addTask { await connections.waitUntilEmpty() }
                 drained.addTask { try? await Task.sleep(for: drain) }
+                drained.addTask { await broker.shutdownHurried() }
                 await drained.next()
                 drained.cancelAll()
                 connections.closeAll()

@@ -598,13 +598,30 @@ public final class ModuleSupervisor: Service, Sendable {
             return Array(state.records.keys)
         }
         let timeout = Duration.milliseconds(broker.configuration.modules.shutdownTimeoutMs)
-        await withTaskGroup(of: Void.self) { stops in
-            for name in names {
-                stops.addTask {
-                    if await self.wait(for: name, .gone, timeout: timeout) { return }
-                    await self.stop(name)
+        // A hurried shutdown (a second signal) kills what still runs; the stops then see their modules gone.
+        await withTaskGroup(of: Bool.self) { shutdown in
+            shutdown.addTask {
+                await withTaskGroup(of: Void.self) { stops in
+                    for name in names {
+                        stops.addTask {
+                            if await self.wait(for: name, .gone, timeout: timeout) { return }
+                            await self.stop(name)
+                        }
+                    }
                 }
+                return true
             }
+            shutdown.addTask { [broker] in
+                await broker.shutdownHurried()
+                return false
+            }
+            if await shutdown.next() == true {
+                shutdown.cancelAll()
+                return
+            }
+            let running = state.withLock { $0.records.values.compactMap(\.process) }
+            for process in running { process.signal(SIGKILL) }
+            _ = await shutdown.next()
         }
     }
 
