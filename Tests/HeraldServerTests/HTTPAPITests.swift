@@ -61,6 +61,11 @@ struct HTTPAPITests {
         let draining = try await broker.http().get("/readyz")
         #expect(draining.status == 503)
         #expect(Self.error(draining)?["code"] as? String == "not_ready")
+        // The listener serves during the drain (docs/protocol.md, "Shutdown"): alive, refusing publishes.
+        #expect(try await broker.http().get("/healthz").status == 200)
+        let publish = try await broker.http().post("/v1/events", json: #"{"event_type":"test.late"}"#)
+        #expect(publish.status == 503)
+        #expect(Self.error(publish)?["code"] as? String == "shutting_down")
         try await broker.stop()
     }
 
