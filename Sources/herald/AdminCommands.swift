@@ -178,6 +178,7 @@ struct DeadLetters: AsyncParsableCommand {
         if !ClientRequest.isValidModuleName(group) {
             throw ValidationError("GROUP must be a group name, 1 to 64 of a-z, 0-9, '_' and '-', not '\(group)'")
         }
+        if !(1...1000).contains(limit) { throw ValidationError("--limit must be 1 to 1000, not \(limit)") }
     }
 
     func run() async throws {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import HeraldClient
 import HeraldCore
+import HeraldProtocol
 
 /// `herald tail PATTERN… [--group G] [--from …]`: prints events as they come, one envelope per line.
 struct Tail: AsyncParsableCommand {
@@ -36,6 +37,9 @@ struct Tail: AsyncParsableCommand {
         if patterns.isEmpty { throw ValidationError("give at least one pattern, such as '#'") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
         if from != nil && group == nil { throw ValidationError("--from needs --group") }
+        if let group, !ClientRequest.isValidModuleName(group) {
+            throw ValidationError("--group must be a group name, 1 to 64 of a-z, 0-9, '_' and '-', not '\(group)'")
+        }
         if group != nil && buffer != nil {
             throw ValidationError("--buffer is for live subscriptions, not with --group")
         }

@@ -24,6 +24,12 @@ struct CLITests {
             "herald: NAME must be a module name, 1 to 64 of a-z, 0-9, '_' and '-', not 'BAD NAME'\n"
         ),
         (["dlq", "x?y"], "herald: GROUP must be a group name, 1 to 64 of a-z, 0-9, '_' and '-', not 'x?y'\n"),
+        (["dlq", "workers", "--limit", "0"], "herald: --limit must be 1 to 1000, not 0\n"),
+        (["dlq", "workers", "--limit", "1001"], "herald: --limit must be 1 to 1000, not 1001\n"),
+        (
+            ["tail", "x", "--group", "BAD!"],
+            "herald: --group must be a group name, 1 to 64 of a-z, 0-9, '_' and '-', not 'BAD!'\n"
+        ),
         (
             ["bridge", "setup", "--group", "g", "--exchange", "amq.topic"],
             "herald: --exchange: names starting with 'amq.' are reserved by RabbitMQ\n"

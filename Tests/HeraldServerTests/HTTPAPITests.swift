@@ -444,6 +444,10 @@ struct HTTPAPITests {
         }
         #expect(try await broker.http().get("/v1/groups/ghost/dead-letters").status == 404)
         #expect(try await broker.http().delete("/v1/groups/ghost/dead-letters").status == 404)
+        // A name no group can have is bad input (§9: 400), not an unknown group.
+        let malformed = try await broker.http().get("/v1/groups/BAD%21/dead-letters")
+        #expect(malformed.status == 400)
+        #expect(Self.error(malformed)?["code"] as? String == "invalid_request")
         try await broker.stop()
     }
 

@@ -98,9 +98,12 @@ extension HTTPGateway {
         }
     }
 
-    /// The group the path names, or 404.
+    /// The group the path names; 400 for a name no group can have, 404 for a group that does not exist.
     private func group(_ context: GatewayContext) throws -> ConsumerGroup {
         let name = try context.pathParameter("group")
+        guard ClientRequest.isValidModuleName(name) else {
+            throw APIError.invalidRequest("group: '\(name)' is not a group name, 1 to 64 of [a-z0-9_-]")
+        }
         guard let group = broker.groups?.group(named: name) else {
             throw APIError.notFound("group: '\(name)' does not exist")
         }
