@@ -32,6 +32,9 @@ final class BlockingPeer {
 
     deinit { close(descriptor) }
 
+    /// A second descriptor of the same connection, for a thread that writes while another reads.
+    func duplicateDescriptor() -> Int32 { dup(descriptor) }
+
     /// Sends `json` as one frame.
     func send(_ json: String) throws {
         try sendAll(lengthPrefixed(Array(json.utf8)), to: descriptor)

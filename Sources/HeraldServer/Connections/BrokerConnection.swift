@@ -97,6 +97,7 @@ final class BrokerConnection {
             session.order.then { [self] in close() }
         } else {
             pauseReadingWhileTheLogIsBehind()
+            pauseReadingWhileRepliesWait()
         }
     }
 
@@ -129,6 +130,39 @@ final class BrokerConnection {
     /// the transport's heartbeat does not count that silence against the client.
     private(set) var isReadingPaused = false
 
+    /// Set while reading from the connection is paused because its client does not read its replies
+    /// (``pauseReadingWhileRepliesWait()``). That silence is the client's doing: the heartbeat counts it.
+    private var isPausedForReplies = false
+
+    /// The most bytes a connection's replies may wait, written and not yet taken by its client, before the
+    /// broker stops reading its requests (``pauseReadingWhileRepliesWait()``).
+    static let unreadRepliesLimit = 1 << 20
+
+    /// Stops reading from this connection while more than ``unreadRepliesLimit`` bytes of replies wait for
+    /// its client to read them: a client that sends requests (`stats`, `ping`, confirmed publishes) and never
+    /// reads the answers would otherwise have the broker keep every reply in memory. The client's writes then
+    /// wait in its socket, as TCP flow control would have them. A client that writes a thousand requests
+    /// before reading any reply is not held up (1 MiB is several thousand replies); one that reads nothing
+    /// at all is closed by the heartbeat: its pongs wait unread, so it is as silent as a dead one
+    /// (PROTOCOL.md §2.3). Reading resumes once the connection is writable again (``writabilityChanged()``).
+    /// Deliveries never pile up this way: a pump writes only while the connection is writable.
+    private func pauseReadingWhileRepliesWait() {
+        guard !isPausedForReplies,
+            let waiting = try? output.channel.syncOptions?.getOption(.bufferedWritableBytes),
+            waiting > Self.unreadRepliesLimit
+        else { return }
+        isPausedForReplies = true
+        output.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        guard !hasLoggedRepliesPause else { return }
+        hasLoggedRepliesPause = true
+        broker.logger.warning(
+            "connection paused reading: its client does not read its replies",
+            metadata: ["module": "\(moduleName ?? "")", "ipc.unread_bytes": "\(waiting)"])
+    }
+
+    /// The pause above is logged once per connection.
+    private var hasLoggedRepliesPause = false
+
     /// Stops reading from this connection while the durable log holds more than
     /// ``DurableLog/backlogLimit`` bytes it has not written (a publisher that does not wait for confirms,
     /// faster than the disk under fsync `always`): the kernel's socket buffer fills and the publisher waits,
@@ -144,7 +178,7 @@ final class BrokerConnection {
         log.whenBacklogDrains {
             loop.execute {
                 connection.value.isReadingPaused = false
-                guard channel.isActive else { return }
+                guard channel.isActive, !connection.value.isPausedForReplies else { return }
                 channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
                 channel.read()
             }
@@ -204,6 +238,13 @@ final class BrokerConnection {
     /// Runs the pumps that waited for room, once the connection is writable again.
     func writabilityChanged() {
         guard output.channel.isWritable else { return }
+        if isPausedForReplies {
+            isPausedForReplies = false
+            if !isReadingPaused, !isClosing {
+                output.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+                output.channel.read()
+            }
+        }
         let waiting = waitingForWritable
         waitingForWritable.removeAll()
         for pump in waiting { pump.run(context: output) }
