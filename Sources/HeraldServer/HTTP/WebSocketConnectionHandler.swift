@@ -29,15 +29,15 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private var connection: BrokerConnection?
     /// A text or binary message whose final fragment has not come yet.
     private var message: (isText: Bool, bytes: ByteBuffer)?
-    private var heartbeat: RepeatedTask?
-    private var lastHeard = NIODeadline.now()
-    /// The silence at the first ping of the current silent spell.
-    private var firstPing: TimeAmount?
+    /// The next heartbeat check.
+    private var heartbeat: Scheduled<Void>?
+    private var liveness: Heartbeat
 
     init(broker: Broker, request: HTTPGateway.WebSocketRequest, connections: OpenConnections) {
         self.broker = broker
         self.request = request
         self.connections = connections
+        liveness = Heartbeat(interval: .milliseconds(Int64(broker.configuration.ipc.heartbeatMs)), now: .now())
         self.maxFrame = broker.configuration.ipc.maxFrame
     }
 
@@ -57,11 +57,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             session: IPCSession(broker: broker, greeted: request.principal), broker: broker, output: output,
             goodbye: WebSocketHeader.close(code: 1000, reason: "bye"))
         self.connection = connection
-        let interval = TimeAmount.milliseconds(Int64(broker.configuration.ipc.heartbeatMs))
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        heartbeat = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-            handler.value.beat(interval: interval)
-        }
+        liveness.heard(at: .now())
+        scheduleBeat(at: .now() + liveness.interval, on: context.eventLoop)
         if !request.topics.isEmpty { connection.handle([.frame(ByteBuffer(bytes: request.subscribeFrame))]) }
     }
 
@@ -86,7 +83,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let connection, !connection.isClosing else { return }
-        lastHeard = .now()
+        liveness.heard(at: .now())
         let frame = unwrapInboundIn(data)
         // RFC 6455 §5.1: a server closes the connection on a frame from the client that is not masked;
         // §5.2: and on reserved bits set, since no extension was negotiated.
@@ -180,25 +177,30 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    private func beat(interval: TimeAmount) {
+    private func beat(on loop: any EventLoop) {
         guard let connection else { return }
+        let now = NIODeadline.now()
         // Not reading is the broker's doing while paused for the log: the client's pongs wait unread.
-        if connection.isReadingPaused { lastHeard = .now() }
-        let silence = NIODeadline.now() - lastHeard
-        guard silence >= interval else {
-            firstPing = nil
-            return
-        }
-        if let firstPing, silence >= interval * 3, silence - firstPing >= interval * 2 {
+        if connection.isReadingPaused { liveness.heard(at: now) }
+        let (verdict, next) = liveness.check(at: now)
+        switch verdict {
+        case .alive:
+            break
+        case .ping:
+            connection.write(WebSocketHeader.control(.ping, payload: []))
+        case .dead:
             // Told why (1008: the broker's rule that pings are answered), if the socket takes it, then closed
             // without waiting: a client that does not answer may not read either.
-            connection.write(
-                WebSocketHeader.close(
-                    code: 1008, reason: "no reply to pings for \((interval * 3).nanoseconds / 1_000_000) ms"))
+            let silence = (liveness.interval * 3).nanoseconds / 1_000_000
+            connection.write(WebSocketHeader.close(code: 1008, reason: "no reply to pings for \(silence) ms"))
             connection.closeNow()
             return
         }
-        if firstPing == nil { firstPing = silence }
-        connection.write(WebSocketHeader.control(.ping, payload: []))
+        scheduleBeat(at: next, on: loop)
+    }
+
+    private func scheduleBeat(at deadline: NIODeadline, on loop: any EventLoop) {
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        heartbeat = loop.scheduleTask(deadline: deadline) { handler.value.beat(on: loop) }
     }
 }

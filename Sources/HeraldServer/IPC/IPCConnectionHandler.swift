@@ -15,10 +15,9 @@ final class IPCConnectionHandler: ChannelInboundHandler {
     private let requiresToken: Bool
     /// The session and its pumps, from the moment the channel is active.
     private var connection: BrokerConnection?
-    private var heartbeat: RepeatedTask?
-    private var lastHeard = NIODeadline.now()
-    /// The silence at the first ping of the current silent spell.
-    private var firstPing: TimeAmount?
+    /// The next heartbeat check.
+    private var heartbeat: Scheduled<Void>?
+    private var liveness: Heartbeat
     /// This connection's health from its heartbeats, reported to the module's (``Broker/connection(_:of:is:)``).
     private var health = ModuleHealth.healthy
 
@@ -29,6 +28,8 @@ final class IPCConnectionHandler: ChannelInboundHandler {
         self.broker = broker
         self.connections = connections
         self.requiresToken = requiresToken
+        liveness = Heartbeat(
+            interval: .milliseconds(Int64(broker.configuration.ipc.heartbeatMs)), now: .now())
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -39,12 +40,8 @@ final class IPCConnectionHandler: ChannelInboundHandler {
                 broker: broker, requiresToken: requiresToken,
                 peerProcess: requiresToken ? nil : ConnectionOrigin.peerProcess(of: context.channel)),
             broker: broker, output: context)
-        let interval = TimeAmount.milliseconds(Int64(broker.configuration.ipc.heartbeatMs))
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        heartbeat = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-            handler.value.beat(context: bound.value, interval: interval)
-        }
+        liveness.heard(at: .now())
+        scheduleBeat(at: .now() + liveness.interval, context: context)
         context.fireChannelActive()
     }
 
@@ -67,7 +64,7 @@ final class IPCConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let connection, !connection.isClosing else { return }
-        lastHeard = .now()
+        liveness.heard(at: .now())
         if health != .healthy { report(.healthy) }
         connection.handle(unwrapInboundIn(data))
     }
@@ -82,23 +79,26 @@ final class IPCConnectionHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    /// Heartbeats (PROTOCOL.md §2.3): pings a connection that has sent nothing for a heartbeat, and closes
-    /// one that has been silent for three. A connection is never closed before it was pinged and had two
-    /// heartbeats to answer, even when the timer fires late on a loaded machine.
+    /// Heartbeats (PROTOCOL.md §2.3, ``Heartbeat``): pings a connection that has sent nothing for a
+    /// heartbeat, and closes one that has been silent for three, two of them after its first ping.
     ///
     /// A module's connection that left a ping unanswered for a heartbeat is `degraded`; one closed for its
     /// silence was `unhealthy` (``Broker/connection(_:of:is:)`` publishes `module.health_changed`).
-    private func beat(context: ChannelHandlerContext, interval: TimeAmount) {
-        // Not reading is the broker's doing while paused: the client's pongs wait unread.
-        if connection?.isReadingPaused == true { lastHeard = .now() }
-        let silence = NIODeadline.now() - lastHeard
-        guard silence >= interval else {
-            firstPing = nil
+    private func beat(context: ChannelHandlerContext) {
+        let now = NIODeadline.now()
+        // Not reading is the broker's doing while paused for the log: the client's pongs wait unread.
+        if connection?.isReadingPaused == true { liveness.heard(at: now) }
+        let (verdict, next) = liveness.check(at: now)
+        switch verdict {
+        case .alive:
             report(.healthy)
-            return
-        }
-        if let firstPing, silence >= interval * 3, silence - firstPing >= interval * 2 {
-            // A timer firing late can see both thresholds at once: the ping did go unanswered for a
+        case .ping(let unanswered):
+            if unanswered { report(.degraded) }
+            var ping = FrameWriter()
+            ping.ping()
+            connection?.write(ping.bytes)
+        case .dead:
+            // A check that runs late can see both thresholds at once: the ping did go unanswered for a
             // heartbeat first, so the module is reported degraded on its way to unhealthy.
             if health == .healthy { report(.degraded) }
             report(.unhealthy)
@@ -106,11 +106,15 @@ final class IPCConnectionHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        if let firstPing, silence - firstPing >= interval { report(.degraded) }
-        if firstPing == nil { firstPing = silence }
-        var ping = FrameWriter()
-        ping.ping()
-        connection?.write(ping.bytes)
+        scheduleBeat(at: next, context: context)
+    }
+
+    private func scheduleBeat(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        heartbeat = context.eventLoop.scheduleTask(deadline: deadline) {
+            handler.value.beat(context: bound.value)
+        }
     }
 }
 
