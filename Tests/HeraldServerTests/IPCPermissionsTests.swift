@@ -84,6 +84,24 @@ struct IPCPermissionsTests {
         try await broker.stop()
     }
 
+    /// EVENTS.md: the module and node lifecycle events are "published by the broker itself". A client's copy,
+    /// even with no token configured, is `forbidden` (the connection stays); other `module.*` types are not.
+    @Test(arguments: EventCatalog.publishedByTheBroker.sorted())
+    func theBrokersLifecycleEventsAreRefusedFromClients(eventType: String) async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("impostor") { (client: inout Conversation) async throws in
+            let reply = try await client.request(
+                #"{"op":"publish","id":2,"event":{"event_type":""# + eventType + #"","event_id":"f-1"}}"#)
+            #expect(
+                reply
+                    == #"{"op":"error","id":2,"code":"forbidden","message":"event: '"# + eventType
+                    + #"' is published by the broker itself (EVENTS.md, module and node lifecycle)"}"#)
+            let other = try await client.request(#"{"op":"publish","id":3,"event":{"event_type":"module.marker"}}"#)
+            #expect(other?.hasPrefix(#"{"op":"ok","id":3"#) == true)
+        }
+        try await broker.stop()
+    }
+
     @Test func secretsCompareExactly() {
         #expect(IPCSession.sameSecret("abc", "abc"))
         #expect(!IPCSession.sameSecret("abc", "abd"))

@@ -22,6 +22,14 @@ public enum EventCatalog: Sendable {
         SystemRestart.self, SystemUpdate.self, ConfigChanged.self, ValidatorStatus.self, ChainData.self,
     ]
 
+    /// The event types of EVENTS.md's "Module and node lifecycle (published by the broker itself)": a broker
+    /// refuses them from its clients, whose subscribers trust them to say what the broker saw.
+    public static let publishedByTheBroker: Set<String> = Set(
+        [
+            ModuleLoaded.self, ModuleUnloaded.self, ModuleReloaded.self, ModuleCrashed.self, ModuleHealthChanged.self,
+            NodeStartupCompleted.self, NodeShutdown.self, NodeShutdownCompleted.self, ConfigLoaded.self,
+        ].map { ($0 as any CatalogEvent.Type).eventType })
+
     private static let byEventType: [String: any CatalogEvent.Type] = Dictionary(
         uniqueKeysWithValues: all.map { ($0.eventType, $0) }
     )

@@ -20,13 +20,21 @@ struct PublishReceipt: Sendable, Equatable {
 }
 
 extension Broker {
-    /// Checks a publish by `principal` (PROTOCOL.md §2.4, §6): the broker is not shutting down, the token's
+    /// Checks a publish by `principal` (PROTOCOL.md §2.4, §6): the broker is not shutting down, the event is
+    /// not one of the lifecycle events only the broker publishes (EVENTS.md), the token's
     /// `publish` patterns match the topic, the payload passes validation when `validate_payloads` is on. The
     /// event comes back with its defaults applied (`event_id`, `key`; `timestamp` when accepted) and `metadata.producer`
     /// set to the principal's name unless it names one. The error carries no request id.
     func admit(_ fields: EnvelopeFields, from principal: Principal) throws(ProtocolError) -> EnvelopeFields {
         var fields = fields
         if isShuttingDown { throw ProtocolError(.shuttingDown, "the broker is shutting down") }
+        // Subscribers of `module.loaded` and the others rely on them to say what the broker saw: a client's
+        // copy could announce a module that never loaded, or a shutdown that is not happening.
+        if EventCatalog.publishedByTheBroker.contains(fields.eventType) {
+            throw ProtocolError(
+                .forbidden,
+                "event: '\(fields.eventType)' is published by the broker itself (EVENTS.md, module and node lifecycle)")
+        }
         if let permissions = principal.permissions {
             let topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
             guard permissions.publish.contains(where: { $0.matches(topic) }) else {
