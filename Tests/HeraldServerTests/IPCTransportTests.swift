@@ -67,7 +67,7 @@ struct IPCTCPListenerTests {
 /// `shutting_down` (PROTOCOL.md §2.4): after `node.shutdown`, connections stay but may not start anything new.
 @Suite(.timeLimit(.minutes(1)))
 struct IPCShutdownTests {
-    @Test func afterNodeShutdownNewSubscribesAndPublishesAreRefusedAndTheConnectionStays() async throws {
+    @Test func afterNodeShutdownNewSubscribesPublishesAndReadiesAreRefusedAndTheConnectionStays() async throws {
         // A long lame-duck period: a loaded test machine must not reach the deadline before the last request.
         let broker = try await TestBroker.start { $0.modules.shutdownTimeoutMs = 60_000 }
         // A broker that started.
@@ -91,6 +91,9 @@ struct IPCShutdownTests {
             #expect(
                 try await client.request(#"{"op":"subscribe","id":3,"topics":["y"]}"#)
                     == #"{"op":"error","id":3,"code":"shutting_down","message":"the broker is shutting down"}"#)
+            #expect(
+                try await client.request(#"{"op":"ready","id":5}"#)
+                    == #"{"op":"error","id":5,"code":"shutting_down","message":"the broker is shutting down"}"#)
             #expect(try await client.request(#"{"op":"ping","id":4}"#) == #"{"op":"pong","id":4}"#)
         }
         // The client left: the broker stops without waiting for the deadline.

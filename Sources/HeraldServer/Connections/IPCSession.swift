@@ -176,6 +176,11 @@ struct IPCSession {
         case .publish(let fields):
             return publish(fields, id: id)
         case .ready:
+            // Loading a module as the broker shuts down would announce it to subscribers about to be told
+            // it was stopped: like a new subscription, refused (the connection stays).
+            if broker.isShuttingDown {
+                return fail(ProtocolError(.shuttingDown, "the broker is shutting down", requestID: id))
+            }
             replies.ok(id: id)
             broker.loadingModules {
                 publishOwedUnload(module)
