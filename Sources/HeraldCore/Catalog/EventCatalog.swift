@@ -30,6 +30,15 @@ public enum EventCatalog: Sendable {
             NodeStartupCompleted.self, NodeShutdown.self, NodeShutdownCompleted.self, ConfigLoaded.self,
         ].map { ($0 as any CatalogEvent.Type).eventType })
 
+    /// Whether `eventType` is one of ``publishedByTheBroker``; a look at its first byte first, since every
+    /// publish asks and almost none is one of them.
+    public static func isPublishedByTheBroker(_ eventType: String) -> Bool {
+        switch eventType.utf8.first {
+        case UInt8(ascii: "m"), UInt8(ascii: "n"), UInt8(ascii: "c"): publishedByTheBroker.contains(eventType)
+        default: false
+        }
+    }
+
     private static let byEventType: [String: any CatalogEvent.Type] = Dictionary(
         uniqueKeysWithValues: all.map { ($0.eventType, $0) }
     )

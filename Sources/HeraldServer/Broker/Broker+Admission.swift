@@ -30,7 +30,7 @@ extension Broker {
         if isShuttingDown { throw ProtocolError(.shuttingDown, "the broker is shutting down") }
         // Subscribers of `module.loaded` and the others rely on them to say what the broker saw: a client's
         // copy could announce a module that never loaded, or a shutdown that is not happening.
-        if EventCatalog.publishedByTheBroker.contains(fields.eventType) {
+        if EventCatalog.isPublishedByTheBroker(fields.eventType) {
             throw ProtocolError(
                 .forbidden,
                 "event: '\(fields.eventType)' is published by the broker itself (EVENTS.md, module and node lifecycle)")
