@@ -157,19 +157,22 @@ struct Serve: AsyncParsableCommand {
                 services: [listener] + (tcpListener.map { [$0] } ?? []) + (bridge.map { [$0] } ?? []) + [
                     gateway, GroupLagMonitor(broker: broker), Housekeeping(broker: broker), supervisor,
                 ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
         )
-        // Ctrl-C twice: the second SIGTERM or SIGINT ends the shutdown's waiting (docs/operations.md).
-        let secondSignal = Task {
-            var signals = 0
-            for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
-                signals += 1
-                if signals == 2 { broker.hurryShutdown() }
+        // SIGTERM or SIGINT shuts down gracefully; a second one (Ctrl-C twice) ends the shutdown's waiting
+        // (docs/operations.md, "Stopping"). One owner of both signals, trapping them before the services run:
+        // a signal that comes before they do still starts the shutdown (the group remembers it).
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let watcher = Task {
+            var count = 0
+            for await signal in signals {
+                count += 1
+                logger.info("signal received", metadata: ["signal": "\(signal)"])
+                if count == 1 { await services.triggerGracefulShutdown() } else { broker.hurryShutdown() }
             }
         }
-        defer { secondSignal.cancel() }
+        defer { watcher.cancel() }
         do {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await services.run() }

@@ -152,6 +152,30 @@ import Testing
         #expect(record.state == .running)
         #expect(record.hasLoadedThisRun)
     }
+
+    /// The same, but that connection closed before the process was recorded: it holds nothing loaded any
+    /// more, so the recorded process has not loaded (its start goes on waiting).
+    @Test func anEarlyLoadWhoseConnectionClosedDoesNotSettleTheStart() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("early")
+        let manifest = try ModuleManifest.load(folder: modules.directory + "/early")
+        var record = ModuleRecord(manifest: manifest)
+        record.begin(token: "t-1")
+        let process = try await ModuleProcess.start(
+            .init(
+                module: "early", executable: "/bin/sleep", arguments: ["30"], environment: [:],
+                directory: modules.directory, limits: manifest.limits),
+            logger: Logger(label: "test")
+        ) { _, _ in }
+        defer { process.signal(SIGKILL) }
+        let early = record.loaded(from: ConnectionOrigin(peerProcess: process.pid))
+        #expect(!early)
+        _ = record.disconnected(ModuleRegistry.LoadedModule(name: "early", version: "1.0.0"), saidBye: false)
+        let started = record.started(process, run: 1)
+        #expect(!started.loaded)
+        #expect(record.state == .starting)
+    }
     @Test func aProcessIsSeenAsExitedOnceItExitsAndNotBefore() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }

@@ -202,6 +202,36 @@ struct WebSocketGatewayTests {
         try await broker.stop()
     }
 
+    /// Pongs are replies: a client that sends pings and never reads is not read either once about 4 MiB of
+    /// pongs wait (docs/protocol.md, "A client that does not read its replies"), and gets every pong when
+    /// it reads. The time limit catches a pause that is never logged.
+    @Test func aClientThatPingsAndDoesNotReadIsNotReadEither() async throws {
+        let records = RecordingLogHandler.Records()
+        let broker = try await TestBroker.start(http: true, logger: RecordingLogHandler.logger(records))
+        let address = broker.gateway!.address
+        let pings = 100_000
+        let pongs = try await onOwnThread { () throws -> Int in
+            let socket = try RawWebSocket(address: address, path: "/v1/ws", receiveBuffer: 65536)
+            let written = DispatchSemaphore(value: 0)
+            Thread {
+                let payload = [UInt8](repeating: 0x2A, count: 125)
+                for _ in 0..<pings { try? socket.send(.ping, payload) }
+                written.signal()
+            }.start()
+            while !records.contains("connection paused reading: its client does not read its replies") {
+                usleep(10_000)
+            }
+            var pongs = 0
+            while pongs < pings, let frame = try socket.receive() {
+                if frame.opcode == RawWebSocket.Opcode.pong.rawValue { pongs += 1 }
+            }
+            written.wait()
+            return pongs
+        }
+        #expect(pongs == pings)
+        try await broker.stop()
+    }
+
     @Test func aMessageOverMaxFrameClosesTheSocketWith1009() async throws {
         let broker = try await Self.start { $0.ipc.maxFrame = 4096 }
         let address = broker.gateway!.address

@@ -206,6 +206,9 @@ public final class Broker: Sendable {
         logger.warning("second signal: stopping now, without waiting for modules and connections to leave")
     }
 
+    /// Whether ``hurryShutdown()`` was called.
+    var isShutdownHurried: Bool { hurryLatch.isOpen }
+
     /// Returns once ``hurryShutdown()`` was called (at once if it was), or when the calling task is cancelled.
     func shutdownHurried() async {
         await hurryLatch.wait()

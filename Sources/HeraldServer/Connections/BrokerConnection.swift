@@ -135,23 +135,39 @@ final class BrokerConnection {
     private var isPausedForReplies = false
 
     /// The most bytes a connection's replies may wait, written and not yet taken by its client, before the
-    /// broker stops reading its requests (``pauseReadingWhileRepliesWait()``).
-    static let unreadRepliesLimit = 1 << 20
+    /// broker stops reading its requests (``pauseReadingWhileRepliesWait()``): tens of thousands of replies.
+    static let unreadRepliesLimit = 4 << 20
+
+    /// The replies waiting at the last ``repliesAreDraining()``.
+    private var lastUnreadReplies = 0
+
+    /// Whether, while reading is paused for unread replies, the client has taken some of them since the last
+    /// call: a client that reads slowly is alive, though its pongs wait unread behind the replies. One that
+    /// takes nothing is as silent as a dead one, for the heartbeat (PROTOCOL.md §2.3).
+    func repliesAreDraining() -> Bool {
+        guard isPausedForReplies,
+            let waiting = try? output.channel.syncOptions?.getOption(.bufferedWritableBytes)
+        else { return false }
+        defer { lastUnreadReplies = waiting }
+        return waiting < lastUnreadReplies
+    }
 
     /// Stops reading from this connection while more than ``unreadRepliesLimit`` bytes of replies wait for
     /// its client to read them: a client that sends requests (`stats`, `ping`, confirmed publishes) and never
     /// reads the answers would otherwise have the broker keep every reply in memory. The client's writes then
-    /// wait in its socket, as TCP flow control would have them. A client that writes a thousand requests
-    /// before reading any reply is not held up (1 MiB is several thousand replies); one that reads nothing
-    /// at all is closed by the heartbeat: its pongs wait unread, so it is as silent as a dead one
-    /// (PROTOCOL.md §2.3). Reading resumes once the connection is writable again (``writabilityChanged()``).
+    /// wait in its socket, as TCP flow control would have them. A client that writes thousands of requests
+    /// before reading any reply is not held up; one that reads nothing at all for three heartbeats is closed
+    /// by the heartbeat (``repliesAreDraining()``). Reading resumes once the connection is writable again
+    /// (``writabilityChanged()``). Called after each read's replies, and after a reply written outside
+    /// ``handle(_:)`` (a WebSocket pong).
     /// Deliveries never pile up this way: a pump writes only while the connection is writable.
-    private func pauseReadingWhileRepliesWait() {
+    func pauseReadingWhileRepliesWait() {
         guard !isPausedForReplies,
             let waiting = try? output.channel.syncOptions?.getOption(.bufferedWritableBytes),
             waiting > Self.unreadRepliesLimit
         else { return }
         isPausedForReplies = true
+        lastUnreadReplies = waiting
         output.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
         guard !hasLoggedRepliesPause else { return }
         hasLoggedRepliesPause = true

@@ -28,6 +28,7 @@ struct Heartbeat {
     /// The client sent something (or the broker is not reading it: that silence is not the client's).
     mutating func heard(at now: NIODeadline) {
         lastHeard = now
+        firstPing = nil
     }
 
     /// What to do at `now`, and when to check next.

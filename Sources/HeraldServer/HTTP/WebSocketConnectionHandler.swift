@@ -99,6 +99,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             message!.bytes.writeBuffer(&data)
         case .ping:
             connection.write(WebSocketHeader.control(.pong, payload: frame.unmaskedData.readableBytesView))
+            // Pongs are replies too: a client that pings and never reads is not read either.
+            connection.pauseReadingWhileRepliesWait()
             return
         case .pong:
             return
@@ -180,8 +182,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private func beat(on loop: any EventLoop) {
         guard let connection else { return }
         let now = NIODeadline.now()
-        // Not reading is the broker's doing while paused for the log: the client's pongs wait unread.
-        if connection.isReadingPaused { liveness.heard(at: now) }
+        // Not reading is the broker's doing while paused for the log, and a client taking the replies it had
+        // left unread is alive: either way its pongs wait unread.
+        if connection.isReadingPaused || connection.repliesAreDraining() { liveness.heard(at: now) }
         let (verdict, next) = liveness.check(at: now)
         switch verdict {
         case .alive:
@@ -200,6 +203,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     private func scheduleBeat(at deadline: NIODeadline, on loop: any EventLoop) {
+        // Not after the connection ended (a ping whose write found the socket closed ends it on the way).
+        guard connection != nil else { return }
         let handler = NIOLoopBound(self, eventLoop: loop)
         heartbeat = loop.scheduleTask(deadline: deadline) { handler.value.beat(on: loop) }
     }

@@ -86,8 +86,9 @@ final class IPCConnectionHandler: ChannelInboundHandler {
     /// silence was `unhealthy` (``Broker/connection(_:of:is:)`` publishes `module.health_changed`).
     private func beat(context: ChannelHandlerContext) {
         let now = NIODeadline.now()
-        // Not reading is the broker's doing while paused for the log: the client's pongs wait unread.
-        if connection?.isReadingPaused == true { liveness.heard(at: now) }
+        // Not reading is the broker's doing while paused for the log, and a client taking the replies it had
+        // left unread is alive: either way its pongs wait unread.
+        if let connection, connection.isReadingPaused || connection.repliesAreDraining() { liveness.heard(at: now) }
         let (verdict, next) = liveness.check(at: now)
         switch verdict {
         case .alive:
@@ -110,6 +111,8 @@ final class IPCConnectionHandler: ChannelInboundHandler {
     }
 
     private func scheduleBeat(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        // Not after the connection ended (a ping whose write found the socket closed ends it on the way).
+        guard connection != nil, context.channel.isActive else { return }
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         heartbeat = context.eventLoop.scheduleTask(deadline: deadline) {

@@ -137,6 +137,9 @@ struct ModuleRecord {
     /// event to publish now, and the run whose grace period starts (the process still runs).
     mutating func disconnected(_ unloaded: ModuleRegistry.LoadedModule?, saidBye: Bool) -> (Bool, ModuleUnloaded?, Int?)
     {
+        // A connection that loaded the module before its process was recorded has closed: it no longer holds
+        // the module loaded, and must not settle the start when the process is recorded.
+        loadersBeforeStart = []
         guard let unloaded else { return (false, nil, nil) }
         if loadedRun == nil, let previous = previousRunEnd {
             previousRunEnd = nil

@@ -176,6 +176,8 @@ public final class ModuleSupervisor: Service, Sendable {
                 // Killed (hung) before its process was recorded: the kill happens now.
                 Task { [weak self] in await self?.terminate(name, process, run: run) }
             }
+            // Spawned while a hurried shutdown killed the others (a second signal): it goes the same way.
+            if broker.isShutdownHurried { process.signal(SIGKILL) }
             let timeout = Duration.milliseconds(configuration.modules.startupTimeoutMs)
             Task { [weak self] in
                 try? await Task.sleep(for: timeout)
