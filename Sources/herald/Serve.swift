@@ -46,6 +46,9 @@ struct Serve: AsyncParsableCommand {
             print(configuration.tomlDescription, terminator: "")
             return
         }
+        // Trapped before anything is opened, so that a signal during the start-up (a long log recovery) is a
+        // clean shutdown, not the default action's death.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         do {
             try configuration.checkBuiltFeatures()
         } catch {
@@ -161,9 +164,9 @@ struct Serve: AsyncParsableCommand {
             )
         )
         // SIGTERM or SIGINT shuts down gracefully; a second one (Ctrl-C twice) ends the shutdown's waiting
-        // (docs/operations.md, "Stopping"). One owner of both signals, trapping them before the services run:
-        // a signal that comes before they do still starts the shutdown (the group remembers it).
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        // (docs/operations.md, "Stopping"). The signals were trapped as `run` began (`signals`), and are
+        // buffered until now: one that came during the start-up still starts the shutdown (the group
+        // remembers it if its services are not running yet).
         let watcher = Task {
             var count = 0
             for await signal in signals {
@@ -180,8 +183,11 @@ struct Serve: AsyncParsableCommand {
                 try await tcpListener?.waitUntilListening()
                 try await gateway.waitUntilListening()
                 // Written straight to the file descriptor: a supervisor waiting for this line sees it at once.
-                FileHandle.standardOutput.write(
-                    Data("herald ready socket=\(listener.path) http=\(gateway.address)\n".utf8))
+                // Not once a shutdown began (a signal during the start-up): the listeners no longer accept.
+                if !broker.isShuttingDown {
+                    FileHandle.standardOutput.write(
+                        Data("herald ready socket=\(listener.path) http=\(gateway.address)\n".utf8))
+                }
                 await supervisor.startAll()
                 broker.completeStartup(
                     components: ["log", "groups", "ipc"] + (tcpListener == nil ? [] : ["ipc-tcp"])

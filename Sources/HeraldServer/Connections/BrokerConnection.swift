@@ -63,6 +63,7 @@ final class BrokerConnection {
             broker.modules.keepCloser(of: ObjectIdentifier(self), module: module) { channel.close(promise: nil) }
         }
         if !session.replies.bytes.isEmpty {
+            noteReplyWrite()
             output.write(NIOAny(ByteBuffer(bytes: session.replies.bytes)), promise: nil)
             session.replies.clear()
         }
@@ -164,7 +165,7 @@ final class BrokerConnection {
     func pauseReadingWhileRepliesWait() {
         guard !isPausedForReplies,
             let waiting = try? output.channel.syncOptions?.getOption(.bufferedWritableBytes),
-            waiting > Self.unreadRepliesLimit
+            waiting > Self.unreadRepliesLimit || writesWhileUnwritable > Self.unreadWritesLimit
         else { return }
         isPausedForReplies = true
         lastUnreadReplies = waiting
@@ -173,7 +174,10 @@ final class BrokerConnection {
         hasLoggedRepliesPause = true
         broker.logger.warning(
             "connection paused reading: its client does not read its replies",
-            metadata: ["module": "\(moduleName ?? "")", "ipc.unread_bytes": "\(waiting)"])
+            metadata: [
+                "module": "\(session.clientName ?? "")", "ipc.unread_bytes": "\(waiting)",
+                "ipc.unread_writes": "\(writesWhileUnwritable)",
+            ])
     }
 
     /// The pause above is logged once per connection.
@@ -203,8 +207,22 @@ final class BrokerConnection {
 
     /// Writes whole frames (a heartbeat, a control frame) and flushes.
     func write(_ bytes: [UInt8]) {
+        noteReplyWrite()
         output.writeAndFlush(NIOAny(ByteBuffer(bytes: bytes)), promise: nil)
     }
+
+    /// Counts the writes made while the connection is not writable: each waiting write costs the broker far
+    /// more than its bytes (a WebSocket pong of two bytes is a buffer and a queue entry of a hundred), so the
+    /// pause for unread replies (``pauseReadingWhileRepliesWait()``) also counts them.
+    private func noteReplyWrite() {
+        if !output.channel.isWritable { writesWhileUnwritable += 1 }
+    }
+
+    /// Writes made since the connection last became unwritable.
+    private var writesWhileUnwritable = 0
+
+    /// The most writes that may wait while the connection is not writable before reading pauses.
+    static let unreadWritesLimit = 16_384
 
     /// Closes the connection once what was written before reached the socket; nothing more the client
     /// sends is handled. Its output is shut first (the client reads everything, then the end), and the
@@ -254,6 +272,7 @@ final class BrokerConnection {
     /// Runs the pumps that waited for room, once the connection is writable again.
     func writabilityChanged() {
         guard output.channel.isWritable else { return }
+        writesWhileUnwritable = 0
         if isPausedForReplies {
             isPausedForReplies = false
             if !isReadingPaused, !isClosing {

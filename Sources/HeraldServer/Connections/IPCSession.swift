@@ -140,6 +140,9 @@ struct IPCSession {
     /// The module's name once it said hello, when the connection is a module's.
     var moduleName: String? { isModule ? module : nil }
 
+    /// The name the client goes by: its module's, or a WebSocket's `ws:<token name>`.
+    var clientName: String? { module }
+
     /// Whether durable subscription `subscription` is still open (not unsubscribed since it was made).
     func isMember(_ subscription: UInt64) -> Bool { memberships[subscription] != nil }
 

@@ -29,6 +29,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private var connection: BrokerConnection?
     /// A text or binary message whose final fragment has not come yet.
     private var message: (isText: Bool, bytes: ByteBuffer)?
+    /// The pong for the latest ping, waiting for the socket to be writable (``channelRead(context:data:)``).
+    private var pendingPong: [UInt8]?
     /// The next heartbeat check.
     private var heartbeat: Scheduled<Void>?
     private var liveness: Heartbeat
@@ -98,9 +100,16 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             var data = frame.unmaskedData
             message!.bytes.writeBuffer(&data)
         case .ping:
-            connection.write(WebSocketHeader.control(.pong, payload: frame.unmaskedData.readableBytesView))
-            // Pongs are replies too: a client that pings and never reads is not read either.
-            connection.pauseReadingWhileRepliesWait()
+            // RFC 6455 §5.5.3: an endpoint that has not yet answered earlier pings may answer only the most
+            // recent one. While the socket is full (its client does not read), the pong waits, replaced by each
+            // later ping's, and goes once the socket is writable: a client that floods pings without reading
+            // holds one pong in the broker, not one per ping (a review saw 170 MiB held for one client).
+            let pong = WebSocketHeader.control(.pong, payload: frame.unmaskedData.readableBytesView)
+            if context.channel.isWritable {
+                connection.write(pong)
+            } else {
+                pendingPong = pong
+            }
             return
         case .pong:
             return
@@ -138,6 +147,10 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let pong = pendingPong, let connection {
+            pendingPong = nil
+            connection.write(pong)
+        }
         connection?.writabilityChanged()
         context.fireChannelWritabilityChanged()
     }
