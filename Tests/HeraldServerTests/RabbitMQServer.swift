@@ -179,25 +179,26 @@ struct RabbitMQServerError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// A TCP port nothing listens on right now.
+/// A TCP port nothing listens on right now, below the kernel's ephemeral range (32768 and up on Linux): a port
+/// the kernel picked for "any free port" is one it may give next to another test's outgoing connection,
+/// before the RabbitMQ node binds it (a node once failed with `dist_port_already_used … not_erlang`).
 func freePort() throws -> Int {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+    for _ in 0..<100 {
+        let candidate = UInt16.random(in: 20_000..<32_768)
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = candidate.bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
+        if bound == 0 { return Int(candidate) }
     }
-    guard bound == 0 else { throw RabbitMQServerError("no free port: errno \(errno)") }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(descriptor, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
+    throw RabbitMQServerError("no free port from 20000 to 32767 in 100 tries: errno \(errno)")
 }
 
 /// Runs blocking work (AMQP calls) on a thread of its own and returns its result.
