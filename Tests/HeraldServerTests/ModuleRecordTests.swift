@@ -7,6 +7,25 @@ import Testing
 
 /// A started module's record, without processes: the order of its lifecycle events (EVENTS.md).
 @Suite struct ModuleRecordTests {
+    /// Module `name` added to `modules`, its record at the beginning of run 1 (token `t-1`), and a process
+    /// for that run, not recorded yet: `/bin/sleep 30`, leading its own process group as a started module's
+    /// process does. The caller kills it.
+    private static func beginRun(_ name: String, in modules: ModuleFixture) async throws -> (
+        record: ModuleRecord, process: ModuleProcess
+    ) {
+        try modules.add(name)
+        let manifest = try ModuleManifest.load(folder: modules.directory + "/" + name)
+        var record = ModuleRecord(manifest: manifest)
+        record.begin(token: "t-1")
+        let process = try await ModuleProcess.start(
+            .init(
+                module: name, executable: "/bin/sleep", arguments: ["30"], environment: [:],
+                directory: modules.directory, limits: manifest.limits),
+            logger: Logger(label: "test")
+        ) { _, _ in }
+        return (record, process)
+    }
+
     /// A start is settled by its own run's connections only: the one that presents the run's token, or
     /// (presenting none) whose process is in the run's process group. Another client under the module's name
     /// loads the name, not the run.
@@ -87,19 +106,12 @@ import Testing
     @Test func aRunKilledAsFailedCrashesAndRestartsEvenWhenItExitsCleanly() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }
-        try modules.add("hung")
-        let manifest = try ModuleManifest.load(folder: modules.directory + "/hung")
-        var record = ModuleRecord(manifest: manifest)
-        record.begin(token: "t-1")
-        // No process yet: nothing to kill.
-        #expect(record.kill(for: "unresponsive") == nil)
-        let process = try await ModuleProcess.start(
-            .init(
-                module: "hung", executable: "/bin/sleep", arguments: ["30"], environment: [:],
-                directory: modules.directory, limits: manifest.limits),
-            logger: Logger(label: "test")
-        ) { _, _ in }
+        let run = try await Self.beginRun("hung", in: modules)
+        var record = run.record
+        let process = run.process
         defer { process.signal(SIGKILL) }
+        // The process is not recorded yet: nothing to kill.
+        #expect(record.kill(for: "unresponsive") == nil)
         let killNow = record.started(process, run: 1).kill
         #expect(!killNow)
         #expect(record.kill(for: "unresponsive: test") === process)
@@ -130,16 +142,9 @@ import Testing
     @Test func aRunThatLoadedBeforeItsProcessWasRecordedIsLoadedWhenItIs() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }
-        try modules.add("early")
-        let manifest = try ModuleManifest.load(folder: modules.directory + "/early")
-        var record = ModuleRecord(manifest: manifest)
-        record.begin(token: "t-1")
-        let process = try await ModuleProcess.start(
-            .init(
-                module: "early", executable: "/bin/sleep", arguments: ["30"], environment: [:],
-                directory: modules.directory, limits: manifest.limits),
-            logger: Logger(label: "test")
-        ) { _, _ in }
+        let run = try await Self.beginRun("early", in: modules)
+        var record = run.record
+        let process = run.process
         defer { process.signal(SIGKILL) }
         // Another client (this test's process, in another group) and then the run's own process load it.
         let byOther = record.loaded(from: ConnectionOrigin(peerProcess: getpid()))
@@ -158,16 +163,9 @@ import Testing
     @Test func anEarlyLoadWhoseConnectionClosedDoesNotSettleTheStart() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }
-        try modules.add("early")
-        let manifest = try ModuleManifest.load(folder: modules.directory + "/early")
-        var record = ModuleRecord(manifest: manifest)
-        record.begin(token: "t-1")
-        let process = try await ModuleProcess.start(
-            .init(
-                module: "early", executable: "/bin/sleep", arguments: ["30"], environment: [:],
-                directory: modules.directory, limits: manifest.limits),
-            logger: Logger(label: "test")
-        ) { _, _ in }
+        let run = try await Self.beginRun("early", in: modules)
+        var record = run.record
+        let process = run.process
         defer { process.signal(SIGKILL) }
         let early = record.loaded(from: ConnectionOrigin(peerProcess: process.pid))
         #expect(!early)

@@ -383,11 +383,13 @@ struct ModuleSupervisorTests {
 
     /// §3: a module is loaded when a connection of it completes its first `subscribe`. A process the broker
     /// starts while another connection of its name holds the module loaded is loaded too once it subscribes,
-    /// not killed at the startup timeout as if it never had.
-    @Test func aModuleStartedWhileAnotherConnectionOfItsNameIsLoadedRuns() async throws {
+    /// not killed at the startup timeout as if it never had. It is told from the other connection by the token
+    /// it presents, or, presenting none (`--no-token`), by its process group.
+    @Test(arguments: [[], ["--no-token"]])
+    func aModuleStartedWhileAnotherConnectionOfItsNameIsLoadedRuns(arguments: [String]) async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }
-        try modules.add("polite")
+        try modules.add("polite", arguments: arguments)
         let broker = try await TestBroker.start(http: true, modules: modules.directory) {
             quickStop(&$0)
             $0.modules.startupTimeoutMs = 5_000
@@ -399,28 +401,6 @@ struct ModuleSupervisorTests {
                     == #"{"op":"ok","id":1,"subscription":1}"#)
             #expect(broker.broker.modules.isLoaded("polite"))
             let load = try await broker.http().post("/v1/modules/polite/load")
-            #expect(load.status == 200)
-            #expect(load.text.contains(#""state":"running""#), "\(load.text)")
-            #expect(supervisor.statuses.first?.restarts == 0)
-        }
-        try await broker.stop()
-    }
-
-    /// The same for a module that presents no token: its process is known by its process group.
-    @Test func aModuleWithoutItsTokenIsToldFromAnotherConnectionOfItsNameByItsProcessGroup() async throws {
-        let modules = try ModuleFixture()
-        defer { modules.remove() }
-        try modules.add("tokenless", arguments: ["--no-token"])
-        let broker = try await TestBroker.start(http: true, modules: modules.directory) {
-            quickStop(&$0)
-            $0.modules.startupTimeoutMs = 5_000
-        }
-        let supervisor = broker.supervisor!
-        try await broker.withModule("tokenless") { (helper: inout Conversation) async throws in
-            #expect(
-                try await helper.request(#"{"op":"subscribe","id":1,"topics":["nothing.here"]}"#)
-                    == #"{"op":"ok","id":1,"subscription":1}"#)
-            let load = try await broker.http().post("/v1/modules/tokenless/load")
             #expect(load.status == 200)
             #expect(load.text.contains(#""state":"running""#), "\(load.text)")
             #expect(supervisor.statuses.first?.restarts == 0)

@@ -30,16 +30,12 @@ final class RawWebSocket: @unchecked Sendable {
     private var received: [UInt8] = []
 
     /// Connects to `address` (`host:port`) and upgrades `path`; throws unless the answer is 101.
-    /// `receiveBuffer` fixes the socket's receive buffer (the kernel's autotuning lets it grow to megabytes).
-    init(address: String, path: String, receiveBuffer: Int32? = nil) throws {
+    init(address: String, path: String) throws {
         let colon = address.lastIndex(of: ":")!
         let port = UInt16(address[address.index(after: colon)...])!
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var timeout = timeval(tv_sec: 20, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        if var receiveBuffer {
-            setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, socklen_t(MemoryLayout<Int32>.size))
-        }
         var socketAddress = sockaddr_in()
         socketAddress.sin_family = sa_family_t(AF_INET)
         socketAddress.sin_port = port.bigEndian

@@ -1,7 +1,7 @@
 import Synchronization
 
 /// A one-way flag that tasks can wait for: closed until ``open()``, open for good after. A waiting task
-/// that is cancelled stops waiting.
+/// that is cancelled stops waiting. ``isOpen`` is a lock-free read (the broker asks it on every publish).
 package final class Latch: Sendable {
     private struct State {
         var isOpen = false
@@ -10,10 +10,12 @@ package final class Latch: Sendable {
     }
 
     private let state = StateLock(State())
+    /// `state.isOpen`, readable without the lock; set under it, before the waiters are resumed.
+    private let opened = Atomic<Bool>(false)
 
     package init() {}
 
-    package var isOpen: Bool { state.withLock { $0.isOpen } }
+    package var isOpen: Bool { opened.load(ordering: .acquiring) }
 
     /// Opens the latch and resumes every waiter; returns whether this call opened it (only the first does).
     @discardableResult
@@ -21,6 +23,7 @@ package final class Latch: Sendable {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>]? in
             guard !state.isOpen else { return nil }
             state.isOpen = true
+            opened.store(true, ordering: .releasing)
             defer { state.waiters.removeAll() }
             return Array(state.waiters.values)
         }

@@ -35,7 +35,6 @@ public final class Broker: Sendable {
     /// The pumps woken on each event loop, run by one task per loop (``PumpWakeups``).
     let pumpWakeups = LoopPumpWakeups()
     private let sessions = Atomic<UInt64>(0)
-    private let shuttingDown = Atomic<Bool>(false)
     private let started = Atomic<Bool>(false)
     /// When the broker was made, for `node.startup_completed`'s `duration_ms`.
     private let createdAt = ContinuousClock.now
@@ -124,7 +123,7 @@ public final class Broker: Sendable {
 
     /// Whether `node.shutdown` was published: new subscribes and publishes are refused with
     /// `shutting_down` (PROTOCOL.md §2.4).
-    public var isShuttingDown: Bool { shuttingDown.load(ordering: .acquiring) }
+    public var isShuttingDown: Bool { shutdownLatch.isOpen }
 
     /// A listener could not start: the start-up ends, and the shutdown it begins says `startup_failed`.
     public func startupFailed() {
@@ -136,11 +135,10 @@ public final class Broker: Sendable {
     /// first time it is called; later calls do nothing. The reason is `signal` (EVENTS.md: SIGTERM or SIGINT,
     /// whether or not the start-up completed) unless ``startupFailed()`` began it.
     public func beginShutdown(reason: String = "signal") {
-        guard shuttingDown.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
-        else { return }
+        // Opening the latch sets the flag new requests are refused by and wakes who waits for the shutdown.
+        guard shutdownLatch.open() else { return }
         shutdownStarted.withLock { $0 = .now }
         logger.info("shutting down", metadata: ["shutdown.reason": "\(reason)"])
-        shutdownLatch.open()
         let timeout = (configuration.modules.shutdownTimeoutMs + 999) / 1000
         // Published after the flag is set: a subscriber told of the shutdown finds new requests refused.
         publish(NodeShutdown(reason: reason, timeoutSeconds: timeout))
