@@ -55,7 +55,7 @@ final class BrokerConnection {
     /// deliveries, and the close — after a `bye` the broker still sends what it owes.
     func handle(_ frames: [InboundFrame]) {
         guard !isClosing, !isClosingAfterReplies else { return }
-        let keepOpen = session.handle(frames)
+        let keepOpen = WakeupsHeldForARead.holding { session.handle(frames) }
         if closableAs == nil, session.isModule, let module = session.moduleName {
             // The supervisor closes a module's every connection when it stops the module.
             closableAs = module
