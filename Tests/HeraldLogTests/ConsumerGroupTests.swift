@@ -29,10 +29,11 @@ struct GroupFixture {
     let groups: ConsumerGroups
     let time = ManualClock()
 
-    init(partitions: Int = 8, settings: GroupSettings = GroupSettings()) throws {
+    init(partitions: Int = 8, settings: GroupSettings = GroupSettings(), segmentBytes: Int? = nil) throws {
         directory = try TemporaryDirectory()
-        log = try DurableLog(
-            configuration: LogConfiguration(directory: directory.path + "/log", partitions: partitions))
+        var configuration = LogConfiguration(directory: directory.path + "/log", partitions: partitions)
+        if let segmentBytes { configuration.segmentBytes = segmentBytes }
+        log = try DurableLog(configuration: configuration)
         groups = try ConsumerGroups(
             log: log, directory: directory.path + "/groups", settings: settings, clock: time.clock)
     }
@@ -115,6 +116,29 @@ struct ConsumerGroupTests {
         #expect(group.lag().first?.committed == 0)
         _ = group.ack(member, seqs: [1, 3, 4])
         #expect(group.lag().first?.committed == 4)
+    }
+
+    /// An event waiting for its redelivery is still unacknowledged: it keeps its place in the member's
+    /// `max_in_flight`, and the events after it wait in the log (a review saw a member slower than its ack
+    /// wait hold twice its limit).
+    @Test func eventsWaitingForARedeliveryCountAgainstMaxInFlight() async throws {
+        let fixture = try GroupFixture(partitions: 1, settings: GroupSettings(ackWaitMs: 100, backoffMs: [1000]))
+        defer { fixture.close() }
+        for index in 0..<10 { try await fixture.store("tx", id: "e\(index)") }
+        let group = try fixture.group()
+        let member = group.join(subscription: 1, maxInFlight: 3, ackWaitMs: nil)
+        #expect(try group.take(member, maximum: 100).map(\.offset) == [0, 1, 2])
+        fixture.time.advance(100)
+        group.expire(now: fixture.time.clock.monotonic())
+        // All three wait for their backoff: nothing new is handed out meanwhile.
+        #expect(try group.take(member, maximum: 100).isEmpty)
+        fixture.time.advance(1000)
+        let again = try group.take(member, maximum: 100)
+        #expect(again.map(\.offset) == [0, 1, 2])
+        #expect(again.map(\.attempt) == [2, 2, 2])
+        // One acknowledged: one new event.
+        #expect(group.ack(member, seqs: [try #require(again.first).seq]).unknown.isEmpty)
+        #expect(try group.take(member, maximum: 100).map(\.offset) == [3])
     }
 
     @Test func aTimedOutDeliveryComesBackAfterTheBackoffWithoutHoldingBackLaterEvents() async throws {
@@ -311,6 +335,53 @@ struct ConsumerGroupTests {
         #expect(throws: GroupError.topicsDiffer(group: "latest", existing: ["#"])) {
             try fixture.group("latest", topics: ["tx"])
         }
+    }
+
+    /// A `from` past the end of a partition (an offset beyond its last event, a time after it) starts at its
+    /// end, as `latest`: the events stored later reach the group, none is passed over unseen, and the lag
+    /// counts them. (An offset of 100 used to be taken as it was: the events up to it skipped, the lag 0.)
+    @Test func aStartPastTheEndIsTheEnd() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        for index in 0..<3 { try await fixture.store("tx", id: "e\(index)") }
+        let groups = [
+            try fixture.group("offset", from: .offset(100)),
+            try fixture.group("time", from: .time(fixture.time.wall + 3_600_000)),
+        ]
+        for group in groups {
+            #expect(group.lag() == [PartitionLag(partition: 0, committed: 3, head: 3, oldestUnackedAgeMs: nil)])
+        }
+        try await fixture.store("tx", id: "later")
+        for group in groups {
+            #expect(group.lag().first?.committed == 3)
+            #expect(group.lag().first?.head == 4)
+            let member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+            #expect(try group.take(member, maximum: 10).map(\.eventID) == ["later"])
+        }
+    }
+
+    /// Events retention deleted before the group got to them are not lag: the committed offset shown starts
+    /// at the partition's first event, and the oldest age is that event's.
+    @Test func eventsDeletedByRetentionAreNotCountedAsLag() async throws {
+        let fixture = try GroupFixture(partitions: 1, segmentBytes: 400)
+        defer { fixture.close() }
+        for index in 0..<20 {
+            try await fixture.store("tx", id: "e\(index)")
+            fixture.time.advance(1000)
+        }
+        let group = try fixture.group()
+        let member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        #expect(try group.take(member, maximum: 3).map(\.offset) == [0, 1, 2])
+        _ = try fixture.log.deleteSegments(partition: 0, before: 15)
+        let start = fixture.log.bounds(partition: 0).start
+        #expect(start > 3)
+        let first = try #require(try fixture.log.read(partition: 0, from: start, maximumRecords: 1).first)
+        #expect(
+            group.lag() == [
+                PartitionLag(
+                    partition: 0, committed: start, head: 20,
+                    oldestUnackedAgeMs: fixture.time.wall - first.timestamp)
+            ])
     }
 
     @Test func aGroupResumesAfterARestartExactlyAfterWhatWasAcknowledged() async throws {

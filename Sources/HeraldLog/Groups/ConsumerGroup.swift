@@ -139,7 +139,8 @@ public final class ConsumerGroup: Sendable {
                 switch start {
                 case .latest: bounds.end
                 case .earliest: bounds.start
-                case .offset(let offset): offset
+                // Past the end: the end, so that no event stored later is passed over unseen (as `latest`).
+                case .offset(let offset): min(offset, bounds.end)
                 case .time(let time): try log.offset(partition: partition, atOrAfter: time)
                 }
             cursors.append(Cursor(next: next))
@@ -248,12 +249,19 @@ public final class ConsumerGroup: Sendable {
             guard let found = state.members[member.id] else { return }
             var capacity = Budget(events: min(maximum, found.maxInFlight - found.inFlight.count), bytes: maximumBytes)
             let partitions = found.partitions
+            // Events of its partitions that wait for a redelivery are still unacknowledged: they keep their
+            // places in its `max_in_flight` (PROTOCOL.md §4.2), and new events take only what they leave.
+            var waiting = partitions.reduce(0) { $0 + state.cursors[$1].due.count }
             let before = deliveries.count
             for index in partitions.indices where !capacity.isSpent && failure == nil {
                 let partition = partitions[(found.rotation + index) % partitions.count]
                 do throws(LogError) {
+                    let due = state.cursors[partition].due.count
                     try redeliver(&state, partition, to: member.id, now: now, capacity: &capacity, into: &deliveries)
-                    try deliverNew(&state, partition, to: member.id, now: now, capacity: &capacity, into: &deliveries)
+                    waiting -= due - state.cursors[partition].due.count
+                    try deliverNew(
+                        &state, partition, to: member.id, now: now, capacity: &capacity, reserving: waiting,
+                        into: &deliveries)
                 } catch {
                     failure = error
                 }
@@ -296,14 +304,16 @@ public final class ConsumerGroup: Sendable {
         }
     }
 
+    /// Hands out new events of `partition` while `capacity` lasts beyond the `reserving` places kept for
+    /// redeliveries.
     private func deliverNew(
         _ state: inout State, _ partition: Int, to member: UInt64, now: Int64, capacity: inout Budget,
-        into deliveries: inout [GroupDelivery]
+        reserving: Int, into deliveries: inout [GroupDelivery]
     ) throws(LogError) {
-        while !capacity.isSpent {
+        while !capacity.isSpent, capacity.events > reserving {
             let records = try log.read(
-                partition: partition, from: state.cursors[partition].next, maximumRecords: min(capacity.events, 512),
-                maximumBytes: capacity.bytes)
+                partition: partition, from: state.cursors[partition].next,
+                maximumRecords: min(capacity.events - reserving, 512), maximumBytes: capacity.bytes)
             guard !records.isEmpty else { return }
             for record in records {
                 state.cursors[partition].next = record.offset + 1
@@ -695,24 +705,20 @@ public final class ConsumerGroup: Sendable {
     // MARK: Lag and persistence
 
     /// Per partition: the committed offset, the head of the log and the age of the oldest event not
-    /// acknowledged yet (pending, or not yet delivered).
+    /// acknowledged yet (pending, or not yet delivered). Events that retention deleted before the group got
+    /// to them are not counted: the committed offset shown is at least the partition's first.
     public func lag() -> [PartitionLag] {
         let now = clock.wall()
-        let positions = state.withLock { state in
-            state.cursors.map { cursor in
-                (committed: cursor.committed, oldest: cursor.pending.values.map(\.timestamp).min())
-            }
-        }
-        return positions.enumerated().map { partition, position in
-            let head = log.bounds(partition: partition).end
-            var oldest = position.oldest
-            if oldest == nil, position.committed < head {
-                oldest =
-                    (try? log.read(partition: partition, from: position.committed, maximumRecords: 1))?.first?
-                    .timestamp
+        let cursors = state.withLock { $0.cursors }
+        return cursors.enumerated().map { partition, cursor in
+            let bounds = log.bounds(partition: partition)
+            let committed = max(cursor.committed, bounds.start)
+            var oldest = cursor.pending.lazy.filter { $0.key >= bounds.start }.map(\.value.timestamp).min()
+            if oldest == nil, committed < bounds.end {
+                oldest = (try? log.read(partition: partition, from: committed, maximumRecords: 1))?.first?.timestamp
             }
             return PartitionLag(
-                partition: partition, committed: position.committed, head: head,
+                partition: partition, committed: committed, head: bounds.end,
                 oldestUnackedAgeMs: oldest.map { max(0, now - $0) })
         }
     }
