@@ -154,11 +154,13 @@ struct Serve: AsyncParsableCommand {
                 throw fail("\(error)")
             }
         }
-        // Shut down in reverse: the supervisor first, while the socket still serves the modules it stops.
+        // Shut down in reverse: the supervisor first, while the socket still serves the modules it stops; the
+        // IPC listeners' drain next; the HTTP gateway last, so that probes and operators watch the shutdown
+        // through (docs/protocol.md, "Shutdown").
         let services = ServiceGroup(
             configuration: .init(
-                services: [listener] + (tcpListener.map { [$0] } ?? []) + (bridge.map { [$0] } ?? []) + [
-                    gateway, GroupLagMonitor(broker: broker), Housekeeping(broker: broker), supervisor,
+                services: [gateway, listener] + (tcpListener.map { [$0] } ?? []) + (bridge.map { [$0] } ?? []) + [
+                    GroupLagMonitor(broker: broker), Housekeeping(broker: broker), supervisor,
                 ],
                 logger: logger
             )

@@ -115,6 +115,33 @@ struct ServeTests {
         #expect(errors.contains("second signal: stopping now"))
     }
 
+    /// The HTTP listener stops last: while the IPC connections drain, probes and operators still get answers
+    /// (`/readyz` 503), and it stops once the last connection left. It used to stop right after the
+    /// supervisor, refusing connections while the IPC socket's grace period ran.
+    @Test func httpServesUntilTheIPCConnectionsHaveDrained() async throws {
+        let directory = try temporaryDirectory()
+        try "[modules]\nshutdown_timeout_ms = 600000\n".write(
+            toFile: directory + "/herald.toml", atomically: true, encoding: .utf8)
+        let run = try HeraldRun.start(["serve", "--http", "127.0.0.1:0"], in: directory)
+        let line = try #require(await run.firstLine())
+        let http = String(try #require(line.split(separator: " ").last { $0.hasPrefix("http=") }).dropFirst(5))
+        let socket = directory + "/herald-data/herald.sock"
+        do {
+            let peer = try BlockingPeer(path: socket)
+            #expect(try await HeraldHTTPClient(address: http).get("/readyz").status == 200)
+            kill(run.process.processIdentifier, SIGTERM)
+            // The shutdown has begun once the socket refuses connections; the peer's connection drains.
+            while IPCListener.acceptsConnections(unixSocket: socket) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(try await HeraldHTTPClient(address: http).get("/readyz").status == 503)
+            withExtendedLifetime(peer) {}
+        }
+        // The peer closed its connection: the drain is over, and the broker exits.
+        let (status, _) = await run.finish()
+        #expect(status == 0)
+    }
+
     @Test func flagsOverrideTheFile() async throws {
         let directory = try temporaryDirectory()
         try "data_dir = \"from-file\"\n[ipc]\nmax_frame = 8192\n".write(

@@ -26,13 +26,17 @@ public struct DeliveryStatistics: Sendable, Hashable, Codable {
 }
 
 /// The live counters behind ``DeliveryStatistics``: shared by every subscription of one name and updated
-/// without the bus's lock, so counting never serialises publishers and subscribers.
+/// without the bus's lock, so counting never serialises publishers and subscribers. They only ever grow
+/// (``totals``, what the metrics count); a reset moves the base the statistics are counted from.
 final class DeliveryCounters: Sendable {
     let successful = Atomic<UInt64>(0)
     let failed = Atomic<UInt64>(0)
     let channelFull = Atomic<UInt64>(0)
+    /// The totals at the last reset.
+    private let base = Mutex(DeliveryStatistics())
 
-    var snapshot: DeliveryStatistics {
+    /// Every count since the name was first seen, resets ignored.
+    var totals: DeliveryStatistics {
         DeliveryStatistics(
             successful: successful.load(ordering: .relaxed),
             failed: failed.load(ordering: .relaxed),
@@ -40,9 +44,19 @@ final class DeliveryCounters: Sendable {
         )
     }
 
+    /// The counts since the last reset.
+    var snapshot: DeliveryStatistics {
+        let base = base.withLock { $0 }
+        let totals = totals
+        return DeliveryStatistics(
+            successful: totals.successful - base.successful,
+            failed: totals.failed - base.failed,
+            channelFull: totals.channelFull - base.channelFull
+        )
+    }
+
     func reset() {
-        successful.store(0, ordering: .relaxed)
-        failed.store(0, ordering: .relaxed)
-        channelFull.store(0, ordering: .relaxed)
+        // Read under the lock: totals only grow, so a snapshot taken after never goes below this base.
+        base.withLock { $0 = totals }
     }
 }

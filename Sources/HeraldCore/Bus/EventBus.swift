@@ -210,6 +210,11 @@ public final class EventBus: Sendable {
         routing.withLock { $0.counters }.mapValues(\.snapshot)
     }
 
+    /// Every delivery count of every subscriber name ever seen, as if never reset: what the metrics count.
+    public func allDeliveryTotals() -> [String: DeliveryStatistics] {
+        routing.withLock { $0.counters }.mapValues(\.totals)
+    }
+
     /// Starts the statistics of `subscriber` at zero if its name was never seen: a module's counts run from
     /// its first connection (PROTOCOL.md §5), whether or not it subscribes.
     public func noteSubscriber(_ subscriber: String) {

@@ -58,7 +58,7 @@ final class BrokerMetrics: Sendable {
             Gauge(label: "herald_connections", dimensions: [("kind", kind.rawValue)]).record(connections(kind))
         }
         Gauge(label: "herald_subscriptions").record(broker.bus.subscriptionCount)
-        reportDeliveries(broker.bus.allDeliveryStatistics())
+        reportDeliveries(broker.bus.allDeliveryTotals())
         if let log = broker.log {
             let usage = log.usage
             Gauge(label: "herald_log_bytes").record(usage.bytes)
@@ -77,15 +77,15 @@ final class BrokerMetrics: Sendable {
         }
     }
 
-    /// Counters of deliveries and drops per module grow by what the statistics gained since the last
-    /// scrape; statistics reset through the API start counting again from zero, without the counter going
-    /// back (a Prometheus counter never decreases).
+    /// Counters of deliveries and drops per module grow by what the totals gained since the last scrape. The
+    /// totals ignore resets of the statistics through the API, so nothing counted between a scrape and a
+    /// reset is lost and the counters never go back.
     private func reportDeliveries(_ statistics: [String: DeliveryStatistics]) {
         let changes = reported.withLock { reported in
             var changes: [(String, DeliveryStatistics)] = []
             for (module, now) in statistics {
                 let before = reported[module] ?? DeliveryStatistics()
-                func gained(_ now: UInt64, _ before: UInt64) -> UInt64 { now >= before ? now - before : now }
+                func gained(_ now: UInt64, _ before: UInt64) -> UInt64 { now - before }
                 changes.append(
                     (
                         module,
