@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HeraldClient
+import HeraldCore
 import HeraldProtocol
 import HeraldServer
 
@@ -32,6 +33,13 @@ struct HTTPOptions: ParsableArguments {
     /// Sends the request and returns the JSON body of a 2xx answer; anything else is a one-line reason on
     /// standard error (the API's error message) and a non-zero exit.
     func call(_ method: String, _ path: String) async throws -> [String: Any] {
+        try await answer(method, path).json
+    }
+
+    /// ``call(_:_:)``'s answer with the bytes it was parsed from: events are printed as the broker sent
+    /// them, their payloads byte for byte (PROTOCOL.md §1), not as `JSONSerialization` would write them
+    /// again (keys sorted, numbers rewritten, a repeated key dropped).
+    func answer(_ method: String, _ path: String) async throws -> (json: [String: Any], bytes: [UInt8]) {
         let response: HeraldHTTPClient.Response
         do {
             response = try await HeraldCLI.answered(within: timeout) { try await client.request(method, path) }
@@ -45,7 +53,26 @@ struct HTTPOptions: ParsableArguments {
             throw fail("HTTP \(response.status) from \(method) \(path)")
         }
         guard let body = response.json else { throw fail("\(method) \(path): the answer is not a JSON object") }
-        return body
+        return (body, response.body)
+    }
+
+    /// The elements of the array `key` of the JSON object `body`, each as the text the broker sent.
+    static func elements(of key: String, in body: [UInt8]) -> [String] {
+        body.withUnsafeBufferPointer { buffer in
+            var elements: [String] = []
+            var scanner = JSONScanner(buffer)
+            try? scanner.readObject { name, scanner throws(JSONSyntaxError) in
+                guard name == key, scanner.peek() == UInt8(ascii: "[") else {
+                    try scanner.skipValue()
+                    return
+                }
+                try scanner.readArray { element throws(JSONSyntaxError) in
+                    let range = try element.skipValue()
+                    elements.append(String(decoding: UnsafeBufferPointer(rebasing: buffer[range]), as: UTF8.self))
+                }
+            }
+            return elements
+        }
     }
 
     /// Prints `value` as one line of JSON.
@@ -185,10 +212,10 @@ struct DeadLetters: AsyncParsableCommand {
         let path = "/v1/groups/\(group)/dead-letters"
         switch action {
         case .list:
-            let body = try await options.call("GET", path + "?limit=\(limit)")
-            if options.json { return options.printJSON(body) }
-            // One envelope per line, like `herald tail`.
-            for letter in body["dead_letters"] as? [Any] ?? [] { options.printJSON(letter) }
+            let (_, bytes) = try await options.answer("GET", path + "?limit=\(limit)")
+            if options.json { return printLine(String(decoding: bytes, as: UTF8.self)) }
+            // One envelope per line, like `herald tail`, as stored.
+            for letter in HTTPOptions.elements(of: "dead_letters", in: bytes) { printLine(letter) }
         case .replay:
             let body = try await options.call("POST", path + "/replay")
             if options.json { return options.printJSON(body) }
@@ -230,9 +257,9 @@ struct Replay: AsyncParsableCommand {
             let page = min(1000, limit.map { $0 - printed } ?? 1000)
             var query = "topic=\(Self.escape(pattern))&from=\(Self.escape(from))&limit=\(page)"
             if let partition { query += "&partition=\(partition)" }
-            let body = try await options.call("GET", "/v1/events?" + query)
-            let events = body["events"] as? [Any] ?? []
-            for event in events { options.printJSON(event) }
+            let (body, bytes) = try await options.answer("GET", "/v1/events?" + query)
+            let events = HTTPOptions.elements(of: "events", in: bytes)
+            for event in events { printLine(event) }
             printed += events.count
             guard !events.isEmpty, let next = body["next"] as? String else { break }
             from = next

@@ -36,6 +36,12 @@ struct AdminCLITests {
         #expect(Set(ids) == ["e0", "e1", "e2", "e3", "e4"] && ids.count == 5)
         let (_, odd, _) = try await Self.run(["replay", "tx.odd", "--limit", "1"], broker)
         #expect(odd.split(separator: "\n").count == 1 && odd.contains(#""event_type":"tx.odd""#))
+        // Printed as stored: the payload byte for byte, not rewritten (keys sorted, 2.50 as 2.5, 1e3 as 1000).
+        let raw = #"{"z":1,"a":2.50,"f":1e3,"s":"\u00e9/"}"#
+        let event = #"{"event_type":"tx.raw","event_id":"raw","payload":\#(raw)}"#
+        #expect(try await broker.http().post("/v1/events", json: event).status == 200)
+        let (_, stored, _) = try await Self.run(["replay", "tx.raw"], broker)
+        #expect(stored.contains(#""payload":\#(raw)"#))
         let (failed, _, errors) = try await Self.run(["replay", "tx..x"], broker)
         #expect(failed != 0)
         #expect(errors.hasPrefix("herald: invalid_topic: topic:"))
@@ -46,7 +52,8 @@ struct AdminCLITests {
         let broker = try await Self.start()
         try await broker.withModule("worker") { (client: inout Conversation) async throws in
             _ = try await client.request(#"{"op":"subscribe","id":1,"topics":["tx.#"],"group":"workers"}"#)
-            _ = try await broker.http().post("/v1/events", json: #"{"event_type":"tx","event_id":"bad"}"#)
+            _ = try await broker.http().post(
+                "/v1/events", json: #"{"event_type":"tx","event_id":"bad","payload":{"z":1,"a":2.50}}"#)
             #expect(try await client.receive()?.contains(#""event_id":"bad""#) == true)
             try await client.send(#"{"op":"nack","subscription":1,"seq":1,"dead_letter":true}"#)
             let group = try #require(broker.broker.groups?.group(named: "workers"))
@@ -63,6 +70,7 @@ struct AdminCLITests {
 
             let (_, letters, _) = try await Self.run(["dlq", "workers"], broker)
             #expect(letters.contains(#""event_id":"bad""#) && letters.contains(#""dead_letter_reason":"nack""#))
+            #expect(letters.contains(#""payload":{"z":1,"a":2.50}"#))
             let (_, replayed, _) = try await Self.run(["dlq", "workers", "replay"], broker)
             #expect(replayed == "replayed 1 dead letters into workers; kept 0\n")
             #expect(try await client.receive()?.contains(#""attempt":1"#) == true)
