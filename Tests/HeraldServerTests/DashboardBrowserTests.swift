@@ -63,6 +63,13 @@ struct DashboardBrowserTests {
                     "/v1/events", json: #"{"event_type":"block.filler","payload":"\#(filler)"}"#)
                 #expect(published.status == 200)
             }
+            // More stored events than a page of the API holds, before the newest: the page still shows these.
+            for batch in 0..<2 {
+                let older = (0..<1000).map { #"{"event_type":"tx.old","event_id":"old-\#(batch)-\#($0)"}"# }
+                let stored = try await broker.http().post(
+                    "/v1/events", json: #"{"events":["# + older.joined(separator: ",") + "]}")
+                #expect(stored.status == 200)
+            }
             let events = (1...3).map {
                 #"{"event_type":"block.new","chain_id":1,"event_id":"dash-\#($0)","payload":{"number":\#($0)}}"#
             }

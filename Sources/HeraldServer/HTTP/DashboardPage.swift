@@ -140,14 +140,29 @@ enum DashboardPage {
           $("count").textContent = shown;
         }
 
+        // The newest 50 stored events of the filter: the API reads forward from a time, so the last 15 minutes
+        // are narrowed while they hold more than a page, and the last window is read to its end.
+        async function lastStored(pattern) {
+          const read = (from) => api("/v1/events?topic=" + encodeURIComponent(pattern) + "&from=" + encodeURIComponent(from) + "&limit=1000");
+          let page;
+          for (const seconds of [900, 120, 15, 2]) {
+            page = await read(new Date(Date.now() - seconds * 1000).toISOString());
+            if (page.events.length < 1000) return page.events.slice(-50);
+          }
+          let events = page.events.slice(-50);
+          for (let pages = 0; page.next && page.events.length === 1000 && pages < 20; pages++) {
+            page = await read(page.next);
+            events = events.concat(page.events).slice(-50);
+          }
+          return events;
+        }
+
         async function connect() {
           if (socket) { socket.onclose = null; socket.close(); }
           $("events").innerHTML = ""; $("error").textContent = "";
           const pattern = $("filter").value.trim() || "#";
           try {
-            const since = new Date(Date.now() - 15 * 60 * 1000).toISOString();
-            const recent = await api("/v1/events?topic=" + encodeURIComponent(pattern) + "&from=" + encodeURIComponent(since) + "&limit=1000");
-            for (const event of recent.events.slice(-50)) addEvent(event, false);
+            for (const event of await lastStored(pattern)) addEvent(event, false);
           } catch (error) { $("error").textContent = "stored events: " + error.message; }
           const url = new URL("/v1/ws", location.href);
           url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
