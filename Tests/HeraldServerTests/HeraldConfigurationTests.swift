@@ -306,6 +306,21 @@ import Testing
         }
     }
 
+    /// TOMLKit cuts a string at a NUL (`"mods\u0000/x"` read as `"mods"`): such a text is refused, naming the
+    /// line; an escaped backslash before `u0000` is text, not a NUL.
+    @Test func aStringHoldingNULIsRefused() throws {
+        for text in [#"data_dir = "a\u0000b""#, "[modules]\n" + #"dir = "mods\U00000000/x""#] {
+            do {
+                _ = try HeraldConfiguration().applying(toml: text)
+                Issue.record("accepted: \(text)")
+            } catch {
+                #expect(error.description.contains("a string holds \\u0000 (NUL)"))
+                #expect(error.description.contains("line \(text.hasPrefix("[") ? 2 : 1):"))
+            }
+        }
+        #expect(try HeraldConfiguration().applying(toml: #"data_dir = "a\\u0000b""#).dataDirectory == #"a\u0000b"#)
+    }
+
     @Test func exposingHTTPBeyondLoopbackNeedsTokens() throws {
         var configuration = HeraldConfiguration()
         configuration.http.listen = "0.0.0.0:7480"

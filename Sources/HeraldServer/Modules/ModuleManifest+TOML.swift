@@ -20,6 +20,9 @@ extension ModuleManifest {
         } catch {
             throw ManifestError(file: file, "cannot be read: \(error)")
         }
+        if let line = TOMLText.nulEscapeLine(in: text) {
+            throw ManifestError(file: file, "line \(line): a string holds \\u0000 (NUL), which no setting may hold")
+        }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
