@@ -121,7 +121,9 @@ struct MetricsTests {
 
     @Test func httpRequestsAreCountedAndTimedByRouteAndStatus() async throws {
         let broker = try await TestBroker.start(http: true) {
-            $0.tokens = [.init(name: "ops", secret: "ops-secret", publish: [], subscribe: [], admin: true)]
+            $0.tokens = [
+                .init(name: "ops", secret: "ops-secret", publish: [], subscribe: [try! TopicPattern("a")], admin: true)
+            ]
         }
         let http = broker.http(token: "ops-secret")
         let before = try await Self.scrape(broker, token: "ops-secret")
@@ -131,6 +133,19 @@ struct MetricsTests {
         #expect(try await broker.http(token: "wrong").get("/v1/stats").status == 401)
         let path = "/no/such/path/\(UUID().uuidString)"
         #expect(try await http.get(path).status == 404)
+        // WebSocket upgrades, answered before the router: one refused for its token, one accepted.
+        let upgrade = [
+            ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]
+        #expect(try await broker.http().request("GET", "/v1/ws?topics=a&token=wrong", headers: upgrade).status == 401)
+        try await HeraldWebSocket.connect(
+            address: broker.gateway!.address, path: "/v1/ws?topics=a", token: "ops-secret"
+        ) {
+            (_: HeraldWebSocket, messages: HeraldWebSocket.Messages) async throws in
+            var messages = messages.makeAsyncIterator()
+            #expect(try await messages.next() == #"{"op":"ok","subscription":1}"#)
+        }
         let after = try await Self.scrape(broker, token: "ops-secret")
         // The registry is the test process's, shared with tests running meanwhile: at least these requests.
         func gained(_ key: String) -> Double { (after[key] ?? 0) - (before[key] ?? 0) }
@@ -148,6 +163,9 @@ struct MetricsTests {
             gained(#"herald_http_requests_total{method="GET",route="/v1/stats",status="401",token="anonymous"}"#) >= 1)
         #expect(
             gained(#"herald_http_requests_total{method="GET",route="/v1/stats",status="401",token="invalid"}"#) >= 1)
+        #expect(gained(#"herald_http_requests_total{method="GET",route="/v1/ws",status="401",token="invalid"}"#) >= 1)
+        #expect(gained(#"herald_http_requests_total{method="GET",route="/v1/ws",status="101",token="ops"}"#) >= 1)
+        #expect(gained(#"herald_http_request_duration_seconds_count{method="GET",route="/v1/ws"}"#) >= 2)
         // A path no route matches is one series, whatever the path.
         #expect(gained(#"herald_http_requests_total{method="GET",route="unmatched",status="404",token="ops"}"#) >= 1)
         #expect(!after.keys.contains { $0.contains("nobody") || $0.contains(path) })

@@ -40,17 +40,21 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
     let check: @Sendable (URI, HTTPHeaders) throws(APIError) -> HTTPGateway.WebSocketRequest
     /// The handler that serves an accepted WebSocket.
     let serve: @Sendable (HTTPGateway.WebSocketRequest) -> WebSocketConnectionHandler
+    /// The configured tokens, whose names label the upgrades in the HTTP metrics.
+    let tokens: [HeraldConfiguration.Token]
 
     init(
         responder: @escaping HTTPChannelHandler.Responder,
         http1: HTTP1Channel.Configuration,
         maxFrame: Int,
+        tokens: [HeraldConfiguration.Token],
         check: @escaping @Sendable (URI, HTTPHeaders) throws(APIError) -> HTTPGateway.WebSocketRequest,
         serve: @escaping @Sendable (HTTPGateway.WebSocketRequest) -> WebSocketConnectionHandler
     ) {
         self.responder = responder
         self.http1 = http1
         self.maxFrame = maxFrame
+        self.tokens = tokens
         self.check = check
         self.serve = serve
     }
@@ -60,6 +64,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             let attempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
             let check = self.check
             let serve = self.serve
+            let tokens = self.tokens
             let upgrader = NIOTypedWebSocketServerUpgrader<Upgrade>(
                 maxFrameSize: maxFrame,
                 enableAutomaticErrorHandling: false,
@@ -109,7 +114,17 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             let decoder = try channel.pipeline.syncOperations.handler(
                 type: ByteToMessageHandler<HTTPRequestDecoder>.self)
             try channel.pipeline.syncOperations.addHandler(
-                WebSocketUpgradeGate { uri, headers throws(APIError) in _ = try check(uri, headers) },
+                WebSocketUpgradeGate(
+                    check: { uri, headers throws(APIError) in _ = try check(uri, headers) },
+                    answered: { head, status, started in
+                        let queryToken = URI(head.uri).queryParameters["token"].map(String.init)
+                        RequestMetrics.record(
+                            method: head.method.rawValue, route: "/v1/ws", status: status,
+                            token: RequestMetrics.tokenLabel(
+                                authorization: head.headers.first(name: "authorization"), queryToken: queryToken,
+                                tokens: tokens),
+                            since: started)
+                    }),
                 position: .after(decoder))
             return Value(upgrade: upgrade, channel: channel)
         }

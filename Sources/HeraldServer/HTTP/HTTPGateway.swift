@@ -89,6 +89,7 @@ public final class HTTPGateway: Service, Sendable {
                 responder: responder,
                 http1: .init(idleTimeout: .seconds(60)),
                 maxFrame: broker.configuration.ipc.maxFrame,
+                tokens: broker.configuration.tokens,
                 check: { uri, headers throws(APIError) in
                     try self.checkUpgrade(uri, headers: headers)
                 },

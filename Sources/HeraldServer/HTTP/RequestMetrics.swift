@@ -34,22 +34,29 @@ struct RequestMetrics: RouterMiddleware {
     ) {
         // Hummingbird names a request no route matched `NotFound`; routes all start with `/`.
         let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "unmatched"
-        let method = request.method.rawValue
+        let (authorization, queryToken) = BearerAuthentication.presented(by: request)
+        Self.record(
+            method: request.method.rawValue, route: route, status: Int(status.code),
+            token: Self.tokenLabel(authorization: authorization, queryToken: queryToken, tokens: tokens),
+            since: started)
+    }
+
+    /// Counts and times one request: also a WebSocket upgrade, answered before the router
+    /// (``WebSocketUpgradeGate``).
+    static func record(method: String, route: String, status: Int, token: String, since started: UInt64) {
         Counter(
             label: "herald_http_requests_total",
-            dimensions: [
-                ("method", method), ("route", route), ("status", String(status.code)), ("token", token(of: request)),
-            ]
+            dimensions: [("method", method), ("route", route), ("status", String(status)), ("token", token)]
         ).increment()
         Timer(label: "herald_http_request_duration_seconds", dimensions: [("method", method), ("route", route)])
             .recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
     }
 
-    /// The name the `token` label gives the request's token.
-    private func token(of request: Request) -> String {
-        guard !tokens.isEmpty else { return "anonymous" }
-        let (authorization, queryToken) = BearerAuthentication.presented(by: request)
-        guard authorization != nil || queryToken != nil else { return "anonymous" }
+    /// The name the `token` label gives the token a request presents.
+    static func tokenLabel(authorization: String?, queryToken: String?, tokens: [HeraldConfiguration.Token])
+        -> String
+    {
+        guard !tokens.isEmpty, authorization != nil || queryToken != nil else { return "anonymous" }
         return
             (try? BearerAuthentication.authenticate(
                 authorization: authorization, queryToken: queryToken, tokens: tokens))?.name ?? "invalid"

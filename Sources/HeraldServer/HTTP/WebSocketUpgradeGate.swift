@@ -1,3 +1,4 @@
+import Dispatch
 import Hummingbird
 import HummingbirdCore
 import NIOCore
@@ -21,16 +22,21 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
     static let firstRequestTimeout = TimeAmount.seconds(30)
 
     private let check: @Sendable (URI, HTTPHeaders) throws(APIError) -> Void
+    /// Told how each `/v1/ws` upgrade request was answered: its head, its status (101 when it goes on to the
+    /// upgrade), and when its head arrived (`DispatchTime` nanoseconds), for the HTTP metrics.
+    private let answered: @Sendable (HTTPRequestHead, Int, UInt64) -> Void
     private let timeout: TimeAmount
     private var refusing = false
     private var deadline: Scheduled<Void>?
 
     init(
         timeout: TimeAmount = firstRequestTimeout,
-        check: @escaping @Sendable (URI, HTTPHeaders) throws(APIError) -> Void
+        check: @escaping @Sendable (URI, HTTPHeaders) throws(APIError) -> Void,
+        answered: @escaping @Sendable (HTTPRequestHead, Int, UInt64) -> Void = { _, _, _ in }
     ) {
         self.timeout = timeout
         self.check = check
+        self.answered = answered
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -84,6 +90,7 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
             plain.headers.remove(name: "upgrade")
             return pass(wrapInboundOut(.head(plain)), context: context)
         }
+        let started = DispatchTime.now().uptimeNanoseconds
         do throws(APIError) {
             // What NIO's upgrader needs (RFC 6455 §4.2.1), said here with an error body.
             guard head.method == .GET else {
@@ -102,9 +109,11 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
             }
             try check(uri, head.headers)
         } catch {
+            answered(head, Int(error.status.code), started)
             refuse(error, context: context)
             return
         }
+        answered(head, 101, started)
         pass(data, context: context)
     }
 
