@@ -193,6 +193,8 @@ struct HTTPAPITests {
         (#"{"events":[]}"#, "invalid_request"),
         (#"{"events":[{"event_type":"tx"}],"more":1}"#, "invalid_request"),
         (#"{"payload":{}}"#, "invalid_event"),
+        // A batch whose `events` is not an array is a malformed batch, not an envelope with an unknown field.
+        (#"{"events":{}}"#, "invalid_request"),
     ])
     func aMalformedBodyIs400(_ body: String, _ code: String) async throws {
         let broker = try await Self.start()

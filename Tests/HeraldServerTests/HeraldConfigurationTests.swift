@@ -180,6 +180,10 @@ import Testing
             "configuration: auth.tokens[1].token: is the same secret as another token's"
         ),
         (
+            "[[auth.tokens]]\nname = \"a\"\ntoken = \"(redacted)\"\n[[auth.tokens]]\nname = \"b\"\ntoken = \"(redacted)\"",
+            "configuration: auth.tokens[1].token: is the same secret as another token's (as --print-config writes every secret: put them back)"
+        ),
+        (
             "[bridge.kafka]\nurl = \"x\"",
             "configuration: bridge.kafka: unknown key (the bridge there is: [bridge.rabbitmq])"
         ),

@@ -131,7 +131,9 @@ extension HeraldConfiguration {
                 throw ConfigurationError(key: "\(prefix).name", "'\(token.name)' is used by another token")
             }
             if tokens.contains(where: { $0.secret == token.secret }) {
-                throw ConfigurationError(key: "\(prefix).token", "is the same secret as another token's")
+                let redacted =
+                    token.secret == "(redacted)" ? " (as --print-config writes every secret: put them back)" : ""
+                throw ConfigurationError(key: "\(prefix).token", "is the same secret as another token's\(redacted)")
             }
             tokens.append(token)
         }

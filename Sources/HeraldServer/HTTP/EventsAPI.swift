@@ -93,7 +93,10 @@ extension HTTPGateway {
             guard scanner.peek() == UInt8(ascii: "{") else {
                 return .failure(.invalidRequest("body: must be an event envelope or {\"events\":[…]}"))
             }
+            var eventsNotAnArray = false
             try scanner.readObject { key, scanner throws(JSONSyntaxError) in
+                // An envelope has no `events` field: one that is not an array is a malformed batch.
+                if key == "events", scanner.peek() != UInt8(ascii: "[") { eventsNotAnArray = true }
                 guard key == "events", scanner.peek() == UInt8(ascii: "[") else {
                     otherKeys.append(key)
                     try scanner.skipValue()
@@ -106,6 +109,7 @@ extension HTTPGateway {
             guard scanner.isAtEnd else {
                 return .failure(.invalidRequest("body: trailing bytes after the JSON object"))
             }
+            if eventsNotAnArray { return .failure(.invalidRequest("events: must be an array of event envelopes")) }
         } catch {
             return .failure(.invalidRequest("body: not valid JSON: \(error)"))
         }

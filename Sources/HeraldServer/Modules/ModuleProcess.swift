@@ -242,7 +242,7 @@ struct ModuleProcessError: Error, Sendable, CustomStringConvertible {
 }
 
 /// One of a child's output pipes, cut into lines.
-private struct OutputStream {
+struct OutputStream {
     let descriptor: Int32
     let name: String
     private(set) var isClosed = false
@@ -267,16 +267,25 @@ private struct OutputStream {
             var start = 0
             for index in 0..<count where buffer[index] == UInt8(ascii: "\n") {
                 partial += buffer[start..<index]
+                emitPieces(emit)
                 emit(name, String(decoding: partial, as: UTF8.self))
                 partial.removeAll(keepingCapacity: true)
                 start = index + 1
             }
             partial += buffer[start..<count]
-            while partial.count >= ModuleProcess.longestLine {
-                emit(name, String(decoding: partial.prefix(ModuleProcess.longestLine), as: UTF8.self))
-                partial.removeFirst(ModuleProcess.longestLine)
-            }
+            emitPieces(emit)
         } while untilEmpty
+    }
+
+    /// Emits the line so far in pieces of ``ModuleProcess/longestLine`` bytes while there is more than one,
+    /// keeping the rest (at most a piece) for the line's end.
+    private mutating func emitPieces(_ emit: (String, String) -> Void) {
+        var taken = 0
+        while partial.count - taken > ModuleProcess.longestLine {
+            emit(name, String(decoding: partial[taken..<(taken + ModuleProcess.longestLine)], as: UTF8.self))
+            taken += ModuleProcess.longestLine
+        }
+        partial.removeFirst(taken)
     }
 
     /// Emits a last line that had no newline.

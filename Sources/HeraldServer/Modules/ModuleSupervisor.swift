@@ -111,8 +111,9 @@ public final class ModuleSupervisor: Service, Sendable {
                     let failed = manifest.dependencies.filter { !self.isLoaded($0) }
                     guard failed.isEmpty else {
                         let problem = "not started: dependency '\(failed[0])' is not loaded"
-                        self.broker.logger.error(
-                            "module not started",
+                        // During a shutdown the dependency was stopped on purpose: nothing for an alert.
+                        self.broker.logger.log(
+                            level: self.broker.isShuttingDown ? .info : .error, "module not started",
                             metadata: ["module": "\(manifest.name)", "module.problem": "\(problem)"])
                         self.state.withLock { $0.records[manifest.name]?.failForDependency(problem) }
                         self.wake(manifest.name)
