@@ -340,6 +340,8 @@ struct HTTPAPITests {
         ("/v1/events?from=c.1.2.3", 400, "invalid_request"),
         ("/v1/events?limit=1001", 400, "invalid_request"),
         ("/v1/events?partition=9", 400, "invalid_request"),
+        ("/v1/events?limit=1&limit=2", 400, "invalid_request"),
+        ("/v1/subscribers?event_type=a&event_type=b", 400, "invalid_request"),
     ])
     func badReplayQueriesAre400(_ path: String, _ status: Int, _ code: String) async throws {
         let broker = try await Self.start()

@@ -279,6 +279,10 @@ struct WebSocketGatewayTests {
         let crowded = try await broker.http().request("GET", "/v1/ws?topics=\(tooMany)", headers: upgrade)
         #expect(crowded.status == 400)
         #expect(crowded.text.contains("topics: must hold 1 to 64 patterns"))
+        // A parameter given twice is refused, not resolved by taking the first.
+        let twice = try await broker.http().request("GET", "/v1/ws?topics=qa&topics=qb", headers: upgrade)
+        #expect(twice.status == 400)
+        #expect(twice.text.contains("topics: given more than once in the query"))
         let version8 = try await broker.http().request(
             "GET", "/v1/ws",
             headers: [

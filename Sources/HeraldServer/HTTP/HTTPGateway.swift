@@ -107,6 +107,7 @@ public final class HTTPGateway: Service, Sendable {
         router.add(middleware: RequestMetrics(tokens: broker.configuration.tokens))
         router.add(middleware: ErrorBodies(routes: routes))
         router.add(middleware: BearerAuthentication(tokens: broker.configuration.tokens))
+        router.add(middleware: RepeatedQueryParameters())
         addBrokerRoutes(to: router)
         addEventRoutes(to: router)
         addGroupRoutes(to: router)

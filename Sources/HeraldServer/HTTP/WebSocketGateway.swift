@@ -84,6 +84,7 @@ extension HTTPGateway {
             ? nil
             : try BearerAuthentication.authenticate(
                 authorization: authorization, queryToken: uri.queryParameters["token"].map(String.init), tokens: tokens)
+        try RepeatedQueryParameters.check(uri)
         return try webSocketRequest(uri, token: token)
     }
 
