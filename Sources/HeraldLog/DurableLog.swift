@@ -15,6 +15,9 @@ public final class DurableLog: Sendable {
     let partitions: [Partition]
     private let writer: Writer
     private let observers = Observers()
+    private let damageObservers = StateLock<[@Sendable (String) -> Void]>([])
+    /// The damaged places reads have told about (`file@position`).
+    private let damageSeen = StateLock<Set<String>>([])
     /// The format file, locked while the log is open: one process at a time.
     private let lock: LogFile
 
@@ -143,6 +146,18 @@ public final class DurableLog: Sendable {
         let path = "\(configuration.directory)/herald-log"
         let expected = "herald-log 1\npartitions \(configuration.partitions)\n"
         let exists = LogFile.exists(path)
+        if !exists {
+            // Partitions without the file that says how many there are: made again with the configured
+            // count, the log could drop partitions or move keys to other ones, silently. Refused instead.
+            let found = ((try? LogFile.names(in: configuration.directory)) ?? []).filter {
+                $0.hasPrefix("partition-")
+            }
+            if !found.isEmpty {
+                throw LogError.incompatible(
+                    "\(path) is missing but \(configuration.directory) holds \(found.count) partition directories: "
+                        + "restore the file (it says how many partitions the log has), or move the data away")
+            }
+        }
         let file = try LogFile(path: path, create: !exists)
         guard try file.tryLock() else {
             throw LogError.incompatible("\(configuration.directory) is in use by another open log (another broker?)")
@@ -247,10 +262,27 @@ public final class DurableLog: Sendable {
 
     /// Readable records of `partition` from `offset` on (from its first retained record when `offset` is
     /// older), at most `maximumRecords` and about `maximumBytes` (always at least one if any is readable).
+    /// Damaged records (a flipped bit, a bad sector) are passed over, and told once to the observers of
+    /// ``observeDamage(_:)``.
     public func read(partition: Int, from offset: Int64, maximumRecords: Int = 1000, maximumBytes: Int = 1 << 20)
         throws(LogError) -> [StoredRecord]
     {
-        try partitions[partition].read(from: offset, maximumRecords: maximumRecords, maximumBytes: maximumBytes)
+        try partitions[partition].read(from: offset, maximumRecords: maximumRecords, maximumBytes: maximumBytes) {
+            damage in
+            let first = damageSeen.withLock { $0.insert("\(damage.file)@\(damage.position)").inserted }
+            guard first else { return }
+            let message =
+                "\(damage.file): damaged record at byte \(damage.position) (\(damage.reason)): offsets "
+                + "\(damage.offsets.lowerBound) to \(damage.offsets.upperBound - 1) of partition \(partition) cannot be read "
+                + "and are passed over"
+            for observer in damageObservers.withLock({ $0 }) { observer(message) }
+        }
+    }
+
+    /// Calls `observer` once for each damaged place in a segment that a read passed over, with a sentence
+    /// saying where and which offsets: the broker logs it as an error (acknowledged events are lost there).
+    public func observeDamage(_ observer: @escaping @Sendable (String) -> Void) {
+        damageObservers.withLock { $0.append(observer) }
     }
 
     /// The first retained offset of `partition` and the offset after its last readable record.

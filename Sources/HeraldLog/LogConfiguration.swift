@@ -69,6 +69,18 @@ public struct RecoveryReport: Sendable, Equatable {
     /// Sealed segments whose index files were missing or stale, rebuilt by the scan.
     public var indexesRebuilt = 0
     public var truncations: [Truncation] = []
+    /// Records found damaged in the middle of a sealed segment (a flipped bit, a bad sector): unreadable,
+    /// and kept with the records around them, which are read as before. A sealed segment was whole when
+    /// it was sealed, so damage there is not a torn tail to cut.
+    public struct DamagedRecords: Sendable, Equatable {
+        public let file: String
+        /// Where the first damaged record starts in the file.
+        public let position: Int
+        /// The offsets that cannot be read.
+        public let offsets: Range<Int64>
+        public let reason: String
+    }
+    public var damagedRecords: [DamagedRecords] = []
     /// Records the segments had lost (unsynced when the machine stopped) and the journal gave back.
     public var recordsReplayed = 0
     /// Where a partition's records were missing beyond what the journal held (the first offset missing):

@@ -102,6 +102,17 @@ struct Serve: AsyncParsableCommand {
                     "bytes_removed": "\(truncation.bytesRemoved)", "reason": "\(truncation.reason)",
                 ])
         }
+        for damage in log.recovery.damagedRecords {
+            logger.error(
+                "log recovery found damaged records in a sealed segment: acknowledged events are lost there, the records around them are kept",
+                metadata: [
+                    "file": "\(damage.file)", "position": "\(damage.position)", "reason": "\(damage.reason)",
+                    "first_offset": "\(damage.offsets.lowerBound)", "records": "\(damage.offsets.count)",
+                ])
+        }
+        log.observeDamage { message in
+            logger.error("log read passed over damaged records", metadata: ["damage": "\(message)"])
+        }
         for problem in log.recovery.journalProblems {
             logger.warning("log recovery did not replay a journal file", metadata: ["reason": "\(problem)"])
         }

@@ -232,6 +232,22 @@ import Testing
         }
     }
 
+    /// Without `herald-log`, partitions on disk are not taken for a new log of the configured count (a review
+    /// saw 7 of 8 partitions silently ignored, or keys moved to other partitions).
+    @Test func partitionsWithoutTheFileThatCountsThemAreRefused() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try DurableLog(configuration: configuration(directory)).close()
+        try FileManager.default.removeItem(atPath: directory.path + "/herald-log")
+        var other = configuration(directory)
+        other.partitions = 1
+        #expect {
+            try DurableLog(configuration: other)
+        } throws: { error in
+            "\(error)".contains("herald-log is missing but") && "\(error)".contains("holds 2 partition directories")
+        }
+    }
+
     @Test func aKeyAlwaysGoesToTheSamePartition() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

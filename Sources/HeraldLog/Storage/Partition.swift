@@ -233,31 +233,60 @@ final class Partition: Sendable {
         state.withLock { ($0.segments.first!.baseOffset, $0.readableOffset) }
     }
 
+    /// Damaged records a read found and passed over.
+    struct Damage: Equatable {
+        let file: String
+        let position: Int
+        let reason: String
+        /// The offsets passed over: the damaged records (and, when the damage hid where records start, the
+        /// whole ones up to the next found).
+        let offsets: Range<Int64>
+    }
+
     /// Readable records from `offset` on (from the first retained one, if `offset` was deleted), at most
-    /// `maximumRecords` and about `maximumBytes` (at least one record).
-    func read(from offset: Int64, maximumRecords: Int, maximumBytes: Int) throws(LogError) -> [StoredRecord] {
+    /// `maximumRecords` and about `maximumBytes` (at least one record). Damaged records (a flipped bit, a
+    /// bad sector) end a read that already has records; one that starts at them passes over them to the
+    /// next intact record and tells `damaged`, so that no reader is stuck on them for ever.
+    func read(from offset: Int64, maximumRecords: Int, maximumBytes: Int, damaged: (Damage) -> Void = { _ in })
+        throws(LogError) -> [StoredRecord]
+    {
         let (segments, readable) = state.withLock { ($0.segments, $0.readableOffset) }
         var records: [StoredRecord] = []
         var bytes = 0
         let offset = max(offset, segments.first!.baseOffset)
         for segment in segments {
             guard offset < readable, records.count < maximumRecords, bytes < maximumBytes else { break }
-            let (next, start, end) = state.withLock { _ in
-                (segment.nextOffset, segment.position(scanningFor: offset).position, segment.written)
+            let (next, scan, end) = state.withLock { _ in
+                (segment.nextOffset, segment.position(scanningFor: offset), segment.written)
             }
             guard next > offset else { continue }
-            let ended = try RecordReader.read(segment.file, from: start, to: end) {
-                recordOffset, timestamp, _, _, data throws(LogError) in
-                guard recordOffset < readable else { return false }
-                if recordOffset >= offset {
-                    records.append(
-                        StoredRecord(partition: index, offset: recordOffset, timestamp: timestamp, bytes: Array(data)))
-                    bytes += data.count
+            var position = scan.position
+            // The offset of the last record seen, even one before `offset`: where a damaged one's range starts.
+            var seen = scan.offset - 1
+            while true {
+                let ended = try RecordReader.read(segment.file, from: position, to: end) {
+                    recordOffset, timestamp, _, _, data throws(LogError) in
+                    guard recordOffset < readable else { return false }
+                    seen = recordOffset
+                    if recordOffset >= offset {
+                        records.append(
+                            StoredRecord(
+                                partition: index, offset: recordOffset, timestamp: timestamp, bytes: Array(data)))
+                        bytes += data.count
+                    }
+                    return records.count < maximumRecords && bytes < maximumBytes
                 }
-                return records.count < maximumRecords && bytes < maximumBytes
-            }
-            if case .damaged(let position, let reason) = ended {
-                throw LogError.corrupt(segment.file.path, position, reason)
+                guard case .damaged(let at, let reason) = ended else { break }
+                if !records.isEmpty { return records }
+                let found = try RecordReader.nextRecord(
+                    segment.file, after: at, to: end, offsetAbove: seen, below: next)
+                damaged(
+                    Damage(
+                        file: segment.file.path, position: at, reason: reason,
+                        offsets: (seen + 1)..<(found?.offset ?? next)))
+                guard let found else { break }
+                position = found.position
+                seen = found.offset - 1
             }
         }
         return records
@@ -276,16 +305,27 @@ final class Partition: Sendable {
             }
             guard let largest, largest >= timestamp else { continue }
             var found: Int64?
-            let ended = try RecordReader.read(segment.file, from: start, to: end) {
-                offset, recordTimestamp, _, _, _ throws(LogError) in
-                guard offset < readable else { return false }
-                if recordTimestamp >= timestamp { found = offset }
-                return found == nil
+            var position = start
+            var seen = Int64.min
+            let next = state.withLock { _ in segment.nextOffset }
+            while found == nil {
+                let ended = try RecordReader.read(segment.file, from: position, to: end) {
+                    offset, recordTimestamp, _, _, _ throws(LogError) in
+                    guard offset < readable else { return false }
+                    seen = offset
+                    if recordTimestamp >= timestamp { found = offset }
+                    return found == nil
+                }
+                // Damaged records are passed over, as ``read(from:maximumRecords:maximumBytes:damaged:)`` does.
+                guard found == nil, case .damaged(let at, _) = ended,
+                    let resumed = try RecordReader.nextRecord(
+                        segment.file, after: at, to: end, offsetAbove: seen == .min ? segment.baseOffset - 1 : seen,
+                        below: next)
+                else { break }
+                position = resumed.position
+                seen = resumed.offset - 1
             }
             if let found { return found }
-            if case .damaged(let position, let reason) = ended {
-                throw LogError.corrupt(segment.file.path, position, reason)
-            }
         }
         return readable
     }
@@ -318,14 +358,31 @@ final class Partition: Sendable {
                 continue
             }
             var expected = base
-            let ended = try RecordReader.read(segment.file, from: 0, to: fileSize) {
-                offset, timestamp, recordPosition, size, _ throws(LogError) in
-                guard offset == expected else { return false }
-                segment.noteRecord(
-                    offset: offset, timestamp: timestamp, position: recordPosition, size: size,
-                    interval: configuration.indexIntervalBytes)
-                expected += 1
-                return true
+            var start = 0
+            var ended: RecordReader.End
+            while true {
+                ended = try RecordReader.read(segment.file, from: start, to: fileSize) {
+                    offset, timestamp, recordPosition, size, _ throws(LogError) in
+                    guard offset == expected else { return false }
+                    segment.noteRecord(
+                        offset: offset, timestamp: timestamp, position: recordPosition, size: size,
+                        interval: configuration.indexIntervalBytes)
+                    expected += 1
+                    return true
+                }
+                // A sealed segment was whole when sealed: damage inside it is not a torn tail. The records
+                // after it are found again and kept; only the damaged ones are reported unreadable.
+                guard !isActive, case .damaged(let at, let reason) = ended,
+                    let next = try RecordReader.nextRecord(
+                        segment.file, after: at, to: fileSize, offsetAbove: expected - 1, below: bases[position + 1])
+                else { break }
+                report.damagedRecords.append(
+                    RecoveryReport.DamagedRecords(
+                        file: segment.file.path, position: at, offsets: expected..<next.offset, reason: reason))
+                start = next.position
+                expected = next.offset
+                // The record found again gets an index entry: a read of it starts there, past the damage.
+                segment.bytesSinceIndex = configuration.indexIntervalBytes
             }
             report.segmentsScanned += 1
             report.recordsScanned += Int(segment.nextOffset - base)
@@ -336,6 +393,19 @@ final class Partition: Sendable {
                     try segment.file.truncate(to: segment.size)
                     try segment.file.sync()
                 }
+            } else if segment.size < fileSize, !isActive {
+                // Damage that runs to a sealed segment's end: its records were synced before it was sealed,
+                // so they are reported lost, and the bytes kept for whoever repairs the file (the index
+                // files are not rewritten to match: every start scans it again and says so).
+                let reason: String
+                switch ended {
+                case .damaged(_, let why): reason = why
+                case .finished: reason = "offset out of sequence"
+                }
+                report.damagedRecords.append(
+                    RecoveryReport.DamagedRecords(
+                        file: segment.file.path, position: segment.size, offsets: expected..<bases[position + 1],
+                        reason: reason))
             } else if segment.size < fileSize {
                 let reason: String
                 switch ended {

@@ -62,3 +62,39 @@ struct RecordReader {
         return .finished
     }
 }
+
+extension RecordReader {
+    /// The first whole, intact record after the damaged one at `position` whose offset is above `after` and
+    /// below `before`: where reading can go on past damage in the middle of a segment (a flipped bit, a bad
+    /// sector) instead of losing every record after it. Tried first where the damaged record's own length
+    /// says it ends, then byte by byte; a candidate is a record only if its offset is in range and its
+    /// CRC-32C matches, so bytes of an event are not taken for one. `nil` when none is left before `end`.
+    static func nextRecord(
+        _ file: LogFile, after position: Int, to end: Int, offsetAbove after: Int64, below before: Int64
+    ) throws(LogError) -> (position: Int, offset: Int64)? {
+        guard position < end else { return nil }
+        var bytes: [UInt8] = []
+        try file.read(into: &bytes, count: end - position, at: position)
+        return bytes.withUnsafeBytes { buffer -> (position: Int, offset: Int64)? in
+            func record(at start: Int) -> Int64? {
+                guard start + Record.headerSize <= buffer.count else { return nil }
+                let offset = Int64(
+                    bitPattern: UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: start + 8, as: UInt64.self)))
+                guard offset > after, offset < before else { return nil }
+                guard case .record(offset, _, _) = Record.parse(UnsafeRawBufferPointer(rebasing: buffer[start...]))
+                else { return nil }
+                return offset
+            }
+            if buffer.count >= 4 {
+                let length = Int(UInt32(littleEndian: buffer.loadUnaligned(as: UInt32.self)))
+                if length >= 20, let offset = record(at: 4 + length) { return (position + 4 + length, offset) }
+            }
+            var start = 1
+            while start + Record.headerSize <= buffer.count {
+                if let offset = record(at: start) { return (position + start, offset) }
+                start += 1
+            }
+            return nil
+        }
+    }
+}
