@@ -15,7 +15,6 @@ public final class DurableLog: Sendable {
     let partitions: [Partition]
     private let writer: Writer
     private let observers = Observers()
-    private let damageObservers = StateLock<[@Sendable (String) -> Void]>([])
     /// The damaged places reads have told about (`file@position`).
     private let damageSeen = StateLock<Set<String>>([])
     /// The format file, locked while the log is open: one process at a time.
@@ -24,9 +23,19 @@ public final class DurableLog: Sendable {
     /// Who is told when a partition has new readable records.
     private final class Observers: Sendable {
         let list = StateLock<[@Sendable (Int) -> Void]>([])
+        /// Told of what an operator must know: damage passed over, a write that failed.
+        let problems = StateLock<[@Sendable (String) -> Void]>([])
+        /// Whether a failed write was told (once: every append fails from then on).
+        let failureTold = StateLock(false)
+        /// Whether a failure to record the synced ends was told.
+        let syncedEndsFailureTold = StateLock(false)
 
         func notify(_ partition: Int) {
             for observer in list.withLock({ $0 }) { observer(partition) }
+        }
+
+        func tell(_ problem: String) {
+            for observer in problems.withLock({ $0 }) { observer(problem) }
         }
     }
 
@@ -79,7 +88,8 @@ public final class DurableLog: Sendable {
         }
         let directory = configuration.directory
         journal?.checkpointing = { partitions.map(\.writtenEnd) }
-        journal?.checkpointed = { ends in try? SyncedEnds.write(ends, directory: directory) }
+        let observers = self.observers
+        journal?.checkpointed = { ends in Self.writeSyncedEnds(ends, directory: directory, observers: observers) }
         report.duration = ContinuousClock.now - started
         self.partitions = partitions
         recovery = report
@@ -275,14 +285,15 @@ public final class DurableLog: Sendable {
                 "\(damage.file): damaged record at byte \(damage.position) (\(damage.reason)): offsets "
                 + "\(damage.offsets.lowerBound) to \(damage.offsets.upperBound - 1) of partition \(partition) cannot be read "
                 + "and are passed over"
-            for observer in damageObservers.withLock({ $0 }) { observer(message) }
+            observers.tell(message)
         }
     }
 
-    /// Calls `observer` once for each damaged place in a segment that a read passed over, with a sentence
-    /// saying where and which offsets: the broker logs it as an error (acknowledged events are lost there).
-    public func observeDamage(_ observer: @escaping @Sendable (String) -> Void) {
-        damageObservers.withLock { $0.append(observer) }
+    /// Calls `observer` with a sentence for what an operator must know, once each: a damaged place in a
+    /// segment that a read passed over (acknowledged events are lost there), the first write or sync that
+    /// failed (the partitions it failed refuse appends until a restart). The broker logs them as errors.
+    public func observeProblems(_ observer: @escaping @Sendable (String) -> Void) {
+        observers.problems.withLock { $0.append(observer) }
     }
 
     /// The first retained offset of `partition` and the offset after its last readable record.
@@ -454,8 +465,19 @@ public final class DurableLog: Sendable {
                 }
                 // Everything written is synced: the ends the next open checks (after any checkpoint, which
                 // `startOver` waited for, so that its older ends do not replace these).
-                if failure == nil { try? SyncedEnds.write(partitions.map(\.writtenEnd), directory: directory) }
+                if failure == nil {
+                    writeSyncedEnds(partitions.map(\.writtenEnd), directory: directory, observers: observers)
+                }
                 for waiter in flushWaiters { waiter(failure.map { .failure($0) } ?? .success(())) }
+            }
+            if let failure,
+                !observers.failureTold.withLock({ told in
+                    defer { told = true }; return told
+                })
+            {
+                observers.tell(
+                    "the log could not write or sync (\(failure)): the partitions it failed answer storage_failed "
+                        + "to every publish until the broker is restarted")
             }
             if closing {
                 // A checkpoint still syncing uses the helpers: it ends first.
@@ -464,6 +486,25 @@ public final class DurableLog: Sendable {
                 writer.finished.signal()
                 return
             }
+        }
+    }
+
+    /// Records the partitions' synced ends (``SyncedEnds``); a failure is told once: until the file can be
+    /// written again, a later open checks against older ends and may not see records lost since.
+    private static func writeSyncedEnds(_ ends: [Int64], directory: String, observers: Observers) {
+        do throws(LogError) {
+            try SyncedEnds.write(ends, directory: directory)
+        } catch {
+            guard
+                !observers.syncedEndsFailureTold.withLock({ told in
+                    defer { told = true }; return told
+                })
+            else {
+                return
+            }
+            observers.tell(
+                "the synced ends could not be recorded (\(error)): until they can, the next start may not see "
+                    + "acknowledged events that go missing")
         }
     }
 

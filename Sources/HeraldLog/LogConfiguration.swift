@@ -81,6 +81,13 @@ public struct RecoveryReport: Sendable, Equatable {
         public let reason: String
     }
     public var damagedRecords: [DamagedRecords] = []
+    /// Offsets between two segments that neither holds: a segment file is gone. Acknowledged events are lost.
+    public struct MissingRecords: Sendable, Equatable {
+        /// The partition's directory.
+        public let directory: String
+        public let offsets: Range<Int64>
+    }
+    public var missingRecords: [MissingRecords] = []
     /// Records the segments had lost (unsynced when the machine stopped) and the journal gave back.
     public var recordsReplayed = 0
     /// Where a partition's records were missing beyond what the journal held (the first offset missing):

@@ -110,8 +110,16 @@ struct Serve: AsyncParsableCommand {
                     "first_offset": "\(damage.offsets.lowerBound)", "records": "\(damage.offsets.count)",
                 ])
         }
-        log.observeDamage { message in
-            logger.error("log read passed over damaged records", metadata: ["damage": "\(message)"])
+        for missing in log.recovery.missingRecords {
+            logger.error(
+                "log recovery found offsets that no segment holds (a segment file is gone): acknowledged events are lost",
+                metadata: [
+                    "partition": "\(missing.directory)", "first_missing_offset": "\(missing.offsets.lowerBound)",
+                    "records_lost": "\(missing.offsets.count)",
+                ])
+        }
+        log.observeProblems { message in
+            logger.error("durable log problem", metadata: ["problem": "\(message)"])
         }
         for problem in log.recovery.journalProblems {
             logger.warning("log recovery did not replay a journal file", metadata: ["reason": "\(problem)"])

@@ -114,7 +114,7 @@ import Testing
         let log = try DurableLog(configuration: small)
         defer { log.close() }
         let told = StateLock<[String]>([])
-        log.observeDamage { message in told.withLock { $0.append(message) } }
+        log.observeProblems { message in told.withLock { $0.append(message) } }
         #expect(log.recovery.truncations.isEmpty)
         if indexDeleted {
             #expect(log.recovery.damagedRecords.map(\.offsets) == [10..<11])
@@ -127,6 +127,28 @@ import Testing
         #expect(told.withLock { $0 }.first?.contains("offsets 10 to 10 of partition 0") == true)
         // Nothing was cut from the file.
         #expect(try fileSize(segmentPath(directory.path)) == size)
+    }
+
+    /// A segment file that is gone from the middle of a partition is reported, with the offsets it held.
+    @Test func aMissingSegmentIsReported() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        var small = configuration(directory.path)
+        small.segmentBytes = 300
+        do {
+            let log = try DurableLog(configuration: small)
+            for index in 0..<40 { try await log.appendText("kept-\(index)") }
+            log.close()
+        }
+        let partition = DurableLog.partitionDirectory(directory.path, 0)
+        let bases = try FileManager.default.contentsOfDirectory(atPath: partition).filter { $0.hasSuffix(".log") }
+            .compactMap(Segment.baseOffset(ofFileName:)).sorted()
+        #expect(bases.count >= 3)
+        try FileManager.default.removeItem(atPath: segmentPath(directory.path, base: bases[1]))
+        let log = try DurableLog(configuration: small)
+        defer { log.close() }
+        #expect(log.recovery.missingRecords == [.init(directory: partition, offsets: bases[1]..<bases[2])])
+        #expect(log.recovery.damagedRecords.isEmpty)
     }
 
     @Test func missingOrStaleIndexFilesOfSealedSegmentsAreRebuilt() async throws {

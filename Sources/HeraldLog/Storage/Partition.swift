@@ -429,6 +429,19 @@ final class Partition: Sendable {
             }
             segments.append(segment)
         }
+        // Each segment starts where the one before ended: offsets missing in between are records of a
+        // segment file that is gone (deleted, a directory restored without it), unless recovery reported
+        // them damaged already.
+        for (earlier, later) in zip(segments, segments.dropFirst()) where earlier.nextOffset < later.baseOffset {
+            let reported = report.damagedRecords.contains {
+                $0.file == earlier.file.path && $0.offsets.upperBound == later.baseOffset
+            }
+            if !reported {
+                report.missingRecords.append(
+                    RecoveryReport.MissingRecords(
+                        directory: directory, offsets: earlier.nextOffset..<later.baseOffset))
+            }
+        }
         return segments
     }
 
