@@ -102,6 +102,28 @@ struct IPCPermissionsTests {
         try await broker.stop()
     }
 
+    /// The metadata the bridge tells events apart by is not a client's to set: an event claiming to be the
+    /// broker's own (`producer` "herald") or another broker's (`origin`) would be stored and silently never
+    /// bridged. Refused with `forbidden`; the connection stays.
+    @Test func metadataTheBridgeReliesOnIsRefusedFromClients() async throws {
+        let broker = try await TestBroker.start()
+        try await broker.withModule("claimer") { (client: inout Conversation) async throws in
+            let producer = try await client.request(
+                #"{"op":"publish","id":1,"event":{"event_type":"tx","metadata":{"producer":"herald"}}}"#)
+            #expect(
+                producer
+                    == #"{"op":"error","id":1,"code":"forbidden","message":"metadata.producer: 'herald' names the broker itself, for its own events"}"#
+            )
+            let origin = try await client.request(
+                #"{"op":"publish","id":2,"event":{"event_type":"tx","metadata":{"origin":"b"}}}"#)
+            #expect(origin?.hasPrefix(#"{"op":"error","id":2,"code":"forbidden","message":"metadata.origin: "#) == true)
+            let other = try await client.request(
+                #"{"op":"publish","id":3,"event":{"event_type":"tx","metadata":{"producer":"indexer"}}}"#)
+            #expect(other?.hasPrefix(#"{"op":"ok","id":3"#) == true)
+        }
+        try await broker.stop()
+    }
+
     @Test func secretsCompareExactly() {
         #expect(IPCSession.sameSecret("abc", "abc"))
         #expect(!IPCSession.sameSecret("abc", "abd"))

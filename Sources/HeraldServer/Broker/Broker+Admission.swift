@@ -35,6 +35,20 @@ extension Broker {
                 .forbidden,
                 "event: '\(fields.eventType)' is published by the broker itself (EVENTS.md, module and node lifecycle)")
         }
+        // The metadata by which the broker tells events apart for the bridge (docs/scale-out.md): an event
+        // of the broker's own (`producer` "herald") or one from another broker (`origin`) is not bridged.
+        // A client's event claiming either would be stored and silently never bridged.
+        if principal.name != Self.bridgeProducer {
+            if fields.metadata["producer"] == Self.serverName {
+                throw ProtocolError(
+                    .forbidden, "metadata.producer: '\(Self.serverName)' names the broker itself, for its own events")
+            }
+            if fields.metadata["origin"] != nil {
+                throw ProtocolError(
+                    .forbidden,
+                    "metadata.origin: set by the RabbitMQ bridge on events from another broker (docs/scale-out.md)")
+            }
+        }
         if let permissions = principal.permissions {
             let topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
             guard permissions.publish.contains(where: { $0.matches(topic) }) else {
