@@ -7,19 +7,22 @@ import Testing
 /// Recovery at open (docs/storage.md): a torn or corrupt tail is cut at the last whole record, and missing
 /// or stale index files are rebuilt.
 @Suite struct RecoveryTests {
-    private func configuration(_ directory: String) -> LogConfiguration {
-        LogConfiguration(directory: directory, partitions: 1, segmentBytes: 1 << 20, indexIntervalBytes: 64)
+    private func configuration(_ directory: String, segmentBytes: Int = 1 << 20) -> LogConfiguration {
+        LogConfiguration(directory: directory, partitions: 1, segmentBytes: segmentBytes, indexIntervalBytes: 64)
     }
 
-    /// Writes `count` records to a new log in `directory` and closes it; returns each record's end position.
-    private func writeLog(in directory: String, count: Int) async throws -> [Int] {
-        let log = try DurableLog(configuration: configuration(directory))
+    /// Writes `count` records, `text(index)` at timestamp `index`, to a new log in `directory` and closes it;
+    /// returns each record's end position, counted from the start of the first segment.
+    private func writeLog(
+        in directory: String, count: Int, segmentBytes: Int = 1 << 20,
+        _ text: (Int) -> String = { "record-\($0)-" + String(repeating: "x", count: $0 % 5) }
+    ) async throws -> [Int] {
+        let log = try DurableLog(configuration: configuration(directory, segmentBytes: segmentBytes))
         var ends: [Int] = []
         var position = 0
         for index in 0..<count {
-            let text = "record-\(index)-" + String(repeating: "x", count: index % 5)
-            try await log.appendText(text)
-            position += Record.headerSize + text.utf8.count
+            try await log.appendText(text(index), timestamp: Int64(index))
+            position += Record.headerSize + text(index).utf8.count
             ends.append(position)
         }
         log.close()
@@ -85,20 +88,8 @@ import Testing
     func aFlippedByteInASealedSegmentCostsOnlyItsRecord(indexDeleted: Bool) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        var small = configuration(directory.path)
-        small.segmentBytes = 600
-        var ends: [Int] = []
-        do {
-            let log = try DurableLog(configuration: small)
-            var position = 0
-            for index in 0..<40 {
-                let text = "sealed-\(index)"
-                try await log.appendText(text)
-                position += Record.headerSize + text.utf8.count
-                ends.append(position)
-            }
-            log.close()
-        }
+        let small = configuration(directory.path, segmentBytes: 600)
+        let ends = try await writeLog(in: directory.path, count: 40, segmentBytes: 600) { "sealed-\($0)" }
         // Record 10 of the first segment (sealed: it holds more than 10 records of 600 bytes).
         let file = try LogFile(path: segmentPath(directory.path), create: false)
         let size = try file.size()
@@ -123,6 +114,8 @@ import Testing
         #expect(try log.texts() == (0..<40).filter { $0 != 10 }.map { "sealed-\($0)" })
         #expect(try log.read(partition: 0, from: 10, maximumRecords: 1).first?.offset == 11)
         #expect(try log.read(partition: 0, from: 5, maximumRecords: 100).map(\.offset) == Array(5..<10))
+        // A time lookup passes over it too (record `i` was written at timestamp `i`).
+        #expect(try log.offset(partition: 0, atOrAfter: 10) == 11)
         #expect(told.withLock { $0 }.count == 1)
         #expect(told.withLock { $0 }.first?.contains("offsets 10 to 10 of partition 0") == true)
         // Nothing was cut from the file.
@@ -133,13 +126,8 @@ import Testing
     @Test func aMissingSegmentIsReported() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        var small = configuration(directory.path)
-        small.segmentBytes = 300
-        do {
-            let log = try DurableLog(configuration: small)
-            for index in 0..<40 { try await log.appendText("kept-\(index)") }
-            log.close()
-        }
+        let small = configuration(directory.path, segmentBytes: 300)
+        _ = try await writeLog(in: directory.path, count: 40, segmentBytes: 300) { "kept-\($0)" }
         let partition = DurableLog.partitionDirectory(directory.path, 0)
         let bases = try FileManager.default.contentsOfDirectory(atPath: partition).filter { $0.hasSuffix(".log") }
             .compactMap(Segment.baseOffset(ofFileName:)).sorted()
@@ -154,13 +142,8 @@ import Testing
     @Test func missingOrStaleIndexFilesOfSealedSegmentsAreRebuilt() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        var small = configuration(directory.path)
-        small.segmentBytes = 300
-        do {
-            let log = try DurableLog(configuration: small)
-            for index in 0..<40 { try await log.appendText("indexed-\(index)", timestamp: Int64(index)) }
-            log.close()
-        }
+        let small = configuration(directory.path, segmentBytes: 300)
+        _ = try await writeLog(in: directory.path, count: 40, segmentBytes: 300) { "indexed-\($0)" }
         let partition = DurableLog.partitionDirectory(directory.path, 0)
         let indexes = try FileManager.default.contentsOfDirectory(atPath: partition).filter { $0.hasSuffix(".index") }
             .sorted()

@@ -260,34 +260,23 @@ final class Partition: Sendable {
                 (segment.nextOffset, segment.position(scanningFor: offset), segment.written)
             }
             guard next > offset else { continue }
-            var position = scan.position
-            // The offset of the last record seen, even one before `offset`: where a damaged one's range starts.
-            var seen = scan.offset - 1
-            while true {
-                let ended = try RecordReader.read(segment.file, from: position, to: end) {
-                    recordOffset, timestamp, _, _, data throws(LogError) in
-                    guard recordOffset < readable else { return false }
-                    seen = recordOffset
-                    if recordOffset >= offset {
-                        records.append(
-                            StoredRecord(
-                                partition: index, offset: recordOffset, timestamp: timestamp, bytes: Array(data)))
-                        bytes += data.count
-                    }
-                    return records.count < maximumRecords && bytes < maximumBytes
+            let ended = try RecordReader.read(
+                segment.file, from: scan.position, to: end, after: scan.offset - 1, below: next,
+                passOver: { _, _ in records.isEmpty },
+                passedOver: { at, reason, offsets, _ in
+                    damaged(Damage(file: segment.file.path, position: at, reason: reason, offsets: offsets))
                 }
-                guard case .damaged(let at, let reason) = ended else { break }
-                if !records.isEmpty { return records }
-                let found = try RecordReader.nextRecord(
-                    segment.file, after: at, to: end, offsetAbove: seen, below: next)
-                damaged(
-                    Damage(
-                        file: segment.file.path, position: at, reason: reason,
-                        offsets: (seen + 1)..<(found?.offset ?? next)))
-                guard let found else { break }
-                position = found.position
-                seen = found.offset - 1
+            ) { recordOffset, timestamp, _, _, data throws(LogError) in
+                guard recordOffset < readable else { return false }
+                if recordOffset >= offset {
+                    records.append(
+                        StoredRecord(partition: index, offset: recordOffset, timestamp: timestamp, bytes: Array(data)))
+                    bytes += data.count
+                }
+                return records.count < maximumRecords && bytes < maximumBytes
             }
+            // Damage after records read: they go back first, and the next read starts at it.
+            if case .damaged = ended, !records.isEmpty { return records }
         }
         return records
     }
@@ -296,34 +285,23 @@ final class Partition: Sendable {
     func offset(atOrAfter timestamp: Int64) throws(LogError) -> Int64 {
         let (segments, readable) = state.withLock { ($0.segments, $0.readableOffset) }
         for segment in segments {
-            let (largest, start, end) = state.withLock { _ in
+            let (largest, scan, end, next) = state.withLock { _ in
                 (
                     segment.largestTimestamp,
-                    segment.position(scanningFor: segment.offset(scanningForTime: timestamp)).position,
-                    segment.written
+                    segment.position(scanningFor: segment.offset(scanningForTime: timestamp)),
+                    segment.written, segment.nextOffset
                 )
             }
             guard let largest, largest >= timestamp else { continue }
             var found: Int64?
-            var position = start
-            var seen = Int64.min
-            let next = state.withLock { _ in segment.nextOffset }
-            while found == nil {
-                let ended = try RecordReader.read(segment.file, from: position, to: end) {
-                    offset, recordTimestamp, _, _, _ throws(LogError) in
-                    guard offset < readable else { return false }
-                    seen = offset
-                    if recordTimestamp >= timestamp { found = offset }
-                    return found == nil
-                }
-                // Damaged records are passed over, as ``read(from:maximumRecords:maximumBytes:damaged:)`` does.
-                guard found == nil, case .damaged(let at, _) = ended,
-                    let resumed = try RecordReader.nextRecord(
-                        segment.file, after: at, to: end, offsetAbove: seen == .min ? segment.baseOffset - 1 : seen,
-                        below: next)
-                else { break }
-                position = resumed.position
-                seen = resumed.offset - 1
+            // Damaged records are passed over, as ``read(from:maximumRecords:maximumBytes:damaged:)`` does.
+            _ = try RecordReader.read(
+                segment.file, from: scan.position, to: end, after: scan.offset - 1, below: next,
+                passOver: { _, _ in true }, passedOver: { _, _, _, _ in }
+            ) { offset, recordTimestamp, _, _, _ throws(LogError) in
+                guard offset < readable else { return false }
+                if recordTimestamp >= timestamp { found = offset }
+                return found == nil
             }
             if let found { return found }
         }
@@ -358,31 +336,28 @@ final class Partition: Sendable {
                 continue
             }
             var expected = base
-            var start = 0
-            var ended: RecordReader.End
-            while true {
-                ended = try RecordReader.read(segment.file, from: start, to: fileSize) {
-                    offset, timestamp, recordPosition, size, _ throws(LogError) in
-                    guard offset == expected else { return false }
-                    segment.noteRecord(
-                        offset: offset, timestamp: timestamp, position: recordPosition, size: size,
-                        interval: configuration.indexIntervalBytes)
-                    expected += 1
-                    return true
+            // A sealed segment was whole when sealed: damage inside it is not a torn tail. The records after
+            // it are found again and kept; only the damaged ones are reported unreadable.
+            let ended = try RecordReader.read(
+                segment.file, from: 0, to: fileSize, after: base - 1, below: isActive ? .max : bases[position + 1],
+                passOver: { _, _ in !isActive },
+                passedOver: { at, reason, offsets, resumes in
+                    // Damage that runs to the end is reported below (zeros there are no damage).
+                    guard resumes else { return }
+                    report.damagedRecords.append(
+                        RecoveryReport.DamagedRecords(
+                            file: segment.file.path, position: at, offsets: offsets, reason: reason))
+                    expected = offsets.upperBound
+                    // The record found again gets an index entry: a read of it starts there, past the damage.
+                    segment.bytesSinceIndex = configuration.indexIntervalBytes
                 }
-                // A sealed segment was whole when sealed: damage inside it is not a torn tail. The records
-                // after it are found again and kept; only the damaged ones are reported unreadable.
-                guard !isActive, case .damaged(let at, let reason) = ended,
-                    let next = try RecordReader.nextRecord(
-                        segment.file, after: at, to: fileSize, offsetAbove: expected - 1, below: bases[position + 1])
-                else { break }
-                report.damagedRecords.append(
-                    RecoveryReport.DamagedRecords(
-                        file: segment.file.path, position: at, offsets: expected..<next.offset, reason: reason))
-                start = next.position
-                expected = next.offset
-                // The record found again gets an index entry: a read of it starts there, past the damage.
-                segment.bytesSinceIndex = configuration.indexIntervalBytes
+            ) { offset, timestamp, recordPosition, size, _ throws(LogError) in
+                guard offset == expected else { return false }
+                segment.noteRecord(
+                    offset: offset, timestamp: timestamp, position: recordPosition, size: size,
+                    interval: configuration.indexIntervalBytes)
+                expected += 1
+                return true
             }
             report.segmentsScanned += 1
             report.recordsScanned += Int(segment.nextOffset - base)
@@ -393,31 +368,28 @@ final class Partition: Sendable {
                     try segment.file.truncate(to: segment.size)
                     try segment.file.sync()
                 }
-            } else if segment.size < fileSize, !isActive {
-                // Damage that runs to a sealed segment's end: its records were synced before it was sealed,
-                // so they are reported lost, and the bytes kept for whoever repairs the file (the index
-                // files are not rewritten to match: every start scans it again and says so).
-                let reason: String
-                switch ended {
-                case .damaged(_, let why): reason = why
-                case .finished: reason = "offset out of sequence"
-                }
-                report.damagedRecords.append(
-                    RecoveryReport.DamagedRecords(
-                        file: segment.file.path, position: segment.size, offsets: expected..<bases[position + 1],
-                        reason: reason))
             } else if segment.size < fileSize {
                 let reason: String
                 switch ended {
                 case .damaged(_, let why): reason = why
                 case .finished: reason = "offset out of sequence"
                 }
-                report.truncations.append(
-                    RecoveryReport.Truncation(
-                        file: segment.file.path, position: segment.size, bytesRemoved: fileSize - segment.size,
-                        reason: reason))
-                try segment.file.truncate(to: segment.size)
-                try segment.file.sync()
+                if isActive {
+                    report.truncations.append(
+                        RecoveryReport.Truncation(
+                            file: segment.file.path, position: segment.size, bytesRemoved: fileSize - segment.size,
+                            reason: reason))
+                    try segment.file.truncate(to: segment.size)
+                    try segment.file.sync()
+                } else {
+                    // Damage that runs to a sealed segment's end: its records were synced before it was
+                    // sealed, so they are reported lost, and the bytes kept for whoever repairs the file (its
+                    // index files, written below, do not match its size: every start scans it and says so).
+                    report.damagedRecords.append(
+                        RecoveryReport.DamagedRecords(
+                            file: segment.file.path, position: segment.size,
+                            offsets: expected..<bases[position + 1], reason: reason))
+                }
             }
             segment.allocated = try segment.file.size()
             segment.written = segment.size

@@ -64,6 +64,37 @@ struct RecordReader {
 }
 
 extension RecordReader {
+    /// Reads as ``read(_:from:to:_:)`` does, going on past damaged records in the middle of a segment (a
+    /// flipped bit, a bad sector): at each, `passOver` decides with where it is and why; when it allows, the
+    /// next intact record is looked for (``nextRecord(_:after:to:offsetAbove:below:)``), `passedOver` is told
+    /// the offsets passed over (up to `limit` when none follows, `resumes` false) and reading goes on there.
+    /// `first` is the offset before the first record at `position`, `limit` the offset no record of the
+    /// segment reaches. Ends `.damaged` when passing over was refused or nothing intact followed.
+    static func read(
+        _ file: LogFile, from position: Int, to end: Int, after first: Int64, below limit: Int64,
+        passOver: (_ position: Int, _ reason: String) -> Bool,
+        passedOver: (_ position: Int, _ reason: String, _ offsets: Range<Int64>, _ resumes: Bool) -> Void,
+        _ visit: (_ offset: Int64, _ timestamp: Int64, _ position: Int, _ size: Int, UnsafeRawBufferPointer)
+            throws(LogError) -> Bool
+    ) throws(LogError) -> End {
+        var start = position
+        // The offset of the last record read: where a damaged one's range starts.
+        var seen = first
+        while true {
+            let ended = try read(file, from: start, to: end) {
+                offset, timestamp, recordPosition, size, data throws(LogError) in
+                seen = offset
+                return try visit(offset, timestamp, recordPosition, size, data)
+            }
+            guard case .damaged(let at, let reason) = ended, passOver(at, reason) else { return ended }
+            let found = try nextRecord(file, after: at, to: end, offsetAbove: seen, below: limit)
+            passedOver(at, reason, (seen + 1)..<(found?.offset ?? limit), found != nil)
+            guard let found else { return ended }
+            start = found.position
+            seen = found.offset - 1
+        }
+    }
+
     /// The first whole, intact record after the damaged one at `position` whose offset is above `after` and
     /// below `before`: where reading can go on past damage in the middle of a segment (a flipped bit, a bad
     /// sector) instead of losing every record after it. Tried first where the damaged record's own length

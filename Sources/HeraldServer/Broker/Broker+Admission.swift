@@ -38,7 +38,7 @@ extension Broker {
         // The metadata by which the broker tells events apart for the bridge (docs/scale-out.md): an event
         // of the broker's own (`producer` "herald") or one from another broker (`origin`) is not bridged.
         // A client's event claiming either would be stored and silently never bridged.
-        if principal.name != Self.bridgeProducer {
+        if !fields.metadata.isEmpty, principal.name != Self.bridgeProducer {
             if fields.metadata["producer"] == Self.serverName {
                 throw ProtocolError(
                     .forbidden, "metadata.producer: '\(Self.serverName)' names the broker itself, for its own events")
