@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 static const amqp_channel_t channel = 1;
@@ -64,6 +65,7 @@ static struct {
     int (*parse_url)(char *, struct amqp_connection_info *);
     void (*default_connection_info)(struct amqp_connection_info *);
     int (*set_rpc_timeout)(amqp_connection_state_t, const struct timeval *);
+    int (*get_sockfd)(amqp_connection_state_t);
     const char *(*error_string2)(int);
 } lib;
 
@@ -119,6 +121,7 @@ static void load(void) {
     RESOLVE(handle, parse_url, "amqp_parse_url");
     RESOLVE(handle, default_connection_info, "amqp_default_connection_info");
     RESOLVE(handle, set_rpc_timeout, "amqp_set_rpc_timeout");
+    RESOLVE(handle, get_sockfd, "amqp_get_sockfd");
     RESOLVE(handle, error_string2, "amqp_error_string2");
     loaded = 1;
 }
@@ -135,7 +138,13 @@ int herald_amqp_load(char *error, size_t error_size) {
 // MARK: Connections
 
 struct herald_amqp {
+    /// NULL before `herald_amqp_open` and after `herald_amqp_close`.
     amqp_connection_state_t state;
+    /// Guards `socket` and `interrupted`, the only fields another thread touches (`herald_amqp_interrupt`).
+    pthread_mutex_t lock;
+    /// The connection's socket once it is connected, -1 before and after: what an interrupt shuts down.
+    int socket;
+    int interrupted;
     /// The channel and connection are still open, as far as this side knows.
     int channel_open;
     int connection_open;
@@ -211,25 +220,36 @@ static int check_status(herald_amqp *connection, int status, const char *what) {
     return fail(connection, "%s: %s", what, lib.error_string2(status));
 }
 
-herald_amqp *herald_amqp_connect(
-    const char *url, int heartbeat_seconds, int timeout_ms, char *error, size_t error_size) {
-    if (herald_amqp_load(error, error_size) != 0) return NULL;
+herald_amqp *herald_amqp_new(void) {
     herald_amqp *connection = calloc(1, sizeof *connection);
+    if (connection == NULL) return NULL;
+    pthread_mutex_init(&connection->lock, NULL);
+    connection->socket = -1;
+    return connection;
+}
+
+/// Whether the connection was interrupted; otherwise, with `socket` >= 0, makes it the one an interrupt
+/// shuts down (or, with -1, the connection has none any more).
+static int set_socket(herald_amqp *connection, int socket) {
+    pthread_mutex_lock(&connection->lock);
+    int interrupted = connection->interrupted;
+    connection->socket = interrupted ? -1 : socket;
+    pthread_mutex_unlock(&connection->lock);
+    return interrupted;
+}
+
+int herald_amqp_open(herald_amqp *connection, const char *url, int heartbeat_seconds, int timeout_ms) {
+    if (herald_amqp_load(connection->error, sizeof connection->error) != 0) return -1;
+    if (connection->state != NULL) return fail(connection, "the connection was opened already");
+    if (set_socket(connection, -1)) return fail(connection, "connecting: interrupted");
     char *text = strdup(url);
-    if (connection == NULL || text == NULL) {
-        free(connection);
-        free(text);
-        snprintf(error, error_size, "out of memory");
-        return NULL;
-    }
+    if (text == NULL) return fail(connection, "out of memory");
     struct amqp_connection_info info;
     lib.default_connection_info(&info);
     if (lib.parse_url(text, &info) != AMQP_STATUS_OK || info.ssl) {
-        /* The URL is not quoted: it may hold a password. */
-        snprintf(error, error_size, "the URL is not one librabbitmq reads (amqp://user:password@host:port/vhost)");
         free(text);
-        free(connection);
-        return NULL;
+        /* The URL is not quoted: it may hold a password. */
+        return fail(connection, "the URL is not one librabbitmq reads (amqp://user:password@host:port/vhost)");
     }
     connection->state = lib.new_connection();
     amqp_socket_t *socket = lib.tcp_socket_new(connection->state);
@@ -237,39 +257,65 @@ herald_amqp *herald_amqp_connect(
     int status = socket == NULL ? AMQP_STATUS_NO_MEMORY
                                 : lib.socket_open_noblock(socket, info.host, info.port, &timeout);
     if (status != AMQP_STATUS_OK) {
-        snprintf(error, error_size, "connecting to %s:%d: %s", info.host, info.port, lib.error_string2(status));
-        lib.destroy_connection(connection->state);
+        fail(connection, "connecting to %s:%d: %s", info.host, info.port, lib.error_string2(status));
         free(text);
-        free(connection);
-        return NULL;
+        herald_amqp_close(connection);
+        return -1;
     }
     connection->connection_open = 1;
+    // From here an interrupt shuts the socket down, which ends any call blocked on it at once.
+    if (set_socket(connection, lib.get_sockfd(connection->state))) {
+        free(text);
+        connection->connection_open = 0;
+        herald_amqp_close(connection);
+        return fail(connection, "connecting: interrupted");
+    }
     lib.set_rpc_timeout(connection->state, &timeout);
     amqp_rpc_reply_t login = lib.login(connection->state, info.vhost, 0, AMQP_DEFAULT_FRAME_SIZE,
                                        heartbeat_seconds, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
     free(text);
     if (check(connection, login, "logging in") != 0) {
-        snprintf(error, error_size, "%s", connection->error);
         herald_amqp_close(connection);
-        return NULL;
+        return -1;
     }
     lib.channel_open(connection->state, channel);
     if (check_last(connection, "opening a channel") != 0) {
-        snprintf(error, error_size, "%s", connection->error);
         herald_amqp_close(connection);
-        return NULL;
+        return -1;
     }
     connection->channel_open = 1;
-    return connection;
+    return 0;
+}
+
+void herald_amqp_interrupt(herald_amqp *connection) {
+    pthread_mutex_lock(&connection->lock);
+    connection->interrupted = 1;
+    if (connection->socket >= 0) shutdown(connection->socket, SHUT_RDWR);
+    pthread_mutex_unlock(&connection->lock);
 }
 
 void herald_amqp_close(herald_amqp *connection) {
-    if (connection == NULL) return;
-    if (connection->connection_open) {
+    if (connection->state == NULL) return;
+    pthread_mutex_lock(&connection->lock);
+    int interrupted = connection->interrupted;
+    pthread_mutex_unlock(&connection->lock);
+    // An interrupted connection's socket is shut down: a polite close would only wait for its timeout.
+    if (connection->connection_open && !interrupted) {
         if (connection->channel_open) lib.channel_close(connection->state, channel, AMQP_REPLY_SUCCESS);
         lib.connection_close(connection->state, AMQP_REPLY_SUCCESS);
     }
+    connection->connection_open = 0;
+    connection->channel_open = 0;
+    // No interrupt may shut down the descriptor once it is closed: the number may be given to another file.
+    set_socket(connection, -1);
     lib.destroy_connection(connection->state);
+    connection->state = NULL;
+}
+
+void herald_amqp_free(herald_amqp *connection) {
+    if (connection == NULL) return;
+    herald_amqp_close(connection);
+    pthread_mutex_destroy(&connection->lock);
     free(connection);
 }
 

@@ -1,5 +1,7 @@
 import CHeraldAMQP
+import Dispatch
 import Foundation
+import Synchronization
 
 /// Why an AMQP call failed: a one-line reason from rabbitmq-c or the server.
 public struct AMQPError: Error, Sendable, CustomStringConvertible {
@@ -16,24 +18,65 @@ public struct AMQPError: Error, Sendable, CustomStringConvertible {
 /// One blocking AMQP 0-9-1 connection with one channel, over rabbitmq-c (`CHeraldAMQP`). Every call blocks
 /// the calling thread, so it belongs on a thread of its own, never on an event loop; one thread at a time
 /// uses it. After a failure the connection should be closed and made again.
-public final class AMQPConnection {
-    private var handle: OpaquePointer?
+///
+/// Another thread may call ``interrupt()`` and read ``blockedNanoseconds`` at any time (`@unchecked
+/// Sendable` for them): they are how a stop, or a watchdog, ends a call RabbitMQ never answers.
+public final class AMQPConnection: @unchecked Sendable {
+    private let handle: OpaquePointer
+    /// Confined to the thread that uses the connection.
+    private var isOpen = false
+    /// When the call in progress that has no timeout of its own started (`DispatchTime` uptime, 0 for none).
+    private let blockedSince = Atomic<UInt64>(0)
 
-    /// Loads rabbitmq-c and connects to `url`, logs in and opens the channel.
-    public init(url: String, heartbeatSeconds: Int = 10, timeoutMs: Int = 5000) throws(AMQPError) {
-        var error = [CChar](repeating: 0, count: 512)
-        let made = herald_amqp_connect(url, Int32(heartbeatSeconds), Int32(timeoutMs), &error, error.count)
-        guard let made else { throw AMQPError(cBuffer: error) }
+    /// A connection not opened yet: ``open(url:heartbeatSeconds:timeoutMs:)`` connects it, and
+    /// ``interrupt()`` can end that from another thread.
+    public init() throws(AMQPError) {
+        guard let made = herald_amqp_new() else { throw AMQPError("out of memory") }
         handle = made
     }
 
-    deinit { close() }
+    /// Loads rabbitmq-c and connects to `url`, logs in and opens the channel.
+    public convenience init(url: String, heartbeatSeconds: Int = 10, timeoutMs: Int = 5000) throws(AMQPError) {
+        try self.init()
+        try open(url: url, heartbeatSeconds: heartbeatSeconds, timeoutMs: timeoutMs)
+    }
+
+    /// Connects to `url`, logs in and opens the channel. `timeoutMs` bounds the TCP connect and each RPC.
+    public func open(url: String, heartbeatSeconds: Int = 10, timeoutMs: Int = 5000) throws(AMQPError) {
+        guard herald_amqp_open(handle, url, Int32(heartbeatSeconds), Int32(timeoutMs)) == 0 else {
+            throw AMQPError(String(cString: herald_amqp_error(handle)))
+        }
+        isOpen = true
+    }
+
+    deinit { herald_amqp_free(handle) }
 
     /// Closes the channel and the connection; later calls fail.
     public func close() {
-        guard let handle else { return }
         herald_amqp_close(handle)
-        self.handle = nil
+        isOpen = false
+    }
+
+    /// From any thread: shuts the connection's socket down, so that the call blocked on it fails at once and
+    /// every later one fails (an open still making its TCP connection fails when that ends).
+    public func interrupt() {
+        herald_amqp_interrupt(handle)
+    }
+
+    /// From any thread: how long the call in progress has been blocked, for calls that have no timeout of
+    /// their own (a publish, an ack or a reject, which wait as long as RabbitMQ does not read, as under a
+    /// resource alarm); 0 when there is none.
+    public var blockedNanoseconds: UInt64 {
+        let since = blockedSince.load(ordering: .relaxed)
+        guard since > 0 else { return 0 }
+        return DispatchTime.now().uptimeNanoseconds &- since
+    }
+
+    /// Runs a call that has no timeout of its own, marked in ``blockedNanoseconds``.
+    private func withoutTimeout(_ call: () -> Int32) -> Int32 {
+        blockedSince.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
+        defer { blockedSince.store(0, ordering: .relaxed) }
+        return call()
     }
 
     private func check(_ status: Int32) throws(AMQPError) {
@@ -42,12 +85,12 @@ public final class AMQPConnection {
     }
 
     private var lastError: AMQPError {
-        guard let handle else { return AMQPError("the connection is closed") }
+        guard isOpen else { return AMQPError("the connection is closed") }
         return AMQPError(String(cString: herald_amqp_error(handle)))
     }
 
     private func connection() throws(AMQPError) -> OpaquePointer {
-        guard let handle else { throw AMQPError("the connection is closed") }
+        guard isOpen else { throw AMQPError("the connection is closed") }
         return handle
     }
 
@@ -166,7 +209,10 @@ public final class AMQPConnection {
                     timestamp_ms: properties.timestampMs, header_names: names.baseAddress,
                     header_values: values.baseAddress, header_count: properties.headers.count)
                 return body.withUnsafeBytes { bytes in
-                    herald_amqp_publish(handle, exchange, routingKey, bytes.baseAddress, bytes.count, &cProperties)
+                    withoutTimeout {
+                        herald_amqp_publish(
+                            handle, exchange, routingKey, bytes.baseAddress, bytes.count, &cProperties)
+                    }
                 }
             }
         }
@@ -238,11 +284,13 @@ public final class AMQPConnection {
     }
 
     public func ack(_ deliveryTag: UInt64, multiple: Bool = false) throws(AMQPError) {
-        try check(herald_amqp_ack(try connection(), deliveryTag, multiple ? 1 : 0))
+        let handle = try connection()
+        try check(withoutTimeout { herald_amqp_ack(handle, deliveryTag, multiple ? 1 : 0) })
     }
 
     /// Rejects a message; without `requeue` it goes to the queue's dead-letter exchange, or is dropped.
     public func reject(_ deliveryTag: UInt64, requeue: Bool) throws(AMQPError) {
-        try check(herald_amqp_reject(try connection(), deliveryTag, requeue ? 1 : 0))
+        let handle = try connection()
+        try check(withoutTimeout { herald_amqp_reject(handle, deliveryTag, requeue ? 1 : 0) })
     }
 }

@@ -115,6 +115,7 @@ final class BridgeOutbound: @unchecked Sendable {
             return 0
         }
         var skipped: [UInt64] = []
+        var taken = 0
         for delivery in deliveries {
             guard var message = message(for: delivery) else {
                 skipped.append(delivery.seq)
@@ -123,10 +124,14 @@ final class BridgeOutbound: @unchecked Sendable {
             nextTag += 1
             message.tag = nextTag
             inFlight.append(message)
-            try publish(message, on: connection)
+            taken += 1
         }
         if !skipped.isEmpty { _ = group.ack(member, seqs: skipped) }
         metrics.inFlight(inFlight.count)
+        // Every message taken is in `inFlight` before the first publish: when one fails, the next connection
+        // publishes them all again. (The group has them as delivered, and would give them again only after
+        // its `ack_wait_ms`, counting an attempt.)
+        for message in inFlight.suffix(taken) { try publish(message, on: connection) }
         return deliveries.count
     }
 

@@ -8,13 +8,27 @@ import Synchronization
 /// serves until the connection fails, and connects again after a backoff that doubles from
 /// `reconnect_min_ms` to `reconnect_max_ms`, saying so in the log — until it is stopped.
 ///
-/// rabbitmq-c blocks, so each direction has a thread of its own and never touches an event loop.
+/// rabbitmq-c blocks, so each direction has a thread of its own and never touches an event loop. A watchdog
+/// cuts the connection (shuts its socket down, ``AMQPConnection/interrupt()``) when a call hangs on it:
+/// - a publish, ack or reject RabbitMQ has not taken for `confirm_timeout_ms` (it stops reading a connection
+///   that publishes during a resource alarm): the worker connects again, and what was unconfirmed is
+///   published again;
+/// - at a stop, a connection still being made at once, and any other once the worker has had
+///   ``stopGrace`` to finish what it holds.
 final class BridgeWorker: Sendable {
+    /// How long a stopping worker may take to finish (the outbound's wait for confirms is 5 s of it) before
+    /// its connection is cut.
+    static let stopGrace: Duration = .seconds(6)
+    /// How often the watchdog looks.
+    static let watchdogInterval: Duration = .milliseconds(250)
+
     let direction: String
     private let settings: HeraldConfiguration.RabbitMQBridge
     private let logger: Logger
     private let metrics: BridgeMetrics
     private let stopping = Atomic<Bool>(false)
+    /// The connection the thread works on, and whether it is still being opened: what the watchdog cuts.
+    private let current = Mutex<(connection: AMQPConnection?, opening: Bool)>((nil, false))
     /// Signalled to cut a backoff or an idle wait short.
     let wake = DispatchSemaphore(value: 0)
     private let finished = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
@@ -44,8 +58,13 @@ final class BridgeWorker: Sendable {
             while !isStopping {
                 var connection: AMQPConnection?
                 do throws(AMQPError) {
-                    let made = try AMQPConnection(url: settings.url, heartbeatSeconds: settings.heartbeatSeconds)
+                    let made = try AMQPConnection()
                     connection = made
+                    current.withLock { $0 = (made, true) }
+                    // A stop that came before the connection was registered did not see it to cut it.
+                    if isStopping { made.interrupt() }
+                    try made.open(url: settings.url, heartbeatSeconds: settings.heartbeatSeconds)
+                    current.withLock { $0.opening = false }
                     try made.declareExchange(settings.exchange, type: "topic")
                     try prepare(made)
                     metrics.connected(direction, true)
@@ -60,9 +79,12 @@ final class BridgeWorker: Sendable {
                     backoff = settings.reconnectMinMs
                     try serve(made)
                     made.close()
+                    current.withLock { $0 = (nil, false) }
                 } catch {
                     connection?.close()
+                    current.withLock { $0 = (nil, false) }
                     metrics.connected(direction, false)
+                    if isStopping { break }
                     if failures == 0 {
                         logger.warning(
                             "RabbitMQ bridge connection lost; connecting again with backoff",
@@ -90,12 +112,51 @@ final class BridgeWorker: Sendable {
         }
         thread.name = "herald-bridge-\(direction)"
         thread.start()
+        Task { [self] in await watch() }
     }
 
-    /// Asks the thread to stop and waits until it has: `serve` finishes what it holds first.
+    /// Until the thread has finished: cuts a connection whose call hangs (see the type's comment).
+    private func watch() async {
+        let blockedLimit = UInt64(settings.confirmTimeoutMs) * 1_000_000
+        let clock = ContinuousClock()
+        var stopSeen: ContinuousClock.Instant?
+        var cut: AMQPConnection?
+        while !finished.withLock({ $0.done }) {
+            try? await Task.sleep(for: Self.watchdogInterval)
+            if isStopping, stopSeen == nil { stopSeen = clock.now }
+            let stopExpired = stopSeen.map { clock.now - $0 >= Self.stopGrace } ?? false
+            current.withLock { current in
+                guard let connection = current.connection, connection !== cut else { return }
+                if isStopping && (current.opening || stopExpired) {
+                    if !current.opening {
+                        logger.warning(
+                            "RabbitMQ bridge: cutting the connection, the stop's grace is over",
+                            metadata: [
+                                "direction": "\(direction)", "grace_ms": "\(Self.stopGrace.components.seconds * 1000)",
+                            ])
+                    }
+                    connection.interrupt()
+                    cut = connection
+                } else if connection.blockedNanoseconds > blockedLimit {
+                    logger.warning(
+                        "RabbitMQ bridge: RabbitMQ has not taken a message for confirm_timeout_ms (a resource alarm?); cutting the connection",
+                        metadata: ["direction": "\(direction)", "confirm_timeout_ms": "\(settings.confirmTimeoutMs)"])
+                    connection.interrupt()
+                    cut = connection
+                }
+            }
+        }
+    }
+
+    /// Asks the thread to stop and waits until it has: `serve` finishes what it holds first, within
+    /// ``stopGrace`` (the watchdog cuts the connection then; one still being made is cut at once).
     func stop() async {
         stopping.store(true, ordering: .releasing)
         wake.signal()
+        // A connection still being made holds nothing to finish.
+        current.withLock { current in
+            if current.opening { current.connection?.interrupt() }
+        }
         await withCheckedContinuation { continuation in
             let done = finished.withLock { state in
                 if !state.done { state.waiters.append(continuation) }

@@ -213,6 +213,74 @@ struct RabbitMQBridgeTests {
         }
     }
 
+    /// Under a resource alarm RabbitMQ stops reading a connection that publishes. A publish hanging for
+    /// `confirm_timeout_ms` is cut (with a warning) and made again on a new connection; when the alarm
+    /// clears, every event arrives. A stop during the alarm ends: before, the outbound thread hung in the
+    /// publish, nothing was logged, and the broker did not stop until the alarm cleared.
+    @Test func aResourceAlarmHangsNeitherTheBridgeNorTheStop() async throws {
+        try await RabbitMQServer.with { server in
+            try await server.withClient { amqp in
+                try amqp.declareExchange("herald.events", type: "topic")
+                try amqp.declareQueue("watch")
+                try amqp.bindQueue("watch", to: "herald.events", key: "block.#")
+            }
+            let records = RecordingLogHandler.Records()
+            let broker = try await TestBroker.start(
+                durable: true, bridge: true, logger: RecordingLogHandler.logger(records)
+            ) {
+                $0.bridge = settings(server, id: "alpha", publish: ["block.#"])
+                $0.bridge?.confirmTimeoutMs = 1000
+            }
+            let publisher = try await client(broker, "indexer")
+            _ = try await publisher.publishConfirmed(try event("block.new", chain: 0, id: "first", number: 0))
+            try await waitUntilBridged(broker)
+            // Events of 200 KiB, 8 MiB in all: more than the sockets between the bridge and RabbitMQ hold, so
+            // the bridge's publish waits for RabbitMQ to read.
+            let padding = String(repeating: "x", count: 200 * 1024)
+            func large(_ number: Int) throws -> EventEnvelope {
+                try EventEnvelope(
+                    eventType: "block.new", eventID: "large-\(number)", chainID: 0,
+                    payload: try RawJSON(validating: #"{"n":\#(number),"padding":"\#(padding)"}"#))
+            }
+            try await server.control(["set_vm_memory_high_watermark", "0"])
+            var sent = ["first"]
+            for number in 1...40 { sent.append(try await publisher.publishConfirmed(try large(number)).eventID) }
+            try await waitUntil { records.contains("RabbitMQ has not taken a message for confirm_timeout_ms") }
+            try await server.control(["set_vm_memory_high_watermark", "0.4"])
+            try await waitUntilBridged(broker)
+            // Cut connections publish again what was not confirmed: copies may come, none is missing.
+            let messages = try await server.take(sent.count * 4, from: "watch", seconds: 3)
+            #expect(Set(messages.map(\.messageID)) == Set(sent))
+
+            try await server.control(["set_vm_memory_high_watermark", "0"])
+            for number in 41...80 { _ = try await publisher.publishConfirmed(try large(number)) }
+            await publisher.close()
+            let stopping = ContinuousClock.now
+            try await broker.stop()
+            let took = ContinuousClock.now - stopping
+            // The stop's grace (6 s: the outbound waits up to 5 s for confirms), then the connection is cut.
+            #expect(took < .seconds(12), "the stop took \(took)")
+            try await server.control(["set_vm_memory_high_watermark", "0.4"])
+        }
+    }
+
+    /// A server that takes the TCP connection and never answers the AMQP handshake does not hold the stop:
+    /// a connection still being made is cut at once (it held the stop up to the login's 5 s timeout).
+    @Test func aStopCutsALoginTheServerNeverAnswers() async throws {
+        let silent = try SilentTCPServer()
+        let broker = try await TestBroker.start(durable: true, bridge: true) {
+            var bridge = HeraldConfiguration.RabbitMQBridge()
+            bridge.url = "amqp://guest:guest@127.0.0.1:\(silent.port)"
+            bridge.brokerID = "alpha"
+            $0.bridge = bridge
+        }
+        try await silent.waitForConnection()
+        let stopping = ContinuousClock.now
+        try await broker.stop()
+        let took = ContinuousClock.now - stopping
+        #expect(took < .seconds(3), "the stop took \(took)")
+    }
+
     @Test func bridgeSetupDeclaresAGroupPartitionedByChainWithDeadLetters() async throws {
         try await RabbitMQServer.with { server in
             let setup = try HeraldRun.start(

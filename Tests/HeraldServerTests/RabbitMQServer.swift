@@ -132,6 +132,26 @@ final class RabbitMQServer: Sendable {
         }
     }
 
+    /// Runs `rabbitmqctl` on this node (`set_vm_memory_high_watermark 0` raises a memory alarm at once, which
+    /// blocks every publishing connection) and waits for it; throws when it fails.
+    func control(_ arguments: [String]) async throws {
+        let control = Process()
+        control.executableURL = URL(fileURLWithPath: Self.controlScript)
+        control.arguments = ["-n", node] + arguments
+        control.environment = environment
+        let output = Pipe()
+        control.standardOutput = output
+        control.standardError = output
+        try control.run()
+        let text = try await onThread {
+            String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        }
+        while control.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        guard control.terminationStatus == 0 else {
+            throw RabbitMQServerError("rabbitmqctl \(arguments.joined(separator: " ")): \(text)")
+        }
+    }
+
     /// Whether `pid` runs: it exists and is not a zombie (the VM may be this process's child, which
     /// `Process` reaps only when it looks).
     private static func isAlive(_ pid: Int32) -> Bool {
@@ -233,6 +253,51 @@ extension RabbitMQServer {
                 try connection.ack(message.deliveryTag)
             }
             return messages
+        }
+    }
+}
+
+/// A TCP listener on a loopback port that takes connections and never says a word: a server that never
+/// answers the AMQP handshake.
+final class SilentTCPServer: @unchecked Sendable {
+    let port: Int
+    private let descriptor: Int32
+    private var accepted: [Int32] = []
+
+    init() throws {
+        port = try freePort()
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0, listen(descriptor, 8) == 0 else {
+            close(descriptor)
+            throw RabbitMQServerError("cannot listen on 127.0.0.1:\(port): errno \(errno)")
+        }
+    }
+
+    deinit {
+        accepted.forEach { close($0) }
+        close(descriptor)
+    }
+
+    /// Waits until a client has connected, and keeps the connection open (and silent).
+    func waitForConnection(seconds: Int = 30) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while true {
+            let client = accept(descriptor, nil, nil)
+            if client >= 0 {
+                accepted.append(client)
+                return
+            }
+            guard ContinuousClock.now < deadline else { throw RabbitMQServerError("nobody connected in \(seconds) s") }
+            try await Task.sleep(for: .milliseconds(10))
         }
     }
 }

@@ -16,13 +16,27 @@ int herald_amqp_load(char *error, size_t error_size);
 
 typedef struct herald_amqp herald_amqp;
 
-/// Connects to `url` (`amqp://user:password@host:port/vhost`, the defaults of rabbitmq-c for what is left
-/// out), logs in and opens channel 1. Returns NULL with the reason in `error` on failure.
-herald_amqp *herald_amqp_connect(
-    const char *url, int heartbeat_seconds, int timeout_ms, char *error, size_t error_size);
+/// A connection not opened yet (NULL when out of memory). Free it with `herald_amqp_free`.
+herald_amqp *herald_amqp_new(void);
 
-/// Closes the channel and the connection (politely when it is still up) and frees everything.
+/// Connects to `url` (`amqp://user:password@host:port/vhost`, the defaults of rabbitmq-c for what is left
+/// out), logs in and opens channel 1. Returns 0, or -1 with the reason in `herald_amqp_error` (the
+/// connection is closed then). `timeout_ms` bounds the TCP connect and each RPC, the login among them.
+int herald_amqp_open(herald_amqp *connection, const char *url, int heartbeat_seconds, int timeout_ms);
+
+/// The one call another thread may make, at any time until `herald_amqp_free`: shuts the connection's
+/// socket down, so that a call blocked on it — a publish RabbitMQ does not read (a resource alarm), a login
+/// a server never answers — fails at once, and every later call fails. An open still making its TCP
+/// connection fails when that is made (or times out).
+void herald_amqp_interrupt(herald_amqp *connection);
+
+/// Closes the channel and the connection (politely when it is up and was not interrupted) and releases
+/// rabbitmq-c's state; the connection takes no calls after it but `herald_amqp_interrupt` and
+/// `herald_amqp_free`.
 void herald_amqp_close(herald_amqp *connection);
+
+/// Closes the connection if it is open and frees it.
+void herald_amqp_free(herald_amqp *connection);
 
 /// The reason for the last failure on this connection.
 const char *herald_amqp_error(const herald_amqp *connection);
