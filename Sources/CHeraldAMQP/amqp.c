@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 static const amqp_channel_t channel = 1;
 
@@ -66,6 +67,7 @@ static struct {
     void (*default_connection_info)(struct amqp_connection_info *);
     int (*set_rpc_timeout)(amqp_connection_state_t, const struct timeval *);
     int (*get_sockfd)(amqp_connection_state_t);
+    int (*set_handshake_timeout)(amqp_connection_state_t, const struct timeval *);
     const char *(*error_string2)(int);
 } lib;
 
@@ -122,6 +124,7 @@ static void load(void) {
     RESOLVE(handle, default_connection_info, "amqp_default_connection_info");
     RESOLVE(handle, set_rpc_timeout, "amqp_set_rpc_timeout");
     RESOLVE(handle, get_sockfd, "amqp_get_sockfd");
+    RESOLVE(handle, set_handshake_timeout, "amqp_set_handshake_timeout");
     RESOLVE(handle, error_string2, "amqp_error_string2");
     loaded = 1;
 }
@@ -142,7 +145,9 @@ struct herald_amqp {
     amqp_connection_state_t state;
     /// Guards `socket` and `interrupted`, the only fields another thread touches (`herald_amqp_interrupt`).
     pthread_mutex_t lock;
-    /// The connection's socket once it is connected, -1 before and after: what an interrupt shuts down.
+    /// A duplicate of the connection's socket once it is connected, -1 before and after: what an interrupt
+    /// shuts down. A descriptor of its own, since rabbitmq-c closes its own on some failures (a login
+    /// refused, an RPC or heartbeat timed out), after which the number may be another file's.
     int socket;
     int interrupted;
     /// The channel and connection are still open, as far as this side knows.
@@ -228,12 +233,13 @@ herald_amqp *herald_amqp_new(void) {
     return connection;
 }
 
-/// Whether the connection was interrupted; otherwise, with `socket` >= 0, makes it the one an interrupt
-/// shuts down (or, with -1, the connection has none any more).
+/// Whether the connection was interrupted; otherwise, with `socket` >= 0, makes a duplicate of it the one an
+/// interrupt shuts down. With -1 the connection has none any more (the duplicate is closed).
 static int set_socket(herald_amqp *connection, int socket) {
     pthread_mutex_lock(&connection->lock);
     int interrupted = connection->interrupted;
-    connection->socket = interrupted ? -1 : socket;
+    if (connection->socket >= 0) close(connection->socket);
+    connection->socket = (interrupted || socket < 0) ? -1 : dup(socket);
     pthread_mutex_unlock(&connection->lock);
     return interrupted;
 }
@@ -271,6 +277,7 @@ int herald_amqp_open(herald_amqp *connection, const char *url, int heartbeat_sec
         return fail(connection, "connecting: interrupted");
     }
     lib.set_rpc_timeout(connection->state, &timeout);
+    lib.set_handshake_timeout(connection->state, &timeout);
     amqp_rpc_reply_t login = lib.login(connection->state, info.vhost, 0, AMQP_DEFAULT_FRAME_SIZE,
                                        heartbeat_seconds, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
     free(text);

@@ -19,14 +19,16 @@ public struct AMQPError: Error, Sendable, CustomStringConvertible {
 /// the calling thread, so it belongs on a thread of its own, never on an event loop; one thread at a time
 /// uses it. After a failure the connection should be closed and made again.
 ///
-/// Another thread may call ``interrupt()`` and read ``blockedNanoseconds`` at any time (`@unchecked
+/// Another thread may call ``interrupt()`` and read ``overdueNanoseconds`` at any time (`@unchecked
 /// Sendable` for them): they are how a stop, or a watchdog, ends a call RabbitMQ never answers.
 public final class AMQPConnection: @unchecked Sendable {
     private let handle: OpaquePointer
     /// Confined to the thread that uses the connection.
     private var isOpen = false
-    /// When the call in progress that has no timeout of its own started (`DispatchTime` uptime, 0 for none).
-    private let blockedSince = Atomic<UInt64>(0)
+    /// When the call in progress is past its own timeout (`DispatchTime` uptime), 0 when there is none.
+    private let overdueFrom = Atomic<UInt64>(0)
+    /// The `timeoutMs` it was opened with: how long an RPC waits for its reply.
+    private var rpcTimeoutMs = 5000
 
     /// A connection not opened yet: ``open(url:heartbeatSeconds:timeoutMs:)`` connects it, and
     /// ``interrupt()`` can end that from another thread.
@@ -43,6 +45,7 @@ public final class AMQPConnection: @unchecked Sendable {
 
     /// Connects to `url`, logs in and opens the channel. `timeoutMs` bounds the TCP connect and each RPC.
     public func open(url: String, heartbeatSeconds: Int = 10, timeoutMs: Int = 5000) throws(AMQPError) {
+        rpcTimeoutMs = timeoutMs
         guard herald_amqp_open(handle, url, Int32(heartbeatSeconds), Int32(timeoutMs)) == 0 else {
             throw AMQPError(String(cString: herald_amqp_error(handle)))
         }
@@ -63,20 +66,26 @@ public final class AMQPConnection: @unchecked Sendable {
         herald_amqp_interrupt(handle)
     }
 
-    /// From any thread: how long the call in progress has been blocked, for calls that have no timeout of
-    /// their own (a publish, an ack or a reject, which wait as long as RabbitMQ does not read, as under a
-    /// resource alarm); 0 when there is none.
-    public var blockedNanoseconds: UInt64 {
-        let since = blockedSince.load(ordering: .relaxed)
-        guard since > 0 else { return 0 }
-        return DispatchTime.now().uptimeNanoseconds &- since
+    /// From any thread: how long the call in progress has run past its own timeout; 0 when there is none.
+    /// Some of rabbitmq-c's waits have no deadline: a publish, an ack or a reject, and the request of an RPC
+    /// or a heartbeat sent while waiting, wait as long as RabbitMQ does not read (as under a resource alarm).
+    public var overdueNanoseconds: UInt64 {
+        let from = overdueFrom.load(ordering: .relaxed)
+        let now = DispatchTime.now().uptimeNanoseconds
+        return from > 0 && now > from ? now - from : 0
     }
 
-    /// Runs a call that has no timeout of its own, marked in ``blockedNanoseconds``.
-    private func withoutTimeout(_ call: () -> Int32) -> Int32 {
-        blockedSince.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
-        defer { blockedSince.store(0, ordering: .relaxed) }
+    /// Runs a call, which is overdue once it has taken longer than `allowanceMs` (its own timeout).
+    private func timed<Result>(allowanceMs: Int = 0, _ call: () -> Result) -> Result {
+        let from = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, allowanceMs)) * 1_000_000
+        overdueFrom.store(from, ordering: .relaxed)
+        defer { overdueFrom.store(0, ordering: .relaxed) }
         return call()
+    }
+
+    /// An RPC: overdue once its reply is.
+    private func rpc(_ call: () -> Int32) -> Int32 {
+        timed(allowanceMs: rpcTimeoutMs, call)
     }
 
     private func check(_ status: Int32) throws(AMQPError) {
@@ -130,7 +139,7 @@ public final class AMQPConnection: @unchecked Sendable {
     /// Declares a durable exchange of `type` (`topic`, `fanout`, `x-consistent-hash`, …).
     public func declareExchange(_ name: String, type: String, arguments: [Argument] = []) throws(AMQPError) {
         let handle = try connection()
-        try check(withArguments(arguments) { herald_amqp_declare_exchange(handle, name, type, $0, $1) })
+        try check(rpc { withArguments(arguments) { herald_amqp_declare_exchange(handle, name, type, $0, $1) } })
     }
 
     /// Declares a durable queue (`passive` only checks that it exists) and returns the messages ready in it.
@@ -141,30 +150,37 @@ public final class AMQPConnection: @unchecked Sendable {
         let handle = try connection()
         var ready: UInt32 = 0
         try check(
-            withArguments(arguments) { herald_amqp_declare_queue(handle, name, passive ? 1 : 0, $0, $1, &ready) })
+            rpc {
+                withArguments(arguments) { herald_amqp_declare_queue(handle, name, passive ? 1 : 0, $0, $1, &ready) }
+            })
         return ready
     }
 
     public func bindQueue(_ queue: String, to exchange: String, key: String) throws(AMQPError) {
-        try check(herald_amqp_bind_queue(try connection(), queue, exchange, key))
+        let handle = try connection()
+        try check(rpc { herald_amqp_bind_queue(handle, queue, exchange, key) })
     }
 
     /// Routes what `source` routes with `key` to the exchange `destination` too.
     public func bindExchange(_ destination: String, to source: String, key: String) throws(AMQPError) {
-        try check(herald_amqp_bind_exchange(try connection(), destination, source, key))
+        let handle = try connection()
+        try check(rpc { herald_amqp_bind_exchange(handle, destination, source, key) })
     }
 
     public func deleteQueue(_ queue: String) throws(AMQPError) {
-        try check(herald_amqp_delete_queue(try connection(), queue))
+        let handle = try connection()
+        try check(rpc { herald_amqp_delete_queue(handle, queue) })
     }
 
     public func deleteExchange(_ exchange: String) throws(AMQPError) {
-        try check(herald_amqp_delete_exchange(try connection(), exchange))
+        let handle = try connection()
+        try check(rpc { herald_amqp_delete_exchange(handle, exchange) })
     }
 
     /// Publisher confirms from now on: the n-th publish after this has delivery tag n.
     public func selectConfirms() throws(AMQPError) {
-        try check(herald_amqp_confirm_select(try connection()))
+        let handle = try connection()
+        try check(rpc { herald_amqp_confirm_select(handle) })
     }
 
     /// What a message carries besides its body and routing key.
@@ -209,7 +225,7 @@ public final class AMQPConnection: @unchecked Sendable {
                     timestamp_ms: properties.timestampMs, header_names: names.baseAddress,
                     header_values: values.baseAddress, header_count: properties.headers.count)
                 return body.withUnsafeBytes { bytes in
-                    withoutTimeout {
+                    timed {
                         herald_amqp_publish(
                             handle, exchange, routingKey, bytes.baseAddress, bytes.count, &cProperties)
                     }
@@ -230,7 +246,8 @@ public final class AMQPConnection: @unchecked Sendable {
     /// The next publisher confirm, or `nil` after `timeoutMs` without one. Heartbeats are kept meanwhile.
     public func nextConfirm(timeoutMs: Int) throws(AMQPError) -> Confirm? {
         var confirm = herald_amqp_confirm()
-        let status = herald_amqp_wait_confirm(try connection(), Int32(timeoutMs), &confirm)
+        let handle = try connection()
+        let status = timed(allowanceMs: timeoutMs) { herald_amqp_wait_confirm(handle, Int32(timeoutMs), &confirm) }
         try check(status)
         guard status == 1 else { return nil }
         return Confirm(tag: confirm.tag, multiple: confirm.multiple != 0, ack: confirm.ack != 0)
@@ -238,12 +255,14 @@ public final class AMQPConnection: @unchecked Sendable {
 
     /// Messages handed over before the first is acknowledged, for consumers started after this.
     public func setPrefetch(_ count: Int) throws(AMQPError) {
-        try check(herald_amqp_qos(try connection(), UInt16(clamping: count)))
+        let handle = try connection()
+        try check(rpc { herald_amqp_qos(handle, UInt16(clamping: count)) })
     }
 
     /// Consumes `queue` with manual acknowledgements; the consumer tag is the queue's name.
     public func consume(_ queue: String) throws(AMQPError) {
-        try check(herald_amqp_consume(try connection(), queue))
+        let handle = try connection()
+        try check(rpc { herald_amqp_consume(handle, queue) })
     }
 
     /// A consumed message.
@@ -265,7 +284,8 @@ public final class AMQPConnection: @unchecked Sendable {
     /// The next message of any consumed queue, or `nil` after `timeoutMs` without one.
     public func nextMessage(timeoutMs: Int) throws(AMQPError) -> Message? {
         var raw = herald_amqp_message()
-        let status = herald_amqp_next_message(try connection(), Int32(timeoutMs), &raw)
+        let handle = try connection()
+        let status = timed(allowanceMs: timeoutMs) { herald_amqp_next_message(handle, Int32(timeoutMs), &raw) }
         try check(status)
         guard status == 1 else { return nil }
         defer { herald_amqp_message_free(&raw) }
@@ -285,12 +305,12 @@ public final class AMQPConnection: @unchecked Sendable {
 
     public func ack(_ deliveryTag: UInt64, multiple: Bool = false) throws(AMQPError) {
         let handle = try connection()
-        try check(withoutTimeout { herald_amqp_ack(handle, deliveryTag, multiple ? 1 : 0) })
+        try check(timed { herald_amqp_ack(handle, deliveryTag, multiple ? 1 : 0) })
     }
 
     /// Rejects a message; without `requeue` it goes to the queue's dead-letter exchange, or is dropped.
     public func reject(_ deliveryTag: UInt64, requeue: Bool) throws(AMQPError) {
         let handle = try connection()
-        try check(withoutTimeout { herald_amqp_reject(handle, deliveryTag, requeue ? 1 : 0) })
+        try check(timed { herald_amqp_reject(handle, deliveryTag, requeue ? 1 : 0) })
     }
 }

@@ -10,8 +10,9 @@ import Synchronization
 ///
 /// rabbitmq-c blocks, so each direction has a thread of its own and never touches an event loop. A watchdog
 /// cuts the connection (shuts its socket down, ``AMQPConnection/interrupt()``) when a call hangs on it:
-/// - a publish, ack or reject RabbitMQ has not taken for `confirm_timeout_ms` (it stops reading a connection
-///   that publishes during a resource alarm): the worker connects again, and what was unconfirmed is
+/// - a call that has waited `confirm_timeout_ms` past its own timeout (a publish, an ack or a reject has
+///   none: RabbitMQ stops reading a connection that publishes during a resource alarm): the worker connects
+///   again, with a backoff that keeps growing while connections end this way, and what was unconfirmed is
 ///   published again;
 /// - at a stop, a connection still being made at once, and any other once the worker has had
 ///   ``stopGrace`` to finish what it holds.
@@ -27,6 +28,8 @@ final class BridgeWorker: Sendable {
     private let logger: Logger
     private let metrics: BridgeMetrics
     private let stopping = Atomic<Bool>(false)
+    /// Set when the watchdog cut a connection whose call was overdue: the backoff is not started over.
+    private let cutOverdue = Atomic<Bool>(false)
     /// The connection the thread works on, and whether it is still being opened: what the watchdog cuts.
     private let current = Mutex<(connection: AMQPConnection?, opening: Bool)>((nil, false))
     /// Signalled to cut a backoff or an idle wait short.
@@ -57,6 +60,7 @@ final class BridgeWorker: Sendable {
             var failures = 0
             while !isStopping {
                 var connection: AMQPConnection?
+                var connected = false
                 do throws(AMQPError) {
                     let made = try AMQPConnection()
                     connection = made
@@ -75,17 +79,24 @@ final class BridgeWorker: Sendable {
                     } else {
                         logger.info("RabbitMQ bridge connected", metadata: ["direction": "\(direction)"])
                     }
+                    connected = true
                     failures = 0
-                    backoff = settings.reconnectMinMs
                     try serve(made)
                     made.close()
                     current.withLock { $0 = (nil, false) }
                 } catch {
+                    // After a failure a polite close gains nothing, and its request could wait on a socket
+                    // RabbitMQ does not read.
+                    connection?.interrupt()
                     connection?.close()
                     current.withLock { $0 = (nil, false) }
                     metrics.connected(direction, false)
                     if isStopping { break }
-                    if failures == 0 {
+                    // A connection that worked starts the backoff over, unless the watchdog cut it (and said so):
+                    // during a long resource alarm the backoff grows, and the cuts come less and less often.
+                    let cutForOverdue = cutOverdue.exchange(false, ordering: .relaxed)
+                    if connected && !cutForOverdue { backoff = settings.reconnectMinMs }
+                    if failures == 0 && !cutForOverdue {
                         logger.warning(
                             "RabbitMQ bridge connection lost; connecting again with backoff",
                             metadata: ["direction": "\(direction)", "error": "\(error)"])
@@ -115,6 +126,17 @@ final class BridgeWorker: Sendable {
         Task { [self] in await watch() }
     }
 
+    /// Asks the thread to stop without waiting: `stop()` waits. Both workers of a bridge begin stopping
+    /// before either is waited for, so that their graces run at the same time.
+    func beginStopping() {
+        stopping.store(true, ordering: .releasing)
+        wake.signal()
+        // A connection still being made holds nothing to finish.
+        current.withLock { current in
+            if current.opening { current.connection?.interrupt() }
+        }
+    }
+
     /// Until the thread has finished: cuts a connection whose call hangs (see the type's comment).
     private func watch() async {
         let blockedLimit = UInt64(settings.confirmTimeoutMs) * 1_000_000
@@ -137,12 +159,13 @@ final class BridgeWorker: Sendable {
                     }
                     connection.interrupt()
                     cut = connection
-                } else if connection.blockedNanoseconds > blockedLimit {
+                } else if connection.overdueNanoseconds > blockedLimit {
                     logger.warning(
                         "RabbitMQ bridge: RabbitMQ has not taken a message for confirm_timeout_ms (a resource alarm?); cutting the connection",
                         metadata: ["direction": "\(direction)", "confirm_timeout_ms": "\(settings.confirmTimeoutMs)"])
                     connection.interrupt()
                     cut = connection
+                    cutOverdue.store(true, ordering: .relaxed)
                 }
             }
         }
@@ -151,12 +174,7 @@ final class BridgeWorker: Sendable {
     /// Asks the thread to stop and waits until it has: `serve` finishes what it holds first, within
     /// ``stopGrace`` (the watchdog cuts the connection then; one still being made is cut at once).
     func stop() async {
-        stopping.store(true, ordering: .releasing)
-        wake.signal()
-        // A connection still being made holds nothing to finish.
-        current.withLock { current in
-            if current.opening { current.connection?.interrupt() }
-        }
+        beginStopping()
         await withCheckedContinuation { continuation in
             let done = finished.withLock { state in
                 if !state.done { state.waiters.append(continuation) }

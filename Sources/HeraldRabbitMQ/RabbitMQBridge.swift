@@ -70,7 +70,9 @@ public final class RabbitMQBridge: Service {
         outbound.start()
         inbound?.start()
         try? await gracefulShutdown()
-        // Inbound first: what it feeds in may still be published out.
+        // Both begin at once, so that their graces overlap; the inbound is waited for first.
+        inbound?.worker.beginStopping()
+        outbound.worker.beginStopping()
         await inbound?.worker.stop()
         await outbound.worker.stop()
     }

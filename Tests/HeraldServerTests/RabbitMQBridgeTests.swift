@@ -265,7 +265,7 @@ struct RabbitMQBridgeTests {
     }
 
     /// A server that takes the TCP connection and never answers the AMQP handshake does not hold the stop:
-    /// a connection still being made is cut at once (it held the stop up to the login's 5 s timeout).
+    /// a connection still being made is cut at once (it held the stop for rabbitmq-c's 12 s handshake timeout).
     @Test func aStopCutsALoginTheServerNeverAnswers() async throws {
         let silent = try SilentTCPServer()
         let broker = try await TestBroker.start(durable: true, bridge: true) {

@@ -264,22 +264,24 @@ final class SilentTCPServer: @unchecked Sendable {
     private let descriptor: Int32
     private var accepted: [Int32] = []
 
+    /// Listens on a port the kernel picks (bound here, so no other test can take it in between).
     init() throws {
-        port = try freePort()
-        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let bound = withUnsafePointer(to: &address) {
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
             }
         }
-        guard bound == 0, listen(descriptor, 8) == 0 else {
+        guard bound, listen(descriptor, 8) == 0 else {
             close(descriptor)
-            throw RabbitMQServerError("cannot listen on 127.0.0.1:\(port): errno \(errno)")
+            throw RabbitMQServerError("cannot listen on 127.0.0.1: errno \(errno)")
         }
+        self.descriptor = descriptor
+        port = Int(UInt16(bigEndian: address.sin_port))
     }
 
     deinit {

@@ -21,7 +21,8 @@ herald_amqp *herald_amqp_new(void);
 
 /// Connects to `url` (`amqp://user:password@host:port/vhost`, the defaults of rabbitmq-c for what is left
 /// out), logs in and opens channel 1. Returns 0, or -1 with the reason in `herald_amqp_error` (the
-/// connection is closed then). `timeout_ms` bounds the TCP connect and each RPC, the login among them.
+/// connection is closed then). `timeout_ms` bounds the TCP connect (not the host name's lookup), the
+/// login, and the wait for each RPC's reply; sending has no deadline (see `herald_amqp_interrupt`).
 int herald_amqp_open(herald_amqp *connection, const char *url, int heartbeat_seconds, int timeout_ms);
 
 /// The one call another thread may make, at any time until `herald_amqp_free`: shuts the connection's
