@@ -728,11 +728,11 @@ public final class ConsumerGroup: Sendable {
         // Copied under the lock (copy on write: the group's next change pays for the copy), encoded outside.
         let (cursors, deadLettersFrom, version) = state.withLock { ($0.cursors, $0.deadLettersFrom, $0.version) }
         let partitions = cursors.map { cursor in
-            GroupSnapshot.Position(
-                next: cursor.next,
-                pending: cursor.pending.sorted { $0.key < $1.key }.map {
-                    GroupSnapshot.Pending(offset: $0.key, attempts: $0.value.attempts, timestamp: $0.value.timestamp)
-                })
+            var pending = cursor.pending.map {
+                GroupSnapshot.Pending(offset: $0.key, attempts: $0.value.attempts, timestamp: $0.value.timestamp)
+            }
+            pending.sort { $0.offset < $1.offset }
+            return GroupSnapshot.Position(next: cursor.next, pending: pending)
         }
         return (
             GroupSnapshot(

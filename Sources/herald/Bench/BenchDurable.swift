@@ -37,6 +37,11 @@ struct BenchDurable: AsyncParsableCommand {
     @Option(help: "Distinct keys (the events spread over partitions by key).")
     var keys = 64
 
+    @Option(
+        name: .customLong("group-in-flight"),
+        help: "The group member's max_in_flight (1 to 100000): how many deliveries wait for an ack at once.")
+    var groupInFlight = 10_000
+
     @Flag(name: .customLong("no-consume"), help: "Skip the group delivery phase.")
     var noConsume = false
 
@@ -58,6 +63,9 @@ struct BenchDurable: AsyncParsableCommand {
     func validate() throws {
         guard events >= 1 else { throw ValidationError("--events must be at least 1") }
         guard payloadSize >= 16 else { throw ValidationError("--payload-size must be at least 16") }
+        guard (1...100_000).contains(groupInFlight) else {
+            throw ValidationError("--group-in-flight must be from 1 to 100000")
+        }
         guard (1...100_000).contains(inFlight) else { throw ValidationError("--in-flight must be from 1 to 100000") }
         guard keys >= 1 else { throw ValidationError("--keys must be at least 1") }
         guard ["always", "batch", "never"].contains(fsync) else {
@@ -108,7 +116,8 @@ struct BenchDurable: AsyncParsableCommand {
             _ = try consumer.request(
                 #"{"op":"hello","id":0,"protocol":1,"module":{"name":"bench-group","version":"1"}}"#)
             let ok = try consumer.request(
-                #"{"op":"subscribe","id":1,"topics":["bench.durable"],"group":"\#(group)","max_in_flight":10000}"#)
+                #"{"op":"subscribe","id":1,"topics":["bench.durable"],"group":"\#(group)","max_in_flight":\#(groupInFlight)}"#
+            )
             guard ok.hasPrefix(#"{"op":"ok""#) else { throw BenchError("subscribe: \(ok)") }
         }
         let (events, inFlight, keys, payloadSize) = (self.events, self.inFlight, self.keys, self.payloadSize)
@@ -129,14 +138,15 @@ struct BenchDurable: AsyncParsableCommand {
         try await written
         let published = Double(monotonicNanoseconds() - start) / 1e9
         var consumed: Double?
+        var groupAckLatency: Histogram<UInt64>?
         if let consumer {
             let consumeStart = monotonicNanoseconds()
-            try await onThread("bench-durable-consumer") { try Self.consume(events, on: consumer) }
+            groupAckLatency = try await onThread("bench-durable-consumer") { try Self.consume(events, on: consumer) }
             consumed = Double(monotonicNanoseconds() - consumeStart) / 1e9
         }
         return DurableResult(
             events: events, payloadSize: payloadSize, inFlight: inFlight, publishSeconds: published, latency: histogram,
-            consumeSeconds: consumed)
+            consumeSeconds: consumed, groupInFlight: groupInFlight, groupAckLatency: groupAckLatency)
     }
 
     /// Writes the publishes, each with its number as `id`, as many per write as the window allows.
@@ -188,24 +198,35 @@ struct BenchDurable: AsyncParsableCommand {
         return histogram
     }
 
-    /// Reads the group's deliveries and acknowledges them 256 at a time, until every event came.
-    private static func consume(_ events: Int, on connection: BenchSocket) throws {
+    /// Reads the group's deliveries and acknowledges them 256 at a time, until every event came. Each ack
+    /// has an id; the latency from its write to its `ok` (sent once the group's state file holds it) is
+    /// returned.
+    private static func consume(_ events: Int, on connection: BenchSocket) throws -> Histogram<UInt64> {
         let seqMarker = Array(#""seq":"#.utf8)
+        let okPrefix = Array(#"{"op":"ok","id":"#.utf8)
         var received = 0
         var subscription: UInt64 = 0
         var acks: [UInt64] = []
+        var ackSentAt: [UInt64] = []
+        var latency = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
         func acknowledge() throws {
             guard !acks.isEmpty else { return }
-            var body = Array(#"{"op":"ack","subscription":\#(subscription),"seq":["#.utf8)
+            var body = Array(#"{"op":"ack","id":\#(ackSentAt.count),"subscription":\#(subscription),"seq":["#.utf8)
             for (index, seq) in acks.enumerated() {
                 if index > 0 { body.append(UInt8(ascii: ",")) }
                 body.append(contentsOf: String(seq).utf8)
             }
             body.append(contentsOf: "]}".utf8)
+            ackSentAt.append(monotonicNanoseconds())
             try connection.write(FrameLength.prefix(body.count) + body)
             acks.removeAll(keepingCapacity: true)
         }
         try connection.readFrames { frame in
+            if frame.count > okPrefix.count, frame.starts(with: okPrefix) {
+                let id = Int(Self.number(after: okPrefix, in: frame, at: 0))
+                if id < ackSentAt.count { latency.record(monotonicNanoseconds() - ackSentAt[id]) }
+                return true
+            }
             guard let marker = Self.find(seqMarker, in: frame) else { return true }
             if subscription == 0 { subscription = Self.number(after: Array(#""subscription":"#.utf8), in: frame) }
             acks.append(Self.number(after: seqMarker, in: frame, at: marker))
@@ -214,6 +235,7 @@ struct BenchDurable: AsyncParsableCommand {
             return received < events
         }
         try acknowledge()
+        return latency
     }
 
     /// The decimal number right after `marker` (found at `at`, else searched for) in `frame`.
@@ -247,6 +269,9 @@ struct DurableResult {
     var publishSeconds: Double
     var latency: Histogram<UInt64>
     var consumeSeconds: Double?
+    var groupInFlight = 0
+    /// From an ack's write to its `ok`, in the group phase.
+    var groupAckLatency: Histogram<UInt64>?
     var logBytes: Int?
     /// The journal's size (fixed, whatever the events).
     var journalBytes = 0
@@ -267,8 +292,15 @@ struct DurableResult {
         if let consumeSeconds {
             lines.append(
                 String(
-                    format: "  group delivery with acks: %.3f s, %.0f events/s", consumeSeconds,
-                    Double(events) / consumeSeconds))
+                    format: "  group delivery with acks (max_in_flight %d): %.3f s, %.0f events/s", groupInFlight,
+                    consumeSeconds, Double(events) / consumeSeconds))
+        }
+        if let groupAckLatency, groupAckLatency.totalCount > 0 {
+            lines.append(
+                String(
+                    format: "  group ack latency (256 seqs per ack): p50 %.2f ms, p99 %.2f ms, max %.2f ms",
+                    Double(groupAckLatency.valueAtPercentile(50)) / 1e6,
+                    Double(groupAckLatency.valueAtPercentile(99)) / 1e6, Double(groupAckLatency.max) / 1e6))
         }
         if let logBytes {
             lines.append(
@@ -293,6 +325,14 @@ struct DurableResult {
         ]
         if let consumeSeconds {
             fields.append(String(format: #""consume_events_per_second":%.0f"#, Double(events) / consumeSeconds))
+            fields.append(#""group_in_flight":\#(groupInFlight)"#)
+        }
+        if let groupAckLatency, groupAckLatency.totalCount > 0 {
+            fields.append(
+                String(
+                    format: #""group_ack_latency_ms":{"p50":%.3f,"p99":%.3f,"max":%.3f}"#,
+                    Double(groupAckLatency.valueAtPercentile(50)) / 1e6,
+                    Double(groupAckLatency.valueAtPercentile(99)) / 1e6, Double(groupAckLatency.max) / 1e6))
         }
         if let logBytes {
             fields.append(#""log_bytes":\#(logBytes)"#)
