@@ -8,6 +8,7 @@
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -233,21 +234,26 @@ herald_amqp *herald_amqp_new(void) {
     return connection;
 }
 
-/// Whether the connection was interrupted; otherwise, with `socket` >= 0, makes a duplicate of it the one an
-/// interrupt shuts down. With -1 the connection has none any more (the duplicate is closed).
+/// 1 when the connection was interrupted, -1 when `socket` could not be duplicated (no descriptor left: a
+/// connection nothing could interrupt must not be used), else 0 and, with `socket` >= 0, a duplicate of it
+/// is the one an interrupt shuts down. With -1 the connection has none any more (the duplicate is closed).
 static int set_socket(herald_amqp *connection, int socket) {
     pthread_mutex_lock(&connection->lock);
-    int interrupted = connection->interrupted;
+    int result = connection->interrupted;
     if (connection->socket >= 0) close(connection->socket);
-    connection->socket = (interrupted || socket < 0) ? -1 : dup(socket);
+    connection->socket = -1;
+    if (!result && socket >= 0) {
+        connection->socket = fcntl(socket, F_DUPFD_CLOEXEC, 0);
+        if (connection->socket < 0) result = -1;
+    }
     pthread_mutex_unlock(&connection->lock);
-    return interrupted;
+    return result;
 }
 
 int herald_amqp_open(herald_amqp *connection, const char *url, int heartbeat_seconds, int timeout_ms) {
     if (herald_amqp_load(connection->error, sizeof connection->error) != 0) return -1;
     if (connection->state != NULL) return fail(connection, "the connection was opened already");
-    if (set_socket(connection, -1)) return fail(connection, "connecting: interrupted");
+    if (set_socket(connection, -1) != 0) return fail(connection, "connecting: interrupted");
     char *text = strdup(url);
     if (text == NULL) return fail(connection, "out of memory");
     struct amqp_connection_info info;
@@ -270,11 +276,13 @@ int herald_amqp_open(herald_amqp *connection, const char *url, int heartbeat_sec
     }
     connection->connection_open = 1;
     // From here an interrupt shuts the socket down, which ends any call blocked on it at once.
-    if (set_socket(connection, lib.get_sockfd(connection->state))) {
+    int registered = set_socket(connection, lib.get_sockfd(connection->state));
+    if (registered != 0) {
         free(text);
         connection->connection_open = 0;
         herald_amqp_close(connection);
-        return fail(connection, "connecting: interrupted");
+        return registered > 0 ? fail(connection, "connecting: interrupted")
+                              : fail(connection, "connecting: no file descriptor left to watch the socket with");
     }
     lib.set_rpc_timeout(connection->state, &timeout);
     lib.set_handshake_timeout(connection->state, &timeout);

@@ -247,7 +247,10 @@ public final class AMQPConnection: @unchecked Sendable {
     public func nextConfirm(timeoutMs: Int) throws(AMQPError) -> Confirm? {
         var confirm = herald_amqp_confirm()
         let handle = try connection()
-        let status = timed(allowanceMs: timeoutMs) { herald_amqp_wait_confirm(handle, Int32(timeoutMs), &confirm) }
+        // Beyond its wait: a heartbeat it sends, or a returned message it reads, has no deadline of its own.
+        let status = timed(allowanceMs: timeoutMs + rpcTimeoutMs) {
+            herald_amqp_wait_confirm(handle, Int32(timeoutMs), &confirm)
+        }
         try check(status)
         guard status == 1 else { return nil }
         return Confirm(tag: confirm.tag, multiple: confirm.multiple != 0, ack: confirm.ack != 0)
@@ -285,7 +288,11 @@ public final class AMQPConnection: @unchecked Sendable {
     public func nextMessage(timeoutMs: Int) throws(AMQPError) -> Message? {
         var raw = herald_amqp_message()
         let handle = try connection()
-        let status = timed(allowanceMs: timeoutMs) { herald_amqp_next_message(handle, Int32(timeoutMs), &raw) }
+        // The wait bounds a message's first frame; its body is read without a deadline (a large one on a slow
+        // link takes a while), as is a heartbeat sent meanwhile.
+        let status = timed(allowanceMs: timeoutMs + rpcTimeoutMs) {
+            herald_amqp_next_message(handle, Int32(timeoutMs), &raw)
+        }
         try check(status)
         guard status == 1 else { return nil }
         defer { herald_amqp_message_free(&raw) }

@@ -91,6 +91,7 @@ final class BridgeInbound: @unchecked Sendable {
                 continue
             }
             guard let message = try connection.nextMessage(timeoutMs: outstanding > 0 ? 5 : 200) else { continue }
+            worker.madeProgress()
             try handle(message, on: connection)
         }
     }

@@ -193,6 +193,7 @@ final class BridgeOutbound: @unchecked Sendable {
             }
         }
         if !confirmed.isEmpty {
+            worker.madeProgress()
             _ = group.ack(member, seqs: confirmed)
             metrics.published.increment(by: Int64(confirmed.count))
             metrics.inFlight(inFlight.count)

@@ -28,8 +28,11 @@ final class BridgeWorker: Sendable {
     private let logger: Logger
     private let metrics: BridgeMetrics
     private let stopping = Atomic<Bool>(false)
-    /// Set when the watchdog cut a connection whose call was overdue: the backoff is not started over.
+    /// Set when the watchdog cut a connection whose call was overdue: the backoff is not started over,
+    /// unless the connection made progress.
     private let cutOverdue = Atomic<Bool>(false)
+    /// Set by `serve` when RabbitMQ confirmed or delivered something on the connection (``madeProgress()``).
+    private let progressed = Atomic<Bool>(false)
     /// The connection the thread works on, and whether it is still being opened: what the watchdog cuts.
     private let current = Mutex<(connection: AMQPConnection?, opening: Bool)>((nil, false))
     /// Signalled to cut a backoff or an idle wait short.
@@ -92,10 +95,12 @@ final class BridgeWorker: Sendable {
                     current.withLock { $0 = (nil, false) }
                     metrics.connected(direction, false)
                     if isStopping { break }
-                    // A connection that worked starts the backoff over, unless the watchdog cut it (and said so):
-                    // during a long resource alarm the backoff grows, and the cuts come less and less often.
+                    // A connection that worked starts the backoff over, unless the watchdog cut it (and said so)
+                    // before it got anywhere: during a long resource alarm the backoff grows, and the cuts come
+                    // less and less often.
                     let cutForOverdue = cutOverdue.exchange(false, ordering: .relaxed)
-                    if connected && !cutForOverdue { backoff = settings.reconnectMinMs }
+                    let madeProgress = progressed.exchange(false, ordering: .relaxed)
+                    if connected && (!cutForOverdue || madeProgress) { backoff = settings.reconnectMinMs }
                     if failures == 0 && !cutForOverdue {
                         logger.warning(
                             "RabbitMQ bridge connection lost; connecting again with backoff",
@@ -124,6 +129,11 @@ final class BridgeWorker: Sendable {
         thread.name = "herald-bridge-\(direction)"
         thread.start()
         Task { [self] in await watch() }
+    }
+
+    /// Called by `serve` when RabbitMQ confirmed or delivered something: the connection works.
+    func madeProgress() {
+        progressed.store(true, ordering: .relaxed)
     }
 
     /// Asks the thread to stop without waiting: `stop()` waits. Both workers of a bridge begin stopping
@@ -161,7 +171,7 @@ final class BridgeWorker: Sendable {
                     cut = connection
                 } else if connection.overdueNanoseconds > blockedLimit {
                     logger.warning(
-                        "RabbitMQ bridge: RabbitMQ has not taken a message for confirm_timeout_ms (a resource alarm?); cutting the connection",
+                        "RabbitMQ bridge: a call to RabbitMQ is overdue by confirm_timeout_ms (a resource alarm? the network?); cutting the connection",
                         metadata: ["direction": "\(direction)", "confirm_timeout_ms": "\(settings.confirmTimeoutMs)"])
                     connection.interrupt()
                     cut = connection

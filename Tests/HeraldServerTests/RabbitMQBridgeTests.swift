@@ -245,7 +245,7 @@ struct RabbitMQBridgeTests {
             try await server.control(["set_vm_memory_high_watermark", "0"])
             var sent = ["first"]
             for number in 1...40 { sent.append(try await publisher.publishConfirmed(try large(number)).eventID) }
-            try await waitUntil { records.contains("RabbitMQ has not taken a message for confirm_timeout_ms") }
+            try await waitUntil { records.contains("a call to RabbitMQ is overdue by confirm_timeout_ms") }
             try await server.control(["set_vm_memory_high_watermark", "0.4"])
             try await waitUntilBridged(broker)
             // Cut connections publish again what was not confirmed: copies may come, none is missing.
