@@ -158,6 +158,25 @@ import Testing
         #expect(record.hasLoadedThisRun)
     }
 
+    /// An unload that came while the run's process was being spawned (its module may already have said
+    /// hello): ``ModuleRecord/stop()`` finds no process to stop, and the process, once recorded, is to be
+    /// killed as stopped — not left running while the start waits for a load that will never come.
+    @Test func aStopAskedForBeforeTheProcessWasRecordedStopsItOnceItIs() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        let run = try await Self.beginRun("spawning", in: modules)
+        var record = run.record
+        let process = run.process
+        defer { process.signal(SIGKILL) }
+        #expect(record.stop() == nil)
+        #expect(record.state == .starting)
+        let started = record.started(process, run: 1)
+        #expect(started.kill)
+        #expect(!started.loaded)
+        #expect(record.state == .stopping)
+        #expect(record.process != nil)
+    }
+
     /// The same, but that connection closed before the process was recorded: it holds nothing loaded any
     /// more, so the recorded process has not loaded (its start goes on waiting).
     @Test func anEarlyLoadWhoseConnectionClosedDoesNotSettleTheStart() async throws {

@@ -86,6 +86,14 @@ struct ModuleRecord {
     mutating func started(_ process: ModuleProcess, run: Int) -> (kill: Bool, loaded: Bool) {
         guard run == self.run, exit == nil else { return (false, false) }
         self.process = process
+        // A stop asked for while the process was being spawned (an unload of a start that had not recorded
+        // its process: ``stop()`` found none to stop): it is stopped now. Before, it ran on unstopped, and
+        // the start and the unload waited for each other for ever.
+        if stopping {
+            state = .stopping
+            loadersBeforeStart = []
+            return (true, false)
+        }
         let leader = process.pid
         let loadedEarlier = loadersBeforeStart.contains {
             ConnectionOrigin(peerProcess: $0).isRun(token: nil, leader: leader)

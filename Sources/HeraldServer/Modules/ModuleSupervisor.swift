@@ -174,7 +174,7 @@ public final class ModuleSupervisor: Service, Sendable {
                 return loaded
             }
             if killNow {
-                // Killed (hung) before its process was recorded: the kill happens now.
+                // Killed (hung) or stopped before its process was recorded: the kill happens now.
                 Task { [weak self] in await self?.terminate(name, process, run: run) }
             }
             // Spawned while a hurried shutdown killed the others (a second signal): it goes the same way.
