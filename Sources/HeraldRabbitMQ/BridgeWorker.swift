@@ -147,9 +147,10 @@ final class BridgeWorker: Sendable {
         }
     }
 
-    /// Until the thread has finished: cuts a connection whose call hangs (see the type's comment).
+    /// Until the thread has finished: cuts a connection whose call hangs, or that outlived the stop's grace
+    /// (see the type's comment; a connection still being made at a stop is cut by ``beginStopping()``).
     private func watch() async {
-        let blockedLimit = UInt64(settings.confirmTimeoutMs) * 1_000_000
+        let overdueLimit = UInt64(settings.confirmTimeoutMs) * 1_000_000
         let clock = ContinuousClock()
         var stopSeen: ContinuousClock.Instant?
         var cut: AMQPConnection?
@@ -159,17 +160,15 @@ final class BridgeWorker: Sendable {
             let stopExpired = stopSeen.map { clock.now - $0 >= Self.stopGrace } ?? false
             current.withLock { current in
                 guard let connection = current.connection, connection !== cut else { return }
-                if isStopping && (current.opening || stopExpired) {
-                    if !current.opening {
-                        logger.warning(
-                            "RabbitMQ bridge: cutting the connection, the stop's grace is over",
-                            metadata: [
-                                "direction": "\(direction)", "grace_ms": "\(Self.stopGrace.components.seconds * 1000)",
-                            ])
-                    }
+                if stopExpired {
+                    logger.warning(
+                        "RabbitMQ bridge: cutting the connection, the stop's grace is over",
+                        metadata: [
+                            "direction": "\(direction)", "grace_ms": "\(Self.stopGrace.components.seconds * 1000)",
+                        ])
                     connection.interrupt()
                     cut = connection
-                } else if connection.overdueNanoseconds > blockedLimit {
+                } else if connection.overdueNanoseconds > overdueLimit {
                     logger.warning(
                         "RabbitMQ bridge: a call to RabbitMQ is overdue by confirm_timeout_ms (a resource alarm? the network?); cutting the connection",
                         metadata: ["direction": "\(direction)", "confirm_timeout_ms": "\(settings.confirmTimeoutMs)"])

@@ -68,8 +68,8 @@ struct GroupStateFile: Sendable {
 
 extension GroupStateFile {
     /// The file's JSON, written by hand: the state is written again after every change an ack waits for, and
-    /// `JSONEncoder` took most of an ack's time with many events pending (35 ms at 10 000, 88 ms at
-    /// 100 000, docs/benchmarks.md). The keys and their order are `JSONEncoder`'s with `.sortedKeys`, which
+    /// `JSONEncoder` took most of an ack's time with many events pending (an ack's p50 was about 32 ms at
+    /// 10 000 pending and 80 ms at 100 000, docs/benchmarks.md). The keys and their order are `JSONEncoder`'s with `.sortedKeys`, which
     /// wrote the files before; `read` decodes both the same way.
     static func encode(_ snapshot: GroupSnapshot) -> [UInt8] {
         let pendingCount = snapshot.partitions.reduce(0) { $0 + $1.pending.count }

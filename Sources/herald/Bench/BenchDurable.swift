@@ -277,8 +277,8 @@ struct DurableResult {
     var journalBytes = 0
     var restartSeconds: Double?
 
-    private func milliseconds(_ percentile: Double) -> Double {
-        Double(latency.valueAtPercentile(percentile)) / 1e6
+    private func milliseconds(_ percentile: Double, of histogram: Histogram<UInt64>? = nil) -> Double {
+        Double((histogram ?? latency).valueAtPercentile(percentile)) / 1e6
     }
 
     var text: String {
@@ -299,8 +299,8 @@ struct DurableResult {
             lines.append(
                 String(
                     format: "  group ack latency (256 seqs per ack): p50 %.2f ms, p99 %.2f ms, max %.2f ms",
-                    Double(groupAckLatency.valueAtPercentile(50)) / 1e6,
-                    Double(groupAckLatency.valueAtPercentile(99)) / 1e6, Double(groupAckLatency.max) / 1e6))
+                    milliseconds(50, of: groupAckLatency), milliseconds(99, of: groupAckLatency),
+                    Double(groupAckLatency.max) / 1e6))
         }
         if let logBytes {
             lines.append(
@@ -331,8 +331,8 @@ struct DurableResult {
             fields.append(
                 String(
                     format: #""group_ack_latency_ms":{"p50":%.3f,"p99":%.3f,"max":%.3f}"#,
-                    Double(groupAckLatency.valueAtPercentile(50)) / 1e6,
-                    Double(groupAckLatency.valueAtPercentile(99)) / 1e6, Double(groupAckLatency.max) / 1e6))
+                    milliseconds(50, of: groupAckLatency), milliseconds(99, of: groupAckLatency),
+                    Double(groupAckLatency.max) / 1e6))
         }
         if let logBytes {
             fields.append(#""log_bytes":\#(logBytes)"#)
