@@ -1,4 +1,5 @@
 import Foundation
+import HeraldCore
 import Testing
 
 @testable import HeraldServer
@@ -269,6 +270,25 @@ struct CLITests {
         #expect(latency["p99"]! <= latency["p999"]!)
         // 500 events at 5000 per second take at least 0.1 s: the rate is kept.
         #expect((result["seconds"] as? Double ?? 0) >= 0.099)
+    }
+
+    @Test func benchParseTimesParsingAndSealingInProcess() async throws {
+        let run = try HeraldRun.start(["bench", "parse", "--events", "300", "--rounds", "2", "--json"])
+        let (status, output, _) = await run.finishWithOutput()
+        #expect(status == 0)
+        let result = try #require(
+            try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        #expect(result["events"] as? Int == 300)
+        #expect((result["parse_ns"] as? Double ?? 0) > 0)
+        #expect((result["seal_ns"] as? Double ?? 0) > 0)
+        // The sealed envelope: the 256-byte payload, the fields sent, `producer`, `key`, `offset`, `partition`.
+        let expected = try EventEnvelope(
+            eventType: "bench", eventID: "e-100", timestamp: "2026-11-23T00:00:00.000Z", key: "bench",
+            payload: RawJSON(validating: Array(("\"" + String(repeating: "x", count: 254) + "\"").utf8)),
+            metadata: ["producer": "bench"]
+        ).stored(offset: 100, partition: 0)
+        let size = try #require(result["envelope_bytes"] as? Int)
+        #expect(abs(size - expected.json.count) <= 2)
     }
 
     @Test(arguments: [[], ["--close"]])
