@@ -96,6 +96,10 @@ final class BridgeOutbound: @unchecked Sendable {
             } else if DispatchTime.now().uptimeNanoseconds - lastProgress.uptimeNanoseconds
                 > UInt64(settings.confirmTimeoutMs) * 1_000_000
             {
+                logger.warning(
+                    "RabbitMQ bridge: no publisher confirm for confirm_timeout_ms (a resource alarm? the network?); connecting again",
+                    metadata: ["direction": "outbound", "confirm_timeout_ms": "\(settings.confirmTimeoutMs)"])
+                worker.gaveUpStalled()
                 throw AMQPError("no publisher confirm for \(settings.confirmTimeoutMs) ms")
             }
         }

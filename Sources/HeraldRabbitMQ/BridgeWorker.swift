@@ -28,9 +28,10 @@ final class BridgeWorker: Sendable {
     private let logger: Logger
     private let metrics: BridgeMetrics
     private let stopping = Atomic<Bool>(false)
-    /// Set when the watchdog cut a connection whose call was overdue: the backoff is not started over,
-    /// unless the connection made progress.
-    private let cutOverdue = Atomic<Bool>(false)
+    /// Set when a connection was given up because RabbitMQ stopped answering (the watchdog cut a call
+    /// overdue, or `serve` had no confirm for `confirm_timeout_ms`), with a warning saying so: the backoff
+    /// is not started over unless the connection made progress, and no second warning is logged.
+    private let stalled = Atomic<Bool>(false)
     /// Set by `serve` when RabbitMQ confirmed or delivered something on the connection (``madeProgress()``).
     private let progressed = Atomic<Bool>(false)
     /// The connection the thread works on, and whether it is still being opened: what the watchdog cuts.
@@ -95,13 +96,13 @@ final class BridgeWorker: Sendable {
                     current.withLock { $0 = (nil, false) }
                     metrics.connected(direction, false)
                     if isStopping { break }
-                    // A connection that worked starts the backoff over, unless the watchdog cut it (and said so)
-                    // before it got anywhere: during a long resource alarm the backoff grows, and the cuts come
-                    // less and less often.
-                    let cutForOverdue = cutOverdue.exchange(false, ordering: .relaxed)
+                    // A connection that worked starts the backoff over, unless it was given up as stalled (and
+                    // said so) before it got anywhere: during a long resource alarm the backoff grows, and the
+                    // reconnections come less and less often.
+                    let gaveUpStalled = stalled.exchange(false, ordering: .relaxed)
                     let madeProgress = progressed.exchange(false, ordering: .relaxed)
-                    if connected && (!cutForOverdue || madeProgress) { backoff = settings.reconnectMinMs }
-                    if failures == 0 && !cutForOverdue {
+                    if connected && (!gaveUpStalled || madeProgress) { backoff = settings.reconnectMinMs }
+                    if failures == 0 && !gaveUpStalled {
                         logger.warning(
                             "RabbitMQ bridge connection lost; connecting again with backoff",
                             metadata: ["direction": "\(direction)", "error": "\(error)"])
@@ -134,6 +135,12 @@ final class BridgeWorker: Sendable {
     /// Called by `serve` when RabbitMQ confirmed or delivered something: the connection works.
     func madeProgress() {
         progressed.store(true, ordering: .relaxed)
+    }
+
+    /// Called when the connection is given up because RabbitMQ stopped answering, once a warning said so
+    /// (see ``stalled``).
+    func gaveUpStalled() {
+        stalled.store(true, ordering: .relaxed)
     }
 
     /// Asks the thread to stop without waiting: `stop()` waits. Both workers of a bridge begin stopping
@@ -174,7 +181,7 @@ final class BridgeWorker: Sendable {
                         metadata: ["direction": "\(direction)", "confirm_timeout_ms": "\(settings.confirmTimeoutMs)"])
                     connection.interrupt()
                     cut = connection
-                    cutOverdue.store(true, ordering: .relaxed)
+                    gaveUpStalled()
                 }
             }
         }

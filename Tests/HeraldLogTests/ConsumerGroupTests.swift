@@ -141,6 +141,22 @@ struct ConsumerGroupTests {
         #expect(try group.take(member, maximum: 100).map(\.offset) == [3])
     }
 
+    @Test func eventsWaitingForARedeliveryHoldBackNoNewEventsWhileTheLimitHasRoom() async throws {
+        let fixture = try GroupFixture(partitions: 1, settings: GroupSettings(ackWaitMs: 100, backoffMs: [1000]))
+        defer { fixture.close() }
+        for index in 0..<10 { try await fixture.store("tx", id: "e\(index)") }
+        let group = try fixture.group()
+        let member = group.join(subscription: 1, maxInFlight: 6, ackWaitMs: nil)
+        #expect(try group.take(member, maximum: 3).map(\.offset) == [0, 1, 2])
+        fixture.time.advance(100)
+        group.expire(now: fixture.time.clock.monotonic())
+        // Three wait for their backoff and take three places of six: takes of two (fewer than wait) still
+        // get new events, up to the three places left.
+        #expect(try group.take(member, maximum: 2).map(\.offset) == [3, 4])
+        #expect(try group.take(member, maximum: 2).map(\.offset) == [5])
+        #expect(try group.take(member, maximum: 2).isEmpty)
+    }
+
     @Test func aTimedOutDeliveryComesBackAfterTheBackoffWithoutHoldingBackLaterEvents() async throws {
         let fixture = try GroupFixture(
             partitions: 1, settings: GroupSettings(ackWaitMs: 100, backoffMs: [1000, 2000]))

@@ -122,6 +122,29 @@ import Testing
         #expect(try fileSize(segmentPath(directory.path)) == size)
     }
 
+    /// A damaged length field is not followed where it points: a length grown by one record's size would lead
+    /// past the next, intact record, which must not be lost with the damaged one.
+    @Test func aDamagedLengthInASealedSegmentCostsOnlyItsRecord() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let ends = try await writeLog(in: directory.path, count: 40, segmentBytes: 600) { "sealed-\($0)" }
+        let file = try LogFile(path: segmentPath(directory.path), create: false)
+        // Records 10 to 12 have the same size: record 10's length, grown by it, says it ends where 12 starts.
+        let recordSize = ends[10] - ends[9]
+        #expect(ends[11] - ends[10] == recordSize)
+        var field: [UInt8] = []
+        try file.read(into: &field, count: 4, at: ends[9])
+        let length = field.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        try file.write(withUnsafeBytes(of: (length + UInt32(recordSize)).littleEndian, Array.init), at: ends[9])
+        try FileManager.default.removeItem(
+            atPath: segmentPath(directory.path).replacingOccurrences(of: ".log", with: ".index"))
+        let log = try DurableLog(configuration: configuration(directory.path, segmentBytes: 600))
+        defer { log.close() }
+        #expect(log.recovery.damagedRecords.map(\.offsets) == [10..<11])
+        #expect(try log.texts() == (0..<40).filter { $0 != 10 }.map { "sealed-\($0)" })
+        #expect(try log.read(partition: 0, from: 10, maximumRecords: 1).first?.offset == 11)
+    }
+
     /// A segment file that is gone from the middle of a partition is reported, with the offsets it held.
     @Test func aMissingSegmentIsReported() async throws {
         let directory = try TemporaryDirectory()

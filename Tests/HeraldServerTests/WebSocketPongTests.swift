@@ -57,4 +57,21 @@ import Testing
         #expect(try Self.written(channel) == ["pong 10000", #"text {"op":"pong","id":"end"}"#])
         _ = try channel.finish(acceptAlreadyClosed: true)
     }
+
+    /// Each binary message is answered with an error: a client that sends them by the thousand without reading
+    /// is paused as one that does not read its replies, after 16 384 writes while its socket is full.
+    @Test func binaryMessagesWhileTheSocketIsFullPauseReading() throws {
+        let broker = Broker(configuration: HeraldConfiguration(), logger: Logger(label: "binary-test"))
+        let channel = try Self.channel(broker)
+        func readingPaused() -> Bool {
+            channel.options.contains { $0.option is ChannelOptions.Types.AutoReadOption && $0.value as? Bool == false }
+        }
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        for _ in 0..<BrokerConnection.unreadWritesLimit { try channel.writeInbound(Self.frame(.binary, "x")) }
+        #expect(!readingPaused())
+        try channel.writeInbound(Self.frame(.binary, "x"))
+        #expect(readingPaused())
+        _ = try channel.finish(acceptAlreadyClosed: true)
+    }
 }

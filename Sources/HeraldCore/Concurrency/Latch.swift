@@ -4,13 +4,12 @@ import Synchronization
 /// that is cancelled stops waiting. ``isOpen`` is a lock-free read (the broker asks it on every publish).
 package final class Latch: Sendable {
     private struct State {
-        var isOpen = false
         var nextWaiter: UInt64 = 0
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     }
 
     private let state = StateLock(State())
-    /// `state.isOpen`, readable without the lock; set under it, before the waiters are resumed.
+    /// Set under `state`'s lock, before the waiters are resumed; read without it by ``isOpen``.
     private let opened = Atomic<Bool>(false)
 
     package init() {}
@@ -21,8 +20,7 @@ package final class Latch: Sendable {
     @discardableResult
     package func open() -> Bool {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>]? in
-            guard !state.isOpen else { return nil }
-            state.isOpen = true
+            guard !opened.load(ordering: .relaxed) else { return nil }
             opened.store(true, ordering: .releasing)
             defer { state.waiters.removeAll() }
             return Array(state.waiters.values)
@@ -42,7 +40,7 @@ package final class Latch: Sendable {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 // Under the lock `open` takes: a waiter either sees the latch open or is resumed by it.
                 let now = state.withLock { state in
-                    if state.isOpen || Task.isCancelled { return true }
+                    if opened.load(ordering: .relaxed) || Task.isCancelled { return true }
                     state.waiters[number] = continuation
                     return false
                 }

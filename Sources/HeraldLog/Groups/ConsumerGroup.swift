@@ -247,10 +247,13 @@ public final class ConsumerGroup: Sendable {
         var effects = Effects()
         state.withLock { state in
             guard let found = state.members[member.id] else { return }
-            var capacity = Budget(events: min(maximum, found.maxInFlight - found.inFlight.count), bytes: maximumBytes)
+            let room = found.maxInFlight - found.inFlight.count
+            var capacity = Budget(events: min(maximum, room), bytes: maximumBytes)
             let partitions = found.partitions
             // Events of its partitions that wait for a redelivery are still unacknowledged: they keep their
-            // places in its `max_in_flight` (PROTOCOL.md §4.2), and new events take only what they leave.
+            // places in its `max_in_flight` (PROTOCOL.md §4.2), and new events take only what they leave. The
+            // room beyond this take (`maximum` may be less than it) holds as many of them as it can.
+            let roomBeyond = max(0, room - capacity.events)
             var waiting = partitions.reduce(0) { $0 + state.cursors[$1].due.count }
             let before = deliveries.count
             for index in partitions.indices where !capacity.isSpent && failure == nil {
@@ -260,8 +263,8 @@ public final class ConsumerGroup: Sendable {
                     try redeliver(&state, partition, to: member.id, now: now, capacity: &capacity, into: &deliveries)
                     waiting -= due - state.cursors[partition].due.count
                     try deliverNew(
-                        &state, partition, to: member.id, now: now, capacity: &capacity, reserving: waiting,
-                        into: &deliveries)
+                        &state, partition, to: member.id, now: now, capacity: &capacity,
+                        reserving: max(0, waiting - roomBeyond), into: &deliveries)
                 } catch {
                     failure = error
                 }

@@ -312,8 +312,9 @@ final class Partition: Sendable {
 
     /// Opens the segments of `directory` in offset order. Sealed segments whose index files describe them
     /// are trusted; any other segment, and always the last (active) one, is scanned record by record: its
-    /// index is rebuilt, and at the first torn or corrupt record (a bad length, a checksum that does not
-    /// match, an offset out of sequence) the file is truncated, keeping every whole record before it.
+    /// index is rebuilt. In the active segment, at the first torn or corrupt record (a bad length, a checksum
+    /// that does not match, an offset out of sequence) the file is truncated, keeping every whole record
+    /// before it; in a sealed one, damage is passed over and reported, and nothing is cut.
     private static func recover(directory: String, configuration: LogConfiguration, report: inout RecoveryReport)
         throws(LogError) -> [Segment]
     {

@@ -98,8 +98,9 @@ extension RecordReader {
     /// The first whole, intact record after the damaged one at `position` whose offset is above `after` and
     /// below `before`: where reading can go on past damage in the middle of a segment (a flipped bit, a bad
     /// sector) instead of losing every record after it. Tried first where the damaged record's own length
-    /// says it ends, then byte by byte; a candidate is a record only if its offset is in range and its
-    /// CRC-32C matches, so bytes of an event are not taken for one. `nil` when none is left before `end`.
+    /// says it ends — taken only if the record there is the next one (`after + 2`: a damaged length can point
+    /// past intact records) — then byte by byte; a candidate is a record only if its offset is in range and
+    /// its CRC-32C matches, so bytes of an event are not taken for one. `nil` when none is left before `end`.
     static func nextRecord(
         _ file: LogFile, after position: Int, to end: Int, offsetAbove after: Int64, below before: Int64
     ) throws(LogError) -> (position: Int, offset: Int64)? {
@@ -118,7 +119,9 @@ extension RecordReader {
             }
             if buffer.count >= 4 {
                 let length = Int(UInt32(littleEndian: buffer.loadUnaligned(as: UInt32.self)))
-                if length >= 20, let offset = record(at: 4 + length) { return (position + 4 + length, offset) }
+                if length >= 20, let offset = record(at: 4 + length), offset == after + 2 {
+                    return (position + 4 + length, offset)
+                }
             }
             var start = 1
             while start + Record.headerSize <= buffer.count {

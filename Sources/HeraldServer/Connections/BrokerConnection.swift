@@ -159,8 +159,8 @@ final class BrokerConnection {
     /// wait in its socket, as TCP flow control would have them. A client that writes thousands of requests
     /// before reading any reply is not held up; one that reads nothing at all for three heartbeats is closed
     /// by the heartbeat (``repliesAreDraining()``). Reading resumes once the connection is writable again
-    /// (``writabilityChanged()``). Called after each read's replies, and after a reply written outside
-    /// ``handle(_:)`` (a WebSocket pong).
+    /// (``writabilityChanged()``). Called after each read's replies, and after each write made outside
+    /// ``handle(_:)`` (a heartbeat; a WebSocket's pong, or its error for a binary message).
     /// Deliveries never pile up this way: a pump writes only while the connection is writable.
     func pauseReadingWhileRepliesWait() {
         guard !isPausedForReplies,
@@ -205,15 +205,18 @@ final class BrokerConnection {
         }
     }
 
-    /// Writes whole frames (a heartbeat, a control frame) and flushes.
+    /// Writes whole frames (a heartbeat, a control frame, a WebSocket's error for a binary message) and
+    /// flushes. A client that makes the broker write this way without reading (binary messages by the
+    /// thousand) is paused as one that does not read its replies.
     func write(_ bytes: [UInt8]) {
         noteReplyWrite()
         output.writeAndFlush(NIOAny(ByteBuffer(bytes: bytes)), promise: nil)
+        if !isClosing, !isClosingAfterReplies { pauseReadingWhileRepliesWait() }
     }
 
     /// Counts the writes made while the connection is not writable: each waiting write costs the broker far
-    /// more than its bytes (a WebSocket pong of two bytes is a buffer and a queue entry of a hundred), so the
-    /// pause for unread replies (``pauseReadingWhileRepliesWait()``) also counts them.
+    /// more than its bytes (a WebSocket frame of a few bytes is a buffer and a queue entry of a hundred), so
+    /// the pause for unread replies (``pauseReadingWhileRepliesWait()``) also counts them.
     private func noteReplyWrite() {
         if !output.channel.isWritable { writesWhileUnwritable += 1 }
     }

@@ -149,7 +149,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable, let pong = pendingPong, let connection {
             pendingPong = nil
-            connection.write(pong)
+            // Nothing follows a close frame (RFC 6455 §5.5.1).
+            if !connection.isClosing { connection.write(pong) }
         }
         connection?.writabilityChanged()
         context.fireChannelWritabilityChanged()

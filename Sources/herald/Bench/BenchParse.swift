@@ -13,8 +13,8 @@ struct BenchParse: ParsableCommand {
         commandName: "parse",
         abstract: "Time parsing publish frames and sealing their envelopes, in process.",
         discussion: """
-            The frames are those `herald bench pubsub` sends (event_type, event_id, timestamp and a payload \
-            of --payload-size bytes). Each round parses every frame, then seals every event as the broker \
+            The frames are those `herald bench pubsub` sends (event_type, event_id, timestamp and an object \
+            payload of --payload-size bytes). Each round parses every frame, then seals every event as the broker \
             does for a stored one (metadata.producer, offset and partition); the best round of each is \
             reported in nanoseconds per event.
             """
@@ -26,7 +26,7 @@ struct BenchParse: ParsableCommand {
     @Option(help: "Rounds; the fastest is reported.")
     var rounds = 7
 
-    @Option(name: .customLong("payload-size"), help: "Bytes of each event's payload.")
+    @Option(name: .customLong("payload-size"), help: "Bytes of each event's payload (at least 40).")
     var payloadSize = 256
 
     @Flag(help: "Print one JSON object instead of text.")
@@ -34,14 +34,16 @@ struct BenchParse: ParsableCommand {
 
     func validate() throws {
         guard events >= 1, rounds >= 1 else { throw ValidationError("--events and --rounds must be at least 1") }
-        guard payloadSize >= 2 else { throw ValidationError("--payload-size must be at least 2") }
+        guard payloadSize >= 40 else { throw ValidationError("--payload-size must be at least 40") }
     }
 
     func run() throws {
-        let payload = "\"" + String(repeating: "x", count: payloadSize - 2) + "\""
-        let head = #"{"op":"publish","event":{"event_type":"bench","event_id":"e-"#
-        let tail = #"","timestamp":"2026-11-23T00:00:00.000Z","payload":"# + payload + "}}"
-        let frames = (0..<events).map { (index: Int) -> [UInt8] in Array((head + String(index) + tail).utf8) }
+        let template = BenchPubSub.Template(payloadSize: payloadSize)
+        let frames = (0..<events).map { index in
+            var frame = template.frame
+            BenchPubSub.writeDigits(UInt64(index), into: &frame, at: template.idDigits)
+            return Array(frame[template.textStart...])
+        }
         var parsed: [EnvelopeFields] = []
         parsed.reserveCapacity(events)
         for frame in frames { parsed.append(try Self.publishedFields(frame)) }

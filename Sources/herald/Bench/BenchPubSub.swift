@@ -149,11 +149,13 @@ struct BenchPubSub: AsyncParsableCommand {
     // MARK: Publishing
 
     /// One publish frame, with the offsets of the digits patched for each event: the event id's counter and
-    /// the send time in the payload.
-    private struct Template {
+    /// the send time in the payload. `herald bench parse` parses the same frames.
+    struct Template {
         var frame: [UInt8]
         var idDigits: Range<Int>
         var timeDigits: Range<Int>
+        /// Where the JSON text starts, after the frame's length prefix.
+        var textStart: Int
 
         init(payloadSize: Int) {
             // The send time as a fixed-width string: a JSON number may not have leading zeros.
@@ -168,6 +170,7 @@ struct BenchPubSub: AsyncParsableCommand {
                 + #"","timestamp":"2026-11-23T00:00:00.000Z","payload":"# + payload + "}}"
             let prefix = FrameLength.prefix(json.utf8.count)
             frame = prefix + Array(json.utf8)
+            textStart = prefix.count
             // Offsets are found in the JSON text, then moved past the length prefix (which is binary, not text).
             let id = json.range(of: placeholder)!
             let idStart = prefix.count + json.utf8.distance(from: json.startIndex, to: id.upperBound) - 12
@@ -247,7 +250,7 @@ struct BenchPubSub: AsyncParsableCommand {
         _ = unsafeBitCast(symbol, to: Prctl.self)(prSetTimerSlack, nanoseconds, 0, 0, 0)
     }
 
-    private static func writeDigits(_ value: UInt64, into bytes: inout [UInt8], at range: Range<Int>) {
+    static func writeDigits(_ value: UInt64, into bytes: inout [UInt8], at range: Range<Int>) {
         var value = value
         for index in range.reversed() {
             bytes[index] = UInt8(ascii: "0") + UInt8(value % 10)
