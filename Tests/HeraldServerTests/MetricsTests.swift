@@ -173,4 +173,54 @@ struct MetricsTests {
         #expect(gained(#"herald_http_requests_total{method="GET",route="/metrics",status="200",token="ops"}"#) >= 1)
         try await broker.stop()
     }
+
+    /// An upgrade request is answered, and counted once with that status: 101 only when it is upgraded.
+    @Test func webSocketUpgradesAreCountedWithTheStatusTheyAreAnswered() async throws {
+        // A token no other test uses: the registry is the test process's, and these counts are exact.
+        let broker = try await TestBroker.start(http: true) {
+            $0.tokens = [
+                .init(
+                    name: "upgrade-counted", secret: "upgrade-secret", publish: [], subscribe: [try! TopicPattern("a")],
+                    admin: true)
+            ]
+        }
+        let upgrade = [
+            ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]
+        let before = try await Self.scrape(broker, token: "upgrade-secret")
+        let http = broker.http(token: "upgrade-secret")
+        // Upgrades NIO would not make, refused before it: another protocol, two keys, no `Connection: Upgrade`.
+        let h2c = try await http.request(
+            "GET", "/v1/ws?topics=a", headers: upgrade.map { $0.0 == "Upgrade" ? ($0.0, "h2c") : $0 })
+        #expect(h2c.status == 426)
+        #expect(h2c.header("upgrade") == "websocket")
+        #expect(h2c.text.contains("Upgrade: /v1/ws upgrades to websocket only"))
+        let twoKeys = try await http.request(
+            "GET", "/v1/ws?topics=a",
+            headers: upgrade.map { $0.0 == "Sec-WebSocket-Key" ? ($0.0, "\($0.1), AAAAAAAAAAAAAAAAAAAAAA==") : $0 })
+        #expect(twoKeys.status == 400)
+        #expect(twoKeys.text.contains("Sec-WebSocket-Key: must be one key"))
+        let keptAlive = try await http.request(
+            "GET", "/v1/ws?topics=a", headers: upgrade.map { $0.0 == "Connection" ? ($0.0, "keep-alive") : $0 })
+        #expect(keptAlive.status == 400)
+        #expect(keptAlive.text.contains("Connection: must include Upgrade"))
+        try await HeraldWebSocket.connect(
+            address: broker.gateway!.address, path: "/v1/ws?topics=a", token: "upgrade-secret"
+        ) {
+            (_: HeraldWebSocket, messages: HeraldWebSocket.Messages) async throws in
+            var messages = messages.makeAsyncIterator()
+            #expect(try await messages.next() == #"{"op":"ok","subscription":1}"#)
+        }
+        let after = try await Self.scrape(broker, token: "upgrade-secret")
+        func gained(_ status: Int) -> Double {
+            let key =
+                #"herald_http_requests_total{method="GET",route="/v1/ws",status="\#(status)",token="upgrade-counted"}"#
+            return (after[key] ?? 0) - (before[key] ?? 0)
+        }
+        #expect(gained(426) == 1)
+        #expect(gained(400) == 2)
+        #expect(gained(101) == 1)
+        try await broker.stop()
+    }
 }

@@ -11,8 +11,7 @@ import NIOWebSocket
 /// The gateway's connections: HTTP/1 served by Hummingbird, and on `/v1/ws` an upgrade to a WebSocket that
 /// is served on the event loop by a ``WebSocketConnectionHandler`` (no task per connection or per message).
 /// NIO upgrades only a connection's first request: a later `/v1/ws` upgrade request on a kept-alive
-/// connection, or one without valid WebSocket headers, reaches the API's `GET /v1/ws`, which answers 426
-/// (or the reason it would have been refused).
+/// connection reaches the API's `GET /v1/ws`, which answers 426 (or the reason it would have been refused).
 ///
 /// A ``WebSocketUpgradeGate`` sits in front of the upgrade, so that a refused upgrade gets its status (401,
 /// 400, 403, 503, PROTOCOL.md §9) and error body rather than NIO's bare 400.
@@ -23,8 +22,6 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
         case webSocket
         /// HTTP requests, served by Hummingbird.
         case notUpgraded(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
-        /// An upgrade that failed after the gate let it through (a header missing): 400.
-        case failedUpgrade(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
     }
 
     struct Value: ServerChildChannelValue {
@@ -61,7 +58,6 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            let attempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
             let check = self.check
             let serve = self.serve
             let tokens = self.tokens
@@ -72,7 +68,6 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                     // The gate has checked the request and refused what fails; only `/v1/ws` upgrades (the
                     // gate strips `Upgrade` elsewhere).
                     guard URI(head.uri).path == "/v1/ws" else { return channel.eventLoop.makeSucceededFuture(nil) }
-                    attempted.value = true
                     return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
                 },
                 upgradePipelineHandler: { channel, head in
@@ -101,7 +96,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                         let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                             wrappingChannelSynchronously: channel,
                             configuration: .init(isOutboundHalfClosureEnabled: true))
-                        return attempted.value ? .failedUpgrade(asyncChannel) : .notUpgraded(asyncChannel)
+                        return .notUpgraded(asyncChannel)
                     }
                 }
             )
@@ -138,12 +133,6 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                 return
             case .notUpgraded(let http1):
                 await handleHTTP(asyncChannel: http1, logger: logger)
-            case .failedUpgrade(let http1):
-                try await http1.executeThenClose { _, outbound in
-                    let response = HTTPResponse(
-                        status: .badRequest, headerFields: [.connection: "close", .contentLength: "0"])
-                    try await outbound.write(contentsOf: [.head(response), .end(nil)])
-                }
             }
         } catch {
             logger.debug("gateway connection ended", metadata: ["error": "\(error)"])

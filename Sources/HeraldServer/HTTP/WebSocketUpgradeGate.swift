@@ -23,7 +23,7 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
 
     private let check: @Sendable (URI, HTTPHeaders) throws(APIError) -> Void
     /// Told how each `/v1/ws` upgrade request was answered: its head, its status (101 when it goes on to the
-    /// upgrade), and when its head arrived (`DispatchTime` nanoseconds), for the HTTP metrics.
+    /// upgrade, which ``checkHandshake(_:)`` makes sure NIO then makes), and when its head arrived (`DispatchTime` nanoseconds), for the HTTP metrics.
     private let answered: @Sendable (HTTPRequestHead, Int, UInt64) -> Void
     private let timeout: TimeAmount
     private var refusing = false
@@ -92,21 +92,7 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
         }
         let started = DispatchTime.now().uptimeNanoseconds
         do throws(APIError) {
-            // What NIO's upgrader needs (RFC 6455 §4.2.1), said here with an error body.
-            guard head.method == .GET else {
-                throw APIError(
-                    .methodNotAllowed, "invalid_request", "\(head.method) /v1/ws: a WebSocket upgrade is a GET")
-            }
-            guard let key = head.headers.first(name: "sec-websocket-key") else {
-                throw APIError(.badRequest, "invalid_request", "Sec-WebSocket-Key: missing")
-            }
-            guard Self.isNonce(key) else {
-                throw APIError(
-                    .badRequest, "invalid_request", "Sec-WebSocket-Key: must be 16 bytes in base64 (RFC 6455 §4.1)")
-            }
-            guard head.headers.first(name: "sec-websocket-version") == "13" else {
-                throw APIError(.upgradeRequired, "invalid_request", "Sec-WebSocket-Version: must be 13")
-            }
+            try Self.checkHandshake(head)
             try check(uri, head.headers)
         } catch {
             answered(head, Int(error.status.code), started)
@@ -115,6 +101,33 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
         }
         answered(head, 101, started)
         pass(data, context: context)
+    }
+
+    /// What NIO's upgrader needs (RFC 6455 §4.2.1), said here with an error body: a request that passes is
+    /// upgraded, which is why the gate counts it as 101. (NIO itself would close the connection without an
+    /// answer for two keys, or another protocol than `websocket`.)
+    static func checkHandshake(_ head: HTTPRequestHead) throws(APIError) {
+        guard head.method == .GET else {
+            throw APIError(.methodNotAllowed, "invalid_request", "\(head.method) /v1/ws: a WebSocket upgrade is a GET")
+        }
+        guard head.headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "websocket" }) else {
+            throw APIError(.upgradeRequired, "invalid_request", "Upgrade: /v1/ws upgrades to websocket only")
+        }
+        guard head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" }) else {
+            throw APIError(.badRequest, "invalid_request", "Connection: must include Upgrade (RFC 6455 §4.1)")
+        }
+        let keys = head.headers[canonicalForm: "sec-websocket-key"]
+        guard let key = keys.first else {
+            throw APIError(.badRequest, "invalid_request", "Sec-WebSocket-Key: missing")
+        }
+        guard keys.count == 1, Self.isNonce(String(key)) else {
+            throw APIError(
+                .badRequest, "invalid_request",
+                "Sec-WebSocket-Key: must be one key of 16 bytes in base64 (RFC 6455 §4.1)")
+        }
+        guard head.headers[canonicalForm: "sec-websocket-version"] == ["13"] else {
+            throw APIError(.upgradeRequired, "invalid_request", "Sec-WebSocket-Version: must be 13")
+        }
     }
 
     /// Whether `key` is 16 bytes in base64: 22 characters of the base64 alphabet, then `==`.
@@ -142,8 +155,11 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: String(body.readableBytes))
         headers.add(name: "Connection", value: "close")
-        // RFC 6455 §4.4: the version the broker speaks.
-        if error.status == .upgradeRequired { headers.add(name: "Sec-WebSocket-Version", value: "13") }
+        // RFC 9110 §15.5.22: the protocol to upgrade to; RFC 6455 §4.4: the version the broker speaks.
+        if error.status == .upgradeRequired {
+            headers.add(name: "Upgrade", value: "websocket")
+            headers.add(name: "Sec-WebSocket-Version", value: "13")
+        }
         let status = HTTPResponseStatus(statusCode: Int(error.status.code))
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
