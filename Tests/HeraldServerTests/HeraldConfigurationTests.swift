@@ -311,18 +311,36 @@ import Testing
     }
 
     /// TOMLKit cuts a string at a NUL (`"mods\u0000/x"` read as `"mods"`): such a text is refused, naming the
-    /// line; an escaped backslash before `u0000` is text, not a NUL.
-    @Test func aStringHoldingNULIsRefused() throws {
-        for text in [#"data_dir = "a\u0000b""#, "[modules]\n" + #"dir = "mods\U00000000/x""#] {
-            do {
-                _ = try HeraldConfiguration().applying(toml: text)
-                Issue.record("accepted: \(text)")
-            } catch {
-                #expect(error.description.contains("a string holds \\u0000 (NUL)"))
-                #expect(error.description.contains("line \(text.hasPrefix("[") ? 2 : 1):"))
-            }
+    /// key and its line (PROTOCOL.md §9); the same characters where they are text (after an escaped
+    /// backslash, in a literal string, in a comment) are not a NUL.
+    @Test(arguments: [
+        (#"data_dir = "a\u0000b""#, "data_dir", 1),
+        ("[modules]\n" + #"dir = "mods\U00000000/x""#, "modules.dir", 2),
+        (
+            "# a comment with \"quotes\"\n[ipc]\nsocket = '''it's'''\n[modules]\ndir = \"\"\"\nm\\u0000\"\"\"",
+            "modules.dir", 6
+        ),
+        ("[[auth.tokens]]\nname = \"a\"\nsubscribe = [\n  \"x\",\n  \"y\\u0000\",\n]", "auth.tokens.subscribe", 5),
+    ])
+    func aStringHoldingNULIsRefusedNamingItsKey(text: String, key: String, line: Int) throws {
+        do {
+            _ = try HeraldConfiguration().applying(toml: text)
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect(error.key == key)
+            #expect(
+                error.description
+                    == "configuration: \(key): line \(line): the string holds \\u0000 (NUL), which no setting may hold")
         }
+    }
+
+    @Test func nulEscapesWhereTheyAreTextAreAccepted() throws {
         #expect(try HeraldConfiguration().applying(toml: #"data_dir = "a\\u0000b""#).dataDirectory == #"a\u0000b"#)
+        #expect(try HeraldConfiguration().applying(toml: #"data_dir = 'a\u0000b'"#).dataDirectory == #"a\u0000b"#)
+        #expect(try HeraldConfiguration().applying(toml: "data_dir = '''\na\\u0000b'''").dataDirectory == #"a\u0000b"#)
+        #expect(
+            try HeraldConfiguration().applying(toml: "# \"\\u0000\"\ndata_dir = \"d\" # \\U00000000").dataDirectory
+                == "d")
     }
 
     @Test func exposingHTTPBeyondLoopbackNeedsTokens() throws {

@@ -135,7 +135,7 @@ import Testing
         ),
         ("name = \"m\"\nentry_point = \"module.py\"", "version: required"),
         ("name = \"m\"\nversion = ", "not valid TOML"),
-        ("name = \"m\"\nversion = \"1.0.0\"\nentry_point = \"module.py\\u0000x\"", "line 3: a string holds \\u0000"),
+        ("name = \"m\"\nversion = \"1.0.0\"\nentry_point = \"module.py\\u0000x\"", "line 3: entry_point holds \\u0000"),
     ])
     func badNamesAndVersionsAreRefused(_ text: String, _ message: String) throws {
         let modules = try ModuleFixture()

@@ -63,8 +63,11 @@ extension HeraldConfiguration {
     /// This configuration with the options of `herald.toml` text applied over it. Every key is checked: an
     /// unknown key, a wrong type or a value out of range is an error naming the key, and nothing is applied.
     public func applying(toml text: String) throws(ConfigurationError) -> HeraldConfiguration {
-        if let line = TOMLText.nulEscapeLine(in: text) {
-            throw ConfigurationError(key: "", "line \(line): a string holds \\u0000 (NUL), which no setting may hold")
+        if let nul = TOMLText.nulEscape(in: text) {
+            throw ConfigurationError(
+                key: nul.key ?? "",
+                "line \(nul.line): \(nul.key == nil ? "a key" : "the string") holds \\u0000 (NUL), which no setting may hold"
+            )
         }
         let table: TOMLTable
         do {

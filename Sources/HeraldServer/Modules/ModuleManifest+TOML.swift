@@ -20,8 +20,9 @@ extension ModuleManifest {
         } catch {
             throw ManifestError(file: file, "cannot be read: \(error)")
         }
-        if let line = TOMLText.nulEscapeLine(in: text) {
-            throw ManifestError(file: file, "line \(line): a string holds \\u0000 (NUL), which no setting may hold")
+        if let nul = TOMLText.nulEscape(in: text) {
+            throw ManifestError(
+                file: file, "line \(nul.line): \(nul.key ?? "a key") holds \\u0000 (NUL), which no setting may hold")
         }
         let table: TOMLTable
         do {
