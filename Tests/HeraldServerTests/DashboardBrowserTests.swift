@@ -92,6 +92,34 @@ struct DashboardBrowserTests {
         try await broker.stop()
     }
 
+    /// More than a page of the API in the last 15 minutes, none in the last 2: the page shows the newest.
+    @Test func thePageShowsTheNewestStoredEventsWhenNoneIsRecent() async throws {
+        let broker = try await TestBroker.start(durable: true, http: true)
+        let log = try #require(broker.broker.log)
+        let start = Timestamp.currentMilliseconds() - 5 * 60 * 1000
+        for index in 0..<1500 {
+            let encode = { (offset: Int64) -> [UInt8] in
+                var fields = EnvelopeFields(eventType: "tx.aged")
+                fields.eventID = "aged-\(index)"
+                fields.offset = offset
+                fields.partition = 0
+                fields.timestamp = Timestamp.format(millisecondsSinceEpoch: start + Int64(index))
+                return EventEnvelope(sealing: fields).json
+            }
+            if index < 1499 {
+                _ = try log.append(partition: 0, timestamp: start + Int64(index), encode: encode)
+            } else {
+                _ = try await log.appendDurably(partition: 0, timestamp: start + Int64(index), encode: encode)
+            }
+        }
+        let dom = try await Self.dumpDOM("http://\(broker.gateway!.address)/")
+        #expect(dom.contains(#"<span id="ws">streaming #</span>"#))
+        // The newest 50 stored: the aged ones, after the few the broker stored itself as it started.
+        for shown in ["aged-1460", "aged-1499"] { #expect(dom.contains(#"data-id="\#(shown)""#), "\(shown)") }
+        #expect(!dom.contains(#"data-id="aged-1449""#))
+        try await broker.stop()
+    }
+
     @Test func withTokensThePageTakesTheTokenFromItsAddress() async throws {
         let broker = try await TestBroker.start(durable: true, http: true) {
             $0.tokens = [

@@ -140,21 +140,23 @@ enum DashboardPage {
           $("count").textContent = shown;
         }
 
-        // The newest 50 stored events of the filter: the API reads forward from a time, so the last 15 minutes
-        // are narrowed while they hold more than a page, and the last window is read to its end.
+        // The newest 50 stored events of the filter: the API reads forward from a time, so windows of the last
+        // 2 s, 15 s, 2 min and 15 min are tried, narrowest first, until one holds 50; it is read to its end
+        // (20 pages at most; beyond that, the narrower window's events, which are the newest).
         async function lastStored(pattern) {
           const read = (from) => api("/v1/events?topic=" + encodeURIComponent(pattern) + "&from=" + encodeURIComponent(from) + "&limit=1000");
-          let page;
-          for (const seconds of [900, 120, 15, 2]) {
-            page = await read(new Date(Date.now() - seconds * 1000).toISOString());
-            if (page.events.length < 1000) return page.events.slice(-50);
+          let newest = [];
+          for (const seconds of [2, 15, 120, 900]) {
+            let page = await read(new Date(Date.now() - seconds * 1000).toISOString());
+            if (page.events.length < 50 && seconds < 900) { newest = page.events; continue; }
+            let events = page.events.slice(-50), pages = 0;
+            for (; page.next && page.events.length === 1000 && pages < 20; pages++) {
+              page = await read(page.next);
+              events = events.concat(page.events).slice(-50);
+            }
+            return pages < 20 || newest.length === 0 ? events : newest;
           }
-          let events = page.events.slice(-50);
-          for (let pages = 0; page.next && page.events.length === 1000 && pages < 20; pages++) {
-            page = await read(page.next);
-            events = events.concat(page.events).slice(-50);
-          }
-          return events;
+          return newest;
         }
 
         async function connect() {
