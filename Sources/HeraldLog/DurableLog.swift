@@ -15,8 +15,6 @@ public final class DurableLog: Sendable {
     let partitions: [Partition]
     private let writer: Writer
     private let observers = Observers()
-    /// The damaged places reads have told about (`file@position`).
-    private let damageSeen = StateLock<Set<String>>([])
     /// The format file, locked while the log is open: one process at a time.
     private let lock: LogFile
 
@@ -25,16 +23,18 @@ public final class DurableLog: Sendable {
         let list = StateLock<[@Sendable (Int) -> Void]>([])
         /// Told of what an operator must know: damage passed over, a write that failed.
         let problems = StateLock<[@Sendable (String) -> Void]>([])
-        /// Whether a failed write was told (once: every append fails from then on).
-        let failureTold = StateLock(false)
-        /// Whether a failure to record the synced ends was told.
-        let syncedEndsFailureTold = StateLock(false)
+        /// What was told, by what it is about: each damaged place (`file@position`), the first failed write
+        /// (every append fails from then on), the first failure to record the synced ends.
+        private let told = StateLock<Set<String>>([])
 
         func notify(_ partition: Int) {
             for observer in list.withLock({ $0 }) { observer(partition) }
         }
 
-        func tell(_ problem: String) {
+        /// Tells `problem` unless something was told about `subject` already.
+        func tellOnce(about subject: String, _ problem: @autoclosure () -> String) {
+            guard told.withLock({ $0.insert(subject).inserted }) else { return }
+            let problem = problem()
             for observer in problems.withLock({ $0 }) { observer(problem) }
         }
     }
@@ -279,13 +279,11 @@ public final class DurableLog: Sendable {
     {
         try partitions[partition].read(from: offset, maximumRecords: maximumRecords, maximumBytes: maximumBytes) {
             damage in
-            let first = damageSeen.withLock { $0.insert("\(damage.file)@\(damage.position)").inserted }
-            guard first else { return }
-            let message =
+            observers.tellOnce(
+                about: "\(damage.file)@\(damage.position)",
                 "\(damage.file): damaged record at byte \(damage.position) (\(damage.reason)): offsets "
-                + "\(damage.offsets.lowerBound) to \(damage.offsets.upperBound - 1) of partition \(partition) cannot be read "
-                + "and are passed over"
-            observers.tell(message)
+                    + "\(damage.offsets.lowerBound) to \(damage.offsets.upperBound - 1) of partition \(partition) "
+                    + "cannot be read and are passed over")
         }
     }
 
@@ -470,12 +468,9 @@ public final class DurableLog: Sendable {
                 }
                 for waiter in flushWaiters { waiter(failure.map { .failure($0) } ?? .success(())) }
             }
-            if let failure,
-                !observers.failureTold.withLock({ told in
-                    defer { told = true }; return told
-                })
-            {
-                observers.tell(
+            if let failure {
+                observers.tellOnce(
+                    about: "failed write",
                     "the log could not write or sync (\(failure)): the partitions it failed answer storage_failed "
                         + "to every publish until the broker is restarted")
             }
@@ -495,14 +490,8 @@ public final class DurableLog: Sendable {
         do throws(LogError) {
             try SyncedEnds.write(ends, directory: directory)
         } catch {
-            guard
-                !observers.syncedEndsFailureTold.withLock({ told in
-                    defer { told = true }; return told
-                })
-            else {
-                return
-            }
-            observers.tell(
+            observers.tellOnce(
+                about: "synced ends",
                 "the synced ends could not be recorded (\(error)): until they can, the next start may not see "
                     + "acknowledged events that go missing")
         }

@@ -8,8 +8,6 @@ public enum LogError: Error, Equatable, CustomStringConvertible {
     case io(String, String, Int32)
     /// The log on disk does not fit the configuration or is not a Herald log.
     case incompatible(String)
-    /// A record that recovery accepted does not read back.
-    case corrupt(String, Int, String)
     /// The log is closed.
     case closed
 
@@ -17,7 +15,6 @@ public enum LogError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .io(let path, let call, let code):
             "\(path): \(call) failed: \(String(cString: strerror(code)))"
-        case .corrupt(let path, let position, let reason): "\(path): damaged record at byte \(position): \(reason)"
         case .incompatible(let message): message
         case .closed: "the log is closed"
         }

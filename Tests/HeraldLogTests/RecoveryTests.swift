@@ -145,6 +145,24 @@ import Testing
         #expect(try log.read(partition: 0, from: 10, maximumRecords: 1).first?.offset == 11)
     }
 
+    /// Records larger than the scan's megabyte: the next intact record after a damaged length is found
+    /// in a later chunk of the scan.
+    @Test func theNextRecordAfterDamageIsFoundBeyondTheScansFirstMegabyte() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let large = { (index: Int) in "large-\(index)-" + String(repeating: "y", count: 1_500_000) }
+        let ends = try await writeLog(in: directory.path, count: 8, segmentBytes: 8 << 20, large)
+        let file = try LogFile(path: segmentPath(directory.path), create: false)
+        // Record 2's length says it runs past the segment's end: no quick jump, only the scan finds record 3.
+        try file.write(withUnsafeBytes(of: UInt32(60 << 20).littleEndian, Array.init), at: ends[1])
+        try FileManager.default.removeItem(
+            atPath: segmentPath(directory.path).replacingOccurrences(of: ".log", with: ".index"))
+        let log = try DurableLog(configuration: configuration(directory.path, segmentBytes: 8 << 20))
+        defer { log.close() }
+        #expect(log.recovery.damagedRecords.map(\.offsets) == [2..<3])
+        #expect(try log.texts() == (0..<8).filter { $0 != 2 }.map(large))
+    }
+
     /// A segment file that is gone from the middle of a partition is reported, with the offsets it held.
     @Test func aMissingSegmentIsReported() async throws {
         let directory = try TemporaryDirectory()

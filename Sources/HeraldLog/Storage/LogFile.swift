@@ -51,7 +51,8 @@ final class LogFile: @unchecked Sendable {
     /// Reads up to `count` bytes at `offset` into `buffer` (appending); fewer at the end of the file.
     func read(into buffer: inout [UInt8], count: Int, at offset: Int) throws(LogError) {
         let start = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: count))
+        // One zero-filled array, copied whole: `repeatElement` is appended element by element unoptimised.
+        buffer.append(contentsOf: [UInt8](repeating: 0, count: count))
         var done = 0
         var failure: Int32 = 0
         buffer.withUnsafeMutableBytes { bytes in

@@ -101,34 +101,69 @@ extension RecordReader {
     /// says it ends — taken only if the record there is the next one (`after + 2`: a damaged length can point
     /// past intact records) — then byte by byte; a candidate is a record only if its offset is in range and
     /// its CRC-32C matches, so bytes of an event are not taken for one. `nil` when none is left before `end`.
+    /// The scan reads a megabyte at a time, and a candidate's whole record only for its check: passing over
+    /// damage costs what it reads, not the rest of the segment.
     static func nextRecord(
         _ file: LogFile, after position: Int, to end: Int, offsetAbove after: Int64, below before: Int64
     ) throws(LogError) -> (position: Int, offset: Int64)? {
         guard position < end else { return nil }
-        var bytes: [UInt8] = []
-        try file.read(into: &bytes, count: end - position, at: position)
-        return bytes.withUnsafeBytes { buffer -> (position: Int, offset: Int64)? in
-            func record(at start: Int) -> Int64? {
-                guard start + Record.headerSize <= buffer.count else { return nil }
-                let offset = Int64(
-                    bitPattern: UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: start + 8, as: UInt64.self)))
-                guard offset > after, offset < before else { return nil }
-                guard case .record(offset, _, _) = Record.parse(UnsafeRawBufferPointer(rebasing: buffer[start...]))
-                else { return nil }
-                return offset
-            }
-            if buffer.count >= 4 {
-                let length = Int(UInt32(littleEndian: buffer.loadUnaligned(as: UInt32.self)))
-                if length >= 20, let offset = record(at: 4 + length), offset == after + 2 {
-                    return (position + 4 + length, offset)
-                }
-            }
-            var start = 1
-            while start + Record.headerSize <= buffer.count {
-                if let offset = record(at: start) { return (position + start, offset) }
-                start += 1
-            }
-            return nil
+        /// The offset of the intact record at `start` in the file, if one is there and its offset in range.
+        func record(at start: Int) throws(LogError) -> Int64? {
+            guard start + Record.headerSize <= end else { return nil }
+            var header: [UInt8] = []
+            try file.read(into: &header, count: Record.headerSize, at: start)
+            let length = header.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) }
+            guard length >= 20, length - 20 <= Record.maximumDataSize, start + 4 + length <= end else { return nil }
+            guard let offset = header.withUnsafeBytes({ Self.offset(in: $0, at: 0, above: after, below: before) })
+            else { return nil }
+            var bytes: [UInt8] = []
+            try file.read(into: &bytes, count: 4 + length, at: start)
+            let parsed = bytes.withUnsafeBytes { Record.parse($0) }
+            guard case .record(offset, _, _) = parsed else { return nil }
+            return offset
         }
+        var lengthBytes: [UInt8] = []
+        try file.read(into: &lengthBytes, count: min(4, end - position), at: position)
+        if lengthBytes.count == 4 {
+            let length = lengthBytes.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) }
+            if length >= 20, let offset = try record(at: position + 4 + length), offset == after + 2 {
+                return (position + 4 + length, offset)
+            }
+        }
+        // Chunks overlap by a header, so that every start is looked at once with its whole header.
+        var chunkStart = position + 1
+        var chunk: [UInt8] = []
+        while chunkStart + Record.headerSize <= end {
+            chunk.removeAll(keepingCapacity: true)
+            try file.read(into: &chunk, count: min(end - chunkStart, chunkSize + Record.headerSize), at: chunkStart)
+            let starts = min(chunkSize, chunk.count - Record.headerSize + 1)
+            var index = 0
+            while index < starts {
+                // The next start whose offset field is in range, then the check of its whole record.
+                index = chunk.withUnsafeBytes { bytes in
+                    var candidate = index
+                    while candidate < starts, Self.offset(in: bytes, at: candidate, above: after, below: before) == nil
+                    {
+                        candidate += 1
+                    }
+                    return candidate
+                }
+                if index < starts, let offset = try record(at: chunkStart + index) {
+                    return (chunkStart + index, offset)
+                }
+                index += 1
+            }
+            chunkStart += chunkSize
+        }
+        return nil
+    }
+
+    /// The offset field of a record header at `start` in `bytes`, if it is above `after` and below `before`.
+    private static func offset(in bytes: UnsafeRawBufferPointer, at start: Int, above after: Int64, below before: Int64)
+        -> Int64?
+    {
+        let offset = Int64(
+            bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: start + 8, as: UInt64.self)))
+        return offset > after && offset < before ? offset : nil
     }
 }
