@@ -47,61 +47,12 @@ struct CLITests {
         #expect(errors == expected)
     }
 
-    /// A socket (or port) that accepts connections and never answers: the kernel completes the connection
-    /// from the listen backlog, and nothing reads what the command writes.
-    private final class SilentListener: @unchecked Sendable {
-        let descriptor: Int32
-        let path: String?
-        let port: Int?
-
-        init(unixPath: String) throws {
-            path = unixPath
-            port = nil
-            let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            self.descriptor = descriptor
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                for (index, byte) in unixPath.utf8.enumerated() { raw[index] = byte }
-            }
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
-            guard bound == 0, listen(descriptor, 8) == 0 else { throw POSIXError(.EADDRINUSE) }
-        }
-
-        init(tcp: ()) throws {
-            path = nil
-            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            self.descriptor = descriptor
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                    bind(descriptor, pointer, length) == 0 && listen(descriptor, 8) == 0
-                        && getsockname(descriptor, pointer, &length) == 0
-                }
-            }
-            guard bound else { throw POSIXError(.EADDRINUSE) }
-            port = Int(UInt16(bigEndian: address.sin_port))
-        }
-
-        deinit {
-            close(descriptor)
-            if let path { unlink(path) }
-        }
-    }
-
     @Test func aBrokerThatDoesNotAnswerIsAOneLineFailureAfterTheTimeout() async throws {
         let directory = NSTemporaryDirectory() + "herald-silent-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let socketListener = try SilentListener(unixPath: directory + "/h.sock")
-        let httpListener = try SilentListener(tcp: ())
+        let httpListener = try SilentListener()
         for arguments in [
             ["stats", "--socket", socketListener.path!, "--timeout", "0.5"],
             ["publish", "x.y", "--socket", socketListener.path!, "--timeout", "0.5"],

@@ -267,10 +267,10 @@ struct RabbitMQBridgeTests {
     /// A server that takes the TCP connection and never answers the AMQP handshake does not hold the stop:
     /// a connection still being made is cut at once (it held the stop for rabbitmq-c's 12 s handshake timeout).
     @Test func aStopCutsALoginTheServerNeverAnswers() async throws {
-        let silent = try SilentTCPServer()
+        let silent = try SilentListener()
         let broker = try await TestBroker.start(durable: true, bridge: true) {
             var bridge = HeraldConfiguration.RabbitMQBridge()
-            bridge.url = "amqp://guest:guest@127.0.0.1:\(silent.port)"
+            bridge.url = "amqp://guest:guest@127.0.0.1:\(silent.port!)"
             bridge.brokerID = "alpha"
             $0.bridge = bridge
         }

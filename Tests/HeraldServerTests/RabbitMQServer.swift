@@ -106,10 +106,7 @@ final class RabbitMQServer: Sendable {
     func stop(removing: Bool = false) async throws {
         let pid = (try? String(contentsOfFile: directory + "/pid", encoding: .utf8))
             .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        let control = Process()
-        control.executableURL = URL(fileURLWithPath: Self.controlScript)
-        control.arguments = ["-n", node, "stop"]
-        control.environment = environment
+        let control = controlProcess(["stop"])
         control.standardOutput = FileHandle.nullDevice
         control.standardError = FileHandle.nullDevice
         try control.run()
@@ -135,10 +132,7 @@ final class RabbitMQServer: Sendable {
     /// Runs `rabbitmqctl` on this node (`set_vm_memory_high_watermark 0` raises a memory alarm at once, which
     /// blocks every publishing connection) and waits for it; throws when it fails.
     func control(_ arguments: [String]) async throws {
-        let control = Process()
-        control.executableURL = URL(fileURLWithPath: Self.controlScript)
-        control.arguments = ["-n", node] + arguments
-        control.environment = environment
+        let control = controlProcess(arguments)
         let output = Pipe()
         control.standardOutput = output
         control.standardError = output
@@ -150,6 +144,15 @@ final class RabbitMQServer: Sendable {
         guard control.terminationStatus == 0 else {
             throw RabbitMQServerError("rabbitmqctl \(arguments.joined(separator: " ")): \(text)")
         }
+    }
+
+    /// `rabbitmqctl` for this node, not started yet.
+    private func controlProcess(_ arguments: [String]) -> Process {
+        let control = Process()
+        control.executableURL = URL(fileURLWithPath: Self.controlScript)
+        control.arguments = ["-n", node] + arguments
+        control.environment = environment
+        return control
     }
 
     /// Whether `pid` runs: it exists and is not a zombie (the VM may be this process's child, which
@@ -253,53 +256,6 @@ extension RabbitMQServer {
                 try connection.ack(message.deliveryTag)
             }
             return messages
-        }
-    }
-}
-
-/// A TCP listener on a loopback port that takes connections and never says a word: a server that never
-/// answers the AMQP handshake.
-final class SilentTCPServer: @unchecked Sendable {
-    let port: Int
-    private let descriptor: Int32
-    private var accepted: [Int32] = []
-
-    /// Listens on a port the kernel picks (bound here, so no other test can take it in between).
-    init() throws {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
-            }
-        }
-        guard bound, listen(descriptor, 8) == 0 else {
-            close(descriptor)
-            throw RabbitMQServerError("cannot listen on 127.0.0.1: errno \(errno)")
-        }
-        self.descriptor = descriptor
-        port = Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    deinit {
-        accepted.forEach { close($0) }
-        close(descriptor)
-    }
-
-    /// Waits until a client has connected, and keeps the connection open (and silent).
-    func waitForConnection(seconds: Int = 30) async throws {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        while true {
-            let client = accept(descriptor, nil, nil)
-            if client >= 0 {
-                accepted.append(client)
-                return
-            }
-            guard ContinuousClock.now < deadline else { throw RabbitMQServerError("nobody connected in \(seconds) s") }
-            try await Task.sleep(for: .milliseconds(10))
         }
     }
 }
