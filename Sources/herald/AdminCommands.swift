@@ -261,7 +261,9 @@ struct Replay: AsyncParsableCommand {
             let events = HTTPOptions.elements(of: "events", in: bytes)
             for event in events { printLine(event) }
             printed += events.count
-            guard !events.isEmpty, let next = body["next"] as? String else { break }
+            // The end of the log: a page that leaves the cursor where it was. A short or empty page is not
+            // (a page looks at 100 000 records at most).
+            guard let next = body["next"] as? String, !(events.isEmpty && next == from) else { break }
             from = next
         }
     }

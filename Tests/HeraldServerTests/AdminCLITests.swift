@@ -1,5 +1,6 @@
 import Foundation
 import HeraldClient
+import HeraldCore
 import Testing
 
 @testable import HeraldServer
@@ -20,6 +21,32 @@ struct AdminCLITests {
         let run = try HeraldRun.start(arguments + ["--http", broker.gateway!.address])
         let (status, output, errors) = await run.finishWithOutput()
         return (status, output, errors)
+    }
+
+    /// A page looks at 100 000 records at most: a rare event after more than that many others comes on a
+    /// later page, after empty ones, and the replay does not stop at the first empty page.
+    @Test func replayGoesOnPastEmptyPagesToTheEndOfTheLog() async throws {
+        let broker = try await Self.start()
+        let log = try #require(broker.broker.log)
+        let records = Broker.replayScanBudget + 2_000
+        for index in 0..<records {
+            let encode = { (offset: Int64) -> [UInt8] in
+                var fields = EnvelopeFields(eventType: index == records - 1 ? "tx.rare" : "tx.common")
+                fields.eventID = "r\(index)"
+                fields.offset = offset
+                fields.partition = 0
+                return EventEnvelope(sealing: fields).json
+            }
+            if index < records - 1 {
+                _ = try log.append(partition: 0, timestamp: Int64(index), encode: encode)
+            } else {
+                _ = try await log.appendDurably(partition: 0, timestamp: Int64(index), encode: encode)
+            }
+        }
+        let (status, output, _) = try await Self.run(["replay", "tx.rare"], broker)
+        #expect(status == 0)
+        #expect(output.contains(#""event_id":"r\#(records - 1)""#))
+        try await broker.stop()
     }
 
     @Test func replayPrintsEveryStoredEventFollowingTheCursor() async throws {

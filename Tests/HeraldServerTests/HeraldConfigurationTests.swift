@@ -334,6 +334,16 @@ import Testing
         }
     }
 
+    /// A quoted table name is read as a string: TOMLKit would cut it at the NUL, and apply `modules.dir`.
+    @Test func aTableNameHoldingNULIsRefused() throws {
+        do {
+            _ = try HeraldConfiguration().applying(toml: "[\"modules\\u0000x\"]\ndir = \"y\"")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description == "configuration: line 1: a key holds \\u0000 (NUL), which no setting may hold")
+        }
+    }
+
     @Test func nulEscapesWhereTheyAreTextAreAccepted() throws {
         #expect(try HeraldConfiguration().applying(toml: #"data_dir = "a\\u0000b""#).dataDirectory == #"a\u0000b"#)
         #expect(try HeraldConfiguration().applying(toml: #"data_dir = 'a\u0000b'"#).dataDirectory == #"a\u0000b"#)

@@ -49,7 +49,7 @@ enum TOMLText {
                 case UInt8(ascii: "'"):
                     literalString()
                 case UInt8(ascii: "[") where statementStart == nil:
-                    tableHeader()
+                    if let found = tableHeader() { return found }
                 case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"):
                     index += 1
                 default:
@@ -73,16 +73,28 @@ enum TOMLText {
             key = nil
         }
 
-        /// `[name]` or `[[name]]` at a statement's start.
-        private mutating func tableHeader() {
+        /// `[name]` or `[[name]]` at a statement's start, its quoted parts read as strings (a NUL escape in
+        /// one is found, with no key).
+        private mutating func tableHeader() -> NulEscape? {
             let start = index
+            var end = index
             while index < bytes.count, bytes[index] != UInt8(ascii: "\n"), bytes[index] != UInt8(ascii: "#") {
-                index += 1
+                switch bytes[index] {
+                case UInt8(ascii: "\""):
+                    if let found = basicString() { return found }
+                case UInt8(ascii: "'"):
+                    literalString()
+                default:
+                    index += 1
+                }
+                end = index
             }
-            var name = String(decoding: bytes[start..<index], as: UTF8.self).trimmingWhitespace()
+            statementStart = nil
+            var name = String(decoding: bytes[start..<end], as: UTF8.self).trimmingWhitespace()
             while name.hasPrefix("[") { name.removeFirst() }
             while name.hasSuffix("]") { name.removeLast() }
             table = name.trimmingWhitespace()
+            return nil
         }
 
         private func starts(with quote: UInt8, count: Int, at position: Int) -> Bool {

@@ -141,20 +141,24 @@ enum DashboardPage {
         }
 
         // The newest 50 stored events of the filter: the API reads forward from a time, so windows of the last
-        // 2 s, 15 s, 2 min and 15 min are tried, narrowest first, until one holds 50; it is read to its end
-        // (20 pages at most; beyond that, the narrower window's events, which are the newest).
+        // 2 s, 15 s, 2 min and 15 min are tried, narrowest first, until one holds 50. A window is read to the
+        // end of the log: until a page leaves the cursor where it was (a short page is not the end, a page
+        // looks at 100 000 records at most), 20 pages at most; beyond that, the narrower window's events,
+        // which are the newest.
         async function lastStored(pattern) {
           const read = (from) => api("/v1/events?topic=" + encodeURIComponent(pattern) + "&from=" + encodeURIComponent(from) + "&limit=1000");
           let newest = [];
           for (const seconds of [2, 15, 120, 900]) {
-            let page = await read(new Date(Date.now() - seconds * 1000).toISOString());
-            if (page.events.length < 50 && seconds < 900) { newest = page.events; continue; }
-            let events = page.events.slice(-50), pages = 0;
-            for (; page.next && page.events.length === 1000 && pages < 20; pages++) {
-              page = await read(page.next);
+            let from = new Date(Date.now() - seconds * 1000).toISOString(), events = [], ended = false;
+            for (let pages = 0; pages < 21 && !ended; pages++) {
+              const page = await read(from);
               events = events.concat(page.events).slice(-50);
+              ended = page.events.length === 0 && page.next === from;
+              from = page.next;
             }
-            return pages < 20 || newest.length === 0 ? events : newest;
+            if (!ended) return newest.length ? newest : events;
+            if (events.length >= 50) return events;
+            newest = events;
           }
           return newest;
         }

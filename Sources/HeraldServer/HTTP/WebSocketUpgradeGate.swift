@@ -103,9 +103,10 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
         pass(data, context: context)
     }
 
-    /// What NIO's upgrader needs (RFC 6455 §4.2.1), said here with an error body: a request that passes is
-    /// upgraded, which is why the gate counts it as 101. (NIO itself would close the connection without an
-    /// answer for two keys, or another protocol than `websocket`.)
+    /// What a WebSocket handshake needs (RFC 6455 §4.2.1), said here with an error body: a request that
+    /// passes is one NIO's upgrader upgrades, which is why the gate counts it as 101. Without these checks,
+    /// two keys and `Upgrade: h2c` on `/v1/ws` got the connection closed with no answer at all (seen with
+    /// this NIO), and a request without `Connection: Upgrade`, which NIO does not check, was upgraded.
     static func checkHandshake(_ head: HTTPRequestHead) throws(APIError) {
         guard head.method == .GET else {
             throw APIError(.methodNotAllowed, "invalid_request", "\(head.method) /v1/ws: a WebSocket upgrade is a GET")
