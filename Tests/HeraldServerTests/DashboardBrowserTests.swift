@@ -97,21 +97,20 @@ struct DashboardBrowserTests {
         let broker = try await TestBroker.start(durable: true, http: true)
         let log = try #require(broker.broker.log)
         let start = Timestamp.currentMilliseconds() - 5 * 60 * 1000
-        for index in 0..<1500 {
-            let encode = { (offset: Int64) -> [UInt8] in
-                var fields = EnvelopeFields(eventType: "tx.aged")
-                fields.eventID = "aged-\(index)"
-                fields.offset = offset
-                fields.partition = 0
-                fields.timestamp = Timestamp.format(millisecondsSinceEpoch: start + Int64(index))
-                return EventEnvelope(sealing: fields).json
-            }
-            if index < 1499 {
-                _ = try log.append(partition: 0, timestamp: start + Int64(index), encode: encode)
-            } else {
-                _ = try await log.appendDurably(partition: 0, timestamp: start + Int64(index), encode: encode)
+        // On a thread of its own, as appending holds the thread.
+        try await onOwnThread {
+            for index in 0..<1500 {
+                _ = try log.append(partition: 0, timestamp: start + Int64(index)) { offset in
+                    var fields = EnvelopeFields(eventType: "tx.aged")
+                    fields.eventID = "aged-\(index)"
+                    fields.offset = offset
+                    fields.partition = 0
+                    fields.timestamp = Timestamp.format(millisecondsSinceEpoch: start + Int64(index))
+                    return EventEnvelope(sealing: fields).json
+                }
             }
         }
+        try await log.flush()
         let dom = try await Self.dumpDOM("http://\(broker.gateway!.address)/")
         #expect(dom.contains(#"<span id="ws">streaming #</span>"#))
         // The newest 50 stored: the aged ones, after the few the broker stored itself as it started.
