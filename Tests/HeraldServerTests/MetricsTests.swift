@@ -9,6 +9,21 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct MetricsTests {
     /// Samples by `name{labels}` (as exposed) from the exposition.
+    /// The headers of a WebSocket upgrade request (RFC 6455 §4.1).
+    static let upgradeHeaders = [
+        ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ]
+
+    /// Opens a WebSocket on `/v1/ws?topics=a` with `token`, and closes it once its subscription is confirmed.
+    static func openWebSocket(_ broker: TestBroker, token: String) async throws {
+        try await HeraldWebSocket.connect(address: broker.gateway!.address, path: "/v1/ws?topics=a", token: token) {
+            (_: HeraldWebSocket, messages: HeraldWebSocket.Messages) async throws in
+            var messages = messages.makeAsyncIterator()
+            #expect(try await messages.next() == #"{"op":"ok","subscription":1}"#)
+        }
+    }
+
     static func scrape(_ broker: TestBroker, token: String? = nil) async throws -> [String: Double] {
         let response = try await broker.http(token: token).get("/metrics")
         #expect(response.status == 200)
@@ -134,18 +149,9 @@ struct MetricsTests {
         let path = "/no/such/path/\(UUID().uuidString)"
         #expect(try await http.get(path).status == 404)
         // WebSocket upgrades, answered before the router: one refused for its token, one accepted.
-        let upgrade = [
-            ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13"),
-            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ]
+        let upgrade = Self.upgradeHeaders
         #expect(try await broker.http().request("GET", "/v1/ws?topics=a&token=wrong", headers: upgrade).status == 401)
-        try await HeraldWebSocket.connect(
-            address: broker.gateway!.address, path: "/v1/ws?topics=a", token: "ops-secret"
-        ) {
-            (_: HeraldWebSocket, messages: HeraldWebSocket.Messages) async throws in
-            var messages = messages.makeAsyncIterator()
-            #expect(try await messages.next() == #"{"op":"ok","subscription":1}"#)
-        }
+        try await Self.openWebSocket(broker, token: "ops-secret")
         let after = try await Self.scrape(broker, token: "ops-secret")
         // The registry is the test process's, shared with tests running meanwhile: at least these requests.
         func gained(_ key: String) -> Double { (after[key] ?? 0) - (before[key] ?? 0) }
@@ -184,10 +190,7 @@ struct MetricsTests {
                     admin: true)
             ]
         }
-        let upgrade = [
-            ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13"),
-            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ]
+        let upgrade = Self.upgradeHeaders
         let before = try await Self.scrape(broker, token: "upgrade-secret")
         let http = broker.http(token: "upgrade-secret")
         // Upgrades NIO would not make, refused before it: another protocol, two keys, no `Connection: Upgrade`.
@@ -205,13 +208,7 @@ struct MetricsTests {
             "GET", "/v1/ws?topics=a", headers: upgrade.map { $0.0 == "Connection" ? ($0.0, "keep-alive") : $0 })
         #expect(keptAlive.status == 400)
         #expect(keptAlive.text.contains("Connection: must include Upgrade"))
-        try await HeraldWebSocket.connect(
-            address: broker.gateway!.address, path: "/v1/ws?topics=a", token: "upgrade-secret"
-        ) {
-            (_: HeraldWebSocket, messages: HeraldWebSocket.Messages) async throws in
-            var messages = messages.makeAsyncIterator()
-            #expect(try await messages.next() == #"{"op":"ok","subscription":1}"#)
-        }
+        try await Self.openWebSocket(broker, token: "upgrade-secret")
         let after = try await Self.scrape(broker, token: "upgrade-secret")
         func gained(_ status: Int) -> Double {
             let key =

@@ -112,6 +112,8 @@ extension RecordReader {
             guard start + Record.headerSize <= end else { return nil }
             var header: [UInt8] = []
             try file.read(into: &header, count: Record.headerSize, at: start)
+            // A file shorter than `end` (cut from outside) has no record there.
+            guard header.count == Record.headerSize else { return nil }
             let length = header.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) }
             guard length >= 20, length - 20 <= Record.maximumDataSize, start + 4 + length <= end else { return nil }
             guard let offset = header.withUnsafeBytes({ Self.offset(in: $0, at: 0, above: after, below: before) })

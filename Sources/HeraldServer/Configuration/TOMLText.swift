@@ -44,10 +44,8 @@ enum TOMLText {
                     if depth == 0 { endStatement() }
                 case UInt8(ascii: "#"):
                     while index < bytes.count, bytes[index] != UInt8(ascii: "\n") { index += 1 }
-                case UInt8(ascii: "\""):
-                    if let found = basicString() { return found }
-                case UInt8(ascii: "'"):
-                    literalString()
+                case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                    if let found = string() { return found }
                 case UInt8(ascii: "[") where statementStart == nil:
                     if let found = tableHeader() { return found }
                 case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"):
@@ -80,10 +78,8 @@ enum TOMLText {
             var end = index
             while index < bytes.count, bytes[index] != UInt8(ascii: "\n"), bytes[index] != UInt8(ascii: "#") {
                 switch bytes[index] {
-                case UInt8(ascii: "\""):
-                    if let found = basicString() { return found }
-                case UInt8(ascii: "'"):
-                    literalString()
+                case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                    if let found = string() { return found }
                 default:
                     index += 1
                 }
@@ -101,16 +97,17 @@ enum TOMLText {
             position + count <= bytes.count && bytes[position..<(position + count)].allSatisfy { $0 == quote }
         }
 
-        /// A `"…"` or `"""…"""` string from its opening quote, past its closing one: the escape's place if it
-        /// holds a NUL escape.
-        private mutating func basicString() -> NulEscape? {
+        /// A string from its opening quote past its closing one — basic (`"…"`, `"""…"""`) or literal (`'…'`,
+        /// `'''…'''`, no escapes) — and the escape's place if a basic one holds a NUL escape.
+        private mutating func string() -> NulEscape? {
             if statementStart == nil { statementStart = index }
-            let quote = UInt8(ascii: "\"")
+            let quote = bytes[index]
+            let escapes = quote == UInt8(ascii: "\"")
             let multiline = starts(with: quote, count: 3, at: index)
             index += multiline ? 3 : 1
             while index < bytes.count {
                 let byte = bytes[index]
-                if byte == UInt8(ascii: "\\") {
+                if escapes, byte == UInt8(ascii: "\\") {
                     let next = index + 1 < bytes.count ? bytes[index + 1] : 0
                     let digits = next == UInt8(ascii: "u") ? 4 : next == UInt8(ascii: "U") ? 8 : 0
                     if digits > 0, index + 1 + digits < bytes.count,
@@ -136,27 +133,6 @@ enum TOMLText {
                 index += 1
             }
             return nil
-        }
-
-        /// A `'…'` or `'''…'''` string from its opening quote, past its closing one: no escapes.
-        private mutating func literalString() {
-            if statementStart == nil { statementStart = index }
-            let quote = UInt8(ascii: "'")
-            let multiline = starts(with: quote, count: 3, at: index)
-            index += multiline ? 3 : 1
-            while index < bytes.count {
-                let byte = bytes[index]
-                if byte == UInt8(ascii: "\n") {
-                    if !multiline { return }
-                    line += 1
-                }
-                if multiline ? starts(with: quote, count: 3, at: index) : byte == quote {
-                    index += multiline ? 3 : 1
-                    while multiline, index < bytes.count, bytes[index] == quote { index += 1 }
-                    return
-                }
-                index += 1
-            }
         }
     }
 }
