@@ -23,6 +23,32 @@ struct AdminCLITests {
         return (status, output, errors)
     }
 
+    /// A page looks at 100 000 records at most: a rare event after more than that many others comes on a
+    /// later page, after empty ones, and the replay does not stop at the first empty page.
+    @Test func replayGoesOnPastEmptyPagesToTheEndOfTheLog() async throws {
+        let broker = try await Self.start()
+        let log = try #require(broker.broker.log)
+        let records = Broker.replayScanBudget + 2_000
+        // On a thread of its own: seconds of appending would hold one of the few threads every test's
+        // tasks share.
+        try await onOwnThread {
+            for index in 0..<records {
+                _ = try log.append(partition: 0, timestamp: Int64(index)) { offset in
+                    var fields = EnvelopeFields(eventType: index == records - 1 ? "tx.rare" : "tx.common")
+                    fields.eventID = "r\(index)"
+                    fields.offset = offset
+                    fields.partition = 0
+                    return EventEnvelope(sealing: fields).json
+                }
+            }
+        }
+        try await log.flush()
+        let (status, output, _) = try await Self.run(["replay", "tx.rare"], broker)
+        #expect(status == 0)
+        #expect(output.contains(#""event_id":"r\#(records - 1)""#))
+        try await broker.stop()
+    }
+
     @Test func replayPrintsEveryStoredEventFollowingTheCursor() async throws {
         let broker = try await Self.start()
         let batch = (0..<5).map { #"{"event_type":"tx.\#($0 % 2 == 0 ? "even" : "odd")","event_id":"e\#($0)"}"# }

@@ -92,7 +92,7 @@ struct CLITests {
         // Open connections get 200 ms to leave when the broker stops (the last tail below stays).
         let broker = try await TestBroker.start { $0.modules.shutdownTimeoutMs = 200 }
         let tail = try HeraldRun.start(["tail", "block.#", "--count", "2", "--socket", broker.socketPath])
-        while broker.broker.bus.subscribers(for: "block.new") != ["herald-cli"] { await Task.yield() }
+        try await waitUntil { broker.broker.bus.subscribers(for: "block.new") == ["herald-cli"] }
         try await broker.withModule("node") { (node: inout Conversation) async throws in
             for number in 1...2 {
                 try await node.send(
@@ -111,7 +111,7 @@ struct CLITests {
                 """)
         // A broker that goes away before the count is reached: one line on standard error, status 2.
         let waiting = try HeraldRun.start(["tail", "block.#", "--count", "5", "--socket", broker.socketPath])
-        while broker.broker.bus.subscribers(for: "block.new") != ["herald-cli"] { await Task.yield() }
+        try await waitUntil { broker.broker.bus.subscribers(for: "block.new") == ["herald-cli"] }
         try await broker.stop()
         let (lost, _, errors) = await waiting.finishWithOutput()
         #expect(lost == 2)
@@ -148,7 +148,7 @@ struct CLITests {
             _ = try await reader.request(#"{"op":"subscribe","id":1,"topics":["x"]}"#)
             _ = try await reader.request(#"{"op":"publish","id":2,"event":{"event_type":"x"}}"#)
             _ = try await reader.receive()
-            while broker.broker.bus.deliveryStatistics(for: "reader")?.successful != 1 { await Task.yield() }
+            try await waitUntil { broker.broker.bus.deliveryStatistics(for: "reader")?.successful == 1 }
         }
         let json = try HeraldRun.start(["stats", "reader", "--json", "--socket", broker.socketPath])
         #expect(

@@ -30,22 +30,13 @@ struct DashboardBrowserTests {
     /// The DOM of `url` once the page's script ran for a few seconds of virtual time.
     static func dumpDOM(_ url: String) async throws -> String {
         let browser = try chromium()
-        return try await onOwnThread {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: browser)
-            process.arguments = [
+        let run = try HeraldRun.start(
+            [
                 "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=5000",
                 "--user-data-dir=" + NSTemporaryDirectory() + "herald-chromium-" + UUID().uuidString.prefix(8),
                 "--dump-dom", url,
-            ]
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let dom = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return String(decoding: dom, as: UTF8.self)
-        }
+            ], program: browser)
+        return await run.finishWithOutput().output
     }
 
     @Test func thePageShowsEventsModulesSubscribersAndGroups() async throws {

@@ -18,20 +18,14 @@ struct ExampleModuleTests {
     func theExampleSeesABlockAndSaysSo(_ language: String) async throws {
         let broker = try await TestBroker.start()
         let module = "example-\(language)"
-        let process = Process()
-        if language == "python" {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", Self.python, "--count", "1"]
-        } else {
-            process.executableURL = URL(fileURLWithPath: Self.swiftModule)
-            process.arguments = ["--count", "1"]
-        }
-        process.environment = ["HERALD_SOCKET": broker.socketPath, "PATH": "/usr/bin:/bin:/usr/local/bin"]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
+        let environment = ["HERALD_SOCKET": broker.socketPath, "PATH": "/usr/bin:/bin:/usr/local/bin"]
+        let run =
+            language == "python"
+            ? try HeraldRun.start(
+                ["python3", Self.python, "--count", "1"], environment: environment, program: "/usr/bin/env")
+            : try HeraldRun.start(["--count", "1"], environment: environment, program: Self.swiftModule)
         // Once it is subscribed, a block reaches it; a watcher sees what it publishes in return.
-        while broker.broker.bus.subscribers(for: "block.new") != [module] { await Task.yield() }
+        try await waitUntil { broker.broker.bus.subscribers(for: "block.new") == [module] }
         try await broker.withModule("watcher") { (watcher: inout Conversation) async throws in
             _ = try await watcher.request(##"{"op":"subscribe","id":1,"topics":["example.#"]}"##)
             _ = try await watcher.request(
@@ -44,9 +38,8 @@ struct ExampleModuleTests {
             #expect(seen.contains(#""block_number":7"#))
             #expect(seen.contains(#""producer":"\#(module)""#))
         }
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let (status, printed, _) = await run.finishWithOutput()
+        #expect(status == 0)
         #expect(printed.contains("block 7 on chain 138 (b-7)"))
         try await broker.stop()
     }

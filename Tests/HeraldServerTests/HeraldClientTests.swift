@@ -178,9 +178,9 @@ struct HeraldClientTests {
 
         let second = try await TestBroker.start(restartable)
         // Once the client is back, it has subscribed again and said ready again: it is loaded.
-        while second.broker.bus.subscribers(for: "tick") != ["survivor"] { await Task.yield() }
-        while !second.broker.modules.loadedModules.contains(where: { $0.name == "survivor" }) { await Task.yield() }
-        while !records.contains("reconnected to the broker") { await Task.yield() }
+        try await waitUntil { second.broker.bus.subscribers(for: "tick") == ["survivor"] }
+        try await waitUntil { second.broker.modules.loadedModules.contains(where: { $0.name == "survivor" }) }
+        try await waitUntil { records.contains("reconnected to the broker") }
         #expect(records.contains("connection to the broker lost; reconnecting"))
         #expect(records.contains("reconnected to the broker herald.session=s-1 herald.subscriptions=1"))
 
@@ -203,7 +203,7 @@ struct HeraldClientTests {
         for index in 1...10 {
             try await publisher.publishConfirmed(try EventEnvelope(eventType: "n", eventID: "n-\(index)"))
         }
-        while events.droppedByClient < 8 { await Task.yield() }
+        try await waitUntil { events.droppedByClient >= 8 }
         var iterator = events.makeAsyncIterator()
         #expect(await iterator.next()?.eventID == "n-1")
         #expect(await iterator.next()?.eventID == "n-2")
@@ -222,7 +222,7 @@ struct HeraldClientTests {
         let client = try await HeraldClient.connect(configuration)
         // block.new without its catalog fields.
         try await client.publish(try EventEnvelope(eventType: "block.new", eventID: "incomplete"))
-        while !records.contains("the broker refused a publish") { await Task.yield() }
+        try await waitUntil { records.contains("the broker refused a publish") }
         #expect(records.contains("herald.event_id=incomplete"))
         #expect(records.contains("invalid_event: payload"))
         // An envelope the broker would refuse for its size is refused by the client, before it is sent.

@@ -1,7 +1,13 @@
 import Dispatch
 import Foundation
+import Synchronization
 
 /// The `herald` executable built next to these tests, run as users and scripts run it.
+///
+/// Nothing here waits with `Process.waitUntilExit()`: on Linux it spins its run loop, a whole core for as
+/// long as the child runs, and on a 2-core machine a few such waits starve every other test. The exit is
+/// learnt from Foundation's `terminationHandler` instead, and blocking reads run on threads of their own,
+/// never on the threads every test's tasks share.
 struct HeraldRun {
     static let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         .appendingPathComponent("herald").path
@@ -9,6 +15,7 @@ struct HeraldRun {
     let process: Process
     let output: Pipe
     let errors: Pipe
+    private let exit: ExitStatus
 
     /// Starts `herald` (or `program`) with `arguments` in `directory` (the current directory when `nil`).
     static func start(
@@ -24,23 +31,23 @@ struct HeraldRun {
         let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
+        // Set before `run`, so that an exit however early is not missed.
+        let exit = ExitStatus()
+        process.terminationHandler = { exit.record($0.terminationStatus) }
         try process.run()
-        return HeraldRun(process: process, output: output, errors: errors)
+        return HeraldRun(process: process, output: output, errors: errors, exit: exit)
     }
 
     /// The next line on standard output, or `nil` if the process closed it first.
     func nextLine() async -> String? {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                var bytes: [UInt8] = []
-                while true {
-                    let chunk = output.fileHandleForReading.readData(ofLength: 1)
-                    guard let byte = chunk.first else { return continuation.resume(returning: nil) }
-                    if byte == UInt8(ascii: "\n") {
-                        return continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
-                    }
-                    bytes.append(byte)
-                }
+        let output = self.output
+        return await onReaderThread {
+            var bytes: [UInt8] = []
+            while true {
+                let chunk = output.fileHandleForReading.readData(ofLength: 1)
+                guard let byte = chunk.first else { return nil }
+                if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
+                bytes.append(byte)
             }
         }
     }
@@ -55,23 +62,61 @@ struct HeraldRun {
     /// Waits for the process to exit and returns its status and standard error; kills it with SIGKILL if
     /// it has not exited after ``exitDeadline``.
     func finish() async -> (status: Int32, errors: String) {
-        let process = self.process
-        DispatchQueue.global().asyncAfter(deadline: .now() + Self.exitDeadline) {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
-        return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                process.waitUntilExit()
-                let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                continuation.resume(returning: (process.terminationStatus, text))
-            }
-        }
+        let (status, _, errors) = await finish(readingOutput: false)
+        return (status, errors)
     }
 
     /// Waits for the process to exit and returns its status, standard output and standard error.
     func finishWithOutput() async -> (status: Int32, output: String, errors: String) {
-        let (status, errors) = await finish()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return (status, text, errors)
+        await finish(readingOutput: true)
+    }
+
+    /// Reads standard error (and output) while the process runs, so that a child writing more than a
+    /// pipe holds is not blocked from exiting.
+    private func finish(readingOutput: Bool) async -> (status: Int32, output: String, errors: String) {
+        let process = self.process
+        DispatchQueue.global().asyncAfter(deadline: .now() + Self.exitDeadline) {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        let (output, errors) = (self.output, self.errors)
+        async let errorText = onReaderThread { Self.readToEnd(errors) }
+        async let outputText = readingOutput ? onReaderThread { Self.readToEnd(output) } : ""
+        let status = await exit.wait()
+        return (status, await outputText, await errorText)
+    }
+
+    private static func readToEnd(_ pipe: Pipe) -> String {
+        String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+
+    /// Runs `body` on a thread of its own (it blocks in a read) and returns its result.
+    private func onReaderThread<Value: Sendable>(_ body: @escaping @Sendable () -> Value) async -> Value {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: body()) }.start()
+        }
+    }
+}
+
+/// A child's exit status, told by its `terminationHandler`, awaited by any number of tasks.
+private final class ExitStatus: Sendable {
+    private let state = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
+
+    func record(_ status: Int32) {
+        let waiters = state.withLock { state in
+            state.status = status
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: status) }
+    }
+
+    func wait() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let status = state.withLock { state -> Int32? in
+                if state.status == nil { state.waiters.append(continuation) }
+                return state.status
+            }
+            if let status { continuation.resume(returning: status) }
+        }
     }
 }

@@ -297,7 +297,7 @@ struct IPCListenerTests {
             _ = try await client.request(#"{"op":"subscribe","id":1,"topics":["x"],"buffer":10}"#)
         }
         // The connection is closed: once the broker has noticed, the subscription is gone.
-        while broker.broker.bus.subscriptionCount > 0 { await Task.yield() }
+        try await waitUntil { broker.broker.bus.subscriptionCount == 0 }
         #expect(broker.broker.bus.subscribers(for: "x").isEmpty)
         #expect(broker.broker.bus.deliveryStatistics(for: "gone") == DeliveryStatistics())
         try await broker.stop()
@@ -407,7 +407,7 @@ struct IPCHeartbeatTests {
         #expect(pings >= 1)
         #expect(elapsed >= .milliseconds(300))
         // Closing as dead unloads the module like any other disconnection.
-        while !broker.broker.modules.loadedModules.isEmpty { await Task.yield() }
+        try await waitUntil { broker.broker.modules.loadedModules.isEmpty }
         try await broker.stop()
     }
 
@@ -465,10 +465,10 @@ struct IPCBackpressureTests {
         // The stalled connection is closed: its subscription goes, and what it held (its queue, and the batch
         // its delivery task was blocked writing) counts as failed once that task has seen the close. Every
         // event is then counted exactly once; the time limit catches one that never is.
-        while broker.broker.bus.subscriptionCount > 0 { await Task.yield() }
+        try await waitUntil { broker.broker.bus.subscriptionCount == 0 }
         var statistics = try #require(broker.broker.bus.deliveryStatistics(for: "stalled"))
         while statistics.successful + statistics.channelFull + statistics.failed < UInt64(events) {
-            await Task.yield()
+            try await Task.sleep(for: .milliseconds(2))
             statistics = try #require(broker.broker.bus.deliveryStatistics(for: "stalled"))
         }
         #expect(statistics.successful + statistics.channelFull + statistics.failed == UInt64(events))

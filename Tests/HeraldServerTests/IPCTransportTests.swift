@@ -127,13 +127,13 @@ struct IPCListenersShutdownTests {
             _ = try await remote.request(
                 #"{"op":"hello","id":1,"protocol":1,"module":{"name":"remote","version":"1"},"token":"s"}"#)
             broker.beginStopping()
-            while !broker.broker.isShuttingDown { await Task.yield() }
+            try await waitUntil { broker.broker.isShuttingDown }
             // The TCP connection is still open (it has until the deadline), but the socket accepts no one.
             var refused = false
             while !refused {
                 do {
                     try await broker.withConnection { (_: inout Conversation) async throws in }
-                    await Task.yield()
+                    try await Task.sleep(for: .milliseconds(2))
                 } catch {
                     refused = true
                 }

@@ -205,7 +205,7 @@ struct ModuleLifecycleTests {
             #expect(summary(try await watcher.receive()) == "4 module.unloaded last disconnected")
         }
         // The watcher itself is unloaded once the broker has seen its connection close.
-        while !broker.broker.modules.loadedModules.isEmpty { await Task.yield() }
+        try await waitUntil { broker.broker.modules.loadedModules.isEmpty }
         try await broker.stop()
     }
 

@@ -137,7 +137,7 @@ final class RabbitMQServer: Sendable {
         control.standardOutput = output
         control.standardError = output
         try control.run()
-        let text = try await onThread {
+        let text = try await onOwnThread {
             String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         }
         while control.isRunning { try await Task.sleep(for: .milliseconds(20)) }
@@ -224,20 +224,13 @@ func freePort() throws -> Int {
     throw RabbitMQServerError("no free port from 20000 to 32767 in 100 tries: errno \(errno)")
 }
 
-/// Runs blocking work (AMQP calls) on a thread of its own and returns its result.
-func onThread<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try body() }) }.start()
-    }
-}
-
 extension RabbitMQServer {
     /// Runs `body` with a plain AMQP connection to this node on a thread of its own, closing it after.
     func withClient<Value: Sendable>(_ body: @escaping @Sendable (AMQPConnection) throws -> Value) async throws
         -> Value
     {
         let url = self.url
-        return try await onThread {
+        return try await onOwnThread {
             let connection = try AMQPConnection(url: url)
             defer { connection.close() }
             return try body(connection)
