@@ -3,6 +3,7 @@ import HeraldCore
 import HeraldProtocol
 import Hummingbird
 import NIOCore
+import NIOPosix
 
 /// `POST /v1/events` (publish, one event or a batch) and `GET /v1/events` (replay from the log), PROTOCOL.md
 /// §7.
@@ -33,7 +34,7 @@ extension HTTPGateway {
             try await self.publish(request, context: context)
         }
         router.get("/v1/events") { request, context in
-            try self.replay(request, context: context)
+            try await self.replay(request, context: context)
         }
     }
 
@@ -152,7 +153,10 @@ extension HTTPGateway {
     }
 
     /// A page of stored events (`topic`, `from`, `partition`, `limit`): `{"events":[…],"next":"…"}`.
-    private func replay(_ request: Request, context: GatewayContext) throws -> Response {
+    ///
+    /// A page may read up to ``Broker/replayScanBudget`` records from disk, so it is read on NIO's pool of
+    /// blocking-I/O threads, never on the threads that every connection's tasks share.
+    private func replay(_ request: Request, context: GatewayContext) async throws -> Response {
         let query = request.uri.queryParameters
         let topic = query["topic"].map(String.init) ?? "#"
         let pattern: TopicPattern
@@ -166,12 +170,14 @@ extension HTTPGateway {
         } catch {
             throw APIError(.forbidden, "forbidden", "topic: '\(topic)' is not covered by the token's subscribe list")
         }
-        var partition: Int?
+        let partition: Int?
         if let text = query["partition"] {
             guard let number = Int(text), number >= 0 else {
                 throw APIError.invalidRequest("partition: must be a partition number")
             }
             partition = number
+        } else {
+            partition = nil
         }
         let limit = try Self.pageLimit(request)
         let fromText = query["from"].map(String.init) ?? "earliest"
@@ -182,8 +188,14 @@ extension HTTPGateway {
                     : "from: must be earliest, an RFC 3339 time or an offset")
         }
         let page: ReplayPage
+        let broker = self.broker
+        let read = try await NIOThreadPool.singleton.runIfActive {
+            Result { () throws(ReplayError) in
+                try broker.replay(pattern, from: start, partition: partition, limit: limit)
+            }
+        }
         do throws(ReplayError) {
-            page = try broker.replay(pattern, from: start, partition: partition, limit: limit)
+            page = try read.get()
         } catch {
             switch error {
             case .cursorMismatch(let expected, let found):
