@@ -94,7 +94,7 @@ struct BridgeSetup: ParsableCommand {
             return "\(pluginsCommand) could not be run: \(error.localizedDescription)"
         }
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        process.waitForExit()
         guard process.terminationStatus == 0 else {
             return "\(pluginsCommand) exited with \(process.terminationStatus): "
                 + text.split(separator: "\n").suffix(3).joined(separator: " ")

@@ -440,7 +440,7 @@ struct SpawnedBroker {
     func stop(keepingDirectory: Bool = false) {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        process.waitForExit()
         if !keepingDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
 }
