@@ -425,6 +425,39 @@ struct ConsumerGroupTests {
         #expect(resumed.first { $0.eventID == "e6" }?.attempt == 1)
     }
 
+    /// A commit writes what changed, not every pending event: an ack with 49 others pending appends one
+    /// `settled` record to the journal and leaves the state file alone; a restart reads both.
+    @Test func anAckIsAppendedToTheJournalNotWrittenWithEveryPendingEvent() async throws {
+        var fixture = try GroupFixture(partitions: 1)
+        for index in 0..<50 { try await fixture.store("tx", id: "e\(index)") }
+        var group = try fixture.group()
+        let member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        let taken = try group.take(member, maximum: 50)
+        #expect(taken.count == 50)
+        func committed(_ answer: ConsumerGroup.Answer) async throws {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                group.whenCommitted(answer.version) { continuation.resume(with: $0) }
+            }
+        }
+        try await committed(group.ack(member, seqs: [taken[0].seq]))
+        let directory = fixture.directory.path + "/groups/g"
+        let state = try Data(contentsOf: URL(fileURLWithPath: directory + "/state.json"))
+        let journal = try #require(try LogFile.names(in: directory).first { $0.hasPrefix("journal.") })
+        let before = try GroupStateJournal.read(directory + "/" + journal)
+        try await committed(group.ack(member, seqs: [taken[7].seq]))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: directory + "/state.json")) == state)
+        let after = try GroupStateJournal.read(directory + "/" + journal)
+        #expect(after.count == before.count + 1)
+        #expect(after.last == GroupStateChanges([.settled(partition: 0, offset: taken[7].offset)]))
+        fixture = try fixture.reopened()
+        defer { fixture.close() }
+        group = try #require(fixture.groups.group(named: "g"))
+        let again = try group.take(group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil), maximum: 50)
+        #expect(again.count == 48)
+        #expect(!again.contains { $0.eventID == "e0" || $0.eventID == "e7" })
+        #expect(again.allSatisfy { $0.attempt == 2 })
+    }
+
     @Test func lagCountsEventsAfterTheCommittedOffsetAndTheAgeOfTheOldestUnacknowledged() async throws {
         let fixture = try GroupFixture(partitions: 1)
         defer { fixture.close() }

@@ -40,6 +40,104 @@ struct GroupStateFileTests {
                 == String(decoding: try encoder.encode(snapshot), as: UTF8.self))
     }
 
+    @Test func theFileOfAGenerationNamesItsJournal() throws {
+        var withJournal = snapshot
+        withJournal.format = 2
+        withJournal.journal = 7
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let text = String(decoding: GroupStateFile.encode(withJournal), as: UTF8.self)
+        #expect(text == String(decoding: try encoder.encode(withJournal), as: UTF8.self))
+        #expect(text.contains(#""group":"indexer-2","journal":7,"partitions""#))
+    }
+
+    /// Every kind of change, applied on reading: a new pending event, one delivered again, one settled, the
+    /// read position and the dead letters moved.
+    private let changes = GroupStateChanges([
+        .pending(partition: 1, .init(offset: 0, attempts: 1, timestamp: 5)),
+        .pending(partition: 0, .init(offset: 3, attempts: 2, timestamp: 1_780_000_000_000)),
+        .settled(partition: 2, offset: 9_007_199_254_740_990),
+        .next(partition: 1, 1),
+        .deadLettersFrom(43),
+    ])
+
+    private var changed: GroupSnapshot {
+        var state = snapshot
+        state.partitions[0].pending[0].attempts = 2
+        state.partitions[1] = .init(next: 1, pending: [.init(offset: 0, attempts: 1, timestamp: 5)])
+        state.partitions[2].pending.removeFirst()
+        state.deadLettersFrom = 43
+        return state
+    }
+
+    @Test func changesAppendedToTheJournalAreReadBackOverTheState() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = GroupStateFile(directory: directory.path + "/g")
+        var writer = GroupStateWriter(file: file, generation: 0)
+        try writer.writeState(snapshot)
+        #expect(!writer.wantsState)
+        try writer.append(changes)
+        try writer.append(GroupStateChanges([.settled(partition: 0, offset: 3)]))
+        var expected = changed
+        expected.partitions[0].pending = []
+        expected.format = 2
+        expected.journal = 1
+        #expect(try file.read() == expected)
+        #expect(try LogFile.names(in: file.directory) == ["journal.1", "state.json"])
+    }
+
+    @Test func aTornOrDamagedLastRecordEndsTheJournal() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = GroupStateFile(directory: directory.path + "/g")
+        var writer = GroupStateWriter(file: file, generation: 0)
+        try writer.writeState(snapshot)
+        try writer.append(changes)
+        let journal = GroupStateJournal.path(in: file.directory, generation: 1)
+        let first = try Data(contentsOf: URL(fileURLWithPath: journal))
+        try writer.append(GroupStateChanges([.settled(partition: 0, offset: 3), .next(partition: 0, 13)]))
+        let both = try Data(contentsOf: URL(fileURLWithPath: journal))
+        var expected = changed
+        expected.format = 2
+        expected.journal = 1
+        // Cut anywhere in the second record: the first alone is applied.
+        for length in first.count..<both.count {
+            try both.prefix(length).write(to: URL(fileURLWithPath: journal))
+            #expect(try file.read() == expected, "cut at \(length)")
+        }
+        // A byte flipped in the second record's payload: the same.
+        var damaged = both
+        damaged[first.count + 10] ^= 0x40
+        try damaged.write(to: URL(fileURLWithPath: journal))
+        #expect(try file.read() == expected)
+    }
+
+    @Test func aJournalPastTwiceTheStateIsFoldedIntoTheNextGeneration() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = GroupStateFile(directory: directory.path + "/g")
+        var writer = GroupStateWriter(file: file, generation: 4)
+        writer.smallestCompaction = 0
+        try writer.writeState(snapshot)
+        #expect(writer.generation == 5)
+        let stateSize = GroupStateFile.encode(try #require(try file.read())).count
+        // Each record: 8 bytes of framing and a 13-byte `settled`.
+        var appended = 0
+        while !writer.wantsState {
+            try writer.append(GroupStateChanges([.settled(partition: 1, offset: Int64(appended))]))
+            appended += 1
+        }
+        #expect(appended * 21 > 2 * stateSize)
+        #expect((appended - 1) * 21 <= 2 * stateSize)
+        var state = try #require(try file.read())
+        try writer.writeState(state)
+        #expect(writer.generation == 6)
+        #expect(try LogFile.names(in: file.directory) == ["state.json"])
+        state.journal = 6
+        #expect(try file.read() == state)
+    }
+
     @Test func aWrittenFileIsReadBack() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

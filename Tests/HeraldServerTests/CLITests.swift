@@ -223,6 +223,27 @@ struct CLITests {
         #expect((result["seconds"] as? Double ?? 0) >= 0.099)
     }
 
+    @Test func benchGroupCommitTimesAcksAtEachPendingCount() async throws {
+        let run = try HeraldRun.start(["bench", "group-commit", "--pending", "20,300", "--acks", "5", "--json"])
+        let (status, output, _) = await run.finishWithOutput()
+        #expect(status == 0)
+        let results = try output.split(separator: "\n").map { line in
+            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+        #expect(results.map { $0["pending"] as? Int } == [20, 300])
+        for result in results {
+            #expect(result["acks"] as? Int == 5)
+            let p50 = try #require(result["p50_us"] as? Int)
+            let p99 = try #require(result["p99_us"] as? Int)
+            let max = try #require(result["max_us"] as? Int)
+            #expect(p50 > 0 && p50 <= p99 && p99 <= max)
+        }
+        let refused = try HeraldRun.start(["bench", "group-commit", "--pending", "10,x"])
+        let (refusedStatus, refusedErrors) = await refused.finish()
+        #expect(refusedStatus != 0)
+        #expect(refusedErrors.contains("--pending must be positive counts, comma-separated"))
+    }
+
     @Test func benchParseTimesParsingAndSealingInProcess() async throws {
         let run = try HeraldRun.start(["bench", "parse", "--events", "300", "--rounds", "2", "--json"])
         let (status, output, _) = await run.finishWithOutput()

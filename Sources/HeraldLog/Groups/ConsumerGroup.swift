@@ -26,7 +26,7 @@ public final class ConsumerGroup: Sendable {
     let deadLetters: DeadLetterQueue
     private let matchesEverything: Bool
     private let log: DurableLog
-    private let file: GroupStateFile
+    private let writer: StateLock<GroupStateWriter>
     private let clock: GroupClock
     private let state: StateLock<State>
     /// Tells the registry's committer that the state changed.
@@ -50,9 +50,44 @@ public final class ConsumerGroup: Sendable {
         var deadLettering = false
     }
 
+    /// A partition's pending events by offset, noting which offsets changed since the committer last took
+    /// them (``takeTouched()``): a commit writes those, not every pending event.
+    struct PendingTable: Sequence {
+        private(set) var entries: [Int64: Pending] = [:]
+        private var touched: Set<Int64> = []
+
+        subscript(offset: Int64) -> Pending? {
+            get { entries[offset] }
+            set {
+                entries[offset] = newValue
+                touched.insert(offset)
+            }
+        }
+
+        @discardableResult
+        mutating func removeValue(forKey offset: Int64) -> Pending? {
+            touched.insert(offset)
+            return entries.removeValue(forKey: offset)
+        }
+
+        var keys: Dictionary<Int64, Pending>.Keys { entries.keys }
+        var count: Int { entries.count }
+        func makeIterator() -> Dictionary<Int64, Pending>.Iterator { entries.makeIterator() }
+
+        /// The offsets changed since the last call.
+        mutating func takeTouched() -> Set<Int64> {
+            defer { touched = [] }
+            return touched
+        }
+    }
+
     struct Cursor {
-        var next: Int64
-        var pending: [Int64: Pending] = [:]
+        var next: Int64 {
+            didSet { nextMoved = true }
+        }
+        /// `next` moved since the committer last looked.
+        var nextMoved = false
+        var pending = PendingTable()
         /// Pending offsets waiting for a redelivery (no holder, not dead-lettering).
         var due: Set<Int64> = []
         /// Where a partition no member owns stopped moving: the offset of the group's own event found there
@@ -80,7 +115,11 @@ public final class ConsumerGroup: Sendable {
     struct State {
         var cursors: [Cursor]
         /// The first dead letter not yet replayed or purged.
-        var deadLettersFrom: Int64 = 0
+        var deadLettersFrom: Int64 = 0 {
+            didSet { deadLettersMoved = true }
+        }
+        /// `deadLettersFrom` moved since the committer last looked.
+        var deadLettersMoved = false
         var members: [UInt64: Member] = [:]
         var owners: [UInt64?]
         var nextMemberID: UInt64 = 1
@@ -116,7 +155,8 @@ public final class ConsumerGroup: Sendable {
         self.topics = topics
         self.settings = settings
         self.log = log
-        self.file = GroupStateFile(directory: directory)
+        self.writer = StateLock(
+            GroupStateWriter(file: GroupStateFile(directory: directory), generation: snapshot?.journal ?? 0))
         self.clock = clock
         self.changed = changed
         self.matchesEverything = topics.contains { $0.text == "#" }
@@ -151,9 +191,10 @@ public final class ConsumerGroup: Sendable {
         // The state on disk says these are replayed or purged: their space is given back (also when the
         // broker stopped between writing that state and deleting them). Failing leaves it to a later purge.
         _ = try? deadLetters.discard(before: initial.deadLettersFrom)
-        if snapshot == nil {
-            try file.write(self.snapshot().snapshot)
-        }
+        // A new group's state is on disk before it is used; a loaded one's starts a new generation, which
+        // folds in its journal and leaves any torn record at the journal's end behind.
+        let (current, _) = takeSnapshot()
+        try writer.withLock { (writer: inout GroupStateWriter) throws(LogError) in try writer.writeState(current) }
     }
 
     // MARK: Members
@@ -246,8 +287,17 @@ public final class ConsumerGroup: Sendable {
         var failure: LogError?
         var effects = Effects()
         state.withLock { state in
-            guard let found = state.members[member.id] else { return }
-            let room = found.maxInFlight - found.inFlight.count
+            // Only what is needed is read: a copy of the `Member` would share its `inFlight` table, and the
+            // first delivery below would then copy the whole table (every event in flight) to add to it.
+            guard
+                let found = state.members[member.id].map({ member in
+                    (
+                        room: member.maxInFlight - member.inFlight.count, partitions: member.partitions,
+                        rotation: member.rotation, ackWaitMs: member.ackWaitMs
+                    )
+                })
+            else { return }
+            let room = found.room
             var capacity = Budget(events: min(maximum, room), bytes: maximumBytes)
             let partitions = found.partitions
             // Events of its partitions that wait for a redelivery are still unacknowledged: they keep their
@@ -419,9 +469,13 @@ public final class ConsumerGroup: Sendable {
     public func ack(_ member: GroupMember, seqs: [UInt64]) -> Answer {
         var effects = Effects()
         let answer = state.withLock { state in
-            guard let found = state.members[member.id] else { return Answer(version: state.version, unknown: []) }
+            // Only `nextSeq` is read: a copy of the `Member` would share its `inFlight` table, and removing from
+            // it below would then copy the whole table (every event in flight) on every ack.
+            guard let nextSeq = state.members[member.id]?.nextSeq else {
+                return Answer(version: state.version, unknown: [])
+            }
             // Checked first: an ack naming a seq never delivered changes nothing.
-            let unknown = seqs.filter { $0 == 0 || $0 >= found.nextSeq }
+            let unknown = seqs.filter { $0 == 0 || $0 >= nextSeq }
             guard unknown.isEmpty else { return Answer(version: state.version, unknown: unknown) }
             for seq in seqs {
                 guard let place = state.members[member.id]!.inFlight.removeValue(forKey: seq) else { continue }
@@ -726,10 +780,17 @@ public final class ConsumerGroup: Sendable {
         }
     }
 
-    /// The state as the file keeps it, and its version.
-    func snapshot() -> (snapshot: GroupSnapshot, version: UInt64) {
+    /// The whole state as the file keeps it, and its version; what changed before it is taken as written.
+    private func takeSnapshot() -> (snapshot: GroupSnapshot, version: UInt64) {
         // Copied under the lock (copy on write: the group's next change pays for the copy), encoded outside.
-        let (cursors, deadLettersFrom, version) = state.withLock { ($0.cursors, $0.deadLettersFrom, $0.version) }
+        let (cursors, deadLettersFrom, version) = state.withLock { state in
+            for partition in state.cursors.indices {
+                state.cursors[partition].nextMoved = false
+                _ = state.cursors[partition].pending.takeTouched()
+            }
+            state.deadLettersMoved = false
+            return (state.cursors, state.deadLettersFrom, state.version)
+        }
         let partitions = cursors.map { cursor in
             var pending = cursor.pending.map {
                 GroupSnapshot.Pending(offset: $0.key, attempts: $0.value.attempts, timestamp: $0.value.timestamp)
@@ -744,23 +805,63 @@ public final class ConsumerGroup: Sendable {
         )
     }
 
-    /// Writes the state file if it changed since the last write; then calls the waiters it covers.
+    /// What changed since the committer last looked, and the version that includes it.
+    private func takeChanges() -> (changes: GroupStateChanges, version: UInt64) {
+        state.withLock { state in
+            var changes = GroupStateChanges()
+            for partition in state.cursors.indices {
+                if state.cursors[partition].nextMoved {
+                    state.cursors[partition].nextMoved = false
+                    changes.changes.append(.next(partition: partition, state.cursors[partition].next))
+                }
+                for offset in state.cursors[partition].pending.takeTouched() {
+                    if let pending = state.cursors[partition].pending[offset] {
+                        changes.changes.append(
+                            .pending(
+                                partition: partition,
+                                GroupSnapshot.Pending(
+                                    offset: offset, attempts: pending.attempts, timestamp: pending.timestamp)))
+                    } else {
+                        changes.changes.append(.settled(partition: partition, offset: offset))
+                    }
+                }
+            }
+            if state.deadLettersMoved {
+                state.deadLettersMoved = false
+                changes.changes.append(.deadLettersFrom(state.deadLettersFrom))
+            }
+            return (changes, state.version)
+        }
+    }
+
+    /// Writes what changed since the last write — appended to the journal, or now and then the whole state
+    /// (``GroupStateWriter``); then calls the waiters it covers.
     func commit() {
         guard state.withLock({ $0.version > $0.committedVersion || !$0.commitWaiters.isEmpty }) else { return }
-        let (snapshot, version) = snapshot()
-        var result: Result<Void, LogError> = .success(())
-        do throws(LogError) {
-            try file.write(snapshot)
-        } catch {
-            result = .failure(error)
+        let result = writer.withLock { (writer: inout GroupStateWriter) -> Result<UInt64, LogError> in
+            do throws(LogError) {
+                if writer.wantsState {
+                    let (snapshot, version) = takeSnapshot()
+                    try writer.writeState(snapshot)
+                    return .success(version)
+                }
+                let (changes, version) = takeChanges()
+                if !changes.isEmpty { try writer.append(changes) }
+                return .success(version)
+            } catch {
+                return .failure(error)
+            }
         }
+        // After a failure the waiters so far fail, and the next commit writes the whole state.
         let waiters = state.withLock { state in
+            let version = (try? result.get()) ?? state.version
             if case .success = result { state.committedVersion = max(state.committedVersion, version) }
             let ready = state.commitWaiters.filter { $0.version <= version }
             state.commitWaiters.removeAll { $0.version <= version }
             return ready
         }
-        for waiter in waiters { waiter.callback(result) }
+        let outcome = result.map { _ in () }
+        for waiter in waiters { waiter.callback(outcome) }
     }
 
     /// Calls `callback` once the state file holds `version` (from the committer's thread, or at once).

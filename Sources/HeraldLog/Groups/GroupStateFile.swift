@@ -23,6 +23,8 @@ struct GroupSnapshot: Codable, Equatable {
         var pending: [Pending]
     }
 
+    /// 1: the whole state, always written whole; 2: the state when `journal`'s file began, which holds the
+    /// changes since.
     var format = 1
     var group: String
     var topics: [String]
@@ -30,10 +32,15 @@ struct GroupSnapshot: Codable, Equatable {
     /// The first dead letter still in the queue: those before it were replayed or purged. Absent in files
     /// written before dead letters could be purged, which is 0.
     var deadLettersFrom: Int64?
+    /// The generation of this state: the changes since it was written are in `journal.<generation>`
+    /// (``GroupStateJournal``). Absent in format 1.
+    var journal: Int64?
 }
 
 /// `<groups directory>/<name>/state.json`, replaced atomically: written to `state.json.tmp`, synced, renamed
 /// over the old file, and the directory synced, so a crash leaves the old state or the new, never a mix.
+/// Between two such writes, changes are appended to the journal of the state's generation
+/// (``GroupStateWriter``); reading applies them.
 struct GroupStateFile: Sendable {
     let directory: String
 
@@ -47,13 +54,20 @@ struct GroupStateFile: Sendable {
         guard let snapshot = try? JSONDecoder().decode(GroupSnapshot.self, from: Data(bytes)) else {
             throw .incompatible("\(path): not a consumer group state this version reads")
         }
-        guard snapshot.format == 1 else {
+        guard snapshot.format == 1 || (snapshot.format == 2 && snapshot.journal != nil) else {
             throw .incompatible("\(path): consumer group state format \(snapshot.format) is not one this version reads")
         }
-        return snapshot
+        guard let generation = snapshot.journal else { return snapshot }
+        let journal = GroupStateJournal.path(in: directory, generation: generation)
+        guard let applied = snapshot.applying(try GroupStateJournal.read(journal)) else {
+            throw .incompatible("\(journal): a change names a partition the group's state does not have")
+        }
+        return applied
     }
 
-    func write(_ snapshot: GroupSnapshot) throws(LogError) {
+    /// Writes `snapshot` in place of the state file, and returns its size in bytes.
+    @discardableResult
+    func write(_ snapshot: GroupSnapshot) throws(LogError) -> Int {
         let bytes = Self.encode(snapshot)
         try LogFile.makeDirectory(directory)
         let temporary = path + ".tmp"
@@ -63,6 +77,7 @@ struct GroupStateFile: Sendable {
         try file.sync()
         guard rename(temporary, path) == 0 else { throw .io(path, "rename", errno) }
         try LogFile.syncDirectory(directory)
+        return bytes.count
     }
 }
 
@@ -84,6 +99,10 @@ extension GroupStateFile {
         writer.append(integer: snapshot.format)
         writer.append(raw: #","group":"#)
         writer.append(string: snapshot.group)
+        if let journal = snapshot.journal {
+            writer.append(raw: #","journal":"#)
+            writer.append(integer: journal)
+        }
         writer.append(raw: #","partitions":["#)
         for (index, position) in snapshot.partitions.enumerated() {
             writer.append(raw: index == 0 ? #"{"next":"# : #",{"next":"#)

@@ -11,7 +11,10 @@ import Histogram
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmark a broker.",
-        subcommands: [BenchPubSub.self, BenchDurable.self, BenchWebSocket.self, BenchHTTP.self, BenchParse.self]
+        subcommands: [
+            BenchPubSub.self, BenchDurable.self, BenchWebSocket.self, BenchHTTP.self, BenchParse.self,
+            BenchGroupCommit.self,
+        ]
     )
 }
 

@@ -1,0 +1,250 @@
+import HeraldCore
+
+/// One commit's changes to a group's state (docs/storage.md, "Consumer groups"): what the journal appends
+/// instead of writing the whole state again, so that a commit costs what changed, not what is pending.
+struct GroupStateChanges: Equatable {
+    enum Change: Equatable {
+        /// The partition's read position moved.
+        case next(partition: Int, Int64)
+        /// The pending event at this offset was delivered (again), or its state was otherwise written.
+        case pending(partition: Int, GroupSnapshot.Pending)
+        /// The event at this offset is no longer pending: acknowledged, dead-lettered, or dropped.
+        case settled(partition: Int, offset: Int64)
+        case deadLettersFrom(Int64)
+    }
+
+    var changes: [Change] = []
+
+    var isEmpty: Bool { changes.isEmpty }
+
+    private enum Tag: UInt8 {
+        case next = 1
+        case pending = 2
+        case settled = 3
+        case deadLettersFrom = 4
+    }
+
+    /// Little-endian: a tag byte, then the partition as 4 bytes where there is one, then 8-byte integers.
+    func encoded() -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(changes.count * 29)
+        func append<Integer: FixedWidthInteger>(_ value: Integer) {
+            withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+        }
+        for change in changes {
+            switch change {
+            case .next(let partition, let next):
+                bytes.append(Tag.next.rawValue)
+                append(UInt32(partition))
+                append(next)
+            case .pending(let partition, let pending):
+                bytes.append(Tag.pending.rawValue)
+                append(UInt32(partition))
+                append(pending.offset)
+                append(Int64(pending.attempts))
+                append(pending.timestamp)
+            case .settled(let partition, let offset):
+                bytes.append(Tag.settled.rawValue)
+                append(UInt32(partition))
+                append(offset)
+            case .deadLettersFrom(let offset):
+                bytes.append(Tag.deadLettersFrom.rawValue)
+                append(offset)
+            }
+        }
+        return bytes
+    }
+
+    /// The changes `bytes` hold, or `nil` when they are not ones ``encoded()`` wrote.
+    init?(decoding bytes: ArraySlice<UInt8>) {
+        var index = bytes.startIndex
+        func read<Integer: FixedWidthInteger>(_: Integer.Type) -> Integer? {
+            let size = MemoryLayout<Integer>.size
+            guard bytes.endIndex - index >= size else { return nil }
+            var value = Integer.zero
+            for byte in 0..<size { value |= Integer(bytes[index + byte]) << (8 * byte) }
+            index += size
+            return value
+        }
+        while index < bytes.endIndex {
+            let tag = Tag(rawValue: bytes[index])
+            index += 1
+            switch tag {
+            case .next:
+                guard let partition = read(UInt32.self), let next = read(Int64.self) else { return nil }
+                changes.append(.next(partition: Int(partition), next))
+            case .pending:
+                guard let partition = read(UInt32.self), let offset = read(Int64.self),
+                    let attempts = read(Int64.self), let timestamp = read(Int64.self)
+                else { return nil }
+                changes.append(
+                    .pending(
+                        partition: Int(partition),
+                        GroupSnapshot.Pending(offset: offset, attempts: Int(attempts), timestamp: timestamp)))
+            case .settled:
+                guard let partition = read(UInt32.self), let offset = read(Int64.self) else { return nil }
+                changes.append(.settled(partition: Int(partition), offset: offset))
+            case .deadLettersFrom:
+                guard let offset = read(Int64.self) else { return nil }
+                changes.append(.deadLettersFrom(offset))
+            case nil:
+                return nil
+            }
+        }
+    }
+
+    init(_ changes: [Change] = []) {
+        self.changes = changes
+    }
+}
+
+extension GroupSnapshot {
+    /// The state after `records`, applied in order; `nil` when one names a partition the state does not have.
+    func applying(_ records: [GroupStateChanges]) -> GroupSnapshot? {
+        var positions = partitions.map { position in
+            (next: position.next, pending: Dictionary(uniqueKeysWithValues: position.pending.map { ($0.offset, $0) }))
+        }
+        var deadLettersFrom = self.deadLettersFrom
+        for record in records {
+            for change in record.changes {
+                switch change {
+                case .next(let partition, let next):
+                    guard positions.indices.contains(partition) else { return nil }
+                    positions[partition].next = next
+                case .pending(let partition, let pending):
+                    guard positions.indices.contains(partition) else { return nil }
+                    positions[partition].pending[pending.offset] = pending
+                case .settled(let partition, let offset):
+                    guard positions.indices.contains(partition) else { return nil }
+                    positions[partition].pending[offset] = nil
+                case .deadLettersFrom(let offset):
+                    deadLettersFrom = offset
+                }
+            }
+        }
+        var applied = self
+        applied.partitions = positions.map {
+            Position(next: $0.next, pending: $0.pending.values.sorted { $0.offset < $1.offset })
+        }
+        applied.deadLettersFrom = deadLettersFrom
+        return applied
+    }
+}
+
+/// `<group directory>/journal.<generation>`: the changes made since the state file of that generation was
+/// written, one record per commit — the payload's length (4 bytes, little-endian), its CRC-32C (4 bytes),
+/// the payload (``GroupStateChanges/encoded()``). A record is appended and synced before the acks it holds
+/// are answered; a torn or damaged record ends the journal (it was never answered).
+struct GroupStateJournal {
+    static let prefix = "journal."
+
+    static func path(in directory: String, generation: Int64) -> String {
+        directory + "/" + prefix + String(generation)
+    }
+
+    /// The records of the journal at `path`, up to the first that is torn or damaged; none if there is no
+    /// file.
+    static func read(_ path: String) throws(LogError) -> [GroupStateChanges] {
+        guard LogFile.exists(path) else { return [] }
+        let file = try LogFile(path: path, create: false)
+        var bytes: [UInt8] = []
+        try file.read(into: &bytes, count: try file.size(), at: 0)
+        var records: [GroupStateChanges] = []
+        var index = 0
+        while bytes.count - index >= 8 {
+            let length = Int(Self.integer(bytes, at: index))
+            let checksum = Self.integer(bytes, at: index + 4)
+            let payload = index + 8..<index + 8 + length
+            guard length > 0, payload.upperBound <= bytes.count,
+                bytes.withUnsafeBytes({ CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[payload])) }) == checksum,
+                let record = GroupStateChanges(decoding: bytes[payload])
+            else { break }
+            records.append(record)
+            index = payload.upperBound
+        }
+        return records
+    }
+
+    /// `changes` as one record.
+    static func record(_ changes: GroupStateChanges) -> [UInt8] {
+        let payload = changes.encoded()
+        let checksum = payload.withUnsafeBytes { CRC32C.checksum($0) }
+        var record: [UInt8] = []
+        record.reserveCapacity(8 + payload.count)
+        withUnsafeBytes(of: UInt32(payload.count).littleEndian) { record.append(contentsOf: $0) }
+        withUnsafeBytes(of: checksum.littleEndian) { record.append(contentsOf: $0) }
+        record.append(contentsOf: payload)
+        return record
+    }
+
+    private static func integer(_ bytes: [UInt8], at index: Int) -> UInt32 {
+        (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[index + $1]) << (8 * $1) }
+    }
+}
+
+/// Writes a group's state: appends each commit's changes to the journal, and now and then (at open, when
+/// the journal has grown past twice the state file, after a failed write) the whole state to a new state
+/// file of the next generation, which starts an empty journal. Used by one thread at a time.
+struct GroupStateWriter {
+    let file: GroupStateFile
+    /// The generation of the state file on disk; the journal appended to is the one of this generation.
+    private(set) var generation: Int64 = 0
+    private var journal: LogFile?
+    private var journalSize = 0
+    private var stateSize = 0
+    /// The next write must be a whole state: the journal may lack changes (a write failed) or there is
+    /// none yet.
+    private(set) var needsState = true
+
+    init(file: GroupStateFile, generation: Int64) {
+        self.file = file
+        self.generation = generation
+    }
+
+    /// Below this size a journal is not folded into a new state file, however small the state.
+    var smallestCompaction = 1 << 20
+
+    /// Whether the next commit should write the whole state rather than append to the journal: the journal
+    /// has grown past twice the state file. So reading it at start costs at most that much more, and the
+    /// whole-state writes add, on average, at most half the bytes the journal takes.
+    var wantsState: Bool {
+        needsState || journalSize > max(smallestCompaction, 2 * stateSize)
+    }
+
+    /// Writes `snapshot` as the state file of the next generation, and deletes the older journals.
+    mutating func writeState(_ snapshot: GroupSnapshot) throws(LogError) {
+        needsState = true
+        var snapshot = snapshot
+        snapshot.format = 2
+        snapshot.journal = generation + 1
+        stateSize = try file.write(snapshot)
+        generation += 1
+        journal = nil
+        journalSize = 0
+        needsState = false
+        for name in try LogFile.names(in: file.directory) where name.hasPrefix(GroupStateJournal.prefix) {
+            if name != GroupStateJournal.prefix + String(generation) { try LogFile.remove(file.directory + "/" + name) }
+        }
+    }
+
+    /// Appends `changes` to the journal and syncs it. After a failure, the next write is a whole state.
+    mutating func append(_ changes: GroupStateChanges) throws(LogError) {
+        guard !needsState else { preconditionFailure("the journal follows a state file written by this writer") }
+        needsState = true
+        let journal: LogFile
+        if let open = self.journal {
+            journal = open
+        } else {
+            journal = try LogFile(
+                path: GroupStateJournal.path(in: file.directory, generation: generation), create: true)
+            try journal.truncate(to: 0)
+            try LogFile.syncDirectory(file.directory)
+            self.journal = journal
+        }
+        let record = GroupStateJournal.record(changes)
+        try journal.write(record, at: journalSize)
+        try journal.sync()
+        journalSize += record.count
+        needsState = false
+    }
+}
