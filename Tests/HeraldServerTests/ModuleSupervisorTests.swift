@@ -417,12 +417,18 @@ struct ModuleSupervisorTests {
         try modules.add("shy", arguments: ["--no-load"], extra: "[restart]\npolicy = \"never\"")
         let broker = try await TestBroker.start(modules: modules.directory) {
             quickStop(&$0)
-            $0.modules.startupTimeoutMs = 1_500
+            // Long enough for the Python module to start and say hello on a machine running the whole suite.
+            $0.modules.startupTimeoutMs = 5_000
         }
         let supervisor = broker.supervisor!
         let load = Task { try await supervisor.load("shy") }
-        // The process said hello (connected, not loaded).
-        try await waitUntil { broker.broker.modules.isConnected("shy") }
+        // The process said hello (connected, not loaded) — or, on a machine too slow for the timeout, its
+        // start ended first, which fails here rather than waiting out the suite's time limit.
+        try await waitUntil {
+            broker.broker.modules.isConnected("shy")
+                || supervisor.statuses.first { $0.name == "shy" }?.state == .failed
+        }
+        try #require(broker.broker.modules.isConnected("shy"), "the module did not say hello within its start")
         try await broker.withModule("shy") { (impostor: inout Conversation) async throws in
             #expect(
                 try await impostor.request(#"{"op":"subscribe","id":1,"topics":["nothing.here"]}"#)
