@@ -113,6 +113,58 @@ struct GroupStateFileTests {
         #expect(try file.read() == expected)
     }
 
+    @Test func aDamagedRecordWithIntactOnesAfterItIsRefusedNamingTheFile() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = GroupStateFile(directory: directory.path + "/g")
+        var writer = GroupStateWriter(file: file, generation: 0)
+        try writer.writeState(snapshot)
+        try writer.append(changes)
+        let journal = GroupStateJournal.path(in: file.directory, generation: 1)
+        let first = try Data(contentsOf: URL(fileURLWithPath: journal)).count
+        try writer.append(GroupStateChanges([.settled(partition: 0, offset: 3)]))
+        try writer.append(GroupStateChanges([.next(partition: 0, 13)]))
+        let whole = try Data(contentsOf: URL(fileURLWithPath: journal))
+        // The second of three records damaged: the acks after it were confirmed, so nothing is dropped.
+        var damaged = whole
+        damaged[first + 9] ^= 0x01
+        try damaged.write(to: URL(fileURLWithPath: journal))
+        #expect {
+            try file.read()
+        } throws: { error in
+            "\(error)".contains("journal.1: the record at byte \(first) is damaged and intact ones follow it")
+        }
+        // A record whose checksum holds but whose change this version does not know (a tag 9).
+        var unknown = Array(whole.prefix(first))
+        unknown += GroupStateJournal.record(GroupStateChanges([.deadLettersFrom(1)])).enumerated().map { index, byte in
+            index == 8 ? 9 : byte
+        }
+        let payload = Array(unknown[(first + 8)...])
+        let checksum = payload.withUnsafeBytes { CRC32C.checksum($0) }
+        withUnsafeBytes(of: checksum.littleEndian) { unknown.replaceSubrange((first + 4)..<(first + 8), with: $0) }
+        try Data(unknown).write(to: URL(fileURLWithPath: journal))
+        #expect {
+            try file.read()
+        } throws: { error in
+            "\(error)".contains("journal.1: the record at byte \(first) holds changes this version does not read")
+        }
+    }
+
+    @Test func aJournalOfTheNextGenerationLeftBeforehandIsNotReadOverANewState() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = GroupStateFile(directory: directory.path + "/g")
+        try LogFile.makeDirectory(file.directory)
+        let stale = GroupStateJournal.path(in: file.directory, generation: 1)
+        try Data(GroupStateJournal.record(changes)).write(to: URL(fileURLWithPath: stale))
+        var writer = GroupStateWriter(file: file, generation: 0)
+        try writer.writeState(snapshot)
+        var expected = snapshot
+        expected.format = 2
+        expected.journal = 1
+        #expect(try file.read() == expected)
+    }
+
     @Test func aJournalPastTwiceTheStateIsFoldedIntoTheNextGeneration() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

@@ -191,10 +191,15 @@ public final class ConsumerGroup: Sendable {
         // The state on disk says these are replayed or purged: their space is given back (also when the
         // broker stopped between writing that state and deleting them). Failing leaves it to a later purge.
         _ = try? deadLetters.discard(before: initial.deadLettersFrom)
-        // A new group's state is on disk before it is used; a loaded one's starts a new generation, which
-        // folds in its journal and leaves any torn record at the journal's end behind.
+        // A new group's state is on disk before it is used. A loaded one's starts a new generation, which
+        // folds in its journal and leaves any torn record at the journal's end behind; if that write fails
+        // (a full disk), the group still opens from what it read, and its first commit writes the whole state.
         let (current, _) = takeSnapshot()
-        try writer.withLock { (writer: inout GroupStateWriter) throws(LogError) in try writer.writeState(current) }
+        do throws(LogError) {
+            try writer.withLock { (writer: inout GroupStateWriter) throws(LogError) in try writer.writeState(current) }
+        } catch {
+            if snapshot == nil { throw error }
+        }
     }
 
     // MARK: Members

@@ -142,8 +142,13 @@ struct GroupStateJournal {
         directory + "/" + prefix + String(generation)
     }
 
-    /// The records of the journal at `path`, up to the first that is torn or damaged; none if there is no
-    /// file.
+    /// The records of the journal at `path`, up to a torn end; none if there is no file.
+    ///
+    /// Only the end can be torn: a record is appended and synced before the next is written. So a record
+    /// that is cut short, or fails its checksum with no intact record after it, ends the journal (it was
+    /// never answered). A damaged record followed by an intact one, or one whose checksum holds but whose
+    /// changes this version cannot read, is refused naming the file: dropping the records after it would
+    /// deliver again events whose acks were confirmed.
     static func read(_ path: String) throws(LogError) -> [GroupStateChanges] {
         guard LogFile.exists(path) else { return [] }
         let file = try LogFile(path: path, create: false)
@@ -151,18 +156,41 @@ struct GroupStateJournal {
         try file.read(into: &bytes, count: try file.size(), at: 0)
         var records: [GroupStateChanges] = []
         var index = 0
-        while bytes.count - index >= 8 {
-            let length = Int(Self.integer(bytes, at: index))
-            let checksum = Self.integer(bytes, at: index + 4)
-            let payload = index + 8..<index + 8 + length
-            guard length > 0, payload.upperBound <= bytes.count,
-                bytes.withUnsafeBytes({ CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[payload])) }) == checksum,
-                let record = GroupStateChanges(decoding: bytes[payload])
-            else { break }
+        while let payload = Self.payload(in: bytes, at: index) {
+            guard Self.checksumHolds(bytes, payload) else {
+                if Self.intactRecord(in: bytes, after: payload.upperBound) {
+                    throw .incompatible(
+                        "\(path): the record at byte \(index) is damaged and intact ones follow it; move the file "
+                            + "away to start from the group's state without it (its acks' events are delivered again)")
+                }
+                break
+            }
+            guard let record = GroupStateChanges(decoding: bytes[payload]) else {
+                throw .incompatible("\(path): the record at byte \(index) holds changes this version does not read")
+            }
             records.append(record)
             index = payload.upperBound
         }
         return records
+    }
+
+    /// The payload of the record at `index`, when its header and its whole length are there.
+    private static func payload(in bytes: [UInt8], at index: Int) -> Range<Int>? {
+        guard bytes.count - index >= 8 else { return nil }
+        let length = Int(Self.integer(bytes, at: index))
+        guard length > 0, length <= bytes.count - index - 8 else { return nil }
+        return index + 8..<index + 8 + length
+    }
+
+    private static func checksumHolds(_ bytes: [UInt8], _ payload: Range<Int>) -> Bool {
+        let checksum = Self.integer(bytes, at: payload.lowerBound - 4)
+        return bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[payload])) } == checksum
+    }
+
+    /// Whether a whole record with a holding checksum starts at `index`.
+    private static func intactRecord(in bytes: [UInt8], after index: Int) -> Bool {
+        guard let payload = Self.payload(in: bytes, at: index) else { return false }
+        return Self.checksumHolds(bytes, payload)
     }
 
     /// `changes` as one record.
@@ -217,13 +245,21 @@ struct GroupStateWriter {
         var snapshot = snapshot
         snapshot.format = 2
         snapshot.journal = generation + 1
+        // A journal of that generation left from elsewhere (a state file restored from a copy) must not be
+        // read over the new state.
+        try LogFile.makeDirectory(file.directory)
+        try LogFile.remove(GroupStateJournal.path(in: file.directory, generation: generation + 1))
         stateSize = try file.write(snapshot)
         generation += 1
         journal = nil
         journalSize = 0
         needsState = false
-        for name in try LogFile.names(in: file.directory) where name.hasPrefix(GroupStateJournal.prefix) {
-            if name != GroupStateJournal.prefix + String(generation) { try LogFile.remove(file.directory + "/" + name) }
+        // The state is durable: deleting what it replaced may fail without failing it (a later write retries).
+        let names = (try? LogFile.names(in: file.directory)) ?? []
+        for name in names where name.hasPrefix(GroupStateJournal.prefix) {
+            if name != GroupStateJournal.prefix + String(generation) {
+                try? LogFile.remove(file.directory + "/" + name)
+            }
         }
     }
 
