@@ -95,6 +95,13 @@ public final class ConsumerGroup: Sendable {
         var ownEventAt: Int64?
 
         var committed: Int64 { pending.keys.min() ?? next }
+
+        /// The offsets waiting for a redelivery that are due at `now`, in order. (A method, not code that
+        /// binds a copy of the cursor: a copy alive while the group changes its tables would make each change
+        /// copy them whole.)
+        func dueOffsets(at now: Int64) -> [Int64] {
+            due.filter { pending[$0]!.deadline <= now }.sorted()
+        }
     }
 
     struct Member {
@@ -125,6 +132,10 @@ public final class ConsumerGroup: Sendable {
         var nextMemberID: UInt64 = 1
         /// When the deadline timer fires next.
         var timerAt: Int64?
+        /// No event in flight has an ack deadline before this (exact after `expire` looked at them all;
+        /// acks since may have taken the event that had it). Until it passes, `expire` looks only at the
+        /// events waiting for a redelivery.
+        var heldDeadlineFloor = Int64.max
         /// Counts changes the state file shows; the committer writes when it is ahead of `committedVersion`.
         var version: UInt64 = 0
         var committedVersion: UInt64 = 0
@@ -345,8 +356,7 @@ public final class ConsumerGroup: Sendable {
         into deliveries: inout [GroupDelivery]
     ) throws(LogError) {
         guard !state.cursors[partition].due.isEmpty else { return }
-        let cursor = state.cursors[partition]
-        let ready = cursor.due.filter { cursor.pending[$0]!.deadline <= now }.sorted()
+        let ready = state.cursors[partition].dueOffsets(at: now)
         for offset in ready where !capacity.isSpent {
             state.cursors[partition].due.remove(offset)
             guard let record = try log.read(partition: partition, from: offset, maximumRecords: 1).first,
@@ -394,6 +404,7 @@ public final class ConsumerGroup: Sendable {
         pending.holder = Holder(member: member, seq: seq)
         pending.deadline = now + state.members[member]!.ackWaitMs
         state.cursors[record.partition].pending[record.offset] = pending
+        state.heldDeadlineFloor = min(state.heldDeadlineFloor, pending.deadline)
         state.version += 1
         return GroupDelivery(
             seq: seq, attempt: pending.attempts, partition: record.partition, offset: record.offset,
@@ -561,54 +572,83 @@ public final class ConsumerGroup: Sendable {
     // MARK: Deadlines
 
     /// Runs what is due at `now`: deliveries past their ack deadline fail; owners of redeliveries that fell
-    /// due are woken; the timer is set for the next deadline.
+    /// due are woken; the timer is set for the next deadline. The events in flight are looked at only once
+    /// the earliest ack deadline may have passed (``State/heldDeadlineFloor``): otherwise only those waiting
+    /// for a redelivery are, so that nacks falling due one after another do not each cost a look at every
+    /// pending event.
     func expire(now: Int64) {
         var effects = Effects()
         state.withLock { state in
             state.timerAt = nil
             var next: Int64?
+            let lookAtHeld = now >= state.heldDeadlineFloor
+            var floor = lookAtHeld ? Int64.max : state.heldDeadlineFloor
             for partition in state.cursors.indices {
-                let entries = state.cursors[partition].pending
-                for (offset, pending) in entries where !pending.deadLettering {
-                    if let holder = pending.holder {
-                        if pending.deadline <= now {
-                            state.members[holder.member]?.inFlight.removeValue(forKey: holder.seq)
-                            if let member = state.members[holder.member], member.waiting {
-                                state.members[holder.member]!.waiting = false
-                                effects.wake.append(member.handle)
+                // Looked at first, changed after: iterating a table while changing it would keep a second
+                // reference to it, and the first change would copy it whole.
+                var expired: [(offset: Int64, holder: Holder)] = []
+                var ownerDue = false
+                if lookAtHeld {
+                    for (offset, pending) in state.cursors[partition].pending where !pending.deadLettering {
+                        if let holder = pending.holder {
+                            if pending.deadline <= now {
+                                expired.append((offset, holder))
+                            } else {
+                                floor = min(floor, pending.deadline)
                             }
-                            fail(&state, partition, offset, now: now, delay: nil, deadLetter: false, &effects)
-                            if let waiting = state.cursors[partition].pending[offset], !waiting.deadLettering,
-                                waiting.deadline > now
-                            {
-                                next = min(next ?? waiting.deadline, waiting.deadline)
-                            }
+                        } else if pending.deadline <= now {
+                            ownerDue = true
                         } else {
                             next = min(next ?? pending.deadline, pending.deadline)
                         }
-                    } else if pending.deadline <= now {
-                        if let owner = state.owners[partition], state.members[owner]?.waiting == true {
-                            state.members[owner]!.waiting = false
-                            effects.wake.append(state.members[owner]!.handle)
+                    }
+                } else {
+                    for offset in state.cursors[partition].due {
+                        let deadline = state.cursors[partition].pending[offset]!.deadline
+                        if deadline <= now {
+                            ownerDue = true
+                        } else {
+                            next = min(next ?? deadline, deadline)
                         }
-                    } else {
-                        next = min(next ?? pending.deadline, pending.deadline)
                     }
                 }
+                for (offset, holder) in expired {
+                    state.members[holder.member]?.inFlight.removeValue(forKey: holder.seq)
+                    if let waiting = state.members[holder.member]?.waiting, waiting {
+                        state.members[holder.member]!.waiting = false
+                        effects.wake.append(state.members[holder.member]!.handle)
+                    }
+                    fail(&state, partition, offset, now: now, delay: nil, deadLetter: false, &effects)
+                    if let waiting = state.cursors[partition].pending[offset], !waiting.deadLettering,
+                        waiting.deadline > now
+                    {
+                        next = min(next ?? waiting.deadline, waiting.deadline)
+                    }
+                }
+                if ownerDue, let owner = state.owners[partition], state.members[owner]?.waiting == true {
+                    state.members[owner]!.waiting = false
+                    effects.wake.append(state.members[owner]!.handle)
+                }
             }
+            state.heldDeadlineFloor = floor
+            if floor != .max { next = min(next ?? floor, floor) }
             state.timerAt = next
             effects.arm = next
         }
         apply(effects)
     }
 
-    // MARK: Effects
+    /// The granularity of the deadline timer, in milliseconds: a redelivery or an ack timeout is handled up
+    /// to this much after its time.
+    static let timerTick: Int64 = 10
 
     private func apply(_ effects: Effects) {
         for member in effects.wake { member.wake() }
         if !effects.deadLetters.isEmpty { sendToDeadLetters(effects.deadLetters) }
         if let arm = effects.arm {
-            let delay = max(0, arm - clock.monotonic())
+            // Rounded up to a whole tick, so that deadlines within one tick share a run of `expire`, which
+            // looks at every pending event: nacks a millisecond apart would otherwise run it every millisecond.
+            let delay = (max(0, arm - clock.monotonic()) + Self.timerTick - 1) / Self.timerTick * Self.timerTick
             DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(min(delay, Int64(Int32.max))))) {
                 [weak self] in
                 guard let self else { return }
@@ -739,13 +779,14 @@ public final class ConsumerGroup: Sendable {
         var effects = Effects()
         let version = state.withLock { state in
             for original in originals {
-                var cursor = state.cursors[original.partition]
                 // Not yet read by the group (a restore of older state), or already pending again: nothing to do.
-                guard original.offset < cursor.next, cursor.pending[original.offset] == nil else { continue }
-                cursor.pending[original.offset] = Pending(
+                guard original.offset < state.cursors[original.partition].next,
+                    state.cursors[original.partition].pending[original.offset] == nil
+                else { continue }
+                // Changed in place: through a copy of the cursor, each letter would copy its tables whole.
+                state.cursors[original.partition].pending[original.offset] = Pending(
                     attempts: 0, timestamp: original.timestamp, holder: nil, deadline: now)
-                cursor.due.insert(original.offset)
-                state.cursors[original.partition] = cursor
+                state.cursors[original.partition].due.insert(original.offset)
                 if let owner = state.owners[original.partition], state.members[owner]?.waiting == true {
                     state.members[owner]!.waiting = false
                     effects.wake.append(state.members[owner]!.handle)

@@ -25,6 +25,12 @@ struct BenchGroupCommit: AsyncParsableCommand {
     @Option(help: "Acks timed per count.")
     var acks = 200
 
+    @Option(
+        help: ArgumentHelp(
+            "Then nack this many events, due again 1 ms apart from 200 ms on, and report the process's CPU "
+                + "time until they are all due (the deadline timer's work)."))
+    var nacks = 0
+
     @Flag(help: "Print one JSON object per count instead of text.")
     var json = false
 
@@ -34,8 +40,9 @@ struct BenchGroupCommit: AsyncParsableCommand {
         guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }), counts.count == pending.split(separator: ",").count
         else { throw ValidationError("--pending must be positive counts, comma-separated") }
         guard (1...100_000).contains(acks) else { throw ValidationError("--acks must be from 1 to 100000") }
-        guard counts.allSatisfy({ $0 >= acks }) else {
-            throw ValidationError("every --pending count must be at least --acks")
+        guard nacks >= 0 else { throw ValidationError("--nacks must be at least 0") }
+        guard counts.allSatisfy({ $0 > acks + nacks }) else {
+            throw ValidationError("every --pending count must be more than --acks and --nacks together")
         }
     }
 
@@ -43,18 +50,24 @@ struct BenchGroupCommit: AsyncParsableCommand {
         for count in counts {
             let directory = NSTemporaryDirectory() + "herald-bench-group-" + UUID().uuidString.prefix(8)
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            let latencies = try await Self.measure(pending: count, acks: acks, directory: directory)
+            let (latencies, nackCPU) = try await Self.measure(
+                pending: count, acks: acks, nacks: nacks, directory: directory)
             let sorted = latencies.sorted()
             let p50 = sorted[sorted.count / 2]
             let p99 = sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
+            // The nacks fall due over `nacks` ms from 200 ms on; the CPU is counted until 100 ms after the last.
+            let nackSpan = 200 + nacks + 100
             if json {
+                let nackFields =
+                    nacks > 0 ? #","nacks":\#(nacks),"nack_cpu_ms":\#(nackCPU / 1000),"nack_span_ms":\#(nackSpan)"# : ""
                 printLine(
-                    #"{"pending":\#(count),"acks":\#(acks),"p50_us":\#(p50),"p99_us":\#(p99),"max_us":\#(sorted.last!)}"#
+                    #"{"pending":\#(count),"acks":\#(acks),"p50_us":\#(p50),"p99_us":\#(p99),"max_us":\#(sorted.last!)\#(nackFields)}"#
                 )
             } else {
                 printLine(
                     "\(count) pending: ack to state on disk p50 \(Self.text(p50)), p99 \(Self.text(p99)), "
-                        + "max \(Self.text(sorted.last!)) (\(acks) acks)")
+                        + "max \(Self.text(sorted.last!)) (\(acks) acks)"
+                        + (nacks > 0 ? "; \(nacks) nacks: \(nackCPU / 1000) ms of CPU in \(nackSpan) ms" : ""))
             }
         }
     }
@@ -65,8 +78,11 @@ struct BenchGroupCommit: AsyncParsableCommand {
             : String(format: "%.2f ms", Double(microseconds) / 1000)
     }
 
-    /// Microseconds from each ack to its commit.
-    private static func measure(pending count: Int, acks: Int, directory: String) async throws -> [Int] {
+    /// Microseconds from each ack to its commit, and the process's CPU time in microseconds while the nacks
+    /// wait for their redelivery.
+    private static func measure(pending count: Int, acks: Int, nacks: Int, directory: String) async throws -> (
+        [Int], Int
+    ) {
         let log = try DurableLog(configuration: LogConfiguration(directory: directory + "/log", partitions: 1))
         defer { log.close() }
         let payload = Array(#"{"event_type":"bench.group","event_id":"e","payload":{}}"#.utf8)
@@ -96,7 +112,20 @@ struct BenchGroupCommit: AsyncParsableCommand {
             latencies.append(
                 Int(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
         }
-        return latencies
+        guard nacks > 0 else { return (latencies, 0) }
+        let before = processCPUMicroseconds()
+        for (index, seq) in delivered.dropFirst(acks).prefix(nacks).enumerated() {
+            _ = group.nack(member, seq: seq, delayMs: 200 + Int64(index), deadLetter: false)
+        }
+        try await Task.sleep(for: .milliseconds(200 + nacks + 100))
+        return (latencies, processCPUMicroseconds() - before)
+    }
+
+    private static func processCPUMicroseconds() -> Int {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000 + usage.ru_utime.tv_usec
+            + usage.ru_stime.tv_usec
     }
 
     private static func committed(_ group: ConsumerGroup, _ version: UInt64) async throws {
