@@ -224,7 +224,9 @@ struct CLITests {
     }
 
     @Test func benchGroupCommitTimesAcksAtEachPendingCount() async throws {
-        let run = try HeraldRun.start(["bench", "group-commit", "--pending", "20,300", "--acks", "5", "--json"])
+        let run = try HeraldRun.start([
+            "bench", "group-commit", "--pending", "20,300", "--acks", "5", "--nacks", "3", "--json",
+        ])
         let (status, output, _) = await run.finishWithOutput()
         #expect(status == 0)
         let results = try output.split(separator: "\n").map { line in
@@ -237,6 +239,9 @@ struct CLITests {
             let p99 = try #require(result["p99_us"] as? Int)
             let max = try #require(result["max_us"] as? Int)
             #expect(p50 > 0 && p50 <= p99 && p99 <= max)
+            #expect(result["nacks"] as? Int == 3)
+            #expect(result["nack_span_ms"] as? Int == 303)
+            #expect((result["nack_cpu_ms"] as? Int).map { $0 >= 0 } == true)
         }
         let refused = try HeraldRun.start(["bench", "group-commit", "--pending", "10,x"])
         let (refusedStatus, refusedErrors) = await refused.finish()
