@@ -187,12 +187,12 @@ struct ConsumerGroupTests {
 
     /// `expire` looks at the events in flight only once the earliest ack deadline may have passed: each
     /// member's own ack wait counts, an ack of the event that had the earliest deadline does not hide the
-    /// next one, and a nack falling due before any ack deadline still wakes its waiting owner.
+    /// next one, and a nack falling due while a later ack deadline is pending still wakes its waiting owner.
     @Test func ackDeadlinesAndRedeliveriesAreKeptWhateverIsInFlightBesideThem() async throws {
         let fixture = try GroupFixture(partitions: 2, settings: GroupSettings(backoffMs: [1000]))
         defer { fixture.close() }
         let group = try fixture.group()
-        let patient = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: 1000)
+        let patient = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: 5000)
         let hasty = group.join(subscription: 2, maxInFlight: nil, ackWaitMs: 100)
         try await fixture.store("tx", id: "p0", partition: 0)
         try await fixture.store("tx", id: "h0", partition: 1)
@@ -206,29 +206,42 @@ struct ConsumerGroupTests {
         #expect(try group.take(hasty, maximum: 10).map(\.eventID) == ["h1"])
         fixture.time.advance(70)
         group.expire(now: fixture.time.clock.monotonic())
-        #expect(try group.take(hasty, maximum: 10).isEmpty)
-        // 150 ms: h1's ack wait is over; p0's (1 000 ms) is not.
+        #expect(group.lag().map(\.committed) == [0, 1])
+        // 150 ms: h1's ack wait is over (p0's, 5 000 ms, is not): it waits for its backoff, and its owner
+        // for something to take.
         fixture.time.advance(30)
         group.expire(now: fixture.time.clock.monotonic())
-        #expect(try group.take(patient, maximum: 10).isEmpty)
-        // h1 waits for its backoff (1 000 ms); its owner waits for something to take.
         #expect(try group.take(hasty, maximum: 10).isEmpty)
+        #expect(try group.take(patient, maximum: 10).isEmpty)
         let (woken, continuation) = AsyncStream<Void>.makeStream()
         hasty.onWake { continuation.yield() }
-        // 1 000 ms: p0's ack wait is over too; it waits for its backoff.
-        fixture.time.advance(850)
+        // 1 150 ms: h1 is due again while p0 is still in flight: its owner is woken.
+        fixture.time.advance(1000)
         group.expire(now: fixture.time.clock.monotonic())
-        #expect(try group.take(patient, maximum: 10).isEmpty)
-        // 1 150 ms: h1 is due again, before any ack deadline (none is in flight): its owner is woken.
-        fixture.time.advance(150)
-        group.expire(now: fixture.time.clock.monotonic())
-        var iterator = woken.makeAsyncIterator()
-        _ = await iterator.next()
+        try await withThrowingTaskGroup(of: Bool.self) { wait in
+            wait.addTask {
+                var iterator = woken.makeAsyncIterator()
+                return await iterator.next() != nil
+            }
+            wait.addTask {
+                try await Task.sleep(for: .seconds(10))
+                return false
+            }
+            let wokenInTime = try await wait.next()
+            #expect(wokenInTime == true, "the owner of a redelivery that fell due was not woken")
+            wait.cancelAll()
+        }
         let again = try group.take(hasty, maximum: 10)
         #expect(again.map(\.eventID) == ["h1"])
         #expect(again.map(\.attempt) == [2])
-        fixture.time.advance(850)
-        #expect(try group.take(patient, maximum: 10).map(\.eventID) == ["p0"])
+        // 5 000 ms: p0's ack wait is over; after its backoff it comes back.
+        fixture.time.advance(3850)
+        group.expire(now: fixture.time.clock.monotonic())
+        #expect(try group.take(patient, maximum: 10).isEmpty)
+        fixture.time.advance(1000)
+        let late = try group.take(patient, maximum: 10)
+        #expect(late.map(\.eventID) == ["p0"])
+        #expect(late.map(\.attempt) == [2])
     }
 
     @Test func aNackIsRedeliveredAfterItsDelayAndTheLastAllowedAttemptGoesToTheDeadLetterQueue() async throws {

@@ -358,10 +358,10 @@ public final class ConsumerGroup: Sendable {
         guard !state.cursors[partition].due.isEmpty else { return }
         let ready = state.cursors[partition].dueOffsets(at: now)
         for offset in ready where !capacity.isSpent {
+            // Read before it leaves `due`: a read that fails leaves it waiting, to be tried again.
+            let read = try log.read(partition: partition, from: offset, maximumRecords: 1).first
             state.cursors[partition].due.remove(offset)
-            guard let record = try log.read(partition: partition, from: offset, maximumRecords: 1).first,
-                record.offset == offset
-            else {
+            guard let record = read, record.offset == offset else {
                 // Deleted by retention before it could be delivered again.
                 state.cursors[partition].pending.removeValue(forKey: offset)
                 state.version += 1
