@@ -59,8 +59,8 @@ fuzz:
 	mkdir -p Fuzz/.build/corpus && cp Fuzz/corpus/* Fuzz/.build/corpus/
 	ASAN_OPTIONS=detect_leaks=0 Fuzz/.build/release/FuzzEnvelope Fuzz/.build/corpus -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 
-# The kill -9 crash tests (Tests/HeraldServerTests/CrashTests.swift) with 200 rounds per fsync policy
-# instead of the 20 of `make test`.
+# The kill -9 crash tests (Tests/HeraldServerTests/CrashTests.swift, and GroupCrashTests.swift with a quarter
+# of the rounds) with 200 rounds per fsync policy instead of the 20 of `make test`.
 CRASH_ROUNDS ?= 200
 crash-test:
 	$(SWIFT) build --build-tests
