@@ -554,6 +554,9 @@ struct ModuleSupervisorTests {
                             _ = try await client.request(#"{"op":"subscribe","id":1,"topics":["nothing"]}"#)
                             if farewell { try await client.send(#"{"op":"bye"}"#) }
                         }
+                        // The broker has seen the close before the next client comes: two connections at
+                        // once would be one module (§3), loaded once and unloaded once.
+                        try await waitUntil { !broker.broker.modules.isConnected("base") }
                     }
                 })
         }
