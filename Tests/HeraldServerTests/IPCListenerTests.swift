@@ -378,12 +378,15 @@ struct IPCListenerTests {
 @Suite(.timeLimit(.minutes(1)))
 struct IPCHeartbeatTests {
     @Test func aSilentConnectionIsPingedThenClosedAfterThreeHeartbeats() async throws {
-        let broker = try await TestBroker.start { $0.ipc.heartbeatMs = 100 }
+        // Half a second: the connection counts from its accept, and on a machine busy with the whole suite
+        // this thread can be held between its connect and its hello for longer than three 100 ms heartbeats
+        // (the broker then rightly closes a connection that has said nothing).
+        let broker = try await TestBroker.start { $0.ipc.heartbeatMs = 500 }
         let path = broker.socketPath
         let (answered, pings, elapsed) = try await onOwnThread {
             let peer = try BlockingPeer(path: path)
             let started = ContinuousClock.now
-            // hello and ready in one go: however late this thread runs, the broker hears both before its
+            // hello and ready in one go: however late this thread runs after them, the broker hears both before its
             // first heartbeat could find the connection silent.
             try peer.send(#"{"op":"hello","protocol":1,"module":{"name":"quiet","version":"1.0"}}"#)
             try peer.send(#"{"op":"ready","id":1}"#)
@@ -405,14 +408,15 @@ struct IPCHeartbeatTests {
         #expect(answered)
         // Pinged at least once, closed only after three heartbeats of silence.
         #expect(pings >= 1)
-        #expect(elapsed >= .milliseconds(300))
+        #expect(elapsed >= .milliseconds(1500))
         // Closing as dead unloads the module like any other disconnection.
         try await waitUntil { broker.broker.modules.loadedModules.isEmpty }
         try await broker.stop()
     }
 
     @Test func aConnectionThatAnswersStaysOpen() async throws {
-        let broker = try await TestBroker.start { $0.ipc.heartbeatMs = 200 }
+        // Half a second: a pong held up for more than two heartbeats by a busy machine would close it.
+        let broker = try await TestBroker.start { $0.ipc.heartbeatMs = 500 }
         let path = broker.socketPath
         let (pings, reply) = try await onOwnThread {
             let peer = try BlockingPeer(path: path)
@@ -422,7 +426,7 @@ struct IPCHeartbeatTests {
             // Answer every ping for well over three heartbeats, and at least two pings: on a loaded machine
             // (the whole suite at once) the broker's event loop can be held up for seconds, and a window of
             // time alone may then see a single ping.
-            while ContinuousClock.now - started < .milliseconds(1500) || pings < 2 {
+            while ContinuousClock.now - started < .milliseconds(3750) || pings < 2 {
                 guard let frame = try peer.receive() else { throw PeerError("closed after \(pings) pings") }
                 guard frame == #"{"op":"ping"}"# else { throw PeerError("unexpected frame \(frame)") }
                 pings += 1
