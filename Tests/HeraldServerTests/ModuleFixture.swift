@@ -60,7 +60,7 @@ struct ModuleFixture {
     /// `--spam N` writes N bytes to stdout first; `--exit-after-load CODE` exits with CODE once loaded,
     /// after writing `--stderr TEXT`; `--ignore-term` ignores SIGTERM; `--fail-first` exits with 1 before
     /// its hello the first time it runs (a marker in its data directory), then runs normally;
-    /// `--reconnect-after-load` closes its connection once loaded and connects again 0.5 s later (`ready`).
+    /// `--reconnect-after-load` closes its connection once loaded and connects again 0.2 s later (`ready`).
     /// `--leave-child` forks, once loaded, a child that ignores SIGTERM, holds the connection and sleeps (its
     /// pid in `child.pid`).
     static let script = #"""
@@ -151,12 +151,11 @@ struct ModuleFixture {
                 reply = request({"op": "publish", "id": 10 + number, "event": {"event_type": event_type}})
                 record("replies.txt", "publish " + event_type + " " + reply.get("op") + " " + reply.get("code", ""))
         if "--reconnect-after-load" in args:
-            # Closes its connection and opens another 0.5 s later (within the broker's one-second grace), as a
-            # client library does after an error. Not sooner: the broker must have seen the close first, or the
-            # two connections overlap and are one module, loaded once (§3).
+            # Closes its connection and opens another 0.2 s later (well within the broker's one-second grace),
+            # as a client library does after an error.
             sock.close()
             import time
-            time.sleep(0.5)
+            time.sleep(0.2)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.connect(os.environ["HERALD_SOCKET"])
             buffer = b""
