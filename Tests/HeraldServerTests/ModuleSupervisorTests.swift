@@ -2,6 +2,7 @@ import Foundation
 import HeraldClient
 import HeraldCore
 import Logging
+import Synchronization
 import Testing
 
 @testable import HeraldServer
@@ -31,6 +32,14 @@ extension Conversation {
         var seen: [SeenEvent] = []
         let acting = Task { try await action() }
         defer { acting.cancel() }
+        // A watch that waits longer than any test should says what it saw, so that a hang in a full run
+        // (where these tests have hung now and then, cause not found) leaves a trace in the log.
+        let progress = WatchProgress()
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(30))
+            print("module watch still waiting after 30 s: \(progress.text)")
+        }
+        defer { watchdog.cancel() }
         while !done(seen) {
             guard let frame = try await receive() else { break }
             if frame == #"{"op":"ping"}"# {
@@ -48,10 +57,21 @@ extension Conversation {
                 continue
             }
             seen.append(seenEvent)
+            progress.set("seen \(seen.map(\.summary))")
         }
+        progress.set("seen \(seen.map(\.summary)); every event came, waiting for the action to end")
         try await acting.value
         return seen
     }
+}
+
+/// What a module watch has seen so far, for its watchdog.
+final class WatchProgress: Sendable {
+    private let state = Mutex<String>("nothing seen")
+
+    var text: String { state.withLock { $0 } }
+
+    func set(_ text: String) { state.withLock { $0 = text } }
 }
 
 /// The module supervisor with real child processes (`ModuleFixture.script`, Python): start order,
@@ -303,9 +323,18 @@ struct ModuleSupervisorTests {
         try modules.add("bouncy", arguments: ["--reconnect-after-load"])
         let broker = try await TestBroker.start(http: true, modules: modules.directory) { quickStop(&$0) }
         let supervisor = broker.supervisor!
+        // This test has hung now and then in full runs, cause not found: past 40 s it says where it is.
+        let step = WatchProgress()
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(40))
+            print("reconnect test still waiting after 40 s: \(step.text); module: \(supervisor.statuses)")
+        }
+        defer { watchdog.cancel() }
         try await broker.withModule("watcher") { watcher in
+            step.set("watching the start")
             let seen = try await watcher.watch(
                 replayed: 0, until: { $0.count == 3 }, while: { await supervisor.startAll() })
+            step.set("waiting for the module to be running")
             // Its first connection closed (unloaded, owed before anything of the new one), then it loaded
             // again — never two loads in a row, never an unload while it is connected.
             #expect(
@@ -315,7 +344,9 @@ struct ModuleSupervisorTests {
             try await waitUntil { supervisor.statuses.first?.state == .running }
             // The grace after the first close ends with nothing more to say. (An event that must not come can
             // only be looked for after the time it would have come in: the grace, then a marker behind it.)
+            step.set("waiting out the grace")
             try await Task.sleep(for: ModuleSupervisor.exitGrace + .milliseconds(200))
+            step.set("waiting for the marker")
             try await watcher.send(#"{"op":"publish","event":{"event_type":"module.marker"}}"#)
             var late: [String] = []
             while let frame = try await watcher.receive(), !frame.contains(#""event_type":"module.marker""#) {
@@ -324,6 +355,7 @@ struct ModuleSupervisorTests {
             #expect(late.isEmpty)
             #expect(supervisor.statuses.first?.state == .running)
         }
+        step.set("loading over HTTP")
         let load = try await broker.http().post("/v1/modules/bouncy/load")
         #expect(load.status == 200)
         #expect(load.text.contains(#""state":"running""#))
