@@ -70,12 +70,24 @@ struct GroupStateFileTests {
         return state
     }
 
-    @Test func changesAppendedToTheJournalAreReadBackOverTheState() throws {
+    /// A temporary group directory whose state file, generation 1, holds ``snapshot``, and its writer.
+    private func stateOfGenerationOne() throws -> (TemporaryDirectory, GroupStateFile, GroupStateWriter) {
         let directory = try TemporaryDirectory()
-        defer { directory.remove() }
         let file = GroupStateFile(directory: directory.path + "/g")
         var writer = GroupStateWriter(file: file, generation: 0)
-        try writer.writeState(snapshot)
+        do {
+            try writer.writeState(snapshot)
+        } catch {
+            directory.remove()
+            throw error
+        }
+        return (directory, file, writer)
+    }
+
+    @Test func changesAppendedToTheJournalAreReadBackOverTheState() throws {
+        let (directory, file, written) = try stateOfGenerationOne()
+        defer { directory.remove() }
+        var writer = written
         #expect(!writer.wantsState)
         try writer.append(changes)
         try writer.append(GroupStateChanges([.settled(partition: 0, offset: 3)]))
@@ -88,11 +100,9 @@ struct GroupStateFileTests {
     }
 
     @Test func aTornOrDamagedLastRecordEndsTheJournal() throws {
-        let directory = try TemporaryDirectory()
+        let (directory, file, written) = try stateOfGenerationOne()
         defer { directory.remove() }
-        let file = GroupStateFile(directory: directory.path + "/g")
-        var writer = GroupStateWriter(file: file, generation: 0)
-        try writer.writeState(snapshot)
+        var writer = written
         try writer.append(changes)
         let journal = GroupStateJournal.path(in: file.directory, generation: 1)
         let first = try Data(contentsOf: URL(fileURLWithPath: journal))
@@ -114,11 +124,9 @@ struct GroupStateFileTests {
     }
 
     @Test func aDamagedRecordWithIntactOnesAfterItIsRefusedNamingTheFile() throws {
-        let directory = try TemporaryDirectory()
+        let (directory, file, written) = try stateOfGenerationOne()
         defer { directory.remove() }
-        let file = GroupStateFile(directory: directory.path + "/g")
-        var writer = GroupStateWriter(file: file, generation: 0)
-        try writer.writeState(snapshot)
+        var writer = written
         try writer.append(changes)
         let journal = GroupStateJournal.path(in: file.directory, generation: 1)
         let first = try Data(contentsOf: URL(fileURLWithPath: journal)).count

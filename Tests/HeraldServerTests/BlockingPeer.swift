@@ -93,10 +93,13 @@ struct PeerError: Error, CustomStringConvertible {
 }
 
 /// Runs `body` on a new thread (not the task pool) and returns its result.
-func onOwnThread<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Swift.Result(catching: body)) }.start()
+func onOwnThread<Value: Sendable, Failure: Error>(
+    _ body: @escaping @Sendable () throws(Failure) -> Value
+) async throws(Failure) -> Value {
+    let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Value, Failure>, Never>) in
+        Thread { continuation.resume(returning: Result { () throws(Failure) in try body() }) }.start()
     }
+    return try result.get()
 }
 
 /// Sends `request` (raw bytes, as a client that builds its own requests would) to the TCP listener at

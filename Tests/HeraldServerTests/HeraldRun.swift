@@ -41,7 +41,7 @@ struct HeraldRun {
     /// The next line on standard output, or `nil` if the process closed it first.
     func nextLine() async -> String? {
         let output = self.output
-        return await onReaderThread {
+        return await onOwnThread {
             var bytes: [UInt8] = []
             while true {
                 let chunk = output.fileHandleForReading.readData(ofLength: 1)
@@ -79,21 +79,14 @@ struct HeraldRun {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
         let (output, errors) = (self.output, self.errors)
-        async let errorText = onReaderThread { Self.readToEnd(errors) }
-        async let outputText = readingOutput ? onReaderThread { Self.readToEnd(output) } : ""
+        async let errorText = onOwnThread { Self.readToEnd(errors) }
+        async let outputText = readingOutput ? onOwnThread { Self.readToEnd(output) } : ""
         let status = await exit.wait()
         return (status, await outputText, await errorText)
     }
 
     private static func readToEnd(_ pipe: Pipe) -> String {
         String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    }
-
-    /// Runs `body` on a thread of its own (it blocks in a read) and returns its result.
-    private func onReaderThread<Value: Sendable>(_ body: @escaping @Sendable () -> Value) async -> Value {
-        await withCheckedContinuation { continuation in
-            Thread { continuation.resume(returning: body()) }.start()
-        }
     }
 }
 

@@ -137,7 +137,7 @@ final class RabbitMQServer: Sendable {
         control.standardOutput = output
         control.standardError = output
         try control.run()
-        let text = try await onOwnThread {
+        let text = await onOwnThread {
             String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         }
         while control.isRunning { try await Task.sleep(for: .milliseconds(20)) }

@@ -28,28 +28,25 @@ struct GroupStateChanges: Equatable {
     func encoded() -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(changes.count * 29)
-        func append<Integer: FixedWidthInteger>(_ value: Integer) {
-            withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
-        }
         for change in changes {
             switch change {
             case .next(let partition, let next):
                 bytes.append(Tag.next.rawValue)
-                append(UInt32(partition))
-                append(next)
+                bytes.appendLittleEndian(UInt32(partition))
+                bytes.appendLittleEndian(next)
             case .pending(let partition, let pending):
                 bytes.append(Tag.pending.rawValue)
-                append(UInt32(partition))
-                append(pending.offset)
-                append(Int64(pending.attempts))
-                append(pending.timestamp)
+                bytes.appendLittleEndian(UInt32(partition))
+                bytes.appendLittleEndian(pending.offset)
+                bytes.appendLittleEndian(Int64(pending.attempts))
+                bytes.appendLittleEndian(pending.timestamp)
             case .settled(let partition, let offset):
                 bytes.append(Tag.settled.rawValue)
-                append(UInt32(partition))
-                append(offset)
+                bytes.appendLittleEndian(UInt32(partition))
+                bytes.appendLittleEndian(offset)
             case .deadLettersFrom(let offset):
                 bytes.append(Tag.deadLettersFrom.rawValue)
-                append(offset)
+                bytes.appendLittleEndian(offset)
             }
         }
         return bytes
@@ -59,12 +56,9 @@ struct GroupStateChanges: Equatable {
     init?(decoding bytes: ArraySlice<UInt8>) {
         var index = bytes.startIndex
         func read<Integer: FixedWidthInteger>(_: Integer.Type) -> Integer? {
-            let size = MemoryLayout<Integer>.size
-            guard bytes.endIndex - index >= size else { return nil }
-            var value = Integer.zero
-            for byte in 0..<size { value |= Integer(bytes[index + byte]) << (8 * byte) }
-            index += size
-            return value
+            guard bytes.endIndex - index >= MemoryLayout<Integer>.size else { return nil }
+            defer { index += MemoryLayout<Integer>.size }
+            return bytes.littleEndian(Integer.self, at: index)
         }
         while index < bytes.endIndex {
             let tag = Tag(rawValue: bytes[index])
@@ -177,13 +171,13 @@ struct GroupStateJournal {
     /// The payload of the record at `index`, when its header and its whole length are there.
     private static func payload(in bytes: [UInt8], at index: Int) -> Range<Int>? {
         guard bytes.count - index >= 8 else { return nil }
-        let length = Int(Self.integer(bytes, at: index))
+        let length = Int(bytes.littleEndian(UInt32.self, at: index))
         guard length > 0, length <= bytes.count - index - 8 else { return nil }
         return index + 8..<index + 8 + length
     }
 
     private static func checksumHolds(_ bytes: [UInt8], _ payload: Range<Int>) -> Bool {
-        let checksum = Self.integer(bytes, at: payload.lowerBound - 4)
+        let checksum = bytes.littleEndian(UInt32.self, at: payload.lowerBound - 4)
         return bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[payload])) } == checksum
     }
 
@@ -199,14 +193,10 @@ struct GroupStateJournal {
         let checksum = payload.withUnsafeBytes { CRC32C.checksum($0) }
         var record: [UInt8] = []
         record.reserveCapacity(8 + payload.count)
-        withUnsafeBytes(of: UInt32(payload.count).littleEndian) { record.append(contentsOf: $0) }
-        withUnsafeBytes(of: checksum.littleEndian) { record.append(contentsOf: $0) }
+        record.appendLittleEndian(UInt32(payload.count))
+        record.appendLittleEndian(checksum)
         record.append(contentsOf: payload)
         return record
-    }
-
-    private static func integer(_ bytes: [UInt8], at index: Int) -> UInt32 {
-        (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[index + $1]) << (8 * $1) }
     }
 }
 

@@ -260,10 +260,9 @@ final class JournalFile {
 
     private static func header(generation: UInt64, logID: UInt64) -> [UInt8] {
         var bytes = magic
-        withUnsafeBytes(of: generation.littleEndian) { bytes.append(contentsOf: $0) }
-        withUnsafeBytes(of: logID.littleEndian) { bytes.append(contentsOf: $0) }
-        let crc = bytes.withUnsafeBytes { CRC32C.checksum($0) }
-        withUnsafeBytes(of: crc.littleEndian) { bytes.append(contentsOf: $0) }
+        bytes.appendLittleEndian(generation)
+        bytes.appendLittleEndian(logID)
+        bytes.appendLittleEndian(bytes.withUnsafeBytes { CRC32C.checksum($0) })
         return bytes
     }
 
@@ -321,14 +320,11 @@ final class JournalFile {
     /// Appends an entry's header for `recordBytes` bytes of `partition`'s records, its generation and
     /// checksum left zero (``write(_:)`` fills them in).
     static func appendEntryHeader(partition: Int, recordBytes: Int, to bytes: inout [UInt8]) {
-        func append<Integer: FixedWidthInteger>(_ value: Integer) {
-            withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
-        }
-        append(UInt32(20 + recordBytes))
-        append(UInt32(0))
-        append(UInt64(0))
-        append(UInt32(partition))
-        append(UInt32(0))
+        bytes.appendLittleEndian(UInt32(20 + recordBytes))
+        bytes.appendLittleEndian(UInt32(0))
+        bytes.appendLittleEndian(UInt64(0))
+        bytes.appendLittleEndian(UInt32(partition))
+        bytes.appendLittleEndian(UInt32(0))
     }
 
     /// Writes `entries` after the last ones, in this file's generation, and syncs the file.

@@ -20,10 +20,10 @@ package enum Record {
         // No `reserveCapacity` here: reserving the exact size at each append reallocates the buffer every
         // time (copying all it holds), where appending grows it geometrically.
         let start = buffer.count
-        appendInteger(UInt32(20 + data.count), to: &buffer)
-        appendInteger(UInt32(0), to: &buffer)
-        appendInteger(UInt64(bitPattern: offset), to: &buffer)
-        appendInteger(UInt64(bitPattern: timestamp), to: &buffer)
+        buffer.appendLittleEndian(UInt32(20 + data.count))
+        buffer.appendLittleEndian(UInt32(0))
+        buffer.appendLittleEndian(UInt64(bitPattern: offset))
+        buffer.appendLittleEndian(UInt64(bitPattern: timestamp))
         buffer.append(contentsOf: data)
         let crc = buffer.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(start + 8)...])) }
         withUnsafeBytes(of: crc.littleEndian) { crcBytes in
@@ -55,10 +55,6 @@ package enum Record {
         let timestamp = Int64(
             bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self)))
         return .record(offset: offset, timestamp: timestamp, size: 4 + length)
-    }
-
-    private static func appendInteger<Integer: FixedWidthInteger>(_ value: Integer, to buffer: inout [UInt8]) {
-        withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
     }
 }
 

@@ -115,18 +115,18 @@ final class Segment: @unchecked Sendable {
         var offsets: [UInt8] = []
         offsets.reserveCapacity(offsetIndex.count * 12)
         for entry in offsetIndex {
-            append(UInt32(entry.offset - baseOffset), to: &offsets)
-            append(UInt64(entry.position), to: &offsets)
+            offsets.appendLittleEndian(UInt32(entry.offset - baseOffset))
+            offsets.appendLittleEndian(UInt64(entry.position))
         }
         var times: [UInt8] = []
         times.reserveCapacity(timeIndex.count * 16 + 16)
         for entry in timeIndex {
-            append(UInt64(bitPattern: entry.timestamp), to: &times)
-            append(UInt32(entry.offset - baseOffset), to: &times)
-            append(UInt32(0), to: &times)
+            times.appendLittleEndian(UInt64(bitPattern: entry.timestamp))
+            times.appendLittleEndian(UInt32(entry.offset - baseOffset))
+            times.appendLittleEndian(UInt32(0))
         }
-        append(UInt64(size), to: &times)
-        append(UInt64(bitPattern: nextOffset), to: &times)
+        times.appendLittleEndian(UInt64(size))
+        times.appendLittleEndian(UInt64(bitPattern: nextOffset))
         for (path, bytes) in [(indexPath, offsets), (timeIndexPath, times)] {
             try LogFile.remove(path)
             let file = try LogFile(path: path, create: true)
@@ -141,14 +141,14 @@ final class Segment: @unchecked Sendable {
             offsets.count % 12 == 0, times.count >= 16, (times.count - 16) % 16 == 0
         else { return false }
         let trailer = times.count - 16
-        let recordedSize = Int(Self.integer(UInt64.self, in: times, at: trailer))
-        let recordedNext = Int64(bitPattern: Self.integer(UInt64.self, in: times, at: trailer + 8))
+        let recordedSize = Int(times.littleEndian(UInt64.self, at: trailer))
+        let recordedNext = Int64(bitPattern: times.littleEndian(UInt64.self, at: trailer + 8))
         guard recordedSize == fileSize, recordedNext >= baseOffset else { return false }
         var loaded: [IndexEntry] = []
         for start in stride(from: 0, to: offsets.count, by: 12) {
             let entry = IndexEntry(
-                offset: baseOffset + Int64(Self.integer(UInt32.self, in: offsets, at: start)),
-                position: Int(Self.integer(UInt64.self, in: offsets, at: start + 4)))
+                offset: baseOffset + Int64(offsets.littleEndian(UInt32.self, at: start)),
+                position: Int(offsets.littleEndian(UInt64.self, at: start + 4)))
             if let last = loaded.last, entry.offset <= last.offset || entry.position <= last.position { return false }
             guard entry.offset < recordedNext, entry.position < fileSize else { return false }
             loaded.append(entry)
@@ -156,8 +156,8 @@ final class Segment: @unchecked Sendable {
         var loadedTimes: [TimeEntry] = []
         for start in stride(from: 0, to: trailer, by: 16) {
             let entry = TimeEntry(
-                timestamp: Int64(bitPattern: Self.integer(UInt64.self, in: times, at: start)),
-                offset: baseOffset + Int64(Self.integer(UInt32.self, in: times, at: start + 8)))
+                timestamp: Int64(bitPattern: times.littleEndian(UInt64.self, at: start)),
+                offset: baseOffset + Int64(times.littleEndian(UInt32.self, at: start + 8)))
             if let last = loadedTimes.last, entry.offset <= last.offset || entry.timestamp < last.timestamp {
                 return false
             }
@@ -184,16 +184,6 @@ final class Segment: @unchecked Sendable {
         var bytes: [UInt8] = []
         try file.read(into: &bytes, count: try file.size(), at: 0)
         return bytes
-    }
-
-    private static func integer<Integer: FixedWidthInteger>(_: Integer.Type, in bytes: [UInt8], at start: Int)
-        -> Integer
-    {
-        bytes.withUnsafeBytes { Integer(littleEndian: $0.loadUnaligned(fromByteOffset: start, as: Integer.self)) }
-    }
-
-    private func append<Integer: FixedWidthInteger>(_ value: Integer, to buffer: inout [UInt8]) {
-        withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
     }
 }
 

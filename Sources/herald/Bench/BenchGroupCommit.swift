@@ -73,9 +73,7 @@ struct BenchGroupCommit: AsyncParsableCommand {
     }
 
     private static func text(_ microseconds: Int) -> String {
-        microseconds >= 10_000
-            ? String(format: "%.1f ms", Double(microseconds) / 1000)
-            : String(format: "%.2f ms", Double(microseconds) / 1000)
+        String(format: microseconds >= 10_000 ? "%.1f ms" : "%.2f ms", Double(microseconds) / 1000)
     }
 
     /// Microseconds from each ack to its commit, and the process's CPU time in microseconds while the nacks
@@ -106,11 +104,9 @@ struct BenchGroupCommit: AsyncParsableCommand {
         try await committed(group, group.ack(member, seqs: [delivered.removeLast()]).version)
         var latencies: [Int] = []
         for seq in delivered.prefix(acks) {
-            let start = ContinuousClock.now
+            let start = monotonicNanoseconds()
             try await committed(group, group.ack(member, seqs: [seq]).version)
-            let elapsed = ContinuousClock.now - start
-            latencies.append(
-                Int(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
+            latencies.append(Int((monotonicNanoseconds() - start) / 1000))
         }
         guard nacks > 0 else { return (latencies, 0) }
         let before = processCPUMicroseconds()
