@@ -60,7 +60,8 @@ struct ModuleFixture {
     /// `--spam N` writes N bytes to stdout first; `--exit-after-load CODE` exits with CODE once loaded,
     /// after writing `--stderr TEXT`; `--ignore-term` ignores SIGTERM; `--fail-first` exits with 1 before
     /// its hello the first time it runs (a marker in its data directory), then runs normally;
-    /// `--reconnect-after-load` closes its connection once loaded and connects again 0.2 s later (`ready`).
+    /// `--reconnect-after-load` closes its connection once loaded (writing `closed`) and connects again
+    /// (`ready`) once a file `reconnect` appears in its data directory.
     /// `--leave-child` forks, once loaded, a child that ignores SIGTERM, holds the connection and sleeps (its
     /// pid in `child.pid`).
     static let script = #"""
@@ -151,11 +152,15 @@ struct ModuleFixture {
                 reply = request({"op": "publish", "id": 10 + number, "event": {"event_type": event_type}})
                 record("replies.txt", "publish " + event_type + " " + reply.get("op") + " " + reply.get("code", ""))
         if "--reconnect-after-load" in args:
-            # Closes its connection and opens another 0.2 s later (well within the broker's one-second grace),
-            # as a client library does after an error.
+            # Closes its connection and opens another once the test says the broker saw the close (a file
+            # `reconnect`), as a client library does after an error. Reconnecting after a fixed pause raced
+            # the broker: a new connection's hello handled before the old one's close is one module staying
+            # connected, with nothing unloaded.
             sock.close()
+            record("closed", "yes")
             import time
-            time.sleep(0.2)
+            while not os.path.exists(os.path.join(data, "reconnect")):
+                time.sleep(0.01)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.connect(os.environ["HERALD_SOCKET"])
             buffer = b""

@@ -323,7 +323,7 @@ struct ModuleSupervisorTests {
         try modules.add("bouncy", arguments: ["--reconnect-after-load"])
         let broker = try await TestBroker.start(http: true, modules: modules.directory) { quickStop(&$0) }
         let supervisor = broker.supervisor!
-        // This test has hung now and then in full runs, cause not found: past 40 s it says where it is.
+        // Past 40 s it says where it is, so that a hang in a full run leaves a trace in the log.
         let step = WatchProgress()
         let watchdog = Task {
             try await Task.sleep(for: .seconds(40))
@@ -332,8 +332,19 @@ struct ModuleSupervisorTests {
         defer { watchdog.cancel() }
         try await broker.withModule("watcher") { watcher in
             step.set("watching the start")
+            // The module reconnects only once the broker has seen its first connection close: a new
+            // connection that says hello before the old one's close is handled keeps the module connected
+            // throughout, and nothing is unloaded (the registry counts connections).
             let seen = try await watcher.watch(
-                replayed: 0, until: { $0.count == 3 }, while: { await supervisor.startAll() })
+                replayed: 0, until: { $0.count == 3 },
+                while: {
+                    async let started: Void = supervisor.startAll()
+                    _ = try await ModuleFixture.written(broker.directory, module: "bouncy", file: "closed")
+                    try await waitUntil { !broker.broker.modules.isConnected("bouncy") }
+                    try "go\n".write(
+                        toFile: broker.directory + "/module-data/bouncy/reconnect", atomically: true, encoding: .utf8)
+                    await started
+                })
             step.set("waiting for the module to be running")
             // Its first connection closed (unloaded, owed before anything of the new one), then it loaded
             // again — never two loads in a row, never an unload while it is connected.
