@@ -278,13 +278,28 @@ public final class DurableLog: Sendable {
         throws(LogError) -> [StoredRecord]
     {
         try partitions[partition].read(from: offset, maximumRecords: maximumRecords, maximumBytes: maximumBytes) {
-            damage in
-            observers.tellOnce(
-                about: "\(damage.file)@\(damage.position)",
-                "\(damage.file): damaged record at byte \(damage.position) (\(damage.reason)): offsets "
-                    + "\(damage.offsets.lowerBound) to \(damage.offsets.upperBound - 1) of partition \(partition) "
-                    + "cannot be read and are passed over")
+            reportDamage($0, partition)
         }
+    }
+
+    /// Calls `body` with the offset, timestamp and event bytes of each readable record of `partition` from
+    /// `offset` on, until it returns `false`: a read of many records without copying each (the bytes are
+    /// valid during the call only). Damaged records are passed over and told as ``read(partition:from:maximumRecords:maximumBytes:)``
+    /// tells them.
+    public func visit(
+        partition: Int, from offset: Int64,
+        _ body: (_ offset: Int64, _ timestamp: Int64, UnsafeRawBufferPointer) throws(LogError) -> Bool
+    ) throws(LogError) {
+        try partitions[partition].visit(
+            from: offset, passOver: { true }, damaged: { reportDamage($0, partition) }, body)
+    }
+
+    private func reportDamage(_ damage: Partition.Damage, _ partition: Int) {
+        observers.tellOnce(
+            about: "\(damage.file)@\(damage.position)",
+            "\(damage.file): damaged record at byte \(damage.position) (\(damage.reason)): offsets "
+                + "\(damage.offsets.lowerBound) to \(damage.offsets.upperBound - 1) of partition \(partition) "
+                + "cannot be read and are passed over")
     }
 
     /// Calls `observer` with a sentence for what an operator must know, once each: a damaged place in a

@@ -285,17 +285,28 @@ import Testing
 }
 
 @Suite struct StoredEnvelopeFieldTests {
+    /// The id `withEventID(ofStored:)` reads, as a string.
+    private func storedEventID(_ json: [UInt8]) -> String? {
+        var eventID: String?
+        json.withUnsafeBytes { bytes in
+            EventEnvelope.withEventID(ofStored: bytes) { eventID = String(decoding: $0, as: UTF8.self) }
+        }
+        return eventID
+    }
+
     @Test func theEventIDAndTopicOfAStoredEnvelopeAreReadWithoutDecodingTheRest() throws {
         let sealed = try EventEnvelope(
             json: Array(
                 #"{"event_type":"block.new","chain_id":138,"event_id":"a\"b","payload":{"event_id":"inner"}}"#.utf8))
-        #expect(EventEnvelope.eventID(ofStored: sealed.json) == #"a"b"#)
+        #expect(storedEventID(sealed.json) == #"a"b"#)
         #expect(EventEnvelope.topic(ofStored: sealed.json) == "block.new.138")
         let plain = try EventEnvelope(json: Array(#"{"event_type":"tx","event_id":"t"}"#.utf8))
         #expect(EventEnvelope.topic(ofStored: plain.json) == "tx")
-        #expect(EventEnvelope.eventID(ofStored: Array(#"{"event_type":"tx""#.utf8)) == nil)
+        #expect(storedEventID(Array(#"{"event_type":"tx""#.utf8)) == nil)
+        #expect(storedEventID(Array(#"{"event_type":"tx","event_id":7}"#.utf8)) == nil)
+        #expect(storedEventID(Array(#"{"event_type":"tx","event_id":"caf\u00e9"}"#.utf8)) == "caf\u{E9}")
         // Read up to the event_id only: what follows it is not scanned.
-        #expect(EventEnvelope.eventID(ofStored: Array(#"{"event_type":"tx","event_id":"e","payload":{"#.utf8)) == "e")
+        #expect(storedEventID(Array(#"{"event_type":"tx","event_id":"e","payload":{"#.utf8)) == "e")
         #expect(EventEnvelope.topic(ofStored: Array("[1]".utf8)) == nil)
     }
 }

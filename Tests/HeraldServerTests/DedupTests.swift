@@ -32,8 +32,10 @@ struct DedupTests {
         #expect(accepted == 3)
         #expect(window.count == 2)
         // Rebuilt entries keep their own expiry; an entry already expired is not kept.
-        window.remember("old", position: first, acceptedAt: 9_000, now: 11_000)
-        window.remember("recent", position: first, acceptedAt: 10_500, now: 11_000)
+        var batch = DedupWindow.Recollection()
+        window.remember("old", position: first, acceptedAt: 9_000, now: 11_000, in: &batch)
+        window.remember("recent", position: first, acceptedAt: 10_500, now: 11_000, in: &batch)
+        window.putBack([batch])
         #expect(window.check("old", now: 11_000) { nil } == nil)
         #expect(window.check("recent", now: 11_100) { nil }?.position == first)
     }
@@ -42,11 +44,12 @@ struct DedupTests {
         // Partitions are read at the same time, so ids come back out of their acceptance order. One shard, so
         // that the order decides eviction.
         let window = DedupWindow(windowMilliseconds: 100, shardCount: 1)
-        window.reserve(4)
-        window.remember("late-0", position: nil, acceptedAt: 1_000, now: 1_000)
-        window.remember("early-7", position: nil, acceptedAt: 900, now: 1_000)
-        window.remember("middle-23", position: nil, acceptedAt: 910, now: 1_000)
-        window.finishRebuild()
+        var partitionA = DedupWindow.Recollection()
+        var partitionB = DedupWindow.Recollection()
+        window.remember("late-0", position: nil, acceptedAt: 1_000, now: 1_000, in: &partitionA)
+        window.remember("early-7", position: nil, acceptedAt: 900, now: 1_000, in: &partitionB)
+        window.remember("middle-23", position: nil, acceptedAt: 910, now: 1_000, in: &partitionB)
+        window.putBack([partitionA, partitionB])
         // At 1 050 `early-7` and `middle-23` have left the window, `late-0` has not.
         #expect(window.check("early-7", now: 1_050) { nil } == nil)
         #expect(window.check("late-0", now: 1_050) { nil } != nil)
@@ -54,17 +57,17 @@ struct DedupTests {
         #expect(window.count == 2)
     }
 
-    @Test func anIdPastItsExpiryIsNeverADuplicateEvenBeforeItIsEvicted() {
-        // Without finishRebuild, `late-0` stays first in the shard's order and holds back eviction.
+    @Test func anIdPutBackTwiceKeepsItsLaterAcceptance() {
+        // Published again after its first copy left the window: both records are in the log.
         let window = DedupWindow(windowMilliseconds: 100, shardCount: 1)
-        window.remember("late-0", position: nil, acceptedAt: 1_000, now: 1_000)
-        window.remember("early-7", position: nil, acceptedAt: 900, now: 1_000)
-        var accepted = false
-        #expect(
-            window.check("early-7", now: 1_050) {
-                accepted = true; return nil
-            } == nil)
-        #expect(accepted)
+        var partitionA = DedupWindow.Recollection()
+        var partitionB = DedupWindow.Recollection()
+        let later = LogPosition(partition: 1, offset: 5)
+        window.remember("again", position: later, acceptedAt: 990, now: 1_000, in: &partitionB)
+        window.remember(
+            "again", position: LogPosition(partition: 0, offset: 2), acceptedAt: 905, now: 1_000, in: &partitionA)
+        window.putBack([partitionB, partitionA])
+        #expect(window.check("again", now: 1_050) { nil }?.position == later)
     }
 
     @Test func anEventRefusedByAcceptLeavesNothingInTheWindow() throws {
@@ -82,6 +85,22 @@ struct DedupTests {
             } == nil)
         #expect(accepted)
         #expect(window.count == 1)
+    }
+
+    @Test func idsAreComparedByteForByte() {
+        let window = DedupWindow(windowMilliseconds: 1_000)
+        // "é" as one code point and as "e" with a combining accent: equal as Swift strings, two ids here.
+        #expect(window.check("caf\u{E9}", now: 0) { nil } == nil)
+        #expect(window.check("cafe\u{301}", now: 0) { nil } == nil)
+        #expect(window.count == 2)
+        // An id put back from the log's bytes is the id a publish checks.
+        let position = LogPosition(partition: 1, offset: 7)
+        var batch = DedupWindow.Recollection()
+        Array("na\u{EF}ve".utf8).withUnsafeBytes {
+            window.remember(utf8: $0, position: position, acceptedAt: 0, now: 0, in: &batch)
+        }
+        window.putBack([batch])
+        #expect(window.check("na\u{EF}ve", now: 1) { nil }?.position == position)
     }
 
     @Test func aZeroWindowDeduplicatesNothing() {
@@ -144,11 +163,17 @@ struct DedupTests {
                 $0.log.persist = ["tx"]
             }
             try await broker.withModule("producer") { (client: inout Conversation) async throws in
-                let reply = try #require(
-                    try await client.request(
-                        #"{"op":"publish","id":1,"event":{"event_type":"tx","key":"k","event_id":"once","payload":{}}}"#
-                    ))
-                #expect(reply.contains(round == 0 ? #""duplicate":false,"offset":0"# : #""duplicate":true,"offset":0"#))
+                // Ids read back from the log in place: plain ASCII, other UTF-8 (stored as is) and an escape
+                // (stored escaped, decoded on the way back).
+                for (offset, eventID) in [#"once"#, #"na\u00efve"#, #"quote\"d"#].enumerated() {
+                    let reply = try #require(
+                        try await client.request(
+                            #"{"op":"publish","id":1,"event":{"event_type":"tx","key":"k","event_id":"\#(eventID)","payload":{}}}"#
+                        ))
+                    #expect(
+                        reply.contains(#""duplicate":\#(round == 1),"offset":\#(offset)"#),
+                        "\(eventID) in round \(round)")
+                }
             }
             broker.beginStopping()
             try await broker.stoppedKeepingDirectory()

@@ -221,27 +221,19 @@ extension EventEnvelope {
 }
 
 extension EventEnvelope {
-    /// The `event_id` of a stored envelope, read without decoding or validating the rest (the broker wrote
-    /// and validated it): what rebuilding the dedup window needs from each record. `nil` when the bytes do
-    /// not hold an object with a string `event_id`.
-    package static func eventID(ofStored json: [UInt8]) -> String? {
-        json.withUnsafeBufferPointer { buffer in
-            var scanner = JSONScanner(buffer)
-            var eventID: String?
-            do throws(JSONSyntaxError) {
-                // The broker writes `event_id` second: the payload and what follows are not scanned.
-                try scanner.readMembers(until: { key, value throws(JSONSyntaxError) -> Bool in
-                    guard key == "event_id" else {
-                        _ = try value.skipValue()
-                        return true
-                    }
-                    eventID = try value.readString()
-                    return false
-                })
-            } catch {
-                return nil
+    /// Calls `body` with the UTF-8 bytes of a stored envelope's `event_id`, read in place without decoding
+    /// or validating the rest (the broker wrote and validated it): what rebuilding the dedup window needs
+    /// from each record. `body` is not called when the bytes do not hold an object with a string
+    /// `event_id`.
+    package static func withEventID(ofStored json: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+        var scanner = JSONScanner(json.assumingMemoryBound(to: UInt8.self))
+        do throws(JSONSyntaxError) {
+            // The broker writes `event_id` second: the payload and what follows are not scanned.
+            if try scanner.findMember("event_id"), scanner.peek() == UInt8(ascii: "\"") {
+                try scanner.withStringBytes(body)
             }
-            return eventID
+        } catch {
+            // Not an envelope the broker wrote: nothing to remember.
         }
     }
 }

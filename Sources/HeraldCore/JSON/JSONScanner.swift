@@ -67,6 +67,40 @@ package struct JSONScanner: ~Copyable {
         }
     }
 
+    /// Moves to the value of the first member of the object at the current position whose key is `name`,
+    /// passing over the members before it without making a `String` of their keys; `false`, at the object's
+    /// end, when it has none. What follows the value found is neither read nor checked: for bytes the
+    /// broker wrote itself, when the field wanted comes early.
+    package mutating func findMember(_ name: StaticString) throws(JSONSyntaxError) -> Bool {
+        let wanted = UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+        try expect(UInt8(ascii: "{"), "an object")
+        if peek() == UInt8(ascii: "}") {
+            position += 1
+            return false
+        }
+        while true {
+            guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
+            let (start, raw, hasEscapes, isASCII) = try scanString()
+            let matches: Bool
+            if hasEscapes {
+                matches = try unescape(raw, at: start).utf8.elementsEqual(wanted)
+            } else {
+                if !isASCII, String(validating: raw, as: UTF8.self) == nil { throw error("invalid UTF-8 in string") }
+                matches = raw.elementsEqual(wanted)
+            }
+            try expect(UInt8(ascii: ":"), "':'")
+            if matches { return true }
+            _ = try skipValue()
+            switch peek() {
+            case UInt8(ascii: ","): position += 1
+            case UInt8(ascii: "}"):
+                position += 1
+                return false
+            default: throw error("expected ',' or '}'")
+            }
+        }
+    }
+
     /// Reads the elements of an array, calling `body` for each; `body` must consume the element.
     package mutating func readArray(_ body: (inout JSONScanner) throws(JSONSyntaxError) -> Void)
         throws(JSONSyntaxError)
@@ -99,6 +133,21 @@ package struct JSONScanner: ~Copyable {
             return string
         }
         return try unescape(raw, at: start)
+    }
+
+    /// Reads a string value, validated as ``readString()`` does, and calls `body` with its UTF-8 bytes: the
+    /// bytes between the quotes, unless it holds escapes (then the decoded string's). No `String` is made
+    /// for a string without escapes.
+    package mutating func withStringBytes<Result>(_ body: (UnsafeRawBufferPointer) -> Result)
+        throws(JSONSyntaxError) -> Result
+    {
+        let (start, raw, hasEscapes, isASCII) = try scanString()
+        guard hasEscapes else {
+            if !isASCII, String(validating: raw, as: UTF8.self) == nil { throw error("invalid UTF-8 in string") }
+            return body(UnsafeRawBufferPointer(raw))
+        }
+        var string = try unescape(raw, at: start)
+        return string.withUTF8 { body(UnsafeRawBufferPointer($0)) }
     }
 
     /// Passes over a string value, validating it as ``readString()`` does, without making a `String` unless

@@ -250,35 +250,53 @@ final class Partition: Sendable {
     func read(from offset: Int64, maximumRecords: Int, maximumBytes: Int, damaged: (Damage) -> Void = { _ in })
         throws(LogError) -> [StoredRecord]
     {
-        let (segments, readable) = state.withLock { ($0.segments, $0.readableOffset) }
         var records: [StoredRecord] = []
         var bytes = 0
+        try visit(from: offset, passOver: { records.isEmpty }, damaged: damaged) { recordOffset, timestamp, data in
+            records.append(
+                StoredRecord(partition: index, offset: recordOffset, timestamp: timestamp, bytes: Array(data)))
+            bytes += data.count
+            return records.count < maximumRecords && bytes < maximumBytes
+        }
+        return records
+    }
+
+    /// Calls `body` with the offset, timestamp and event bytes (in place, valid during the call) of each
+    /// readable record from `offset` on (from the first retained one, if `offset` was deleted), until it
+    /// returns `false`. At a damaged record (a flipped bit, a bad sector) `passOver` decides: the visit
+    /// passes over it to the next intact record and tells `damaged`, or ends there.
+    func visit(
+        from offset: Int64, passOver: () -> Bool, damaged: (Damage) -> Void,
+        _ body: (_ offset: Int64, _ timestamp: Int64, UnsafeRawBufferPointer) throws(LogError) -> Bool
+    ) throws(LogError) {
+        let (segments, readable) = state.withLock { ($0.segments, $0.readableOffset) }
         let offset = max(offset, segments.first!.baseOffset)
         for segment in segments {
-            guard offset < readable, records.count < maximumRecords, bytes < maximumBytes else { break }
+            guard offset < readable else { return }
             let (next, scan, end) = state.withLock { _ in
                 (segment.nextOffset, segment.position(scanningFor: offset), segment.written)
             }
             guard next > offset else { continue }
+            var stopped = false
             let ended = try RecordReader.read(
                 segment.file, from: scan.position, to: end, after: scan.offset - 1, below: next,
-                passOver: { _, _ in records.isEmpty },
+                passOver: { _, _ in passOver() },
                 passedOver: { at, reason, offsets, _ in
                     damaged(Damage(file: segment.file.path, position: at, reason: reason, offsets: offsets))
                 }
             ) { recordOffset, timestamp, _, _, data throws(LogError) in
-                guard recordOffset < readable else { return false }
-                if recordOffset >= offset {
-                    records.append(
-                        StoredRecord(partition: index, offset: recordOffset, timestamp: timestamp, bytes: Array(data)))
-                    bytes += data.count
+                guard recordOffset < readable else {
+                    stopped = true
+                    return false
                 }
-                return records.count < maximumRecords && bytes < maximumBytes
+                guard recordOffset >= offset else { return true }
+                stopped = try !body(recordOffset, timestamp, data)
+                return !stopped
             }
-            // Damage after records read: they go back first, and the next read starts at it.
-            if case .damaged = ended, !records.isEmpty { return records }
+            if stopped { return }
+            // Damage not passed over: the visit ends at it.
+            if case .damaged = ended, !passOver() { return }
         }
-        return records
     }
 
     /// The offset of the first readable record with a timestamp at or after `timestamp` (the end if none).

@@ -292,7 +292,7 @@ struct DurableResult {
         if let consumeSeconds {
             lines.append(
                 String(
-                    format: "  group delivery with acks (max_in_flight %d): %.3f s, %.0f events/s", groupInFlight,
+                    format: "  group delivery with acks (max_in_flight %ld): %.3f s, %.0f events/s", groupInFlight,
                     consumeSeconds, Double(events) / consumeSeconds))
         }
         if let groupAckLatency, groupAckLatency.totalCount > 0 {
@@ -305,7 +305,7 @@ struct DurableResult {
         if let logBytes {
             lines.append(
                 String(
-                    format: "  log on disk: %d bytes, %.1f bytes per event (and the journal: %d bytes)", logBytes,
+                    format: "  log on disk: %ld bytes, %.1f bytes per event (and the journal: %ld bytes)", logBytes,
                     Double(logBytes) / Double(events), journalBytes))
         }
         if let restartSeconds {

@@ -78,7 +78,7 @@ struct BenchHTTP: AsyncParsableCommand {
             let published = requests * size
             print(
                 String(
-                    format: "%@: %d events in %d requests, %.0f events/s, %.0f requests/s", mode, published, requests,
+                    format: "%@: %ld events in %ld requests, %.0f events/s, %.0f requests/s", mode, published, requests,
                     Double(published) / seconds, Double(requests) / seconds))
         }
     }

@@ -357,7 +357,7 @@ struct BenchResult {
         if let latency, let rate {
             lines.append(
                 String(
-                    format: "  latency at %d events/s: p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, max %.1f µs",
+                    format: "  latency at %ld events/s: p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, max %.1f µs",
                     rate, microseconds(50), microseconds(99), microseconds(99.9), Double(latency.max) / 1000))
         }
         return lines.joined(separator: "\n")
