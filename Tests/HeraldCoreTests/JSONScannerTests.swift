@@ -71,6 +71,25 @@ import Testing
         }
     }
 
+    /// What `findMember("id")` finds in `text`: the value after it, read as a string, or `nil` when absent.
+    private func member(_ text: String) throws(JSONSyntaxError) -> String? {
+        try Array(text.utf8).withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in
+            var scanner = JSONScanner(buffer)
+            guard try scanner.findMember("id") else { return nil }
+            return try scanner.withStringBytes { String(decoding: $0, as: UTF8.self) }
+        }
+    }
+
+    @Test func findsAMemberByItsKeyBytesOrItsDecodedKey() throws {
+        #expect(try member(#"{"idx":"no","i":{"id":"inner"},"id":"yes","after":"#) == "yes")
+        #expect(try member(#"{"\u0069d":"escaped key"}"#) == "escaped key")
+        #expect(try member(#"{"id":"tab\tand caf\u00e9"}"#) == "tab\tand caf\u{E9}")
+        #expect(try member(#"{"other":1}"#) == nil)
+        #expect(try member("{}") == nil)
+        #expect(throws: JSONSyntaxError.self) { try member(#"{"x":[1,}"#) }
+        #expect(throws: JSONSyntaxError.self) { try member("[\"id\"]") }
+    }
+
     @Test func decodesEscapes() throws {
         #expect(try string(#""a\"b\\c\/d\n\t\u00e9\ud83d\ude00""#) == "a\"b\\c/d\n\t\u{e9}\u{1F600}")
     }

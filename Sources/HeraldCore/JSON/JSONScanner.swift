@@ -35,18 +35,6 @@ package struct JSONScanner: ~Copyable {
     package mutating func readObject(_ body: (String, inout JSONScanner) throws(JSONSyntaxError) -> Void)
         throws(JSONSyntaxError)
     {
-        try readMembers { key, value throws(JSONSyntaxError) -> Bool in
-            try body(key, &value)
-            return true
-        }
-    }
-
-    /// Reads an object's members, calling `body` with each key (`body` must consume the value), until `body`
-    /// returns `false`: what follows is neither read nor checked. For bytes the broker wrote itself, when
-    /// the field wanted comes early.
-    package mutating func readMembers(until body: (String, inout JSONScanner) throws(JSONSyntaxError) -> Bool)
-        throws(JSONSyntaxError)
-    {
         try expect(UInt8(ascii: "{"), "an object")
         if peek() == UInt8(ascii: "}") {
             position += 1
@@ -56,7 +44,7 @@ package struct JSONScanner: ~Copyable {
             guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
             let key = try readString()
             try expect(UInt8(ascii: ":"), "':'")
-            guard try body(key, &self) else { return }
+            try body(key, &self)
             switch peek() {
             case UInt8(ascii: ","): position += 1
             case UInt8(ascii: "}"):
