@@ -122,6 +122,42 @@ import Testing
         #expect(try fileSize(segmentPath(directory.path)) == size)
     }
 
+    /// A visit reads on past every damaged record (the dedup rebuild reads the window's records that way),
+    /// tells each once, stops when asked, and gives the timestamps; a read asked for nothing gets nothing.
+    @Test func aVisitPassesOverEachDamagedRecordAndStopsWhenAsked() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let ends = try await writeLog(in: directory.path, count: 40, segmentBytes: 600) { "sealed-\($0)" }
+        let file = try LogFile(path: segmentPath(directory.path), create: false)
+        for record in [10, 12] {
+            let position = ends[record - 1] + Record.headerSize + 3
+            var byte: [UInt8] = []
+            try file.read(into: &byte, count: 1, at: position)
+            try file.write([byte[0] ^ 0x01], at: position)
+        }
+        let log = try DurableLog(configuration: configuration(directory.path, segmentBytes: 600))
+        defer { log.close() }
+        let told = StateLock<[String]>([])
+        log.observeProblems { message in told.withLock { $0.append(message) } }
+        var visited: [(offset: Int64, timestamp: Int64, text: String)] = []
+        try log.visit(partition: 0, from: 5) { offset, timestamp, bytes in
+            visited.append((offset, timestamp, String(decoding: bytes, as: UTF8.self)))
+            return true
+        }
+        let expected = (5..<40).filter { $0 != 10 && $0 != 12 }
+        #expect(visited.map(\.offset) == expected.map(Int64.init))
+        #expect(visited.map(\.timestamp) == expected.map(Int64.init))
+        #expect(visited.map(\.text) == expected.map { "sealed-\($0)" })
+        #expect(told.withLock { $0 }.count == 2)
+        var first: [Int64] = []
+        try log.visit(partition: 0, from: 5) { offset, _, _ in
+            first.append(offset)
+            return first.count < 3
+        }
+        #expect(first == [5, 6, 7])
+        #expect(try log.read(partition: 0, from: 0, maximumRecords: 0).isEmpty)
+    }
+
     /// A damaged length field is not followed where it points: a length grown by one record's size would lead
     /// past the next, intact record, which must not be lost with the damaged one.
     @Test func aDamagedLengthInASealedSegmentCostsOnlyItsRecord() async throws {

@@ -51,6 +51,8 @@ import Testing
                 let entry = DedupEntry(position: nil, expires: now + Int64(generator.next() % 50))
                 table.keepLater(key, entry)
                 if (model[number]?.expires ?? .min) <= entry.expires { model[number] = entry }
+                // After a burst of removals the table gives room back: made again, it must lose nothing.
+                table.shrinkIfSparse()
             }
             #expect(table.count == model.count, "step \(step)")
             for number in 0..<96 where table.entry(for: Self.key(number)) != model[number] {
@@ -104,6 +106,43 @@ import Testing
         for number in 0..<12 { #expect(table.entry(for: Self.key(number + 100)) != nil) }
     }
 
+    @Test func aBatchIntoALargeTableAgreesWithADictionary() {
+        // Keys spread over the whole table, as a rebuild's are, in batches of a few thousand.
+        var generator = SplitMix(seed: 0xBA7C4)
+        var table = DedupTable()
+        var model: [DedupKey: DedupEntry] = [:]
+        var keys: [DedupKey] = []
+        for batchNumber in 0..<20 {
+            var batch: [(key: DedupKey, entry: DedupEntry)] = []
+            for index in 0..<3_000 {
+                // Now and then a key seen before, in this batch or an earlier one.
+                let key =
+                    !keys.isEmpty && generator.next() % 8 == 0
+                    ? keys[Int(generator.next() % UInt64(keys.count))]
+                    : DedupKey(
+                        low: Int(truncatingIfNeeded: generator.next()), high: Int(truncatingIfNeeded: generator.next()))
+                keys.append(key)
+                let entry = DedupEntry(
+                    position: LogPosition(partition: index % 8, offset: Int64(batchNumber * 3_000 + index)),
+                    expires: Int64(generator.next() % 1_000))
+                batch.append((key, entry))
+                if (model[key]?.expires ?? .min) <= entry.expires { model[key] = entry }
+            }
+            table.insertBatch(batch)
+        }
+        #expect(table.count == model.count)
+        let wrong = model.filter { table.entry(for: $0.key) != $0.value }.count
+        #expect(wrong == 0)
+        // Removing all but a few gives the room back and keeps those few.
+        let kept = Array(model.keys.prefix(100))
+        for (key, entry) in model where !kept.contains(key) { table.remove(key, expiring: entry.expires) }
+        let before = table.slotCount
+        table.shrinkIfSparse()
+        #expect(table.slotCount < before / 8)
+        #expect(table.count == 100)
+        for key in kept { #expect(table.entry(for: key) == model[key]) }
+    }
+
     @Test func insertingManyAtOnceKeepsTheLaterOfTwoEntriesForAKey() {
         var table = DedupTable()
         _ = table.claim(Self.key(0), now: 0) { DedupEntry(position: nil, expires: 500) }
@@ -114,7 +153,7 @@ import Testing
             (Self.key(3), DedupEntry(position: LogPosition(partition: 1, offset: 3), expires: 200)),
             (Self.key(4), DedupEntry(position: LogPosition(partition: 1, offset: 4), expires: 50)),
         ]
-        table.insertAll([first, second])
+        table.insertBatch(first + second)
         #expect(table.count == 1_000)
         #expect(table.entry(for: Self.key(0))?.expires == 500)
         #expect(

@@ -1,5 +1,6 @@
 import Foundation
 import HeraldLog
+import Synchronization
 import Testing
 
 @testable import HeraldServer
@@ -35,7 +36,8 @@ struct DedupTests {
         var batch = DedupWindow.Recollection()
         window.remember("old", position: first, acceptedAt: 9_000, now: 11_000, in: &batch)
         window.remember("recent", position: first, acceptedAt: 10_500, now: 11_000, in: &batch)
-        window.putBack([batch])
+        window.putBack(&batch)
+        window.finishRebuild()
         #expect(window.check("old", now: 11_000) { nil } == nil)
         #expect(window.check("recent", now: 11_100) { nil }?.position == first)
     }
@@ -49,7 +51,9 @@ struct DedupTests {
         window.remember("late-0", position: nil, acceptedAt: 1_000, now: 1_000, in: &partitionA)
         window.remember("early-7", position: nil, acceptedAt: 900, now: 1_000, in: &partitionB)
         window.remember("middle-23", position: nil, acceptedAt: 910, now: 1_000, in: &partitionB)
-        window.putBack([partitionA, partitionB])
+        window.putBack(&partitionA)
+        window.putBack(&partitionB)
+        window.finishRebuild()
         // At 1 050 `early-7` and `middle-23` have left the window, `late-0` has not.
         #expect(window.check("early-7", now: 1_050) { nil } == nil)
         #expect(window.check("late-0", now: 1_050) { nil } != nil)
@@ -66,7 +70,9 @@ struct DedupTests {
         window.remember("again", position: later, acceptedAt: 990, now: 1_000, in: &partitionB)
         window.remember(
             "again", position: LogPosition(partition: 0, offset: 2), acceptedAt: 905, now: 1_000, in: &partitionA)
-        window.putBack([partitionB, partitionA])
+        window.putBack(&partitionB)
+        window.putBack(&partitionA)
+        window.finishRebuild()
         #expect(window.check("again", now: 1_050) { nil }?.position == later)
     }
 
@@ -99,8 +105,21 @@ struct DedupTests {
         Array("na\u{EF}ve".utf8).withUnsafeBytes {
             window.remember(utf8: $0, position: position, acceptedAt: 0, now: 0, in: &batch)
         }
-        window.putBack([batch])
+        window.putBack(&batch)
+        window.finishRebuild()
         #expect(window.check("na\u{EF}ve", now: 1) { nil }?.position == position)
+    }
+
+    @Test func afterABurstTheWindowGivesBackTheRoomItTook() {
+        let window = DedupWindow(windowMilliseconds: 100, shardCount: 1)
+        for number in 0..<10_000 { #expect(window.check("burst-\(number)", now: 0) { nil } == nil) }
+        #expect(window.slotCount >= 10_000 * 4 / 3)
+        // At 200 every id of the burst has left the window.
+        #expect(window.check("later", now: 200) { nil } == nil)
+        #expect(window.count == 1)
+        #expect(window.slotCount <= 64)
+        #expect(window.check("burst-7", now: 200) { nil } == nil)
+        #expect(window.check("later", now: 201) { nil } != nil)
     }
 
     @Test func aZeroWindowDeduplicatesNothing() {
@@ -157,6 +176,8 @@ struct DedupTests {
     @Test func theWindowSurvivesARestart() async throws {
         let directory = NSTemporaryDirectory() + "herald-dedup-" + UUID().uuidString.prefix(8)
         defer { try? FileManager.default.removeItem(atPath: directory) }
+        // Where round 0 stored each spread id (`0,"partition":3}`).
+        let places = Mutex<[Int: String]>([:])
         for round in 0..<2 {
             let broker = try await TestBroker.start(durable: true) {
                 $0.dataDirectory = directory
@@ -173,6 +194,21 @@ struct DedupTests {
                     #expect(
                         reply.contains(#""duplicate":\#(round == 1),"offset":\#(offset)"#),
                         "\(eventID) in round \(round)")
+                }
+                // Ids over all the partitions, read back at the same time: each is a duplicate of its first copy,
+                // wherever that was stored.
+                for number in 0..<24 {
+                    let reply = try #require(
+                        try await client.request(
+                            #"{"op":"publish","id":2,"event":{"event_type":"tx","key":"key-\#(number)","event_id":"spread-\#(number)"}}"#
+                        ))
+                    let place = try #require(reply.components(separatedBy: #""offset":"#).last)
+                    #expect(reply.contains(#""duplicate":\#(round == 1)"#), "spread-\(number) in round \(round)")
+                    if round == 0 {
+                        places.withLock { $0[number] = place }
+                    } else {
+                        #expect(place == places.withLock { $0[number] }, "spread-\(number)")
+                    }
                 }
             }
             broker.beginStopping()

@@ -60,7 +60,12 @@ package struct JSONScanner: ~Copyable {
     /// end, when it has none. What follows the value found is neither read nor checked: for bytes the
     /// broker wrote itself, when the field wanted comes early.
     package mutating func findMember(_ name: StaticString) throws(JSONSyntaxError) -> Bool {
-        let wanted = UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+        // `withUTF8Buffer`, not `utf8Start`: a one-character literal is kept as a scalar, without a pointer.
+        try name.withUTF8Buffer { wanted in Result { () throws(JSONSyntaxError) -> Bool in try findMember(wanted) } }
+            .get()
+    }
+
+    private mutating func findMember(_ wanted: UnsafeBufferPointer<UInt8>) throws(JSONSyntaxError) -> Bool {
         try expect(UInt8(ascii: "{"), "an object")
         if peek() == UInt8(ascii: "}") {
             position += 1
@@ -74,7 +79,7 @@ package struct JSONScanner: ~Copyable {
                 matches = try unescape(raw, at: start).utf8.elementsEqual(wanted)
             } else {
                 if !isASCII, String(validating: raw, as: UTF8.self) == nil { throw error("invalid UTF-8 in string") }
-                matches = raw.elementsEqual(wanted)
+                matches = Self.equal(raw, wanted)
             }
             try expect(UInt8(ascii: ":"), "':'")
             if matches { return true }
@@ -87,6 +92,12 @@ package struct JSONScanner: ~Copyable {
             default: throw error("expected ',' or '}'")
             }
         }
+    }
+
+    private static func equal(_ left: UnsafeBufferPointer<UInt8>, _ right: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard left.count == right.count else { return false }
+        for index in 0..<left.count where left[index] != right[index] { return false }
+        return true
     }
 
     /// Reads the elements of an array, calling `body` for each; `body` must consume the element.

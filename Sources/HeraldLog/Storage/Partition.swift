@@ -250,6 +250,7 @@ final class Partition: Sendable {
     func read(from offset: Int64, maximumRecords: Int, maximumBytes: Int, damaged: (Damage) -> Void = { _ in })
         throws(LogError) -> [StoredRecord]
     {
+        guard maximumRecords > 0, maximumBytes > 0 else { return [] }
         var records: [StoredRecord] = []
         var bytes = 0
         try visit(from: offset, passOver: { records.isEmpty }, damaged: damaged) { recordOffset, timestamp, data in

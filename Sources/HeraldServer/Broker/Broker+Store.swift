@@ -123,13 +123,12 @@ extension Broker {
             return
         }
         let started = ContinuousClock.now
+        dedup.reserve(starts.enumerated().reduce(0) { $0 + Int(log.bounds(partition: $1.offset).end - $1.element) })
         let failures = Mutex<[LogError]>([])
-        let recollections = Mutex<[DedupWindow.Recollection]>([])
         let dedup = self.dedup
         let windowStarts = starts
         DispatchQueue.concurrentPerform(iterations: log.partitionCount) { partition in
-            var batch = dedup.recollection(
-                expecting: Int(log.bounds(partition: partition).end - windowStarts[partition]))
+            var batch = DedupWindow.Recollection()
             do throws(LogError) {
                 try log.visit(partition: partition, from: windowStarts[partition]) { offset, timestamp, bytes in
                     EventEnvelope.withEventID(ofStored: bytes) { eventID in
@@ -142,10 +141,10 @@ extension Broker {
             } catch {
                 failures.withLock { $0.append(error) }
             }
-            recollections.withLock { $0.append(batch) }
+            dedup.putBack(&batch)
         }
         let read = ContinuousClock.now
-        dedup.putBack(recollections.withLock { $0 })
+        dedup.finishRebuild()
         logger.info(
             "dedup window rebuilt",
             metadata: [

@@ -7,7 +7,7 @@ import HeraldLog
 /// only if both 64-bit hashes collide: about 2⁻¹²⁸ for a pair, so under 10⁻²⁴ for a full window of 12 M ids
 /// (two minutes at 100 000 events/s); the hash is seeded per process, so ids cannot be chosen to collide.
 /// Ids are compared byte for byte: two that differ only in Unicode normalization are two ids.
-struct DedupKey: Equatable {
+struct DedupKey: Hashable {
     /// Picks the slot in a shard's table (its low bits).
     let low: Int
     /// Picks the shard (its low bits): taken from the same bits as the slot, every id of a shard would have
@@ -91,6 +91,8 @@ struct DedupTable {
     private var tags: [UInt8]
     /// How many keys the table holds.
     private(set) var count = 0
+    /// What ``insertBatch(_:)``'s early reads add up to, kept so that they are not optimised away.
+    private var touchedBytes: UInt8 = 0
 
     private var mask: Int { slots.count - 1 }
 
@@ -118,6 +120,17 @@ struct DedupTable {
         let wanted = Self.slotCount(for: capacity)
         if wanted > slots.count { rehash(into: wanted) }
     }
+
+    /// Gives room back once at most an eighth of the slots are taken (the window after a burst): the table
+    /// is made again at the size these keys would have grown it to, so that its memory follows what the
+    /// window holds, not its peak.
+    mutating func shrinkIfSparse() {
+        guard slots.count > 16, count < slots.count / 8 else { return }
+        rehash(into: Self.slotCount(for: count * 2))
+    }
+
+    /// How many slots the table has (for tests).
+    var slotCount: Int { slots.count }
 
     /// The entry of `key`, if the table holds it.
     func entry(for key: DedupKey) -> DedupEntry? {
@@ -204,34 +217,34 @@ struct DedupTable {
         count -= 1
     }
 
-    /// Puts many entries at once (a rebuild's), keeping the later of two for one key. They are put in the
-    /// order of their slots, near enough, so that filling a table far larger than the caches walks through it
-    /// instead of jumping about: a cache miss per line of slots rather than per key. The order comes from a
-    /// counting sort by the slot's top 12 bits (two passes over the entries, no comparisons), which leaves
-    /// blocks of slots small enough to stay in the caches while their keys go in.
-    mutating func insertAll(_ batches: [[(key: DedupKey, entry: DedupEntry)]]) {
-        let total = batches.reduce(0) { $0 + $1.count }
-        reserve(count + total)
+    /// Puts a batch of entries (a rebuild's), keeping the later of two for one key. The slots the next
+    /// sixteen keys go to are read while the current sixteen go in, so that their cache misses overlap
+    /// instead of coming one after the other (the processor keeps many reads in flight when none waits for
+    /// another): in a table far larger than the caches, each key would otherwise wait for its own.
+    mutating func insertBatch(_ entries: [(key: DedupKey, entry: DedupEntry)]) {
+        reserve(count + entries.count)
         let mask = self.mask
-        let slotBits = mask.nonzeroBitCount
-        let blockBits = min(12, slotBits)
-        let shift = slotBits - blockBits
-        var next = [Int](repeating: 0, count: (1 << blockBits) + 1)
-        for batch in batches {
-            for (key, _) in batch { next[((key.low & mask) >> shift) + 1] += 1 }
-        }
-        for block in 0..<(1 << blockBits) { next[block + 1] += next[block] }
-        let sorted = [(key: DedupKey, entry: DedupEntry)](unsafeUninitializedCapacity: total) { buffer, initialized in
-            for batch in batches {
-                for element in batch {
-                    let block = (element.key.low & mask) >> shift
-                    buffer.initializeElement(at: next[block], to: element)
-                    next[block] += 1
+        var touched = touchedBytes
+        func touch(_ range: Range<Int>) {
+            tags.withUnsafeBufferPointer { tags in
+                slots.withUnsafeBufferPointer { slots in
+                    for index in range {
+                        let slot = entries[index].key.low & mask
+                        touched &+= tags[slot] &+ UInt8(truncatingIfNeeded: slots[slot].low)
+                    }
                 }
             }
-            initialized = total
         }
-        for (key, entry) in sorted { keepLater(key, entry) }
+        let group = 16
+        touch(0..<min(group, entries.count))
+        var start = 0
+        while start < entries.count {
+            let end = min(start + group, entries.count)
+            touch(end..<min(end + group, entries.count))
+            for index in start..<end { keepLater(entries[index].key, entries[index].entry) }
+            start = end
+        }
+        touchedBytes = touched
     }
 
     private mutating func rehash(into slotCount: Int) {

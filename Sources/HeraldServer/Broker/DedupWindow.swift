@@ -15,12 +15,23 @@ final class DedupWindow: Sendable {
         /// Ids in the order they expire (acceptance order; the window is the same for all).
         var order = Deque<(id: DedupKey, expires: Int64)>()
 
-        /// Forgets the ids whose time is up: one probe of the table each.
+        /// The most ids `order` held since its storage was last made: a deque keeps the room of its peak.
+        var orderPeak = 0
+
+        /// Forgets the ids whose time is up: one probe of the table each. After a burst, gives back the room
+        /// the table and the queue took for it once they hold a fraction of that.
         mutating func evict(now: Int64) {
+            guard let first = order.first, first.expires <= now else { return }
+            orderPeak = max(orderPeak, order.count)
             while let first = order.first, first.expires <= now {
                 order.removeFirst()
                 // A later acceptance of the same id (after it expired) has its own, later place in `order`.
                 table.remove(first.id, expiring: first.expires)
+            }
+            table.shrinkIfSparse()
+            if orderPeak > 4096, order.count < orderPeak / 8 {
+                order = Deque(order)
+                orderPeak = order.count
             }
         }
     }
@@ -72,25 +83,28 @@ final class DedupWindow: Sendable {
         }
     }
 
-    /// Ids read back from the log and not yet put in the window, by shard (``putBack(_:)``).
-    struct Recollection {
-        fileprivate var byShard: [[(key: DedupKey, entry: Entry)]] = []
+    /// Makes room for `count` ids before a rebuild, so that the shards do not grow (and rehash) step by step.
+    func reserve(_ count: Int) {
+        let perShard = count / shards.count + count / (8 * shards.count) + 16
+        for shard in shards {
+            shard.mutex.withLock { shard in
+                shard.table.reserve(shard.table.count + perShard)
+                shard.order.reserveCapacity(shard.order.count + perShard)
+            }
+        }
     }
 
-    /// A recollection with room for about `count` ids, so that gathering them does not copy them again and
-    /// again as it grows.
-    func recollection(expecting count: Int) -> Recollection {
-        var batch = Recollection()
-        batch.byShard = (0..<shards.count).map { _ in
-            var entries: [(key: DedupKey, entry: Entry)] = []
-            entries.reserveCapacity(count / shards.count + count / (4 * shards.count) + 16)
-            return entries
-        }
-        return batch
+    /// Ids read back from the log and not yet put in the window, by shard: a rebuild puts them in a few
+    /// thousand at a time (``remember(utf8:position:acceptedAt:now:in:)``, ``putBack(_:)``), each shard's
+    /// share under one taking of its lock.
+    struct Recollection {
+        fileprivate var byShard: [[(key: DedupKey, entry: Entry)]] = []
+        fileprivate var count = 0
     }
 
     /// Gathers in `batch` an event accepted at `acceptedAt` (rebuilding the window from the log at start),
     /// with its id as UTF-8 bytes (read in place from a record); nothing when its time in the window is up.
+    /// A full batch is put in the window.
     func remember(
         utf8 eventID: UnsafeRawBufferPointer, position: LogPosition?, acceptedAt: Int64, now: Int64,
         in batch: inout Recollection
@@ -99,6 +113,8 @@ final class DedupWindow: Sendable {
         let key = DedupKey(utf8: eventID)
         if batch.byShard.isEmpty { batch.byShard = Array(repeating: [], count: shards.count) }
         batch.byShard[shardIndex(key)].append((key, Entry(position: position, expires: acceptedAt + window)))
+        batch.count += 1
+        if batch.count >= 4096 { putBack(&batch) }
     }
 
     /// ``remember(utf8:position:acceptedAt:now:in:)`` with the id as a string.
@@ -111,26 +127,30 @@ final class DedupWindow: Sendable {
         }
     }
 
-    /// Puts the ids gathered by a rebuild in the window, the shards at the same time (one per core): each
-    /// shard's table is filled in the order of its slots (``DedupTable/insertAll(_:)``), and its expiry
-    /// order, which eviction relies on, is sorted once (partitions read at the same time give ids back out
-    /// of acceptance order). Of two entries for one id, the one accepted later stays.
-    func putBack(_ recollections: [Recollection]) {
-        DispatchQueue.concurrentPerform(iterations: shards.count) { index in
-            let batches = recollections.compactMap { $0.byShard.isEmpty ? nil : $0.byShard[index] }
-            guard batches.contains(where: { !$0.isEmpty }) else { return }
+    /// Puts the ids gathered in `batch` in the window and empties it; ``finishRebuild()`` follows the last
+    /// batch. Of two entries for one id, the one accepted later stays.
+    func putBack(_ batch: inout Recollection) {
+        for (index, entries) in batch.byShard.enumerated() where !entries.isEmpty {
             shards[index].mutex.withLock { shard in
-                var order = Array(shard.order)
-                order.reserveCapacity(order.count + batches.reduce(0) { $0 + $1.count })
-                for batch in batches {
-                    for (key, entry) in batch { order.append((key, entry.expires)) }
-                }
-                order.sort { $0.expires < $1.expires }
-                shard.order = Deque(order)
-                shard.table.insertAll(batches)
+                for (key, entry) in entries { shard.order.append((key, entry.expires)) }
+                shard.table.insertBatch(entries)
             }
+            batch.byShard[index].removeAll(keepingCapacity: true)
+        }
+        batch.count = 0
+    }
+
+    /// Ends a rebuild: partitions read at the same time give ids back out of their acceptance order, so each
+    /// shard's expiry order, which eviction relies on, is sorted once, the shards at the same time. Sorted
+    /// where it lies: a deque not wrapped around its buffer (as at start) is one piece of memory.
+    func finishRebuild() {
+        DispatchQueue.concurrentPerform(iterations: shards.count) { index in
+            shards[index].mutex.withLock { shard in shard.order.sort { $0.expires < $1.expires } }
         }
     }
+
+    /// How many slots the shards' tables have (for tests).
+    var slotCount: Int { shards.reduce(0) { $0 + $1.mutex.withLock { $0.table.slotCount } } }
 
     /// How many ids the window holds (for tests).
     var count: Int { shards.reduce(0) { $0 + $1.mutex.withLock { $0.table.count } } }
