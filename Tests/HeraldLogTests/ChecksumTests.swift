@@ -21,10 +21,18 @@ import Testing
 
     @Test func crc32cByInstructionAndByTableAgree() {
         // The machine running the tests uses one of the two for every record; both must give the same sums.
-        for length in [0, 1, 7, 8, 9, 63, 64, 65, 1000] {
-            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 17) }
-            let bySoftware = bytes.withUnsafeBytes { CRC32C.updateInSoftware(0x1234_5678, with: $0) }
-            #expect(bytes.withUnsafeBytes { CRC32C.update(0x1234_5678, with: $0) } == bySoftware)
+        // Lengths about the instruction's three-stream blocks (3 × 128 and 3 × 8 192 bytes), from odd addresses.
+        let lengths = [0, 1, 7, 8, 9, 63, 64, 65, 383, 384, 385, 391, 500, 767, 768, 1000]
+            + [24_575, 24_576, 24_577, 24_960, 100_003]
+        for length in lengths {
+            for start in [0, 3] {
+                let bytes = (0..<(length + start)).map { UInt8(truncatingIfNeeded: ($0 &* 131 &+ 17) ^ ($0 >> 9)) }
+                bytes.withUnsafeBytes { all in
+                    let part = UnsafeRawBufferPointer(rebasing: all[start...])
+                    let bySoftware = CRC32C.updateInSoftware(0x1234_5678, with: part)
+                    #expect(CRC32C.update(0x1234_5678, with: part) == bySoftware, "\(length) bytes from \(start)")
+                }
+            }
         }
         #expect(Array("123456789".utf8).withUnsafeBytes { CRC32C.updateInSoftware(0, with: $0) } == 0xE306_9283)
     }
