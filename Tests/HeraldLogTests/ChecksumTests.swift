@@ -22,7 +22,8 @@ import Testing
     @Test func crc32cByInstructionAndByTableAgree() {
         // The machine running the tests uses one of the two for every record; both must give the same sums.
         // Lengths about the instruction's three-stream blocks (3 × 128 and 3 × 8 192 bytes), from odd addresses.
-        let lengths = [0, 1, 7, 8, 9, 63, 64, 65, 383, 384, 385, 391, 500, 767, 768, 1000]
+        let lengths =
+            [0, 1, 7, 8, 9, 63, 64, 65, 383, 384, 385, 391, 500, 767, 768, 1000]
             + [24_575, 24_576, 24_577, 24_960, 100_003]
         for length in lengths {
             for start in [0, 3] {

@@ -91,8 +91,6 @@ struct DedupTable {
     private var tags: [UInt8]
     /// How many keys the table holds.
     private(set) var count = 0
-    /// What ``insertBatch(_:)``'s early reads add up to, kept so that they are not optimised away.
-    private var touchedBytes: UInt8 = 0
 
     private var mask: Int { slots.count - 1 }
 
@@ -217,34 +215,10 @@ struct DedupTable {
         count -= 1
     }
 
-    /// Puts a batch of entries (a rebuild's), keeping the later of two for one key. The slots the next
-    /// sixteen keys go to are read while the current sixteen go in, so that their cache misses overlap
-    /// instead of coming one after the other (the processor keeps many reads in flight when none waits for
-    /// another): in a table far larger than the caches, each key would otherwise wait for its own.
+    /// Puts a batch of entries (a rebuild's), keeping the later of two for one key.
     mutating func insertBatch(_ entries: [(key: DedupKey, entry: DedupEntry)]) {
         reserve(count + entries.count)
-        let mask = self.mask
-        var touched = touchedBytes
-        func touch(_ range: Range<Int>) {
-            tags.withUnsafeBufferPointer { tags in
-                slots.withUnsafeBufferPointer { slots in
-                    for index in range {
-                        let slot = entries[index].key.low & mask
-                        touched &+= tags[slot] &+ UInt8(truncatingIfNeeded: slots[slot].low)
-                    }
-                }
-            }
-        }
-        let group = 16
-        touch(0..<min(group, entries.count))
-        var start = 0
-        while start < entries.count {
-            let end = min(start + group, entries.count)
-            touch(end..<min(end + group, entries.count))
-            for index in start..<end { keepLater(entries[index].key, entries[index].entry) }
-            start = end
-        }
-        touchedBytes = touched
+        for (key, entry) in entries { keepLater(key, entry) }
     }
 
     private mutating func rehash(into slotCount: Int) {
