@@ -108,8 +108,9 @@ extension Broker {
 extension Broker {
     /// Refills the dedup window from the log's records of the last `log.dedup_window_ms`, so that a
     /// publish repeated across a restart is still recognised (PROTOCOL.md §4.3). The partitions are read at
-    /// the same time, one per core, each record's `event_id` in place; then the window's shards are filled,
-    /// also at the same time (``DedupWindow/putBack(_:)``).
+    /// the same time, one per core, each record's `event_id` in place, into a window sized for them
+    /// beforehand, a few thousand ids at a time (``DedupWindow/putBack(_:)``); then each shard's expiry
+    /// order is sorted (``DedupWindow/finishRebuild()``).
     func rebuildDedupWindow() {
         guard let log, dedup.window > 0 else { return }
         let now = Self.millisecondsSince1970()

@@ -45,15 +45,15 @@ struct DedupEntry: Equatable {
 
 /// One shard of the dedup window: keys to entries in flat arrays, by open addressing with linear probing
 /// (a key's slot is the first free one from `low & mask` on), grown to twice its size when more than three
-/// quarters are taken, a removal shifting back the keys after it instead of leaving a mark.
+/// quarters are taken and made smaller when an eighth are (``shrinkIfSparse()``), a removal shifting back
+/// the keys after it instead of leaving a mark.
 ///
 /// Beside the slots, one byte per slot says whether it is taken and holds seven more bits of its key's
 /// hash, as Abseil's and Rust's Swiss tables do: a probe walks these bytes, so that looking for an id never
 /// seen (every publish) reads a line of them instead of a 40-byte slot per step, and reads a slot only when
 /// its seven bits match (one in 128 of the others). Why not a `Dictionary`: it keeps keys, values and which
 /// slots are taken in three arrays, so an insert into a table far larger than the caches costs up to three
-/// cache misses; here one for the bytes and one for the slot, and ids put back from the log can be put in
-/// slot order (``insertAll(_:)``).
+/// cache misses; here one for the bytes and one for the slot.
 struct DedupTable {
     private struct Slot {
         var low: Int
