@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import HeraldCore
 import Synchronization
@@ -515,6 +516,75 @@ struct ConsumerGroupTests {
         #expect(again.count == 48)
         #expect(!again.contains { $0.eventID == "e0" || $0.eventID == "e7" })
         #expect(again.allSatisfy { $0.attempt == 2 })
+    }
+
+    /// A group's whole-state write (its journal folded into a new state file) holds back only that group's
+    /// commits: another group's ack is on disk meanwhile, and the first group's ack made during the write
+    /// follows it, and survives a restart.
+    @Test func aWholeStateWriteHoldsBackOnlyItsOwnGroupsCommits() async throws {
+        var fixture = try GroupFixture(partitions: 1)
+        for index in 0..<40 { try await fixture.store("tx", id: "e\(index)") }
+        let slow = try fixture.group("slow")
+        let quick = try fixture.group("quick")
+        let slowMember = slow.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        let quickMember = quick.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        let slowTaken = try slow.take(slowMember, maximum: 40)
+        let quickTaken = try quick.take(quickMember, maximum: 40)
+        func committed(_ group: ConsumerGroup, _ answer: ConsumerGroup.Answer) async throws {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                group.whenCommitted(answer.version) { continuation.resume(with: $0) }
+            }
+        }
+        // Acks one at a time until the slow group's journal is past twice its state: the next commit folds it.
+        slow.writer.withLock { $0.smallestCompaction = 0 }
+        var acked = 0
+        while !slow.writer.withLock({ $0.wantsState }) {
+            try #require(acked < 30, "the journal never outgrew the state")
+            try await committed(slow, slow.ack(slowMember, seqs: [slowTaken[acked].seq]))
+            acked += 1
+        }
+        let entered = DispatchSemaphore(value: 0)
+        let gate = DispatchSemaphore(value: 0)
+        // Holds the next whole-state write only (it runs under the writer's lock, so the hook stays set).
+        let armed = StateLock(true)
+        slow.writer.withLock {
+            $0.beforeStateWrite = {
+                guard
+                    armed.withLock({ armed in
+                        defer { armed = false }; return armed
+                    })
+                else { return }
+                entered.signal()
+                gate.wait()
+            }
+        }
+        let slowDone = StateLock(false)
+        slow.whenCommitted(slow.ack(slowMember, seqs: [slowTaken[acked].seq]).version) { result in
+            if case .success = result { slowDone.withLock { $0 = true } }
+        }
+        acked += 1
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                entered.wait()
+                continuation.resume()
+            }
+        }
+        let quickDone = StateLock(false)
+        quick.whenCommitted(quick.ack(quickMember, seqs: [quickTaken[0].seq]).version) { result in
+            if case .success = result { quickDone.withLock { $0 = true } }
+        }
+        for _ in 0..<1_000 where !quickDone.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(quickDone.withLock { $0 }, "the other group's ack waited for this group's state write")
+        #expect(!slowDone.withLock { $0 })
+        gate.signal()
+        for _ in 0..<1_000 where !slowDone.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(slowDone.withLock { $0 })
+        fixture = try fixture.reopened()
+        defer { fixture.close() }
+        let again = try #require(fixture.groups.group(named: "slow"))
+        let left = try again.take(again.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil), maximum: 40)
+        #expect(left.count == 40 - acked)
+        #expect(Set(left.map(\.eventID)).isDisjoint(with: slowTaken.prefix(acked).map(\.eventID)))
     }
 
     @Test func lagCountsEventsAfterTheCommittedOffsetAndTheAgeOfTheOldestUnacknowledged() async throws {

@@ -26,7 +26,9 @@ public final class ConsumerGroup: Sendable {
     let deadLetters: DeadLetterQueue
     private let matchesEverything: Bool
     private let log: DurableLog
-    private let writer: StateLock<GroupStateWriter>
+    let writer: StateLock<GroupStateWriter>
+    /// Set while a whole-state write runs on a thread of its own (``commit(closing:)``); left when it ends.
+    private let compacting = StateLock<DispatchGroup?>(nil)
     private let clock: GroupClock
     private let state: StateLock<State>
     /// Tells the registry's committer that the state changed.
@@ -828,27 +830,39 @@ public final class ConsumerGroup: Sendable {
 
     /// The whole state as the file keeps it, and its version; what changed before it is taken as written.
     private func takeSnapshot() -> (snapshot: GroupSnapshot, version: UInt64) {
-        // Copied under the lock (copy on write: the group's next change pays for the copy), encoded outside.
-        let (cursors, deadLettersFrom, version) = state.withLock { state in
+        let (taken, version) = takeState()
+        return (snapshot(of: taken), version)
+    }
+
+    /// What the state file keeps, copied under the lock (copy on write: the group's next change pays for the
+    /// copy), with its version; what changed before it is taken as written. ``snapshot(of:)`` encodes it,
+    /// outside the lock.
+    private func takeState() -> (taken: TakenState, version: UInt64) {
+        state.withLock { state in
             for partition in state.cursors.indices {
                 state.cursors[partition].nextMoved = false
                 _ = state.cursors[partition].pending.takeTouched()
             }
             state.deadLettersMoved = false
-            return (state.cursors, state.deadLettersFrom, state.version)
+            return (TakenState(cursors: state.cursors, deadLettersFrom: state.deadLettersFrom), state.version)
         }
-        let partitions = cursors.map { cursor in
+    }
+
+    private struct TakenState: Sendable {
+        let cursors: [Cursor]
+        let deadLettersFrom: Int64
+    }
+
+    private func snapshot(of taken: TakenState) -> GroupSnapshot {
+        let partitions = taken.cursors.map { cursor in
             var pending = cursor.pending.map {
                 GroupSnapshot.Pending(offset: $0.key, attempts: $0.value.attempts, timestamp: $0.value.timestamp)
             }
             pending.sort { $0.offset < $1.offset }
             return GroupSnapshot.Position(next: cursor.next, pending: pending)
         }
-        return (
-            GroupSnapshot(
-                group: name, topics: topics.map(\.text), partitions: partitions, deadLettersFrom: deadLettersFrom),
-            version
-        )
+        return GroupSnapshot(
+            group: name, topics: topics.map(\.text), partitions: partitions, deadLettersFrom: taken.deadLettersFrom)
     }
 
     /// What changed since the committer last looked, and the version that includes it.
@@ -882,23 +896,70 @@ public final class ConsumerGroup: Sendable {
 
     /// Writes what changed since the last write — appended to the journal, or now and then the whole state
     /// (``GroupStateWriter``); then calls the waiters it covers.
-    func commit() {
+    ///
+    /// The whole state runs on a thread of its own: with a million events pending it takes about 300 ms to
+    /// encode and write, and the committer that calls this writes every group's state, so the other groups'
+    /// acks would wait for it. Meanwhile this group's commits are put off (what changes is noted and written
+    /// to the new journal once the state file is down); a failed write fails the waiters so far, as a failed
+    /// append does, and the next commit tries the whole state again. `closing` waits for a running write and
+    /// writes what is left on the calling thread.
+    func commit(closing: Bool = false) {
+        if let running = compacting.withLock({ $0 }) {
+            guard closing else { return }
+            running.wait()
+        }
         guard state.withLock({ $0.version > $0.committedVersion || !$0.commitWaiters.isEmpty }) else { return }
+        if writer.withLock({ $0.wantsState }) {
+            let (taken, version) = takeState()
+            guard !closing else {
+                writeState(taken, version)
+                return
+            }
+            let running = DispatchGroup()
+            running.enter()
+            compacting.withLock { $0 = running }
+            NamedThread.start("herald-gstate") { [self] in
+                let succeeded = writeState(taken, version)
+                compacting.withLock { $0 = nil }
+                running.leave()
+                // What changed meanwhile goes to the new journal. After a failure the waiters so far have
+                // failed; the next change tries again, as after a failed append (not at once, in a loop).
+                if succeeded { changed() }
+            }
+            return
+        }
         let result = writer.withLock { (writer: inout GroupStateWriter) -> Result<UInt64, LogError> in
+            let (changes, version) = takeChanges()
             do throws(LogError) {
-                if writer.wantsState {
-                    let (snapshot, version) = takeSnapshot()
-                    try writer.writeState(snapshot)
-                    return .success(version)
-                }
-                let (changes, version) = takeChanges()
                 if !changes.isEmpty { try writer.append(changes) }
                 return .success(version)
             } catch {
                 return .failure(error)
             }
         }
-        // After a failure the waiters so far fail, and the next commit writes the whole state.
+        settle(result)
+    }
+
+    /// Writes `taken` as the whole state, then calls the waiters it covers; whether it was written.
+    @discardableResult
+    private func writeState(_ taken: TakenState, _ version: UInt64) -> Bool {
+        let snapshot = snapshot(of: taken)
+        let result = writer.withLock { (writer: inout GroupStateWriter) -> Result<UInt64, LogError> in
+            do throws(LogError) {
+                try writer.writeState(snapshot)
+                return .success(version)
+            } catch {
+                return .failure(error)
+            }
+        }
+        settle(result)
+        if case .success = result { return true }
+        return false
+    }
+
+    /// Calls the waiters a write covers: those up to its version once it is on disk; after a failure, every
+    /// waiter so far (the next commit writes the whole state).
+    private func settle(_ result: Result<UInt64, LogError>) {
         let waiters = state.withLock { state in
             let version = (try? result.get()) ?? state.version
             if case .success = result { state.committedVersion = max(state.committedVersion, version) }

@@ -126,7 +126,7 @@ public final class ConsumerGroups: Sendable {
             committer.wake.wait()
             committer.isWoken.store(false, ordering: .sequentiallyConsistent)
             let closing = committer.closing.load(ordering: .acquiring)
-            for group in all { group.commit() }
+            for group in all { group.commit(closing: closing) }
             if closing {
                 committer.finished.signal()
                 return

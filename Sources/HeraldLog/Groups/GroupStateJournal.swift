@@ -221,6 +221,8 @@ struct GroupStateWriter {
 
     /// Below this size a journal is not folded into a new state file, however small the state.
     var smallestCompaction = 1 << 20
+    /// Runs before each whole-state write (for tests: to hold one while something else is looked at).
+    var beforeStateWrite: (@Sendable () -> Void)?
 
     /// Whether the next commit should write the whole state rather than append to the journal: the journal
     /// has grown past twice the state file. So reading it at start costs at most that much more, and the
@@ -231,6 +233,7 @@ struct GroupStateWriter {
 
     /// Writes `snapshot` as the state file of the next generation, and deletes the older journals.
     mutating func writeState(_ snapshot: GroupSnapshot) throws(LogError) {
+        beforeStateWrite?()
         needsState = true
         var snapshot = snapshot
         snapshot.format = 2
