@@ -519,8 +519,8 @@ struct ConsumerGroupTests {
     }
 
     /// A group's whole-state write (its journal folded into a new state file) holds back only that group's
-    /// commits: another group's ack is on disk meanwhile, and the first group's ack made during the write
-    /// follows it, and survives a restart.
+    /// commits: another group's ack is on disk meanwhile; the first group's ack made during the write is
+    /// written after it (to the new journal) and survives a restart.
     @Test func aWholeStateWriteHoldsBackOnlyItsOwnGroupsCommits() async throws {
         var fixture = try GroupFixture(partitions: 1)
         for index in 0..<40 { try await fixture.store("tx", id: "e\(index)") }
@@ -563,12 +563,16 @@ struct ConsumerGroupTests {
             if case .success = result { slowDone.withLock { $0 = true } }
         }
         acked += 1
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                entered.wait()
-                continuation.resume()
-            }
+        let started = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: entered.wait(timeout: .now() + 30)) }
         }
+        try #require(started == .success, "the whole-state write never started")
+        // Made while the write is held: not in the state being written.
+        let duringDone = StateLock(false)
+        slow.whenCommitted(slow.ack(slowMember, seqs: [slowTaken[acked].seq]).version) { result in
+            if case .success = result { duringDone.withLock { $0 = true } }
+        }
+        acked += 1
         let quickDone = StateLock(false)
         quick.whenCommitted(quick.ack(quickMember, seqs: [quickTaken[0].seq]).version) { result in
             if case .success = result { quickDone.withLock { $0 = true } }
@@ -576,9 +580,15 @@ struct ConsumerGroupTests {
         for _ in 0..<1_000 where !quickDone.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
         #expect(quickDone.withLock { $0 }, "the other group's ack waited for this group's state write")
         #expect(!slowDone.withLock { $0 })
+        #expect(!duringDone.withLock { $0 })
         gate.signal()
-        for _ in 0..<1_000 where !slowDone.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<1_000 where !duringDone.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
         #expect(slowDone.withLock { $0 })
+        #expect(duringDone.withLock { $0 })
+        let journals = try LogFile.names(in: fixture.directory.path + "/groups/slow").filter {
+            $0.hasPrefix("journal.")
+        }
+        #expect(journals.count == 1)
         fixture = try fixture.reopened()
         defer { fixture.close() }
         let again = try #require(fixture.groups.group(named: "slow"))

@@ -923,8 +923,10 @@ public final class ConsumerGroup: Sendable {
                 compacting.withLock { $0 = nil }
                 running.leave()
                 // What changed meanwhile goes to the new journal. After a failure the waiters so far have
-                // failed; the next change tries again, as after a failed append (not at once, in a loop).
-                if succeeded { changed() }
+                // failed, and the next change tries again, as after a failed append — unless a waiter came in
+                // after the failure, while the committer passed this group over: it is not left waiting for
+                // another change. (A failing disk is tried again only as waiters come, never in a loop.)
+                if succeeded || state.withLock({ !$0.commitWaiters.isEmpty }) { changed() }
             }
             return
         }
@@ -971,7 +973,8 @@ public final class ConsumerGroup: Sendable {
         for waiter in waiters { waiter.callback(outcome) }
     }
 
-    /// Calls `callback` once the state file holds `version` (from the committer's thread, or at once).
+    /// Calls `callback` once the state file holds `version` (from the committer's thread, the thread of a
+    /// whole-state write, or at once).
     public func whenCommitted(_ version: UInt64, _ callback: @escaping @Sendable (Result<Void, LogError>) -> Void) {
         let now = state.withLock { state in
             if state.committedVersion >= version { return true }

@@ -5,7 +5,8 @@ import Synchronization
 
 /// Every consumer group of a log, in `<data dir>/groups/<name>/`: made on first subscribe, loaded at start,
 /// woken when the log makes events readable, and committed by one thread that writes each changed group's
-/// state file — one write covering every change since the last, as the log's group commit does.
+/// state — one write covering every change since the last, as the log's group commit does (a group's
+/// occasional whole-state write runs on a thread of its own, ``ConsumerGroup/commit(closing:)``).
 public final class ConsumerGroups: Sendable {
     public let directory: String
     public let settings: GroupSettings
