@@ -35,23 +35,10 @@ package struct JSONScanner: ~Copyable {
     package mutating func readObject(_ body: (String, inout JSONScanner) throws(JSONSyntaxError) -> Void)
         throws(JSONSyntaxError)
     {
-        try expect(UInt8(ascii: "{"), "an object")
-        if peek() == UInt8(ascii: "}") {
-            position += 1
-            return
-        }
-        while true {
-            guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
-            let key = try readString()
-            try expect(UInt8(ascii: ":"), "':'")
-            try body(key, &self)
-            switch peek() {
-            case UInt8(ascii: ","): position += 1
-            case UInt8(ascii: "}"):
-                position += 1
-                return
-            default: throw error("expected ',' or '}'")
-            }
+        _ = try readMembers(key: { scanner throws(JSONSyntaxError) in try scanner.readString() }) {
+            key, scanner throws(JSONSyntaxError) in
+            try body(key, &scanner)
+            return true
         }
     }
 
@@ -61,11 +48,27 @@ package struct JSONScanner: ~Copyable {
     /// broker wrote itself, when the field wanted comes early.
     package mutating func findMember(_ name: StaticString) throws(JSONSyntaxError) -> Bool {
         // `withUTF8Buffer`, not `utf8Start`: a one-character literal is kept as a scalar, without a pointer.
-        try name.withUTF8Buffer { wanted in Result { () throws(JSONSyntaxError) -> Bool in try findMember(wanted) } }
-            .get()
+        try name.withUTF8Buffer { wanted in
+            Result { () throws(JSONSyntaxError) -> Bool in
+                let wanted = UnsafeRawBufferPointer(wanted)
+                return try readMembers(key: { scanner throws(JSONSyntaxError) in
+                    try scanner.withStringBytes { Self.equal($0, wanted) }
+                }) { matches, scanner throws(JSONSyntaxError) in
+                    if matches { return false }
+                    _ = try scanner.skipValue()
+                    return true
+                }
+            }
+        }.get()
     }
 
-    private mutating func findMember(_ wanted: UnsafeBufferPointer<UInt8>) throws(JSONSyntaxError) -> Bool {
+    /// Reads an object's members: `key` reads each key (the scanner at its opening quote), `body` gets what
+    /// it made with the scanner at the value, consumes the value and says whether to go on. `true` when
+    /// `body` stopped (the scanner then where `body` left it), `false` at the object's end.
+    private mutating func readMembers<Key>(
+        key readKey: (inout JSONScanner) throws(JSONSyntaxError) -> Key,
+        until body: (Key, inout JSONScanner) throws(JSONSyntaxError) -> Bool
+    ) throws(JSONSyntaxError) -> Bool {
         try expect(UInt8(ascii: "{"), "an object")
         if peek() == UInt8(ascii: "}") {
             position += 1
@@ -73,17 +76,9 @@ package struct JSONScanner: ~Copyable {
         }
         while true {
             guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
-            let (start, raw, hasEscapes, isASCII) = try scanString()
-            let matches: Bool
-            if hasEscapes {
-                matches = try unescape(raw, at: start).utf8.elementsEqual(wanted)
-            } else {
-                if !isASCII, String(validating: raw, as: UTF8.self) == nil { throw error("invalid UTF-8 in string") }
-                matches = Self.equal(raw, wanted)
-            }
+            let key = try readKey(&self)
             try expect(UInt8(ascii: ":"), "':'")
-            if matches { return true }
-            _ = try skipValue()
+            guard try body(key, &self) else { return true }
             switch peek() {
             case UInt8(ascii: ","): position += 1
             case UInt8(ascii: "}"):
@@ -94,7 +89,7 @@ package struct JSONScanner: ~Copyable {
         }
     }
 
-    private static func equal(_ left: UnsafeBufferPointer<UInt8>, _ right: UnsafeBufferPointer<UInt8>) -> Bool {
+    private static func equal(_ left: UnsafeRawBufferPointer, _ right: UnsafeRawBufferPointer) -> Bool {
         guard left.count == right.count else { return false }
         for index in 0..<left.count where left[index] != right[index] { return false }
         return true

@@ -207,7 +207,7 @@ public final class ConsumerGroup: Sendable {
         // A new group's state is on disk before it is used. A loaded one's starts a new generation, which
         // folds in its journal and leaves any torn record at the journal's end behind; if that write fails
         // (a full disk), the group still opens from what it read, and its first commit writes the whole state.
-        let (current, _) = takeSnapshot()
+        let current = self.snapshot(of: takeState().taken)
         do throws(LogError) {
             try writer.withLock { (writer: inout GroupStateWriter) throws(LogError) in try writer.writeState(current) }
         } catch {
@@ -826,12 +826,6 @@ public final class ConsumerGroup: Sendable {
                 partition: partition, committed: committed, head: bounds.end,
                 oldestUnackedAgeMs: oldest.map { max(0, now - $0) })
         }
-    }
-
-    /// The whole state as the file keeps it, and its version; what changed before it is taken as written.
-    private func takeSnapshot() -> (snapshot: GroupSnapshot, version: UInt64) {
-        let (taken, version) = takeState()
-        return (snapshot(of: taken), version)
     }
 
     /// What the state file keeps, copied under the lock (copy on write: the group's next change pays for the

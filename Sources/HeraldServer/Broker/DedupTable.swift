@@ -94,9 +94,9 @@ struct DedupTable {
 
     private var mask: Int { slots.count - 1 }
 
-    /// An empty table with room for `capacity` keys before it grows.
-    init(capacity: Int = 0) {
-        let slotCount = Self.slotCount(for: capacity)
+    /// An empty table of the smallest size (``reserve(_:)`` makes room for many keys at once).
+    init() {
+        let slotCount = Self.slotCount(for: 0)
         slots = Array(repeating: .free, count: slotCount)
         tags = Array(repeating: 0, count: slotCount)
     }
