@@ -36,11 +36,13 @@ struct DashboardBrowserTests {
         let browser = try chromium()
         var dom = ""
         for _ in 0..<5 {
+            // A profile of its own per load, removed after it (a few megabytes each).
+            let profile = NSTemporaryDirectory() + "herald-chromium-" + UUID().uuidString.prefix(8)
+            defer { try? FileManager.default.removeItem(atPath: profile) }
             let run = try HeraldRun.start(
                 [
                     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=5000",
-                    "--user-data-dir=" + NSTemporaryDirectory() + "herald-chromium-" + UUID().uuidString.prefix(8),
-                    "--dump-dom", url,
+                    "--user-data-dir=" + profile, "--dump-dom", url,
                 ], program: browser)
             dom = await run.finishWithOutput().output
             if dom.contains(#"<span id="ws">streaming "#) { break }
