@@ -54,21 +54,32 @@ final class LogFile: @unchecked Sendable {
         // One zero-filled array, copied whole: `repeatElement` is appended element by element unoptimised.
         buffer.append(contentsOf: [UInt8](repeating: 0, count: count))
         var done = 0
-        var failure: Int32 = 0
+        var failure: LogError?
         buffer.withUnsafeMutableBytes { bytes in
-            while done < count {
-                let read = pread(descriptor, bytes.baseAddress! + start + done, count - done, off_t(offset + done))
-                if read < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                if read == 0 { return }
-                done += read
+            do throws(LogError) {
+                done = try read(into: UnsafeMutableRawBufferPointer(rebasing: bytes[start...]), at: offset)
+            } catch {
+                failure = error
             }
         }
         buffer.removeLast(count - done)
-        if failure != 0 { throw LogError.io(path, "read", failure) }
+        if let failure { throw failure }
+    }
+
+    /// Reads bytes at `offset` into `buffer` until it is full or the file ends; returns how many it read.
+    /// What a reader of many chunks uses, with one buffer of its own: nothing is zeroed or copied first.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(LogError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let read = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if read < 0 {
+                if errno == EINTR { continue }
+                throw LogError.io(path, "read", errno)
+            }
+            if read == 0 { break }
+            done += read
+        }
+        return done
     }
 
     /// Takes an exclusive advisory lock on the file (`flock`), without waiting; `false` when another open

@@ -17,28 +17,28 @@ struct RecordReader {
         _ visit: (_ offset: Int64, _ timestamp: Int64, _ position: Int, _ size: Int, UnsafeRawBufferPointer)
             throws(LogError) -> Bool
     ) throws(LogError) -> End {
-        var chunk: [UInt8] = []
+        // One buffer for the whole read, filled straight by `pread`: a megabyte zeroed and copied per chunk
+        // was a tenth of the time to read a log back at start.
+        var buffer = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: max(1, min(chunkSize, end - position)), alignment: 16)
+        defer { buffer.deallocate() }
+        var chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<0])
         var chunkStart = position
         var consumed = 0
         while chunkStart + consumed < end {
-            if consumed == chunk.count || chunk.isEmpty {
+            if consumed == chunk.count {
                 chunkStart += consumed
                 consumed = 0
-                chunk.removeAll(keepingCapacity: true)
-                try file.read(into: &chunk, count: min(end - chunkStart, chunkSize), at: chunkStart)
-                if chunk.isEmpty { return .damaged(position: chunkStart, reason: "the file ends early") }
+                let count = try file.read(
+                    into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<min(end - chunkStart, buffer.count)]),
+                    at: chunkStart)
+                if count == 0 { return .damaged(position: chunkStart, reason: "the file ends early") }
+                chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
             }
-            let parsed = chunk.withUnsafeBytes { Record.parse(UnsafeRawBufferPointer(rebasing: $0[consumed...])) }
-            switch parsed {
+            switch Record.parse(UnsafeRawBufferPointer(rebasing: chunk[consumed...])) {
             case .record(let offset, let timestamp, let size):
-                let keepGoing = try chunk.withUnsafeBytes { buffer in
-                    Result { () throws(LogError) -> Bool in
-                        try visit(
-                            offset, timestamp, chunkStart + consumed, size,
-                            UnsafeRawBufferPointer(rebasing: buffer[(consumed + Record.headerSize)..<(consumed + size)])
-                        )
-                    }
-                }.get()
+                let data = UnsafeRawBufferPointer(rebasing: chunk[(consumed + Record.headerSize)..<(consumed + size)])
+                let keepGoing = try visit(offset, timestamp, chunkStart + consumed, size, data)
                 consumed += size
                 if !keepGoing { return .finished }
             case .incomplete(let needed):
@@ -47,14 +47,18 @@ struct RecordReader {
                     return .damaged(
                         position: recordStart, reason: "a torn record (\(end - recordStart) of \(needed) bytes)")
                 }
-                // The record continues past this chunk: read again from its start, big enough to hold it.
+                // The record continues past this chunk: read again from its start, into a buffer that holds it.
+                if needed > buffer.count {
+                    buffer.deallocate()
+                    buffer = .allocate(byteCount: needed, alignment: 16)
+                }
                 chunkStart = recordStart
                 consumed = 0
-                chunk.removeAll(keepingCapacity: true)
-                try file.read(into: &chunk, count: min(end - chunkStart, max(needed, chunkSize)), at: chunkStart)
-                guard chunk.count >= needed else {
-                    return .damaged(position: recordStart, reason: "the file ends early")
-                }
+                let count = try file.read(
+                    into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<min(end - chunkStart, buffer.count)]),
+                    at: chunkStart)
+                guard count >= needed else { return .damaged(position: recordStart, reason: "the file ends early") }
+                chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
             case .corrupt(let reason):
                 return .damaged(position: chunkStart + consumed, reason: reason)
             }
