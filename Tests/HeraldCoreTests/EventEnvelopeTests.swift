@@ -309,4 +309,23 @@ import Testing
         #expect(storedEventID(Array(#"{"event_type":"tx","event_id":"e","payload":{"#.utf8)) == "e")
         #expect(EventEnvelope.topic(ofStored: Array("[1]".utf8)) == nil)
     }
+
+    /// Envelopes as the broker writes them are read by a shortcut (`{"event_type":"…","event_id":"…"` with
+    /// plain ASCII strings); anything else by the scanner, with the same result.
+    @Test func theShortcutAndTheScannerReadTheSameEventID() throws {
+        let long = "0123456789abcdef-0123456789abcdef-tail"
+        let sealed = try EventEnvelope(json: Array(#"{"event_type":"block.new","event_id":"\#(long)"}"#.utf8))
+        #expect(storedEventID(sealed.json) == long)
+        #expect(storedEventID(Array(#"{"event_type":"tx","event_id":"t"}"#.utf8)) == "t")
+        #expect(storedEventID(Array(#"{"event_type":"tx","event_id":""}"#.utf8)) == "")
+        // Not as the broker writes it: the scanner reads these.
+        #expect(storedEventID(Array(#"{"event_type":"tx","event_id":"café"}"#.utf8)) == "café")
+        #expect(storedEventID(Array(#"{"event_id":"first","event_type":"tx"}"#.utf8)) == "first")
+        #expect(storedEventID(Array(#"{"event_type":"tx","event_id":"y"}"#.utf8)) == "y")
+        #expect(storedEventID(Array(#"{"event_type": "tx", "event_id": "spaced"}"#.utf8)) == "spaced")
+        // Malformed: no id, by either.
+        #expect(storedEventID(Array(#"{"event_type":"tx","event_id":"open"#.utf8)) == nil)
+        #expect(storedEventID(Array("{\"event_type\":\"tx\",\"event_id\":\"a\u{1}b\"}".utf8)) == nil)
+        #expect(storedEventID(Array(#"{"event_type":"tx","event_id":"\u12"}"#.utf8)) == nil)
+    }
 }

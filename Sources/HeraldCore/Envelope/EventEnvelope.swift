@@ -226,6 +226,10 @@ extension EventEnvelope {
     /// from each record. `body` is not called when the bytes do not hold an object with a string
     /// `event_id`.
     package static func withEventID(ofStored json: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+        if let eventID = plainEventID(ofStored: json) {
+            body(eventID)
+            return
+        }
         var scanner = JSONScanner(json.assumingMemoryBound(to: UInt8.self))
         do throws(JSONSyntaxError) {
             // The broker writes `event_id` second: the payload and what follows are not scanned.
@@ -235,6 +239,27 @@ extension EventEnvelope {
         } catch {
             // Not an envelope the broker wrote: nothing to remember.
         }
+    }
+}
+
+extension EventEnvelope {
+    /// The `event_id` of a stored envelope that starts as ``encode(_:)`` writes it, `{"event_type":"…",
+    /// "event_id":"…"`, both strings with no escapes and nothing but printable ASCII: nearly every event,
+    /// and its id found with a few comparisons instead of the scanner (a fifth of rebuilding the dedup
+    /// window, when it scanned every record). `nil` for anything else, which the scanner then reads.
+    private static func plainEventID(ofStored json: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        func hasBytes(_ literal: StaticString, at position: Int) -> Bool {
+            literal.withUTF8Buffer { literal in
+                position + literal.count <= json.count
+                    && literal.indices.allSatisfy { json[position + $0] == literal[$0] }
+            }
+        }
+        guard hasBytes(#"{"event_type":""#, at: 0),
+            let typeEnd = JSONScanner.endOfPlainString(in: json, from: 15),
+            hasBytes(#","event_id":""#, at: typeEnd + 1),
+            let idEnd = JSONScanner.endOfPlainString(in: json, from: typeEnd + 14)
+        else { return nil }
+        return UnsafeRawBufferPointer(rebasing: json[(typeEnd + 14)..<idEnd])
     }
 }
 

@@ -189,6 +189,25 @@ package struct JSONScanner: ~Copyable {
         return (start, UnsafeBufferPointer(rebasing: bytes[start..<end]), hasEscapes, isASCII)
     }
 
+    /// Where the string starting at `start` in `bytes` (past its opening quote) ends, its closing quote,
+    /// when every byte up to it is printable ASCII other than `\\`: such a string's raw bytes are its value.
+    /// `nil` when it holds an escape, a control character or a byte above 0x7F, or is not closed.
+    package static func endOfPlainString(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        var position = start
+        while position &+ 8 <= bytes.count,
+            isPlainASCII(bytes.loadUnaligned(fromByteOffset: position, as: UInt64.self))
+        {
+            position &+= 8
+        }
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") { return position }
+            if byte < 0x20 || byte >= 0x80 || byte == UInt8(ascii: "\\") { return nil }
+            position &+= 1
+        }
+        return nil
+    }
+
     /// Whether none of the eight bytes of `word` is `"`, `\\`, below 0x20 or above 0x7F. The tests may
     /// report such a byte that is not there (a borrow from a lower byte), never miss one that is.
     @inline(__always)
