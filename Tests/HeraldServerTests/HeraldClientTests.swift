@@ -162,6 +162,7 @@ struct HeraldClientTests {
 
     @Test func itReconnectsResubscribesAndSaysSoInItsLog() async throws {
         let directory = NSTemporaryDirectory() + "herald-reconnect-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let restartable: (inout HeraldConfiguration) -> Void = { configuration in
             configuration.dataDirectory = directory
             // Open connections are closed 100 ms after the shutdown starts.

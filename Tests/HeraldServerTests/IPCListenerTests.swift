@@ -306,6 +306,7 @@ struct IPCListenerTests {
     @Test func theSocketIsPrivateReplacesAStaleSocketAndIsRemovedAtShutdown() async throws {
         let directory = NSTemporaryDirectory() + "herald-stale-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         try leaveStaleSocket(at: directory + "/herald.sock")
         let broker = try await TestBroker.start { $0.dataDirectory = directory }
         let attributes = try FileManager.default.attributesOfItem(atPath: broker.socketPath)
@@ -321,6 +322,7 @@ struct IPCListenerTests {
     @Test func aFileThatIsNotASocketIsLeftAloneAndNamed() async throws {
         let directory = NSTemporaryDirectory() + "herald-file-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         #expect(FileManager.default.createFile(atPath: directory + "/herald.sock", contents: Data("mine".utf8)))
         do {
             let broker = try await TestBroker.start { $0.dataDirectory = directory }

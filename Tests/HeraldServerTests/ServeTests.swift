@@ -6,10 +6,18 @@ import Testing
 
 /// `herald serve` as users and scripts run it (PROTOCOL.md §8): the executable built next to these tests.
 @Suite(.timeLimit(.minutes(1)))
-struct ServeTests {
+final class ServeTests {
+    /// The directories this test made, removed when it ends (each test has an instance of its own).
+    private var directories: [String] = []
+
+    deinit {
+        for directory in directories { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
     private func temporaryDirectory() throws -> String {
         let directory = NSTemporaryDirectory() + "herald-serve-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        directories.append(directory)
         return directory
     }
 

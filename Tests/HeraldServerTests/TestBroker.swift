@@ -63,6 +63,21 @@ struct TestBroker {
         _ = testMetrics
         let directory = NSTemporaryDirectory() + "herald-test-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            return try await start(
+                in: directory, durable: durable, lagMonitor: lagMonitor, http: http, modules: modules, bridge: bridge,
+                logger: customLogger, configure)
+        } catch {
+            // A broker that did not start leaves nothing behind.
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
+    }
+
+    private static func start(
+        in directory: String, durable: Bool, lagMonitor: Bool, http: Bool, modules: String?, bridge: Bool,
+        logger customLogger: Logger?, _ configure: (inout HeraldConfiguration) -> Void
+    ) async throws -> TestBroker {
         var configuration = HeraldConfiguration()
         configuration.dataDirectory = directory
         // Heartbeat pings are frames a test does not expect; only heartbeat tests shorten the interval.
