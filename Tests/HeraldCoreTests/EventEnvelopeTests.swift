@@ -321,7 +321,9 @@ import Testing
         // Not as the broker writes it: the scanner reads these.
         #expect(storedEventID(Array(#"{"event_type":"tx","event_id":"café"}"#.utf8)) == "café")
         #expect(storedEventID(Array(#"{"event_id":"first","event_type":"tx"}"#.utf8)) == "first")
-        #expect(storedEventID(Array(#"{"event_type":"tx","event_id":"y"}"#.utf8)) == "y")
+        #expect(storedEventID(Array(#"{"event_type":"t\"x","event_id":"y"}"#.utf8)) == "y")
+        #expect(storedEventID(Array(#"{"event_type":"t\u0078","event_id":"y"}"#.utf8)) == "y")
+        #expect(storedEventID(Array(#"{"event_type":"té","event_id":"z"}"#.utf8)) == "z")
         #expect(storedEventID(Array(#"{"event_type": "tx", "event_id": "spaced"}"#.utf8)) == "spaced")
         // Malformed: no id, by either.
         #expect(storedEventID(Array(#"{"event_type":"tx","event_id":"open"#.utf8)) == nil)

@@ -244,7 +244,7 @@ extension EventEnvelope {
 
 extension EventEnvelope {
     /// The `event_id` of a stored envelope that starts as ``encode(_:)`` writes it, `{"event_type":"…",
-    /// "event_id":"…"`, both strings with no escapes and nothing but printable ASCII: nearly every event,
+    /// "event_id":"…"`, both strings with no escapes and nothing but ASCII from 0x20 on: nearly every event,
     /// and its id found with a few comparisons instead of the scanner (a fifth of rebuilding the dedup
     /// window, when it scanned every record). `nil` for anything else, which the scanner then reads.
     private static func plainEventID(ofStored json: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {

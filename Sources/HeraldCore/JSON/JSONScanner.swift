@@ -190,8 +190,8 @@ package struct JSONScanner: ~Copyable {
     }
 
     /// Where the string starting at `start` in `bytes` (past its opening quote) ends, its closing quote,
-    /// when every byte up to it is printable ASCII other than `\\`: such a string's raw bytes are its value.
-    /// `nil` when it holds an escape, a control character or a byte above 0x7F, or is not closed.
+    /// when every byte up to it is ASCII from 0x20 on, other than `\\`: such a string's raw bytes are its
+    /// value. `nil` when it holds an escape, a control character or a byte above 0x7F, or is not closed.
     package static func endOfPlainString(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
         var position = start
         while position &+ 8 <= bytes.count,

@@ -19,8 +19,7 @@ struct RecordReader {
     ) throws(LogError) -> End {
         // One buffer for the whole read, filled straight by `pread`: a megabyte zeroed and copied per chunk
         // was a tenth of the time to read a log back at start.
-        var buffer = UnsafeMutableRawBufferPointer.allocate(
-            byteCount: max(1, min(chunkSize, end - position)), alignment: 16)
+        var buffer = allocate(max(1, min(chunkSize, end - position)))
         defer { buffer.deallocate() }
         var chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<0])
         var chunkStart = position
@@ -50,7 +49,7 @@ struct RecordReader {
                 // The record continues past this chunk: read again from its start, into a buffer that holds it.
                 if needed > buffer.count {
                     buffer.deallocate()
-                    buffer = .allocate(byteCount: needed, alignment: 16)
+                    buffer = allocate(needed)
                 }
                 chunkStart = recordStart
                 consumed = 0
@@ -64,6 +63,14 @@ struct RecordReader {
             }
         }
         return .finished
+    }
+}
+
+extension RecordReader {
+    /// A read buffer of `count` bytes, its memory bound to `UInt8` as the record bytes' readers take it
+    /// (`assumingMemoryBound(to: UInt8.self)`).
+    private static func allocate(_ count: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer<UInt8>.allocate(capacity: count))
     }
 }
 
