@@ -50,6 +50,48 @@ struct DurablePublishTests {
         try await broker.stop()
     }
 
+    /// A write the disk refuses (`/dev/full` where the partition's next segment goes, so the roll to it
+    /// fails): that publish and every later stored one are answered `storage_failed`, the connection stays,
+    /// and events that are not stored still flow (docs/storage.md, "Failures while running").
+    @Test func aPublishTheLogCannotStoreIsAnsweredStorageFailedAndSoIsEveryLaterOne() async throws {
+        let broker = try await TestBroker.start(durable: true, segmentBytes: 4096) {
+            $0.log.partitions = 1
+            $0.log.persist = ["block.#"]
+        }
+        // Wherever the first roll falls, its segment is the full disk.
+        let partition = broker.broker.configuration.dataDirectory + "/log/partition-000/"
+        for base in 1...64 {
+            try FileManager.default.createSymbolicLink(
+                atPath: partition + String(format: "%020d", base) + ".log", withDestinationPath: "/dev/full")
+        }
+        try await broker.withModule("producer") { (client: inout Conversation) async throws in
+            let payload = String(repeating: "p", count: 200)
+            var stored = 0
+            var refused: String?
+            for index in 0..<64 where refused == nil {
+                let reply = try #require(
+                    try await client.request(
+                        #"{"op":"publish","id":\#(index),"event":{"event_type":"block.new","event_id":"s-\#(index)","payload":"\#(payload)"}}"#
+                    ))
+                if reply.hasPrefix(#"{"op":"ok""#) { stored += 1 } else { refused = reply }
+            }
+            // The first segment took some, then its roll failed.
+            #expect(stored > 0 && stored < 64)
+            #expect(
+                refused?.hasPrefix(#"{"op":"error","id":\#(stored),"code":"storage_failed""#) == true,
+                "\(refused ?? "")")
+            // Every later stored publish is refused at once; the connection stays and the rest works.
+            let again = try await client.request(
+                #"{"op":"publish","id":100,"event":{"event_type":"block.new","event_id":"again"}}"#)
+            #expect(again?.hasPrefix(#"{"op":"error","id":100,"code":"storage_failed""#) == true)
+            #expect(
+                try await client.request(#"{"op":"publish","id":101,"event":{"event_type":"tx.new","event_id":"t"}}"#)
+                    == #"{"op":"ok","id":101,"event_id":"t","duplicate":false}"#)
+            #expect(try await client.request(#"{"op":"ping","id":102}"#) == #"{"op":"pong","id":102}"#)
+        }
+        try await broker.stop()
+    }
+
     @Test func repliesComeInRequestOrderAndByeSendsWhatIsOwedFirst() async throws {
         let broker = try await TestBroker.start(durable: true) { $0.log.persist = ["block.#"] }
         try await broker.withModule("pipeliner") { (client: inout Conversation) async throws in

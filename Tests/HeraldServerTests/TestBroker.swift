@@ -54,8 +54,8 @@ struct TestBroker {
     /// With `modules`, a ``ModuleSupervisor`` runs the modules of that directory; the test starts them with
     /// `supervisor.startAll()`. `logger` replaces the quiet default.
     static func start(
-        durable: Bool = false, lagMonitor: Bool = true, http: Bool = false, modules: String? = nil,
-        bridge: Bool = false, logger customLogger: Logger? = nil,
+        durable: Bool = false, segmentBytes: Int? = nil, lagMonitor: Bool = true, http: Bool = false,
+        modules: String? = nil, bridge: Bool = false, logger customLogger: Logger? = nil,
         _ configure: (inout HeraldConfiguration) -> Void = { _ in }
     )
         async throws -> TestBroker
@@ -65,7 +65,8 @@ struct TestBroker {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         do {
             return try await start(
-                in: directory, durable: durable, lagMonitor: lagMonitor, http: http, modules: modules, bridge: bridge,
+                in: directory, durable: durable, segmentBytes: segmentBytes, lagMonitor: lagMonitor, http: http,
+                modules: modules, bridge: bridge,
                 logger: customLogger, configure)
         } catch {
             // A broker that did not start leaves nothing behind.
@@ -75,7 +76,8 @@ struct TestBroker {
     }
 
     private static func start(
-        in directory: String, durable: Bool, lagMonitor: Bool, http: Bool, modules: String?, bridge: Bool,
+        in directory: String, durable: Bool, segmentBytes: Int?, lagMonitor: Bool, http: Bool, modules: String?,
+        bridge: Bool,
         logger customLogger: Logger?, _ configure: (inout HeraldConfiguration) -> Void
     ) async throws -> TestBroker {
         var configuration = HeraldConfiguration()
@@ -93,7 +95,10 @@ struct TestBroker {
         var logger = Logger(label: "herald-test")
         logger.logLevel = .warning
         if let customLogger { logger = customLogger }
-        let log = durable ? try DurableLog(configuration: configuration.logConfiguration) : nil
+        var logConfiguration = configuration.logConfiguration
+        // Not a configuration key: tests that need a segment to roll soon make them small.
+        if let segmentBytes { logConfiguration.segmentBytes = segmentBytes }
+        let log = durable ? try DurableLog(configuration: logConfiguration) : nil
         let groups = try log.map {
             try ConsumerGroups(log: $0, directory: configuration.groupsDirectory, settings: configuration.groupSettings)
         }
