@@ -187,8 +187,13 @@ final class Partition: Sendable {
     private static let zeros = [UInt8](repeating: 0, count: preallocation)
 
     /// The offset after the last record written to the segment files (synced or not): what a sync of the
-    /// active segment now makes durable. On the writer thread, between rounds.
-    var writtenEnd: Int64 { state.withLock { $0.segments.last!.nextOffset } }
+    /// active segment now makes durable. On the writer thread, between rounds. For a partition that failed,
+    /// the end of what was durable before: the failed round's records were noted in the segment before
+    /// their write failed, and the synced ends must not count them (the next open would report them lost,
+    /// though no publisher was told they were stored).
+    var writtenEnd: Int64 {
+        state.withLock { $0.failure == nil ? $0.segments.last!.nextOffset : $0.readableOffset }
+    }
 
     /// Makes offsets through `offset` readable and calls those waiting for them.
     func markDurable(through offset: Int64) {
