@@ -54,6 +54,32 @@ struct GroupMaintenanceTests {
         try await broker.stop()
     }
 
+    /// A `target_age_days` out of range is ignored: negative, it put the cut-off in the future (every sealed
+    /// segment deleted); huge, its conversion to milliseconds overflowed and stopped the broker.
+    @Test func maintenanceDataWithATargetAgeOutOfRangeIsIgnored() async throws {
+        let broker = try await TestBroker.start(durable: true)
+        try await broker.withModule("operator") { (client: inout Conversation) async throws in
+            #expect(
+                try await client.request(#"{"op":"subscribe","id":1,"topics":["maintenance.*"]}"#)
+                    == #"{"op":"ok","id":1,"subscription":1}"#)
+            for days in ["-1", "9223372036854775807", "36501", "7"] {
+                try await client.send(
+                    #"{"op":"publish","event":{"event_type":"maintenance.data","payload":{"operation":"cleanup","urgency":"low","reason":"manual","target_age_days":\#(days)}}}"#
+                )
+            }
+            var frames: [String] = []
+            while frames.count < 6 { frames.append(try #require(try await client.receive())) }
+            let types = try frames.map { String(try #require($0.firstMatch(of: /"event_type":"([a-z.]+)"/)).1) }
+            // The four events are delivered; only the last is acted on.
+            #expect(types.filter { $0 == "maintenance.data" }.count == 4)
+            #expect(types.filter { $0 == "maintenance.started" }.count == 1)
+            #expect(types.filter { $0 == "maintenance.completed" }.count == 1)
+            #expect(frames.last?.contains(#""success":true"#) == true)
+            #expect(try await client.request(#"{"op":"ping","id":2}"#) == #"{"op":"pong","id":2}"#)
+        }
+        try await broker.stop()
+    }
+
     @Test func maintenanceDataFlushesTheLogBetweenStartedAndCompleted() async throws {
         let broker = try await TestBroker.start(durable: true) { $0.log.fsync = .never }
         try await broker.withModule("operator") { (client: inout Conversation) async throws in

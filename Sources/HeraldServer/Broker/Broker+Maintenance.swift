@@ -8,7 +8,9 @@ extension Broker {
     /// older than `target_age_days`, when given, as well as those past the configured limits), `both` does
     /// both. The work runs off the publisher's thread, between `maintenance.started` and
     /// `maintenance.completed` (with `success`, `duration_ms` and what was done in `results`). A payload
-    /// that does not decode as `maintenance.data` is logged and ignored.
+    /// that does not decode as `maintenance.data`, or whose `target_age_days` is outside 0…36 500 (the range
+    /// of `log.retention_days`: a negative age would put the cut-off in the future and delete every sealed
+    /// segment, a huge one overflow), is logged and ignored.
     func maintain(_ envelope: EventEnvelope) {
         guard let log else { return }
         let request: MaintenanceData
@@ -21,6 +23,12 @@ extension Broker {
                 metadata: ["event.id": "\(envelope.eventID)", "error": "\(error)"])
             return
         }
+        if let days = request.targetAgeDays, !Self.targetAgeDays.contains(days) {
+            logger.warning(
+                "maintenance.data ignored: target_age_days must be an integer from 0 to 36500",
+                metadata: ["event.id": "\(envelope.eventID)", "target_age_days": "\(days)"])
+            return
+        }
         let kind = "data.\(request.operation.rawValue)"
         // Recorded under the lock before it can end: its own end removes it under the same lock.
         maintenanceRuns.withLock { runs in
@@ -29,6 +37,9 @@ extension Broker {
             runs.running[number] = Task { await self.runMaintenance(request, kind: kind, log: log, number: number) }
         }
     }
+
+    /// The `target_age_days` the broker acts on.
+    static let targetAgeDays = 0...36_500
 
     private func runMaintenance(_ request: MaintenanceData, kind: String, log: DurableLog, number: UInt64) async {
         defer { _ = maintenanceRuns.withLock { $0.running.removeValue(forKey: number) } }
