@@ -200,6 +200,14 @@ import Testing
             "module.name: must be 1 to 64 of a-z, 0-9, '_' and '-'", nil
         ),
         (
+            ##"{"op":"hello","protocol":1,"module":{"name":"herald","version":"1"}}"##, .invalidRequest,
+            "module.name: 'herald' is the broker's own name", nil
+        ),
+        (
+            ##"{"op":"hello","protocol":1,"module":{"name":"a","name":"b","version":"1"}}"##, .invalidRequest,
+            "module.name: appears more than once", nil
+        ),
+        (
             ##"{"op":"hello","protocol":1,"module":{"name":"m","version":""}}"##, .invalidRequest,
             "module.version: must be 1 to 64 bytes", nil
         ),
@@ -260,6 +268,10 @@ import Testing
         (
             ##"{"op":"subscribe","topics":["#"],"group":"g","from":{"offset":-1}}"##, .invalidRequest,
             "from.offset: must be an integer from 0 to 9223372036854775807", nil
+        ),
+        (
+            ##"{"op":"subscribe","topics":["#"],"group":"g","from":{"offset":1,"offset":2}}"##, .invalidRequest,
+            "from.offset: appears more than once", nil
         ),
         (
             ##"{"op":"subscribe","topics":["#"],"group":"g","from":{"time":"soon"}}"##, .invalidRequest,

@@ -63,10 +63,13 @@ struct IPCListenerTests {
             )
             #expect(try await client.receive() == nil)
         }
-        // Not a known op, not JSON, a known op that does not parse: none is a hello, each closes.
+        // Not a known op, not JSON, a known op that does not parse, a hello whose op is given twice, an answer
+        // to a heartbeat ping: none is a hello, each closes.
         for (frame, id) in [
             (#"{"op":"zzz","id":3}"#, #""id":3,"#), (#"{"op":"HELLO","id":"h"}"#, #""id":"h","#), ("not json", ""),
             (#"{"op":"subscribe","id":4}"#, #""id":4,"#),
+            (#"{"op":"hello","id":5,"protocol":1,"module":{"name":"m","version":"1"},"op":"hello"}"#, #""id":5,"#),
+            (#"{"op":"pong"}"#, ""),
         ] {
             try await broker.withConnection { (client: inout Conversation) async throws in
                 let reply = try #require(try await client.request(frame))

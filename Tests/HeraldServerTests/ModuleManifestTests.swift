@@ -122,6 +122,10 @@ import Testing
             "name: 'Bad Name' must be 1 to 64 of a-z, 0-9, '_' and '-'"
         ),
         (
+            "name = \"herald\"\nversion = \"1.0.0\"\nentry_point = \"module.py\"",
+            "name: 'herald' is the broker's own name"
+        ),
+        (
             "name = \"other\"\nversion = \"1.0.0\"\nentry_point = \"module.py\"",
             "name: 'other' must be the name of the module's folder, 'm'"
         ),

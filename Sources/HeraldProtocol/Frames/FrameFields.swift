@@ -7,7 +7,10 @@ struct FrameFields {
     /// Each field's name and value range, in frame order. An array, not a dictionary: a frame has a handful
     /// of fields, and a linear search of them costs less than hashing.
     private(set) var fields: [(name: String, range: Range<Int>)] = []
+    /// The first name given twice, if any.
     private(set) var duplicate: String?
+    /// Every name given more than once (usually none: an empty array allocates nothing).
+    private var repeated: [String] = []
     /// The first `event` member read as an envelope during the scan, when the frame was scanned with an
     /// envelope form and that member is an object: a publish's event is read in the same pass as its frame,
     /// not skipped over and then read again. Invalid JSON inside it makes the frame a `bad_frame`, as when
@@ -29,7 +32,7 @@ struct FrameFields {
         guard scanner.peek() == UInt8(ascii: "{") else { throw ProtocolError(.badFrame, "not a JSON object") }
         var fields: [(name: String, range: Range<Int>)] = []
         fields.reserveCapacity(8)
-        var duplicate: String?
+        var repeated: [String] = []
         var event: Result<EnvelopeFields, EnvelopeError>?
         var count = 0
         do throws(JSONSyntaxError) {
@@ -52,8 +55,8 @@ struct FrameFields {
                 }
                 if isFirst {
                     fields.append((name, range))
-                } else if duplicate == nil {
-                    duplicate = name
+                } else if !repeated.contains(name) {
+                    repeated.append(name)
                 }
             }
             guard scanner.isAtEnd else { throw JSONSyntaxError(message: "trailing bytes", offset: scanner.position) }
@@ -65,9 +68,13 @@ struct FrameFields {
             isTruncated = true
         }
         self.fields = fields
-        self.duplicate = duplicate
+        self.repeated = repeated
+        duplicate = repeated.first
         self.event = event
     }
+
+    /// Whether `name` is given more than once.
+    func repeats(_ name: String) -> Bool { repeated.contains(name) }
 
     /// The most members a frame's object (a request, its `module`, its `from`) may have.
     static let maximumMembers = 64

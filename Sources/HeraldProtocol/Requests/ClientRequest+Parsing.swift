@@ -33,12 +33,18 @@ extension ClientRequest {
         }
     }
 
-    /// The `op` of a frame that may not parse as a request (`nil` when it has none or is not a JSON object):
-    /// what a connection that has not said hello tells a bad `hello` from a frame that is not one.
+    /// The `op` of a frame that may not parse as a request (`nil` when it has none, has it twice or is not a
+    /// JSON object): what a connection that has not said hello tells a bad `hello` from a frame that is not
+    /// one.
     package static func operationName(of frame: UnsafeBufferPointer<UInt8>) -> String? {
-        guard let fields = try? FrameFields(frame: frame, keepingFirstMembers: true) else { return nil }
+        guard let fields = try? FrameFields(frame: frame, keepingFirstMembers: true), !fields.repeats("op") else {
+            return nil
+        }
         return try? fields.string("op")
     }
+
+    /// The name the broker publishes under (`metadata.producer` of its own events), which no module may take.
+    package static let brokerName = "herald"
 
     /// Parses a frame held in an array.
     package static func parse(_ frame: [UInt8]) -> Result<ClientRequest, ProtocolError> {
@@ -108,8 +114,12 @@ extension ClientRequest {
         } catch {
             throw .invalidRequest("module", "must be an object")
         }
+        if let duplicate = module.duplicate { throw .invalidRequest("module.\(duplicate)", "appears more than once") }
         let name = try prefixed("module", module.string("name", required: true))!
         try validateModuleName(name, field: "module.name")
+        // The broker's own name: what it publishes carries it as `metadata.producer`, and a module's events
+        // would pass for the broker's (and the RabbitMQ bridge passes those over).
+        if name == brokerName { throw .invalidRequest("module.name", "'\(brokerName)' is the broker's own name") }
         let moduleVersion = try prefixed("module", module.string("version", required: true))!
         guard !moduleVersion.isEmpty, moduleVersion.utf8.count <= 64 else {
             throw .invalidRequest("module.version", "must be 1 to 64 bytes")
@@ -200,6 +210,7 @@ extension ClientRequest {
         guard let bytes = fields.bytes("from"), let object = try? FrameFields(frame: bytes),
             object.fields.count == 1
         else { throw .invalidRequest("from", shape) }
+        if let duplicate = object.duplicate { throw .invalidRequest("from.\(duplicate)", "appears more than once") }
         if object.has("offset") {
             return .offset(try prefixed("from", object.integer("offset", in: 0...Int64.max))!)
         }

@@ -81,6 +81,7 @@ private struct ManifestReader {
         guard ModuleManifest.isValidName(name) else {
             throw error("name", "'\(name)' must be 1 to 64 of a-z, 0-9, '_' and '-'")
         }
+        guard name != ClientRequest.brokerName else { throw error("name", "'\(name)' is the broker's own name") }
         let folderName = URL(fileURLWithPath: folder).lastPathComponent
         guard name == folderName else {
             throw error("name", "'\(name)' must be the name of the module's folder, '\(folderName)'")
