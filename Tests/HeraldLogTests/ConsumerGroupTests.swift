@@ -273,6 +273,39 @@ struct ConsumerGroupTests {
         #expect(try group.take(member, maximum: 10).isEmpty)
     }
 
+    /// The last allowed attempt was in flight when the broker stopped: after the restart the event goes to
+    /// the dead-letter queue, not to a consumer once more.
+    @Test func anEventWhoseLastAttemptWasInFlightAtARestartGoesToTheDeadLetterQueue() async throws {
+        let settings = GroupSettings(maxDeliver: 2, backoffMs: [500])
+        var fixture = try GroupFixture(partitions: 1, settings: settings)
+        var group = try fixture.group()
+        var member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        try await fixture.store("tx", id: "poison")
+        try await fixture.store("tx", id: "fine")
+        let first = try group.take(member, maximum: 10)
+        #expect(first.map(\.eventID) == ["poison", "fine"])
+        _ = group.nack(member, seq: first[0].seq, delayMs: 0, deadLetter: false)
+        let second = try #require(try group.take(member, maximum: 10).first)
+        #expect(second.eventID == "poison" && second.attempt == 2)
+        let answer = group.ack(member, seqs: [first[1].seq])
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            group.whenCommitted(answer.version) { continuation.resume(with: $0) }
+        }
+        fixture = try fixture.reopened(settings: settings)
+        defer { fixture.close() }
+        group = try #require(fixture.groups.group(named: "g"))
+        member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        #expect(try group.take(member, maximum: 10).isEmpty)
+        try await waitUntil { group.deadLetterCount == 1 && group.lag().first?.committed == 2 }
+        let letter = try EventEnvelope(
+            json: try #require(try group.listDeadLetters(limit: 100).first).bytes, form: .delivered)
+        #expect(letter.eventID == "poison")
+        #expect(letter.metadata["dead_letter_reason"] == "max_deliver")
+        #expect(letter.metadata["attempts"] == "2")
+        fixture.time.advance(10_000)
+        #expect(try group.take(member, maximum: 10).isEmpty)
+    }
+
     @Test func aNackWithDeadLetterGoesStraightToTheDeadLetterQueue() async throws {
         let fixture = try GroupFixture(partitions: 1)
         defer { fixture.close() }

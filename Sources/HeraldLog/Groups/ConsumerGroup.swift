@@ -328,7 +328,8 @@ public final class ConsumerGroup: Sendable {
                 let partition = partitions[(found.rotation + index) % partitions.count]
                 do throws(LogError) {
                     let due = state.cursors[partition].due.count
-                    try redeliver(&state, partition, to: member.id, now: now, capacity: &capacity, into: &deliveries)
+                    try redeliver(
+                        &state, partition, to: member.id, now: now, capacity: &capacity, into: &deliveries, &effects)
                     waiting -= due - state.cursors[partition].due.count
                     try deliverNew(
                         &state, partition, to: member.id, now: now, capacity: &capacity,
@@ -355,11 +356,19 @@ public final class ConsumerGroup: Sendable {
 
     private func redeliver(
         _ state: inout State, _ partition: Int, to member: UInt64, now: Int64, capacity: inout Budget,
-        into deliveries: inout [GroupDelivery]
+        into deliveries: inout [GroupDelivery], _ effects: inout Effects
     ) throws(LogError) {
         guard !state.cursors[partition].due.isEmpty else { return }
         let ready = state.cursors[partition].dueOffsets(at: now)
         for offset in ready where !capacity.isSpent {
+            // Out of attempts: its last one was in flight when the broker stopped (a restart makes every
+            // pending event due at once, its attempts counted), or `max_deliver` was lowered since. It goes to
+            // the dead-letter queue, as after any failed last attempt, not to a consumer once more.
+            if state.cursors[partition].pending[offset]!.attempts >= settings.maxDeliver {
+                state.cursors[partition].due.remove(offset)
+                fail(&state, partition, offset, now: now, delay: nil, deadLetter: false, &effects)
+                continue
+            }
             // Read before it leaves `due`: a read that fails leaves it waiting, to be tried again.
             let read = try log.read(partition: partition, from: offset, maximumRecords: 1).first
             state.cursors[partition].due.remove(offset)
