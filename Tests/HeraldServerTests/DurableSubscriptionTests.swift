@@ -76,6 +76,49 @@ struct DurableSubscriptionTests {
         try await broker.stop()
     }
 
+    /// After `bye` nothing but the owed replies follows (docs/protocol.md): an ack sent with it frees room in
+    /// `max_in_flight`, and the member takes no new events it would never acknowledge — they would each
+    /// count a failed attempt when it leaves.
+    @Test func aMemberSayingByeTakesNoMoreEventsAfterItsLastAck() async throws {
+        let broker = try await Self.start()
+        try await Self.publish(["a", "b", "c", "d", "e"], to: broker)
+        var acknowledged: Set<String> = []
+        try await broker.withModule("indexer") { (client: inout Conversation) async throws in
+            #expect(
+                try await client.request(
+                    #"{"op":"subscribe","id":1,"topics":["tx"],"group":"indexers","from":"earliest","max_in_flight":2}"#
+                )
+                    == #"{"op":"ok","id":1,"subscription":1}"#)
+            var seqs: [Int] = []
+            for _ in 0..<2 {
+                let event = try await Self.nextEvent(&client, subscription: 1)
+                seqs.append(event.seq)
+                acknowledged.insert(event.eventID)
+            }
+            // The ack and the bye in one write: both are handled before any delivery could run between them.
+            try await client.sendRaw(
+                lengthPrefixed(Array(#"{"op":"ack","id":2,"subscription":1,"seq":\#(seqs)}"#.utf8))
+                    + lengthPrefixed(Array(#"{"op":"bye"}"#.utf8)))
+            var after: [String] = []
+            while let frame = try await client.receive() { after.append(frame) }
+            #expect(after == [#"{"op":"ok","id":2}"#])
+        }
+        // The three left are first deliveries for the next member.
+        try await broker.withModule("indexer") { (client: inout Conversation) async throws in
+            let ok = try #require(
+                try await client.request(#"{"op":"subscribe","id":1,"topics":["tx"],"group":"indexers"}"#))
+            let subscription = try #require(ok.firstMatch(of: /"subscription":(\d+)/).flatMap { Int($0.1) })
+            var attempts: [String: Int] = [:]
+            for _ in 0..<3 {
+                let event = try await Self.nextEvent(&client, subscription: subscription)
+                attempts[event.eventID] = event.attempt
+            }
+            #expect(Set(attempts.keys) == Set(["a", "b", "c", "d", "e"]).subtracting(acknowledged))
+            #expect(attempts.values.allSatisfy { $0 == 1 }, "\(attempts)")
+        }
+        try await broker.stop()
+    }
+
     @Test func aGroupMemberIsASubscriberOfWhatItsGroupTakes() async throws {
         let broker = try await Self.start()
         try await broker.withModule("archiver") { (client: inout Conversation) async throws in

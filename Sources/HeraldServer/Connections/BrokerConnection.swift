@@ -95,6 +95,11 @@ final class BrokerConnection {
         session.endedDeliveries.removeAll()
         if !keepOpen {
             isClosingAfterReplies = true
+            // Nothing but the owed replies follows (`bye`, or an error that closes): no more deliveries, and
+            // a group member takes no events it would never acknowledge (an ack owed its `ok` frees room in
+            // `max_in_flight`, and each taken event would count a failed attempt when the member leaves).
+            for pump in groupPumps { pump.stop() }
+            for pump in pumps { pump.abandon() }
             session.order.then { [self] in close() }
         } else {
             pauseReadingWhileTheLogIsBehind()
