@@ -323,6 +323,36 @@ struct ConsumerGroupTests {
         #expect(letter.metadata["attempts"] == "1")
     }
 
+    /// A replay at any moment after a dead letter is appended — even between the letter becoming readable in
+    /// the queue and the group hearing it is durable — leaves the event a dead letter or pending again,
+    /// never neither. Each round replays as soon as the letter can be read.
+    @Test func aReplayRacingADeadLettersCompletionLosesNoEvent() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        let group = try fixture.group()
+        let member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        for round in 0..<200 {
+            try await fixture.store("tx", id: "r\(round)")
+            let taken = try #require(try group.take(member, maximum: 10).first)
+            #expect(taken.eventID == "r\(round)" && taken.attempt == 1)
+            _ = group.nack(member, seq: taken.seq, delayMs: nil, deadLetter: true)
+            var replayed = 0
+            while replayed == 0 { replayed = try group.replayDeadLetters().count }
+            #expect(replayed == 1)
+            // Pending again, with no attempts spent: delivered once more.
+            var again: [GroupDelivery] = []
+            try await waitUntil {
+                again += (try? group.take(member, maximum: 10)) ?? []
+                return !again.isEmpty
+            }
+            #expect(again.map(\.eventID) == ["r\(round)"], "round \(round)")
+            #expect(again.first?.attempt == 1)
+            _ = group.ack(member, seqs: again.map(\.seq))
+        }
+        try await waitUntil { group.lag().first?.committed == 200 }
+        #expect(group.deadLetterCount == 0)
+    }
+
     @Test(arguments: [false, true])
     func purgedOrReplayedDeadLettersGiveTheirSpaceBack(replay: Bool) async throws {
         let fixture = try GroupFixture(partitions: 1)

@@ -701,12 +701,16 @@ public final class ConsumerGroup: Sendable {
         }
     }
 
+    /// The dead letter is durable: the event is done in the group — unless a replay came first (the letter
+    /// is readable in the queue a moment before this is called) and made it pending again, which it stays.
     private func finishDeadLetter(_ letter: DeadLetter) {
-        state.withLock { state in
+        let finished = state.withLock { state in
+            guard state.cursors[letter.partition].pending[letter.offset]?.deadLettering == true else { return false }
             state.cursors[letter.partition].pending.removeValue(forKey: letter.offset)
             state.version += 1
+            return true
         }
-        changed()
+        if finished { changed() }
     }
 
     // MARK: Dead letters
@@ -788,12 +792,17 @@ public final class ConsumerGroup: Sendable {
             originals.append((partition, offset, letter.timestamp))
         }
         var effects = Effects()
-        let version = state.withLock { state in
+        let (replayed, version) = state.withLock { state in
+            var replayed = 0
             for original in originals {
                 // Not yet read by the group (a restore of older state), or already pending again: nothing to do.
+                // One still on its way to the queue is this letter's event, its append durable but not yet
+                // finished in the group (``finishDeadLetter(_:)``): it is taken back like the others.
+                let current = state.cursors[original.partition].pending[original.offset]
                 guard original.offset < state.cursors[original.partition].next,
-                    state.cursors[original.partition].pending[original.offset] == nil
+                    current == nil || current?.deadLettering == true
                 else { continue }
+                replayed += 1
                 // Changed in place: through a copy of the cursor, each letter would copy its tables whole.
                 state.cursors[original.partition].pending[original.offset] = Pending(
                     attempts: 0, timestamp: original.timestamp, holder: nil, deadline: now)
@@ -806,14 +815,14 @@ public final class ConsumerGroup: Sendable {
             state.deadLettersFrom = max(state.deadLettersFrom, next)
             state.version += 1
             effects.changed = true
-            return state.version
+            return (replayed, state.version)
         }
         apply(effects)
         for letter in expired {
             try deadLetters.append(letter.bytes, timestamp: letter.timestamp) { _ in }
         }
         discardDeadLetters(before: next, once: version)
-        return DeadLetterOutcome(count: originals.count, kept: expired.count, version: version)
+        return DeadLetterOutcome(count: replayed, kept: expired.count, version: version)
     }
 
     // MARK: Lag and persistence
