@@ -244,6 +244,30 @@ import Testing
         #expect(bus.deliveryStatistics(for: "live") == DeliveryStatistics(successful: 1))
     }
 
+    /// Past the limit, the names longest without a subscription or a note are forgotten; names with a live
+    /// subscription are kept, counts and all, however long ago they were noted.
+    @Test func statisticsOfIdleNamesAreForgottenPastTheLimitLongestIdleFirst() async throws {
+        let bus = EventBus(statisticsLimit: 8)
+        let subscription = try bus.subscribe(["#"], subscriber: "live")
+        bus.publish(numberedEvent(1))
+        _ = await subscription.takeQueued()
+        for index in 0..<8 { bus.noteSubscriber("idle-\(index)") }
+        // 9 names: over the limit, down to 6 — "live" stays (subscribed), and the 3 oldest idle ones go.
+        #expect(Set(bus.allDeliveryStatistics().keys) == Set(["live"] + (3..<8).map { "idle-\($0)" }))
+        #expect(bus.deliveryStatistics(for: "live") == DeliveryStatistics(successful: 1))
+        // Noting a name again makes it the newest: it outlives older ones.
+        bus.noteSubscriber("idle-3")
+        for index in 8..<11 { bus.noteSubscriber("idle-\(index)") }
+        #expect(bus.allDeliveryStatistics().count <= 8)
+        #expect(bus.deliveryStatistics(for: "idle-3") != nil)
+        #expect(bus.deliveryStatistics(for: "idle-4") == nil)
+        #expect(bus.deliveryStatistics(for: "live") == DeliveryStatistics(successful: 1))
+        // A forgotten name that comes back starts at zero, as a name never seen.
+        bus.noteSubscriber("idle-0")
+        #expect(bus.deliveryStatistics(for: "idle-0") == DeliveryStatistics())
+        subscription.cancel()
+    }
+
     @Test func statisticsAccumulateOverSubscriptionsOfOneName() async throws {
         let bus = EventBus()
         for round in 1...3 {

@@ -14,10 +14,19 @@ public final class EventBus: Sendable {
     /// How many topics' routes are cached before the cache starts over.
     static let routeCacheLimit = 8192
 
-    private let routing = StateLock(Routing())
+    private let routing: StateLock<Routing>
 
     /// Makes an empty bus.
-    public init() {}
+    /// A bus that keeps the statistics of at most `statisticsLimit` subscriber names (see
+    /// ``Routing/noteName(_:)``).
+    public init(statisticsLimit: Int = EventBus.statisticsLimit) {
+        routing = StateLock(Routing(statisticsLimit: statisticsLimit))
+    }
+
+    /// The most subscriber names whose statistics are kept: past it, the names that have gone longest
+    /// without a subscription or a `hello` are forgotten, so that clients making up names cannot grow the
+    /// broker's memory (and its metrics) without bound.
+    public static let statisticsLimit = 10_000
 
     // MARK: Publishing
 
@@ -218,9 +227,7 @@ public final class EventBus: Sendable {
     /// Starts the statistics of `subscriber` at zero if its name was never seen: a module's counts run from
     /// its first connection (PROTOCOL.md §5), whether or not it subscribes.
     public func noteSubscriber(_ subscriber: String) {
-        routing.withLock { routing in
-            if routing.counters[subscriber] == nil { routing.counters[subscriber] = DeliveryCounters() }
-        }
+        routing.withLock { routing in _ = routing.noteName(subscriber) }
     }
 
     /// Sets the statistics of `subscriber` back to zero; returns `false` if the name was never seen.
@@ -239,9 +246,38 @@ extension EventBus {
         var subscriptions: [UInt64: SubscriptionStorage] = [:]
         /// Matching subscriptions per topic, in subscription order; dropped whenever subscriptions change.
         var routes: [String: [SubscriptionStorage]] = [:]
-        /// Counters per subscriber name; kept after the name's last subscription goes (PROTOCOL.md §5).
+        /// Counters per subscriber name; kept after the name's last subscription goes (PROTOCOL.md §5), up to
+        /// `statisticsLimit` names.
         var counters: [String: DeliveryCounters] = [:]
+        /// When each name of `counters` was last noted (a `hello` or a subscription), in `noted` order.
+        var lastNoted: [String: UInt64] = [:]
+        var noted: UInt64 = 0
+        let statisticsLimit: Int
         var nextID: UInt64 = 1
+
+        init(statisticsLimit: Int) {
+            self.statisticsLimit = max(1, statisticsLimit)
+        }
+
+        /// The counters of `name`, made at zero if it has none; it is now the most recently noted. Past
+        /// `statisticsLimit` names, those with no subscription left are forgotten, the longest unnoted first,
+        /// down to three quarters of the limit (so that the sort this takes runs once per quarter of it).
+        /// Names with a live subscription are kept whatever their number: their counters are in use.
+        mutating func noteName(_ name: String) -> DeliveryCounters {
+            let counters = self.counters[name] ?? DeliveryCounters()
+            self.counters[name] = counters
+            noted += 1
+            lastNoted[name] = noted
+            if self.counters.count > statisticsLimit {
+                let live = Set(subscriptions.values.map(\.subscriber))
+                let idle = lastNoted.filter { $0.key != name && !live.contains($0.key) }.sorted { $0.value < $1.value }
+                for (forgotten, _) in idle.prefix(max(0, self.counters.count - statisticsLimit * 3 / 4)) {
+                    self.counters.removeValue(forKey: forgotten)
+                    lastNoted.removeValue(forKey: forgotten)
+                }
+            }
+            return counters
+        }
 
         /// The route of the most recent topic: a stream of one event type skips hashing its topic.
         var lastTopic = ""
@@ -276,8 +312,7 @@ extension EventBus {
             limit: Int?,
             filter: (@Sendable (EventEnvelope) -> Bool)?
         ) -> SubscriptionStorage {
-            let counters = self.counters[subscriber] ?? DeliveryCounters()
-            self.counters[subscriber] = counters
+            let counters = noteName(subscriber)
             let storage = SubscriptionStorage(
                 id: nextID,
                 subscriber: subscriber,
