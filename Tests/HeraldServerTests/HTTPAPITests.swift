@@ -187,6 +187,53 @@ struct HTTPAPITests {
         try await broker.stop()
     }
 
+    /// A batch whose event the log refuses as it is accepted (its partition failed: `/dev/full` where the
+    /// partition's next segment goes) stops there: 500 `storage_failed` with that `index`, and no later event
+    /// of the batch is stored, even in a partition that works.
+    @Test func aBatchStopsAtTheFirstEventTheLogRefuses() async throws {
+        let broker = try await TestBroker.start(durable: true, segmentBytes: 4096, http: true) {
+            $0.log.persist = ["tx.#"]
+            $0.log.partitions = 2
+        }
+        let log = try #require(broker.broker.log)
+        // Keys for each partition.
+        let keys = (0..<50).map { "k\($0)" }
+        let failing = try #require(keys.first { log.partition(forKey: $0) == 0 })
+        let working = try #require(keys.first { log.partition(forKey: $0) == 1 })
+        let partition = broker.broker.configuration.dataDirectory + "/log/partition-000/"
+        for base in 1...64 {
+            try FileManager.default.createSymbolicLink(
+                atPath: partition + String(format: "%020d", base) + ".log", withDestinationPath: "/dev/full")
+        }
+        let padding = String(repeating: "p", count: 300)
+        func event(_ id: String, key: String) -> String {
+            #"{"event_type":"tx","event_id":"\#(id)","key":"\#(key)","payload":"\#(padding)"}"#
+        }
+        // Events of partition 0 until its segment rolls onto the full disk.
+        var index = 0
+        var refused: HeraldHTTPClient.Response?
+        while refused == nil, index < 64 {
+            let response = try await broker.http().post("/v1/events", json: event("f-\(index)", key: failing))
+            if response.status != 200 { refused = response }
+            index += 1
+        }
+        #expect(refused?.status == 500)
+        // The partition refuses at once now: a batch of [working, failing, working] stops at index 1.
+        let batch =
+            #"{"events":["#
+            + [event("w-0", key: working), event("f-x", key: failing), event("w-1", key: working)]
+            .joined(separator: ",") + "]}"
+        let response = try await broker.http().post("/v1/events", json: batch)
+        #expect(response.status == 500)
+        #expect(Self.error(response)?["code"] as? String == "storage_failed")
+        #expect(Self.error(response)?["index"] as? Int == 1)
+        let stored = try log.read(partition: 1, from: 0, maximumRecords: 100).map {
+            try EventEnvelope(json: $0.bytes, form: .delivered).eventID
+        }
+        #expect(stored == ["w-0"])
+        try await broker.stop()
+    }
+
     @Test(arguments: [
         ("not json", "invalid_request"),
         ("[1,2]", "invalid_request"),
@@ -195,6 +242,8 @@ struct HTTPAPITests {
         (#"{"payload":{}}"#, "invalid_event"),
         // A batch whose `events` is not an array is a malformed batch, not an envelope with an unknown field.
         (#"{"events":{}}"#, "invalid_request"),
+        // `events` twice is refused, not resolved by the last.
+        (#"{"events":[{"event_type":"tx"}],"events":[{"event_type":"tx"}]}"#, "invalid_request"),
     ])
     func aMalformedBodyIs400(_ body: String, _ code: String) async throws {
         let broker = try await Self.start()

@@ -334,6 +334,18 @@ import Testing
         }
     }
 
+    /// A raw NUL byte (TOML allows none) would end the text for TOMLKit's parser, dropping what follows: here
+    /// the tokens, so that the broker would run with none.
+    @Test func aRawNULByteIsRefusedWithItsLine() throws {
+        let text = "data_dir = \"d\"\n# \u{0}\n[[auth.tokens]]\nname = \"a\"\ntoken = \"t\"\n"
+        do {
+            _ = try HeraldConfiguration().applying(toml: text)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description == "configuration: line 2: a NUL byte (0x00), which TOML does not allow")
+        }
+    }
+
     /// A quoted table name is read as a string: TOMLKit would cut it at the NUL, and apply `modules.dir`.
     @Test func aTableNameHoldingNULIsRefused() throws {
         do {

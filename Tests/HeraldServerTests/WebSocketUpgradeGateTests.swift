@@ -100,6 +100,8 @@ import Testing
         ("[::1]:7480", true), ("[::1]", true), ("10.0.0.5:80", true), ("evil.example:7480", false),
         ("evil.example", false), ("127.0.0.1.evil.example", false), ("256.0.0.1", false), ("1.2.3", false),
         ("localhost:", false), ("localhost:abc", false), ("[::1]x", false), ("", false),
+        // Numbers that are not ASCII digits (`Int` reads none of them: a force unwrap of it stopped the broker).
+        ("1.1.1.½", false), ("1.1.1.٣", false), ("１.1.1.1", false), ("127.0.0.1:８０", false), ("[::1]:²", false),
     ])
     func aHostIsAnAddressOrLocalhost(host: String, accepted: Bool) {
         #expect(CrossSiteCheck.isAddressOrLocalhost(host) == accepted)

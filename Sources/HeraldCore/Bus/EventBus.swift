@@ -230,12 +230,13 @@ public final class EventBus: Sendable {
         routing.withLock { routing in _ = routing.noteName(subscriber) }
     }
 
-    /// Sets the statistics of `subscriber` back to zero; returns `false` if the name was never seen.
+    /// Sets the statistics of `subscriber` back to zero and returns them as they are then (what was counted
+    /// since, if anything); `nil` if the name is not known.
     @discardableResult
-    public func resetDeliveryStatistics(for subscriber: String) -> Bool {
-        guard let counters = routing.withLock({ $0.counters[subscriber] }) else { return false }
+    public func resetDeliveryStatistics(for subscriber: String) -> DeliveryStatistics? {
+        guard let counters = routing.withLock({ $0.counters[subscriber] }) else { return nil }
         counters.reset()
-        return true
+        return counters.snapshot
     }
 }
 

@@ -169,6 +169,14 @@ final class PendingReceipt: Sendable {
         waiter?.resume(returning: result)
     }
 
+    /// Whether the event was refused as it was accepted (the log refused the append), not later.
+    var failedAtOnce: Bool {
+        state.withLock { state in
+            if case .done(.failure) = state { return true }
+            return false
+        }
+    }
+
     /// The receipt, or why the event could not be stored.
     var result: Result<PublishReceipt, ProtocolError> {
         get async {

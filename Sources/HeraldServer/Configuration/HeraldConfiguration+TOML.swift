@@ -63,6 +63,9 @@ extension HeraldConfiguration {
     /// This configuration with the options of `herald.toml` text applied over it. Every key is checked: an
     /// unknown key, a wrong type or a value out of range is an error naming the key, and nothing is applied.
     public func applying(toml text: String) throws(ConfigurationError) -> HeraldConfiguration {
+        if let line = TOMLText.lineOfNulByte(in: text) {
+            throw ConfigurationError(key: "", "line \(line): a NUL byte (0x00), which TOML does not allow")
+        }
         if let nul = TOMLText.nulEscape(in: text) {
             throw ConfigurationError(
                 key: nul.key ?? "",

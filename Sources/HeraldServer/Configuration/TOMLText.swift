@@ -17,6 +17,18 @@ enum TOMLText {
         return scanner.run()
     }
 
+    /// The line (from 1) of the first raw NUL byte, if any. TOML allows none anywhere, but TOMLKit hands the
+    /// text to its parser as a C string, which ends there: what follows — a `[permissions]` table, every
+    /// `[[auth.tokens]]` — would be dropped without a word.
+    static func lineOfNulByte(in text: String) -> Int? {
+        var line = 1
+        for byte in text.utf8 {
+            if byte == 0 { return line }
+            if byte == UInt8(ascii: "\n") { line += 1 }
+        }
+        return nil
+    }
+
     /// Reads a TOML text as far as NUL escapes need: comments, the four kinds of string, table headers and
     /// the key before each statement's `=`. It does not check the text is valid TOML; the parser does that
     /// next.

@@ -97,10 +97,11 @@ extension HTTPGateway {
         router.delete("/v1/stats/{module}") { _, context -> Response in
             try context.requireAdmin("resetting statistics")
             let name = try context.pathParameter("module")
-            guard broker.bus.resetDeliveryStatistics(for: name) else {
+            // The counters just reset, read once: a second lookup could find the name forgotten meanwhile.
+            guard let statistics = broker.bus.resetDeliveryStatistics(for: name) else {
                 throw APIError.notFound("module: '\(name)' was never seen")
             }
-            return JSONResponse.encode(Statistics(stats: [name: broker.bus.deliveryStatistics(for: name)!]))
+            return JSONResponse.encode(Statistics(stats: [name: statistics]))
         }
         router.get("/v1/subscribers") { request, _ -> Response in
             guard let eventType = request.uri.queryParameters["event_type"].map(String.init) else {

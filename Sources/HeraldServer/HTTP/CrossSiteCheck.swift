@@ -37,17 +37,22 @@ enum CrossSiteCheck {
             // `[v6]` or `[v6]:port`: only an address can be written in brackets.
             guard let close = host.firstIndex(of: "]") else { return false }
             let rest = host[host.index(after: close)...]
-            return rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(\.isNumber))
+            return rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(isDigit))
         }
         let parts = host.split(separator: ":", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count) else { return false }
-        if parts.count == 2 { guard !parts[1].isEmpty, parts[1].allSatisfy(\.isNumber) else { return false } }
+        if parts.count == 2 { guard !parts[1].isEmpty, parts[1].allSatisfy(isDigit) else { return false } }
         let name = parts[0].lowercased()
         if name == "localhost" { return true }
         let octets = name.split(separator: ".", omittingEmptySubsequences: false)
         return octets.count == 4
             && octets.allSatisfy { octet in
-                !octet.isEmpty && octet.count <= 3 && octet.allSatisfy(\.isNumber) && Int(octet)! <= 255
+                !octet.isEmpty && octet.count <= 3 && octet.allSatisfy(isDigit) && (Int(octet) ?? 256) <= 255
             }
+    }
+
+    /// `0`–`9` only: `Character.isNumber` is also true of `½`, `²` or `٣`, which `Int` does not read.
+    private static func isDigit(_ character: Character) -> Bool {
+        character.isASCII && character.isNumber
     }
 }

@@ -68,7 +68,13 @@ extension HTTPGateway {
                 throw APIError(error, index: index)
             }
         }
-        let receipts = admitted.map { broker.acceptForReceipt($0) }
+        var receipts: [PendingReceipt] = []
+        for fields in admitted {
+            receipts.append(broker.acceptForReceipt(fields))
+            // Refused as it was accepted (a failed partition): the rest is not accepted, so that the reply's
+            // index is where the batch stopped.
+            if receipts.last!.failedAtOnce { break }
+        }
         var results: [Results.Result] = []
         for (index, receipt) in receipts.enumerated() {
             switch await receipt.result {
@@ -95,7 +101,9 @@ extension HTTPGateway {
                 return .failure(.invalidRequest("body: must be an event envelope or {\"events\":[…]}"))
             }
             var eventsNotAnArray = false
+            var eventsRepeated = false
             try scanner.readObject { key, scanner throws(JSONSyntaxError) in
+                if key == "events", elements != nil || eventsNotAnArray { eventsRepeated = true }
                 // An envelope has no `events` field: one that is not an array is a malformed batch.
                 if key == "events", scanner.peek() != UInt8(ascii: "[") { eventsNotAnArray = true }
                 guard key == "events", scanner.peek() == UInt8(ascii: "[") else {
@@ -110,6 +118,7 @@ extension HTTPGateway {
             guard scanner.isAtEnd else {
                 return .failure(.invalidRequest("body: trailing bytes after the JSON object"))
             }
+            if eventsRepeated { return .failure(.invalidRequest("events: appears more than once")) }
             if eventsNotAnArray { return .failure(.invalidRequest("events: must be an array of event envelopes")) }
         } catch {
             return .failure(.invalidRequest("body: not valid JSON: \(error)"))

@@ -20,6 +20,9 @@ extension ModuleManifest {
         } catch {
             throw ManifestError(file: file, "cannot be read: \(error)")
         }
+        if let line = TOMLText.lineOfNulByte(in: text) {
+            throw ManifestError(file: file, "line \(line): a NUL byte (0x00), which TOML does not allow")
+        }
         if let nul = TOMLText.nulEscape(in: text) {
             throw ManifestError(
                 file: file, "line \(nul.line): \(nul.key ?? "a key") holds \\u0000 (NUL), which no setting may hold")
