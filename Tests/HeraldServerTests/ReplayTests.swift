@@ -79,6 +79,34 @@ struct ReplayTests {
         #expect(try Self.ids(late) == ["p0-3", "p1-3"])
     }
 
+    /// A page holds about 4 MiB of events at most, whatever its `limit`, and its `next` continues after it.
+    @Test func aPageOfLargeEventsStopsNearItsByteLimit() async throws {
+        let (broker, directory) = try await Self.broker([[]])
+        defer {
+            broker.log?.close()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        let log = try #require(broker.log)
+        let payload = RawJSON(unchecked: Array(("\"" + String(repeating: "x", count: 900_000) + "\"").utf8))
+        for index in 0..<10 {
+            _ = try await log.appendDurably(partition: 0, timestamp: Int64(index)) { offset in
+                var fields = EnvelopeFields(eventType: "tx.big")
+                fields.eventID = "big-\(index)"
+                fields.payload = payload
+                fields.offset = offset
+                fields.partition = 0
+                return EventEnvelope(sealing: fields).json
+            }
+        }
+        let all = try TopicPattern("#")
+        let first = try broker.replay(all, from: .earliest, partition: nil, limit: 1000)
+        // 900 KB each: the fifth passes 4 MiB.
+        #expect(try Self.ids(first) == (0..<5).map { "big-\($0)" })
+        let rest = try broker.replay(
+            all, from: try #require(ReplayStart(first.next, partitioned: false)), partition: nil, limit: 1000)
+        #expect(try Self.ids(rest) == (5..<10).map { "big-\($0)" })
+    }
+
     @Test func aCursorForAnotherNumberOfPartitionsIsRefused() async throws {
         let (broker, directory) = try await Self.broker([[1], [1]])
         defer {

@@ -57,6 +57,14 @@ extension Broker {
     /// few events cannot make one request scan the whole log.
     static let replayScanBudget = 100_000
 
+    /// About the most bytes of events one page holds (it always holds at least one): a thousand envelopes of
+    /// up to `max_frame` each would otherwise be gigabytes in memory, copied twice more into the reply.
+    static let replayPageBytes = 4 << 20
+
+    /// The most bytes a partition reads ahead for a page: with 1024 partitions, a megabyte each (the log's
+    /// default) would be a gigabyte.
+    static let replayReadAheadBytes = 256 << 10
+
     /// Stored events whose topic `pattern` matches, at most `limit`: from one partition in offset order, or
     /// from all merged by timestamp (ties by partition, then offset). A page that reaches the end of the
     /// log, or its scan budget, ends early; its `next` continues exactly where it ended.
@@ -93,8 +101,9 @@ extension Broker {
         }
         var page = ReplayPage()
         var budget = Self.replayScanBudget
+        var pageBytes = 0
         do throws(LogError) {
-            merging: while page.events.count < limit {
+            merging: while page.events.count < limit, pageBytes < Self.replayPageBytes {
                 // Every partition shows its next matching record (or is exhausted) before one is chosen, so
                 // that the merge order holds across pages.
                 for index in scanners.indices {
@@ -109,6 +118,7 @@ extension Broker {
                     })
                 else { break }
                 page.events.append(scanners[chosen].takeHead().bytes)
+                pageBytes += page.events.last!.count
             }
         } catch {
             throw .storage(error)
@@ -153,7 +163,9 @@ private struct ReplayScanner {
         guard head == nil, !exhausted else { return }
         while budget > 0 {
             if readIndex == readAhead.count {
-                readAhead = try log.read(partition: partition, from: position, maximumRecords: 256)
+                readAhead = try log.read(
+                    partition: partition, from: position, maximumRecords: 256,
+                    maximumBytes: Broker.replayReadAheadBytes)
                 readIndex = 0
                 guard !readAhead.isEmpty else {
                     exhausted = true
