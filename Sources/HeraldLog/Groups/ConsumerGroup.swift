@@ -766,17 +766,33 @@ public final class ConsumerGroup: Sendable {
     /// Gives every dead letter kept so far back to the group: each original event is pending again with no
     /// attempts spent, due at once, delivered to whoever owns its partition. In the same state change the
     /// queue moves past them, so a crash leaves them either dead letters or pending, never both or neither.
-    /// A dead letter whose original event retention deleted is kept: appended to the queue again.
+    /// A dead letter whose original event retention deleted is kept: appended to the queue again. The queue
+    /// is read a page at a time (up to 1 000 letters or about a megabyte), each page its own state change,
+    /// so that a long queue is never held in memory whole; letters appended after the replay began wait for
+    /// the next.
     public func replayDeadLetters() throws(LogError) -> DeadLetterOutcome {
-        let from = state.withLock { $0.deadLettersFrom }
-        var next = max(from, deadLetters.bounds.start)
-        var letters: [StoredRecord] = []
-        while true {
-            let records = try deadLetters.read(from: next, maximumRecords: 1000)
-            guard let last = records.last else { break }
-            letters += records
+        let end = deadLetters.bounds.end
+        var next = max(state.withLock { $0.deadLettersFrom }, deadLetters.bounds.start)
+        var replayed = 0
+        var kept = 0
+        var version = state.withLock { $0.version }
+        while next < end {
+            let letters = try deadLetters.read(from: next, maximumRecords: 1000).filter { $0.offset < end }
+            guard let last = letters.last else { break }
+            let page = try replay(letters, through: last.offset + 1)
+            replayed += page.replayed
+            kept += page.kept
+            version = page.version
             next = last.offset + 1
         }
+        discardDeadLetters(before: next, once: version)
+        return DeadLetterOutcome(count: replayed, kept: kept, version: version)
+    }
+
+    /// Replays one page of dead letters and moves the queue to `end`, past them, in one state change.
+    private func replay(_ letters: [StoredRecord], through end: Int64) throws(LogError)
+        -> (replayed: Int, kept: Int, version: UInt64)
+    {
         let now = clock.monotonic()
         var originals: [(partition: Int, offset: Int64, timestamp: Int64)] = []
         var expired: [StoredRecord] = []
@@ -812,7 +828,7 @@ public final class ConsumerGroup: Sendable {
                     effects.wake.append(state.members[owner]!.handle)
                 }
             }
-            state.deadLettersFrom = max(state.deadLettersFrom, next)
+            state.deadLettersFrom = max(state.deadLettersFrom, end)
             state.version += 1
             effects.changed = true
             return (replayed, state.version)
@@ -821,8 +837,7 @@ public final class ConsumerGroup: Sendable {
         for letter in expired {
             try deadLetters.append(letter.bytes, timestamp: letter.timestamp) { _ in }
         }
-        discardDeadLetters(before: next, once: version)
-        return DeadLetterOutcome(count: replayed, kept: expired.count, version: version)
+        return (replayed, expired.count, version)
     }
 
     // MARK: Lag and persistence

@@ -3,6 +3,7 @@ import HeraldCore
 import HeraldLog
 import HeraldProtocol
 import Hummingbird
+import NIOPosix
 
 /// Consumer groups with their lag, and their dead-letter queues (PROTOCOL.md §4.2, §7).
 extension HTTPGateway {
@@ -61,8 +62,12 @@ extension HTTPGateway {
             try self.requireSubscribe(group, context)
             let limit = try Self.pageLimit(request)
             let letters: [StoredRecord]
+            // Disk reads run on the blocking-I/O threads, not on those every connection's tasks share.
+            let read = try await NIOThreadPool.singleton.runIfActive {
+                Result { () throws(LogError) in try group.listDeadLetters(limit: limit) }
+            }
             do throws(LogError) {
-                letters = try group.listDeadLetters(limit: limit)
+                letters = try read.get()
             } catch {
                 throw APIError(.internalServerError, "storage_failed", "the dead letters could not be read: \(error)")
             }
@@ -81,8 +86,11 @@ extension HTTPGateway {
             try context.requireAdmin("replaying dead letters")
             let group = try self.group(context)
             let outcome: ConsumerGroup.DeadLetterOutcome
+            let replay = try await NIOThreadPool.singleton.runIfActive {
+                Result { () throws(LogError) in try group.replayDeadLetters() }
+            }
             do throws(LogError) {
-                outcome = try group.replayDeadLetters()
+                outcome = try replay.get()
             } catch {
                 throw APIError(.internalServerError, "storage_failed", "the dead letters could not be read: \(error)")
             }
