@@ -63,7 +63,7 @@ struct ModuleFixture {
     /// `--reconnect-after-load` closes its connection once loaded (writing `closed`) and connects again
     /// (`ready`) once a file `reconnect` appears in its data directory.
     /// `--leave-child` forks, once loaded, a child that ignores SIGTERM, holds the connection and sleeps (its
-    /// pid in `child.pid`).
+    /// pid in `child.pid`); `--flood-child WORD` one that writes lines of WORD to standard output for ever.
     static let script = #"""
         #!/usr/bin/env python3
         import json, os, signal, socket, struct, sys
@@ -178,6 +178,12 @@ struct ModuleFixture {
                 while True:
                     time.sleep(1)
             record("child.pid", str(child))
+        if option("--flood-child"):
+            # A child that writes to the module's output for ever, as a runaway helper would.
+            if os.fork() == 0:
+                line = (option("--flood-child") + "\n").encode() * 512
+                while True:
+                    os.write(1, line)
         if option("--exit-after-load"):
             if option("--stderr"):
                 print(option("--stderr"), file=sys.stderr, flush=True)

@@ -256,6 +256,36 @@ struct ModuleSupervisorTests {
         try await broker.stop()
     }
 
+    /// A child left in the group that floods the module's output does not hold back its exit: the group is
+    /// killed before the pipes are drained (the drain never ended while the child wrote).
+    @Test func aLeftoverChildFloodingTheOutputDoesNotHoldBackTheExit() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        let word = "flood-\(UInt32.random(in: 0...UInt32.max))"
+        try modules.add(
+            "flooder", arguments: ["--flood-child", word, "--exit-after-load", "3"],
+            extra: "[restart]\npolicy = \"never\"")
+        let broker = try await TestBroker.start(modules: modules.directory, quickStop)
+        let supervisor = broker.supervisor!
+        let seen = try await broker.withModule("watcher") { watcher in
+            try await watcher.watch(until: { $0.count == 3 }, while: { await supervisor.startAll() })
+        }
+        #expect(
+            seen.map(\.summary) == [
+                "module.loaded flooder", "module.crashed flooder", "module.unloaded flooder crashed",
+            ])
+        #expect(supervisor.statuses.first?.state == .failed)
+        // And the child is gone (or a zombie until whoever adopted it reaps it).
+        try await waitUntil {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            return !tasks.contains { task in
+                guard let command = FileManager.default.contents(atPath: "/proc/\(task)/cmdline") else { return false }
+                return String(decoding: command, as: UTF8.self).contains("--flood-child\u{0}\(word)")
+            }
+        }
+        try await broker.stop()
+    }
+
     @Test(arguments: [
         ("never", "3", ModuleState.failed, 0), ("on-failure", "0", .stopped, 0), ("always", "0", .failed, 1),
     ])

@@ -57,6 +57,9 @@ final class ModuleProcess: Sendable {
 
     private let state = StateLock(State())
 
+    /// The most bytes read from each of an exited module's pipes before its exit is reported.
+    static let drainLimit = 4 << 20
+
     /// How many of the last stderr lines `module.crashed` carries.
     static let tailLines = 20
     /// Longer lines are logged in pieces of this many bytes.
@@ -173,18 +176,20 @@ final class ModuleProcess: Sendable {
             }
             if exitSignal >= 0, descriptors[2].revents != 0 { break }
         }
+        // What the process leaves in its group (children that outlived it, holding its connection or
+        // doing its work) is killed, as systemd kills what remains of a service whose main process exited.
+        // Signalled before the process is reaped: until then the group's id cannot name another group. And
+        // before its pipes are drained: a child still writing to them would keep the drain going for ever.
+        if exitSignal >= 0 { kill(-pid, SIGKILL) }
         // The process has exited (or closed both pipes): what it wrote last is read before the exit is
-        // reported, without waiting for children of its own that may hold the pipes open.
+        // reported, without waiting for children of its own that may hold the pipes open — at most
+        // ``drainLimit`` bytes a pipe, in case one left the group and still writes.
         for index in streams.indices {
             _ = fcntl(streams[index].descriptor, F_SETFL, O_NONBLOCK)
-            streams[index].read(emit: emit, untilEmpty: true)
+            streams[index].read(emit: emit, untilEmpty: true, limit: Self.drainLimit)
             streams[index].flush(emit: emit)
             close(streams[index].descriptor)
         }
-        // What the process leaves in its group (children that outlived it, holding its connection or
-        // doing its work) is killed, as systemd kills what remains of a service whose main process exited.
-        // Signalled before the process is reaped: until then the group's id cannot name another group.
-        if exitSignal >= 0 { kill(-pid, SIGKILL) }
         var waitStatus: Int32 = 0
         while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
         state.withLock { $0.reaped = true }
@@ -253,10 +258,12 @@ struct OutputStream {
         self.name = name
     }
 
-    /// Reads what is there (once, or until nothing is left), emitting each whole line.
-    mutating func read(emit: (String, String) -> Void, untilEmpty: Bool = false) {
+    /// Reads what is there (once, or until nothing is left or `limit` bytes were read), emitting each whole
+    /// line.
+    mutating func read(emit: (String, String) -> Void, untilEmpty: Bool = false, limit: Int = .max) {
         guard !isClosed else { return }
         var buffer = [UInt8](repeating: 0, count: 65536)
+        var total = 0
         repeat {
             let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
@@ -274,7 +281,8 @@ struct OutputStream {
             }
             partial += buffer[start..<count]
             emitPieces(emit)
-        } while untilEmpty
+            total += count
+        } while untilEmpty && total < limit
     }
 
     /// Emits the line so far in pieces of ``ModuleProcess/longestLine`` bytes while there is more than one,
