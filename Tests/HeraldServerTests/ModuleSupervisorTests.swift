@@ -686,6 +686,33 @@ struct ModuleSupervisorTests {
         try await broker.stop()
     }
 
+    /// A `reload` whose manifest now closes a dependency cycle with running modules is refused, naming the
+    /// cycle, as the start refuses one; the module keeps running with the manifest it had.
+    @Test func aReloadThatWouldCloseADependencyCycleIsRefused() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("base")
+        try modules.add("upper", extra: #"depends_on = ["base"]"#)
+        let broker = try await TestBroker.start(modules: modules.directory, quickStop)
+        let supervisor = broker.supervisor!
+        await supervisor.startAll()
+        #expect(supervisor.statuses.map(\.state) == [.running, .running])
+        try modules.add("base", extra: #"depends_on = ["upper"]"#)
+        for request in ["reload", "load"] {
+            do {
+                _ = try await (request == "load" ? supervisor.load("base") : supervisor.reload("base"))
+                Issue.record("\(request) accepted a dependency cycle")
+            } catch {
+                #expect(!error.notFound)
+                #expect(
+                    error.description.hasSuffix(
+                        "/base/module.toml: depends_on: dependency cycle: base -> upper -> base"))
+            }
+        }
+        #expect(supervisor.statuses.map(\.state) == [.running, .running])
+        try await broker.stop()
+    }
+
     @Test func aModuleThatStopsAnsweringPingsIsKilledAndRestarted() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }

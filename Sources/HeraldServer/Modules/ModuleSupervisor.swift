@@ -541,13 +541,40 @@ public final class ModuleSupervisor: Service, Sendable {
             state.withLock { $0.refused[name] = error }
             throw ControlError(notFound: false, description: error.description)
         }
-        let known = state.withLock { Set($0.records.keys) }
-        if let missing = manifest.dependencies.first(where: { !known.contains($0) }) {
+        let dependencies = state.withLock { $0.records.mapValues(\.manifest.dependencies) }
+        if let missing = manifest.dependencies.first(where: { dependencies[$0] == nil }) {
             throw ControlError(
                 notFound: false,
                 description: "\(manifest.folder)/module.toml: depends_on: '\(missing)' is not a module of this broker")
         }
+        if let cycle = Self.cycle(to: name, from: manifest.dependencies, in: dependencies) {
+            throw ControlError(
+                notFound: false,
+                description: "\(manifest.folder)/module.toml: depends_on: dependency cycle: "
+                    + ([name] + cycle).joined(separator: " -> "))
+        }
         return manifest
+    }
+
+    /// A path of dependencies from one of `start` back to `name`, ending with it, if there is one: what a
+    /// manifest of `name` depending on `start` would close into a cycle with the modules already known (as
+    /// at start, a cycle is refused: none of its modules could start first).
+    private static func cycle(to name: String, from start: [String], in dependencies: [String: [String]])
+        -> [String]?
+    {
+        var seen: Set<String> = []
+        func path(from module: String) -> [String]? {
+            if module == name { return [name] }
+            guard seen.insert(module).inserted else { return nil }
+            for next in dependencies[module] ?? [] {
+                if let rest = path(from: next) { return [module] + rest }
+            }
+            return nil
+        }
+        for module in start {
+            if let found = path(from: module) { return found }
+        }
+        return nil
     }
 
     /// Makes `manifest` the one its module starts from next (a running process keeps the one it has).
