@@ -334,6 +334,24 @@ import Testing
         }
     }
 
+    /// The error is one line whatever the file held: keys and values quoted from it keep their control
+    /// characters as escapes.
+    @Test func anErrorIsOneLineEvenWhenTheFileQuotesANewline() throws {
+        for text in [#""a\nb" = 1"#, "[http]\nlisten = \"x\\ny:80\"", "[\"ipc\\r\"]\nx = 1"] {
+            do {
+                try HeraldConfiguration().applying(toml: text).validate()
+                Issue.record("accepted: \(text)")
+            } catch {
+                #expect(!error.description.contains("\n") && !error.description.contains("\r"), "\(error)")
+            }
+        }
+        do {
+            _ = try HeraldConfiguration().applying(toml: #""a\nb" = 1"#)
+        } catch {
+            #expect(error.description == #"configuration: a\nb: unknown key"#)
+        }
+    }
+
     /// A raw NUL byte (TOML allows none) would end the text for TOMLKit's parser, dropping what follows: here
     /// the tokens, so that the broker would run with none.
     @Test func aRawNULByteIsRefusedWithItsLine() throws {

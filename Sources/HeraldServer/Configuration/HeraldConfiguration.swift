@@ -195,7 +195,22 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
         self.message = "\(file): \(message)"
     }
 
-    public var description: String { key.isEmpty ? "configuration: \(message)" : "configuration: \(key): \(message)" }
+    /// One line whatever the file held: a key or value quoted from it (`"a\nb" = 1`) has its control
+    /// characters written as escapes.
+    public var description: String {
+        var line = ""
+        for scalar in (key.isEmpty ? "configuration: \(message)" : "configuration: \(key): \(message)").unicodeScalars {
+            switch scalar {
+            case "\n": line += "\\n"
+            case "\r": line += "\\r"
+            case "\t": line += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                line += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default: line.unicodeScalars.append(scalar)
+            }
+        }
+        return line
+    }
 }
 
 /// A `host:port` option (the configuration's addresses, and the CLI's `--http`).
