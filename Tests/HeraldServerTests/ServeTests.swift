@@ -292,7 +292,11 @@ final class ServeTests {
         #expect(errors == message + "\n")
     }
 
-    @Test(arguments: [("absent.toml", "does not exist"), (".", "is a directory, not a file")])
+    @Test(arguments: [
+        ("absent.toml", "does not exist"), (".", "is a directory, not a file"),
+        // A device would be read for ever (a FIFO would wait for a writer).
+        ("/dev/zero", "is not a regular file"),
+    ])
     func aConfigurationFileThatCannotBeReadIsNamedWithWhy(file: String, why: String) async throws {
         let directory = try temporaryDirectory()
         let run = try HeraldRun.start(["serve", "--config", file], in: directory)

@@ -11,6 +11,12 @@ package enum TextFile {
             throw TextFileError("does not exist")
         }
         guard !isDirectory.boolValue else { throw TextFileError("is a directory, not a file") }
+        // A FIFO would block the read until a writer came, a device read for ever (`/dev/zero`): only a
+        // regular file (or a link to one) is read.
+        var status = stat()
+        guard stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            throw TextFileError("is not a regular file")
+        }
         guard FileManager.default.isReadableFile(atPath: path) else { throw TextFileError("permission denied") }
         guard let data = FileManager.default.contents(atPath: path) else { throw TextFileError("could not be read") }
         guard let text = String(validating: data, as: UTF8.self) else { throw TextFileError("is not UTF-8 text") }
