@@ -401,7 +401,13 @@ public final class HeraldClient: Sendable {
             }
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.read(frames, from: link) }
+            group.addTask {
+                // However the reading ends (the connection closed or reset, a frame that does not parse, the
+                // task cancelled by `close()`), the requests still waiting fail: the handshake waits on one,
+                // and nothing else would resume it.
+                defer { link.fail(with: HeraldClientError.connectionLost) }
+                try await self.read(frames, from: link)
+            }
             try await handshake(on: link)
             let waiters = state.withLock { state in
                 state.link = link

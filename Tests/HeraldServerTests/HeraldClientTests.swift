@@ -160,6 +160,22 @@ struct HeraldClientTests {
         }
     }
 
+    /// A connection that ends during the handshake (the broker died before its `welcome`) fails `connect`
+    /// instead of leaving it waiting for a reply that cannot come.
+    @Test func aConnectionLostDuringTheHandshakeFailsConnect() async throws {
+        let directory = NSTemporaryDirectory() + "herald-handshake-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let listener = try SilentListener(unixPath: directory + "/h.sock")
+        let attempt = Task {
+            try await HeraldClient.connect(
+                HeraldClientConfiguration(endpoint: .unixSocket(directory + "/h.sock"), module: "early"))
+        }
+        try await listener.waitForConnection()
+        listener.closeConnections()
+        await #expect(throws: HeraldClientError.self) { _ = try await attempt.value }
+    }
+
     @Test func itReconnectsResubscribesAndSaysSoInItsLog() async throws {
         let directory = NSTemporaryDirectory() + "herald-reconnect-" + UUID().uuidString.prefix(8)
         defer { try? FileManager.default.removeItem(atPath: directory) }

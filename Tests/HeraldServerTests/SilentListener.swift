@@ -59,6 +59,12 @@ final class SilentListener: @unchecked Sendable {
         if let path { unlink(path) }
     }
 
+    /// Closes the connections accepted so far, as a broker that dies would.
+    func closeConnections() {
+        accepted.forEach { close($0) }
+        accepted.removeAll()
+    }
+
     /// Waits until a client has connected, and keeps the connection open (and silent).
     func waitForConnection(seconds: Int = 30) async throws {
         let deadline = ContinuousClock.now + .seconds(seconds)
