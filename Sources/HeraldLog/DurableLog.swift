@@ -77,6 +77,9 @@ public final class DurableLog: Sendable {
                     index: index, directory: Self.partitionDirectory(configuration.directory, index),
                     configuration: configuration, report: &report))
         }
+        // The partitions' directories (new on a first run) are entries of the log's: synced, so that a power
+        // cut cannot lose the directory of records synced one by one under `always`.
+        try LogFile.syncDirectory(configuration.directory)
         let journal = try Self.replayJournal(configuration, logID: logID, partitions, &report)
         if let synced = SyncedEnds.read(directory: configuration.directory) {
             for partition in partitions {
@@ -131,13 +134,15 @@ public final class DurableLog: Sendable {
         report.recordsReplayed = replayed
         report.replayGaps = gaps
         report.records += replayed
-        if replayed > 0 {
-            for partition in partitions {
-                let (through, segments, failure) = partition.writePending()
-                if let failure { throw failure }
-                for segment in segments { try segment.file.sync() }
-                if let through { partition.markDurable(through: through) }
-            }
+        // The journal starts over next, and what it held must then be in synced segments: replayed here, or
+        // already in them but maybe only in the page cache (a kill -9 loses nothing there, so nothing is
+        // replayed, yet a power cut before the kernel writes the pages back would lose confirmed events).
+        for partition in partitions {
+            let (through, segments, failure) = partition.writePending()
+            if let failure { throw failure }
+            for segment in segments { try segment.file.sync() }
+            try partition.segments.last!.file.sync()
+            if let through { partition.markDurable(through: through) }
         }
         try journal.restart()
         return configuration.fsync == .batch ? journal : nil

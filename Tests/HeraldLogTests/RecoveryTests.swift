@@ -216,6 +216,32 @@ import Testing
         #expect(log.recovery.damagedRecords.isEmpty)
     }
 
+    /// Index files are not synced and carry no checksum: a size or position past `Int.max` in them is damage
+    /// that makes them stale (rebuilt), not a trap at every start. A file named like a segment with a sign
+    /// (`-000…1.log`) is not a segment.
+    @Test func indexFilesWithHugeValuesAreRebuiltAndSignedNamesAreNotSegments() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let small = configuration(directory.path, segmentBytes: 300)
+        _ = try await writeLog(in: directory.path, count: 40, segmentBytes: 300) { "indexed-\($0)" }
+        let partition = DurableLog.partitionDirectory(directory.path, 0)
+        let indexes = try FileManager.default.contentsOfDirectory(atPath: partition).filter { $0.hasSuffix(".index") }
+            .sorted()
+        #expect(indexes.count >= 3)
+        // The time index's trailer: its recorded size's top byte; an offset index entry's position's.
+        let times = partition + "/" + indexes[0].replacingOccurrences(of: ".index", with: ".timeindex")
+        let timesFile = try LogFile(path: times, create: false)
+        try timesFile.write([0x80], at: try timesFile.size() - 16 + 7)
+        let offsetsFile = try LogFile(path: partition + "/" + indexes[1], create: false)
+        try offsetsFile.write([0xFF], at: 4 + 7)
+        try Data("not a segment".utf8).write(to: URL(fileURLWithPath: partition + "/-0000000000000000001.log"))
+        let log = try DurableLog(configuration: small)
+        defer { log.close() }
+        #expect(log.recovery.indexesRebuilt == 2)
+        #expect(log.recovery.missingRecords.isEmpty)
+        #expect(try log.texts() == (0..<40).map { "indexed-\($0)" })
+    }
+
     @Test func missingOrStaleIndexFilesOfSealedSegmentsAreRebuilt() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

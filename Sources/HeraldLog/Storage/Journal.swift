@@ -41,7 +41,11 @@ final class Journal: @unchecked Sendable {
 
     /// A checkpoint running in the background, and how the last one ended.
     private let checkpoint = StateLock(CheckpointState())
-    private let checkpointDone = DispatchSemaphore(value: 0)
+    /// Entered as a checkpoint starts, left as it ends: waiting on it waits for exactly the checkpoint that
+    /// runs, if any. (A semaphore signalled at each end kept a count for the checkpoints nobody waited for,
+    /// and a later wait returned at once while a checkpoint still ran: the file it covered could start over
+    /// before its records were synced in their segments.)
+    private let checkpointRunning = DispatchGroup()
     private let queue = DispatchQueue(label: "herald-checkpoint")
 
     private struct CheckpointState {
@@ -129,6 +133,7 @@ final class Journal: @unchecked Sendable {
 
     private func startCheckpoint(of file: Int, files segments: [LogFile], ends: [Int64], syncer: ParallelSync) {
         checkpoint.withLock { $0.running = file }
+        checkpointRunning.enter()
         let checkpointed = self.checkpointed
         queue.async { [self] in
             let failure = syncer.sync(segments).lazy.compactMap { $0 }.first
@@ -137,13 +142,13 @@ final class Journal: @unchecked Sendable {
                 state.running = nil
                 if let failure { state.failure = state.failure ?? failure }
             }
-            checkpointDone.signal()
+            checkpointRunning.leave()
         }
     }
 
     /// Waits until no checkpoint runs; throws how one failed.
     func waitForCheckpoint() throws(LogError) {
-        if checkpoint.withLock({ $0.running != nil }) { checkpointDone.wait() }
+        checkpointRunning.wait()
         if let failure = checkpoint.withLock({ $0.failure }) { throw failure }
     }
 

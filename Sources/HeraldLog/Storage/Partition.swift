@@ -98,13 +98,20 @@ final class Partition: Sendable {
     /// are written, as this partition's entry.
     func writePending(journal: Journal? = nil) -> (written: Int64?, segments: [Segment], failure: LogError?) {
         var pending = PendingRecords()
-        let active = state.withLock { state in
+        let (active, failed) = state.withLock { state in
             if let spare = state.spare {
                 state.spare = nil
                 pending = spare
             }
             swap(&pending, &state.pending)
-            return state.segments.last!
+            return (state.segments.last!, state.failure)
+        }
+        // A failed partition writes nothing more. What was queued when it failed was failed with it (its
+        // waiters were told), and written after the failed bytes it would be read — and confirmed to a retry
+        // of the same `event_id` — past a hole that recovery then cuts at.
+        if let failed {
+            backlog.subtract(pending.bytes.count, ordering: .relaxed)
+            return (nil, [], pending.isEmpty ? nil : failed)
         }
         let result = write(pending, from: active)
         if let journal, result.written != nil {
@@ -197,7 +204,9 @@ final class Partition: Sendable {
 
     /// Makes offsets through `offset` readable and calls those waiting for them.
     func markDurable(through offset: Int64) {
-        let ready = state.withLock { state in
+        let ready = state.withLock { state -> [(offset: Int64, callback: DurabilityCallback)] in
+            // Failed meanwhile: nothing becomes readable (its waiters were failed).
+            guard state.failure == nil else { return [] }
             state.readableOffset = max(state.readableOffset, offset + 1)
             var ready: [(offset: Int64, callback: DurabilityCallback)] = []
             while let first = state.waiters.first, first.offset <= offset {
@@ -413,7 +422,9 @@ final class Partition: Sendable {
                     report.damagedRecords.append(
                         RecoveryReport.DamagedRecords(
                             file: segment.file.path, position: segment.size,
-                            offsets: expected..<bases[position + 1], reason: reason))
+                            // Records at or past the next segment's base (overlapping files, a restored
+                            // copy) leave no offsets lost here, and must not make an inverted range.
+                            offsets: expected..<max(expected, bases[position + 1]), reason: reason))
                 }
             }
             segment.allocated = try segment.file.size()

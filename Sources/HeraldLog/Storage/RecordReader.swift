@@ -99,7 +99,7 @@ extension RecordReader {
             }
             guard case .damaged(let at, let reason) = ended, passOver(at, reason) else { return ended }
             let found = try nextRecord(file, after: at, to: end, offsetAbove: seen, below: limit)
-            passedOver(at, reason, (seen + 1)..<(found?.offset ?? limit), found != nil)
+            passedOver(at, reason, (seen + 1)..<max(seen + 1, found?.offset ?? limit), found != nil)
             guard let found else { return ended }
             start = found.position
             seen = found.offset - 1

@@ -48,7 +48,10 @@ final class Segment: @unchecked Sendable {
 
     /// The base offset a segment file name stands for, if it is one.
     static func baseOffset(ofFileName name: String) -> Int64? {
-        guard name.hasSuffix(".log"), name.utf8.count == 24 else { return nil }
+        // Digits only: `Int64` would read a sign (`-0000…1.log`), and a negative base makes no segment.
+        guard name.hasSuffix(".log"), name.utf8.count == 24,
+            name.utf8.dropLast(4).allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+        else { return nil }
         return Int64(name.dropLast(4))
     }
 
@@ -141,14 +144,15 @@ final class Segment: @unchecked Sendable {
             offsets.count % 12 == 0, times.count >= 16, (times.count - 16) % 16 == 0
         else { return false }
         let trailer = times.count - 16
-        let recordedSize = Int(times.littleEndian(UInt64.self, at: trailer))
+        // Unchecked files (not synced, no checksum): a value past `Int.max` is damage, not a trap.
+        guard let recordedSize = Int(exactly: times.littleEndian(UInt64.self, at: trailer)) else { return false }
         let recordedNext = Int64(bitPattern: times.littleEndian(UInt64.self, at: trailer + 8))
         guard recordedSize == fileSize, recordedNext >= baseOffset else { return false }
         var loaded: [IndexEntry] = []
         for start in stride(from: 0, to: offsets.count, by: 12) {
+            guard let position = Int(exactly: offsets.littleEndian(UInt64.self, at: start + 4)) else { return false }
             let entry = IndexEntry(
-                offset: baseOffset + Int64(offsets.littleEndian(UInt32.self, at: start)),
-                position: Int(offsets.littleEndian(UInt64.self, at: start + 4)))
+                offset: baseOffset + Int64(offsets.littleEndian(UInt32.self, at: start)), position: position)
             if let last = loaded.last, entry.offset <= last.offset || entry.position <= last.position { return false }
             guard entry.offset < recordedNext, entry.position < fileSize else { return false }
             loaded.append(entry)
