@@ -473,6 +473,17 @@ public final class HeraldClient: Sendable {
                 _ = try await send(on: link, binds: id) { writer, requestID in
                     subscription.write(&writer, id: requestID)
                 }
+                // Cancelled while this connection's handshake ran (its unsubscribe found no link to send
+                // on): the broker would keep feeding it — a group member would hold its partitions and never
+                // ack — so it is unsubscribed here.
+                if state.withLock({ $0.subscriptions[id] == nil }), let server = link.unbind(local: id) {
+                    _ = try await send(on: link) { writer, requestID in
+                        writer.unsubscribe(id: requestID, subscription: server)
+                    }
+                }
+            } catch let refusal as ProtocolError where refusal.code == .shuttingDown {
+                // The broker is stopping: this connection ends, and the next one subscribes again.
+                throw refusal
             } catch let refusal as ProtocolError {
                 // The broker's rules changed under the client (a token's permissions, say): that subscription ends.
                 logger.error(
