@@ -175,6 +175,17 @@ final class BridgeOutbound: @unchecked Sendable {
     /// confirmed events to the group, in publish order. Returns how many were confirmed.
     private func collectConfirms(on connection: AMQPConnection, waitMs: Int) throws(AMQPError) -> Int {
         var confirmed: [UInt64] = []
+        // What was confirmed is acknowledged however the reading ends: a connection cut or a nack after a
+        // confirm of many would otherwise leave those events in flight in the group for good (its committed
+        // position stuck, its room for the bridge shrinking until the bridge publishes nothing).
+        defer {
+            if !confirmed.isEmpty {
+                worker.madeProgress()
+                _ = group.ack(member, seqs: confirmed)
+                metrics.published.increment(by: Int64(confirmed.count))
+                metrics.inFlight(inFlight.count)
+            }
+        }
         var wait = waitMs
         while let confirm = try connection.nextConfirm(timeoutMs: wait) {
             wait = 0
@@ -195,12 +206,6 @@ final class BridgeOutbound: @unchecked Sendable {
             while let first = inFlight.first, confirmedAhead.remove(first.tag) != nil {
                 confirmed.append(inFlight.removeFirst().seq)
             }
-        }
-        if !confirmed.isEmpty {
-            worker.madeProgress()
-            _ = group.ack(member, seqs: confirmed)
-            metrics.published.increment(by: Int64(confirmed.count))
-            metrics.inFlight(inFlight.count)
         }
         return confirmed.count
     }

@@ -306,6 +306,35 @@ struct ConsumerGroupTests {
         #expect(try group.take(member, maximum: 10).isEmpty)
     }
 
+    /// A group with unlimited attempts (the RabbitMQ bridge's) never dead-letters for them: an event its
+    /// leaving member held, or held at a restart, is delivered again, whatever `max_deliver` says.
+    @Test func aGroupWithUnlimitedAttemptsDeliversAgainAfterLeavesAndRestarts() async throws {
+        var settings = GroupSettings(maxDeliver: 1, backoffMs: [0])
+        settings.unlimitedAttempts = ["bridge"]
+        var fixture = try GroupFixture(partitions: 1, settings: settings)
+        var group = try fixture.group("bridge")
+        try await fixture.store("tx", id: "held")
+        for attempt in 1...3 {
+            let member = group.join(subscription: UInt64(attempt), maxInFlight: nil, ackWaitMs: nil)
+            let taken = try group.take(member, maximum: 10)
+            #expect(taken.map(\.eventID) == ["held"] && taken.first?.attempt == attempt)
+            group.leave(member)
+        }
+        let member = group.join(subscription: 9, maxInFlight: nil, ackWaitMs: nil)
+        let fourth = try #require(try group.take(member, maximum: 10).first)
+        #expect(fourth.attempt == 4)
+        let answer = group.ack(member, seqs: [])
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            group.whenCommitted(answer.version) { continuation.resume(with: $0) }
+        }
+        fixture = try fixture.reopened(settings: settings)
+        defer { fixture.close() }
+        group = try #require(fixture.groups.group(named: "bridge"))
+        let again = group.join(subscription: 10, maxInFlight: nil, ackWaitMs: nil)
+        #expect(try group.take(again, maximum: 10).map(\.attempt) == [5])
+        #expect(group.deadLetterCount == 0)
+    }
+
     @Test func aNackWithDeadLetterGoesStraightToTheDeadLetterQueue() async throws {
         let fixture = try GroupFixture(partitions: 1)
         defer { fixture.close() }

@@ -23,6 +23,8 @@ public final class ConsumerGroup: Sendable {
     /// The group's topic patterns, as the first subscriber gave them.
     public let topics: [TopicPattern]
     public let settings: GroupSettings
+    /// ``GroupSettings/maxDeliver`` for this group.
+    private let maxDeliver: Int
     let deadLetters: DeadLetterQueue
     private let matchesEverything: Bool
     private let log: DurableLog
@@ -167,6 +169,7 @@ public final class ConsumerGroup: Sendable {
         self.name = name
         self.topics = topics
         self.settings = settings
+        maxDeliver = settings.maxDeliver(forGroup: name)
         self.log = log
         self.writer = StateLock(
             GroupStateWriter(file: GroupStateFile(directory: directory), generation: snapshot?.journal ?? 0))
@@ -364,7 +367,7 @@ public final class ConsumerGroup: Sendable {
             // Out of attempts: its last one was in flight when the broker stopped (a restart makes every
             // pending event due at once, its attempts counted), or `max_deliver` was lowered since. It goes to
             // the dead-letter queue, as after any failed last attempt, not to a consumer once more.
-            if state.cursors[partition].pending[offset]!.attempts >= settings.maxDeliver {
+            if state.cursors[partition].pending[offset]!.attempts >= maxDeliver {
                 state.cursors[partition].due.remove(offset)
                 fail(&state, partition, offset, now: now, delay: nil, deadLetter: false, &effects)
                 continue
@@ -557,7 +560,7 @@ public final class ConsumerGroup: Sendable {
         pending.holder = nil
         state.version += 1
         effects.changed = true
-        if deadLetter || pending.attempts >= settings.maxDeliver {
+        if deadLetter || pending.attempts >= maxDeliver {
             pending.deadLettering = true
             state.cursors[partition].pending[offset] = pending
             effects.deadLetters.append(

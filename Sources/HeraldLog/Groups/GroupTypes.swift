@@ -12,6 +12,9 @@ public struct GroupSettings: Sendable, Equatable {
     public var backoffMs: [Int64]
     /// Unacknowledged deliveries per member.
     public var maxInFlight: Int
+    /// Groups whose events never go to the dead-letter queue for their attempts, however many (the RabbitMQ
+    /// bridge's: it holds what it took until RabbitMQ confirms it, across outages and restarts).
+    public var unlimitedAttempts: Set<String> = []
 
     public init(
         ackWaitMs: Int64 = 30_000, maxDeliver: Int = 4, backoffMs: [Int64] = [1000, 2000, 4000], maxInFlight: Int = 1000
@@ -20,6 +23,11 @@ public struct GroupSettings: Sendable, Equatable {
         self.maxDeliver = maxDeliver
         self.backoffMs = backoffMs
         self.maxInFlight = maxInFlight
+    }
+
+    /// The attempts after which an event of group `name` goes to the dead-letter queue.
+    func maxDeliver(forGroup name: String) -> Int {
+        unlimitedAttempts.contains(name) ? Int.max : maxDeliver
     }
 
     /// The wait before the delivery that follows failed attempt number `attempt` (1 = the first).

@@ -35,11 +35,15 @@ extension HeraldConfiguration {
 
     /// The `[groups]` keys as the groups use them.
     public var groupSettings: GroupSettings {
-        GroupSettings(
+        var settings = GroupSettings(
             ackWaitMs: Int64(groups.ackWaitMs),
             maxDeliver: groups.maxDeliver,
             backoffMs: groups.backoffMs.map { Int64($0) },
             maxInFlight: groups.maxInFlight
         )
+        // What the bridge took and RabbitMQ did not confirm is published again after every restart, never
+        // dead-lettered (docs/scale-out.md).
+        settings.unlimitedAttempts = [RabbitMQBridge.groupName]
+        return settings
     }
 }
