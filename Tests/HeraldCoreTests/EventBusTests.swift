@@ -232,6 +232,21 @@ import Testing
         #expect(bus.resetDeliveryStatistics(for: "nobody") == nil)
     }
 
+    /// `cancel()` ends the sequence at once, even while its iterator holds a batch it took: the rest of the
+    /// batch counts as failed, as with a cancelled task.
+    @Test func cancelInTheMiddleOfABatchEndsTheSequence() async throws {
+        let bus = EventBus()
+        let subscription = try bus.subscribe(["#"], subscriber: "mid", buffer: 10)
+        for number in 1...5 { bus.publish(numberedEvent(number)) }
+        var taken = 0
+        for await _ in subscription {
+            taken += 1
+            if taken == 2 { subscription.cancel() }
+        }
+        #expect(taken == 2)
+        #expect(bus.deliveryStatistics(for: "mid") == DeliveryStatistics(successful: 2, failed: 3))
+    }
+
     @Test func resetWhileSubscribedCountsFromZero() async throws {
         let bus = EventBus()
         let subscription = try bus.subscribe(["#"], subscriber: "live")

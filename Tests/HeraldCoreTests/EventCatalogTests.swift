@@ -328,6 +328,16 @@ let catalogSamples: [(event: any CatalogEvent, fields: Set<String>)] = {
             "chain.sync", #"{"network":"n","syncing":true,"progress":"half","peers":1,"blockHeight":1}"#,
             "payload.progress: must be a number"
         ),
+        // Numbers a Double cannot hold, which typed subscribers could not decode.
+        (
+            "chain.sync", #"{"network":"n","syncing":true,"progress":1e400,"peers":1,"blockHeight":1}"#,
+            "payload.progress: must be a number a 64-bit float can hold"
+        ),
+        (
+            "chain.sync", #"{"network":"n","syncing":true,"progress":-1e-99999,"peers":1,"blockHeight":1}"#,
+            "payload.progress: must be a number a 64-bit float can hold"
+        ),
+        ("chain.sync", #"{"network":"n","syncing":true,"progress":0.0e-99999,"peers":1,"blockHeight":1}"#, nil),
         (
             "module.unloaded", #"{"module_name":"m","version":"1","reason":7}"#,
             #"payload.reason: must be one of "bye", "disconnected", "stopped", "crashed""#

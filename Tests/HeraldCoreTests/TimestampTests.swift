@@ -52,6 +52,17 @@ import Testing
         #expect(Timestamp.millisecondsSinceEpoch(text) == milliseconds)
     }
 
+    /// Times beyond four-digit years are written as the nearest that can be (a negative year trapped, a
+    /// year past 9999 lost its first digit).
+    @Test func timesBeyondFourDigitYearsAreWrittenAsTheNearest() {
+        #expect(Timestamp.format(millisecondsSinceEpoch: -62_167_219_200_001) == "0000-01-01T00:00:00.000Z")
+        #expect(Timestamp.format(millisecondsSinceEpoch: .min) == "0000-01-01T00:00:00.000Z")
+        #expect(Timestamp.format(millisecondsSinceEpoch: 253_402_300_800_000) == "9999-12-31T23:59:59.999Z")
+        #expect(Timestamp.format(millisecondsSinceEpoch: .max) == "9999-12-31T23:59:59.999Z")
+        let early = Timestamp.millisecondsSinceEpoch("0000-01-01T00:00:00+00:01", anyOffset: true)
+        #expect(early.map { Timestamp.format(millisecondsSinceEpoch: $0) } == "0000-01-01T00:00:00.000Z")
+    }
+
     @Test func nowIsCurrent() throws {
         let before = Timestamp.currentMilliseconds()
         let parsed = try #require(Timestamp.millisecondsSinceEpoch(Timestamp.now()))

@@ -31,10 +31,14 @@ public final class Subscription: AsyncSequence, Sendable {
     /// The patterns it matches.
     public var patterns: [TopicPattern] { storage.patterns }
 
-    /// Ends the subscription: it leaves the bus, queued events count as `failed`, and the sequence ends.
+    /// Ends the subscription: it leaves the bus, queued events count as `failed`, and the sequence ends —
+    /// at once, even in the middle of a batch its iterator took (the rest of that batch counts as `failed`).
     public func cancel() {
         bus.remove(storage)
     }
+
+    /// Whether the subscription has ended.
+    var hasEnded: Bool { storage.hasEnded }
 
     /// Waits for queued events and moves all of them, with their sequence numbers, into `buffer`; returns
     /// `false` once the subscription has ended. This is the batch interface the broker's connection writers
@@ -136,9 +140,10 @@ private final class IteratorState {
     }
 
     /// The next event of the batch in hand, if any; `nil` also when the task is cancelled, which ends the
-    /// subscription at once (as AsyncStream does), counting the rest of the batch as `failed`.
+    /// subscription at once (as AsyncStream does), or when the subscription was cancelled or unsubscribed,
+    /// counting the rest of the batch as `failed` either way.
     func takeFromBatch() -> EventEnvelope? {
-        if Task.isCancelled {
+        if Task.isCancelled || subscription.hasEnded {
             subscription.recordFailed(batch.count)
             batch.removeAll()
             return nil

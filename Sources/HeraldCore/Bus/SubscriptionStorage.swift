@@ -17,6 +17,11 @@ final class SubscriptionStorage: Sendable, Hashable {
     private let queuedMark = Atomic<UInt64>(0)
     /// The sequence number of the last event the consumer took; written by the consumer only.
     private let takenMark = Atomic<UInt64>(0)
+    /// Set by ``finish()``: read without the lock by an iterator handing out a batch it already took.
+    private let ended = Atomic<Bool>(false)
+
+    /// Whether the subscription has ended (cancelled, unsubscribed, or its consumer gone).
+    var hasEnded: Bool { ended.load(ordering: .relaxed) }
 
     init(
         id: UInt64,
@@ -180,6 +185,7 @@ final class SubscriptionStorage: Sendable, Hashable {
     /// Ends the subscription, counting what was still queued as `failed`. Safe to call more than once.
     func finish() {
         let (discarded, resume) = state.withLock { $0.finish() }
+        ended.store(true, ordering: .relaxed)
         if discarded > 0 { counters.failed.add(UInt64(discarded), ordering: .relaxed) }
         resume?.resume()
     }

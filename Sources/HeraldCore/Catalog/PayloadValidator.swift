@@ -95,7 +95,15 @@ struct PayloadValidator {
         case .number:
             guard let next, next == UInt8(ascii: "-") || (next >= UInt8(ascii: "0") && next <= UInt8(ascii: "9"))
             else { return try mismatch("a number") }
-            try scanner.skipValue()
+            // Typed subscribers decode it as a `Double`: a literal that overflows it (`1e400`) or underflows it
+            // to zero (`1e-99999`), which JSON allows, would pass here and then be dropped by them unseen.
+            let literal = String(decoding: scanner.copyBytes(in: try scanner.skipValue()), as: UTF8.self)
+            let mantissa = literal.prefix { $0 != "e" && $0 != "E" }
+            guard let value = Double(literal), value.isFinite,
+                value != 0 || !mantissa.contains(where: { $0 >= "1" && $0 <= "9" })
+            else {
+                return EnvelopeError(field: path, "must be a number a 64-bit float can hold")
+            }
         case .boolean:
             guard next == UInt8(ascii: "t") || next == UInt8(ascii: "f") else { return try mismatch("a boolean") }
             _ = try scanner.readBool()

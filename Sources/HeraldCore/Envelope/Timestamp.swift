@@ -23,9 +23,13 @@ public enum Timestamp: Sendable {
         return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 
-    /// Formats milliseconds since the epoch as an RFC 3339 UTC timestamp with millisecond precision.
+    /// Formats milliseconds since the epoch as an RFC 3339 UTC timestamp with millisecond precision. A time
+    /// RFC 3339's four-digit years cannot write (before year 0, after 9999: a `from` given with an offset can
+    /// fall there) is written as the nearest one they can, 0000-01-01T00:00:00.000Z or
+    /// 9999-12-31T23:59:59.999Z.
     public static func format(millisecondsSinceEpoch: Int64) -> String {
-        let (days, millisecondOfDay) = millisecondsSinceEpoch.quotientAndRemainder(dividingBy: 86_400_000)
+        let clamped = min(max(millisecondsSinceEpoch, -62_167_219_200_000), 253_402_300_799_999)
+        let (days, millisecondOfDay) = clamped.quotientAndRemainder(dividingBy: 86_400_000)
         let adjustedDays = millisecondOfDay < 0 ? days - 1 : days
         let milliseconds = millisecondOfDay < 0 ? millisecondOfDay + 86_400_000 : millisecondOfDay
         let (year, month, day) = civilDate(daysSinceEpoch: adjustedDays)
