@@ -105,6 +105,9 @@ final class ClientLink: Sendable {
         }
     }
 
+    /// Whether the connection failed (``fail(with:)``).
+    var hasFailed: Bool { state.withLock { $0.failure != nil } }
+
     /// Fails every waiting request with `error`; requests made later fail at once.
     func fail(with error: any Error) {
         let pending = state.withLock { state in

@@ -173,12 +173,19 @@ public final class HeraldClient: Sendable {
         _ delivery: HeraldDelivery, confirmed: Bool, _ encode: (inout RequestWriter, RequestID?) -> Void
     ) async throws {
         guard state.withLock({ $0.link === delivery.link }) else { return }
-        if confirmed {
-            _ = try await send(on: delivery.link) { writer, id in encode(&writer, id) }
-        } else {
-            var writer = RequestWriter()
-            encode(&writer, nil)
-            try await delivery.link.sendWithBackpressure(writer.take())
+        do {
+            if confirmed {
+                _ = try await send(on: delivery.link) { writer, id in encode(&writer, id) }
+            } else {
+                var writer = RequestWriter()
+                encode(&writer, nil)
+                try await delivery.link.sendWithBackpressure(writer.take())
+            }
+        } catch {
+            // The connection went while this was sent: as when it was gone before, nothing (the broker
+            // delivers the event again). A consumer's loop (`consume`) is not ended by it.
+            if delivery.link.hasFailed || state.withLock({ $0.link !== delivery.link }) { return }
+            throw error
         }
     }
 
@@ -430,7 +437,8 @@ public final class HeraldClient: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(
-                        ByteToMessageHandler(ClientFrameDecoder(maximumLength: Int(Int32.max))),
+                        // The largest `max_frame` a broker can announce (`ipc.max_frame`'s range).
+                        ByteToMessageHandler(ClientFrameDecoder(maximumLength: 64 << 20)),
                         FrameForwarder(input)
                     )
                 }
