@@ -7,8 +7,17 @@
 /// on Swift concurrency's pool. Foundation's `Thread.name` is not used: on Linux a name longer than 15 bytes
 /// is refused and the thread keeps its creator's name; here it is cut to 15 bytes.
 package enum NamedThread {
-    /// Starts a detached thread named `name` (its first 15 bytes) running `body`.
+    /// Starts a detached thread named `name` (its first 15 bytes) running `body`; stops the process if the
+    /// system cannot make one: for the threads a component starts with, which it cannot run without.
     package static func start(_ name: String, _ body: @escaping @Sendable () -> Void) {
+        let created = tryStart(name, body)
+        precondition(created, "pthread_create failed for \(name)")
+    }
+
+    /// Starts a detached thread named `name` running `body`; `false`, and `body` not run, when the system
+    /// cannot make one (out of threads or memory): for threads started while running, whose callers can do
+    /// the work another way or report it.
+    package static func tryStart(_ name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
         final class Box: Sendable {
             let name: String
             let body: @Sendable () -> Void
@@ -27,8 +36,12 @@ package enum NamedThread {
                 box.body()
                 return nil
             }, box)
-        precondition(created == 0, "pthread_create failed: \(created)")
+        guard created == 0 else {
+            Unmanaged<Box>.fromOpaque(box).release()
+            return false
+        }
         pthread_detach(thread)
+        return true
     }
 
     /// Names the calling thread (at most 15 bytes are kept).

@@ -948,7 +948,7 @@ public final class ConsumerGroup: Sendable {
             let running = DispatchGroup()
             running.enter()
             compacting.withLock { $0 = running }
-            NamedThread.start("herald-gstate") { [self] in
+            let started = NamedThread.tryStart("herald-gstate") { [self] in
                 let succeeded = writeState(taken, version)
                 compacting.withLock { $0 = nil }
                 running.leave()
@@ -956,6 +956,13 @@ public final class ConsumerGroup: Sendable {
                 // failed, and the next change tries again, as after a failed append — unless a waiter came in
                 // after the failure, while the committer passed this group over: it is not left waiting for
                 // another change. (A failing disk is tried again only as waiters come, never in a loop.)
+                if succeeded || state.withLock({ !$0.commitWaiters.isEmpty }) { changed() }
+            }
+            if !started {
+                // No thread to be had: written here, holding back the other groups' commits as it once did.
+                let succeeded = writeState(taken, version)
+                compacting.withLock { $0 = nil }
+                running.leave()
                 if succeeded || state.withLock({ !$0.commitWaiters.isEmpty }) { changed() }
             }
             return

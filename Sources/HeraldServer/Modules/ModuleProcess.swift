@@ -78,9 +78,11 @@ final class ModuleProcess: Sendable {
     ) async throws(ModuleProcessError) -> ModuleProcess {
         let process = ModuleProcess()
         let started: ModuleProcessError? = await withCheckedContinuation { continuation in
-            NamedThread.start("module-\(launch.module)") {
+            let running = NamedThread.tryStart("module-\(launch.module)") {
                 process.run(launch, logger: logger, started: { continuation.resume(returning: $0) }, exited: exited)
             }
+            // No thread to watch it: the module is not started (a start failure, by its restart policy).
+            if !running { continuation.resume(returning: ModuleProcessError(EAGAIN, "no thread to run it")) }
         }
         if let started { throw started }
         return process
