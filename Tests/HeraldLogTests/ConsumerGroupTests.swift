@@ -43,7 +43,12 @@ struct GroupFixture {
     func reopened(settings: GroupSettings = GroupSettings()) throws -> GroupFixture {
         groups.close()
         log.close()
-        return try GroupFixture(directory: directory, settings: settings, partitions: log.partitionCount)
+        return try reopenedAfterClose(settings: settings)
+    }
+
+    /// The same directory opened again, its groups and log closed already (changed in between).
+    func reopenedAfterClose(settings: GroupSettings = GroupSettings()) throws -> GroupFixture {
+        try GroupFixture(directory: directory, settings: settings, partitions: log.partitionCount)
     }
 
     private init(directory: TemporaryDirectory, settings: GroupSettings, partitions: Int) throws {
@@ -575,6 +580,40 @@ struct ConsumerGroupTests {
         #expect(Set(resumed.map(\.eventID)) == ["e2", "e4", "e5", "e6"])
         #expect(resumed.filter { $0.eventID != "e6" }.allSatisfy { $0.attempt == 2 })
         #expect(resumed.first { $0.eventID == "e6" }?.attempt == 1)
+    }
+
+    /// A log that lost records the group had read (cut here at a record's end, as recovery reports
+    /// `records_lost`) gives their offsets to the next events: the group goes back to the log's end and
+    /// delivers them, instead of waiting past its old position.
+    @Test func aGroupResumesAtTheEndOfALogThatLostRecordsItHadRead() async throws {
+        var fixture = try GroupFixture(partitions: 1)
+        var group = try fixture.group()
+        var member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        for index in 0..<5 { try await fixture.store("tx", id: "e\(index)") }
+        let taken = try group.take(member, maximum: 10)
+        #expect(taken.count == 5)
+        // e0-e2 acknowledged, e3 and e4 held.
+        let answer = group.ack(member, seqs: taken.prefix(3).map(\.seq))
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            group.whenCommitted(answer.version) { continuation.resume(with: $0) }
+        }
+        let kept = try fixture.log.read(partition: 0, from: 0, maximumRecords: 3).reduce(0) {
+            $0 + Record.headerSize + $1.bytes.count
+        }
+        fixture.groups.close()
+        fixture.log.close()
+        // The disk lost e3 and e4.
+        let file = try LogFile(path: segmentPath(fixture.directory.path + "/log"), create: false)
+        try file.truncate(to: kept)
+        fixture = try fixture.reopenedAfterClose()
+        defer { fixture.close() }
+        #expect(fixture.log.bounds(partition: 0).end == 3)
+        group = try #require(fixture.groups.group(named: "g"))
+        try await fixture.store("tx", id: "after-loss")
+        member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        let resumed = try group.take(member, maximum: 10)
+        #expect(resumed.map(\.eventID) == ["after-loss"])
+        #expect(resumed.first?.attempt == 1)
     }
 
     /// A commit writes what changed, not every pending event: an ack with 49 others pending appends one

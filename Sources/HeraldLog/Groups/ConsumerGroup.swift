@@ -181,8 +181,13 @@ public final class ConsumerGroup: Sendable {
         for partition in 0..<log.partitionCount {
             if let snapshot, partition < snapshot.partitions.count {
                 let position = snapshot.partitions[partition]
-                var cursor = Cursor(next: position.next)
-                for entry in position.pending {
+                // A log that lost records the group had read (fsync `never` and an operating-system crash,
+                // damage; recovery reports them) gives their offsets to the next events: the group goes back
+                // to its end, so that those are delivered, and forgets what it held past it (those events are
+                // gone). Otherwise the end is never before what the group read.
+                let end = log.bounds(partition: partition).end
+                var cursor = Cursor(next: min(position.next, end))
+                for entry in position.pending where entry.offset < end {
                     // Delivered before the restart and not acknowledged: due again at once.
                     cursor.pending[entry.offset] = Pending(attempts: entry.attempts, timestamp: entry.timestamp)
                     cursor.due.insert(entry.offset)
