@@ -307,6 +307,12 @@ public final class DurableLog: Sendable {
                 + "cannot be read and are passed over")
     }
 
+    /// Tells the problem observers `problem`, once per `subject`: for what works beside the log and must be
+    /// known the same way (a consumer group's dead-letter queue that cannot take an event).
+    package func reportProblem(about subject: String, _ problem: String) {
+        observers.tellOnce(about: subject, problem)
+    }
+
     /// Calls `observer` with a sentence for what an operator must know, once each: a damaged place in a
     /// segment that a read passed over (acknowledged events are lost there), the first write or sync that
     /// failed (the partitions it failed refuse appends until a restart). The broker logs them as errors.

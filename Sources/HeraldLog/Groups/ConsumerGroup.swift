@@ -700,13 +700,26 @@ public final class ConsumerGroup: Sendable {
                 fields.metadata["group"] = name
                 let bytes = EventEnvelope(sealing: fields).json
                 try deadLetters.append(bytes, timestamp: clock.wall()) { [weak self] result in
-                    if case .success = result { self?.finishDeadLetter(letter) }
+                    switch result {
+                    case .success: self?.finishDeadLetter(letter)
+                    case .failure(let error): self?.reportDeadLetterFailure(error)
+                    }
                 }
             } catch {
                 // Left pending and marked: a restart delivers it again.
+                reportDeadLetterFailure(error)
                 continue
             }
         }
+    }
+
+    /// An event the dead-letter queue could not take stays pending, marked for the queue, until a restart:
+    /// said once per group, through the log's problem observers (the broker logs them as errors).
+    private func reportDeadLetterFailure(_ error: LogError) {
+        log.reportProblem(
+            about: "dead-letters of \(name)",
+            "the dead-letter queue of consumer group \(name) could not take an event (\(error)): it stays pending, "
+                + "neither delivered nor dead-lettered, until the broker restarts")
     }
 
     /// The dead letter is durable: the event is done in the group — unless a replay came first (the letter
