@@ -87,6 +87,22 @@ struct MetricsTests {
 
     /// Statistics reset through the API do not take back from the counters what happened since the last
     /// scrape (a review saw 797 drops never counted: the counters grew only from scrape to scrape).
+    /// A name the bus forgets (past its statistics limit) leaves the metrics; when it comes back its totals
+    /// start again from zero, and its counters with them (computing what it gained then trapped).
+    @Test func aModuleTheBusForgetsLeavesTheMetricsAndComesBackFromZero() {
+        _ = testMetrics
+        let metrics = BrokerMetrics()
+        let name = "forgot-" + UUID().uuidString.prefix(8).lowercased()
+        let series = #"herald_events_delivered_total{module="\#(name)"}"#
+        func samples() -> [Substring] { testMetrics.emitToString().split(separator: "\n").filter { $0.contains(name) } }
+        metrics.reportDeliveries([name: DeliveryStatistics(successful: 5)])
+        #expect(samples().contains(series + " 5"))
+        metrics.reportDeliveries([:])
+        #expect(samples().isEmpty)
+        metrics.reportDeliveries([name: DeliveryStatistics(successful: 2)])
+        #expect(samples().contains(series + " 2"))
+    }
+
     @Test func dropsAndDeliveriesBeforeAResetStillReachTheCounters() async throws {
         let broker = try await TestBroker.start(http: true)
         let name = "reset-" + UUID().uuidString.prefix(8).lowercased()

@@ -80,12 +80,18 @@ final class BrokerMetrics: Sendable {
     /// Counters of deliveries and drops per module grow by what the totals gained since the last scrape. The
     /// totals ignore resets of the statistics through the API, so nothing counted between a scrape and a
     /// reset is lost and the counters never go back.
-    private func reportDeliveries(_ statistics: [String: DeliveryStatistics]) {
-        let changes = reported.withLock { reported in
+    ///
+    /// A name the bus forgot (past ``EventBus/statisticsLimit``) leaves the metrics too, its series removed;
+    /// one that comes back starts again from zero, as a new series.
+    func reportDeliveries(_ statistics: [String: DeliveryStatistics]) {
+        let (changes, forgotten) = reported.withLock { reported in
+            let forgotten = reported.keys.filter { statistics[$0] == nil }
+            for module in forgotten { reported.removeValue(forKey: module) }
             var changes: [(String, DeliveryStatistics)] = []
             for (module, now) in statistics {
                 let before = reported[module] ?? DeliveryStatistics()
-                func gained(_ now: UInt64, _ before: UInt64) -> UInt64 { now - before }
+                // Totals never go back while the bus keeps a name; should one ever, it counts from zero again.
+                func gained(_ now: UInt64, _ before: UInt64) -> UInt64 { now >= before ? now - before : now }
                 changes.append(
                     (
                         module,
@@ -96,7 +102,14 @@ final class BrokerMetrics: Sendable {
                     ))
                 reported[module] = now
             }
-            return changes
+            return (changes, forgotten)
+        }
+        for module in forgotten {
+            Counter(label: "herald_events_delivered_total", dimensions: [("module", module)]).destroy()
+            for reason in ["channel_full", "failed"] {
+                Counter(label: "herald_events_dropped_total", dimensions: [("module", module), ("reason", reason)])
+                    .destroy()
+            }
         }
         for (module, gained) in changes {
             Counter(label: "herald_events_delivered_total", dimensions: [("module", module)])
