@@ -56,6 +56,47 @@ struct GroupMaintenanceTests {
 
     /// A `target_age_days` out of range is ignored: negative, it put the cut-off in the future (every sealed
     /// segment deleted); huge, its conversion to milliseconds overflowed and stopped the broker.
+    /// A lag hovering at the limit alerts once: the alert is re-armed only below nine tenths of it.
+    @Test func aLagHoveringAtTheLimitAlertsOnce() async throws {
+        let broker = try await TestBroker.start(durable: true, lagMonitor: false) {
+            $0.log.persist = ["tx"]
+            $0.log.partitions = 1
+            $0.groups.lagAlertEvents = 10
+        }
+        let monitor = GroupLagMonitor(broker: broker.broker)
+        var alerted: Set<String> = []
+        try await broker.withModule("worker") { (worker: inout Conversation) async throws in
+            #expect(
+                try await worker.request(#"{"op":"subscribe","id":1,"topics":["tx"],"group":"hover"}"#)
+                    == #"{"op":"ok","id":1,"subscription":1}"#)
+            try await DurableSubscriptionTests.publish((0..<11).map { "h\($0)" }, to: broker)
+            var seqs: [Int] = []
+            for _ in 0..<11 { seqs.append(try await DurableSubscriptionTests.nextEvent(&worker, subscription: 1).seq) }
+            func ack(_ count: Int) async throws {
+                let taken = seqs.prefix(count)
+                seqs.removeFirst(count)
+                #expect(
+                    try await worker.request(#"{"op":"ack","id":5,"subscription":1,"seq":\#(Array(taken))}"#)
+                        == #"{"op":"ok","id":5}"#)
+            }
+            monitor.check(alerted: &alerted)
+            #expect(alerted == ["hover/0"])
+            // 10 behind (at the limit, not over it), then 11 again: still the same crossing.
+            try await ack(1)
+            monitor.check(alerted: &alerted)
+            #expect(alerted == ["hover/0"])
+            try await DurableSubscriptionTests.publish(["h11"], to: broker)
+            _ = try await DurableSubscriptionTests.nextEvent(&worker, subscription: 1)
+            monitor.check(alerted: &alerted)
+            #expect(alerted == ["hover/0"])
+            // 9 behind: nine tenths, re-armed.
+            try await ack(2)
+            monitor.check(alerted: &alerted)
+            #expect(alerted.isEmpty)
+        }
+        try await broker.stop()
+    }
+
     @Test func maintenanceDataWithATargetAgeOutOfRangeIsIgnored() async throws {
         let broker = try await TestBroker.start(durable: true)
         try await broker.withModule("operator") { (client: inout Conversation) async throws in

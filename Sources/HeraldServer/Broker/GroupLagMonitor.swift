@@ -40,7 +40,11 @@ public struct GroupLagMonitor: Service {
                 let age = lag.oldestUnackedAgeMs ?? 0
                 let byEvents = lag.lag > Int64(limits.lagAlertEvents)
                 guard byEvents || age > Int64(limits.lagAlertMs) else {
-                    alerted.remove(key)
+                    // Re-armed once clearly back, below nine tenths of both limits: a lag hovering at a
+                    // limit would otherwise alert at every check that finds it just over.
+                    if lag.lag * 10 <= Int64(limits.lagAlertEvents) * 9 && age * 10 <= Int64(limits.lagAlertMs) * 9 {
+                        alerted.remove(key)
+                    }
                     continue
                 }
                 guard alerted.insert(key).inserted else { continue }

@@ -89,7 +89,10 @@ public struct Housekeeping: Service {
         let available = Int(stats.f_bavail) * Int(stats.f_frsize)
         let total = Int(stats.f_blocks) * Int(stats.f_frsize)
         let percentFree = Double(available) * 100 / Double(total)
-        let low = percentFree < Double(broker.configuration.housekeeping.diskLowPercent)
+        // Once low, it stays low until a percentage point above the limit: free space hovering at the limit
+        // would otherwise alert (and start a flush and a cleanup) at every check that finds it just under.
+        let limit = Double(broker.configuration.housekeeping.diskLowPercent)
+        let low = percentFree < (wasLow ? limit + 1 : limit)
         defer { wasLow = low }
         guard low, !wasLow else { return }
         broker.logger.warning(
