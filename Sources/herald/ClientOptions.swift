@@ -73,9 +73,22 @@ struct ClientOptions: ParsableArguments {
     }
 }
 
-/// Writes one line to standard output at once, for output read line by line by another program.
+/// Writes one line to standard output at once, for output read line by line by another program. When the
+/// reader is gone (`herald tail '#' | head -n1`: the pipe is closed), the command ends quietly with status
+/// 0, as `yes | head` does: SwiftNIO turns the pipe's signal off for the process, and Foundation's
+/// `FileHandle.write` would stop it with a crash report instead.
 func printLine(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    var bytes = Array((line + "\n").utf8)
+    var written = 0
+    while written < bytes.count {
+        let count = bytes.withUnsafeMutableBytes { write(STDOUT_FILENO, $0.baseAddress! + written, $0.count - written) }
+        if count < 0 {
+            if errno == EINTR { continue }
+            if errno == EPIPE { exit(0) }
+            return
+        }
+        written += count
+    }
 }
 
 enum HeraldCLI {

@@ -118,6 +118,24 @@ struct CLITests {
         #expect(errors == "herald: the broker closed the connection after 0 events\n")
     }
 
+    /// A reader that goes away (`herald tail '#' | head -n1`) ends `tail` quietly with status 0: SwiftNIO
+    /// turns the pipe's signal off, and the write's error stopped the process with a crash report.
+    @Test func tailWhoseReaderIsGoneEndsQuietly() async throws {
+        let broker = try await TestBroker.start()
+        let tail = try HeraldRun.start(["tail", "block.#", "--socket", broker.socketPath])
+        try await waitUntil { broker.broker.bus.subscribers(for: "block.new") == ["herald-cli"] }
+        tail.output.fileHandleForReading.closeFile()
+        try await broker.withModule("node") { (node: inout Conversation) async throws in
+            #expect(
+                try await node.request(#"{"op":"publish","id":1,"event":{"event_type":"block.new"}}"#)?.hasPrefix(
+                    #"{"op":"ok","id":1"#) == true)
+        }
+        let (status, errors) = await tail.finish()
+        #expect(status == 0)
+        #expect(errors.isEmpty, "\(errors)")
+        try await broker.stop()
+    }
+
     @Test func tailWithAGroupPrintsStoredEventsAndAcknowledgesThem() async throws {
         let broker = try await TestBroker.start(durable: true) { $0.log.persist = ["block.#"] }
         try await broker.withModule("node") { (node: inout Conversation) async throws in
