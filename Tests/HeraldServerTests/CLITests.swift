@@ -26,6 +26,13 @@ struct CLITests {
         ),
         (["dlq", "x?y"], "herald: GROUP must be a group name, 1 to 64 of a-z, 0-9, '_' and '-', not 'x?y'\n"),
         (["dlq", "workers", "--limit", "0"], "herald: --limit must be 1 to 1000, not 0\n"),
+        // Bench numbers that trapped (a negative range, an overflowing product).
+        (["bench", "pubsub", "--stalled=-1"], "herald: --stalled must be from 0 to 10000\n"),
+        (["bench", "ws", "--seconds=-1"], "herald: --seconds must be from 1 to 86400\n"),
+        (
+            ["bench", "http", "--events", "9223372036854775807"],
+            "herald: --events must be from 1 to 1000000000 and --in-flight at least 1\n"
+        ),
         (["dlq", "workers", "--limit", "1001"], "herald: --limit must be 1 to 1000, not 1001\n"),
         (
             ["tail", "x", "--group", "BAD!"],

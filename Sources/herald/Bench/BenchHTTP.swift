@@ -38,7 +38,9 @@ struct BenchHTTP: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...1000).contains(batch) else { throw ValidationError("--batch must be 1 to 1000") }
-        guard inFlight >= 1, events >= 1 else { throw ValidationError("--events and --in-flight must be at least 1") }
+        guard inFlight >= 1, (1...1_000_000_000).contains(events) else {
+            throw ValidationError("--events must be from 1 to 1000000000 and --in-flight at least 1")
+        }
     }
 
     func run() async throws {

@@ -67,6 +67,7 @@ struct BenchPubSub: AsyncParsableCommand {
         guard payloadSize >= 40 else { throw ValidationError("--payload-size must be at least 40") }
         guard rate >= 1 else { throw ValidationError("--rate must be at least 1") }
         guard (1...100_000).contains(buffer) else { throw ValidationError("--buffer must be from 1 to 100000") }
+        guard (0...10_000).contains(stalled) else { throw ValidationError("--stalled must be from 0 to 10000") }
     }
 
     func run() async throws {

@@ -49,7 +49,8 @@ struct BenchWebSocket: AsyncParsableCommand {
 
     func validate() throws {
         guard connections >= 1 else { throw ValidationError("--connections must be at least 1") }
-        guard rate >= 1 else { throw ValidationError("--rate must be at least 1") }
+        guard (1...10_000_000).contains(rate) else { throw ValidationError("--rate must be from 1 to 10000000") }
+        guard (1...86_400).contains(seconds) else { throw ValidationError("--seconds must be from 1 to 86400") }
         guard (0...1).contains(matching) else { throw ValidationError("--matching must be from 0 to 1") }
         guard readerThreads >= 1 else { throw ValidationError("--reader-threads must be at least 1") }
     }
