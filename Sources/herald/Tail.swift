@@ -93,15 +93,16 @@ struct Tail: AsyncParsableCommand {
             }
             return (printed, subscription.droppedByBroker, subscription.droppedByClient)
         }
-        if count.map({ printed < $0 }) ?? true {
-            throw fail("the broker closed the connection after \(printed) events")
-        }
+        // Reported however the tail ends, before the broker's close if that is how.
         if droppedByBroker + droppedByClient > 0 {
             var standardError = StandardError()
             print(
                 "herald: \(printed) events printed; dropped \(droppedByBroker) by the broker, \(droppedByClient) by this tool",
                 to: &standardError
             )
+        }
+        if count.map({ printed < $0 }) ?? true {
+            throw fail("the broker closed the connection after \(printed) events")
         }
     }
 }
