@@ -216,18 +216,24 @@ import Testing
         #expect(log.recovery.damagedRecords.isEmpty)
     }
 
+    /// A log of 40 records `indexed-<n>` in 300-byte segments, closed: its configuration, its partition's
+    /// directory and the names of the offset index files of its sealed segments (at least three), in order.
+    private func indexedLog(in directory: String) async throws -> (LogConfiguration, String, [String]) {
+        _ = try await writeLog(in: directory, count: 40, segmentBytes: 300) { "indexed-\($0)" }
+        let partition = DurableLog.partitionDirectory(directory, 0)
+        let indexes = try FileManager.default.contentsOfDirectory(atPath: partition).filter { $0.hasSuffix(".index") }
+            .sorted()
+        #expect(indexes.count >= 3)
+        return (configuration(directory, segmentBytes: 300), partition, indexes)
+    }
+
     /// Index files are not synced and carry no checksum: a size or position past `Int.max` in them is damage
     /// that makes them stale (rebuilt), not a trap at every start. A file named like a segment with a sign
     /// (`-000…1.log`) is not a segment.
     @Test func indexFilesWithHugeValuesAreRebuiltAndSignedNamesAreNotSegments() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let small = configuration(directory.path, segmentBytes: 300)
-        _ = try await writeLog(in: directory.path, count: 40, segmentBytes: 300) { "indexed-\($0)" }
-        let partition = DurableLog.partitionDirectory(directory.path, 0)
-        let indexes = try FileManager.default.contentsOfDirectory(atPath: partition).filter { $0.hasSuffix(".index") }
-            .sorted()
-        #expect(indexes.count >= 3)
+        let (small, partition, indexes) = try await indexedLog(in: directory.path)
         // The time index's trailer: its recorded size's top byte; an offset index entry's position's.
         let times = partition + "/" + indexes[0].replacingOccurrences(of: ".index", with: ".timeindex")
         let timesFile = try LogFile(path: times, create: false)
@@ -245,12 +251,7 @@ import Testing
     @Test func missingOrStaleIndexFilesOfSealedSegmentsAreRebuilt() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let small = configuration(directory.path, segmentBytes: 300)
-        _ = try await writeLog(in: directory.path, count: 40, segmentBytes: 300) { "indexed-\($0)" }
-        let partition = DurableLog.partitionDirectory(directory.path, 0)
-        let indexes = try FileManager.default.contentsOfDirectory(atPath: partition).filter { $0.hasSuffix(".index") }
-            .sorted()
-        #expect(indexes.count >= 3)
+        let (small, partition, indexes) = try await indexedLog(in: directory.path)
         // Delete one segment's index, and make another's stale (its time index no longer matches).
         try FileManager.default.removeItem(atPath: partition + "/" + indexes[0])
         let stale = partition + "/" + indexes[1].replacingOccurrences(of: ".index", with: ".timeindex")

@@ -49,7 +49,7 @@ import Testing
                 if model[number]?.expires == expires { model[number] = nil }
             default:
                 let entry = DedupEntry(position: nil, expires: now + Int64(generator.next() % 50))
-                table.keepLater(key, entry)
+                table.insertBatch([(key, entry)])
                 if (model[number]?.expires ?? .min) <= entry.expires { model[number] = entry }
                 // After a burst of removals the table gives room back: made again, it must lose nothing.
                 table.shrinkIfSparse()

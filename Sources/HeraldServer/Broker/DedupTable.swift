@@ -184,12 +184,6 @@ struct DedupTable {
         return .accepted(entry)
     }
 
-    /// Puts `entry` under `key`, unless the entry already there expires later (the same id accepted twice,
-    /// the second time after the first left the window: the later acceptance stays).
-    mutating func keepLater(_ key: DedupKey, _ entry: DedupEntry) {
-        _ = claim(key, now: entry.expires) { entry }
-    }
-
     /// Removes `key` if the entry it holds expires at `expires` (a later acceptance of the same id is kept).
     mutating func remove(_ key: DedupKey, expiring expires: Int64) {
         let (index, found) = find(key)
@@ -216,9 +210,10 @@ struct DedupTable {
         count -= 1
     }
 
-    /// Puts a batch of entries (a rebuild's), keeping the later of two for one key.
-    /// What ``keepLater(_:_:)`` does for each, in one pass over the table's memory: a rebuild puts ten
-    /// million ids in, and the checks of each array's uniqueness per write were a tenth of it.
+    /// Puts a batch of entries (a rebuild's): each under its key, unless the entry already there expires
+    /// later (the same id accepted twice, the second time after the first left the window: the later
+    /// acceptance stays). In one pass over the table's memory through its buffers: a rebuild puts ten million
+    /// ids in, and checking each array's uniqueness per write was a tenth of it.
     mutating func insertBatch(_ entries: [(key: DedupKey, entry: DedupEntry)]) {
         reserve(count + entries.count)
         var added = 0

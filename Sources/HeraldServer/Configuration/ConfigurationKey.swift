@@ -126,11 +126,17 @@ struct ConfigurationKey: Sendable {
 
     /// A TOML basic string.
     static func quoted(_ text: String) -> String {
-        var result = "\""
+        "\"" + escaped(text, quotes: true) + "\""
+    }
+
+    /// `text` with its control characters written as TOML escapes (`\n`, `\u0001`), and with `quotes`, its
+    /// quotes and backslashes too: the body of a basic string, or one line of an error.
+    static func escaped(_ text: String, quotes: Bool) -> String {
+        var result = ""
         for scalar in text.unicodeScalars {
             switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
+            case "\"" where quotes: result += "\\\""
+            case "\\" where quotes: result += "\\\\"
             case "\n": result += "\\n"
             case "\t": result += "\\t"
             case "\r": result += "\\r"
@@ -141,6 +147,6 @@ struct ConfigurationKey: Sendable {
             default: result.unicodeScalars.append(scalar)
             }
         }
-        return result + "\""
+        return result
     }
 }

@@ -198,18 +198,8 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
     /// One line whatever the file held: a key or value quoted from it (`"a\nb" = 1`) has its control
     /// characters written as escapes.
     public var description: String {
-        var line = ""
-        for scalar in (key.isEmpty ? "configuration: \(message)" : "configuration: \(key): \(message)").unicodeScalars {
-            switch scalar {
-            case "\n": line += "\\n"
-            case "\r": line += "\\r"
-            case "\t": line += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                line += "\\u{" + String(scalar.value, radix: 16) + "}"
-            default: line.unicodeScalars.append(scalar)
-            }
-        }
-        return line
+        ConfigurationKey.escaped(
+            key.isEmpty ? "configuration: \(message)" : "configuration: \(key): \(message)", quotes: false)
     }
 }
 
