@@ -149,18 +149,30 @@ final class ClientFrameDecoder: ByteToMessageDecoder {
 }
 
 /// Hands each frame to the client's reader task, and the end of the connection (or its error) after the
-/// last one.
-final class FrameForwarder: ChannelInboundHandler, Sendable {
+/// last one. While the frames handed over and not yet taken by the reader hold ``ReadBudget/limit`` bytes or
+/// more, the socket is not read: a broker sending faster than the reader parses fills its own socket buffer
+/// and then waits, instead of the client's memory growing without bound.
+final class FrameForwarder: ChannelDuplexHandler, Sendable {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = Never
 
     private let frames: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
+    private let budget: ReadBudget
 
-    init(_ frames: AsyncThrowingStream<ByteBuffer, any Error>.Continuation) {
+    init(_ frames: AsyncThrowingStream<ByteBuffer, any Error>.Continuation, budget: ReadBudget) {
         self.frames = frames
+        self.budget = budget
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        frames.yield(unwrapInboundIn(data))
+        let frame = unwrapInboundIn(data)
+        budget.handedOver(frame.readableBytes)
+        frames.yield(frame)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        // Held while over the budget; the reader calls `Channel.read()` again once it has caught up.
+        if budget.mayRead() { context.read() }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -170,5 +182,47 @@ final class FrameForwarder: ChannelInboundHandler, Sendable {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         frames.finish(throwing: error)
         context.close(promise: nil)
+    }
+}
+
+/// The bytes of the frames between ``FrameForwarder`` and the client's reader task: at ``limit`` or more the
+/// socket is not read, and reading goes on once the reader has taken them down to half of it.
+final class ReadBudget: Sendable {
+    private struct State {
+        var waiting = 0
+        var readHeld = false
+    }
+
+    let limit: Int
+    private let state = Mutex(State())
+
+    init(limit: Int = 8 << 20) {
+        self.limit = limit
+    }
+
+    /// A frame of `count` bytes was handed to the reader.
+    func handedOver(_ count: Int) {
+        state.withLock { $0.waiting += count }
+    }
+
+    /// Whether the socket may be read now; if not, the read is held until ``taken(_:)`` says to read again.
+    func mayRead() -> Bool {
+        state.withLock { state in
+            // Once held, held until the reader is down to half (not read again at each frame taken).
+            guard state.waiting >= limit || state.readHeld else { return true }
+            state.readHeld = true
+            return false
+        }
+    }
+
+    /// The reader took a frame of `count` bytes; `true` when a held read should now be made
+    /// (`Channel.read()`).
+    func taken(_ count: Int) -> Bool {
+        state.withLock { state in
+            state.waiting -= count
+            guard state.readHeld, state.waiting <= limit / 2 else { return false }
+            state.readHeld = false
+            return true
+        }
     }
 }

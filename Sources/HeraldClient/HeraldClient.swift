@@ -398,7 +398,8 @@ public final class HeraldClient: Sendable {
     /// until the broker or the network ends it. `opened` runs once the connection is usable.
     private func connectOnce(opened: () -> Void) async throws {
         let (frames, input) = AsyncThrowingStream<ByteBuffer, any Error>.makeStream()
-        let channel = try await connectChannel(input)
+        let budget = ReadBudget()
+        let channel = try await connectChannel(input, budget: budget)
         let link = ClientLink(channel: channel)
         defer {
             link.fail(with: HeraldClientError.connectionLost)
@@ -413,7 +414,7 @@ public final class HeraldClient: Sendable {
                 // task cancelled by `close()`), the requests still waiting fail: the handshake waits on one,
                 // and nothing else would resume it.
                 defer { link.fail(with: HeraldClientError.connectionLost) }
-                try await self.read(frames, from: link)
+                try await self.read(frames, from: link, budget: budget)
             }
             try await handshake(on: link)
             let waiters = state.withLock { state in
@@ -429,9 +430,9 @@ public final class HeraldClient: Sendable {
         }
     }
 
-    private func connectChannel(_ input: AsyncThrowingStream<ByteBuffer, any Error>.Continuation) async throws
-        -> any Channel
-    {
+    private func connectChannel(
+        _ input: AsyncThrowingStream<ByteBuffer, any Error>.Continuation, budget: ReadBudget
+    ) async throws -> any Channel {
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -439,7 +440,7 @@ public final class HeraldClient: Sendable {
                     try channel.pipeline.syncOperations.addHandlers(
                         // The largest `max_frame` a broker can announce (`ipc.max_frame`'s range).
                         ByteToMessageHandler(ClientFrameDecoder(maximumLength: 64 << 20)),
-                        FrameForwarder(input)
+                        FrameForwarder(input, budget: budget)
                     )
                 }
             }
@@ -513,9 +514,13 @@ public final class HeraldClient: Sendable {
     }
 
     /// Reads frames until the connection ends: replies go to their requests, events to their
-    /// subscriptions, pings are answered.
-    private func read(_ frames: AsyncThrowingStream<ByteBuffer, any Error>, from link: ClientLink) async throws {
+    /// subscriptions, pings are answered. Each frame taken gives its bytes back to `budget`, and reading the
+    /// socket goes on when the budget says so.
+    private func read(
+        _ frames: AsyncThrowingStream<ByteBuffer, any Error>, from link: ClientLink, budget: ReadBudget
+    ) async throws {
         for try await buffer in frames {
+            if budget.taken(buffer.readableBytes) { link.channel.read() }
             let frame: ServerFrame
             do {
                 frame = try buffer.withUnsafeReadableBytes { bytes throws(ProtocolError) in
