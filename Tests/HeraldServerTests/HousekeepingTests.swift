@@ -1,4 +1,5 @@
 import Foundation
+import HeraldCore
 import Testing
 
 @testable import HeraldServer
@@ -48,5 +49,27 @@ struct HousekeepingTests {
             #expect(health.payload["node_healthy"] as? Bool == false)
         }
         try await broker.stop()
+    }
+
+    /// `node_healthy`'s rule per module: a module stopped on purpose (unloaded, or exited cleanly and not
+    /// restarted) leaves the node healthy; one failed, on its way up, or running unhealthy does not. Before,
+    /// every state but `running` and `external` made the node unhealthy.
+    @Test(arguments: [
+        (ModuleState.running, ModuleHealth?.some(.healthy), true),
+        (.running, nil, true),
+        (.running, .degraded, false),
+        (.running, .unhealthy, false),
+        (.stopped, nil, true),
+        (.stopping, nil, true),
+        (.external, .degraded, true),
+        (.starting, nil, false),
+        (.restarting, nil, false),
+        (.failed, nil, false),
+    ])
+    func aModuleCountsForTheNodesHealthByItsState(state: ModuleState, health: ModuleHealth?, counts: Bool) {
+        let status = ModuleSupervisor.ModuleStatus(
+            name: "m", version: "1", state: state, health: health, pid: nil, restarts: 0, loadedAt: nil,
+            connections: 0, problem: nil)
+        #expect(Housekeeping.isWhereItShouldBe(status) == counts)
     }
 }

@@ -57,8 +57,10 @@ public struct Housekeeping: Service {
         )
     }
 
-    /// Publishes `health.check`: the node is healthy when it is ready and every module the broker started
-    /// is running and healthy.
+    /// Publishes `health.check`: the node is healthy when it is ready and no module the broker supervises is
+    /// failed, on its way up (starting, restarting) or running but not healthy. A module that is stopped (an
+    /// operator unloaded it, or it exited cleanly and its policy does not restart it) or being stopped is
+    /// where it was meant to be.
     func checkHealth() {
         let modules = broker.supervisor?.statuses ?? []
         var report: [String: JSONValue] = ["ready": .bool(broker.isReady)]
@@ -69,9 +71,7 @@ public struct Housekeeping: Service {
                 "state": .string(module.state.rawValue),
                 "health": module.health.map { .string($0.rawValue) } ?? .null,
             ])
-            if module.state != .external, module.state != .running || (module.health ?? .healthy) != .healthy {
-                healthy = false
-            }
+            if !Self.isWhereItShouldBe(module) { healthy = false }
         }
         report["modules"] = .object(modulesReport)
         if let usage = broker.log?.usage {
@@ -79,6 +79,15 @@ public struct Housekeeping: Service {
             report["log_segments"] = .integer(Int64(usage.segments))
         }
         broker.publish(HealthCheck(checkType: "periodic", nodeHealthy: healthy, healthReport: .object(report)))
+    }
+
+    /// Whether `module` counts as healthy for `node_healthy`.
+    static func isWhereItShouldBe(_ module: ModuleSupervisor.ModuleStatus) -> Bool {
+        switch module.state {
+        case .running: (module.health ?? .healthy) == .healthy
+        case .stopped, .stopping, .external: true
+        case .starting, .restarting, .failed: false
+        }
     }
 
     /// Checks the data directory's file system; `wasLow` says whether the last check was below the limit.
