@@ -7,7 +7,7 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FORMAT_PATHS = Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Sources Fuzz/Package.swift Fuzz/Sources
 
-.PHONY: build build-deps run test test-deps lint format bench fuzz tsan clean
+.PHONY: build build-deps run test test-deps lint format bench fuzz crash-test tsan clean
 
 build: build-deps
 	$(SWIFT) build
@@ -30,7 +30,7 @@ test: lint build-deps test-deps
 
 # What the tests run besides Swift, installed with apt when missing (idempotent).
 test-deps:
-	@command -v python3 >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3; }
+	@command -v python3 >/dev/null || { $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y python3; }
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 	@[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || { $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y rabbitmq-server; }
 
@@ -44,7 +44,7 @@ format:
 # benchmark (`herald bench pubsub`, Benchmarks/broker.sh) on a release build of herald.
 # SwiftPM can keep a stale build plan of the path dependency after source files are added or removed;
 # a clean rebuild fixes that.
-bench: build-deps
+bench: build-deps test-deps
 	cd Benchmarks && ($(SWIFT) build -c release || ($(SWIFT) package clean && $(SWIFT) build -c release))
 	Benchmarks/.build/release/InProcessBenchmark
 	$(SWIFT) build -c release --product herald
@@ -62,13 +62,13 @@ fuzz:
 # The kill -9 crash tests (Tests/HeraldServerTests/CrashTests.swift, and GroupCrashTests.swift with a quarter
 # of the rounds) with 200 rounds per fsync policy instead of the 20 of `make test`.
 CRASH_ROUNDS ?= 200
-crash-test:
+crash-test: build-deps
 	$(SWIFT) build --build-tests
 	HERALD_CRASH_ROUNDS=$(CRASH_ROUNDS) $(SWIFT) test --skip-build --filter CrashTests
 
 # Every test under ThreadSanitizer. HERALD_TSAN makes each StateLock tell TSan about its critical sections,
 # which it cannot see inside Linux's futex-based Mutex (Sources/HeraldCore/Concurrency/StateLock.swift).
-tsan:
+tsan: build-deps test-deps
 	$(SWIFT) test --sanitize=thread -Xswiftc -DHERALD_TSAN --scratch-path .build-tsan
 
 clean:

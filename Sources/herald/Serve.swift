@@ -36,6 +36,9 @@ struct Serve: AsyncParsableCommand {
     var printConfig = false
 
     func run() async throws {
+        // `node.startup_completed`'s `duration_ms` counts from here: reading the configuration, recovering the
+        // log and rebuilding the dedup window are most of a start-up.
+        let began = ContinuousClock.now
         let configuration: HeraldConfiguration
         do {
             configuration = try effectiveConfiguration()
@@ -158,7 +161,8 @@ struct Serve: AsyncParsableCommand {
         }
         // Closed before the log (deferred later, runs first): the last group state is written.
         defer { groups.close() }
-        let broker = Broker(configuration: configuration, logger: logger, log: log, groups: groups)
+        let broker = Broker(
+            configuration: configuration, logger: logger, log: log, groups: groups, startupBegan: began)
         // EVENTS.md's startup order: config.loaded, the modules, node.startup_completed.
         broker.configurationLoaded()
         let listener = IPCListener(broker: broker)

@@ -147,4 +147,53 @@ struct GroupMaintenanceTests {
         }
         try await broker.stop()
     }
+
+    /// `maintenance.data` sent in a loop runs one flush at a time: what comes while one runs is merged into
+    /// the next run. Before, every event started a task of its own, all flushing at once.
+    @Test func maintenanceDataInALoopRunsOneAtATime() async throws {
+        let broker = try await TestBroker.start(durable: true)
+        let requests = 40
+        try await broker.withModule("operator") { (client: inout Conversation) async throws in
+            #expect(
+                try await client.request(#"{"op":"subscribe","id":1,"topics":["maintenance.*","test.end"]}"#)
+                    == #"{"op":"ok","id":1,"subscription":1}"#)
+            for _ in 0..<requests {
+                try await client.send(
+                    #"{"op":"publish","event":{"event_type":"maintenance.data","payload":{"operation":"flush","urgency":"low","reason":"manual"}}}"#
+                )
+            }
+            try await waitUntil {
+                broker.broker.maintenanceQueue.withLock { $0.requests == requests && $0.running == nil }
+            }
+            // Published after the last run's `maintenance.completed`: delivered after it.
+            try await client.send(#"{"op":"publish","event":{"event_type":"test.end"}}"#)
+            var types: [String] = []
+            while types.last != "test.end" {
+                let frame = try #require(try await client.receive())
+                types.append(String(try #require(frame.firstMatch(of: /"event_type":"([a-z.]+)"/)).1))
+            }
+            let runs = types.filter { $0 == "maintenance.started" }.count
+            #expect(types.filter { $0 == "maintenance.data" }.count == requests)
+            #expect(types.filter { $0 == "maintenance.completed" }.count == runs)
+            #expect(runs >= 1 && runs < requests / 2, "\(runs) runs for \(requests) requests")
+        }
+        try await broker.stop()
+    }
+}
+
+/// Merging `maintenance.data` requests that wait for the same run.
+@Suite struct MaintenanceMergeTests {
+    private func request(_ operation: MaintenanceOperation, _ days: Int?) -> MaintenanceData {
+        MaintenanceData(operation: operation, urgency: .low, reason: .manual, targetAgeDays: days)
+    }
+
+    @Test func aMergedRequestDoesWhatBothDo() {
+        #expect(request(.flush, nil).merged(with: request(.flush, nil)).operation == .flush)
+        #expect(request(.flush, nil).merged(with: request(.cleanup, nil)).operation == .both)
+        #expect(request(.cleanup, 3).merged(with: request(.cleanup, nil)).operation == .cleanup)
+        #expect(request(.both, nil).merged(with: request(.flush, nil)).operation == .both)
+        #expect(request(.cleanup, 30).merged(with: request(.cleanup, 7)).targetAgeDays == 7)
+        #expect(request(.cleanup, 3).merged(with: request(.cleanup, nil)).targetAgeDays == 3)
+        #expect(request(.flush, nil).merged(with: request(.flush, nil)).targetAgeDays == nil)
+    }
 }

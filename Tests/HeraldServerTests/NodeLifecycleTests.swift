@@ -51,6 +51,22 @@ struct NodeLifecycleTests {
         #expect(broker.isReady == false)
     }
 
+    /// `node.startup_completed`'s `duration_ms` counts from when `herald serve` began (reading the
+    /// configuration, recovering the log), not from when the broker object was made after them.
+    @Test func theStartupDurationCountsFromWhenTheStartupBegan() async throws {
+        let broker = Broker(
+            configuration: HeraldConfiguration(), logger: Logger(label: "lifecycle-test"),
+            startupBegan: .now - .seconds(5))
+        let subscription = try broker.bus.subscribe(
+            [try TopicPattern("node.startup_completed")], subscriber: "watcher", buffer: 10, overflow: .dropNewest)
+        broker.completeStartup(components: [])
+        var iterator = subscription.makeAsyncIterator()
+        let event = try #require(await iterator.next())
+        let payload = try #require(
+            try JSONSerialization.jsonObject(with: Data(event.payload?.bytes ?? [])) as? [String: Any])
+        #expect((payload["duration_ms"] as? Int ?? 0) >= 5000)
+    }
+
     @Test func startupAndShutdownHappenInOrderAndAreStored() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }

@@ -55,7 +55,7 @@ public struct ErrorCode: Sendable, Hashable, CustomStringConvertible {
     public static let rateLimited = ErrorCode(base: .rateLimited)
     /// Over the per-connection subscription limit.
     public static let tooManySubscriptions = ErrorCode(base: .tooManySubscriptions)
-    /// A new subscribe or publish after `node.shutdown` was published.
+    /// A new subscribe, publish or ready after `node.shutdown` was published.
     public static let shuttingDown = ErrorCode(base: .shuttingDown)
 
     private init(base: Base) {

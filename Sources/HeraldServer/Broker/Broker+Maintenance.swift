@@ -11,6 +11,10 @@ extension Broker {
     /// that does not decode as `maintenance.data`, or whose `target_age_days` is outside 0…36 500 (the range
     /// of `log.retention_days`: a negative age would put the cut-off in the future and delete every sealed
     /// segment, a huge one overflow), is logged and ignored.
+    ///
+    /// One run at a time: what is asked while one runs is merged into one run after it (``MaintenanceQueue``),
+    /// so that a publisher sending `maintenance.data` in a loop costs a flush and a cleanup at a time, not a
+    /// task and a flush per event.
     func maintain(_ envelope: EventEnvelope) {
         guard let log else { return }
         let request: MaintenanceData
@@ -29,20 +33,35 @@ extension Broker {
                 metadata: ["event.id": "\(envelope.eventID)", "target_age_days": "\(days)"])
             return
         }
-        let kind = "data.\(request.operation.rawValue)"
-        // Recorded under the lock before it can end: its own end removes it under the same lock.
-        maintenanceRuns.withLock { runs in
-            let number = runs.next
-            runs.next += 1
-            runs.running[number] = Task { await self.runMaintenance(request, kind: kind, log: log, number: number) }
+        maintenanceQueue.withLock { queue in
+            queue.requests += 1
+            guard queue.running == nil else {
+                queue.queued = queue.queued.map { $0.merged(with: request) } ?? request
+                return
+            }
+            // Recorded under the lock before it can end: its end clears it under the same lock.
+            queue.running = Task { await self.runMaintenance(from: request, log: log) }
         }
     }
 
     /// The `target_age_days` the broker acts on.
     static let targetAgeDays = 0...36_500
 
-    private func runMaintenance(_ request: MaintenanceData, kind: String, log: DurableLog, number: UInt64) async {
-        defer { _ = maintenanceRuns.withLock { $0.running.removeValue(forKey: number) } }
+    /// Runs `first`, then what was queued meanwhile, until nothing is.
+    private func runMaintenance(from first: MaintenanceData, log: DurableLog) async {
+        var next: MaintenanceData? = first
+        while let request = next {
+            await runMaintenance(request, log: log)
+            next = maintenanceQueue.withLock { queue in
+                defer { queue.queued = nil }
+                if queue.queued == nil { queue.running = nil }
+                return queue.queued
+            }
+        }
+    }
+
+    private func runMaintenance(_ request: MaintenanceData, log: DurableLog) async {
+        let kind = "data.\(request.operation.rawValue)"
         publish(MaintenanceStarted(maintenanceType: kind))
         let started = ContinuousClock.now
         var results: [String: JSONValue] = [:]
@@ -89,6 +108,28 @@ extension Broker {
                 maintenanceType: kind, success: failure == nil,
                 durationMs: Int(elapsed.wholeMilliseconds),
                 results: .object(results)))
+    }
+}
+
+/// The broker's `maintenance.data` work: the run under way, and the requests that came meanwhile, merged into
+/// the one run that follows it.
+struct MaintenanceQueue {
+    var running: Task<Void, Never>?
+    var queued: MaintenanceData?
+    /// The requests acted on since the start.
+    var requests = 0
+}
+
+extension MaintenanceData {
+    /// One request that does what both do: a flush if either flushes, a cleanup if either cleans up, down to
+    /// the younger of their ages (an age given by only one applies).
+    func merged(with other: MaintenanceData) -> MaintenanceData {
+        let flushes = [operation, other.operation].contains { $0 == .flush || $0 == .both }
+        let cleansUp = [operation, other.operation].contains { $0 == .cleanup || $0 == .both }
+        var merged = other
+        merged.operation = flushes && cleansUp ? .both : flushes ? .flush : .cleanup
+        merged.targetAgeDays = [targetAgeDays, other.targetAgeDays].compactMap { $0 }.min()
+        return merged
     }
 }
 

@@ -36,8 +36,8 @@ public final class Broker: Sendable {
     let pumpWakeups = LoopPumpWakeups()
     private let sessions = Atomic<UInt64>(0)
     private let started = Atomic<Bool>(false)
-    /// When the broker was made, for `node.startup_completed`'s `duration_ms`.
-    private let createdAt = ContinuousClock.now
+    /// When the start-up began, for `node.startup_completed`'s `duration_ms`.
+    private let startupBegan: ContinuousClock.Instant
     /// Open once the shutdown has begun.
     private let shutdownLatch = Latch()
     /// Open once the shutdown must not wait any longer (a second signal): ``hurryShutdown()``.
@@ -46,18 +46,22 @@ public final class Broker: Sendable {
     private let shutdownStarted = Mutex<ContinuousClock.Instant?>(nil)
     /// The supervisor of the modules the broker starts, while it runs.
     private let supervisorSlot = Mutex<ModuleSupervisor?>(nil)
-    /// `maintenance.data` work under way, by a number of its own: the shutdown waits for it, so that its
-    /// `maintenance.completed` is stored before the log closes.
-    let maintenanceRuns = Mutex<(next: UInt64, running: [UInt64: Task<Void, Never>])>((0, [:]))
+    /// `maintenance.data` work under way and the work asked for meanwhile (``MaintenanceQueue``): the shutdown
+    /// waits for it, so that its `maintenance.completed` is stored before the log closes.
+    let maintenanceQueue = Mutex(MaintenanceQueue())
     /// Tokens issued to the modules the broker started, by secret (PROTOCOL.md §6).
     private let issuedTokens = Mutex<[String: IssuedToken]>([:])
 
     /// A broker with `configuration`, logging to `logger`, storing events in `log` (opened from
     /// ``HeraldConfiguration/logConfiguration``) and serving consumer groups from `groups` (opened on that
-    /// log in ``HeraldConfiguration/groupsDirectory``) or, without a log, keeping nothing.
+    /// log in ``HeraldConfiguration/groupsDirectory``) or, without a log, keeping nothing. `startupBegan` is
+    /// when `herald serve` began, before it read its configuration and opened the log: the start of what
+    /// `node.startup_completed`'s `duration_ms` measures.
     public init(
-        configuration: HeraldConfiguration, logger: Logger, log: DurableLog? = nil, groups: ConsumerGroups? = nil
+        configuration: HeraldConfiguration, logger: Logger, log: DurableLog? = nil, groups: ConsumerGroups? = nil,
+        startupBegan: ContinuousClock.Instant = .now
     ) {
+        self.startupBegan = startupBegan
         self.configuration = configuration
         self.bus = EventBus()
         self.logger = logger
@@ -110,14 +114,14 @@ public final class Broker: Sendable {
     /// answers 200 (PROTOCOL.md §7).
     public var isReady: Bool { started.load(ordering: .acquiring) && !isShuttingDown }
 
-    /// Publishes `node.startup_completed` with the time since the broker was made and the `components`
+    /// Publishes `node.startup_completed` with the time since the start-up began and the `components`
     /// running, once every listener accepts connections; later calls do nothing.
     public func completeStartup(components: [String]) {
         // A shutdown that began first ends the start-up: no `node.startup_completed` after `node.shutdown`.
         guard !isShuttingDown,
             started.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         else { return }
-        let duration = ContinuousClock.now - createdAt
+        let duration = ContinuousClock.now - startupBegan
         publish(NodeStartupCompleted(durationMs: Int(duration.wholeMilliseconds), components: components))
     }
 
@@ -153,7 +157,7 @@ public final class Broker: Sendable {
         let began = shutdownStarted.withLock { $0 } ?? .now
         // The shutdown's own flush (and any other maintenance) ends with `maintenance.completed`: stored
         // before `node.shutdown_completed`, while the log is open.
-        for run in maintenanceRuns.withLock({ Array($0.running.values) }) { await run.value }
+        await maintenanceQueue.withLock({ $0.running })?.value
         try? await log?.flush()
         publish(NodeShutdownCompleted(durationMs: Int((ContinuousClock.now - began).wholeMilliseconds)))
         try? await log?.flush()

@@ -5,7 +5,7 @@ import ServiceLifecycle
 /// Watches every consumer group's lag (PROTOCOL.md §4.2): once a partition of a group is more than
 /// `groups.lag_alert_events` events behind the log's head, or its oldest unacknowledged event is older than
 /// `groups.lag_alert_ms`, it logs a warning and publishes `resource.limit_warning` with `resource_type:
-/// "consumer_lag"` — once per crossing: again only after the partition fell below both limits.
+/// "consumer_lag"` — once per crossing: again only after the partition fell below nine tenths of both limits.
 public struct GroupLagMonitor: Service {
     let broker: Broker
     let interval: Duration
