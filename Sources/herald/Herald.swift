@@ -33,7 +33,9 @@ struct Herald: AsyncParsableCommand {
             let reason = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             var standardError = StandardError()
             print("herald: \(reason)", to: &standardError)
-            exit(withError: ExitCode(code.rawValue == 0 ? 64 : code.rawValue))
+            // A command line that does not parse is a usage error (64); an error a command throws on its
+            // way (a benchmark's socket, a file it cannot write) is "everything else" (2), as from `fail`.
+            exit(withError: ExitCode(code == .validationFailure || code.rawValue == 0 ? 64 : 2))
         }
     }
 }

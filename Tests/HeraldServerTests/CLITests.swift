@@ -72,6 +72,16 @@ struct CLITests {
         }
     }
 
+    /// A benchmark with no broker to reach fails like the other commands: one line, status 2.
+    @Test func aBenchmarkWithNoBrokerIsAOneLineFailure() async throws {
+        let path = NSTemporaryDirectory() + "herald-nobody-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        let (status, output, errors) = await (try HeraldRun.start(["bench", "pubsub", "--socket", path]))
+            .finishWithOutput()
+        #expect(status == 2)
+        #expect(output.isEmpty)
+        #expect(errors == "herald: bench: \(path): cannot connect (errno 2)\n")
+    }
+
     @Test func publishPrintsTheEventIDAndTheEventArrivesAsGiven() async throws {
         let broker = try await TestBroker.start()
         try await broker.withModule("watcher") { (watcher: inout Conversation) async throws in
