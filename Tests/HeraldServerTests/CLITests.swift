@@ -240,6 +240,19 @@ struct CLITests {
         #expect((result["events_per_second"] as? Int ?? 0) > 0)
     }
 
+    /// Publishes the broker refuses (here its rate limit) end the benchmark with the count, instead of its
+    /// subscribers waiting for ever for events that will not come.
+    @Test func benchPubSubStopsWhenTheBrokerRefusesPublishes() async throws {
+        let broker = try await TestBroker.start { $0.ipc.publishRate = 100 }
+        let run = try HeraldRun.start(["bench", "pubsub", "--socket", broker.socketPath, "--events", "2000"])
+        let (status, output, errors) = await run.finishWithOutput()
+        #expect(status == 2)
+        #expect(output.isEmpty)
+        #expect(errors.hasPrefix("herald: bench: the broker refused "))
+        #expect(errors.hasSuffix(" of the published events\n"))
+        try await broker.stop()
+    }
+
     @Test func benchPubSubMeasuresLatencyAtARate() async throws {
         let run = try HeraldRun.start([
             "bench", "pubsub", "--spawn", "--events", "500", "--latency", "--rate", "5000", "--json",

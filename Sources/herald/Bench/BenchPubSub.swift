@@ -107,28 +107,40 @@ struct BenchPubSub: AsyncParsableCommand {
         let events = self.events
         let latency = self.latency
         let start = monotonicNanoseconds()
+        let subscribersSockets = readers
         async let published = onThread("bench-publisher") { [self] in
             try self.publish(on: publisher)
-            return monotonicNanoseconds()
+            let publishedAt = monotonicNanoseconds()
+            // Every publish went without `id`: the broker answers only refusals. A ping answered after all of
+            // them tells whether there were any.
+            var refusals = 0
+            _ = try publisher.request(#"{"op":"ping","id":"end"}"#) { reply in
+                if reply.hasPrefix(#"{"op":"error""#) { refusals += 1 }
+            }
+            // The subscribers wait for every event: with some refused they would wait for ever.
+            if refusals > 0 { for socket in subscribersSockets { socket.interrupt() } }
+            return (publishedAt, refusals)
         }
-        let outcomes = try await withThrowingTaskGroup(of: SubscriberOutcome.self) { group in
-            for (index, reader) in readers.enumerated() {
-                group.addTask {
-                    try await onThread("bench-subscriber-\(index)") {
-                        try Self.receive(on: reader, until: UInt64(events), latency: latency)
+        let outcomes: [SubscriberOutcome]
+        var subscriberError: (any Error)?
+        do {
+            outcomes = try await withThrowingTaskGroup(of: SubscriberOutcome.self) { group in
+                for (index, reader) in readers.enumerated() {
+                    group.addTask {
+                        try await onThread("bench-subscriber-\(index)") {
+                            try Self.receive(on: reader, until: UInt64(events), latency: latency)
+                        }
                     }
                 }
+                return try await group.reduce(into: []) { $0.append($1) }
             }
-            return try await group.reduce(into: []) { $0.append($1) }
+        } catch {
+            outcomes = []
+            subscriberError = error
         }
-        let publishedAt = try await published
-        // Every publish went without `id`: the broker answers only refusals. A ping answered after all of them
-        // tells whether there were any.
-        var refusals = 0
-        _ = try publisher.request(#"{"op":"ping","id":"end"}"#) { reply in
-            if reply.hasPrefix(#"{"op":"error""#) { refusals += 1 }
-        }
+        let (publishedAt, refusals) = try await published
         guard refusals == 0 else { throw BenchError("the broker refused \(refusals) of the published events") }
+        if let subscriberError { throw subscriberError }
         let end = outcomes.map(\.finishedAt).max() ?? start
         var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
         for outcome in outcomes { if let latencies = outcome.latencies { histogram.add(latencies) } }

@@ -44,6 +44,11 @@ final class BenchSocket: @unchecked Sendable {
         buffer.deallocate()
     }
 
+    /// Ends the connection in both directions: a thread blocked reading it sees the end (from any thread).
+    func interrupt() {
+        shutdown(descriptor, Int32(SHUT_RDWR))
+    }
+
     /// Writes every byte, as many system calls as it takes.
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         try writeAll(descriptor, bytes)
