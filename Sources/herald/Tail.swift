@@ -2,14 +2,17 @@ import ArgumentParser
 import HeraldClient
 import HeraldCore
 import HeraldProtocol
+import Synchronization
+import UnixSignals
 
 /// `herald tail PATTERN… [--group G] [--from …]`: prints events as they come, one envelope per line.
 struct Tail: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print live events matching the patterns, one JSON envelope per line.",
         discussion: """
-            Runs until interrupted, or until --count events were printed. Dropped events (a gap in the \
-            broker's seq, or the tool falling behind) are reported on standard error when it ends. With \
+            Runs until interrupted (SIGINT or SIGTERM: status 0), or until --count events were printed. \
+            Dropped events (a gap in the broker's seq, or the tool falling behind) are reported on standard \
+            error when it ends, interrupted too. With \
             --group it reads stored events as a member of that consumer group, at least once, and \
             acknowledges each event once it is printed.
             """
@@ -83,10 +86,24 @@ struct Tail: AsyncParsableCommand {
             }
             return
         }
+        let interrupted = InterruptFlag()
         let (printed, droppedByBroker, droppedByClient) = try await options.withClient { client in
             let subscription = try await options.answered { try await client.subscribe(patterns, buffer: buffer) }
+            // Ctrl-C (or a SIGTERM) ends the tail like `--count` does, so that it still says what it dropped.
+            // Trapped once subscribed: until then the default action ends a tool still connecting at once.
+            let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+            let watcher = Task {
+                for await _ in signals {
+                    interrupted.value.store(true, ordering: .relaxed)
+                    subscription.cancel()
+                    return
+                }
+            }
+            defer { watcher.cancel() }
             var printed = 0
             for await envelope in subscription {
+                // Not the events still buffered: the interrupt means now.
+                if interrupted.value.load(ordering: .relaxed) { break }
                 printLine(envelope.description)
                 printed += 1
                 if let count, printed >= count { break }
@@ -101,8 +118,14 @@ struct Tail: AsyncParsableCommand {
                 to: &standardError
             )
         }
+        if interrupted.value.load(ordering: .relaxed) { return }
         if count.map({ printed < $0 }) ?? true {
             throw fail("the broker closed the connection after \(printed) events")
         }
     }
+}
+
+/// Set once `tail` was interrupted; shared by the signal watcher and the printing loop.
+private final class InterruptFlag: Sendable {
+    let value = Atomic(false)
 }

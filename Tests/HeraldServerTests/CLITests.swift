@@ -135,6 +135,36 @@ struct CLITests {
         #expect(errors == "herald: the broker closed the connection after 0 events\n")
     }
 
+    /// Ctrl-C ends a tail with status 0 and its drop report, not the events still buffered: before, the
+    /// signal's default action ended it with neither.
+    @Test func anInterruptedTailSaysWhatItDropped() async throws {
+        let broker = try await TestBroker.start()
+        let tail = try HeraldRun.start(["tail", "load.#", "--buffer", "1", "--socket", broker.socketPath])
+        try await waitUntil { broker.broker.bus.subscribers(for: "load.test") == ["herald-cli"] }
+        // Its standard output is not read yet: the tail blocks writing, and the client's queue of 10 000
+        // events overflows.
+        let events = 12_000
+        let payload = String(repeating: "x", count: 200)
+        try await broker.withModule("node") { (node: inout Conversation) async throws in
+            for number in 1...events {
+                try await node.send(
+                    #"{"op":"publish","event":{"event_type":"load.test","event_id":"l-\#(number)","payload":"\#(payload)"}}"#
+                )
+            }
+            #expect(try await node.request(#"{"op":"ping","id":1}"#) == #"{"op":"pong","id":1}"#)
+        }
+        kill(tail.process.processIdentifier, SIGINT)
+        let (status, output, errors) = await tail.finishWithOutput()
+        #expect(status == 0)
+        let printed = output.split(separator: "\n").count
+        #expect(printed < events)
+        let report = try #require(
+            errors.firstMatch(of: /^herald: (\d+) events printed; dropped (\d+) by the broker, (\d+) by this tool\n$/))
+        #expect(Int(report.1) == printed)
+        #expect(Int(report.2)! + Int(report.3)! > 0)
+        try await broker.stop()
+    }
+
     /// A reader that goes away (`herald tail '#' | head -n1`) ends `tail` quietly with status 0: SwiftNIO
     /// turns the pipe's signal off, and the write's error stopped the process with a crash report.
     @Test func tailWhoseReaderIsGoneEndsQuietly() async throws {
