@@ -3,7 +3,7 @@ import Testing
 
 @testable import HeraldCore
 
-@Suite struct EventBusStressTests {
+@Suite(.timeLimit(.minutes(3))) struct EventBusStressTests {
     static let publishers = 4
     static let eventsPerPublisher = 25_000
     static var total: Int { publishers * eventsPerPublisher }

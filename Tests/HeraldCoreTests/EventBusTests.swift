@@ -2,7 +2,7 @@ import Testing
 
 @testable import HeraldCore
 
-@Suite struct EventBusTests {
+@Suite(.timeLimit(.minutes(3))) struct EventBusTests {
     // MARK: Routing
 
     @Test func deliversToMatchingSubscriptionsOnly() async throws {

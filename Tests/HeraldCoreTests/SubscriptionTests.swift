@@ -3,7 +3,7 @@ import Testing
 
 @testable import HeraldCore
 
-@Suite struct SubscriptionTests {
+@Suite(.timeLimit(.minutes(3))) struct SubscriptionTests {
     @Test func endingTheLoopRemovesIt() async throws {
         let bus = EventBus()
         let subscription = try bus.subscribe(["#"])

@@ -4,7 +4,7 @@ import Testing
 @testable import HeraldLog
 
 /// Appending, reading, rolling, reopening, time lookup, retention and the partition count.
-@Suite struct DurableLogTests {
+@Suite(.timeLimit(.minutes(3))) struct DurableLogTests {
     private func configuration(_ directory: TemporaryDirectory, fsync: LogConfiguration.FsyncPolicy = .batch)
         -> LogConfiguration
     {

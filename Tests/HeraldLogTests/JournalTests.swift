@@ -7,7 +7,7 @@ import Testing
 /// is synced, so records the segments lose with the page cache (a power cut: written, never synced) come
 /// back from it at the next open. Simulated here by stopping the writer as a crash would and cutting the
 /// segments' unsynced tails.
-@Suite struct JournalTests {
+@Suite(.timeLimit(.minutes(3))) struct JournalTests {
     private func configuration(_ directory: String, partitions: Int = 2, journalBytes: Int = 1 << 20)
         -> LogConfiguration
     {

@@ -5,7 +5,7 @@ import Testing
 
 /// The writer's concurrent `fdatasync`s: every file synced, a failure reported for its own file only, and
 /// the helper threads named and stopped.
-@Suite(.timeLimit(.minutes(1))) struct ParallelSyncTests {
+@Suite(.timeLimit(.minutes(3))) struct ParallelSyncTests {
     /// Files of a temporary directory, and `/dev/null` (whose `fdatasync` fails with `EINVAL`) at `failing`.
     private func files(_ directory: TemporaryDirectory, count: Int, failing: Set<Int>) throws -> [LogFile] {
         try (0..<count).map { index in

@@ -6,7 +6,7 @@ import Testing
 
 /// Recovery at open (docs/storage.md): a torn or corrupt tail is cut at the last whole record, and missing
 /// or stale index files are rebuilt.
-@Suite struct RecoveryTests {
+@Suite(.timeLimit(.minutes(3))) struct RecoveryTests {
     private func configuration(_ directory: String, segmentBytes: Int = 1 << 20) -> LogConfiguration {
         LogConfiguration(directory: directory, partitions: 1, segmentBytes: segmentBytes, indexIntervalBytes: 64)
     }

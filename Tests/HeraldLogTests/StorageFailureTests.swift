@@ -7,7 +7,7 @@ import Testing
 /// concerns refuses every later append until the log is opened again, the other partitions go on, and what
 /// was durable before is all there after. The failing disk is `/dev/full` (every write fails with `ENOSPC`),
 /// put where the partition's next segment will be created, so the failure comes when it rolls.
-@Suite(.timeLimit(.minutes(1))) struct StorageFailureTests {
+@Suite(.timeLimit(.minutes(3))) struct StorageFailureTests {
     /// Records of this many bytes with their header: ten fill a segment.
     static func text(_ index: Int) -> String {
         "event-" + String(format: "%04d", index) + String(repeating: "x", count: 66)

@@ -7,7 +7,7 @@ import Testing
 
 /// `herald replay`, `herald groups`, `herald dlq` and `herald modules` (PROTOCOL.md §8) over a real broker's
 /// HTTP API.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct AdminCLITests {
     static func start() async throws -> TestBroker {
         try await TestBroker.start(durable: true, http: true) {

@@ -5,7 +5,7 @@ import Testing
 @testable import HeraldServer
 
 /// Events a bridge brings in (`Broker.acceptBridged`), without RabbitMQ: RabbitMQBridgeTests runs the bridge.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct BridgedEventTests {
     /// The sending broker's id, as long as one may be.
     private static let origin = String(repeating: "a", count: 64)

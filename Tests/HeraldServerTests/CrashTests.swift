@@ -10,7 +10,7 @@ import Testing
 /// is run `HERALD_CRASH_ROUNDS` times (20 in `make test`, 200 in `make crash-test`).
 @Suite(.timeLimit(.minutes(5)))
 struct CrashTests {
-    static let rounds = Int(ProcessInfo.processInfo.environment["HERALD_CRASH_ROUNDS"] ?? "") ?? 20
+    static let rounds = max(1, Int(ProcessInfo.processInfo.environment["HERALD_CRASH_ROUNDS"] ?? "") ?? 20)
     /// Confirmations to wait for before the kill (the publishers keep going until it).
     static let confirmationsBeforeKill = 100
 

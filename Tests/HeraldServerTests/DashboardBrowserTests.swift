@@ -7,7 +7,7 @@ import Testing
 /// The dashboard (`GET /`) in a real browser: headless Chromium (installed by `make test`) loads the page
 /// from a running broker, which runs its script against the API and the WebSocket; the test reads the DOM
 /// it built.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct DashboardBrowserTests {
     /// Chromium on the `PATH`, or a failure saying how to get it.
     static func chromium() throws -> String {

@@ -6,7 +6,7 @@ import Testing
 @testable import HeraldServer
 
 /// PROTOCOL.md §4.3: an `event_id` accepted within the window is not stored or delivered again.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct DedupTests {
     @Test func theWindowAcceptsAnIdOnceUntilItExpires() {
         let window = DedupWindow(windowMilliseconds: 1_000)

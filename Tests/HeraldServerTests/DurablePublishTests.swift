@@ -7,7 +7,7 @@ import Testing
 @testable import HeraldServer
 
 /// PROTOCOL.md §4.4 over the socket: what is stored, where, and when a confirmed publish is answered.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct DurablePublishTests {
     @Test(arguments: [HeraldConfiguration.FsyncPolicy.always, .batch, .never])
     func aConfirmedPublishIsAnsweredWithItsOffsetAndPartitionOnceDurable(

@@ -7,7 +7,7 @@ import Testing
 
 /// PROTOCOL.md §4.2 over the socket: durable subscriptions, acknowledgements, redelivery, dead letters and
 /// resuming after a restart.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct DurableSubscriptionTests {
     /// A broker storing `tx` events only (so the broker's own events take no offsets).
     static func start(

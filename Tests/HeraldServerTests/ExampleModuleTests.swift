@@ -5,7 +5,7 @@ import Testing
 
 /// The example modules of `Examples/` against a real broker: each sees a block, prints it, and publishes
 /// `example.block_seen` for it.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct ExampleModuleTests {
     private static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()

@@ -7,7 +7,7 @@ import Testing
 
 /// PROTOCOL.md §7 and §9 over a real HTTP connection: every row of the table, with its statuses and
 /// bodies, and the tokens.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct HTTPAPITests {
     /// A broker with its log (storing `tx.#` only, in 2 partitions, so the broker's own events take no
     /// offsets) and its HTTP gateway.

@@ -8,7 +8,7 @@ import Testing
 @testable import HeraldServer
 
 /// HeraldClient against a real broker on a temporary socket.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct HeraldClientTests {
     private func configuration(_ broker: TestBroker, module: String) -> HeraldClientConfiguration {
         var configuration = HeraldClientConfiguration(endpoint: .unixSocket(broker.socketPath), module: module)

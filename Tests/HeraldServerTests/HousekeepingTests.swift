@@ -5,7 +5,7 @@ import Testing
 @testable import HeraldServer
 
 /// The broker's periodic work: cleanup requests, health checks and the disk-space monitor.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct HousekeepingTests {
     private func event(_ frame: String?) throws -> (type: String, payload: [String: Any]) {
         let object = try #require(try JSONSerialization.jsonObject(with: Data((frame ?? "").utf8)) as? [String: Any])

@@ -4,7 +4,7 @@ import Testing
 @testable import HeraldServer
 
 /// Tokens and permissions of PROTOCOL.md §6 on a real socket.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct IPCPermissionsTests {
     private static func withTokens(_ configuration: inout HeraldConfiguration) {
         configuration.tokens = [

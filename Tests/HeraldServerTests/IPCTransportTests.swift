@@ -4,7 +4,7 @@ import Testing
 @testable import HeraldServer
 
 /// The optional TCP listener of PROTOCOL.md §2.1: the same frames as the socket, and always a token.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct IPCTCPListenerTests {
     private static let hello = #"{"op":"hello","id":1,"protocol":1,"module":{"name":"remote","version":"1"}"#
 
@@ -65,7 +65,7 @@ struct IPCTCPListenerTests {
 }
 
 /// `shutting_down` (PROTOCOL.md §2.4): after `node.shutdown`, connections stay but may not start anything new.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct IPCShutdownTests {
     @Test func afterNodeShutdownNewSubscribesPublishesAndReadiesAreRefusedAndTheConnectionStays() async throws {
         // A long lame-duck period: a loaded test machine must not reach the deadline before the last request.
@@ -113,7 +113,7 @@ struct IPCShutdownTests {
 }
 
 /// Both listeners stop together when the shutdown begins, whichever is told first.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct IPCListenersShutdownTests {
     @Test func theSocketStopsAcceptingWhileTCPConnectionsDrain() async throws {
         let broker = try await TestBroker.start { configuration in

@@ -56,7 +56,8 @@ struct ModuleFixture {
     /// data directory, says hello with `HERALD_TOKEN` (unless `--no-token`), subscribes to `--subscribe` (default `module.#`;
     /// `--no-load` skips it), answers pings (unless `--no-pong`: then it also hangs when the broker closes
     /// its connection), and writes each reply of `--publish TYPE` and `--also-subscribe PATTERN` to
-    /// `replies.txt` and each event type it receives to `events.txt`.
+    /// `replies.txt` and each event type it receives to `events.txt` (`--exit-after TYPE`: then exits 0 after
+    /// recording TYPE).
     /// `--spam N` writes N bytes to stdout first; `--exit-after-load CODE` exits with CODE once loaded,
     /// after writing `--stderr TEXT`; `--ignore-term` ignores SIGTERM; `--fail-first` exits with 1 before
     /// its hello the first time it runs (a marker in its data directory), then runs normally;
@@ -129,6 +130,8 @@ struct ModuleFixture {
                 send({"op": "pong"})
             elif frame.get("op") == "event":
                 record("events.txt", frame["event"]["event_type"])
+                if frame["event"]["event_type"] == option("--exit-after"):
+                    sys.exit(0)
 
         # The version its manifest (in the working directory, the module's folder) gives, as a real module's
         # build would say.

@@ -6,7 +6,7 @@ import Testing
 @testable import HeraldServer
 
 /// A started module's record, without processes: the order of its lifecycle events (EVENTS.md).
-@Suite struct ModuleRecordTests {
+@Suite(.timeLimit(.minutes(3))) struct ModuleRecordTests {
     /// Module `name` added to `modules`, its record at the beginning of run 1 (token `t-1`), and a process
     /// for that run, not recorded yet: `/bin/sleep 30`, leading its own process group as a started module's
     /// process does. The caller kills it.

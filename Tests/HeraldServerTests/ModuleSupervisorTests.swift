@@ -76,7 +76,7 @@ final class WatchProgress: Sendable {
 
 /// The module supervisor with real child processes (`ModuleFixture.script`, Python): start order,
 /// environment and tokens, output capture, crashes and restarts, stopping, health, and control over HTTP.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct ModuleSupervisorTests {
     /// The fixture modules do not leave on `node.shutdown`: the broker stops them after this short timeout
     /// instead of the default 5 s.
@@ -543,7 +543,7 @@ struct ModuleSupervisorTests {
         let broker = try await TestBroker.start(http: true, modules: modules.directory) {
             quickStop(&$0)
             // Long enough for a Python module to start on a busy machine (tests run in parallel).
-            $0.modules.startupTimeoutMs = 2000
+            $0.modules.startupTimeoutMs = 5000
         }
         let address = broker.gateway!.address
         let shy = try HeraldRun.start(["modules", "load", "shy", "--http", address])
@@ -552,7 +552,7 @@ struct ModuleSupervisorTests {
         #expect(output.isEmpty)
         // Answered at the timeout, as it is being killed.
         #expect(errors.hasPrefix("herald: load: shy is "))
-        #expect(errors.contains("not loaded within modules.startup_timeout_ms (2000 ms)"))
+        #expect(errors.contains("not loaded within modules.startup_timeout_ms (5000 ms)"))
         #expect(errors.split(separator: "\n").count == 1)
         let polite = try HeraldRun.start(["modules", "load", "polite", "--http", address])
         let (loaded, line, why) = await polite.finishWithOutput()
@@ -719,7 +719,9 @@ struct ModuleSupervisorTests {
         try modules.add("deaf", arguments: ["--no-pong"], extra: "[restart]\nbackoff_ms = 10\nmax_restarts = 1")
         let broker = try await TestBroker.start(durable: true, modules: modules.directory) {
             quickStop(&$0)
-            $0.ipc.heartbeatMs = 200
+            // A second: the module must say hello and subscribe within three heartbeats of silence, and the
+            // whole suite on two cores can hold a Python process up for more than 600 ms.
+            $0.ipc.heartbeatMs = 1000
         }
         let supervisor = broker.supervisor!
         await supervisor.startAll()
@@ -736,7 +738,7 @@ struct ModuleSupervisorTests {
                 ).flatMap { $0 })
         #expect(
             seen[3].payload["error"] as? String
-                == "unresponsive: no reply to the broker's pings for 600 ms; killed by signal 15 (SIGTERM)")
+                == "unresponsive: no reply to the broker's pings for 3000 ms; killed by signal 15 (SIGTERM)")
         try await waitUntil { supervisor.statuses.first?.state == .failed }
         let status = try #require(supervisor.statuses.first)
         #expect(status.restarts == 1)
@@ -767,7 +769,9 @@ struct ModuleSupervisorTests {
         // on a machine loaded by the whole suite.
         let broker = try await TestBroker.start(durable: true, modules: modules.directory) {
             quickStop(&$0)
-            $0.ipc.heartbeatMs = 200
+            // A second: the module must say hello and subscribe within three heartbeats of silence, and the
+            // whole suite on two cores can hold a Python process up for more than 600 ms.
+            $0.ipc.heartbeatMs = 1000
         }
         let supervisor = broker.supervisor!
         await supervisor.startAll()

@@ -258,8 +258,9 @@ struct RabbitMQBridgeTests {
             let stopping = ContinuousClock.now
             try await broker.stop()
             let took = ContinuousClock.now - stopping
-            // The stop's grace (6 s: the outbound waits up to 5 s for confirms), then the connection is cut.
-            #expect(took < .seconds(12), "the stop took \(took)")
+            // The stop's grace (6 s: the outbound waits up to 5 s for confirms), then the connection is cut; the
+            // rest of the bound is for a machine busy with the whole suite (the stop also syncs the log).
+            #expect(took < .seconds(20), "the stop took \(took)")
             try await server.control(["set_vm_memory_high_watermark", "0.4"])
         }
     }
@@ -278,7 +279,9 @@ struct RabbitMQBridgeTests {
         let stopping = ContinuousClock.now
         try await broker.stop()
         let took = ContinuousClock.now - stopping
-        #expect(took < .seconds(3), "the stop took \(took)")
+        // Well under the 12 s it took (the rest is for a machine busy with the whole suite: the stop also
+        // syncs the log).
+        #expect(took < .seconds(8), "the stop took \(took)")
     }
 
     @Test func bridgeSetupDeclaresAGroupPartitionedByChainWithDeadLetters() async throws {

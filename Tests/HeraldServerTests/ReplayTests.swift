@@ -8,7 +8,7 @@ import Testing
 
 /// The replay behind `GET /v1/events` (PROTOCOL.md §7): merged by timestamp, ties by partition then offset,
 /// and a cursor that continues exactly where a page ended.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct ReplayTests {
     /// A broker on a 3-partition log holding, per partition, events at the given record timestamps; event
     /// ids are `p<partition>-<offset>`, and odd offsets are of type `tx.odd`, even ones `tx.even`.

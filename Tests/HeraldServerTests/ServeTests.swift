@@ -5,7 +5,7 @@ import HeraldServer
 import Testing
 
 /// `herald serve` as users and scripts run it (PROTOCOL.md §8): the executable built next to these tests.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 final class ServeTests {
     /// The directories this test made, removed when it ends (each test has an instance of its own).
     private var directories: [String] = []

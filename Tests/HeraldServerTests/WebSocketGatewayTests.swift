@@ -7,7 +7,7 @@ import Testing
 
 /// PROTOCOL.md §7's WebSocket with a real client: the query's subscription, the client messages of §2.2,
 /// a malformed message kept open, the bounded queue with `drop_newest`, statistics and tokens.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct WebSocketGatewayTests {
     static func start(_ configure: @escaping (inout HeraldConfiguration) -> Void = { _ in }) async throws
         -> TestBroker

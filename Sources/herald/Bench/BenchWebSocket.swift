@@ -98,9 +98,10 @@ struct BenchWebSocket: AsyncParsableCommand {
             let published = try await onThread("herald-bench-publisher") {
                 try Self.publish(socket: socketPath, rate: rate, seconds: seconds, matching: matching)
             }
-            // Let the last events arrive.
+            // Let the last events arrive (a run where everything arrived leaves at once; the deadline only ends
+            // one where some never will).
             let expected = published.matching * connections
-            let deadline = ContinuousClock.now + .seconds(5)
+            let deadline = ContinuousClock.now + .seconds(30)
             while readers.reduce(0, { $0 + $1.received.load(ordering: .relaxed) }) < expected
                 && ContinuousClock.now < deadline
             {
