@@ -37,19 +37,18 @@ public final class RabbitMQBridge: Service {
             throw BridgeError("bridge.rabbitmq: \(AMQPError(cBuffer: error))")
         }
         brokerID = try BrokerIdentity.resolve(settings.brokerID, dataDirectory: broker.configuration.dataDirectory)
-        let group: ConsumerGroup
+        let (group, member): (ConsumerGroup, GroupMember)
         do throws(GroupError) {
-            group = try groups.group(
-                named: HeraldConfiguration.RabbitMQBridge.groupName, topics: [try! TopicPattern("#")],
-                start: settings.start == "earliest" ? .earliest : .latest)
+            // The bridge holds what it took until RabbitMQ confirms it, however long an outage lasts: the group
+            // never takes it back (100 years), and nothing counts as a failed attempt.
+            (group, member) = try groups.join(
+                group: HeraldConfiguration.RabbitMQBridge.groupName, topics: [try! TopicPattern("#")],
+                start: settings.start == "earliest" ? .earliest : .latest,
+                subscription: { broker.bus.reserveSubscriptionID() }, maxInFlight: settings.maxInFlight,
+                ackWaitMs: 100 * 365 * 86_400_000)
         } catch {
             throw BridgeError("bridge.rabbitmq: \(error)")
         }
-        // The bridge holds what it took until RabbitMQ confirms it, however long an outage lasts: the group
-        // never takes it back (100 years), and nothing counts as a failed attempt.
-        let member = group.join(
-            subscription: broker.bus.reserveSubscriptionID(), maxInFlight: settings.maxInFlight,
-            ackWaitMs: 100 * 365 * 86_400_000)
         let logger = broker.logger
         let metrics = BridgeMetrics()
         outbound = BridgeOutbound(

@@ -157,13 +157,41 @@ struct Modules: AsyncParsableCommand {
     }
 }
 
-/// `herald groups`: consumer groups with their lag per partition.
+/// `herald groups [list | delete GROUP]`: consumer groups with their lag per partition.
 struct Groups: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the consumer groups with their lag.")
+    static let configuration = CommandConfiguration(
+        abstract: "List the consumer groups with their lag, or delete one that has no member.")
+
+    enum Action: String, ExpressibleByArgument, CaseIterable {
+        case list, delete
+    }
+
+    @Argument(help: "list (the default) or delete.")
+    var action: Action = .list
+
+    @Argument(help: "The group to delete.")
+    var group: String?
 
     @OptionGroup var options: HTTPOptions
 
+    func validate() throws {
+        switch (action, group) {
+        case (.list, nil): break
+        case (.list, .some): throw ValidationError("list takes no group")
+        case (.delete, nil): throw ValidationError("delete needs the GROUP to delete")
+        case (.delete, .some(let group)):
+            if !ClientRequest.isValidModuleName(group) {
+                throw ValidationError("GROUP must be a group name, 1 to 64 of a-z, 0-9, '_' and '-', not '\(group)'")
+            }
+        }
+    }
+
     func run() async throws {
+        if action == .delete, let group {
+            let body = try await options.call("DELETE", "/v1/groups/\(group)")
+            if options.json { return options.printJSON(body) }
+            return printLine("deleted group \(group)")
+        }
         let body = try await options.call("GET", "/v1/groups")
         if options.json { return options.printJSON(body) }
         var rows: [[String]] = []

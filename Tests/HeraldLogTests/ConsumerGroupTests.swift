@@ -510,6 +510,66 @@ struct ConsumerGroupTests {
         }
     }
 
+    /// Deleting a group: refused while it has a member, then its files go — committed offsets, journal, dead
+    /// letters — it is not loaded at the next start, and a subscribe to its name makes a new group that
+    /// starts where its `from` says, not where the old one was.
+    @Test func aGroupWithNoMemberIsDeletedWithItsFiles() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        let topics = [try TopicPattern("#")]
+        for index in 0..<3 { try await fixture.store("tx", id: "e\(index)") }
+        let (group, member) = try fixture.groups.join(
+            group: "old", topics: topics, start: .earliest, subscription: { 1 }, maxInFlight: nil, ackWaitMs: nil)
+        let taken = try group.take(member, maximum: 10)
+        _ = group.nack(member, seq: taken[0].seq, delayMs: nil, deadLetter: true)
+        let acked = group.ack(member, seqs: [taken[1].seq])
+        try await waitUntil { group.deadLetterCount == 1 }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            group.whenCommitted(acked.version) { continuation.resume(with: $0) }
+        }
+        let path = fixture.directory.path + "/groups/old"
+        #expect(FileManager.default.fileExists(atPath: path + "/dead-letters"))
+
+        #expect(throws: GroupError.inUse(group: "old", members: 1)) { try fixture.groups.delete("old") }
+        #expect(fixture.groups.group(named: "old") === group)
+        group.leave(member)
+        try fixture.groups.delete("old")
+        #expect(fixture.groups.group(named: "old") == nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: fixture.directory.path + "/groups").isEmpty)
+        #expect(throws: GroupError.notFound("old")) { try fixture.groups.delete("old") }
+        // A commit the committer still had for it writes nothing (it would make the directory again).
+        group.commit(closing: true)
+        #expect(!FileManager.default.fileExists(atPath: path))
+
+        let reopened = try fixture.reopened()
+        #expect(reopened.groups.all.isEmpty)
+        let (again, newMember) = try reopened.groups.join(
+            group: "old", topics: topics, start: .latest, subscription: { 2 }, maxInFlight: nil, ackWaitMs: nil)
+        #expect(again.deadLetterCount == 0)
+        #expect(again.lag().first?.committed == 3)
+        try await reopened.store("tx", id: "e3")
+        #expect(try again.take(newMember, maximum: 10).map(\.eventID) == ["e3"])
+        reopened.groups.close()
+        reopened.log.close()
+    }
+
+    /// A deleted group's directory left behind by a stop during the deletion (renamed, not yet removed) is
+    /// removed at the next start, and never loaded as a group.
+    @Test func aDeletionCutShortIsFinishedAtTheNextStart() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        _ = try fixture.group("left")
+        fixture.groups.close()
+        fixture.log.close()
+        let groups = fixture.directory.path + "/groups"
+        try FileManager.default.moveItem(atPath: groups + "/left", toPath: groups + "/.deleted-left-1f")
+        let reopened = try fixture.reopenedAfterClose()
+        #expect(reopened.groups.all.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: groups).isEmpty)
+        reopened.groups.close()
+        reopened.log.close()
+    }
+
     /// A `from` past the end of a partition (an offset beyond its last event, a time after it) starts at its
     /// end, as `latest`: the events stored later reach the group, none is passed over unseen, and the lag
     /// counts them. (An offset of 100 used to be taken as it was: the events up to it skipped, the lag 0.)

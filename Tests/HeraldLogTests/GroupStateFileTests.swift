@@ -173,6 +173,22 @@ struct GroupStateFileTests {
         #expect(try file.read() == expected)
     }
 
+    /// A retired writer (its group deleted, its directory gone) writes nothing: a whole state would make the
+    /// directory again, and the group would come back at the next start.
+    @Test func aRetiredWriterWritesNothing() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = GroupStateFile(directory: directory.path + "/g")
+        var writer = GroupStateWriter(file: file, generation: 0)
+        try writer.writeState(snapshot)
+        try writer.append(changes)
+        try FileManager.default.removeItem(atPath: file.directory)
+        writer.retire()
+        try writer.writeState(snapshot)
+        try writer.append(changes)
+        #expect(!LogFile.exists(file.directory))
+    }
+
     @Test func aJournalPastTwiceTheStateIsFoldedIntoTheNextGeneration() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

@@ -117,6 +117,35 @@ struct AdminCLITests {
         try await broker.stop()
     }
 
+    /// `herald groups delete` (`DELETE /v1/groups/{group}`): refused while the group has a member (409
+    /// `group_in_use`), then the group, its lag series in `/metrics` and its files are gone, and a second
+    /// delete is 404.
+    @Test func aGroupWithNoMemberIsDeleted() async throws {
+        let broker = try await Self.start()
+        try await broker.withModule("worker") { (client: inout Conversation) async throws in
+            _ = try await client.request(#"{"op":"subscribe","id":1,"topics":["tx.#"],"group":"stale"}"#)
+            let (busy, _, refusal) = try await Self.run(["groups", "delete", "stale"], broker)
+            #expect(busy == 2)
+            #expect(
+                refusal
+                    == "herald: group_in_use: group 'stale' has 1 member; a group is deleted once none is left\n")
+        }
+        try await waitUntil { broker.broker.groups?.group(named: "stale")?.memberCount == 0 }
+        #expect(try await broker.http().get("/metrics").text.contains(#"group="stale""#))
+        let (status, output, _) = try await Self.run(["groups", "delete", "stale"], broker)
+        #expect(status == 0)
+        #expect(output == "deleted group stale\n")
+        #expect(broker.broker.groups?.group(named: "stale") == nil)
+        #expect(!FileManager.default.fileExists(atPath: broker.broker.configuration.groupsDirectory + "/stale"))
+        #expect(try await broker.http().get("/v1/groups").text == #"{"groups":[]}"#)
+        #expect(try await !broker.http().get("/metrics").text.contains(#"group="stale""#))
+        let again = try await broker.http().delete("/v1/groups/stale")
+        #expect(again.status == 404)
+        let (usage, _, why) = try await Self.run(["groups", "delete"], broker)
+        #expect(usage == 64 && why == "herald: delete needs the GROUP to delete\n")
+        try await broker.stop()
+    }
+
     @Test func anUnreachableBrokerIsOneLine() async throws {
         let run = try HeraldRun.start(["groups", "--http", "127.0.0.1:1"])
         let (status, _, errors) = await run.finishWithOutput()

@@ -942,6 +942,13 @@ public final class ConsumerGroup: Sendable {
         }
     }
 
+    /// Stops every write of the group's state, waiting for one under way, and closes its dead-letter queue:
+    /// the group is deleted (``ConsumerGroups/delete(_:)``) and its files are about to go.
+    func retire() {
+        writer.withLock { $0.retire() }
+        deadLetters.close()
+    }
+
     /// Writes what changed since the last write — appended to the journal, or now and then the whole state
     /// (``GroupStateWriter``); then calls the waiters it covers.
     ///

@@ -37,6 +37,11 @@ public final class ConsumerGroups: Sendable {
         try LogFile.makeDirectory(directory)
         var loaded: [String: ConsumerGroup] = [:]
         for name in try LogFile.names(in: directory).sorted() {
+            // A deleted group whose files were not all gone when the broker stopped.
+            if name.hasPrefix(Self.deletedPrefix) {
+                try? FileManager.default.removeItem(atPath: directory + "/" + name)
+                continue
+            }
             let file = GroupStateFile(directory: directory + "/" + name)
             guard let snapshot = try file.read() else { continue }
             var topics: [TopicPattern] = []
@@ -73,27 +78,79 @@ public final class ConsumerGroups: Sendable {
     }
 
     /// The group `name`; made, starting at `start`, when it does not exist. A group that exists must be
-    /// asked for with the same topics (in any order).
+    /// asked for with the same topics (in any order). Members join through ``join(group:topics:start:subscription:maxInFlight:ackWaitMs:module:)``,
+    /// not through the group this returns: a join that is not under the registry's lock could be into a group
+    /// being deleted.
     public func group(named name: String, topics: [TopicPattern], start: GroupStart) throws(GroupError)
         -> ConsumerGroup
     {
-        let result = groups.withLock { groups -> Result<ConsumerGroup, GroupError> in
-            if let existing = groups[name] {
-                guard Set(existing.topics) == Set(topics) else {
-                    return .failure(.topicsDiffer(group: name, existing: existing.topics.map(\.text)))
-                }
-                return .success(existing)
-            }
-            do throws(LogError) {
-                let made = try makeGroup(name: name, topics: topics, snapshot: nil, start: start)
-                groups[name] = made
-                return .success(made)
-            } catch {
-                return .failure(.storage("group '\(name)' could not be made: \(error)"))
-            }
-        }
-        return try result.get()
+        try groups.withLock { groups in existingOrNew(in: &groups, name, topics: topics, start: start) }.get()
     }
+
+    /// The group `name` of the registry `groups`, made and added when it does not exist.
+    private func existingOrNew(
+        in groups: inout [String: ConsumerGroup], _ name: String, topics: [TopicPattern], start: GroupStart
+    ) -> Result<ConsumerGroup, GroupError> {
+        if let existing = groups[name] {
+            guard Set(existing.topics) == Set(topics) else {
+                return .failure(.topicsDiffer(group: name, existing: existing.topics.map(\.text)))
+            }
+            return .success(existing)
+        }
+        do throws(LogError) {
+            let made = try makeGroup(name: name, topics: topics, snapshot: nil, start: start)
+            groups[name] = made
+            return .success(made)
+        } catch {
+            return .failure(.storage("group '\(name)' could not be made: \(error)"))
+        }
+    }
+
+    /// The group `name` (made, starting at `start`, when it does not exist) with a new member: one step under
+    /// the registry's lock, so that ``delete(_:)`` never removes a group a member is joining. Members join
+    /// through here. `subscription` gives the member's subscription id once it joins (a subscribe refused
+    /// takes none).
+    public func join(
+        group name: String, topics: [TopicPattern], start: GroupStart, subscription: () -> UInt64,
+        maxInFlight: Int?, ackWaitMs: Int64?, module: String? = nil
+    ) throws(GroupError) -> (group: ConsumerGroup, member: GroupMember) {
+        try groups.withLock { groups in
+            existingOrNew(in: &groups, name, topics: topics, start: start).map { group in
+                let member = group.join(
+                    subscription: subscription(), maxInFlight: maxInFlight, ackWaitMs: ackWaitMs, module: module)
+                return (group, member)
+            }
+        }.get()
+    }
+
+    /// Deletes the group `name` and its files — committed offsets, journal, dead letters — once it has no
+    /// member; a later subscribe to that name makes a new group. Its directory is first renamed to a name no
+    /// group can have and then removed: a broker stopped in between deletes the rest at its next start, and
+    /// never loads a group with part of its files.
+    public func delete(_ name: String) throws(GroupError) {
+        let removed = groups.withLock { groups -> Result<ConsumerGroup, GroupError> in
+            guard let group = groups[name] else { return .failure(.notFound(name)) }
+            let members = group.memberCount
+            guard members == 0 else { return .failure(.inUse(group: name, members: members)) }
+            groups.removeValue(forKey: name)
+            return .success(group)
+        }
+        let group = try removed.get()
+        group.retire()
+        let doomed =
+            directory + "/" + Self.deletedPrefix + name + "-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        do throws(LogError) {
+            try LogFile.rename(directory + "/" + name, to: doomed)
+            try LogFile.syncDirectory(directory)
+        } catch {
+            throw .storage("group '\(name)' was removed, but its files could not be: \(error)")
+        }
+        try? FileManager.default.removeItem(atPath: doomed)
+    }
+
+    /// The start of the name a deleted group's directory is renamed to (not a group name: a group's is
+    /// `[a-z0-9_-]`).
+    static let deletedPrefix = ".deleted-"
 
     /// The group `name`, if it exists.
     public func group(named name: String) -> ConsumerGroup? {

@@ -223,6 +223,15 @@ struct GroupStateWriter {
     var smallestCompaction = 1 << 20
     /// Runs before each whole-state write (for tests: to hold one while something else is looked at).
     var beforeStateWrite: (@Sendable () -> Void)?
+    /// Set when the group is deleted: its files are going, and nothing is written any more (a write would
+    /// make its directory again).
+    private(set) var retired = false
+
+    /// Writes nothing from now on, and closes the journal.
+    mutating func retire() {
+        retired = true
+        journal = nil
+    }
 
     /// Whether the next commit should write the whole state rather than append to the journal: the journal
     /// has grown past twice the state file. So reading it at start costs at most that much more, and the
@@ -233,6 +242,7 @@ struct GroupStateWriter {
 
     /// Writes `snapshot` as the state file of the next generation, and deletes the older journals.
     mutating func writeState(_ snapshot: GroupSnapshot) throws(LogError) {
+        guard !retired else { return }
         beforeStateWrite?()
         needsState = true
         var snapshot = snapshot
@@ -258,6 +268,7 @@ struct GroupStateWriter {
 
     /// Appends `changes` to the journal and syncs it. After a failure, the next write is a whole state.
     mutating func append(_ changes: GroupStateChanges) throws(LogError) {
+        guard !retired else { return }
         guard !needsState else { preconditionFailure("the journal follows a state file written by this writer") }
         needsState = true
         let journal: LogFile

@@ -84,6 +84,10 @@ public enum GroupError: Error, Equatable, CustomStringConvertible {
     case storage(String)
     /// The groups are closed (the broker is stopping).
     case closed
+    /// No group has that name.
+    case notFound(String)
+    /// The group has members: it is deleted only once none is left.
+    case inUse(group: String, members: Int)
 
     public var description: String {
         switch self {
@@ -91,6 +95,9 @@ public enum GroupError: Error, Equatable, CustomStringConvertible {
             "group '\(group)' reads topics \(existing); a member must subscribe with exactly those"
         case .storage(let message): message
         case .closed: "the consumer groups are closed"
+        case .notFound(let group): "group '\(group)' does not exist"
+        case .inUse(let group, let members):
+            "group '\(group)' has \(members) member\(members == 1 ? "" : "s"); a group is deleted once none is left"
         }
     }
 }

@@ -142,6 +142,11 @@ final class LogFile: @unchecked Sendable {
         if unlink(path) != 0 && errno != ENOENT { throw LogError.io(path, "unlink", errno) }
     }
 
+    /// Renames `path` to `newPath` (in the same file system: one step, whole or not at all).
+    static func rename(_ path: String, to newPath: String) throws(LogError) {
+        if Glibc.rename(path, newPath) != 0 { throw LogError.io(path, "rename", errno) }
+    }
+
     /// Whether something exists at `path`.
     static func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0

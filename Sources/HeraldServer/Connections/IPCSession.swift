@@ -362,20 +362,19 @@ struct IPCSession {
             case .offset(let offset): .offset(offset)
             case .time(let milliseconds): .time(milliseconds)
             }
-        let group: ConsumerGroup
+        let (group, member): (ConsumerGroup, GroupMember)
         do throws(GroupError) {
-            group = try groups.group(named: name, topics: request.topics, start: start)
+            (group, member) = try groups.join(
+                group: name, topics: request.topics, start: start, subscription: { broker.bus.reserveSubscriptionID() },
+                maxInFlight: request.maxInFlight, ackWaitMs: request.ackWaitMs.map { Int64($0) }, module: module)
         } catch {
             switch error {
             case .topicsDiffer: return fail(ProtocolError(.invalidRequest, "topics: \(error)", requestID: id))
-            case .storage, .closed: return fail(ProtocolError(.storageFailed, "group: \(error)", requestID: id))
+            case .storage, .closed, .notFound, .inUse:
+                return fail(ProtocolError(.storageFailed, "group: \(error)", requestID: id))
             }
         }
-        let subscription = broker.bus.reserveSubscriptionID()
-        let member = group.join(
-            subscription: subscription, maxInFlight: request.maxInFlight,
-            ackWaitMs: request.ackWaitMs.map { Int64($0) },
-            module: module)
+        let subscription = member.subscription
         let membership = GroupMembership(group: group, member: member)
         memberships[subscription] = membership
         replies.ok(id: id, subscription: subscription)

@@ -36,6 +36,10 @@ extension HTTPGateway {
         let groups: [Group]
     }
 
+    private struct Deleted: Encodable {
+        let deleted: String
+    }
+
     private struct Outcome: Encodable {
         let replayed: Int?
         let purged: Int?
@@ -104,14 +108,49 @@ extension HTTPGateway {
             try await self.committed(group, outcome.version)
             return JSONResponse.encode(Outcome(replayed: nil, purged: outcome.count, kept: nil))
         }
+        addGroupDeleteRoute(to: router)
     }
 
-    /// The group the path names; 400 for a name no group can have, 404 for a group that does not exist.
-    private func group(_ context: GatewayContext) throws -> ConsumerGroup {
+    /// `DELETE /v1/groups/{group}`: deletes a group that has no member, with its committed offsets and dead
+    /// letters (409 `group_in_use` while it has members).
+    private func addGroupDeleteRoute(to router: Router<GatewayContext>) {
+        let broker = self.broker
+        router.delete("/v1/groups/{group}") { _, context -> Response in
+            try context.requireAdmin("deleting a consumer group")
+            let name = try self.groupName(context)
+            guard let groups = broker.groups else { throw APIError.notFound("group: '\(name)' does not exist") }
+            let partitions = broker.log?.partitionCount ?? 0
+            // Its files are removed on the blocking-I/O threads, not on those every connection's tasks share.
+            let deletion = try await NIOThreadPool.singleton.runIfActive {
+                Result { () throws(GroupError) in try groups.delete(name) }
+            }
+            do throws(GroupError) {
+                try deletion.get()
+            } catch {
+                switch error {
+                case .notFound: throw APIError.notFound(error.description)
+                case .inUse: throw APIError(.conflict, "group_in_use", error.description)
+                default: throw APIError(.internalServerError, "storage_failed", error.description)
+                }
+            }
+            broker.metrics.forgetGroup(name, partitions: partitions)
+            broker.logger.notice("consumer group deleted", metadata: ["group": "\(name)"])
+            return JSONResponse.encode(Deleted(deleted: name))
+        }
+    }
+
+    /// The group name the path gives; 400 for a name no group can have.
+    private func groupName(_ context: GatewayContext) throws -> String {
         let name = try context.pathParameter("group")
         guard ClientRequest.isValidModuleName(name) else {
             throw APIError.invalidRequest("group: '\(name)' is not a group name, 1 to 64 of [a-z0-9_-]")
         }
+        return name
+    }
+
+    /// The group the path names; 400 for a name no group can have, 404 for a group that does not exist.
+    private func group(_ context: GatewayContext) throws -> ConsumerGroup {
+        let name = try groupName(context)
         guard let group = broker.groups?.group(named: name) else {
             throw APIError.notFound("group: '\(name)' does not exist")
         }

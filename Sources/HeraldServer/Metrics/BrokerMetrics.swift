@@ -77,6 +77,18 @@ final class BrokerMetrics: Sendable {
         }
     }
 
+    /// Removes the series of a deleted group, which would otherwise keep their last values.
+    func forgetGroup(_ name: String, partitions: Int) {
+        for partition in 0..<partitions {
+            let dimensions = [("group", name), ("partition", String(partition))]
+            Gauge(label: "herald_group_lag_events", dimensions: dimensions).destroy()
+            Gauge(label: "herald_group_lag_seconds", dimensions: dimensions).destroy()
+        }
+        Gauge(label: "herald_group_dead_letters", dimensions: [("group", name)]).destroy()
+        Gauge(label: "herald_group_members", dimensions: [("group", name)]).destroy()
+        groupDeliveryLatency(group: name).destroy()
+    }
+
     /// Counters of deliveries and drops per module grow by what the totals gained since the last scrape. The
     /// totals ignore resets of the statistics through the API, so nothing counted between a scrape and a
     /// reset is lost and the counters never go back.

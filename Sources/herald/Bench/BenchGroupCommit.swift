@@ -91,8 +91,9 @@ struct BenchGroupCommit: AsyncParsableCommand {
         try await log.flush()
         let groups = try ConsumerGroups(log: log, directory: directory + "/groups", settings: GroupSettings())
         defer { groups.close() }
-        let group = try groups.group(named: "bench", topics: [try TopicPattern("#")], start: .earliest)
-        let member = group.join(subscription: 1, maxInFlight: count, ackWaitMs: 3_600_000)
+        let (group, member) = try groups.join(
+            group: "bench", topics: [try TopicPattern("#")], start: .earliest, subscription: { 1 }, maxInFlight: count,
+            ackWaitMs: 3_600_000)
         var delivered: [UInt64] = []
         delivered.reserveCapacity(count)
         while delivered.count < count {
