@@ -54,8 +54,16 @@ struct GroupMaintenanceTests {
         try await broker.stop()
     }
 
-    /// A `target_age_days` out of range is ignored: negative, it put the cut-off in the future (every sealed
-    /// segment deleted); huge, its conversion to milliseconds overflowed and stopped the broker.
+    /// The partitions of a group that no longer exists (deleted) are forgotten, so that a new group of the
+    /// same name alerts when it lags.
+    @Test func aDeletedGroupsAlertsAreForgotten() async throws {
+        let broker = try await TestBroker.start(durable: true, lagMonitor: false)
+        var alerted: Set<String> = ["gone/0", "gone/3"]
+        GroupLagMonitor(broker: broker.broker).check(alerted: &alerted)
+        #expect(alerted.isEmpty)
+        try await broker.stop()
+    }
+
     /// A lag hovering at the limit alerts once: the alert is re-armed only below nine tenths of it.
     @Test func aLagHoveringAtTheLimitAlertsOnce() async throws {
         let broker = try await TestBroker.start(durable: true, lagMonitor: false) {
@@ -97,6 +105,8 @@ struct GroupMaintenanceTests {
         try await broker.stop()
     }
 
+    /// A `target_age_days` out of range is ignored: negative, it put the cut-off in the future (every sealed
+    /// segment deleted); huge, its conversion to milliseconds overflowed and stopped the broker.
     @Test func maintenanceDataWithATargetAgeOutOfRangeIsIgnored() async throws {
         let broker = try await TestBroker.start(durable: true)
         try await broker.withModule("operator") { (client: inout Conversation) async throws in

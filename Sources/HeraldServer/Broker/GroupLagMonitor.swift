@@ -34,7 +34,11 @@ public struct GroupLagMonitor: Service {
     func check(alerted: inout Set<String>) {
         guard let groups = broker.groups else { return }
         let limits = broker.configuration.groups
-        for group in groups.all {
+        let all = groups.all
+        // A deleted group's partitions are forgotten: a new group of that name alerts as any new one.
+        let names = Set(all.map(\.name))
+        alerted = alerted.filter { names.contains(String($0.prefix { $0 != "/" })) }
+        for group in all {
             for lag in group.lag() {
                 let key = "\(group.name)/\(lag.partition)"
                 let age = lag.oldestUnackedAgeMs ?? 0
