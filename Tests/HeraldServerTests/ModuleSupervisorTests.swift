@@ -386,7 +386,7 @@ struct ModuleSupervisorTests {
             // The grace after the first close ends with nothing more to say. (An event that must not come can
             // only be looked for after the time it would have come in: the grace, then a marker behind it.)
             step.set("waiting out the grace")
-            try await Task.sleep(for: ModuleSupervisor.exitGrace + .milliseconds(200))
+            try await waitUntil { supervisor.gracesEnded.load(ordering: .acquiring) >= 1 }
             step.set("waiting for the marker")
             try await watcher.send(#"{"op":"publish","event":{"event_type":"module.marker"}}"#)
             var late: [String] = []

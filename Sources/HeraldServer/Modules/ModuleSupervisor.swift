@@ -22,6 +22,9 @@ public final class ModuleSupervisor: Service, Sendable {
     /// How long the broker waits, after the last connection of a module it started closed, for the process
     /// to exit: an exit within it makes a crash the reason of `module.unloaded`.
     static let exitGrace = Duration.seconds(1)
+    /// Graces after a last connection closed that have run out (``graceEnded(_:run:)``): what a test awaits
+    /// to know that one has, instead of sleeping for it.
+    let gracesEnded = Atomic<Int>(0)
 
     private struct State {
         var records: [String: ModuleRecord] = [:]
@@ -282,6 +285,7 @@ public final class ModuleSupervisor: Service, Sendable {
             Task { [weak self] in
                 try? await Task.sleep(for: Self.exitGrace)
                 self?.graceEnded(name, run: run)
+                self?.gracesEnded.add(1, ordering: .releasing)
             }
         }
         wake(name)
