@@ -151,6 +151,9 @@ final class BridgeInbound: @unchecked Sendable {
                 metrics.received("invalid")
                 try connection.reject(tag, requeue: false)
             case .failed(let reason):
+                // The broker cannot store (stopping, a failed partition): the backoff keeps growing until it
+                // can, instead of starting over because messages arrived.
+                worker.wasRefused()
                 throw AMQPError("the broker could not store a bridged event: \(reason)")
             }
         }

@@ -125,6 +125,18 @@ final class BridgeOutbound: @unchecked Sendable {
                 skipped.append(delivery.seq)
                 continue
             }
+            guard message.body.count <= settings.maxMessageBytes else {
+                // RabbitMQ would close the channel, and the next connection would publish it again, for ever.
+                logger.error(
+                    "RabbitMQ bridge: an event is larger than max_message_bytes; it goes to the bridge's dead-letter queue",
+                    metadata: [
+                        "event_id": "\(message.properties.messageID ?? "-")", "bytes": "\(message.body.count)",
+                        "max_message_bytes": "\(settings.maxMessageBytes)",
+                    ])
+                _ = group.nack(
+                    member, seq: delivery.seq, delayMs: nil, deadLetter: true, reason: Self.tooLargeReason)
+                continue
+            }
             nextTag += 1
             message.tag = nextTag
             inFlight.append(message)
@@ -138,6 +150,9 @@ final class BridgeOutbound: @unchecked Sendable {
         for message in inFlight.suffix(taken) { try publish(message, on: connection) }
         return deliveries.count
     }
+
+    /// The `dead_letter_reason` of an event larger than `max_message_bytes`.
+    static let tooLargeReason = "too_large_for_rabbitmq"
 
     /// What is published for a delivery, or `nil` when it is not: another broker's event, or a topic
     /// `publish` does not match.
@@ -190,7 +205,9 @@ final class BridgeOutbound: @unchecked Sendable {
         while let confirm = try connection.nextConfirm(timeoutMs: wait) {
             wait = 0
             guard confirm.ack else {
-                // RabbitMQ could not take it: everything unconfirmed goes again on a new connection.
+                // RabbitMQ could not take it (a full queue that rejects publishes): everything unconfirmed goes
+                // again on a new connection, after a backoff that keeps growing while it is refused.
+                worker.wasRefused()
                 throw AMQPError("RabbitMQ refused a message (basic.nack for tag \(confirm.tag))")
             }
             if confirm.multiple {

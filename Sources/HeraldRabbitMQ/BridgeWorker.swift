@@ -34,6 +34,8 @@ final class BridgeWorker: Sendable {
     private let stalled = Atomic<Bool>(false)
     /// Set by `serve` when RabbitMQ confirmed or delivered something on the connection (``madeProgress()``).
     private let progressed = Atomic<Bool>(false)
+    /// Set by `serve` when the connection ends because a message was refused (``wasRefused()``).
+    private let refusedLast = Atomic<Bool>(false)
     /// The connection the thread works on, and whether it is still being opened: what the watchdog cuts.
     private let current = Mutex<(connection: AMQPConnection?, opening: Bool)>((nil, false))
     /// Signalled to cut a backoff or an idle wait short.
@@ -101,7 +103,13 @@ final class BridgeWorker: Sendable {
                     // reconnections come less and less often.
                     let gaveUpStalled = stalled.exchange(false, ordering: .relaxed)
                     let madeProgress = progressed.exchange(false, ordering: .relaxed)
-                    if connected && (!gaveUpStalled || madeProgress) { backoff = settings.reconnectMinMs }
+                    let refused = refusedLast.exchange(false, ordering: .relaxed)
+                    if Self.startsBackoffOver(
+                        connected: connected, gaveUpStalled: gaveUpStalled, madeProgress: madeProgress,
+                        refused: refused)
+                    {
+                        backoff = settings.reconnectMinMs
+                    }
                     if failures == 0 && !gaveUpStalled {
                         logger.warning(
                             "RabbitMQ bridge connection lost; connecting again with backoff",
@@ -135,6 +143,20 @@ final class BridgeWorker: Sendable {
     /// Called by `serve` when RabbitMQ confirmed or delivered something: the connection works.
     func madeProgress() {
         progressed.store(true, ordering: .relaxed)
+    }
+
+    /// Called when the connection ends because a message was refused — by RabbitMQ (`basic.nack`) or by the
+    /// broker (it cannot store) — and will be again until something changes: the backoff is not started
+    /// over, however much the connection did before.
+    func wasRefused() {
+        refusedLast.store(true, ordering: .relaxed)
+    }
+
+    /// Whether the backoff starts over after a connection ended: one that was made and worked does — unless
+    /// it was given up as stalled before it got anywhere (during a long resource alarm the backoff grows),
+    /// or it ended on a refusal that the next connection meets again (the same message, the same broker).
+    static func startsBackoffOver(connected: Bool, gaveUpStalled: Bool, madeProgress: Bool, refused: Bool) -> Bool {
+        connected && !refused && (!gaveUpStalled || madeProgress)
     }
 
     /// Called when the connection is given up because RabbitMQ stopped answering, once a warning said so

@@ -2,9 +2,9 @@ import Foundation
 import HeraldClient
 import HeraldCore
 import HeraldLog
-import HeraldRabbitMQ
 import Testing
 
+@testable import HeraldRabbitMQ
 @testable import HeraldServer
 
 /// The RabbitMQ bridge (docs/scale-out.md) against a real RabbitMQ node each test starts and stops
@@ -419,6 +419,55 @@ struct RabbitMQBridgeTests {
 
     /// The broker's own events describe its node: another broker's modules must not see its `module.loaded`
     /// or `node.shutdown` as their broker's.
+    /// An event larger than `max_message_bytes` goes to the bridge group's dead-letter queue, and the events
+    /// after it are bridged: published, RabbitMQ would close the channel over it, and every connection would
+    /// publish it again, bridging nothing more.
+    @Test func anEventTooLargeForRabbitMQIsDeadLetteredAndTheRestBridged() async throws {
+        try await RabbitMQServer.with { server in
+            try await server.withClient { amqp in
+                try amqp.declareExchange("herald.events", type: "topic")
+                try amqp.declareQueue("watch")
+                try amqp.bindQueue("watch", to: "herald.events", key: "#")
+            }
+            let broker = try await TestBroker.start(durable: true, bridge: true) {
+                var bridge = settings(server, id: "alpha")
+                bridge.maxMessageBytes = 1024
+                $0.bridge = bridge
+            }
+            let publisher = try await client(broker, "indexer")
+            let padding = String(repeating: "x", count: 2000)
+            _ = try await publisher.publishConfirmed(
+                try EventEnvelope(
+                    eventType: "block.new", eventID: "large", chainID: 1,
+                    payload: try RawJSON(validating: #"{"padding":"\#(padding)"}"#)))
+            _ = try await publisher.publishConfirmed(try event("block.new", chain: 1, id: "small", number: 1))
+            let messages = try await server.take(1, from: "watch")
+            #expect(messages.map(\.messageID) == ["small"])
+            try await waitUntilBridged(broker)
+            let group = try #require(broker.broker.groups?.group(named: HeraldConfiguration.RabbitMQBridge.groupName))
+            let letters = try group.listDeadLetters(limit: 10).map {
+                try EventEnvelope(json: $0.bytes, form: .delivered)
+            }
+            #expect(letters.map(\.eventID) == ["large"])
+            #expect(letters.first?.metadata["dead_letter_reason"] == "too_large_for_rabbitmq")
+            await publisher.close()
+            try await broker.stop()
+        }
+    }
+
+    /// The backoff after a connection ends starts over only when the connection worked and what ended it will
+    /// not end the next one the same way.
+    @Test func theBackoffStartsOverOnlyAfterAConnectionThatWorked() {
+        typealias Worker = BridgeWorker
+        #expect(Worker.startsBackoffOver(connected: true, gaveUpStalled: false, madeProgress: false, refused: false))
+        #expect(!Worker.startsBackoffOver(connected: false, gaveUpStalled: false, madeProgress: false, refused: false))
+        #expect(!Worker.startsBackoffOver(connected: true, gaveUpStalled: true, madeProgress: false, refused: false))
+        #expect(Worker.startsBackoffOver(connected: true, gaveUpStalled: true, madeProgress: true, refused: false))
+        // A refusal (RabbitMQ's basic.nack, or a broker that cannot store) comes back on the next connection,
+        // however much this one did first.
+        #expect(!Worker.startsBackoffOver(connected: true, gaveUpStalled: false, madeProgress: true, refused: true))
+    }
+
     @Test func aBrokersOwnLifecycleEventsStayOnIt() async throws {
         try await RabbitMQServer.with { server in
             let alpha = try await TestBroker.start(durable: true, bridge: true) {

@@ -256,7 +256,7 @@ public final class ConsumerGroup: Sendable {
             guard let gone = state.members.removeValue(forKey: member.id) else { return effects }
             for (seq, place) in gone.inFlight
             where state.cursors[place.partition].pending[place.offset]?.holder == Holder(member: member.id, seq: seq) {
-                fail(&state, place.partition, place.offset, now: now, delay: 0, deadLetter: false, &effects)
+                fail(&state, place.partition, place.offset, now: now, delay: 0, deadLetter: nil, &effects)
             }
             rebalance(&state, &effects)
             return effects
@@ -374,7 +374,7 @@ public final class ConsumerGroup: Sendable {
             // the dead-letter queue, as after any failed last attempt, not to a consumer once more.
             if state.cursors[partition].pending[offset]!.attempts >= maxDeliver {
                 state.cursors[partition].due.remove(offset)
-                fail(&state, partition, offset, now: now, delay: nil, deadLetter: false, &effects)
+                fail(&state, partition, offset, now: now, delay: nil, deadLetter: nil, &effects)
                 continue
             }
             // Read before it leaves `due`: a read that fails leaves it waiting, to be tried again.
@@ -533,7 +533,10 @@ public final class ConsumerGroup: Sendable {
 
     /// Refuses one delivery: it is delivered again after `delayMs` (else the backoff), or goes to the
     /// dead-letter queue with `deadLetter`, or when it was the last attempt `max_deliver` allows.
-    public func nack(_ member: GroupMember, seq: UInt64, delayMs: Int64?, deadLetter: Bool) -> Answer {
+    /// `reason` is the dead letter's `dead_letter_reason` with `deadLetter` (`"nack"` unless given).
+    public func nack(
+        _ member: GroupMember, seq: UInt64, delayMs: Int64?, deadLetter: Bool, reason: String = "nack"
+    ) -> Answer {
         let now = clock.monotonic()
         var effects = Effects()
         let answer = state.withLock { state in
@@ -543,7 +546,9 @@ public final class ConsumerGroup: Sendable {
                 return Answer(version: state.version, unknown: unknown ? [seq] : [])
             }
             if state.cursors[place.partition].pending[place.offset]?.holder == Holder(member: member.id, seq: seq) {
-                fail(&state, place.partition, place.offset, now: now, delay: delayMs, deadLetter: deadLetter, &effects)
+                fail(
+                    &state, place.partition, place.offset, now: now, delay: delayMs,
+                    deadLetter: deadLetter ? reason : nil, &effects)
             }
             if state.members[member.id]!.waiting {
                 state.members[member.id]!.waiting = false
@@ -556,22 +561,23 @@ public final class ConsumerGroup: Sendable {
     }
 
     /// A failed attempt of the pending event at `offset`: it waits `delay` (else the backoff) for its next
-    /// delivery, or goes to the dead-letter queue.
+    /// delivery, or goes to the dead-letter queue — out of attempts, or at once with `deadLetter` (its
+    /// reason).
     private func fail(
-        _ state: inout State, _ partition: Int, _ offset: Int64, now: Int64, delay: Int64?, deadLetter: Bool,
+        _ state: inout State, _ partition: Int, _ offset: Int64, now: Int64, delay: Int64?, deadLetter: String?,
         _ effects: inout Effects
     ) {
         var pending = state.cursors[partition].pending[offset]!
         pending.holder = nil
         state.version += 1
         effects.changed = true
-        if deadLetter || pending.attempts >= maxDeliver {
+        if deadLetter != nil || pending.attempts >= maxDeliver {
             pending.deadLettering = true
             state.cursors[partition].pending[offset] = pending
             effects.deadLetters.append(
                 DeadLetter(
                     partition: partition, offset: offset, attempts: pending.attempts,
-                    reason: deadLetter ? "nack" : "max_deliver"))
+                    reason: deadLetter ?? "max_deliver"))
             return
         }
         pending.deadline = now + (delay ?? settings.backoff(afterAttempt: pending.attempts))
@@ -637,7 +643,7 @@ public final class ConsumerGroup: Sendable {
                         state.members[holder.member]!.waiting = false
                         effects.wake.append(state.members[holder.member]!.handle)
                     }
-                    fail(&state, partition, offset, now: now, delay: nil, deadLetter: false, &effects)
+                    fail(&state, partition, offset, now: now, delay: nil, deadLetter: nil, &effects)
                     if let waiting = state.cursors[partition].pending[offset], !waiting.deadLettering,
                         waiting.deadline > now
                     {

@@ -22,6 +22,10 @@ extension HeraldConfiguration {
         public var start = "latest"
         /// Publishes waiting for RabbitMQ's confirm at once.
         public var maxInFlight = 1024
+        /// The largest message the bridge publishes (the envelope's bytes): RabbitMQ closes the channel of a
+        /// larger one than its `max_message_size`, so a larger one goes to the bridge group's dead-letter
+        /// queue instead (`dead_letter_reason: "too_large_for_rabbitmq"`).
+        public var maxMessageBytes = 16 << 20
         /// How long a publish may wait for its confirm before the connection is given up and made again.
         public var confirmTimeoutMs = 30_000
         /// AMQP heartbeat; 0 turns heartbeats off.
@@ -56,7 +60,7 @@ extension HeraldConfiguration {
 
     /// The keys of `[bridge.rabbitmq]`, read and printed in this order.
     private static let bridgeKeys: [String] = [
-        "url", "exchange", "publish", "broker_id", "start", "max_in_flight", "confirm_timeout_ms",
+        "url", "exchange", "publish", "broker_id", "start", "max_in_flight", "max_message_bytes", "confirm_timeout_ms",
         "heartbeat_seconds", "reconnect_min_ms", "reconnect_max_ms", "consume",
     ]
 
@@ -85,6 +89,8 @@ extension HeraldConfiguration {
             ["latest", "earliest"].contains(start) ? nil : #"must be "latest" or "earliest""#
         }
         bridge.maxInFlight = try reader.integer("max_in_flight", 1...65_535, default: bridge.maxInFlight)
+        bridge.maxMessageBytes = try reader.integer(
+            "max_message_bytes", 1024...536_870_912, default: bridge.maxMessageBytes)
         bridge.confirmTimeoutMs = try reader.integer(
             "confirm_timeout_ms", 100...3_600_000, default: bridge.confirmTimeoutMs)
         bridge.heartbeatSeconds = try reader.integer("heartbeat_seconds", 0...3600, default: bridge.heartbeatSeconds)
@@ -161,6 +167,7 @@ extension HeraldConfiguration {
             "broker_id = \(ConfigurationKey.quoted(bridge.brokerID))",
             "start = \(ConfigurationKey.quoted(bridge.start))",
             "max_in_flight = \(bridge.maxInFlight)",
+            "max_message_bytes = \(bridge.maxMessageBytes)",
             "confirm_timeout_ms = \(bridge.confirmTimeoutMs)",
             "heartbeat_seconds = \(bridge.heartbeatSeconds)",
             "reconnect_min_ms = \(bridge.reconnectMinMs)",
