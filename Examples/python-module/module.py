@@ -25,6 +25,8 @@ class Connection:
         self.sock.connect(path)
         self.buffer = b""
         self.next_id = 0
+        # Frames that came while a request waited for its reply (a ping may come before `welcome`).
+        self.pending = []
 
     def send(self, message):
         body = json.dumps(message, separators=(",", ":")).encode()
@@ -43,7 +45,7 @@ class Connection:
             if frame.get("id") == self.next_id:
                 if frame["op"] == "error":
                     raise RuntimeError(f'{frame["code"]}: {frame["message"]}')
-                self.pending = early
+                self.pending.extend(early)
                 return frame
             early.append(frame)
 
@@ -85,16 +87,17 @@ def main():
             broker.send({"op": "pong"})
         elif frame["op"] == "event":
             event = frame["event"]
-            number = (event.get("payload") or {}).get("block_number")
+            # Any JSON value may be a payload (PROTOCOL.md §1): only an object has a block_number.
+            payload = event.get("payload")
+            number = payload.get("block_number") if isinstance(payload, dict) else None
             print(f'block {number} on chain {event.get("chain_id")} ({event["event_id"]})', flush=True)
-            broker.send({
-                "op": "publish",
-                "event": {
-                    "event_type": "example.block_seen",
-                    "chain_id": event.get("chain_id", 0),
-                    "payload": {"block_event_id": event["event_id"], "block_number": number},
-                },
-            })
+            seen_event = {
+                "event_type": "example.block_seen",
+                "payload": {"block_event_id": event["event_id"], "block_number": number},
+            }
+            if "chain_id" in event:
+                seen_event["chain_id"] = event["chain_id"]
+            broker.send({"op": "publish", "event": seen_event})
             seen += 1
             if arguments.count and seen >= arguments.count:
                 broker.request({"op": "bye"})
@@ -108,3 +111,7 @@ if __name__ == "__main__":
         sys.exit(main())
     except KeyboardInterrupt:
         sys.exit(0)
+    except (RuntimeError, OSError) as error:
+        # A refused hello or subscribe (unauthorized, forbidden), or the connection lost: one line, status 1.
+        print(f"example module: {error}", file=sys.stderr)
+        sys.exit(1)

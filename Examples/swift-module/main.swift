@@ -39,8 +39,10 @@ func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
-signal(SIGTERM) { _ in exit(0) }
-signal(SIGINT) { _ in exit(0) }
+// `_exit`, not `exit`: a signal handler may only make async-signal-safe calls, and `exit` runs the process's
+// exit handlers while the client's threads still run. The broker's stop is a SIGTERM (docs/modules.md).
+signal(SIGTERM) { _ in _exit(0) }
+signal(SIGINT) { _ in _exit(0) }
 
 let client = try await HeraldClient.connect(.fromEnvironment(module: "example-swift", version: "1.0.0"))
 say("connected as session \(client.session ?? "?")")
@@ -49,13 +51,19 @@ var seen = 0
 for await block in blocks {
     let number = try? block.payload?.decode(BlockNumber.self).blockNumber
     say("block \(number.map(String.init) ?? "?") on chain \(block.chainID.map(String.init) ?? "-") (\(block.eventID))")
-    try await client.publish(
-        try EventEnvelope(
-            eventType: "example.block_seen",
-            chainID: block.chainID ?? 0,
-            payload: RawJSON(encoding: BlockSeen(blockEventID: block.eventID, blockNumber: number))
+    do {
+        try await client.publish(
+            try EventEnvelope(
+                eventType: "example.block_seen",
+                chainID: block.chainID,
+                payload: RawJSON(encoding: BlockSeen(blockEventID: block.eventID, blockNumber: number))
+            )
         )
-    )
+    } catch {
+        // The connection went as the block came: the client connects again on its own, and this block's
+        // note is lost (a publish without confirm is at most once).
+        say("publish failed: \(error)")
+    }
     seen += 1
     if count > 0 && seen >= count { break }
 }

@@ -272,7 +272,14 @@ public final class HeraldClient: Sendable {
         }
         for waiter in waiters { waiter.resume(throwing: HeraldClientError.closed) }
         if let link {
+            // A broker that does not answer `bye` (hung, or a network that drops everything) does not hold the
+            // close: the connection is cut after a few seconds, which fails the wait.
+            let cut = Task {
+                try await Task.sleep(for: .seconds(5))
+                try await link.channel.close()
+            }
             _ = try? await send(on: link) { writer, id in writer.bye(id: id) }
+            cut.cancel()
             try? await link.channel.close()
         }
         let task = maintainer.withLock { $0 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import HeraldClient
 import HeraldCore
 import HeraldProtocol
@@ -91,15 +92,18 @@ struct Tail: AsyncParsableCommand {
             let subscription = try await options.answered { try await client.subscribe(patterns, buffer: buffer) }
             // Ctrl-C (or a SIGTERM) ends the tail like `--count` does, so that it still says what it dropped.
             // Trapped once subscribed: until then the default action ends a tool still connecting at once.
+            // A second signal ends the tool at once, status 130, as the signal's default action would have: the
+            // first one's end may be held up (a broker that does not answer the close, a full standard output).
             let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
-            let watcher = Task {
+            Task {
+                var count = 0
                 for await _ in signals {
+                    count += 1
+                    guard count == 1 else { Foundation.exit(130) }
                     interrupted.value.store(true, ordering: .relaxed)
                     subscription.cancel()
-                    return
                 }
             }
-            defer { watcher.cancel() }
             var printed = 0
             for await envelope in subscription {
                 // Not the events still buffered: the interrupt means now.

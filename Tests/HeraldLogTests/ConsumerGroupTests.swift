@@ -553,6 +553,73 @@ struct ConsumerGroupTests {
         reopened.log.close()
     }
 
+    /// While a group's deletion waits for a state write under way, a subscribe to its name is refused
+    /// (`deleting`): made then, the new group would have been made on the directory being removed. Once the
+    /// deletion is done, the name makes a new group.
+    @Test func aGroupBeingDeletedIsNotMadeAgainUntilItsFilesAreGone() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        let topics = [try TopicPattern("#")]
+        let group = try fixture.group("g")
+        // Holds the group's writer, as a whole-state write does: the deletion waits for it.
+        let holding = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            group.writer.withLock { _ in
+                holding.signal()
+                release.wait()
+            }
+        }
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                holding.wait()
+                continuation.resume()
+            }
+        }
+        let deleted = StateLock<Result<Void, GroupError>?>(nil)
+        DispatchQueue.global().async {
+            let result = Result { () throws(GroupError) in try fixture.groups.delete("g") }
+            deleted.withLock { $0 = result }
+        }
+        try await waitUntil { fixture.groups.group(named: "g") == nil }
+        #expect(throws: GroupError.deleting("g")) {
+            try fixture.groups.join(
+                group: "g", topics: topics, start: .earliest, subscription: { 1 }, maxInFlight: nil, ackWaitMs: nil)
+        }
+        #expect(deleted.withLock { $0 == nil })
+        release.signal()
+        try await waitUntil { deleted.withLock { $0 } != nil }
+        try deleted.withLock { $0 }!.get()
+        let (again, _) = try fixture.groups.join(
+            group: "g", topics: topics, start: .earliest, subscription: { 2 }, maxInFlight: nil, ackWaitMs: nil)
+        #expect(again !== group)
+    }
+
+    /// Whoever waits for a deleted group's change to be on disk (a dead-letter purge racing the delete) is
+    /// told it never will be, at the deletion or at once after it, instead of waiting for ever; and its
+    /// dead-letter queue is not made again by a late dead letter.
+    @Test func aDeletedGroupsWaitersAndDeadLettersAreRefused() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        let group = try fixture.group("g")
+        let told = StateLock<Result<Void, LogError>?>(nil)
+        group.whenCommitted(.max) { result in told.withLock { $0 = result } }
+        func refused(_ result: Result<Void, LogError>?) -> Bool {
+            if case .failure(.closed)? = result { return true }
+            return false
+        }
+        #expect(told.withLock { $0 } == nil)
+        try fixture.groups.delete("g")
+        #expect(refused(told.withLock { $0 }))
+        let late = StateLock<Result<Void, LogError>?>(nil)
+        group.whenCommitted(.max) { result in late.withLock { $0 = result } }
+        #expect(refused(late.withLock { $0 }))
+        #expect(throws: LogError.closed) {
+            try group.deadLetters.append(Array("{}".utf8), timestamp: 0) { _ in }
+        }
+        #expect(!FileManager.default.fileExists(atPath: fixture.directory.path + "/groups/g"))
+    }
+
     /// A deleted group's directory left behind by a stop during the deletion (renamed, not yet removed) is
     /// removed at the next start, and never loaded as a group.
     @Test func aDeletionCutShortIsFinishedAtTheNextStart() async throws {

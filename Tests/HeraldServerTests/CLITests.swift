@@ -1,4 +1,5 @@
 import Foundation
+import HeraldClient
 import HeraldCore
 import Testing
 
@@ -167,6 +168,46 @@ struct CLITests {
         try await broker.stop()
     }
 
+    /// A tail interrupted while its broker does not answer (stopped with SIGSTOP): one signal ends it with
+    /// status 0 once its close gives up waiting for the broker's answer (it waited for ever); a second one
+    /// ends it at once with 130 (it went nowhere).
+    @Test(arguments: [1, 2])
+    func aTailWhoseBrokerIsHungStillEnds(signals: Int) async throws {
+        let directory = NSTemporaryDirectory() + "herald-hung-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let socket = directory + "/h.sock"
+        let broker = try HeraldRun.start(
+            ["serve", "--data-dir", directory + "/data", "--socket", socket, "--http", "127.0.0.1:0"], in: directory)
+        let ready = try #require(await broker.firstLine())
+        let http = HeraldHTTPClient(address: String(ready.split(separator: "=").last!))
+        let tail = try HeraldRun.start(["tail", "test.#", "--socket", socket])
+        // Subscribed, and so trapping the signals, once the broker lists it and it printed an event published
+        // after that.
+        while try await !http.get("/v1/subscribers?event_type=test.marker").text.contains("herald-cli") {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let publish = try HeraldRun.start(["publish", "test.marker", "--socket", socket])
+        #expect(await publish.finish().status == 0)
+        #expect(await tail.nextLine()?.contains("test.marker") == true)
+        kill(broker.process.processIdentifier, SIGSTOP)
+        defer {
+            kill(broker.process.processIdentifier, SIGCONT)
+            kill(broker.process.processIdentifier, SIGKILL)
+        }
+        kill(tail.process.processIdentifier, SIGINT)
+        if signals == 2 {
+            // A second signal sent with the first may merge with it (standard signals do not queue): sent until
+            // the tail ends, each but the first is a second one.
+            while !tail.hasExited {
+                try await Task.sleep(for: .milliseconds(50))
+                kill(tail.process.processIdentifier, SIGINT)
+            }
+        }
+        let (status, _) = await tail.finish()
+        #expect(status == (signals == 1 ? 0 : 130))
+    }
+
     /// A reader that goes away (`herald tail '#' | head -n1`) ends `tail` quietly with status 0: SwiftNIO
     /// turns the pipe's signal off, and the write's error stopped the process with a crash report.
     @Test func tailWhoseReaderIsGoneEndsQuietly() async throws {
@@ -282,6 +323,20 @@ struct CLITests {
         #expect(output.isEmpty)
         #expect(errors.hasPrefix("herald: bench: the broker refused "))
         #expect(errors.hasSuffix(" of the published events\n"))
+        try await broker.stop()
+    }
+
+    /// A publisher whose connection the broker closes (a frame over `max_frame`) ends the benchmark with
+    /// one line; its subscribers waited for ever for what it did not publish.
+    @Test func benchPubSubStopsWhenThePublishersConnectionEnds() async throws {
+        let broker = try await TestBroker.start { $0.ipc.maxFrame = 4096 }
+        let run = try HeraldRun.start([
+            "bench", "pubsub", "--socket", broker.socketPath, "--events", "100", "--payload-size", "8192",
+        ])
+        let (status, output, errors) = await run.finishWithOutput()
+        #expect(status == 2)
+        #expect(output.isEmpty)
+        #expect(errors.hasPrefix("herald: bench: "))
         try await broker.stop()
     }
 

@@ -205,5 +205,10 @@ struct GroupMaintenanceTests {
         #expect(request(.cleanup, 30).merged(with: request(.cleanup, 7)).targetAgeDays == 7)
         #expect(request(.cleanup, 3).merged(with: request(.cleanup, nil)).targetAgeDays == 3)
         #expect(request(.flush, nil).merged(with: request(.flush, nil)).targetAgeDays == nil)
+        // A flush's age is not a cleanup's: merged with one, it would have deleted every sealed segment.
+        let flushWithAge = request(.flush, 0)
+        #expect(flushWithAge.merged(with: request(.cleanup, 7)).targetAgeDays == 7)
+        #expect(request(.cleanup, nil).merged(with: flushWithAge).targetAgeDays == nil)
+        #expect(request(.cleanup, nil).merged(with: flushWithAge).operation == .both)
     }
 }

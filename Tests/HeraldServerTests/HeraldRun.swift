@@ -52,6 +52,9 @@ struct HeraldRun {
         }
     }
 
+    /// Whether the process has exited.
+    var hasExited: Bool { exit.hasStatus }
+
     /// The first line on standard output (for a process that has printed nothing yet).
     func firstLine() async -> String? { await nextLine() }
 
@@ -102,6 +105,8 @@ private final class ExitStatus: Sendable {
         }
         for waiter in waiters { waiter.resume(returning: status) }
     }
+
+    var hasStatus: Bool { state.withLock { $0.status != nil } }
 
     func wait() async -> Int32 {
         await withCheckedContinuation { continuation in

@@ -144,6 +144,8 @@ public final class ConsumerGroup: Sendable {
         var version: UInt64 = 0
         var committedVersion: UInt64 = 0
         var commitWaiters: [(version: UInt64, callback: @Sendable (Result<Void, LogError>) -> Void)] = []
+        /// Deleted (``retire()``): nothing is committed any more.
+        var retired = false
     }
 
     /// An event to move to the dead-letter queue, outside the lock.
@@ -953,7 +955,18 @@ public final class ConsumerGroup: Sendable {
     func retire() {
         writer.withLock { $0.retire() }
         deadLetters.close()
+        // Whoever waits for a change to be on disk (a dead-letter purge racing the delete) is told it never
+        // will be; the committer no longer looks at this group.
+        let waiters = state.withLock { state in
+            state.retired = true
+            defer { state.commitWaiters.removeAll() }
+            return state.commitWaiters
+        }
+        for waiter in waiters { waiter.callback(.failure(.closed)) }
     }
+
+    /// Whether the group was deleted.
+    public var isRetired: Bool { state.withLock { $0.retired } }
 
     /// Writes what changed since the last write — appended to the journal, or now and then the whole state
     /// (``GroupStateWriter``); then calls the waiters it covers.
@@ -1044,12 +1057,13 @@ public final class ConsumerGroup: Sendable {
     /// Calls `callback` once the state file holds `version` (from the committer's thread, the thread of a
     /// whole-state write, or at once).
     public func whenCommitted(_ version: UInt64, _ callback: @escaping @Sendable (Result<Void, LogError>) -> Void) {
-        let now = state.withLock { state in
-            if state.committedVersion >= version { return true }
+        let now = state.withLock { state -> Result<Void, LogError>? in
+            if state.committedVersion >= version { return .success(()) }
+            if state.retired { return .failure(.closed) }
             state.commitWaiters.append((version, callback))
-            return false
+            return nil
         }
-        if now { callback(.success(())) } else { changed() }
+        if let now { callback(now) } else { changed() }
     }
 }
 

@@ -12,8 +12,15 @@ public final class ConsumerGroups: Sendable {
     public let settings: GroupSettings
     private let log: DurableLog
     private let clock: GroupClock
-    private let groups = StateLock<[String: ConsumerGroup]>([:])
+    private let registry = StateLock(Registry())
     private let committer = Committer()
+
+    /// The groups by name, and the names of those being deleted (``delete(_:)``): no group of such a name is
+    /// made until its files are gone, or it would be made on the directory being removed.
+    private struct Registry {
+        var groups: [String: ConsumerGroup] = [:]
+        var deleting: Set<String> = []
+    }
 
     private final class Committer: Sendable {
         let wake = DispatchSemaphore(value: 0)
@@ -59,12 +66,12 @@ public final class ConsumerGroups: Sendable {
             loaded[name] = try makeGroup(name: name, topics: topics, snapshot: snapshot, start: .latest)
         }
         let all = loaded
-        groups.withLock { $0 = all }
+        registry.withLock { $0.groups = all }
         // The thread holds the registry until `close` stops it.
         NamedThread.start("herald-groups") { [self] in runCommitter() }
         log.observeReadable { [weak self] partition in
             guard let self else { return }
-            for group in self.groups.withLock({ Array($0.values) }) { group.readable(partition: partition) }
+            for group in self.registry.withLock({ Array($0.groups.values) }) { group.readable(partition: partition) }
         }
     }
 
@@ -84,14 +91,15 @@ public final class ConsumerGroups: Sendable {
     public func group(named name: String, topics: [TopicPattern], start: GroupStart) throws(GroupError)
         -> ConsumerGroup
     {
-        try groups.withLock { groups in existingOrNew(in: &groups, name, topics: topics, start: start) }.get()
+        try registry.withLock { registry in existingOrNew(in: &registry, name, topics: topics, start: start) }.get()
     }
 
-    /// The group `name` of the registry `groups`, made and added when it does not exist.
+    /// The group `name` of `registry`, made and added when it does not exist.
     private func existingOrNew(
-        in groups: inout [String: ConsumerGroup], _ name: String, topics: [TopicPattern], start: GroupStart
+        in registry: inout Registry, _ name: String, topics: [TopicPattern], start: GroupStart
     ) -> Result<ConsumerGroup, GroupError> {
-        if let existing = groups[name] {
+        if registry.deleting.contains(name) { return .failure(.deleting(name)) }
+        if let existing = registry.groups[name] {
             guard Set(existing.topics) == Set(topics) else {
                 return .failure(.topicsDiffer(group: name, existing: existing.topics.map(\.text)))
             }
@@ -99,7 +107,7 @@ public final class ConsumerGroups: Sendable {
         }
         do throws(LogError) {
             let made = try makeGroup(name: name, topics: topics, snapshot: nil, start: start)
-            groups[name] = made
+            registry.groups[name] = made
             return .success(made)
         } catch {
             return .failure(.storage("group '\(name)' could not be made: \(error)"))
@@ -114,8 +122,8 @@ public final class ConsumerGroups: Sendable {
         group name: String, topics: [TopicPattern], start: GroupStart, subscription: () -> UInt64,
         maxInFlight: Int?, ackWaitMs: Int64?, module: String? = nil
     ) throws(GroupError) -> (group: ConsumerGroup, member: GroupMember) {
-        try groups.withLock { groups in
-            existingOrNew(in: &groups, name, topics: topics, start: start).map { group in
+        try registry.withLock { registry in
+            existingOrNew(in: &registry, name, topics: topics, start: start).map { group in
                 let member = group.join(
                     subscription: subscription(), maxInFlight: maxInFlight, ackWaitMs: ackWaitMs, module: module)
                 return (group, member)
@@ -128,14 +136,16 @@ public final class ConsumerGroups: Sendable {
     /// group can have and then removed: a broker stopped in between deletes the rest at its next start, and
     /// never loads a group with part of its files.
     public func delete(_ name: String) throws(GroupError) {
-        let removed = groups.withLock { groups -> Result<ConsumerGroup, GroupError> in
-            guard let group = groups[name] else { return .failure(.notFound(name)) }
+        let removed = registry.withLock { registry -> Result<ConsumerGroup, GroupError> in
+            guard let group = registry.groups[name] else { return .failure(.notFound(name)) }
             let members = group.memberCount
             guard members == 0 else { return .failure(.inUse(group: name, members: members)) }
-            groups.removeValue(forKey: name)
+            registry.groups.removeValue(forKey: name)
+            registry.deleting.insert(name)
             return .success(group)
         }
         let group = try removed.get()
+        defer { _ = registry.withLock { $0.deleting.remove(name) } }
         group.retire()
         let doomed =
             directory + "/" + Self.deletedPrefix + name + "-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
@@ -154,7 +164,7 @@ public final class ConsumerGroups: Sendable {
 
     /// The group `name`, if it exists.
     public func group(named name: String) -> ConsumerGroup? {
-        groups.withLock { $0[name] }
+        registry.withLock { $0.groups[name] }
     }
 
     /// The modules with a member in a group whose topics take events of `eventType` (on any chain).
@@ -168,7 +178,7 @@ public final class ConsumerGroups: Sendable {
 
     /// Every group, by name.
     public var all: [ConsumerGroup] {
-        groups.withLock { $0.values.sorted { $0.name < $1.name } }
+        registry.withLock { $0.groups.values.sorted { $0.name < $1.name } }
     }
 
     /// Writes every changed state file now, and stops the committer; the dead-letter queues are closed.

@@ -11,6 +11,8 @@ import Synchronization
 public final class DeadLetterQueue: Sendable {
     let directory: String
     private let log = StateLock<DurableLog?>(nil)
+    /// Set by ``close()``: nothing opens the queue again (its group may be deleted, its directory gone).
+    private let closed = StateLock(false)
 
     init(directory: String) throws(LogError) {
         self.directory = directory
@@ -20,6 +22,9 @@ public final class DeadLetterQueue: Sendable {
     private func opened() throws(LogError) -> DurableLog {
         let result = log.withLock { log -> Result<DurableLog, LogError> in
             if let log { return .success(log) }
+            // Not made again after the close: a dead letter that comes after its group was deleted would make
+            // the deleted group's directory again.
+            if closed.withLock({ $0 }) { return .failure(.closed) }
             do throws(LogError) {
                 let opened = try DurableLog(
                     configuration: LogConfiguration(
@@ -63,6 +68,9 @@ public final class DeadLetterQueue: Sendable {
     static let segmentBytes = 1 << 20
 
     func close() {
-        log.withLock { $0 }?.close()
+        log.withLock { log in
+            closed.withLock { $0 = true }
+            return log
+        }?.close()
     }
 }

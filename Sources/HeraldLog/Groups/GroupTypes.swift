@@ -88,6 +88,8 @@ public enum GroupError: Error, Equatable, CustomStringConvertible {
     case notFound(String)
     /// The group has members: it is deleted only once none is left.
     case inUse(group: String, members: Int)
+    /// A group of that name is being deleted: its files are going; a subscribe may come again once they are.
+    case deleting(String)
 
     public var description: String {
         switch self {
@@ -98,6 +100,7 @@ public enum GroupError: Error, Equatable, CustomStringConvertible {
         case .notFound(let group): "group '\(group)' does not exist"
         case .inUse(let group, let members):
             "group '\(group)' has \(members) member\(members == 1 ? "" : "s"); a group is deleted once none is left"
+        case .deleting(let group): "group '\(group)' is being deleted; subscribe again once it is"
         }
     }
 }

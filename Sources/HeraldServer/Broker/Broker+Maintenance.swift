@@ -122,13 +122,14 @@ struct MaintenanceQueue {
 
 extension MaintenanceData {
     /// One request that does what both do: a flush if either flushes, a cleanup if either cleans up, down to
-    /// the younger of their ages (an age given by only one applies).
+    /// the younger of the ages their cleanups give (a flush's `target_age_days` means nothing, and must not
+    /// become a cleanup's).
     func merged(with other: MaintenanceData) -> MaintenanceData {
         let flushes = [operation, other.operation].contains { $0 == .flush || $0 == .both }
         let cleansUp = [operation, other.operation].contains { $0 == .cleanup || $0 == .both }
         var merged = other
         merged.operation = flushes && cleansUp ? .both : flushes ? .flush : .cleanup
-        merged.targetAgeDays = [targetAgeDays, other.targetAgeDays].compactMap { $0 }.min()
+        merged.targetAgeDays = [self, other].filter { $0.operation != .flush }.compactMap(\.targetAgeDays).min()
         return merged
     }
 }

@@ -370,6 +370,7 @@ struct IPCSession {
         } catch {
             switch error {
             case .topicsDiffer: return fail(ProtocolError(.invalidRequest, "topics: \(error)", requestID: id))
+            case .deleting: return fail(ProtocolError(.invalidRequest, "group: \(error)", requestID: id))
             case .storage, .closed, .notFound, .inUse:
                 return fail(ProtocolError(.storageFailed, "group: \(error)", requestID: id))
             }

@@ -133,7 +133,8 @@ extension HTTPGateway {
                 default: throw APIError(.internalServerError, "storage_failed", error.description)
                 }
             }
-            broker.metrics.forgetGroup(name, partitions: partitions)
+            // Unless a new group of the name was made meanwhile: its series are its own.
+            if groups.group(named: name) == nil { broker.metrics.forgetGroup(name, partitions: partitions) }
             broker.logger.notice("consumer group deleted", metadata: ["group": "\(name)"])
             return JSONResponse.encode(Deleted(deleted: name))
         }
@@ -173,6 +174,8 @@ extension HTTPGateway {
             group.whenCommitted(version) { continuation.resume(returning: $0) }
         }
         if case .failure(let error) = result {
+            // Deleted while the request ran.
+            if group.isRetired { throw APIError.notFound("group: '\(group.name)' was deleted") }
             throw APIError(.internalServerError, "storage_failed", "the group state could not be written: \(error)")
         }
     }

@@ -64,7 +64,8 @@ final class BrokerMetrics: Sendable {
             Gauge(label: "herald_log_bytes").record(usage.bytes)
             Gauge(label: "herald_log_segments").record(usage.segments)
         }
-        for group in broker.groups?.all ?? [] {
+        // Not a group deleted since `all` was read: its series were removed, and would come back.
+        for group in broker.groups?.all ?? [] where !group.isRetired {
             for lag in group.lag() {
                 let dimensions = [("group", group.name), ("partition", String(lag.partition))]
                 Gauge(label: "herald_group_lag_events", dimensions: dimensions).record(lag.lag)

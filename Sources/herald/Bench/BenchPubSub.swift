@@ -109,17 +109,23 @@ struct BenchPubSub: AsyncParsableCommand {
         let start = monotonicNanoseconds()
         let subscribersSockets = readers
         async let published = onThread("bench-publisher") { [self] in
-            try self.publish(on: publisher)
-            let publishedAt = monotonicNanoseconds()
-            // Every publish went without `id`: the broker answers only refusals. A ping answered after all of
-            // them tells whether there were any.
-            var refusals = 0
-            _ = try publisher.request(#"{"op":"ping","id":"end"}"#) { reply in
-                if reply.hasPrefix(#"{"op":"error""#) { refusals += 1 }
+            // The subscribers wait for every event: when some were refused, or the broker closed the
+            // publisher's connection (a frame over its max_frame, say), they would wait for ever.
+            do {
+                try self.publish(on: publisher)
+                let publishedAt = monotonicNanoseconds()
+                // Every publish went without `id`: the broker answers only refusals. A ping answered after all
+                // of them tells whether there were any.
+                var refusals = 0
+                _ = try publisher.request(#"{"op":"ping","id":"end"}"#) { reply in
+                    if reply.hasPrefix(#"{"op":"error""#) { refusals += 1 }
+                }
+                if refusals > 0 { for socket in subscribersSockets { socket.interrupt() } }
+                return (publishedAt, refusals)
+            } catch {
+                for socket in subscribersSockets { socket.interrupt() }
+                throw error
             }
-            // The subscribers wait for every event: with some refused they would wait for ever.
-            if refusals > 0 { for socket in subscribersSockets { socket.interrupt() } }
-            return (publishedAt, refusals)
         }
         let outcomes: [SubscriberOutcome]
         var subscriberError: (any Error)?
