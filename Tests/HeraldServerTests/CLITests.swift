@@ -1,5 +1,4 @@
 import Foundation
-import HeraldClient
 import HeraldCore
 import Testing
 
@@ -168,45 +167,62 @@ struct CLITests {
         try await broker.stop()
     }
 
-    /// A tail interrupted while its broker does not answer (stopped with SIGSTOP): one signal ends it with
-    /// status 0 once its close gives up waiting for the broker's answer (it waited for ever); a second one
-    /// ends it at once with 130 (it went nowhere).
+    /// A tail interrupted while its broker does not answer: one signal ends it with status 0 once its close
+    /// gives up waiting for the answer to its `bye` (it waited for ever); a second one, sent once the first
+    /// was acted on, ends it at once with 130 (it went nowhere). The broker is a stand-in that answers the
+    /// handshake and the subscribe, delivers one event, and then answers nothing.
     @Test(arguments: [1, 2])
     func aTailWhoseBrokerIsHungStillEnds(signals: Int) async throws {
         let directory = NSTemporaryDirectory() + "herald-hung-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let socket = directory + "/h.sock"
-        let broker = try HeraldRun.start(
-            ["serve", "--data-dir", directory + "/data", "--socket", socket, "--http", "127.0.0.1:0"], in: directory)
-        let ready = try #require(await broker.firstLine())
-        let http = HeraldHTTPClient(address: String(ready.split(separator: "=").last!))
+        let broker = try HeraldRun.start(["python3", "-c", Self.hungBroker, socket], program: "/usr/bin/env")
+        defer { kill(broker.process.processIdentifier, SIGKILL) }
+        #expect(await broker.nextLine() == "listening")
         let tail = try HeraldRun.start(["tail", "test.#", "--socket", socket])
-        // Subscribed, and so trapping the signals, once the broker lists it and it printed an event published
-        // after that.
-        while try await !http.get("/v1/subscribers?event_type=test.marker").text.contains("herald-cli") {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        let publish = try HeraldRun.start(["publish", "test.marker", "--socket", socket])
-        #expect(await publish.finish().status == 0)
-        #expect(await tail.nextLine()?.contains("test.marker") == true)
-        kill(broker.process.processIdentifier, SIGSTOP)
-        defer {
-            kill(broker.process.processIdentifier, SIGCONT)
-            kill(broker.process.processIdentifier, SIGKILL)
-        }
+        // Printed once subscribed, and so trapping the signals.
+        #expect(await tail.nextLine()?.contains(#""event_id":"e-1""#) == true)
         kill(tail.process.processIdentifier, SIGINT)
-        if signals == 2 {
-            // A second signal sent with the first may merge with it (standard signals do not queue): sent until
-            // the tail ends, each but the first is a second one.
-            while !tail.hasExited {
-                try await Task.sleep(for: .milliseconds(50))
-                kill(tail.process.processIdentifier, SIGINT)
-            }
-        }
+        #expect(await broker.nextLine() == "bye")
+        if signals == 2 { kill(tail.process.processIdentifier, SIGINT) }
         let (status, _) = await tail.finish()
         #expect(status == (signals == 1 ? 0 : 130))
     }
+
+    /// A broker that answers `hello` and `subscribe`, delivers one event, and then answers nothing; it says
+    /// `listening` and `bye` (when one comes) on its standard output.
+    static let hungBroker = #"""
+        import json, socket, struct, sys
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(sys.argv[1])
+        server.listen(1)
+        print("listening", flush=True)
+        connection, _ = server.accept()
+        buffer = b""
+        def send(message):
+            body = json.dumps(message).encode()
+            connection.sendall(struct.pack(">I", len(body)) + body)
+        while True:
+            while len(buffer) < 4 or len(buffer) < 4 + struct.unpack(">I", buffer[:4])[0]:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    sys.exit(0)
+                buffer += chunk
+            length = struct.unpack(">I", buffer[:4])[0]
+            frame, buffer = json.loads(buffer[4:4 + length]), buffer[4 + length:]
+            if frame["op"] == "hello":
+                send({"op": "welcome", "id": frame["id"], "protocol": 1, "session": "s-1",
+                      "server": {"name": "herald", "version": "0"}, "max_frame": 1048576,
+                      "heartbeat_ms": 3600000})
+            elif frame["op"] == "subscribe":
+                send({"op": "ok", "id": frame["id"], "subscription": 1})
+                send({"op": "event", "subscription": 1, "seq": 1,
+                      "event": {"event_type": "test.marker", "event_id": "e-1",
+                                "timestamp": "2026-11-25T00:00:00.000Z", "key": "test.marker"}})
+            elif frame["op"] == "bye":
+                print("bye", flush=True)
+        """#
 
     /// A reader that goes away (`herald tail '#' | head -n1`) ends `tail` quietly with status 0: SwiftNIO
     /// turns the pipe's signal off, and the write's error stopped the process with a crash report.

@@ -52,9 +52,6 @@ struct HeraldRun {
         }
     }
 
-    /// Whether the process has exited.
-    var hasExited: Bool { exit.hasStatus }
-
     /// The first line on standard output (for a process that has printed nothing yet).
     func firstLine() async -> String? { await nextLine() }
 
@@ -105,8 +102,6 @@ private final class ExitStatus: Sendable {
         }
         for waiter in waiters { waiter.resume(returning: status) }
     }
-
-    var hasStatus: Bool { state.withLock { $0.status != nil } }
 
     func wait() async -> Int32 {
         await withCheckedContinuation { continuation in

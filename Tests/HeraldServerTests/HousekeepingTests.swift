@@ -72,4 +72,26 @@ struct HousekeepingTests {
             connections: 0, problem: nil)
         #expect(Housekeeping.isWhereItShouldBe(status) == counts)
     }
+
+    /// Low disk space with hysteresis: low under the limit; once low, low until a percentage point above it.
+    @Test func lowDiskSpaceReArmsAPointAboveTheLimit() {
+        #expect(Housekeeping.isLow(percentFree: 9.9, limit: 10, wasLow: false))
+        #expect(!Housekeeping.isLow(percentFree: 10.0, limit: 10, wasLow: false))
+        #expect(Housekeeping.isLow(percentFree: 10.5, limit: 10, wasLow: true))
+        #expect(!Housekeeping.isLow(percentFree: 11.0, limit: 10, wasLow: true))
+    }
+
+    /// A data directory the monitor cannot read is said once, in a warning, not at every check.
+    @Test func anUnreadableFileSystemIsSaidOnce() {
+        let records = RecordingLogHandler.Records()
+        var configuration = HeraldConfiguration()
+        configuration.dataDirectory = NSTemporaryDirectory() + "herald-missing-\(UUID().uuidString)"
+        let broker = Broker(configuration: configuration, logger: RecordingLogHandler.logger(records))
+        let housekeeping = Housekeeping(broker: broker)
+        var low = false
+        housekeeping.checkDisk(wasLow: &low)
+        housekeeping.checkDisk(wasLow: &low)
+        #expect(!low)
+        #expect(records.all.filter { $0.contains("cannot read the data directory's file system") }.count == 1)
+    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import ServiceLifecycle
+import Synchronization
 
 /// The broker's periodic work (EVENTS.md "Maintenance and resources", `[housekeeping]`): it publishes
 /// `maintenance.data {cleanup, low, periodic}` (the broker acts on it like any other), `health.check` with
@@ -9,6 +10,12 @@ import ServiceLifecycle
 /// low_disk}`, once per crossing.
 public struct Housekeeping: Service {
     let broker: Broker
+    /// The last disk check could not read the file system (said once until one can).
+    private let statvfsFailed = Flag()
+
+    private final class Flag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
 
     public init(broker: Broker) {
         self.broker = broker
@@ -81,6 +88,13 @@ public struct Housekeeping: Service {
         broker.publish(HealthCheck(checkType: "periodic", nodeHealthy: healthy, healthReport: .object(report)))
     }
 
+    /// Whether free space is low: under `limit` percent, or — once low — under a percentage point above it:
+    /// free space hovering at the limit would otherwise alert (and start a flush and a cleanup) at every check
+    /// that finds it just under.
+    static func isLow(percentFree: Double, limit: Double, wasLow: Bool) -> Bool {
+        percentFree < (wasLow ? limit + 1 : limit)
+    }
+
     /// Whether `module` counts as healthy for `node_healthy`.
     static func isWhereItShouldBe(_ module: ModuleSupervisor.ModuleStatus) -> Bool {
         switch module.state {
@@ -94,14 +108,21 @@ public struct Housekeeping: Service {
     func checkDisk(wasLow: inout Bool) {
         let path = broker.configuration.dataDirectory
         var stats = statvfs()
-        guard statvfs(path, &stats) == 0, stats.f_blocks > 0 else { return }
+        guard statvfs(path, &stats) == 0, stats.f_blocks > 0 else {
+            // Said once, not at every check: the monitor is blind until it can read the file system again.
+            if !statvfsFailed.value.exchange(true, ordering: .relaxed) {
+                broker.logger.warning(
+                    "the disk-space monitor cannot read the data directory's file system",
+                    metadata: ["disk.path": "\(path)", "error": "\(String(cString: strerror(errno)))"])
+            }
+            return
+        }
+        statvfsFailed.value.store(false, ordering: .relaxed)
         let available = Int(stats.f_bavail) * Int(stats.f_frsize)
         let total = Int(stats.f_blocks) * Int(stats.f_frsize)
         let percentFree = Double(available) * 100 / Double(total)
-        // Once low, it stays low until a percentage point above the limit: free space hovering at the limit
-        // would otherwise alert (and start a flush and a cleanup) at every check that finds it just under.
-        let limit = Double(broker.configuration.housekeeping.diskLowPercent)
-        let low = percentFree < (wasLow ? limit + 1 : limit)
+        let low = Self.isLow(
+            percentFree: percentFree, limit: Double(broker.configuration.housekeeping.diskLowPercent), wasLow: wasLow)
         defer { wasLow = low }
         guard low, !wasLow else { return }
         broker.logger.warning(
