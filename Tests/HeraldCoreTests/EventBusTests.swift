@@ -293,6 +293,22 @@ import Testing
         }
         #expect(bus.deliveryStatistics(for: "module")?.successful == 3)
     }
+
+    /// The route cache is bounded by the subscriptions its routes name, not only by its topics: with many
+    /// subscriptions on `#`, 8192 cached routes held hundreds of megabytes.
+    @Test func theRouteCacheIsBoundedByTheSubscriptionsItNames() throws {
+        let bus = EventBus()
+        let subscriptions = try (0..<600).map { _ in try bus.subscribe(["#"], buffer: 1) }
+        var cachedMost = 0
+        for chain in 0..<2000 {
+            _ = bus.publish(numberedEvent(chain, chainID: Int64(chain)))
+            cachedMost = max(cachedMost, bus.cachedRouteEntries)
+        }
+        // 2000 topics of 600 subscriptions each: 1.2 million entries unbounded.
+        #expect(cachedMost <= EventBus.routeCacheEntryLimit)
+        #expect(cachedMost > EventBus.routeCacheEntryLimit - 600)
+        withExtendedLifetime(subscriptions) {}
+    }
 }
 
 @Suite struct ReadmeExampleTests {

@@ -13,6 +13,9 @@ public final class EventBus: Sendable {
     public static let anonymousSubscriber = "anonymous"
     /// How many topics' routes are cached before the cache starts over.
     static let routeCacheLimit = 8192
+    /// How many subscriptions the cached routes may name in all before the cache starts over: with ten
+    /// thousand WebSockets on `#`, 8192 routes would hold 80 million references (640 MB). About 8 MB.
+    static let routeCacheEntryLimit = 1 << 20
 
     private let routing: StateLock<Routing>
 
@@ -207,6 +210,11 @@ public final class EventBus: Sendable {
         routing.withLock { $0.subscriptions.count }
     }
 
+    /// The subscriptions the cached routes name, in all (bounded by ``routeCacheEntryLimit``).
+    var cachedRouteEntries: Int {
+        routing.withLock { $0.routeEntries }
+    }
+
     // MARK: Statistics
 
     /// The delivery statistics of `subscriber`, or `nil` if no subscription ever had that name.
@@ -247,6 +255,8 @@ extension EventBus {
         var subscriptions: [UInt64: SubscriptionStorage] = [:]
         /// Matching subscriptions per topic, in subscription order; dropped whenever subscriptions change.
         var routes: [String: [SubscriptionStorage]] = [:]
+        /// The subscriptions `routes` names, in all.
+        var routeEntries = 0
         /// Counters per subscriber name; kept after the name's last subscription goes (PROTOCOL.md §5), up to
         /// `statisticsLimit` names.
         var counters: [String: DeliveryCounters] = [:]
@@ -291,8 +301,14 @@ extension EventBus {
                 route = cached
             } else {
                 route = trie.match(topic).sorted { $0.id < $1.id }
-                if routes.count >= EventBus.routeCacheLimit { routes.removeAll(keepingCapacity: true) }
+                if routes.count >= EventBus.routeCacheLimit
+                    || routeEntries + route.count > EventBus.routeCacheEntryLimit
+                {
+                    routes.removeAll(keepingCapacity: true)
+                    routeEntries = 0
+                }
                 routes[topic] = route
+                routeEntries += route.count
             }
             lastTopic = topic
             lastRoute = route
@@ -301,6 +317,7 @@ extension EventBus {
 
         mutating func forgetRoutes() {
             routes.removeAll(keepingCapacity: true)
+            routeEntries = 0
             lastTopic = ""
             lastRoute = []
         }
