@@ -1,8 +1,8 @@
 import Foundation
 import HeraldCore
-import HeraldLog
 import Testing
 
+@testable import HeraldLog
 @testable import HeraldServer
 
 /// PROTOCOL.md §4.2 over the socket: durable subscriptions, acknowledgements, redelivery, dead letters and
@@ -284,6 +284,50 @@ struct DurableSubscriptionTests {
             #expect(resumed.eventID == "three" && resumed.attempt == 2)
             let next = try await Self.nextEvent(&client, subscription: 1)
             #expect(next.eventID == "four" && next.attempt == 1)
+        }
+        try await broker.stop()
+    }
+
+    /// A subscription's deliveries start once its `ok` is written, not once every reply of its read is: a
+    /// live subscribe followed, in the same read, by an `ack` with an `id` (answered once the group's state is
+    /// written) gets its events while that write is held up. They waited for it.
+    @Test func aNewSubscriptionsEventsDoNotWaitForALaterReplyOfItsRead() async throws {
+        let broker = try await Self.start()
+        try await broker.withModule("worker") { (worker: inout Conversation) async throws in
+            #expect(
+                try await worker.request(#"{"op":"subscribe","id":1,"topics":["tx"],"group":"g"}"#)
+                    == #"{"op":"ok","id":1,"subscription":1}"#)
+            try await Self.publish(["a"], to: broker)
+            let delivered = try await Self.nextEvent(&worker, subscription: 1)
+            // The group's state writer held, as by a slow disk: the ack's reply cannot come.
+            let group = try #require(broker.broker.groups?.group(named: "g"))
+            let holding = DispatchSemaphore(value: 0)
+            let release = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                group.writer.withLock { _ in
+                    holding.signal()
+                    release.wait()
+                }
+            }
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    holding.wait()
+                    continuation.resume()
+                }
+            }
+            defer { release.signal() }
+            try await worker.sendRaw(
+                lengthPrefixed(Array(#"{"op":"subscribe","id":2,"topics":["live.#"]}"#.utf8))
+                    + lengthPrefixed(Array(#"{"op":"ack","id":3,"subscription":1,"seq":[\#(delivered.seq)]}"#.utf8)))
+            #expect(try await worker.receive() == #"{"op":"ok","id":2,"subscription":2}"#)
+            try await broker.withModule("node") { (node: inout Conversation) async throws in
+                #expect(
+                    try await node.request(#"{"op":"publish","id":1,"event":{"event_type":"live.x","event_id":"l"}}"#)
+                        == #"{"op":"ok","id":1,"event_id":"l","duplicate":false}"#)
+            }
+            #expect(try await worker.receive()?.hasPrefix(#"{"op":"event","subscription":2,"seq":1,"#) == true)
+            release.signal()
+            #expect(try await worker.receive() == #"{"op":"ok","id":3}"#)
         }
         try await broker.stop()
     }

@@ -74,7 +74,15 @@ final class BrokerConnection {
         session.pendingGroupDeliveries.removeAll()
         // A connection that closes after these replies starts no deliveries: nothing follows its last reply.
         if keepOpen && (!subscriptions.isEmpty || !memberships.isEmpty) {
-            session.order.then { [self] in startDeliveries(subscriptions, memberships) }
+            // Those whose `ok` was just written start now; those whose `ok` waits behind a reply still to come
+            // start once it is written.
+            startDeliveries(
+                subscriptions.filter { !$0.held }.map(\.subscription), memberships.filter { !$0.held }.map(\.membership)
+            )
+            let held = (subscriptions.filter(\.held).map(\.subscription), memberships.filter(\.held).map(\.membership))
+            if !held.0.isEmpty || !held.1.isEmpty {
+                session.order.then { [self] in startDeliveries(held.0, held.1) }
+            }
         }
         for ended in session.endedGroupDeliveries {
             groupPumps.removeAll { pump in

@@ -27,12 +27,15 @@ struct IPCSession {
     /// Replies to the requests handled so far, not yet written.
     var replies = FrameWriter()
     /// Subscriptions whose delivery starts once the `ok` that announces them is written, so that no event
-    /// of a subscription reaches the client before its `ok`.
-    var pendingDeliveries: [Subscription] = []
+    /// of a subscription reaches the client before its `ok`. `held`: the `ok` waits behind a reply still to
+    /// come (``order``), and so do the deliveries; otherwise it goes out with this read's replies, and the
+    /// deliveries start right after them — not behind a confirmed publish later in the same read.
+    var pendingDeliveries: [(subscription: Subscription, held: Bool)] = []
     /// Subscriptions unsubscribed by the frames just handled, whose deliveries must stop.
     var endedDeliveries: [Subscription] = []
-    /// Durable subscriptions whose delivery starts once their `ok` is written.
-    var pendingGroupDeliveries: [GroupMembership] = []
+    /// Durable subscriptions whose delivery starts once their `ok` is written (`held` as for
+    /// ``pendingDeliveries``).
+    var pendingGroupDeliveries: [(membership: GroupMembership, held: Bool)] = []
     /// Durable subscriptions unsubscribed by the frames just handled.
     var endedGroupDeliveries: [UInt64] = []
     /// Writes a reply that comes after the read that asked for it (a confirmed publish's `ok`, once the
@@ -327,7 +330,7 @@ struct IPCSession {
         }
         subscriptions[subscription.id] = subscription
         replies.ok(id: id, subscription: subscription.id)
-        pendingDeliveries.append(subscription)
+        pendingDeliveries.append((subscription, order.isHolding))
         return true
     }
 
@@ -379,7 +382,7 @@ struct IPCSession {
         let membership = GroupMembership(group: group, member: member)
         memberships[subscription] = membership
         replies.ok(id: id, subscription: subscription)
-        pendingGroupDeliveries.append(membership)
+        pendingGroupDeliveries.append((membership, order.isHolding))
         // A durable subscription loads its module like a live one; it replays nothing: the group reads
         // `module.loaded` events from the log like any other.
         broker.loadingModules {
