@@ -63,6 +63,8 @@ struct ModuleFixture {
     /// its hello the first time it runs (a marker in its data directory), then runs normally;
     /// `--reconnect-after-load` closes its connection once loaded (writing `closed`) and connects again
     /// (`ready`) once a file `reconnect` appears in its data directory.
+    /// `--close-output` closes its standard output and error once loaded and waits for a file `go`, then
+    /// writes `alive`.
     /// `--leave-child` forks, once loaded, a child that ignores SIGTERM, holds the connection and sleeps (its
     /// pid in `child.pid`); `--flood-child WORD` one that writes lines of WORD to standard output for ever.
     static let script = #"""
@@ -187,6 +189,16 @@ struct ModuleFixture {
                 line = (option("--flood-child") + "\n").encode() * 512
                 while True:
                     os.write(1, line)
+        if "--close-output" in args:
+            # Closes its standard output and error and runs on (as a script that sends them to a file does),
+            # writing `closed`; once a file `go` appears, it writes `alive`.
+            os.close(1)
+            os.close(2)
+            record("closed", "yes")
+            import time
+            while not os.path.exists(os.path.join(data, "go")):
+                time.sleep(0.01)
+            record("alive", "yes")
         if option("--exit-after-load"):
             if option("--stderr"):
                 print(option("--stderr"), file=sys.stderr, flush=True)

@@ -258,6 +258,26 @@ struct ModuleSupervisorTests {
 
     /// A child left in the group that floods the module's output does not hold back its exit: the group is
     /// killed before the pipes are drained (the drain never ended while the child wrote).
+    /// A module that closes its standard output and error runs on: its exit is noticed on its pidfd, not when
+    /// both pipes close (it was killed with SIGKILL and reported crashed at once, and so at every restart).
+    @Test func aModuleThatClosesItsOutputRunsOn() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("quiet", arguments: ["--close-output"], extra: "[restart]\npolicy = \"never\"")
+        let broker = try await TestBroker.start(modules: modules.directory, quickStop)
+        let supervisor = broker.supervisor!
+        await supervisor.startAll()
+        _ = try await ModuleFixture.written(broker.directory, module: "quiet", file: "closed")
+        try "go\n".write(
+            toFile: broker.directory + "/module-data/quiet/go", atomically: true, encoding: .utf8)
+        // It wrote this after both pipes had closed: it was not killed when they did.
+        _ = try await ModuleFixture.written(broker.directory, module: "quiet", file: "alive")
+        let status = try #require(supervisor.statuses.first)
+        #expect(status.state == .running)
+        #expect(status.pid != nil)
+        try await broker.stop()
+    }
+
     @Test func aLeftoverChildFloodingTheOutputDoesNotHoldBackTheExit() async throws {
         let modules = try ModuleFixture()
         defer { modules.remove() }

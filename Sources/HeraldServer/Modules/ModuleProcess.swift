@@ -162,8 +162,11 @@ final class ModuleProcess: Sendable {
                 }
             }
         }
-        // Without a pidfd (Linux before 5.3) the exit is noticed when both pipes close.
-        while streams.contains(where: { !$0.isClosed }) {
+        // The exit is noticed on the pidfd, whatever the pipes do: a module may close its standard output and
+        // error (a shell script that sends them to a file, then `exec`s) and run on. Without a pidfd (Linux
+        // before 5.3) it is noticed when both pipes close.
+        var exitNoticed = false
+        while exitSignal >= 0 || streams.contains(where: { !$0.isClosed }) {
             var descriptors = streams.map {
                 pollfd(fd: $0.isClosed ? -1 : $0.descriptor, events: Int16(POLLIN), revents: 0)
             }
@@ -176,13 +179,16 @@ final class ModuleProcess: Sendable {
             for index in streams.indices where descriptors[index].revents != 0 {
                 streams[index].read(emit: emit)
             }
-            if exitSignal >= 0, descriptors[2].revents != 0 { break }
+            if exitSignal >= 0, descriptors[2].revents != 0 {
+                exitNoticed = true
+                break
+            }
         }
         // What the process leaves in its group (children that outlived it, holding its connection or
         // doing its work) is killed, as systemd kills what remains of a service whose main process exited.
         // Signalled before the process is reaped: until then the group's id cannot name another group. And
         // before its pipes are drained: a child still writing to them would keep the drain going for ever.
-        if exitSignal >= 0 { kill(-pid, SIGKILL) }
+        if exitNoticed { kill(-pid, SIGKILL) }
         // The process has exited (or closed both pipes): what it wrote last is read before the exit is
         // reported, without waiting for children of its own that may hold the pipes open — at most
         // ``drainLimit`` bytes a pipe, in case one left the group and still writes.
