@@ -620,6 +620,37 @@ struct ConsumerGroupTests {
         #expect(!FileManager.default.fileExists(atPath: fixture.directory.path + "/groups/g"))
     }
 
+    /// Nacks each due earlier than the last arm a timer of their own; once they have fired, the group keeps
+    /// one chain of deadline timers. Every such timer re-armed itself for as long as anything was held, so a
+    /// busy group ran its deadline check more often with every nack.
+    @Test func nacksDueEarlierEachLeaveNoTimerChainOfTheirOwn() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try DurableLog(configuration: LogConfiguration(directory: directory.path + "/log", partitions: 1))
+        let groups = try ConsumerGroups(log: log, directory: directory.path + "/groups", settings: GroupSettings())
+        defer {
+            groups.close()
+            log.close()
+        }
+        let sealed = try (0..<11).map { index in
+            try EventEnvelope(json: Array(#"{"event_type":"tx","event_id":"e\#(index)","payload":{}}"#.utf8)).json
+        }
+        for bytes in sealed { _ = try await log.appendDurably(partition: 0, timestamp: 1) { _ in bytes } }
+        let (group, member) = try groups.join(
+            group: "g", topics: [try TopicPattern("#")], start: .earliest, subscription: { 1 }, maxInFlight: nil,
+            ackWaitMs: 3_600_000)
+        let taken = try group.take(member, maximum: 11)
+        #expect(taken.count == 11)
+        // The first stays held (its ack deadline an hour away); the others are nacked, each due earlier.
+        for (index, delivery) in taken.dropFirst().enumerated() {
+            _ = group.nack(member, seq: delivery.seq, delayMs: Int64(500 - index * 40), deadLetter: false)
+        }
+        // Once every nack's deadline passed: the take's timer for the held event (an hour away, to be skipped
+        // when it fires) and the chain's one timer. There were eleven, all re-armed for that hour.
+        try await waitUntil { group.armedTimers.load(ordering: .relaxed) <= 2 }
+        #expect(group.armedTimers.load(ordering: .relaxed) == 2)
+    }
+
     /// A deleted group's directory left behind by a stop during the deletion (renamed, not yet removed) is
     /// removed at the next start, and never loaded as a group.
     @Test func aDeletionCutShortIsFinishedAtTheNextStart() async throws {

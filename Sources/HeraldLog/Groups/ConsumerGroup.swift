@@ -665,6 +665,17 @@ public final class ConsumerGroup: Sendable {
         apply(effects)
     }
 
+    /// The deadline timer armed for `deadline` fired: `expire` runs unless a timer for an earlier deadline
+    /// was armed since (that one ran, or will, and arms the next). So a group has one chain of timers; each
+    /// earlier nack deadline added a chain that re-armed itself for as long as anything was held.
+    private func timerFired(armedFor deadline: Int64) {
+        guard state.withLock({ $0.timerAt == deadline }) else { return }
+        expire(now: clock.monotonic())
+    }
+
+    /// Deadline timers scheduled and not yet fired (for tests: a group keeps about one).
+    let armedTimers = Atomic<Int>(0)
+
     /// The granularity of the deadline timer, in milliseconds: a redelivery or an ack timeout is handled up
     /// to this much after its time.
     static let timerTick: Int64 = 10
@@ -676,10 +687,12 @@ public final class ConsumerGroup: Sendable {
             // Rounded up to a whole tick, so that deadlines within one tick share a run of `expire`, which
             // looks at every pending event: nacks a millisecond apart would otherwise run it every millisecond.
             let delay = (max(0, arm - clock.monotonic()) + Self.timerTick - 1) / Self.timerTick * Self.timerTick
+            armedTimers.add(1, ordering: .relaxed)
             DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(min(delay, Int64(Int32.max))))) {
                 [weak self] in
                 guard let self else { return }
-                self.expire(now: self.clock.monotonic())
+                self.armedTimers.subtract(1, ordering: .relaxed)
+                self.timerFired(armedFor: arm)
             }
         }
         if effects.changed || !effects.deadLetters.isEmpty { changed() }
