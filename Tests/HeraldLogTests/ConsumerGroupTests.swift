@@ -651,6 +651,30 @@ struct ConsumerGroupTests {
         #expect(group.armedTimers.load(ordering: .relaxed) == 2)
     }
 
+    /// A take reads past at most ``ConsumerGroup/scanLimit`` records that are not the group's, and the member
+    /// is not left waiting for new events when it stopped there: the next takes go on from where it stopped.
+    /// One take read a whole partition of other events under the group's lock (and the log's writer waits
+    /// for that lock to say events are readable).
+    @Test func aTakeReadsPastALongRunOfOtherEventsAFewThousandAtATime() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        let other = try EventEnvelope(json: Array(#"{"event_type":"block.new","event_id":"b","payload":{}}"#.utf8)).json
+        for _ in 0..<10_000 { _ = try fixture.log.append(partition: 0, timestamp: 1) { _ in other } }
+        try await fixture.store("order.new", id: "the-order")
+        let (group, member) = try fixture.groups.join(
+            group: "orders", topics: [try TopicPattern("order.*")], start: .earliest, subscription: { 1 },
+            maxInFlight: nil, ackWaitMs: nil)
+        var takes = 0
+        var taken: [GroupDelivery] = []
+        while taken.isEmpty && takes < 10 {
+            taken = try group.take(member, maximum: 10)
+            takes += 1
+        }
+        #expect(taken.map(\.eventID) == ["the-order"])
+        // 10 001 records, 4096 a take: two takes find nothing, the third finds it.
+        #expect(takes == 3)
+    }
+
     /// A deleted group's directory left behind by a stop during the deletion (renamed, not yet removed) is
     /// removed at the next start, and never loaded as a group.
     @Test func aDeletionCutShortIsFinishedAtTheNextStart() async throws {

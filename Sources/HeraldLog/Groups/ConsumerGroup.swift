@@ -334,6 +334,7 @@ public final class ConsumerGroup: Sendable {
             let roomBeyond = max(0, room - capacity.events)
             var waiting = partitions.reduce(0) { $0 + state.cursors[$1].due.count }
             let before = deliveries.count
+            var scanLeft = Self.scanLimit
             for index in partitions.indices where !capacity.isSpent && failure == nil {
                 let partition = partitions[(found.rotation + index) % partitions.count]
                 do throws(LogError) {
@@ -343,13 +344,20 @@ public final class ConsumerGroup: Sendable {
                     waiting -= due - state.cursors[partition].due.count
                     try deliverNew(
                         &state, partition, to: member.id, now: now, capacity: &capacity,
-                        reserving: max(0, waiting - roomBeyond), into: &deliveries)
+                        reserving: max(0, waiting - roomBeyond), scanLeft: &scanLeft, into: &deliveries)
                 } catch {
                     failure = error
                 }
             }
             state.members[member.id]!.rotation &+= 1
-            state.members[member.id]!.waiting = deliveries.count == before
+            if scanLeft <= 0 && deliveries.count == before {
+                // Stopped in a run of events that are not the group's, with more to look at: not waiting for
+                // new events — the member is woken to take again, on a later turn of its loop.
+                state.members[member.id]!.waiting = false
+                effects.wake.append(member)
+            } else {
+                state.members[member.id]!.waiting = deliveries.count == before
+            }
             if deliveries.count > before {
                 effects.changed = true
                 let deadline = now + found.ackWaitMs
@@ -393,17 +401,23 @@ public final class ConsumerGroup: Sendable {
         }
     }
 
+    /// The most records one take reads past: events that are not the group's cost no capacity, and a take
+    /// that found ten million of them in a row would hold the group's lock (and the log's writer, which
+    /// tells the group of new events under it) for the whole scan.
+    static let scanLimit = 4096
+
     /// Hands out new events of `partition` while `capacity` lasts beyond the `reserving` places kept for
-    /// redeliveries.
+    /// redeliveries, reading past at most `scanLeft` more records.
     private func deliverNew(
         _ state: inout State, _ partition: Int, to member: UInt64, now: Int64, capacity: inout Budget,
-        reserving: Int, into deliveries: inout [GroupDelivery]
+        reserving: Int, scanLeft: inout Int, into deliveries: inout [GroupDelivery]
     ) throws(LogError) {
-        while !capacity.isSpent, capacity.events > reserving {
+        while !capacity.isSpent, capacity.events > reserving, scanLeft > 0 {
             let records = try log.read(
                 partition: partition, from: state.cursors[partition].next,
-                maximumRecords: min(capacity.events - reserving, 512), maximumBytes: capacity.bytes)
+                maximumRecords: min(capacity.events - reserving, 512, scanLeft), maximumBytes: capacity.bytes)
             guard !records.isEmpty else { return }
+            scanLeft -= records.count
             for record in records {
                 state.cursors[partition].next = record.offset + 1
                 guard matches(record.bytes) else { continue }
