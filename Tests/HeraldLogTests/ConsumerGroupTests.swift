@@ -675,6 +675,33 @@ struct ConsumerGroupTests {
         #expect(takes == 3)
     }
 
+    /// An event a member sent to the dead-letter queue (`nack` with `dead_letter`) that the broker stopped
+    /// before the queue had it goes to the queue after the restart, not to a consumer again: the state its
+    /// `ok` waited for says it is out of attempts. (It said one attempt of four, and was delivered again.)
+    @Test func aDeadLetterNotYetInTheQueueAtARestartGoesThereNotToAConsumer() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        try await fixture.store("tx", id: "refused")
+        let group = try fixture.group("g")
+        let member = group.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        let taken = try group.take(member, maximum: 10)
+        #expect(taken.map(\.eventID) == ["refused"])
+        // The queue cannot take it (as if the broker stopped first): it stays pending, marked for the queue.
+        group.deadLetters.close()
+        let answer = group.nack(member, seq: taken[0].seq, delayMs: nil, deadLetter: true)
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            group.whenCommitted(answer.version) { continuation.resume(with: $0) }
+        }
+        let reopened = try fixture.reopened()
+        defer { reopened.close() }
+        let again = try reopened.group("g")
+        let newMember = again.join(subscription: 1, maxInFlight: nil, ackWaitMs: nil)
+        #expect(try again.take(newMember, maximum: 10).isEmpty)
+        try await waitUntil { again.deadLetterCount == 1 }
+        let letter = try EventEnvelope(
+            json: try #require(try again.listDeadLetters(limit: 10).first).bytes, form: .delivered)
+        #expect(letter.eventID == "refused")
+    }
+
     /// A deleted group's directory left behind by a stop during the deletion (renamed, not yet removed) is
     /// removed at the next start, and never loaded as a group.
     @Test func aDeletionCutShortIsFinishedAtTheNextStart() async throws {

@@ -588,12 +588,16 @@ public final class ConsumerGroup: Sendable {
         state.version += 1
         effects.changed = true
         if deadLetter != nil || pending.attempts >= maxDeliver {
+            let attempts = pending.attempts
             pending.deadLettering = true
+            // On disk as out of attempts: the state written before the dead letter is durable (a `nack`'s
+            // `ok` waits for it) then sends it to the queue at the next start, as it does an event whose last
+            // attempt was in flight — not to a consumer again, after it said `dead_letter: true`.
+            pending.attempts = max(pending.attempts, maxDeliver)
             state.cursors[partition].pending[offset] = pending
             effects.deadLetters.append(
                 DeadLetter(
-                    partition: partition, offset: offset, attempts: pending.attempts,
-                    reason: deadLetter ?? "max_deliver"))
+                    partition: partition, offset: offset, attempts: attempts, reason: deadLetter ?? "max_deliver"))
             return
         }
         pending.deadline = now + (delay ?? settings.backoff(afterAttempt: pending.attempts))
@@ -863,6 +867,12 @@ public final class ConsumerGroup: Sendable {
             }
             originals.append((partition, offset, letter.timestamp))
         }
+        // The letters whose original event retention deleted are appended again first, and durably, before
+        // the queue moves past them: they are the only copy of those events. Moved first, an append that
+        // failed, or a crash before it was on disk, lost them (the next start discards what the queue moved
+        // past). If one fails, nothing moves; a later replay finds them all again (and the copies appended so
+        // far: a kept letter may then be kept twice).
+        try appendDurably(expired)
         var effects = Effects()
         let (replayed, version) = state.withLock { state in
             var replayed = 0
@@ -890,10 +900,30 @@ public final class ConsumerGroup: Sendable {
             return (replayed, state.version)
         }
         apply(effects)
-        for letter in expired {
-            try deadLetters.append(letter.bytes, timestamp: letter.timestamp) { _ in }
-        }
         return (replayed, expired.count, version)
+    }
+
+    /// Appends `letters` to the dead-letter queue again and returns once they are all durable (on the calling
+    /// thread, which waits: a replay runs on the blocking-I/O threads).
+    private func appendDurably(_ letters: [StoredRecord]) throws(LogError) {
+        guard !letters.isEmpty else { return }
+        let done = DispatchGroup()
+        let failure = StateLock<LogError?>(nil)
+        for letter in letters {
+            done.enter()
+            do throws(LogError) {
+                try deadLetters.append(letter.bytes, timestamp: letter.timestamp) { result in
+                    if case .failure(let error) = result { failure.withLock { $0 = $0 ?? error } }
+                    done.leave()
+                }
+            } catch {
+                done.leave()
+                failure.withLock { $0 = $0 ?? error }
+                break
+            }
+        }
+        done.wait()
+        if let error = failure.withLock({ $0 }) { throw error }
     }
 
     // MARK: Lag and persistence
