@@ -63,6 +63,7 @@ struct ModuleFixture {
     /// its hello the first time it runs (a marker in its data directory), then runs normally;
     /// `--reconnect-after-load` closes its connection once loaded (writing `closed`) and connects again
     /// (`ready`) once a file `reconnect` appears in its data directory.
+    /// `--load-when-told` loads (subscribes) only once a file `load` appears in its data directory.
     /// `--close-output` closes its standard output and error once loaded and waits for a file `go`, then
     /// writes `alive`.
     /// `--leave-child` forks, once loaded, a child that ignores SIGTERM, holds the connection and sleeps (its
@@ -147,6 +148,10 @@ struct ModuleFixture {
         if "--no-token" not in args:
             hello["token"] = os.environ["HERALD_TOKEN"]
         request(hello)
+        if "--load-when-told" in args:
+            import time
+            while not os.path.exists(os.path.join(data, "load")):
+                time.sleep(0.01)
         if "--no-load" not in args:
             request({"op": "subscribe", "id": 2, "topics": [option("--subscribe", "module.#")]})
         if option("--also-subscribe"):

@@ -258,6 +258,72 @@ struct ModuleSupervisorTests {
 
     /// A child left in the group that floods the module's output does not hold back its exit: the group is
     /// killed before the pipes are drained (the drain never ended while the child wrote).
+    /// A module restarted after a crash waits for its dependency to be loaded again: killed together, the
+    /// dependent (backoff 10 ms) loads only after its dependency (backoff 500 ms). It was started as soon as
+    /// its own backoff ended, dependency or not.
+    @Test func aRestartWaitsForTheDependenciesToLoad() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("base", extra: "[restart]\nbackoff_ms = 500")
+        try modules.add("upper", extra: "depends_on = [\"base\"]\n[restart]\nbackoff_ms = 10")
+        let broker = try await TestBroker.start(durable: true, modules: modules.directory, quickStop)
+        let supervisor = broker.supervisor!
+        await supervisor.startAll()
+        #expect(supervisor.statuses.map(\.state) == [.running, .running])
+        for status in supervisor.statuses { kill(try #require(status.pid), SIGKILL) }
+        try await waitUntil {
+            supervisor.statuses.map(\.state) == [.running, .running]
+                && supervisor.statuses.allSatisfy { $0.restarts == 1 }
+        }
+        let loads = try await storedModuleEvents(broker, count: 8).map(\.summary).filter {
+            $0.hasPrefix("module.loaded")
+        }
+        #expect(loads == ["module.loaded base", "module.loaded upper", "module.loaded base", "module.loaded upper"])
+        try await broker.stop()
+    }
+
+    /// A module unloaded while `startAll` waits for its dependency to load is not started when the
+    /// dependency loads: it was, right after the unload had answered `stopped`.
+    @Test func aModuleUnloadedWhileItWaitsForItsDependencyIsNotStartedLater() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("base", arguments: ["--load-when-told"])
+        try modules.add("upper", extra: "depends_on = [\"base\"]")
+        let broker = try await TestBroker.start(modules: modules.directory) {
+            quickStop(&$0)
+            $0.modules.startupTimeoutMs = 60_000
+        }
+        let supervisor = broker.supervisor!
+        let starting = Task { await supervisor.startAll() }
+        try await waitUntil { supervisor.statuses.first { $0.name == "base" }?.pid != nil }
+        #expect(try await supervisor.unload("upper").state == .stopped)
+        try "go\n".write(toFile: broker.directory + "/module-data/base/load", atomically: true, encoding: .utf8)
+        await starting.value
+        let upper = try #require(supervisor.statuses.first { $0.name == "upper" })
+        #expect(upper.state == .stopped)
+        #expect(upper.pid == nil)
+        #expect(supervisor.statuses.first { $0.name == "base" }?.state == .running)
+        try await broker.stop()
+    }
+
+    /// A `load` of a module that loaded, then closed its connection and runs on (`starting` again) answers:
+    /// it waited for a start that had settled long before, for ever, holding the module's control lock.
+    @Test func aLoadOfAModuleThatLoadedAndDisconnectedAnswers() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add("bouncy", arguments: ["--reconnect-after-load"])
+        let broker = try await TestBroker.start(modules: modules.directory, quickStop)
+        let supervisor = broker.supervisor!
+        await supervisor.startAll()
+        _ = try await ModuleFixture.written(broker.directory, module: "bouncy", file: "closed")
+        try await waitUntil { supervisor.gracesEnded.load(ordering: .acquiring) >= 1 }
+        #expect(supervisor.statuses.first?.state == .starting)
+        let status = try await supervisor.load("bouncy")
+        #expect(status.state == .starting)
+        #expect(status.pid != nil)
+        try await broker.stop()
+    }
+
     /// A module that closes its standard output and error runs on: its exit is noticed on its pidfd, not when
     /// both pipes close (it was killed with SIGKILL and reported crashed at once, and so at every restart).
     @Test func aModuleThatClosesItsOutputRunsOn() async throws {

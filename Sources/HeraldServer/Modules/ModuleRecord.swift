@@ -54,7 +54,9 @@ struct ModuleRecord {
 
     /// Loaded, failed, being killed as failed (it did not load in time), or not starting at all: what
     /// `startAll` and `load` wait for.
-    var isSettled: Bool { !awaitingStart && (state != .starting || killedFor != nil) }
+    /// A run that loaded and whose connection then closed with its process running is `starting` again,
+    /// but settled: it did load, and no startup timeout will end it.
+    var isSettled: Bool { !awaitingStart && (state != .starting || killedFor != nil || loadedRun == run) }
 
     /// A new run begins with `token`.
     mutating func begin(token: String) {
@@ -239,7 +241,8 @@ struct ModuleRecord {
             outcome.unloaded = ModuleUnloaded(moduleName: manifest.name, version: pending.version, reason: reason)
         }
         if stopping || shuttingDown {
-            state = killedFor != nil ? .failed : .stopped
+            // Asked to stop, it is stopped, even if it was being killed for not loading in time meanwhile.
+            state = killedFor != nil && !stopping ? .failed : .stopped
             return outcome
         }
         let policy = manifest.restart.policy
@@ -301,6 +304,8 @@ struct ModuleRecord {
     mutating func prepareToStop() {
         stopping = true
         waitsForDependencies = false
+        // Not started later by `startAll` once its dependencies settle: the operator stopped it.
+        awaitingStart = false
         if state == .restarting { state = .stopped }
     }
 }

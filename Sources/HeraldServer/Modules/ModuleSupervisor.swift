@@ -111,6 +111,11 @@ public final class ModuleSupervisor: Service, Sendable {
             for manifest in modules.manifests {
                 starts.addTask {
                     for dependency in manifest.dependencies { await self.wait(for: dependency, .settled) }
+                    // Unloaded while it waited: it is not started, now or when its dependencies load.
+                    guard self.state.withLock({ $0.records[manifest.name]?.awaitingStart == true }) else {
+                        self.wake(manifest.name)
+                        return
+                    }
                     let failed = manifest.dependencies.filter { !self.isLoaded($0) }
                     guard failed.isEmpty else {
                         let problem = "not started: dependency '\(failed[0])' is not loaded"
@@ -381,11 +386,29 @@ public final class ModuleSupervisor: Service, Sendable {
         wake(name)
     }
 
+    /// Starts `name` again after its backoff — once its dependencies are loaded: one that went down with it
+    /// (or is restarting too) would make it crash again and again, using up its `max_restarts`. Until then
+    /// it waits, failed, as at the first start, and starts when they load.
     private func restart(_ name: String, after run: Int) async {
-        let due = state.withLock { state in
-            state.records[name].map { $0.run == run && $0.state == .restarting } ?? false
+        let (due, missing) = state.withLock { state -> (Bool, String?) in
+            guard let record = state.records[name], record.run == run, record.state == .restarting else {
+                return (false, nil)
+            }
+            let missing = record.manifest.dependencies.first { state.records[$0]?.state != .running }
+            if let missing {
+                state.records[name]!.failForDependency("not restarted: dependency '\(missing)' is not loaded")
+            }
+            return (true, missing)
         }
-        if due { await start(name) }
+        guard due else { return }
+        if let missing {
+            broker.logger.warning(
+                "module waits for its dependency to restart",
+                metadata: ["module": "\(name)", "module.dependency": "\(missing)"])
+            wake(name)
+            return
+        }
+        await start(name)
     }
 
     // MARK: Control
