@@ -198,9 +198,14 @@ final class ModuleProcess: Sendable {
             streams[index].flush(emit: emit)
             close(streams[index].descriptor)
         }
+        // Marked reaped before it is: `signal` (which signals under the same lock) then never sends to an id
+        // that, reaped, may belong to another process already. Until the reap it is a zombie, and its id is
+        // its own.
+        var exitInfo = siginfo_t()
+        while waitid(P_PID, id_t(pid), &exitInfo, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+        state.withLock { $0.reaped = true }
         var waitStatus: Int32 = 0
         while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
-        state.withLock { $0.reaped = true }
         if exitSignal >= 0 { close(exitSignal) }
         // WIFEXITED and friends are macros Swift does not import.
         let exit: ModuleExit =
