@@ -621,17 +621,27 @@ public final class ModuleSupervisor: Service, Sendable {
     /// connections still open under the module's name (a helper it started, a client using its name or its
     /// token) are closed, so that the stop ends with `module.unloaded` instead of waiting for them.
     private func stop(_ name: String) async {
-        let stopping = state.withLock { state -> (ModuleProcess, Int)? in
-            guard let process = state.records[name]?.stop() else { return nil }
-            return (process, state.records[name]!.run)
+        let timeout = Duration.milliseconds(broker.configuration.modules.shutdownTimeoutMs)
+        let stopping = state.withLock { state -> (process: ModuleProcess?, run: Int, spawning: Bool)? in
+            guard state.records[name] != nil else { return nil }
+            let process = state.records[name]!.stop()
+            // Its process is being made (a restart, a dependent's start): `started` stops it once it is
+            // recorded, and the stop waits for that, or a `reload` would find it still starting.
+            let spawning = process == nil && state.records[name]!.state == .starting
+            return (process, state.records[name]!.run, spawning)
         }
-        guard let (process, run) = stopping else {
+        guard let stopping, let process = stopping.process else {
+            if let stopping, stopping.spawning {
+                _ = await wait(for: name, .ended(run: stopping.run), timeout: timeout * 2)
+            }
             wake(name)
             return
         }
-        await terminate(name, process, run: run)
+        await terminate(name, process, run: stopping.run)
         broker.modules.closeConnections(of: name)
-        await wait(for: name, .gone)
+        // The connections closed; one that comes back at once under the module's name (another client using
+        // it) does not hold the stop for ever.
+        _ = await wait(for: name, .gone, timeout: timeout)
     }
 
     /// SIGTERM to `process`'s group, then SIGKILL if it has not ended after `shutdown_timeout_ms`. With
