@@ -675,6 +675,23 @@ struct ConsumerGroupTests {
         #expect(takes == 3)
     }
 
+    /// A take that only moves the read position past events of other topics has that written (the
+    /// committer is told), not left until some other change.
+    @Test func aTakeThatOnlyMovesPastOtherTopicsIsCommitted() async throws {
+        let fixture = try GroupFixture(partitions: 1)
+        defer { fixture.close() }
+        for index in 0..<5 { try await fixture.store("block.new", id: "b\(index)") }
+        let (group, member) = try fixture.groups.join(
+            group: "orders", topics: [try TopicPattern("order.*")], start: .earliest, subscription: { 1 },
+            maxInFlight: nil, ackWaitMs: nil)
+        try await waitUntil { group.stateVersion.committed == group.stateVersion.current }
+        let before = group.stateVersion.current
+        #expect(try group.take(member, maximum: 10).isEmpty)
+        #expect(group.stateVersion.current > before)
+        try await waitUntil { group.stateVersion.committed == group.stateVersion.current }
+        #expect(group.lag().first?.committed == 5)
+    }
+
     /// An event a member sent to the dead-letter queue (`nack` with `dead_letter`) that the broker stopped
     /// before the queue had it goes to the queue after the restart, not to a consumer again: the state its
     /// `ok` waited for says it is out of attempts. (It said one attempt of four, and was delivered again.)

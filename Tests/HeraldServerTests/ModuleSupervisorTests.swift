@@ -324,6 +324,28 @@ struct ModuleSupervisorTests {
         try await broker.stop()
     }
 
+    /// A module that used up `max_restarts` and is loaded again by an operator gets its restarts back: its
+    /// first crash after the load was final, the window still counting the restarts before it.
+    @Test func aModuleLoadedAgainAfterGivingUpGetsItsRestartsBack() async throws {
+        let modules = try ModuleFixture()
+        defer { modules.remove() }
+        try modules.add(
+            "crashy", arguments: ["--exit-after-load", "3"],
+            extra: "[restart]\npolicy = \"always\"\nbackoff_ms = 10\nmax_restarts = 1")
+        let broker = try await TestBroker.start(modules: modules.directory, quickStop)
+        let supervisor = broker.supervisor!
+        await supervisor.startAll()
+        try await waitUntil {
+            supervisor.statuses.first.map { $0.state == .failed && $0.restarts == 1 } ?? false
+        }
+        _ = try await supervisor.load("crashy")
+        // Loaded, crashed, restarted once more (the window starts over at the load), crashed, stays down.
+        try await waitUntil {
+            supervisor.statuses.first.map { $0.state == .failed && $0.restarts == 2 } ?? false
+        }
+        try await broker.stop()
+    }
+
     /// A module that closes its standard output and error runs on: its exit is noticed on its pidfd, not when
     /// both pipes close (it was killed with SIGKILL and reported crashed at once, and so at every restart).
     @Test func aModuleThatClosesItsOutputRunsOn() async throws {

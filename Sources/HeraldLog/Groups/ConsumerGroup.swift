@@ -315,6 +315,10 @@ public final class ConsumerGroup: Sendable {
         var failure: LogError?
         var effects = Effects()
         state.withLock { state in
+            let versionBefore = state.version
+            // What moved without a delivery (the read position past other topics, an event retention deleted)
+            // is written now too, not only with the next change.
+            defer { if state.version != versionBefore { effects.changed = true } }
             // Only what is needed is read: a copy of the `Member` would share its `inFlight` table, and the
             // first delivery below would then copy the whole table (every event in flight) to add to it.
             guard
@@ -689,6 +693,11 @@ public final class ConsumerGroup: Sendable {
     private func timerFired(armedFor deadline: Int64) {
         guard state.withLock({ $0.timerAt == deadline }) else { return }
         expire(now: clock.monotonic())
+    }
+
+    /// The state's version, and whether the state file holds it (for tests).
+    var stateVersion: (current: UInt64, committed: UInt64) {
+        state.withLock { ($0.version, $0.committedVersion) }
     }
 
     /// Deadline timers scheduled and not yet fired (for tests: a group keeps about one).

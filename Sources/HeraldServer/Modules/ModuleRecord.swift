@@ -300,6 +300,11 @@ struct ModuleRecord {
         return process
     }
 
+    /// Forgets the restarts counted in the window (`restart.max_restarts`).
+    mutating func forgetRestarts() {
+        recentRestarts.removeAll()
+    }
+
     /// From now on an exit of the current run is a stop, not a crash, and nothing restarts.
     mutating func prepareToStop() {
         stopping = true

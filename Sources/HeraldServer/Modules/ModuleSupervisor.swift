@@ -454,6 +454,9 @@ public final class ModuleSupervisor: Service, Sendable {
             let manifest = try checkedManifest(name)
             if state.withLock({ $0.records[name]?.state }) != .running { try checkDependenciesLoaded(manifest) }
             install(manifest)
+            // An operator's start begins a fresh restart window: a module that used up `max_restarts` and was
+            // loaded again gets its restarts back (its first crash would otherwise be final).
+            state.withLock { $0.records[name]?.forgetRestarts() }
             await start(name)
             await settle(name)
             return try status(of: name)
