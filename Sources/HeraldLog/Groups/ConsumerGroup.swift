@@ -597,7 +597,9 @@ public final class ConsumerGroup: Sendable {
             // On disk as out of attempts: the state written before the dead letter is durable (a `nack`'s
             // `ok` waits for it) then sends it to the queue at the next start, as it does an event whose last
             // attempt was in flight — not to a consumer again, after it said `dead_letter: true`.
-            pending.attempts = max(pending.attempts, maxDeliver)
+            // (Not in a group without a limit, such as the RabbitMQ bridge's: there it is delivered again
+            // after a restart, and its member decides again.)
+            if maxDeliver != .max { pending.attempts = max(pending.attempts, maxDeliver) }
             state.cursors[partition].pending[offset] = pending
             effects.deadLetters.append(
                 DeadLetter(
@@ -726,8 +728,9 @@ public final class ConsumerGroup: Sendable {
     }
 
     /// Appends each event, with the dead-letter metadata added, to the dead-letter queue; once that is
-    /// durable the event is done in the group. One the queue cannot take stays pending, and is delivered
-    /// again after a restart (at least once).
+    /// durable the event is done in the group. One the queue cannot take stays pending, marked for the queue,
+    /// and goes to it after a restart (its state says it is out of attempts; in a group without a limit it is
+    /// delivered again).
     private func sendToDeadLetters(_ letters: [DeadLetter]) {
         for letter in letters {
             do throws(LogError) {
@@ -931,7 +934,9 @@ public final class ConsumerGroup: Sendable {
                 break
             }
         }
-        done.wait()
+        // Not for ever: an append the queue's close (the group deleted) catches between its check and its
+        // queue is never answered.
+        if done.wait(timeout: .now() + .seconds(30)) == .timedOut { throw .closed }
         if let error = failure.withLock({ $0 }) { throw error }
     }
 

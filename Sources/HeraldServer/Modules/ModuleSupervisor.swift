@@ -134,14 +134,16 @@ public final class ModuleSupervisor: Service, Sendable {
         }
     }
 
-    /// Starts `name`'s process: returns once it is running (not yet loaded), or failed to start.
-    private func start(_ name: String) async {
+    /// Starts `name`'s process: returns once it is running (not yet loaded), or failed to start. With
+    /// `onlyIf`, only when the record still meets it, checked under the lock that starts the run.
+    private func start(_ name: String, onlyIf condition: ((ModuleRecord) -> Bool)? = nil) async {
         let configuration = broker.configuration
         let secret = Self.freshToken()
         guard
             let (manifest, run) = state.withLock({ state -> (ModuleManifest, Int)? in
                 guard !state.shuttingDown, var record = state.records[name], record.process == nil,
-                    record.state != .starting, record.state != .running, record.state != .stopping
+                    record.state != .starting, record.state != .running, record.state != .stopping,
+                    condition?(record) ?? true
                 else {
                     state.records[name]?.awaitingStart = false
                     return nil
@@ -252,7 +254,8 @@ public final class ModuleSupervisor: Service, Sendable {
         for dependent in dependents.sorted() {
             broker.logger.info(
                 "module starts: its dependencies are loaded now", metadata: ["module": "\(dependent)"])
-            Task { [weak self] in await self?.start(dependent) }
+            // Only if it still waits for them when the task runs: an unload in between stops it for good.
+            Task { [weak self] in await self?.start(dependent, onlyIf: { $0.waitsForDependencies }) }
         }
     }
 
@@ -408,7 +411,8 @@ public final class ModuleSupervisor: Service, Sendable {
             wake(name)
             return
         }
-        await start(name)
+        // Only if it is still this run's restart when the start runs: an unload in between stops it for good.
+        await start(name, onlyIf: { $0.run == run && $0.state == .restarting })
     }
 
     // MARK: Control
@@ -456,7 +460,9 @@ public final class ModuleSupervisor: Service, Sendable {
             install(manifest)
             // An operator's start begins a fresh restart window: a module that used up `max_restarts` and was
             // loaded again gets its restarts back (its first crash would otherwise be final).
-            state.withLock { $0.records[name]?.forgetRestarts() }
+            state.withLock { state in
+                if state.records[name]?.state != .running { state.records[name]?.forgetRestarts() }
+            }
             await start(name)
             await settle(name)
             return try status(of: name)
@@ -816,7 +822,9 @@ public final class ModuleSupervisor: Service, Sendable {
         case .gone:
             return record.process == nil && record.state != .starting && !registry.isConnected(record.manifest.name)
         case .ended(let run):
+            // Or its spawn failed: no process, and not starting any more.
             return record.hasEnded(run: run)
+                || (record.run == run && record.process == nil && record.state != .starting)
         }
     }
 
