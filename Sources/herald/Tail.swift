@@ -3,7 +3,6 @@ import Foundation
 import HeraldClient
 import HeraldCore
 import HeraldProtocol
-import Synchronization
 import UnixSignals
 
 /// `herald tail PATTERN… [--group G] [--from …]`: prints events as they come, one envelope per line.
@@ -87,7 +86,7 @@ struct Tail: AsyncParsableCommand {
             }
             return
         }
-        let interrupted = InterruptFlag()
+        let interrupted = Latch()
         let (printed, droppedByBroker, droppedByClient) = try await options.withClient { client in
             let subscription = try await options.answered { try await client.subscribe(patterns, buffer: buffer) }
             // Ctrl-C (or a SIGTERM) ends the tail like `--count` does, so that it still says what it dropped.
@@ -100,14 +99,14 @@ struct Tail: AsyncParsableCommand {
                 for await _ in signals {
                     count += 1
                     guard count == 1 else { Foundation.exit(130) }
-                    interrupted.value.store(true, ordering: .relaxed)
+                    interrupted.open()
                     subscription.cancel()
                 }
             }
             var printed = 0
             for await envelope in subscription {
                 // Not the events still buffered: the interrupt means now.
-                if interrupted.value.load(ordering: .relaxed) { break }
+                if interrupted.isOpen { break }
                 printLine(envelope.description)
                 printed += 1
                 if let count, printed >= count { break }
@@ -122,14 +121,9 @@ struct Tail: AsyncParsableCommand {
                 to: &standardError
             )
         }
-        if interrupted.value.load(ordering: .relaxed) { return }
+        if interrupted.isOpen { return }
         if count.map({ printed < $0 }) ?? true {
             throw fail("the broker closed the connection after \(printed) events")
         }
     }
-}
-
-/// Set once `tail` was interrupted; shared by the signal watcher and the printing loop.
-private final class InterruptFlag: Sendable {
-    let value = Atomic(false)
 }

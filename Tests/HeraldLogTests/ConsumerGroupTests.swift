@@ -561,21 +561,8 @@ struct ConsumerGroupTests {
         defer { fixture.close() }
         let topics = [try TopicPattern("#")]
         let group = try fixture.group("g")
-        // Holds the group's writer, as a whole-state write does: the deletion waits for it.
-        let holding = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            group.writer.withLock { _ in
-                holding.signal()
-                release.wait()
-            }
-        }
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                holding.wait()
-                continuation.resume()
-            }
-        }
+        // Held as by a whole-state write: the deletion waits for it.
+        let release = await group.holdStateWriter()
         let deleted = StateLock<Result<Void, GroupError>?>(nil)
         DispatchQueue.global().async {
             let result = Result { () throws(GroupError) in try fixture.groups.delete("g") }
@@ -587,7 +574,7 @@ struct ConsumerGroupTests {
                 group: "g", topics: topics, start: .earliest, subscription: { 1 }, maxInFlight: nil, ackWaitMs: nil)
         }
         #expect(deleted.withLock { $0 == nil })
-        release.signal()
+        release()
         try await waitUntil { deleted.withLock { $0 } != nil }
         try deleted.withLock { $0 }!.get()
         let (again, _) = try fixture.groups.join(

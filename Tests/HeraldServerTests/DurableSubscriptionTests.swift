@@ -301,21 +301,8 @@ struct DurableSubscriptionTests {
             let delivered = try await Self.nextEvent(&worker, subscription: 1)
             // The group's state writer held, as by a slow disk: the ack's reply cannot come.
             let group = try #require(broker.broker.groups?.group(named: "g"))
-            let holding = DispatchSemaphore(value: 0)
-            let release = DispatchSemaphore(value: 0)
-            DispatchQueue.global().async {
-                group.writer.withLock { _ in
-                    holding.signal()
-                    release.wait()
-                }
-            }
-            await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    holding.wait()
-                    continuation.resume()
-                }
-            }
-            defer { release.signal() }
+            let release = await group.holdStateWriter()
+            defer { release() }
             try await worker.sendRaw(
                 lengthPrefixed(Array(#"{"op":"subscribe","id":2,"topics":["live.#"]}"#.utf8))
                     + lengthPrefixed(Array(#"{"op":"ack","id":3,"subscription":1,"seq":[\#(delivered.seq)]}"#.utf8)))
@@ -326,7 +313,7 @@ struct DurableSubscriptionTests {
                         == #"{"op":"ok","id":1,"event_id":"l","duplicate":false}"#)
             }
             #expect(try await worker.receive()?.hasPrefix(#"{"op":"event","subscription":2,"seq":1,"#) == true)
-            release.signal()
+            release()
             #expect(try await worker.receive() == #"{"op":"ok","id":3}"#)
         }
         try await broker.stop()

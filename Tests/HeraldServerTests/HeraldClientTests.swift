@@ -210,6 +210,30 @@ struct HeraldClientTests {
         try await second.stop()
     }
 
+    /// Several times the client's read budget (8 MiB of frames waiting for its reader) goes through one
+    /// subscription: the reader gives the budget back as it takes frames, and the socket is read again.
+    @Test func moreThanTheReadBudgetArrives() async throws {
+        let broker = try await TestBroker.start()
+        let subscriber = try await HeraldClient.connect(configuration(broker, module: "archive"))
+        let events = try await subscriber.subscribe(["big"], buffer: 1000)
+        let publisher = try await HeraldClient.connect(configuration(broker, module: "node"))
+        let payload = try RawJSON(validating: "\"" + String(repeating: "x", count: 100_000) + "\"")
+        let count = 250  // 25 MB
+        for index in 0..<count {
+            try await publisher.publish(try EventEnvelope(eventType: "big", eventID: "big-\(index)", payload: payload))
+        }
+        var received = 0
+        for await _ in events {
+            received += 1
+            if received == count { break }
+        }
+        #expect(received == count)
+        #expect(events.droppedByBroker == 0 && events.droppedByClient == 0)
+        await publisher.close()
+        await subscriber.close()
+        try await broker.stop()
+    }
+
     @Test func aConsumerTooFarBehindLosesTheNewestAndTheyAreCounted() async throws {
         let broker = try await TestBroker.start()
         var configuration = configuration(broker, module: "slow")

@@ -24,6 +24,16 @@ struct RabbitMQBridgeTests {
         return bridge
     }
 
+    /// Declares the exchange the bridge publishes to and a queue `watch` bound to it with `key`, from which a
+    /// test takes what was bridged.
+    private func watch(_ server: RabbitMQServer, key: String) async throws {
+        try await server.withClient { amqp in
+            try amqp.declareExchange("herald.events", type: "topic")
+            try amqp.declareQueue("watch")
+            try amqp.bindQueue("watch", to: "herald.events", key: key)
+        }
+    }
+
     private func client(_ broker: TestBroker, _ module: String) async throws -> HeraldClient {
         try await HeraldClient.connect(
             HeraldClientConfiguration(endpoint: .unixSocket(broker.socketPath), module: module))
@@ -59,11 +69,7 @@ struct RabbitMQBridgeTests {
 
     @Test func storedEventsArePublishedPersistentAndConfirmedWithTheirTopicAsRoutingKey() async throws {
         try await RabbitMQServer.with { server in
-            try await server.withClient { amqp in
-                try amqp.declareExchange("herald.events", type: "topic")
-                try amqp.declareQueue("watch")
-                try amqp.bindQueue("watch", to: "herald.events", key: "#")
-            }
+            try await watch(server, key: "#")
             let broker = try await TestBroker.start(durable: true, bridge: true) {
                 $0.bridge = settings(server, id: "alpha", publish: ["block.#", "transaction.#"])
             }
@@ -172,11 +178,7 @@ struct RabbitMQBridgeTests {
 
     @Test func rabbitMQStoppedAndRestartedMidStreamLosesNothing() async throws {
         try await RabbitMQServer.with { server in
-            try await server.withClient { amqp in
-                try amqp.declareExchange("herald.events", type: "topic")
-                try amqp.declareQueue("watch")
-                try amqp.bindQueue("watch", to: "herald.events", key: "block.#")
-            }
+            try await watch(server, key: "block.#")
             let broker = try await TestBroker.start(durable: true, bridge: true) {
                 $0.bridge = settings(server, id: "alpha", publish: ["block.#"])
             }
@@ -219,11 +221,7 @@ struct RabbitMQBridgeTests {
     /// publish, nothing was logged, and the broker did not stop until the alarm cleared.
     @Test func aResourceAlarmHangsNeitherTheBridgeNorTheStop() async throws {
         try await RabbitMQServer.with { server in
-            try await server.withClient { amqp in
-                try amqp.declareExchange("herald.events", type: "topic")
-                try amqp.declareQueue("watch")
-                try amqp.bindQueue("watch", to: "herald.events", key: "block.#")
-            }
+            try await watch(server, key: "block.#")
             let records = RecordingLogHandler.Records()
             let broker = try await TestBroker.start(
                 durable: true, bridge: true, logger: RecordingLogHandler.logger(records)
@@ -417,18 +415,12 @@ struct RabbitMQBridgeTests {
         }
     }
 
-    /// The broker's own events describe its node: another broker's modules must not see its `module.loaded`
-    /// or `node.shutdown` as their broker's.
     /// An event larger than `max_message_bytes` goes to the bridge group's dead-letter queue, and the events
     /// after it are bridged: published, RabbitMQ would close the channel over it, and every connection would
     /// publish it again, bridging nothing more.
     @Test func anEventTooLargeForRabbitMQIsDeadLetteredAndTheRestBridged() async throws {
         try await RabbitMQServer.with { server in
-            try await server.withClient { amqp in
-                try amqp.declareExchange("herald.events", type: "topic")
-                try amqp.declareQueue("watch")
-                try amqp.bindQueue("watch", to: "herald.events", key: "#")
-            }
+            try await watch(server, key: "#")
             let broker = try await TestBroker.start(durable: true, bridge: true) {
                 var bridge = settings(server, id: "alpha")
                 bridge.maxMessageBytes = 1024
@@ -468,6 +460,8 @@ struct RabbitMQBridgeTests {
         #expect(!Worker.startsBackoffOver(connected: true, gaveUpStalled: false, madeProgress: true, refused: true))
     }
 
+    /// The broker's own events describe its node: another broker's modules must not see its `module.loaded`
+    /// or `node.shutdown` as their broker's.
     @Test func aBrokersOwnLifecycleEventsStayOnIt() async throws {
         try await RabbitMQServer.with { server in
             let alpha = try await TestBroker.start(durable: true, bridge: true) {

@@ -697,6 +697,26 @@ public final class ConsumerGroup: Sendable {
         expire(now: clock.monotonic())
     }
 
+    /// Holds the group's state writer, as a long whole-state write does, until the returned closure is called
+    /// (for tests): commits and deletions wait meanwhile.
+    func holdStateWriter() async -> @Sendable () -> Void {
+        let holding = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async { [self] in
+            writer.withLock { _ in
+                holding.signal()
+                release.wait()
+            }
+        }
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                holding.wait()
+                continuation.resume()
+            }
+        }
+        return { release.signal() }
+    }
+
     /// The state's version, and whether the state file holds it (for tests).
     var stateVersion: (current: UInt64, committed: UInt64) {
         state.withLock { ($0.version, $0.committedVersion) }
