@@ -45,7 +45,18 @@ public final class DurableLog: Sendable {
         let finished = DispatchSemaphore(value: 0)
         /// Set when the writer has been woken and has not started its round yet.
         let isWoken = Atomic<Bool>(false)
+        /// Set when something waits for the next round (a confirm, a reader, a flush, a close): the writer
+        /// does not linger before it.
+        let isUrgent = Atomic<Bool>(false)
+        /// Set while the writer lingers; the urgent signal that takes it down wakes the writer.
+        let isLingering = Atomic<Bool>(false)
+        /// ``LogConfiguration/lingerMilliseconds``, in nanoseconds.
+        let linger: UInt64
         let state = StateLock(State())
+
+        init(lingerMilliseconds: Int) {
+            linger = UInt64(max(0, lingerMilliseconds)) * 1_000_000
+        }
 
         struct State {
             var closing = false
@@ -56,9 +67,39 @@ public final class DurableLog: Sendable {
             var drainWaiters: [@Sendable () -> Void] = []
         }
 
-        func signal() {
-            if !isWoken.exchange(true, ordering: .acquiringAndReleasing) { wake.signal() }
+        /// Wakes the writer for a round; `urgent`: without lingering (and ending a linger under way).
+        func signal(urgent: Bool = true) {
+            if urgent {
+                isUrgent.store(true, ordering: .sequentiallyConsistent)
+                if isLingering.exchange(false, ordering: .sequentiallyConsistent) {
+                    wake.signal()
+                    return
+                }
+            }
+            if !isWoken.exchange(true, ordering: .sequentiallyConsistent) { wake.signal() }
         }
+
+        /// Called by the writer when woken, before its round: waits up to ``linger`` for more appends unless
+        /// the round is urgent or becomes so meanwhile. While it lingers `isWoken` stays set, so appends
+        /// nobody waits for do not wake it again; the one urgent signal that finds it lingering does.
+        func lingerUnlessUrgent() {
+            guard linger > 0, !isUrgent.load(ordering: .sequentiallyConsistent) else { return }
+            isLingering.store(true, ordering: .sequentiallyConsistent)
+            var woken = false
+            // Checked again after `isLingering` is up: an urgent signal before it did not see the writer
+            // lingering, and so did not wake it.
+            if !isUrgent.load(ordering: .sequentiallyConsistent) {
+                woken = wake.wait(timeout: .now() + .nanoseconds(Int(linger))) == .success
+            }
+            if !isLingering.exchange(false, ordering: .sequentiallyConsistent), !woken {
+                // An urgent signal took the flag down and wakes the writer: that wake-up belongs to this
+                // linger, not to the next round.
+                wake.wait()
+            }
+        }
+
+        /// Whether the writer is lingering now (for tests).
+        var lingers: Bool { isLingering.load(ordering: .sequentiallyConsistent) }
     }
 
     /// Opens the log in `configuration.directory`, creating it if needed and recovering it if not.
@@ -96,7 +137,7 @@ public final class DurableLog: Sendable {
         report.duration = ContinuousClock.now - started
         self.partitions = partitions
         recovery = report
-        writer = Writer()
+        writer = Writer(lingerMilliseconds: configuration.lingerMilliseconds)
         // Under `batch` a round syncs every partition it wrote at once (docs/storage.md, "Writing").
         let syncer = ParallelSync(
             helpers: configuration.fsync == .batch ? min(partitions.count, 8) - 1 : 0, name: "herald-sync")
@@ -252,10 +293,33 @@ public final class DurableLog: Sendable {
         partition: Int, at timestamp: Int64?, encode: (Int64, Int64) -> [UInt8]?, whenDurable: DurabilityCallback?
     ) throws(LogError) -> (offset: Int64, bytes: [UInt8])? {
         if writer.state.withLock({ $0.closing }) { throw LogError.closed }
-        let appended = try partitions[partition].append(timestamp: timestamp, encode: encode, whenDurable: whenDurable)
-        if appended != nil { writer.signal() }
+        let target = partitions[partition]
+        let appended = try target.append(timestamp: timestamp, encode: encode, whenDurable: whenDurable)
+        if appended != nil {
+            // Nobody waits for an append without `whenDurable` while no reader waits for the partition: the
+            // writer may linger to write more with it, while its queue stays small.
+            let urgent =
+                whenDurable != nil || target.backlog.load(ordering: .relaxed) >= Self.lingerBacklogLimit
+                || (target.readerWaits.load(ordering: .relaxed)
+                    && target.readerWaits.exchange(false, ordering: .relaxed))
+            writer.signal(urgent: urgent)
+        }
         return appended
     }
+
+    /// A partition's queue above which its appends are written without lingering.
+    static let lingerBacklogLimit = 256 << 10
+
+    /// Says that a reader has read every durable record of `partition` and waits for more: the next record
+    /// appended there is written without lingering (``LogConfiguration/lingerMilliseconds``), not held back
+    /// from the reader by it. A consumer group calls it when a member finds nothing more to take.
+    public func readerWaits(partition: Int) {
+        partitions[partition].readerWaits.store(true, ordering: .relaxed)
+    }
+
+    /// Whether the writer is lingering: woken by appends nobody waits for, and waiting for more before it
+    /// writes them (for tests).
+    package var isLingering: Bool { writer.lingers }
 
     /// Appends `bytes`, made knowing the offset, and waits until the record is durable.
     public func appendDurably(partition: Int, timestamp: Int64, encode: (Int64) -> [UInt8]) async throws(LogError)
@@ -273,6 +337,8 @@ public final class DurableLog: Sendable {
     /// Calls `callback` (on the writer thread, or at once) when the record at `position` is durable.
     public func whenDurable(_ position: LogPosition, _ callback: @escaping DurabilityCallback) {
         partitions[position.partition].whenDurable(position.offset, callback)
+        // Someone waits for the record now: a round that lingers must not make it wait too.
+        writer.signal()
     }
 
     /// Readable records of `partition` from `offset` on (from its first retained record when `offset` is
@@ -354,7 +420,7 @@ public final class DurableLog: Sendable {
             state.drainWaiters.append(callback)
             return false
         }
-        if now { callback() }
+        if now { callback() } else { writer.signal() }
     }
 
     /// Writes everything appended so far and syncs every partition, whatever the fsync policy
@@ -432,6 +498,9 @@ public final class DurableLog: Sendable {
     ) {
         while true {
             writer.wake.wait()
+            writer.lingerUnlessUrgent()
+            // Taken down before the queues are read: a signal after this wakes the next round.
+            writer.isUrgent.store(false, ordering: .sequentiallyConsistent)
             writer.isWoken.store(false, ordering: .sequentiallyConsistent)
             let (closing, crashing, flushWaiters) = writer.state.withLock { state in
                 defer { state.flushWaiters.removeAll() }

@@ -26,6 +26,11 @@ public struct LogConfiguration: Sendable, Equatable {
     /// The size of the journal file of the `batch` policy (docs/storage.md, "The journal"): when a round's
     /// records do not fit in what is left of it, every partition is synced and it starts over.
     public var journalBytes: Int
+    /// How long the writer may wait, once woken by appends nobody waits for, before it writes them, so that
+    /// one round (one write and one sync) covers them all (docs/storage.md, "Lingering"). An append
+    /// someone waits for — a confirmed publish, a flush, a reader caught up with the partition, a close —
+    /// ends the wait at once. 0: every round starts as soon as it is woken.
+    public var lingerMilliseconds: Int
 
     public init(
         directory: String,
@@ -35,7 +40,8 @@ public struct LogConfiguration: Sendable, Equatable {
         indexIntervalBytes: Int = 4096,
         retentionMilliseconds: Int64? = nil,
         retentionBytesPerPartition: Int? = nil,
-        journalBytes: Int = 16 << 20
+        journalBytes: Int = 16 << 20,
+        lingerMilliseconds: Int = 0
     ) {
         self.directory = directory
         self.partitions = partitions
@@ -45,6 +51,7 @@ public struct LogConfiguration: Sendable, Equatable {
         self.retentionMilliseconds = retentionMilliseconds
         self.retentionBytesPerPartition = retentionBytesPerPartition
         self.journalBytes = journalBytes
+        self.lingerMilliseconds = lingerMilliseconds
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import Synchronization
 import Testing
 
 @testable import HeraldLog
@@ -79,6 +80,28 @@ struct DurableSubscriptionTests {
     /// After `bye` nothing but the owed replies follows (docs/protocol.md): an ack sent with it frees room in
     /// `max_in_flight`, and the member takes no new events it would never acknowledge — they would each
     /// count a failed attempt when it leaves.
+    /// The log writes events nobody waits for after a linger (docs/storage.md, "Lingering"); a member that
+    /// has taken everything is one who waits, so its next event is written — and delivered — at once.
+    @Test func aCaughtUpMemberIsNotHeldBackByTheLogsLinger() async throws {
+        // The longest linger there is: the event arrives well within it only if the member's wait cut it.
+        let broker = try await Self.start { $0.log.lingerMs = 60_000 }
+        let log = try #require(broker.broker.log)
+        try await broker.withModule("indexer") { (client: inout Conversation) async throws in
+            #expect(
+                try await client.request(#"{"op":"subscribe","id":1,"topics":["tx"],"group":"indexers"}"#)
+                    == #"{"op":"ok","id":1,"subscription":1}"#)
+            // Its first take found nothing in either partition.
+            try await waitUntil { log.partitions.allSatisfy { $0.readerWaits.load(ordering: .relaxed) } }
+            let published = ContinuousClock.now
+            try await client.send(
+                #"{"op":"publish","event":{"event_type":"tx","key":"k","event_id":"unconfirmed","payload":{}}}"#)
+            let event = try await Self.nextEvent(&client, subscription: 1)
+            #expect(event.seq == 1 && event.eventID == "unconfirmed")
+            #expect(ContinuousClock.now - published < .seconds(30), "it waited for the linger")
+        }
+        try await broker.stop()
+    }
+
     @Test func aMemberSayingByeTakesNoMoreEventsAfterItsLastAck() async throws {
         let broker = try await Self.start()
         try await Self.publish(["a", "b", "c", "d", "e"], to: broker)

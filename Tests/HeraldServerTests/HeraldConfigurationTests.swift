@@ -86,10 +86,14 @@ import Testing
                 fsync = "always"
                 persist = ["block.#", "#.138"]
                 retention_bytes = 0
+                linger_ms = 0
                 [groups]
                 backoff_ms = [10, 20]
                 """
         )
+        #expect(configuration.log.lingerMs == 0)
+        #expect(configuration.logConfiguration.lingerMilliseconds == 0)
+        #expect(HeraldConfiguration().log.lingerMs == 5)
         #expect(configuration.dataDirectory == "/var/lib/herald")
         #expect(configuration.validatePayloads)
         #expect(configuration.socketPath == "/run/herald.sock")
@@ -152,6 +156,7 @@ import Testing
             "configuration: log.persist[0]: pattern 'block.*x': '*' and '#' must be whole words"
         ),
         ("[log]\npartitions = 0", "configuration: log.partitions: must be an integer from 1 to 1024"),
+        ("[log]\nlinger_ms = 60001", "configuration: log.linger_ms: must be an integer from 0 to 60000"),
         ("[groups]\nbackoff_ms = []", "configuration: groups.backoff_ms: must be a non-empty array of integers"),
         (
             "[groups]\nbackoff_ms = [1, -2]",

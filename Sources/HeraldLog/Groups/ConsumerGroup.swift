@@ -361,6 +361,11 @@ public final class ConsumerGroup: Sendable {
                 effects.wake.append(member)
             } else {
                 state.members[member.id]!.waiting = deliveries.count == before
+                // Nothing left to take: the next event of its partitions is written without the log's
+                // linger, and it is woken for it at once.
+                if deliveries.count == before, !capacity.isSpent {
+                    for partition in partitions { log.readerWaits(partition: partition) }
+                }
             }
             if deliveries.count > before {
                 effects.changed = true

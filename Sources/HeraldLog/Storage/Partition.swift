@@ -14,6 +14,9 @@ final class Partition: Sendable {
     private let state: StateLock<State>
     /// Bytes of records appended and not yet written (queued, or in the writer's current round).
     let backlog = Atomic<Int>(0)
+    /// Set when a reader has read every durable record and waits for the next (``DurableLog/readerWaits(partition:)``);
+    /// the next append takes it down and has its round written without lingering.
+    let readerWaits = Atomic<Bool>(false)
 
     private struct State {
         var segments: [Segment]

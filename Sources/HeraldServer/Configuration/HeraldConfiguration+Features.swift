@@ -24,7 +24,8 @@ extension HeraldConfiguration {
             fsync: LogConfiguration.FsyncPolicy(rawValue: log.fsync.rawValue) ?? .batch,
             retentionMilliseconds: log.retentionDays > 0 ? Int64(log.retentionDays) * 86_400_000 : nil,
             retentionBytesPerPartition: log.retentionBytes > 0
-                ? max(1, Int(log.retentionBytes) / log.partitions) : nil
+                ? max(1, Int(log.retentionBytes) / log.partitions) : nil,
+            lingerMilliseconds: log.lingerMs
         )
     }
 }

@@ -31,6 +31,7 @@ extension HeraldConfiguration {
         .integer("log.retention_days", 0...36_500, \.log.retentionDays),
         .integer("log.retention_bytes", 0...Int.max, \.log.retentionBytes),
         .integer("log.dedup_window_ms", 0...86_400_000, \.log.dedupWindowMs),
+        .integer("log.linger_ms", 0...60_000, \.log.lingerMs),
         .integer("groups.ack_wait_ms", 1...86_400_000, \.groups.ackWaitMs),
         .integer("groups.max_deliver", 1...1000, \.groups.maxDeliver),
         .integers("groups.backoff_ms", 0...86_400_000, \.groups.backoffMs),

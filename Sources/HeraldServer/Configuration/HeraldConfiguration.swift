@@ -65,6 +65,8 @@ public struct HeraldConfiguration: Sendable, Equatable {
         public var retentionBytes: Int64 = 10_737_418_240
         /// How long an `event_id` is remembered for deduplication.
         public var dedupWindowMs = 120_000
+        /// How long the log's writer may wait to write appends nobody waits for together (docs/storage.md).
+        public var lingerMs = 5
     }
 
     /// The `fsync` policy of the log.
