@@ -294,17 +294,14 @@ public final class DurableLog: Sendable {
     ) throws(LogError) -> (offset: Int64, bytes: [UInt8])? {
         if writer.state.withLock({ $0.closing }) { throw LogError.closed }
         let target = partitions[partition]
-        let appended = try target.append(timestamp: timestamp, encode: encode, whenDurable: whenDurable)
-        if appended != nil {
-            // Nobody waits for an append without `whenDurable` while no reader waits for the partition: the
-            // writer may linger to write more with it, while its queue stays small.
-            let urgent =
-                whenDurable != nil || target.backlog.load(ordering: .relaxed) >= Self.lingerBacklogLimit
-                || (target.readerWaits.load(ordering: .relaxed)
-                    && target.readerWaits.exchange(false, ordering: .relaxed))
-            writer.signal(urgent: urgent)
-        }
-        return appended
+        guard let appended = try target.append(timestamp: timestamp, encode: encode, whenDurable: whenDurable)
+        else { return nil }
+        // Nobody waits for an append without `whenDurable` while no reader waits for the partition: the writer
+        // may linger to write more with it, while its queue stays small.
+        writer.signal(
+            urgent: whenDurable != nil || appended.readerWaited
+                || target.backlog.load(ordering: .relaxed) >= Self.lingerBacklogLimit)
+        return (appended.offset, appended.bytes)
     }
 
     /// A partition's queue above which its appends are written without lingering.
@@ -314,7 +311,8 @@ public final class DurableLog: Sendable {
     /// appended there is written without lingering (``LogConfiguration/lingerMilliseconds``), not held back
     /// from the reader by it. A consumer group calls it when a member finds nothing more to take.
     public func readerWaits(partition: Int) {
-        partitions[partition].readerWaits.store(true, ordering: .relaxed)
+        // Records appended before the reader looked, and not yet written, are what it waits for.
+        if partitions[partition].readerWaits() { writer.signal() }
     }
 
     /// Whether the writer is lingering: woken by appends nobody waits for, and waiting for more before it
@@ -336,9 +334,8 @@ public final class DurableLog: Sendable {
 
     /// Calls `callback` (on the writer thread, or at once) when the record at `position` is durable.
     public func whenDurable(_ position: LogPosition, _ callback: @escaping DurabilityCallback) {
-        partitions[position.partition].whenDurable(position.offset, callback)
         // Someone waits for the record now: a round that lingers must not make it wait too.
-        writer.signal()
+        if partitions[position.partition].whenDurable(position.offset, callback) { writer.signal() }
     }
 
     /// Readable records of `partition` from `offset` on (from its first retained record when `offset` is

@@ -53,12 +53,29 @@ import Testing
         try appendUnconfirmed(log, "other", partition: 1)
         try await waitUntil { log.isLingering }
         try appendUnconfirmed(log, "a", partition: 0)
-        try await waitUntil { log.bounds(partition: 0).end == 1 }
+        // The round writes both partitions' queues (and marks them durable one after the other).
+        try await waitUntil { log.bounds(partition: 0).end == 1 && log.bounds(partition: 1).end == 1 }
         #expect(try log.texts(partition: 1) == ["other"])
         // The wait was for one record: the next one lingers again.
         try appendUnconfirmed(log, "b", partition: 0)
         try await waitUntil { log.isLingering }
         #expect(log.bounds(partition: 0).end == 1)
+    }
+
+    /// A reader that looked just before a record was written (a burst: the next record was appended while
+    /// the round of the one it was woken for ran) waits for that record, which is queued already.
+    @Test func aReaderThatWaitsForARecordAlreadyQueuedHasItWrittenAtOnce() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try open(directory)
+        defer { log.close() }
+        try appendUnconfirmed(log, "a", partition: 0)
+        try await waitUntil { log.isLingering }
+        log.readerWaits(partition: 0)
+        try await waitUntil { log.bounds(partition: 0).end == 1 }
+        // Nothing was queued this time: the next append is the one it waits for.
+        log.readerWaits(partition: 0)
+        #expect(log.partitions[0].isReaderWaiting)
     }
 
     @Test func waitingForAnAppendedRecordEndsTheLinger() async throws {

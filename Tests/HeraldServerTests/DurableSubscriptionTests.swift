@@ -1,6 +1,5 @@
 import Foundation
 import HeraldCore
-import Synchronization
 import Testing
 
 @testable import HeraldLog
@@ -77,9 +76,6 @@ struct DurableSubscriptionTests {
         try await broker.stop()
     }
 
-    /// After `bye` nothing but the owed replies follows (docs/protocol.md): an ack sent with it frees room in
-    /// `max_in_flight`, and the member takes no new events it would never acknowledge — they would each
-    /// count a failed attempt when it leaves.
     /// The log writes events nobody waits for after a linger (docs/storage.md, "Lingering"); a member that
     /// has taken everything is one who waits, so its next event is written — and delivered — at once.
     @Test func aCaughtUpMemberIsNotHeldBackByTheLogsLinger() async throws {
@@ -91,7 +87,7 @@ struct DurableSubscriptionTests {
                 try await client.request(#"{"op":"subscribe","id":1,"topics":["tx"],"group":"indexers"}"#)
                     == #"{"op":"ok","id":1,"subscription":1}"#)
             // Its first take found nothing in either partition.
-            try await waitUntil { log.partitions.allSatisfy { $0.readerWaits.load(ordering: .relaxed) } }
+            try await waitUntil { log.partitions.allSatisfy(\.isReaderWaiting) }
             let published = ContinuousClock.now
             try await client.send(
                 #"{"op":"publish","event":{"event_type":"tx","key":"k","event_id":"unconfirmed","payload":{}}}"#)
@@ -102,6 +98,9 @@ struct DurableSubscriptionTests {
         try await broker.stop()
     }
 
+    /// After `bye` nothing but the owed replies follows (docs/protocol.md): an ack sent with it frees room in
+    /// `max_in_flight`, and the member takes no new events it would never acknowledge — they would each
+    /// count a failed attempt when it leaves.
     @Test func aMemberSayingByeTakesNoMoreEventsAfterItsLastAck() async throws {
         let broker = try await Self.start()
         try await Self.publish(["a", "b", "c", "d", "e"], to: broker)

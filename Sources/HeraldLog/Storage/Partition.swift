@@ -14,9 +14,6 @@ final class Partition: Sendable {
     private let state: StateLock<State>
     /// Bytes of records appended and not yet written (queued, or in the writer's current round).
     let backlog = Atomic<Int>(0)
-    /// Set when a reader has read every durable record and waits for the next (``DurableLog/readerWaits(partition:)``);
-    /// the next append takes it down and has its round written without lingering.
-    let readerWaits = Atomic<Bool>(false)
 
     private struct State {
         var segments: [Segment]
@@ -32,6 +29,9 @@ final class Partition: Sendable {
         var waiters = Deque<(offset: Int64, callback: DurabilityCallback)>()
         /// Set once a write or sync failed: nothing more is accepted (the log must be reopened).
         var failure: LogError?
+        /// Set when a reader has read every durable record and waits for the next (``readerWaits()``); the
+        /// next append takes it down and says so, to have its round written without lingering.
+        var readerWaits = false
     }
 
     struct PendingRecords {
@@ -65,13 +65,15 @@ final class Partition: Sendable {
         timestamp: Int64?,
         encode: (_ offset: Int64, _ timestamp: Int64) -> [UInt8]?,
         whenDurable: DurabilityCallback?
-    ) throws(LogError) -> (offset: Int64, bytes: [UInt8])? {
+    ) throws(LogError) -> (offset: Int64, bytes: [UInt8], readerWaited: Bool)? {
         try state.withLock { state throws(LogError) in
             if let failure = state.failure { throw failure }
             let offset = state.nextOffset
             let timestamp = timestamp ?? Timestamp.currentMilliseconds()
             guard let bytes = encode(offset, timestamp) else { return nil }
             state.nextOffset += 1
+            let readerWaited = state.readerWaits
+            state.readerWaits = false
             let start = state.pending.bytes.count
             bytes.withUnsafeBytes {
                 Record.append(offset: offset, timestamp: timestamp, data: $0, to: &state.pending.bytes)
@@ -79,9 +81,23 @@ final class Partition: Sendable {
             state.pending.records.append((offset, timestamp, start, state.pending.bytes.count - start))
             backlog.add(state.pending.bytes.count - start, ordering: .relaxed)
             if let whenDurable { state.waiters.append((offset, whenDurable)) }
-            return (offset, bytes)
+            return (offset, bytes, readerWaited)
         }
     }
+
+    /// Says that a reader has read every durable record and waits for the next. Returns whether records are
+    /// queued (appended, not yet taken by a round): the reader waits for them now, and the caller has them
+    /// written without lingering. Otherwise the next append says a reader waited for it.
+    func readerWaits() -> Bool {
+        state.withLock { state in
+            if !state.pending.isEmpty { return true }
+            state.readerWaits = true
+            return false
+        }
+    }
+
+    /// Whether a reader waits for the next append (for tests).
+    var isReaderWaiting: Bool { state.withLock { $0.readerWaits } }
 
     var hasPending: Bool { state.withLock { !$0.pending.isEmpty } }
 
@@ -220,8 +236,9 @@ final class Partition: Sendable {
         for waiter in ready { waiter.callback(.success(LogPosition(partition: index, offset: waiter.offset))) }
     }
 
-    /// Calls `callback` once `offset` is durable: at once if it already is.
-    func whenDurable(_ offset: Int64, _ callback: @escaping DurabilityCallback) {
+    /// Calls `callback` once `offset` is durable: at once if it already is. Returns whether it waits.
+    @discardableResult
+    func whenDurable(_ offset: Int64, _ callback: @escaping DurabilityCallback) -> Bool {
         let now: Result<LogPosition, LogError>? = state.withLock { state in
             if offset < state.readableOffset { return .success(LogPosition(partition: index, offset: offset)) }
             if let failure = state.failure { return .failure(failure) }
@@ -229,7 +246,9 @@ final class Partition: Sendable {
             state.waiters.insert((offset, callback), at: slot)
             return nil
         }
-        if let now { callback(now) }
+        guard let now else { return true }
+        callback(now)
+        return false
     }
 
     /// Fails every waiter and every later append: a write or sync failed, so what is in memory may not
