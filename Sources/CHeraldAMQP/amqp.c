@@ -27,7 +27,8 @@ static struct {
     int (*destroy_connection)(amqp_connection_state_t);
     amqp_socket_t *(*tcp_socket_new)(amqp_connection_state_t);
     int (*socket_open_noblock)(amqp_socket_t *, const char *, int, const struct timeval *);
-    amqp_rpc_reply_t (*login)(amqp_connection_state_t, const char *, int, int, int, amqp_sasl_method_enum, ...);
+    amqp_rpc_reply_t (*login)(amqp_connection_state_t, const char *, int, int, int, const amqp_table_t *,
+                              amqp_sasl_method_enum, ...);
     amqp_channel_open_ok_t *(*channel_open)(amqp_connection_state_t, amqp_channel_t);
     amqp_rpc_reply_t (*get_rpc_reply)(amqp_connection_state_t);
     amqp_rpc_reply_t (*channel_close)(amqp_connection_state_t, amqp_channel_t, int);
@@ -97,7 +98,7 @@ static void load(void) {
     RESOLVE(handle, destroy_connection, "amqp_destroy_connection");
     RESOLVE(handle, tcp_socket_new, "amqp_tcp_socket_new");
     RESOLVE(handle, socket_open_noblock, "amqp_socket_open_noblock");
-    RESOLVE(handle, login, "amqp_login");
+    RESOLVE(handle, login, "amqp_login_with_properties");
     RESOLVE(handle, channel_open, "amqp_channel_open");
     RESOLVE(handle, get_rpc_reply, "amqp_get_rpc_reply");
     RESOLVE(handle, channel_close, "amqp_channel_close");
@@ -286,8 +287,17 @@ int herald_amqp_open(herald_amqp *connection, const char *url, int heartbeat_sec
     }
     lib.set_rpc_timeout(connection->state, &timeout);
     lib.set_handshake_timeout(connection->state, &timeout);
-    amqp_rpc_reply_t login = lib.login(connection->state, info.vhost, 0, AMQP_DEFAULT_FRAME_SIZE,
-                                       heartbeat_seconds, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+    // `consumer_cancel_notify`: RabbitMQ tells a consumer whose queue is deleted (`basic.cancel`) instead of
+    // leaving it waiting for good (librabbitmq merges it with its own capabilities).
+    amqp_table_entry_t capability = {.key = bytes("consumer_cancel_notify"),
+                                     .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value = {.boolean = 1}}};
+    amqp_table_entry_t property = {
+        .key = bytes("capabilities"),
+        .value = {.kind = AMQP_FIELD_KIND_TABLE, .value = {.table = {.num_entries = 1, .entries = &capability}}}};
+    amqp_table_t properties = {.num_entries = 1, .entries = &property};
+    amqp_rpc_reply_t login =
+        lib.login(connection->state, info.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat_seconds, &properties,
+                  AMQP_SASL_METHOD_PLAIN, info.user, info.password);
     free(text);
     if (check(connection, login, "logging in") != 0) {
         herald_amqp_close(connection);
@@ -530,13 +540,22 @@ int herald_amqp_next_message(herald_amqp *connection, int timeout_ms, herald_amq
         return 0;
     }
     if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && reply.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-        // A frame other than a delivery: a close ends the connection, anything else is passed over.
+        // A frame other than a delivery: a close ends the connection, and so does the server's cancel of a
+        // consumer (its queue was deleted, or the node holding it went down), which would otherwise leave
+        // the queue unread for good; anything else is passed over.
         amqp_frame_t frame;
         int status = lib.simple_wait_frame(connection->state, &frame);
         if (check_status(connection, status, "consuming") != 0) return -1;
         if (frame.frame_type == AMQP_FRAME_METHOD && (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
                                                       frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)) {
             return fail_closed(connection, "consuming", frame.payload.method);
+        }
+        if (frame.frame_type == AMQP_FRAME_METHOD && frame.payload.method.id == AMQP_BASIC_CANCEL_METHOD) {
+            amqp_basic_cancel_t *cancel = frame.payload.method.decoded;
+            return fail(connection,
+                        "consuming: RabbitMQ cancelled the consumer of queue '%.*s' (the queue was deleted, or "
+                        "its node went down)",
+                        (int)cancel->consumer_tag.len, (const char *)cancel->consumer_tag.bytes);
         }
         return 0;
     }

@@ -415,6 +415,37 @@ struct RabbitMQBridgeTests {
         }
     }
 
+    /// RabbitMQ cancels a consumer whose queue is deleted and says so (`basic.cancel`); the bridge then
+    /// reconnects and declares the queue again, instead of waiting on a consumer that will never deliver.
+    @Test func aConsumedQueueDeletedUnderTheBridgeIsDeclaredAndConsumedAgain() async throws {
+        try await RabbitMQServer.with { server in
+            let records = RecordingLogHandler.Records()
+            let broker = try await TestBroker.start(
+                durable: true, bridge: true, logger: RecordingLogHandler.logger(records)
+            ) {
+                $0.bridge = settings(server, id: "alpha", publish: [], consume: [.init(queue: "in", patterns: ["tx"])])
+            }
+            try await waitForQueue(server, "in")
+            let watcher = try await client(broker, "watcher")
+            let events = try await watcher.subscribe(["tx"])
+            try await server.withClient { amqp in try amqp.deleteQueue("in") }
+            try await waitUntil { records.contains("RabbitMQ cancelled the consumer of queue 'in'") }
+            // Declared, bound and consumed again before the bridge says it reconnected.
+            try await waitUntil {
+                records.all.contains { $0.contains("RabbitMQ bridge reconnected") && $0.contains("direction=inbound") }
+            }
+            try await server.withClient { amqp in
+                try amqp.publish(
+                    exchange: "herald.events", routingKey: "tx",
+                    body: Array(#"{"event_type":"tx","event_id":"after-delete"}"#.utf8))
+            }
+            var received = events.makeAsyncIterator()
+            #expect(await received.next()?.eventID == "after-delete")
+            await watcher.close()
+            try await broker.stop()
+        }
+    }
+
     /// An event larger than `max_message_bytes` goes to the bridge group's dead-letter queue, and the events
     /// after it are bridged: published, RabbitMQ would close the channel over it, and every connection would
     /// publish it again, bridging nothing more.
