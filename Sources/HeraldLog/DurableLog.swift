@@ -274,34 +274,43 @@ public final class DurableLog: Sendable {
         encode: (Int64) -> [UInt8]?,
         whenDurable: DurabilityCallback? = nil
     ) throws(LogError) -> (offset: Int64, bytes: [UInt8])? {
-        try append(
-            partition: partition, at: timestamp, encode: { offset, _ in encode(offset) }, whenDurable: whenDurable)
+        var bytes: [UInt8] = []
+        let offset = try append(
+            partition: partition, at: timestamp,
+            record: { offset, _ in
+                guard let encoded = encode(offset) else { return nil }
+                bytes = encoded
+                return .bytes(encoded)
+            }, whenDurable: whenDurable)
+        return offset.map { ($0, bytes) }
     }
 
-    /// ``append(partition:timestamp:encode:whenDurable:)`` with the record's timestamp the current time,
-    /// read under the partition's lock as the offset is assigned, and given to `encode` with it: along a
-    /// partition the timestamps follow the offsets (unless the system clock is set back).
+    /// Appends an event to `partition` as ``append(partition:timestamp:encode:whenDurable:)`` does, with the
+    /// record's timestamp the current time, read under the partition's lock as the offset is assigned and
+    /// given to `record` with it (along a partition the timestamps follow the offsets, unless the system
+    /// clock is set back). `record` gives the event's body: an envelope is encoded when the writer frames its
+    /// record, not here, unless something needed its JSON before. Returns the offset.
     public func append(
         partition: Int,
-        encode: (_ offset: Int64, _ timestamp: Int64) -> [UInt8]?,
+        record: (_ offset: Int64, _ timestamp: Int64) -> RecordBody?,
         whenDurable: DurabilityCallback? = nil
-    ) throws(LogError) -> (offset: Int64, bytes: [UInt8])? {
-        try append(partition: partition, at: nil, encode: encode, whenDurable: whenDurable)
+    ) throws(LogError) -> Int64? {
+        try append(partition: partition, at: nil, record: record, whenDurable: whenDurable)
     }
 
     private func append(
-        partition: Int, at timestamp: Int64?, encode: (Int64, Int64) -> [UInt8]?, whenDurable: DurabilityCallback?
-    ) throws(LogError) -> (offset: Int64, bytes: [UInt8])? {
+        partition: Int, at timestamp: Int64?, record: (Int64, Int64) -> RecordBody?, whenDurable: DurabilityCallback?
+    ) throws(LogError) -> Int64? {
         if writer.state.withLock({ $0.closing }) { throw LogError.closed }
         let target = partitions[partition]
-        guard let appended = try target.append(timestamp: timestamp, encode: encode, whenDurable: whenDurable)
+        guard let appended = try target.append(timestamp: timestamp, encode: record, whenDurable: whenDurable)
         else { return nil }
         // Nobody waits for an append without `whenDurable` while no reader waits for the partition: the writer
         // may linger to write more with it, while its queue stays small.
         writer.signal(
             urgent: whenDurable != nil || appended.readerWaited
                 || target.backlog.load(ordering: .relaxed) >= Self.lingerBacklogLimit)
-        return (appended.offset, appended.bytes)
+        return appended.offset
     }
 
     /// A partition's queue above which its appends are written without lingering.

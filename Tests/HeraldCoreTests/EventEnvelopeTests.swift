@@ -18,6 +18,34 @@ import Testing
 
     // MARK: Defaults and derived fields
 
+    /// The size the broker checks and the log queues before any JSON is made is the size of the JSON made
+    /// later: strings with every kind of escape, multi-byte text, metadata, and every optional field.
+    @Test(arguments: [
+        #"{"event_type":"a"}"#,
+        #"{"event_type":"block.new","event_id":"q\"uote\\back\nnl\rcr\ttab\u0001ctl\u001f","chain_id":0}"#,
+        #"{"event_type":"tx","key":"ключ-キー-🔑","timestamp":"2026-11-25T05:00:00.000Z","chain_id":9223372036854775807}"#,
+        #"{"event_type":"tx","payload":{"a":[1,2,{"b":null}]},"metadata":{"x":"1","\u0000":"\"","z":""}}"#,
+        #"{"event_type":"tx","metadata":{"only":"one"},"payload":"text"}"#,
+    ])
+    func theEncodedSizeIsKnownBeforeEncoding(_ text: String) throws {
+        let published = try EventEnvelope(json: Array(text.utf8))
+        #expect(published.encodedSize == published.json.count)
+        let stored = published.stored(offset: 1_234_567_890_123, partition: 7)
+        #expect(stored.encodedSize == stored.json.count)
+        let produced = stored.producedBy("módulo \"1\"")
+        #expect(produced.encodedSize == produced.json.count)
+    }
+
+    @Test func theJSONIsMadeOnceWhicheverThreadAsksFirst() async throws {
+        let envelope = try EventEnvelope(eventType: "tx", eventID: "once", payload: try RawJSON(validating: "[1]"))
+        let encodings = await withTaskGroup(of: [UInt8].self) { group in
+            for _ in 0..<8 { group.addTask { envelope.json } }
+            return await group.reduce(into: [[UInt8]]()) { $0.append($1) }
+        }
+        #expect(Set(encodings).count == 1)
+        #expect(encodings.allSatisfy { $0 == envelope.json })
+    }
+
     @Test func appliesDefaultsOnPublish() throws {
         let envelope = try parse(#"{"event_type":"block.new","chain_id":138,"payload":{"block_number":1}}"#)
         #expect(envelope.eventType == "block.new")

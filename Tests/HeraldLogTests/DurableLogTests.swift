@@ -1,4 +1,5 @@
 import Foundation
+import HeraldCore
 import Testing
 
 @testable import HeraldLog
@@ -31,6 +32,35 @@ import Testing
             atPath: DurableLog.partitionDirectory(directory.path, 0))
         #expect(files.filter { $0.hasSuffix(".log") }.count >= 2)
         #expect(files.contains(Segment.name(0) + ".index"))
+    }
+
+    /// An envelope appended without its JSON made is framed by the writer: the record holds the JSON the
+    /// envelope has when asked, sized as the append counted it.
+    @Test func anEnvelopeIsEncodedWhenItsRecordIsFramed() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try DurableLog(configuration: configuration(directory))
+        defer { log.close() }
+        let (stream, continuation) = AsyncStream<Result<LogPosition, LogError>>.makeStream()
+        var envelopes: [EventEnvelope] = []
+        for index in 0..<3 {
+            let offset = try log.append(
+                partition: 0,
+                record: { offset, _ in
+                    let envelope = try! EventEnvelope(eventType: "tx", eventID: "e\\\"\(index)")
+                        .stored(offset: offset, partition: 0)
+                    envelopes.append(envelope)
+                    return .envelope(envelope)
+                },
+                whenDurable: { continuation.yield($0) })
+            #expect(offset == Int64(index))
+        }
+        var results = stream.makeAsyncIterator()
+        for _ in 0..<3 { _ = try await results.next()?.get() }
+        let records = try log.read(partition: 0, from: 0)
+        #expect(records.map(\.bytes) == envelopes.map(\.json))
+        #expect(records.allSatisfy { record in record.bytes.count == envelopes[Int(record.offset)].encodedSize })
+        #expect(try log.texts().count == 3)
     }
 
     @Test(arguments: [LogConfiguration.FsyncPolicy.always, .batch, .never])

@@ -1,8 +1,13 @@
+import Synchronization
+
 /// One event as PROTOCOL.md §1 defines it: validated, with every default applied, and encoded once.
 ///
-/// The JSON form (`json`) is produced when the envelope is made and kept: every delivery of the event,
-/// to any number of subscribers, splices these bytes instead of encoding again. Copying an envelope copies
-/// one reference.
+/// The JSON form (`json`) is produced once, by whichever thread needs it first, and kept: every delivery of
+/// the event, to any number of subscribers, splices these bytes instead of encoding again. Its size is
+/// known from the moment the envelope is made (``encodedSize``), so that the broker can check it, and the
+/// log queue the event, without encoding on the publisher's event loop: the log's writer thread or a
+/// subscriber's loop encodes it (docs/benchmarks.md, "Fifteenth session"). Copying an envelope copies one
+/// reference.
 public struct EventEnvelope: Sendable, Hashable, CustomStringConvertible {
     /// The type of `metadata`: string values in publish order.
     public typealias Metadata = EventMetadata
@@ -29,8 +34,10 @@ public struct EventEnvelope: Sendable, Hashable, CustomStringConvertible {
     public var partition: Int? { storage.fields.partition }
     /// The routing key: `eventType`, or `eventType.chainID` (`block.new.138`).
     public var topic: String { storage.topic }
-    /// The envelope's JSON text, encoded once when the envelope was made.
+    /// The envelope's JSON text, encoded once, when first asked for.
     public var json: [UInt8] { storage.json }
+    /// The size of ``json`` in bytes, known without encoding it.
+    public var encodedSize: Int { storage.encodedSize }
     /// When the envelope was made: for an event the broker accepted, the moment of acceptance, from which
     /// its deliveries' latency is measured. Not part of the event (not encoded, not compared).
     package var sealedAt: ContinuousClock.Instant { storage.sealedAt }
@@ -163,22 +170,53 @@ extension EventEnvelope {
     final class Storage: Sendable {
         let fields: Sealed
         let topic: String
-        let json: [UInt8]
+        /// The size of the JSON text ``encode(_:)`` makes.
+        let encodedSize: Int
         /// When the envelope was sealed (the broker seals an event once, when it accepts it).
         let sealedAt = ContinuousClock.now
+        /// The JSON text once made. Two threads asking at once may both encode it; the first stored is kept.
+        private let encoded = AtomicLazyReference<Encoded>()
+
+        private final class Encoded: Sendable {
+            let bytes: [UInt8]
+
+            init(_ bytes: [UInt8]) {
+                self.bytes = bytes
+            }
+        }
 
         init(fields: Sealed) {
             self.fields = fields
             topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
-            json = Storage.encode(fields)
+            encodedSize = Storage.size(fields)
         }
 
-        private static func encode(_ fields: Sealed) -> [UInt8] {
-            // Sized for the whole envelope (field names, numbers and quotes in the constant), so that it is
-            // allocated once; only strings that need escapes make it grow.
-            var capacity = 160 + fields.eventType.utf8.count + fields.eventID.utf8.count + fields.key.utf8.count
-            capacity += fields.timestamp.utf8.count + (fields.payload?.bytes.count ?? 0)
-            for (name, value) in fields.metadata { capacity += name.utf8.count + value.utf8.count + 6 }
+        var json: [UInt8] {
+            if let encoded = encoded.load() { return encoded.bytes }
+            return encoded.storeIfNil(Encoded(Storage.encode(fields, capacity: encodedSize))).bytes
+        }
+
+        /// The bytes ``encode(_:capacity:)`` writes, counted field by field the same way.
+        private static func size(_ fields: Sealed) -> Int {
+            // `{"event_type":` `,"event_id":` `,"timestamp":` `,"key":` `}`
+            var size = 14 + 12 + 13 + 7 + 1
+            size += JSONWriter.encodedLength(of: fields.eventType) + JSONWriter.encodedLength(of: fields.eventID)
+            size += JSONWriter.encodedLength(of: fields.timestamp) + JSONWriter.encodedLength(of: fields.key)
+            if let chainID = fields.chainID { size += 12 + JSONWriter.encodedLength(of: chainID) }
+            if let payload = fields.payload { size += 11 + payload.bytes.count }
+            if !fields.metadata.isEmpty {
+                // `,"metadata":{` `}`, and a `:` per entry and a `,` between entries
+                size += 13 + 1 + fields.metadata.count * 2 - 1
+                for (name, value) in fields.metadata {
+                    size += JSONWriter.encodedLength(of: name) + JSONWriter.encodedLength(of: value)
+                }
+            }
+            if let offset = fields.offset { size += 10 + JSONWriter.encodedLength(of: offset) }
+            if let partition = fields.partition { size += 13 + JSONWriter.encodedLength(of: Int64(partition)) }
+            return size
+        }
+
+        private static func encode(_ fields: Sealed, capacity: Int) -> [UInt8] {
             var writer = JSONWriter(capacity: capacity)
             writer.append(raw: "{\"event_type\":")
             writer.append(string: fields.eventType)

@@ -79,6 +79,30 @@ package struct JSONWriter {
         bytes.append(UInt8(ascii: "\""))
     }
 
+    /// The bytes ``append(string:)`` writes for `string`, quotes included, without writing them.
+    package static func encodedLength(of string: String) -> Int {
+        var length = 2
+        for byte in string.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), 0x5C, 0x0A, 0x0D, 0x09: length += 2
+            case ..<0x20: length += 6
+            default: length += 1
+            }
+        }
+        return length
+    }
+
+    /// The bytes ``append(integer:)`` writes for `integer`.
+    package static func encodedLength(of integer: Int64) -> Int {
+        var length = integer < 0 ? 2 : 1
+        var probe = integer.magnitude
+        while probe >= 10 {
+            probe /= 10
+            length += 1
+        }
+        return length
+    }
+
     private mutating func appendEscaped(_ byte: UInt8) {
         switch byte {
         case UInt8(ascii: "\""): append(raw: "\\\"")

@@ -34,10 +34,37 @@ final class Partition: Sendable {
         var readerWaits = false
     }
 
+    /// Records appended and not yet written. Appends queue each event's body (``RecordBody``); the writer
+    /// thread frames them into `bytes` (header, checksum, the event's bytes), so that neither the framing nor
+    /// the encoding of an envelope runs on the appending event loop.
     struct PendingRecords {
+        var appended: [(offset: Int64, timestamp: Int64, body: RecordBody)] = []
+        /// The records' sizes as queued, header included: what they add to the backlog.
+        var queuedBytes = 0
+        /// The records framed back to back, and where each starts (by ``frame()``).
         var bytes: [UInt8] = []
         var records: [(offset: Int64, timestamp: Int64, start: Int, size: Int)] = []
-        var isEmpty: Bool { records.isEmpty }
+        var isEmpty: Bool { appended.isEmpty && records.isEmpty }
+
+        /// Frames every appended record into `bytes`.
+        mutating func frame() {
+            for record in appended {
+                let start = bytes.count
+                record.body.bytes.withUnsafeBytes {
+                    Record.append(offset: record.offset, timestamp: record.timestamp, data: $0, to: &bytes)
+                }
+                records.append((record.offset, record.timestamp, start, bytes.count - start))
+            }
+            appended.removeAll(keepingCapacity: true)
+        }
+
+        /// Empties it, keeping its buffers for a later round.
+        mutating func empty() {
+            appended.removeAll(keepingCapacity: true)
+            bytes.removeAll(keepingCapacity: true)
+            records.removeAll(keepingCapacity: true)
+            queuedBytes = 0
+        }
     }
 
     /// Opens (recovering) or creates the partition in `directory`.
@@ -63,25 +90,23 @@ final class Partition: Sendable {
     /// thread) once the record is durable under the fsync policy, or failed.
     func append(
         timestamp: Int64?,
-        encode: (_ offset: Int64, _ timestamp: Int64) -> [UInt8]?,
+        encode: (_ offset: Int64, _ timestamp: Int64) -> RecordBody?,
         whenDurable: DurabilityCallback?
-    ) throws(LogError) -> (offset: Int64, bytes: [UInt8], readerWaited: Bool)? {
+    ) throws(LogError) -> (offset: Int64, readerWaited: Bool)? {
         try state.withLock { state throws(LogError) in
             if let failure = state.failure { throw failure }
             let offset = state.nextOffset
             let timestamp = timestamp ?? Timestamp.currentMilliseconds()
-            guard let bytes = encode(offset, timestamp) else { return nil }
+            guard let body = encode(offset, timestamp) else { return nil }
             state.nextOffset += 1
             let readerWaited = state.readerWaits
             state.readerWaits = false
-            let start = state.pending.bytes.count
-            bytes.withUnsafeBytes {
-                Record.append(offset: offset, timestamp: timestamp, data: $0, to: &state.pending.bytes)
-            }
-            state.pending.records.append((offset, timestamp, start, state.pending.bytes.count - start))
-            backlog.add(state.pending.bytes.count - start, ordering: .relaxed)
+            let size = Record.headerSize + body.size
+            state.pending.appended.append((offset, timestamp, body))
+            state.pending.queuedBytes += size
+            backlog.add(size, ordering: .relaxed)
             if let whenDurable { state.waiters.append((offset, whenDurable)) }
-            return (offset, bytes, readerWaited)
+            return (offset, readerWaited)
         }
     }
 
@@ -129,20 +154,20 @@ final class Partition: Sendable {
         // waiters were told), and written after the failed bytes it would be read — and confirmed to a retry
         // of the same `event_id` — past a hole that recovery then cuts at.
         if let failed {
-            backlog.subtract(pending.bytes.count, ordering: .relaxed)
+            backlog.subtract(pending.queuedBytes, ordering: .relaxed)
             return (nil, [], pending.isEmpty ? nil : failed)
         }
+        pending.frame()
         let result = write(pending, from: active)
         if let journal, result.written != nil {
             pending.bytes.withUnsafeBytes { journal.add(partition: index, records: $0) }
         }
-        backlog.subtract(pending.bytes.count, ordering: .relaxed)
-        // The buffers go back, emptied, for a later round: appends then grow no buffer once it is large
-        // enough for a round, and nothing is reallocated while the event loops append.
-        // A round swollen by a burst (or a slow disk) is not kept: at most `spareLimit` bytes wait idle.
+        backlog.subtract(pending.queuedBytes, ordering: .relaxed)
+        // The buffers go back, emptied, for a later round: nothing is reallocated once they are large enough
+        // for a round. A round swollen by a burst (or a slow disk) is not kept: at most `spareLimit` bytes
+        // wait idle.
         guard pending.bytes.capacity <= Self.spareLimit else { return result }
-        pending.bytes.removeAll(keepingCapacity: true)
-        pending.records.removeAll(keepingCapacity: true)
+        pending.empty()
         state.withLock { $0.spare = pending }
         return result
     }
@@ -489,7 +514,7 @@ final class Partition: Sendable {
             if offset == next {
                 let data = Array(UnsafeRawBufferPointer(rebasing: rest[Record.headerSize..<size]))
                 // A partition that failed refuses appends; the caller finds the failure when it writes.
-                if (try? append(timestamp: timestamp, encode: { _, _ in data }, whenDurable: nil)) != nil {
+                if (try? append(timestamp: timestamp, encode: { _, _ in .bytes(data) }, whenDurable: nil)) != nil {
                     appended += 1
                 }
             }

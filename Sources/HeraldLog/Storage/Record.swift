@@ -1,3 +1,5 @@
+import HeraldCore
+
 /// One record of a segment file (docs/storage.md), little-endian:
 ///
 /// | bytes | field |
@@ -55,6 +57,30 @@ package enum Record {
         let timestamp = Int64(
             bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self)))
         return .record(offset: offset, timestamp: timestamp, size: 4 + length)
+    }
+}
+
+/// An event's bytes as an append gives them to the log: made already, or an envelope whose JSON is made
+/// when it is first needed — by the log's writer thread as it frames the record, unless a subscriber's
+/// delivery needed it before. Either way its size is known when it is queued.
+public enum RecordBody: Sendable {
+    case bytes([UInt8])
+    case envelope(EventEnvelope)
+
+    /// The event's size in bytes.
+    public var size: Int {
+        switch self {
+        case .bytes(let bytes): bytes.count
+        case .envelope(let envelope): envelope.encodedSize
+        }
+    }
+
+    /// The event's bytes (for an envelope, its JSON: made now if nothing needed it yet).
+    public var bytes: [UInt8] {
+        switch self {
+        case .bytes(let bytes): bytes
+        case .envelope(let envelope): envelope.json
+        }
     }
 }
 

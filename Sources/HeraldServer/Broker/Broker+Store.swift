@@ -69,39 +69,40 @@ extension Broker {
         let topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
         guard let log, persist.contains(where: { $0.matches(topic) }) else {
             let sealed = EventEnvelope(sealing: fields)  // stamped now, when it has no timestamp
-            guard sealed.json.count <= limit else { throw .tooLarge(size: sealed.json.count, limit: limit) }
+            guard sealed.encodedSize <= limit else { throw .tooLarge(size: sealed.encodedSize, limit: limit) }
             bus.publish(sealed)
             return AcceptedEvent(envelope: sealed, stored: nil)
         }
         let partition = log.partition(forKey: fields.key!)
         var sealed: EventEnvelope?
-        let appended: (offset: Int64, bytes: [UInt8])?
+        let offset: Int64?
         do throws(LogError) {
-            // Sealed with its offset inside the append; too large, it is declined and takes no offset.
+            // Sealed with its offset inside the append; too large, it is declined and takes no offset. Its JSON
+            // is made by the log's writer or a subscriber's loop, whichever needs it first, not here.
             // The log reads the time under the partition's lock with the offset: the default `timestamp` is it.
-            appended = try log.append(
+            offset = try log.append(
                 partition: partition,
-                encode: { offset, time in
+                record: { offset, time in
                     var stored = fields
                     stored.offset = offset
                     stored.partition = partition
                     if stored.timestamp == nil { stored.timestamp = Timestamp.format(millisecondsSinceEpoch: time) }
                     let envelope = EventEnvelope(sealing: stored)
                     sealed = envelope
-                    return envelope.json.count <= limit ? envelope.json : nil
+                    return envelope.encodedSize <= limit ? .envelope(envelope) : nil
                 },
                 whenDurable: whenDurable
             )
         } catch {
             throw .storage(error)
         }
-        guard let appended, let sealed else {
-            let size = sealed?.json.count ?? 0
+        guard let offset, let sealed else {
+            let size = sealed?.encodedSize ?? 0
             throw .tooLarge(size: size, limit: limit)
         }
         bus.publish(sealed)
         metrics.stored.increment()
-        return AcceptedEvent(envelope: sealed, stored: LogPosition(partition: partition, offset: appended.offset))
+        return AcceptedEvent(envelope: sealed, stored: LogPosition(partition: partition, offset: offset))
     }
 }
 

@@ -56,7 +56,7 @@ extension HTTPGateway {
             do throws(ProtocolError) {
                 let fields = try broker.admit(event, from: principal)
                 // Sealed without an offset here; the stored envelope adds at most the offset and partition.
-                let size = EventEnvelope(sealing: fields).json.count + 64
+                let size = EventEnvelope(sealing: fields).encodedSize + 64
                 guard size <= broker.largestEnvelope else {
                     throw ProtocolError(
                         .invalidEvent,
