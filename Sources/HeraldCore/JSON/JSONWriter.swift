@@ -81,15 +81,17 @@ package struct JSONWriter {
 
     /// The bytes ``append(string:)`` writes for `string`, quotes included, without writing them.
     package static func encodedLength(of string: String) -> Int {
-        var length = 2
-        for byte in string.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""), 0x5C, 0x0A, 0x0D, 0x09: length += 2
-            case ..<0x20: length += 6
-            default: length += 1
+        var string = string
+        return string.withUTF8 { utf8 in
+            var length = 2 + utf8.count
+            for byte in utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == 0x5C {
+                switch byte {
+                case UInt8(ascii: "\""), 0x5C, 0x0A, 0x0D, 0x09: length += 1
+                default: length += 5
+                }
             }
+            return length
         }
-        return length
     }
 
     /// The bytes ``append(integer:)`` writes for `integer`.
