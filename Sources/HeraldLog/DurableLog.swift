@@ -303,7 +303,7 @@ public final class DurableLog: Sendable {
     ) throws(LogError) -> Int64? {
         if writer.state.withLock({ $0.closing }) { throw LogError.closed }
         let target = partitions[partition]
-        guard let appended = try target.append(timestamp: timestamp, encode: record, whenDurable: whenDurable)
+        guard let appended = try target.append(timestamp: timestamp, body: record, whenDurable: whenDurable)
         else { return nil }
         // Nobody waits for an append without `whenDurable` while no reader waits for the partition: the writer
         // may linger to write more with it, while its queue stays small.

@@ -26,24 +26,33 @@ import Testing
         #"{"event_type":"tx","key":"ключ-キー-🔑","timestamp":"2026-11-25T05:00:00.000Z","chain_id":9223372036854775807}"#,
         #"{"event_type":"tx","payload":{"a":[1,2,{"b":null}]},"metadata":{"x":"1","\u0000":"\"","z":""}}"#,
         #"{"event_type":"tx","metadata":{"only":"one"},"payload":"text"}"#,
+        "{\"event_type\":\"tx\",\"key\":\"del\u{7F}\",\"chain_id\":7}",
     ])
     func theEncodedSizeIsKnownBeforeEncoding(_ text: String) throws {
         let published = try EventEnvelope(json: Array(text.utf8))
         #expect(published.encodedSize == published.json.count)
-        let stored = published.stored(offset: 1_234_567_890_123, partition: 7)
-        #expect(stored.encodedSize == stored.json.count)
+        for (offset, partition) in [(Int64(1_234_567_890_123), 7), (0, 0), (9, 1023)] {
+            let stored = published.stored(offset: offset, partition: partition)
+            #expect(stored.encodedSize == stored.json.count)
+        }
+        let stored = published.stored(offset: 1, partition: 1)
         let produced = stored.producedBy("módulo \"1\"")
         #expect(produced.encodedSize == produced.json.count)
     }
 
-    @Test func theJSONIsMadeOnceWhicheverThreadAsksFirst() async throws {
+    @Test func theJSONIsMadeWhenFirstAskedForAndKept() async throws {
         let envelope = try EventEnvelope(eventType: "tx", eventID: "once", payload: try RawJSON(validating: "[1]"))
+        #expect(!envelope.hasJSON)
         let encodings = await withTaskGroup(of: [UInt8].self) { group in
             for _ in 0..<8 { group.addTask { envelope.json } }
             return await group.reduce(into: [[UInt8]]()) { $0.append($1) }
         }
         #expect(Set(encodings).count == 1)
         #expect(encodings.allSatisfy { $0 == envelope.json })
+        // Kept: every reader got the same buffer (the eight are alive together, so a fresh encoding each
+        // time would be eight buffers).
+        let buffers = Set(encodings.map { $0.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) } })
+        #expect(buffers.count == 1)
     }
 
     @Test func appliesDefaultsOnPublish() throws {

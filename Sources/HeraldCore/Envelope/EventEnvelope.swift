@@ -2,8 +2,9 @@ import Synchronization
 
 /// One event as PROTOCOL.md §1 defines it: validated, with every default applied, and encoded once.
 ///
-/// The JSON form (`json`) is produced once, by whichever thread needs it first, and kept: every delivery of
-/// the event, to any number of subscribers, splices these bytes instead of encoding again. Its size is
+/// The JSON form (`json`) is produced by whichever thread needs it first and kept (threads asking at the
+/// same moment may each encode it; one result is kept): every delivery of the event, to any number of
+/// subscribers, splices these bytes instead of encoding again. Its size is
 /// known from the moment the envelope is made (``encodedSize``), so that the broker can check it, and the
 /// log queue the event, without encoding on the publisher's event loop: the log's writer thread or a
 /// subscriber's loop encodes it (docs/benchmarks.md, "Fifteenth session"). Copying an envelope copies one
@@ -38,6 +39,8 @@ public struct EventEnvelope: Sendable, Hashable, CustomStringConvertible {
     public var json: [UInt8] { storage.json }
     /// The size of ``json`` in bytes, known without encoding it.
     public var encodedSize: Int { storage.encodedSize }
+    /// Whether ``json`` was made already (for tests).
+    package var hasJSON: Bool { storage.hasJSON }
     /// When the envelope was made: for an event the broker accepted, the moment of acceptance, from which
     /// its deliveries' latency is measured. Not part of the event (not encoded, not compared).
     package var sealedAt: ContinuousClock.Instant { storage.sealedAt }
@@ -82,7 +85,8 @@ public struct EventEnvelope: Sendable, Hashable, CustomStringConvertible {
         self.init(sealing: fields)
     }
 
-    /// Applies the defaults still missing and encodes: the one place an envelope's JSON is produced.
+    /// Applies the defaults still missing and seals the fields; their JSON is made when first asked for
+    /// (``json``), by ``Storage``'s encoder: the one place an envelope's JSON is produced.
     package init(sealing fields: EnvelopeFields) {
         var fields = fields
         fields.applyDefaults()
@@ -170,7 +174,7 @@ extension EventEnvelope {
     final class Storage: Sendable {
         let fields: Sealed
         let topic: String
-        /// The size of the JSON text ``encode(_:)`` makes.
+        /// The size of the JSON text ``encode(_:capacity:)`` makes.
         let encodedSize: Int
         /// When the envelope was sealed (the broker seals an event once, when it accepts it).
         let sealedAt = ContinuousClock.now
@@ -190,6 +194,9 @@ extension EventEnvelope {
             topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
             encodedSize = Storage.size(fields)
         }
+
+        /// Whether the JSON was made already (for tests).
+        var hasJSON: Bool { encoded.load() != nil }
 
         var json: [UInt8] {
             if let encoded = encoded.load() { return encoded.bytes }
@@ -281,7 +288,7 @@ extension EventEnvelope {
 }
 
 extension EventEnvelope {
-    /// The `event_id` of a stored envelope that starts as ``encode(_:)`` writes it, `{"event_type":"…",
+    /// The `event_id` of a stored envelope that starts as ``Storage`` encodes it, `{"event_type":"…",
     /// "event_id":"…"`, both strings with no escapes and nothing but ASCII from 0x20 on: nearly every event,
     /// and its id found with a few comparisons instead of the scanner (a fifth of rebuilding the dedup
     /// window, when it scanned every record). `nil` for anything else, which the scanner then reads.

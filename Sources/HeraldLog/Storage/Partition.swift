@@ -19,7 +19,7 @@ final class Partition: Sendable {
         var segments: [Segment]
         /// The offset the next append gets.
         var nextOffset: Int64
-        /// Records appended and not yet written: their bytes, back to back, and where each starts.
+        /// Records appended and not yet written: their bodies, framed by the writer when it takes them.
         var pending = PendingRecords()
         /// The buffers of the round written last, emptied, to be the next round's ``pending``.
         var spare: PendingRecords?
@@ -83,14 +83,15 @@ final class Partition: Sendable {
 
     // MARK: Appending
 
-    /// Assigns the next offset, lets `encode` make the event's bytes knowing it and the record's timestamp
-    /// (`timestamp`, or when `nil` the current time, read under the lock), and queues the record. Returns
-    /// the offset and the bytes, or `nil` when `encode` declined (returned `nil`): then nothing is queued
-    /// and the offset goes to the next append. `whenDurable`, if given, is called (on the log's writer
-    /// thread) once the record is durable under the fsync policy, or failed.
+    /// Assigns the next offset, lets `body` give the event's body knowing it and the record's timestamp
+    /// (`timestamp`, or when `nil` the current time, read under the lock), and queues it for the writer to
+    /// frame. Returns the offset and whether a reader waited for this record (``readerWaits()``), or `nil`
+    /// when `body` declined (returned `nil`): then nothing is queued and the offset goes to the next append.
+    /// `whenDurable`, if given, is called (on the log's writer thread) once the record is durable under the
+    /// fsync policy, or failed.
     func append(
         timestamp: Int64?,
-        encode: (_ offset: Int64, _ timestamp: Int64) -> RecordBody?,
+        body encode: (_ offset: Int64, _ timestamp: Int64) -> RecordBody?,
         whenDurable: DurabilityCallback?
     ) throws(LogError) -> (offset: Int64, readerWaited: Bool)? {
         try state.withLock { state throws(LogError) in
@@ -514,7 +515,7 @@ final class Partition: Sendable {
             if offset == next {
                 let data = Array(UnsafeRawBufferPointer(rebasing: rest[Record.headerSize..<size]))
                 // A partition that failed refuses appends; the caller finds the failure when it writes.
-                if (try? append(timestamp: timestamp, encode: { _, _ in .bytes(data) }, whenDurable: nil)) != nil {
+                if (try? append(timestamp: timestamp, body: { _, _ in .bytes(data) }, whenDurable: nil)) != nil {
                     appended += 1
                 }
             }

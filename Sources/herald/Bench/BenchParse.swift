@@ -84,7 +84,7 @@ struct BenchParse: ParsableCommand {
             print("publish path in process: \(events) frames of \(payloadSize)-byte payload, best of \(rounds) rounds")
             print("  parse the frame: \(rounded(parseNanoseconds)) ns per event")
             print(
-                "  seal the envelope: \(rounded(sealNanoseconds)) ns per event (envelopes of \(envelopeSize) bytes on average)"
+                "  seal and encode the envelope: \(rounded(sealNanoseconds)) ns per event (envelopes of \(envelopeSize) bytes on average)"
             )
         }
     }
