@@ -82,6 +82,7 @@ struct DurableSubscriptionTests {
         // The longest linger there is: the event arrives well within it only if the member's wait cut it.
         let broker = try await Self.start { $0.log.lingerMs = 60_000 }
         let log = try #require(broker.broker.log)
+        #expect(log.configuration.lingerMilliseconds == 60_000)
         try await broker.withModule("indexer") { (client: inout Conversation) async throws in
             #expect(
                 try await client.request(#"{"op":"subscribe","id":1,"topics":["tx"],"group":"indexers"}"#)

@@ -87,10 +87,11 @@ public struct EventEnvelope: Sendable, Hashable, CustomStringConvertible {
 
     /// Applies the defaults still missing and seals the fields; their JSON is made when first asked for
     /// (``json``), by ``Storage``'s encoder: the one place an envelope's JSON is produced.
-    package init(sealing fields: EnvelopeFields) {
+    /// `topic`, when the caller has it already (the broker routes by it before it seals), is not made again.
+    package init(sealing fields: EnvelopeFields, topic: String? = nil) {
         var fields = fields
         fields.applyDefaults()
-        storage = Storage(fields: Sealed(fields))
+        storage = Storage(fields: Sealed(fields), topic: topic)
     }
 
     /// The fields this envelope was sealed from, for building another envelope from them.
@@ -189,9 +190,9 @@ extension EventEnvelope {
             }
         }
 
-        init(fields: Sealed) {
+        init(fields: Sealed, topic: String?) {
             self.fields = fields
-            topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
+            self.topic = topic ?? Topic.of(eventType: fields.eventType, chainID: fields.chainID)
             encodedSize = Storage.size(fields)
         }
 

@@ -69,7 +69,7 @@ package struct JSONWriter {
         var string = string
         string.withUTF8 { utf8 in
             var runStart = 0
-            for (index, byte) in utf8.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == 0x5C {
+            for (index, byte) in utf8.enumerated() where Self.isEscaped(byte) {
                 bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
                 appendEscaped(byte)
                 runStart = index + 1
@@ -84,12 +84,7 @@ package struct JSONWriter {
         var string = string
         return string.withUTF8 { utf8 in
             var length = 2 + utf8.count
-            for byte in utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == 0x5C {
-                switch byte {
-                case UInt8(ascii: "\""), 0x5C, 0x0A, 0x0D, 0x09: length += 1
-                default: length += 5
-                }
-            }
+            for byte in utf8 where isEscaped(byte) { length += escapedLength(byte) - 1 }
             return length
         }
     }
@@ -103,6 +98,19 @@ package struct JSONWriter {
             length += 1
         }
         return length
+    }
+
+    /// Whether ``append(string:)`` escapes `byte` (RFC 8259: `"`, `\` and the control characters).
+    private static func isEscaped(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == 0x5C
+    }
+
+    /// The bytes ``appendEscaped(_:)`` writes for `byte`: two for the short escapes, six for `\u00XX`.
+    private static func escapedLength(_ byte: UInt8) -> Int {
+        switch byte {
+        case UInt8(ascii: "\""), 0x5C, 0x0A, 0x0D, 0x09: 2
+        default: 6
+        }
     }
 
     private mutating func appendEscaped(_ byte: UInt8) {

@@ -125,8 +125,6 @@ final class Partition: Sendable {
     /// Whether a reader waits for the next append (for tests).
     var isReaderWaiting: Bool { state.withLock { $0.readerWaits } }
 
-    var hasPending: Bool { state.withLock { !$0.pending.isEmpty } }
-
     /// Its segments and the bytes of their records.
     var usage: (segments: Int, bytes: Int) {
         state.withLock { state in (state.segments.count, state.segments.reduce(0) { $0 + $1.size }) }

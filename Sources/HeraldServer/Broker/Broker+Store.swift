@@ -68,7 +68,7 @@ extension Broker {
     {
         let topic = Topic.of(eventType: fields.eventType, chainID: fields.chainID)
         guard let log, persist.contains(where: { $0.matches(topic) }) else {
-            let sealed = EventEnvelope(sealing: fields)  // stamped now, when it has no timestamp
+            let sealed = EventEnvelope(sealing: fields, topic: topic)  // stamped now, when it has no timestamp
             guard sealed.encodedSize <= limit else { throw .tooLarge(size: sealed.encodedSize, limit: limit) }
             bus.publish(sealed)
             return AcceptedEvent(envelope: sealed, stored: nil)
@@ -87,7 +87,7 @@ extension Broker {
                     stored.offset = offset
                     stored.partition = partition
                     if stored.timestamp == nil { stored.timestamp = Timestamp.format(millisecondsSinceEpoch: time) }
-                    let envelope = EventEnvelope(sealing: stored)
+                    let envelope = EventEnvelope(sealing: stored, topic: topic)
                     sealed = envelope
                     return envelope.encodedSize <= limit ? .envelope(envelope) : nil
                 },
